@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/* libdotproxy: upstream specs and the proxy configuration.
+ *
+ * A dotproxy_config is a plain description, built before a context exists and
+ * copied by dotproxy_ctx_new(), so one config may seed many contexts (one per
+ * worker thread) and may be freed right after. A config object is not
+ * thread-safe; distinct configs may be used in parallel. */
+#ifndef DOTPROXY_CONFIG_H
+#define DOTPROXY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dotproxy/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DOTPROXY_DOT_PORT 853
+#define DOTPROXY_DNS_PORT 53
+
+/* A parsed ADDR[@PORT][#NAME] spec. A value type. */
+typedef struct dotproxy_endpoint {
+    struct sockaddr_storage addr; /* AF_INET or AF_INET6, port set */
+    socklen_t addrlen;
+    char name[256]; /* TLS authentication name; "" when the spec had none */
+} dotproxy_endpoint;
+
+/* Parse "ADDR[@PORT][#NAME]": ADDR an IPv4 literal or an IPv6 literal (bare,
+ * or in brackets: "[::1]@853"), PORT 1..65535 (default_port when absent),
+ * NAME a host name (letters, digits, '-', '.', labels of 1..63 octets, 253
+ * octets at most). NAME is accepted only when allow_name is nonzero (listen
+ * addresses have none). On success writes *out and returns 0; otherwise
+ * returns DOTPROXY_EADDR, DOTPROXY_EPORT or DOTPROXY_ENAME naming the part
+ * that is wrong (DOTPROXY_EINVAL for NULL or empty input). */
+DOTPROXY_EXPORT int dotproxy_endpoint_parse(dotproxy_endpoint *out, const char *spec,
+                                            uint16_t default_port, int allow_name);
+
+/* Format ep as "ADDR@PORT[#NAME]" into buf (NUL-terminated). Returns the
+ * length written, or DOTPROXY_ENOSPC. 128 octets always suffice without a
+ * name, 384 with one. */
+DOTPROXY_EXPORT int dotproxy_endpoint_format(const dotproxy_endpoint *ep, char *buf, size_t cap);
+
+typedef struct dotproxy_config dotproxy_config;
+
+/* Log levels, most severe first. */
+enum dotproxy_log_level {
+    DOTPROXY_LOG_ERR = 0,
+    DOTPROXY_LOG_WARN = 1,
+    DOTPROXY_LOG_INFO = 2,
+    DOTPROXY_LOG_DEBUG = 3,
+};
+
+/* Receives the library's log lines (no trailing newline). Called from the
+ * thread that drives the context; must not call back into that context. */
+typedef void (*dotproxy_log_fn)(int level, const char *msg, void *user);
+
+/* New configuration with the defaults documented at each setter, no listen
+ * address and no upstream. 0, DOTPROXY_EINVAL or DOTPROXY_ENOMEM. */
+DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out);
+/* NULL-safe. */
+DOTPROXY_EXPORT void dotproxy_config_free(dotproxy_config *cfg);
+
+/* Add a listen address "ADDR[@PORT]" (port 53 by default; 0 asks the kernel
+ * for a free port, see dotproxy_ctx_listen_port()). UDP and TCP are both
+ * served on it. Errors as dotproxy_endpoint_parse, plus DOTPROXY_ELIMIT past
+ * 16 addresses. */
+DOTPROXY_EXPORT int dotproxy_config_add_listen(dotproxy_config *cfg, const char *spec);
+
+/* Add an upstream "ADDR[@PORT][#NAME]" (port 853 by default). Without NAME,
+ * the certificate must carry ADDR as an IP address SAN. Errors as
+ * dotproxy_endpoint_parse, plus DOTPROXY_ELIMIT past 16 upstreams. */
+DOTPROXY_EXPORT int dotproxy_config_add_upstream(dotproxy_config *cfg, const char *spec);
+/* The same from a parsed endpoint. */
+DOTPROXY_EXPORT int dotproxy_config_add_upstream_endpoint(dotproxy_config *cfg,
+                                                          const dotproxy_endpoint *ep);
+/* Number of upstreams / listen addresses configured so far. */
+DOTPROXY_EXPORT size_t dotproxy_config_upstream_count(const dotproxy_config *cfg);
+DOTPROXY_EXPORT size_t dotproxy_config_listen_count(const dotproxy_config *cfg);
+
+/* PEM file of trust anchors used instead of the system store. NULL restores
+ * the system store. The file is read by dotproxy_ctx_new(). 0 or
+ * DOTPROXY_EINVAL / DOTPROXY_ENOMEM. */
+DOTPROXY_EXPORT int dotproxy_config_set_ca_file(dotproxy_config *cfg, const char *path);
+
+/* Per-query deadline from arrival to answer; when it passes the client gets
+ * SERVFAIL. Default 4000 ms; 1..600000. */
+DOTPROXY_EXPORT int dotproxy_config_set_timeout_ms(dotproxy_config *cfg, unsigned ms);
+
+/* An upstream connection with nothing in flight for this long is closed.
+ * Default 8000 ms (public resolvers close idle DoT after about 10 s);
+ * 1..3600000. */
+DOTPROXY_EXPORT int dotproxy_config_set_idle_timeout_ms(dotproxy_config *cfg, unsigned ms);
+
+/* Answer-cache entries; 0 (the default) turns the cache off. */
+DOTPROXY_EXPORT int dotproxy_config_set_cache_size(dotproxy_config *cfg, size_t entries);
+
+/* Most TLS connections opened to one upstream (default 2, 1..64): a second one
+ * is opened only when the first has max_inflight queries outstanding. */
+DOTPROXY_EXPORT int dotproxy_config_set_max_connections(dotproxy_config *cfg, unsigned n);
+
+/* Most queries in flight on one upstream connection, a power of two
+ * (default 1024, 1..32768). */
+DOTPROXY_EXPORT int dotproxy_config_set_max_inflight(dotproxy_config *cfg, unsigned n);
+
+/* Most queries waiting for an answer in one context (default 8192,
+ * 16..1048576): past it new queries get SERVFAIL at once. */
+DOTPROXY_EXPORT int dotproxy_config_set_max_queries(dotproxy_config *cfg, unsigned n);
+
+/* Most concurrent TCP clients per context (default 1024, 1..1048576). When
+ * full, the client idle the longest is closed to admit the new one. */
+DOTPROXY_EXPORT int dotproxy_config_set_max_tcp_clients(dotproxy_config *cfg, unsigned n);
+
+/* A TCP client with no query in flight for this long is closed
+ * (default 10000 ms, RFC 7766 6.2.3; 1..3600000). */
+DOTPROXY_EXPORT int dotproxy_config_set_tcp_idle_timeout_ms(dotproxy_config *cfg, unsigned ms);
+
+/* GnuTLS priority string for upstream connections. Default
+ * DOTPROXY_TLS_PRIORITY_DEFAULT. Checked by dotproxy_ctx_new(). */
+#define DOTPROXY_TLS_PRIORITY_DEFAULT                                                            \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"         \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:-GROUP-ALL:"              \
+    "+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1"
+DOTPROXY_EXPORT int dotproxy_config_set_tls_priority(dotproxy_config *cfg, const char *prio);
+
+/* Set SO_REUSEPORT on listening sockets so that several contexts (one per
+ * worker thread) can bind the same address. Default off. */
+DOTPROXY_EXPORT int dotproxy_config_set_reuseport(dotproxy_config *cfg, int on);
+
+/* Where log lines go, and the most verbose level passed on (default: no
+ * callback, nothing logged; level DOTPROXY_LOG_INFO). */
+DOTPROXY_EXPORT int dotproxy_config_set_log(dotproxy_config *cfg, dotproxy_log_fn fn, void *user,
+                                            int max_level);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/* libdotproxy: DNS message validation and rewriting, and the 2-octet length
+ * framing of DNS over TCP/TLS (RFC 1035 4.2.2, RFC 7766, RFC 7858).
+ *
+ * Everything here works on caller buffers and never allocates. Decoding
+ * borrows the caller's bytes; encoding writes into a caller buffer and reports
+ * DOTPROXY_ENOSPC (with the size needed, where one is returned) when it does
+ * not fit. All functions are reentrant and may be called from any thread. */
+#ifndef DOTPROXY_DNS_H
+#define DOTPROXY_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dotproxy/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DOTPROXY_DNS_HEADER_SIZE 12
+#define DOTPROXY_DNS_MAX_SIZE 65535u /* largest message a 2-octet prefix can carry */
+#define DOTPROXY_DNS_MAX_NAME 255    /* RFC 1035 2.3.4, wire octets */
+#define DOTPROXY_DNS_UDP_MIN 512     /* RFC 1035 / RFC 6891 6.2.5 floor */
+
+/* Header flag bits (the third and fourth octets as a host-order uint16_t). */
+#define DOTPROXY_DNS_FLAG_QR 0x8000u
+#define DOTPROXY_DNS_FLAG_AA 0x0400u
+#define DOTPROXY_DNS_FLAG_TC 0x0200u
+#define DOTPROXY_DNS_FLAG_RD 0x0100u
+#define DOTPROXY_DNS_FLAG_RA 0x0080u
+#define DOTPROXY_DNS_FLAG_AD 0x0020u
+#define DOTPROXY_DNS_FLAG_CD 0x0010u
+#define DOTPROXY_DNS_OPCODE(flags) (((flags) >> 11) & 0xFu)
+#define DOTPROXY_DNS_RCODE(flags) ((flags) & 0xFu)
+
+/* The DO bit in dotproxy_dns_info.edns_flags (RFC 3225). */
+#define DOTPROXY_DNS_EDNS_DO 0x8000u
+
+enum dotproxy_dns_rcode {
+    DOTPROXY_RCODE_NOERROR = 0,
+    DOTPROXY_RCODE_FORMERR = 1,
+    DOTPROXY_RCODE_SERVFAIL = 2,
+    DOTPROXY_RCODE_NXDOMAIN = 3,
+    DOTPROXY_RCODE_NOTIMP = 4,
+    DOTPROXY_RCODE_REFUSED = 5,
+};
+
+/* What dotproxy_dns_parse() learnt about a message. Offsets are from the
+ * start of the message; all values are host order. A value type: copy it
+ * freely; it points into nothing. */
+typedef struct dotproxy_dns_info {
+    uint16_t id;
+    uint16_t flags;        /* QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode */
+    uint16_t qdcount;
+    uint16_t ancount;
+    uint16_t nscount;
+    uint16_t arcount;
+    /* The first question (all zero when qdcount is 0). */
+    uint16_t qname_off;    /* always DOTPROXY_DNS_HEADER_SIZE when qdcount > 0 */
+    uint16_t qname_len;    /* uncompressed wire length of the name, 1..255 */
+    uint16_t qtype;
+    uint16_t qclass;
+    uint16_t question_end; /* offset just past the first question's QCLASS */
+    /* The EDNS OPT pseudo-RR (RFC 6891), when present. */
+    uint16_t opt_off;      /* offset of the OPT owner name (a root label); 0 = none */
+    uint16_t opt_len;      /* whole OPT RR, owner name to end of RDATA */
+    uint16_t udp_size;     /* the requestor's payload size (OPT CLASS), raw */
+    uint8_t ext_rcode;     /* upper 8 bits of the extended rcode */
+    uint8_t edns_version;
+    uint16_t edns_flags;   /* DO bit and Z */
+} dotproxy_dns_info;
+
+/* Validate the whole message msg[0..len) and describe it in *out.
+ * Checks: a 12-octet header; every name in every section (labels <= 63,
+ * names <= 255 octets, compression pointers only backwards, to an offset
+ * inside the message, never in a loop); every RR's RDLENGTH within the
+ * message; the section counts matching the bytes (no short or extra data);
+ * at most one OPT RR, only in the additional section, with a root owner name.
+ * Returns 0, DOTPROXY_EINVAL (NULL pointer) or DOTPROXY_EMALFORMED; *out is
+ * written only on success. Never reads outside msg[0..len). */
+DOTPROXY_EXPORT int dotproxy_dns_parse(dotproxy_dns_info *out, const uint8_t *msg, size_t len);
+
+/* The message ID of msg (len >= 2), or -1 (DOTPROXY_EINVAL) when too short. */
+DOTPROXY_EXPORT int dotproxy_dns_get_id(const uint8_t *msg, size_t len);
+
+/* Overwrite the message ID in place. 0 or DOTPROXY_EINVAL (len < 2). */
+DOTPROXY_EXPORT int dotproxy_dns_set_id(uint8_t *msg, size_t len, uint16_t id);
+
+/* The largest answer the sender of query q may receive over UDP: 512 without
+ * EDNS, else its advertised size with 512 as the floor (RFC 6891 6.2.5). */
+DOTPROXY_EXPORT unsigned dotproxy_dns_udp_limit(const dotproxy_dns_info *q);
+
+/* 1 when the first questions of a and b are the same (name compared without
+ * regard to ASCII case, type and class equal), 0 when they differ or either
+ * message fails to parse. Compression in either name is followed. */
+DOTPROXY_EXPORT int dotproxy_dns_same_question(const uint8_t *a, size_t alen,
+                                               const uint8_t *b, size_t blen);
+
+/* Build, in out[0..cap), a reply to `query` that carries only a header, the
+ * query's question (when it parses) and no records, with QR set, RD and CD
+ * copied, RA set, and the given rcode (any value 0..15; usually FORMERR,
+ * SERVFAIL or REFUSED). When the query has a readable header but a question
+ * that does not parse, the reply has no question (qdcount 0), as a FORMERR
+ * must. When the query had an OPT RR, the reply carries a fresh OPT (our
+ * payload size 1232, version 0, DO copied) per RFC 6891 7.
+ * Returns the reply's length, DOTPROXY_EMALFORMED when the query is shorter
+ * than a header, DOTPROXY_ENOSPC when cap is too small (the reply never needs
+ * more than qlen + 11 octets), or DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint8_t *query,
+                                            size_t qlen, unsigned rcode);
+
+/* Truncate an answer in place so that it fits `limit` octets, RFC 1035 style:
+ * when len <= limit nothing changes; otherwise TC is set, the answer,
+ * authority and additional sections are dropped, the OPT RR (if any) is kept
+ * right after the question so the client still learns our EDNS size.
+ * Returns the new length (<= limit), or DOTPROXY_EMALFORMED if msg does not
+ * parse, or DOTPROXY_ENOSPC if even header + question + OPT exceed limit. */
+DOTPROXY_EXPORT int dotproxy_dns_truncate(uint8_t *msg, size_t len, size_t limit);
+
+/* ---- 2-octet length framing (TCP / TLS) ---------------------------------
+ *
+ * A reassembly buffer over caller memory. Bytes are read straight into it
+ * (dotproxy_frame_space + dotproxy_frame_commit), then whole messages are
+ * taken out one by one (dotproxy_frame_next), however the stream was split:
+ * a prefix split across reads, many messages in one read. Fields are private;
+ * the struct is public only so it can live inside the caller's objects. */
+typedef struct dotproxy_frame {
+    uint8_t *buf;
+    size_t cap;
+    size_t head; /* first byte not yet returned */
+    size_t tail; /* end of the bytes read so far */
+} dotproxy_frame;
+
+/* Use buf[0..cap) as the reassembly buffer. A message of N octets needs
+ * cap >= N + 2; 65537 takes any message. cap must be at least 3. */
+DOTPROXY_EXPORT void dotproxy_frame_init(dotproxy_frame *f, uint8_t *buf, size_t cap);
+
+/* Where the next read may write: *where and the number of free octets
+ * (never 0 while no complete message waits: it moves pending bytes to the
+ * front first). Messages returned before are invalid after this call. */
+DOTPROXY_EXPORT size_t dotproxy_frame_space(dotproxy_frame *f, uint8_t **where);
+
+/* Record that n octets were written at the place dotproxy_frame_space gave. */
+DOTPROXY_EXPORT void dotproxy_frame_commit(dotproxy_frame *f, size_t n);
+
+/* Take the next whole message: 1 and *msg, *len set (valid until the next
+ * dotproxy_frame_space call), 0 when more bytes are needed, or an error:
+ * DOTPROXY_EMALFORMED for a zero-length frame, DOTPROXY_ENOSPC for a frame
+ * longer than the buffer can hold (the stream cannot continue after either). */
+DOTPROXY_EXPORT int dotproxy_frame_next(dotproxy_frame *f, const uint8_t **msg, size_t *len);
+
+/* Octets held that do not yet form a whole message. */
+DOTPROXY_EXPORT size_t dotproxy_frame_pending(const dotproxy_frame *f);
+
+/* Write the 2-octet big-endian prefix for a message of len octets (1..65535).
+ * 0 or DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_frame_put_prefix(uint8_t out[2], size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* libdotproxy: forward plain DNS to DNS-over-TLS upstreams.
+ * The one header users include. */
+#ifndef DOTPROXY_DOTPROXY_H
+#define DOTPROXY_DOTPROXY_H
+
+#include "dotproxy/config.h"
+#include "dotproxy/dns.h"
+#include "dotproxy/error.h"
+#include "dotproxy/loop.h"
+#include "dotproxy/proxy.h"
+#include "dotproxy/version.h"
+
+#endif

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/* libdotproxy: the proxy context.
+ *
+ * One context = one event loop = one thread at a time. A context owns its
+ * listening sockets, its TLS connection pool to the upstreams and its timers;
+ * it never creates a thread. Run several contexts in parallel (one per thread,
+ * with dotproxy_config_set_reuseport) to use several cores. Only
+ * dotproxy_ctx_stop() and dotproxy_ctx_wakeup() may be called from another
+ * thread or a signal handler. */
+#ifndef DOTPROXY_PROXY_H
+#define DOTPROXY_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dotproxy/config.h"
+#include "dotproxy/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dotproxy_ctx dotproxy_ctx;
+
+/* Create a context from cfg (copied: cfg may be freed afterwards), load the
+ * TLS trust anchors and bind every listen address (UDP and TCP).
+ * Returns 0, DOTPROXY_EINVAL (NULL, or no upstream configured),
+ * DOTPROXY_ENOMEM, DOTPROXY_ETLS (CA file unreadable or empty, bad priority
+ * string) or DOTPROXY_EBIND (an address could not be bound; the log callback
+ * says which and why). *out is written only on success. */
+DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg);
+
+/* Close every socket and free the context. NULL-safe. Queries still in
+ * flight are dropped without an answer; call dotproxy_ctx_stop() and run the
+ * loop until it returns to let them finish first. */
+DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx);
+
+/* The port the index-th listen address is bound to (useful with port 0), or
+ * DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_ctx_listen_port(const dotproxy_ctx *ctx, size_t index);
+
+/* Called with the answer to a query sent by dotproxy_ctx_query(): rcode >= 0
+ * and the answer (ID restored to the query's) on success, or a negative
+ * dotproxy_error with answer NULL when none could be had (deadline passed,
+ * every upstream failed, context freed or stopped). Called exactly once, from
+ * inside dotproxy_ctx_process() or dotproxy_ctx_free(). The answer is
+ * borrowed for the duration of the call. */
+typedef void (*dotproxy_answer_fn)(int rcode, const uint8_t *answer, size_t len, void *user);
+
+/* Send one DNS query (a whole message, copied) through the context's TLS
+ * pool, as if a client had asked. Returns 0 (cb will be called) or
+ * DOTPROXY_EINVAL, DOTPROXY_EMALFORMED (query does not parse or is not a
+ * query), DOTPROXY_ELIMIT (too many queries in flight), DOTPROXY_ESTATE
+ * (stopping). Not thread-safe: call from the thread driving ctx. */
+DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, size_t len,
+                                       dotproxy_answer_fn cb, void *user);
+
+/* Counters, for tests, metrics and embedders. */
+enum dotproxy_counter {
+    DOTPROXY_CTR_QUERIES_UDP = 0,      /* queries received over UDP */
+    DOTPROXY_CTR_QUERIES_TCP,          /* queries received over TCP */
+    DOTPROXY_CTR_QUERIES_API,          /* queries from dotproxy_ctx_query() */
+    DOTPROXY_CTR_ANSWERS,              /* upstream answers passed to clients */
+    DOTPROXY_CTR_SERVFAIL,             /* SERVFAIL made by us */
+    DOTPROXY_CTR_FORMERR,              /* FORMERR made by us */
+    DOTPROXY_CTR_DROPPED,              /* client messages dropped unanswered */
+    DOTPROXY_CTR_TRUNCATED,            /* UDP answers cut to TC=1 */
+    DOTPROXY_CTR_TIMEOUTS,             /* queries whose deadline passed */
+    DOTPROXY_CTR_RETRIES,              /* queries re-sent after a lost connection */
+    DOTPROXY_CTR_TLS_CONNECTS,         /* TCP connects started to upstreams */
+    DOTPROXY_CTR_TLS_HANDSHAKES,       /* TLS handshakes completed and verified */
+    DOTPROXY_CTR_TLS_RESUMED,          /* ...of which resumed a session */
+    DOTPROXY_CTR_TLS_FAILURES,         /* connects or handshakes that failed */
+    DOTPROXY_CTR_TLS_CLOSED_BY_PEER,   /* upstream connections the upstream closed */
+    DOTPROXY_CTR_TLS_CLOSED_IDLE,      /* upstream connections we closed as idle */
+    DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS, /* answers with unknown ID or wrong question */
+    DOTPROXY_CTR_TCP_CLIENTS,          /* TCP clients accepted */
+    DOTPROXY_CTR_INFLIGHT,             /* queries waiting now (a gauge) */
+    DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
+};
+
+/* The value of a counter, or 0 for an unknown one. */
+DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which);
+
+/* Ask the context to stop: listeners close at once, queries in flight get up
+ * to drain_ms to finish, then dotproxy_ctx_run() returns (and
+ * dotproxy_ctx_stopped() becomes 1). Safe from any thread and from signal
+ * handlers. */
+DOTPROXY_EXPORT void dotproxy_ctx_stop(dotproxy_ctx *ctx);
+
+/* 1 once a stop has been asked for and finished (nothing left in flight, or
+ * the drain time passed), else 0. */
+DOTPROXY_EXPORT int dotproxy_ctx_stopped(const dotproxy_ctx *ctx);
+
+/* Make a blocked dotproxy_ctx_run_once() return early. Safe from any thread
+ * and from signal handlers. */
+DOTPROXY_EXPORT void dotproxy_ctx_wakeup(dotproxy_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: MIT */
+#include "dotproxy/version.h"
+
+DOTPROXY_EXPORT const char *dotproxy_version(void)
+{
+    return DOTPROXY_VERSION_STRING;
+}
