@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+#include "pki.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+/* A certificate and its private key. */
+typedef struct pki_ent {
+    gnutls_x509_crt_t crt;
+    gnutls_x509_privkey_t key;
+} pki_ent;
+
+static void ent_free(pki_ent *e)
+{
+    if (e->crt)
+        gnutls_x509_crt_deinit(e->crt);
+    if (e->key)
+        gnutls_x509_privkey_deinit(e->key);
+    e->crt = NULL;
+    e->key = NULL;
+}
+
+static int write_file(const char *dir, const char *name, const gnutls_datum_t *d, mode_t mode)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return GNUTLS_E_FILE_ERROR;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return GNUTLS_E_FILE_ERROR;
+    size_t off = 0;
+    while (off < d->size) {
+        ssize_t n = write(fd, d->data + off, d->size - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            close(fd);
+            errno = e;
+            return GNUTLS_E_FILE_ERROR;
+        }
+        off += (size_t)n;
+    }
+    return close(fd) < 0 ? GNUTLS_E_FILE_ERROR : 0;
+}
+
+static int save(const char *dir, const char *crt_name, const char *key_name, const pki_ent *e)
+{
+    gnutls_datum_t d = {NULL, 0};
+    int ret = gnutls_x509_crt_export2(e->crt, GNUTLS_X509_FMT_PEM, &d);
+    if (ret < 0)
+        return ret;
+    ret = write_file(dir, crt_name, &d, 0644);
+    gnutls_free(d.data);
+    if (ret < 0 || key_name == NULL)
+        return ret;
+    d.data = NULL;
+    /* PKCS#8 unencrypted: the form every TLS tool (kdig, openssl, GnuTLS) reads. */
+    ret = gnutls_x509_privkey_export2_pkcs8(e->key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
+                                            &d);
+    if (ret < 0)
+        return ret;
+    ret = write_file(dir, key_name, &d, 0600);
+    gnutls_free(d.data);
+    return ret;
+}
+
+/* Issue a certificate for a fresh key. ca == NULL: a self-signed CA named cn.
+ * Otherwise a TLS server leaf signed by ca, with the DNS SAN dns_name and,
+ * when with_ips, IP SANs 127.0.0.1 and ::1. */
+static int issue(pki_ent *out, const pki_ent *ca, const char *cn, const char *dns_name,
+                 int with_ips)
+{
+    pki_ent e = {NULL, NULL};
+    int ret;
+    if ((ret = gnutls_x509_privkey_init(&e.key)) < 0)
+        goto fail;
+    ret = gnutls_x509_privkey_generate(
+        e.key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+    if (ret < 0)
+        goto fail;
+    if ((ret = gnutls_x509_crt_init(&e.crt)) < 0)
+        goto fail;
+
+    /* RFC 5280 4.1.2.2: a positive serial of at most 20 octets; random so that
+     * two runs never produce the same issuer+serial pair. */
+    unsigned char serial[16];
+    if ((ret = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial)) < 0)
+        goto fail;
+    serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x01);
+    time_t now = time(NULL);
+    if ((ret = gnutls_x509_crt_set_version(e.crt, 3)) < 0 ||
+        (ret = gnutls_x509_crt_set_serial(e.crt, serial, sizeof serial)) < 0 ||
+        (ret = gnutls_x509_crt_set_activation_time(e.crt, now - 3600)) < 0 ||
+        (ret = gnutls_x509_crt_set_expiration_time(e.crt, now + 86400)) < 0 ||
+        (ret = gnutls_x509_crt_set_dn_by_oid(e.crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
+                                             (unsigned)strlen(cn))) < 0 ||
+        (ret = gnutls_x509_crt_set_key(e.crt, e.key)) < 0)
+        goto fail;
+
+    unsigned char kid[64];
+    size_t kid_len = sizeof kid;
+    if ((ret = gnutls_x509_crt_get_key_id(e.crt, GNUTLS_KEYID_USE_SHA1, kid, &kid_len)) < 0 ||
+        (ret = gnutls_x509_crt_set_subject_key_id(e.crt, kid, kid_len)) < 0)
+        goto fail;
+
+    if (ca == NULL) {
+        if ((ret = gnutls_x509_crt_set_basic_constraints(e.crt, 1, -1)) < 0 ||
+            (ret = gnutls_x509_crt_set_key_usage(
+                 e.crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN)) < 0 ||
+            (ret = gnutls_x509_crt_sign2(e.crt, e.crt, e.key, GNUTLS_DIG_SHA256, 0)) < 0)
+            goto fail;
+        *out = e;
+        return 0;
+    }
+
+    if ((ret = gnutls_x509_crt_set_basic_constraints(e.crt, 0, -1)) < 0 ||
+        (ret = gnutls_x509_crt_set_key_usage(e.crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
+        (ret = gnutls_x509_crt_set_key_purpose_oid(e.crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
+        (ret = gnutls_x509_crt_set_subject_alt_name(e.crt, GNUTLS_SAN_DNSNAME, dns_name,
+                                                    (unsigned)strlen(dns_name),
+                                                    GNUTLS_FSAN_APPEND)) < 0)
+        goto fail;
+    if (with_ips) {
+        unsigned char v4[4], v6[16];
+        inet_pton(AF_INET, "127.0.0.1", v4);
+        inet_pton(AF_INET6, "::1", v6);
+        if ((ret = gnutls_x509_crt_set_subject_alt_name(e.crt, GNUTLS_SAN_IPADDRESS, v4,
+                                                        sizeof v4, GNUTLS_FSAN_APPEND)) < 0 ||
+            (ret = gnutls_x509_crt_set_subject_alt_name(e.crt, GNUTLS_SAN_IPADDRESS, v6,
+                                                        sizeof v6, GNUTLS_FSAN_APPEND)) < 0)
+            goto fail;
+    }
+    kid_len = sizeof kid;
+    if ((ret = gnutls_x509_crt_get_subject_key_id(ca->crt, kid, &kid_len, NULL)) < 0 ||
+        (ret = gnutls_x509_crt_set_authority_key_id(e.crt, kid, kid_len)) < 0 ||
+        (ret = gnutls_x509_crt_sign2(e.crt, ca->crt, ca->key, GNUTLS_DIG_SHA256, 0)) < 0)
+        goto fail;
+    *out = e;
+    return 0;
+fail:
+    ent_free(&e);
+    return ret;
+}
+
+int ts_pki_make(const char *dir)
+{
+    pki_ent ca = {NULL, NULL}, leaf = {NULL, NULL}, rogue_ca = {NULL, NULL};
+    int ret;
+    if (dir == NULL)
+        return GNUTLS_E_INVALID_REQUEST;
+    if ((ret = issue(&ca, NULL, "dotproxy test CA", NULL, 0)) < 0 ||
+        (ret = save(dir, "ca.pem", "ca-key.pem", &ca)) < 0)
+        goto out;
+    if ((ret = issue(&leaf, &ca, TS_PKI_SERVER_NAME, TS_PKI_SERVER_NAME, 1)) < 0 ||
+        (ret = save(dir, "server.pem", "server-key.pem", &leaf)) < 0)
+        goto out;
+    ent_free(&leaf);
+    if ((ret = issue(&leaf, &ca, "wrong.test", "wrong.test", 0)) < 0 ||
+        (ret = save(dir, "wrongname.pem", "wrongname-key.pem", &leaf)) < 0)
+        goto out;
+    ent_free(&leaf);
+    /* The rogue CA has the real CA's subject name, so only the signature tells
+     * the chains apart: a client that matched issuers by name alone would be fooled. */
+    if ((ret = issue(&rogue_ca, NULL, "dotproxy test CA", NULL, 0)) < 0 ||
+        (ret = save(dir, "rogue-ca.pem", NULL, &rogue_ca)) < 0)
+        goto out;
+    if ((ret = issue(&leaf, &rogue_ca, TS_PKI_SERVER_NAME, TS_PKI_SERVER_NAME, 1)) < 0 ||
+        (ret = save(dir, "rogue.pem", "rogue-key.pem", &leaf)) < 0)
+        goto out;
+    ret = 0;
+out:;
+    int saved = errno; /* the caller reads it after GNUTLS_E_FILE_ERROR */
+    ent_free(&leaf);
+    ent_free(&ca);
+    ent_free(&rogue_ca);
+    errno = saved;
+    return ret;
+}

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Test support: a throwaway PKI for the DoT tests, made with the GnuTLS x509
+ * API in a few milliseconds (ECDSA P-256 keys). Nothing here is secret or
+ * meant to outlive a test run. */
+#ifndef TS_PKI_H
+#define TS_PKI_H
+
+/* The TLS name the good server certificate carries (also 127.0.0.1, ::1). */
+#define TS_PKI_SERVER_NAME "dns.test"
+
+/* Create, in the existing directory dir (written with 0600 for keys):
+ *   ca.pem, ca-key.pem               the test CA (trust anchor for the tests)
+ *   server.pem, server-key.pem       signed by the CA; SAN DNS "dns.test",
+ *                                    IP 127.0.0.1 and ::1
+ *   wrongname.pem, wrongname-key.pem signed by the CA; SAN DNS "wrong.test" only
+ *   rogue-ca.pem                     a second CA nobody trusts
+ *   rogue.pem, rogue-key.pem         signed by the rogue CA; SAN DNS "dns.test"
+ * Every certificate is valid from one hour ago to one day ahead.
+ * Returns 0 or a negative GnuTLS error code; GNUTLS_E_FILE_ERROR when a file
+ * cannot be written, with errno telling why. Thread-safe. */
+int ts_pki_make(const char *dir);
+
+#endif
