@@ -1,0 +1,116 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# docker-stage.sh SRCDIR [MESON]
+#
+# The Dockerfile's build and runtime stages, done without a container engine:
+#   1. run the build stage's `meson setup` (options read from the Dockerfile itself, so
+#      the two cannot drift), ninja and `meson install --destdir` into a temp dir;
+#   2. check the staged tree: /usr/sbin/dotproxyd, libdotproxy.so.N with its soname
+#      link, public headers, dotproxy.pc with the right prefix;
+#   3. pick the runtime files exactly as the Dockerfile does (binary + libdotproxy.so.*)
+#      into a second tree and run `dotproxyd --version` from it, with LD_LIBRARY_PATH
+#      pointing only there, checking every other library it needs comes from the
+#      system (in the image: libgnutls30 and libc6).
+# Exit 0 pass, 1 fail.
+set -euo pipefail
+
+src=$(cd "${1:?usage: docker-stage.sh SRCDIR [MESON]}" && pwd)
+meson=${2:-meson}
+dockerfile=$src/Dockerfile
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/docker-stage.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+# --- 1. the build stage --------------------------------------------------------------
+# Join continuation lines, then take the options between `meson setup /build /src`
+# and the next `&&`.
+opts=$(sed -e ':a' -e '/\\$/N; s/\\\n/ /; ta' "$dockerfile" |
+       sed -n 's/.*meson setup \/build \/src \(.*\)/\1/p' | sed 's/&&.*//' | head -1)
+opts=$(echo $opts)  # squeeze the continuation-line indentation
+[[ -n $opts ]] || fail "no 'meson setup /build /src OPTIONS' in $dockerfile"
+for want in --buildtype=release --prefix=/usr -Dtests=false -Dexamples=false; do
+    [[ " $opts " == *" $want "* ]] || fail "Dockerfile meson setup lacks $want (has: $opts)"
+done
+ok "Dockerfile build stage options: $opts"
+
+# shellcheck disable=SC2086  # options are words, as the shell in RUN splits them
+"$meson" setup "$tmp/build" "$src" $opts >"$tmp/setup.log" 2>&1 ||
+    { cat "$tmp/setup.log" >&2; fail "meson setup"; }
+ninja -C "$tmp/build" >"$tmp/ninja.log" 2>&1 || { tail -50 "$tmp/ninja.log" >&2; fail "ninja"; }
+"$meson" install -C "$tmp/build" --destdir "$tmp/stage" --no-rebuild >"$tmp/install.log" 2>&1 ||
+    { cat "$tmp/install.log" >&2; fail "meson install"; }
+stage=$tmp/stage
+ok "built and staged into a temp destdir"
+
+# --- 2. the staged tree ---------------------------------------------------------------
+[[ -x $stage/usr/sbin/dotproxyd && ! -L $stage/usr/sbin/dotproxyd ]] ||
+    fail "staged tree has no executable /usr/sbin/dotproxyd"
+
+mapfile -t reals < <(cd "$stage" && find usr/lib* -name 'libdotproxy.so.*.*.*' -type f)
+[[ ${#reals[@]} -eq 1 ]] || fail "expected one libdotproxy.so.X.Y.Z, found: ${reals[*]:-none}"
+real=$stage/${reals[0]}
+libdir=$(dirname "$real")
+soname=$(readelf -d "$real" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[[ $soname =~ ^libdotproxy\.so\.[0-9]+$ ]] || fail "bad soname '$soname' in ${reals[0]}"
+[[ -L $libdir/$soname && $(readlink -f "$libdir/$soname") == "$(readlink -f "$real")" ]] ||
+    fail "no $soname link to $(basename "$real") in $libdir"
+[[ -L $libdir/libdotproxy.so ]] || fail "no development link libdotproxy.so"
+ok "shared object ${reals[0]}, soname $soname"
+
+# The version script must be in force: nothing but dotproxy_* is exported.
+stray=$(nm -D --defined-only "$real" | awk '{print $3}' | grep -v '^dotproxy_' | grep -v '^DOTPROXY_' || true)
+[[ -z $stray ]] || fail "exported symbols outside the dotproxy_ namespace: $stray"
+
+for h in dotproxy.h error.h config.h dns.h loop.h proxy.h export.h version.h; do
+    [[ -f $stage/usr/include/dotproxy/$h ]] || fail "header dotproxy/$h not installed"
+done
+ok "public headers installed"
+
+pc=$(cd "$stage" && find usr/lib* -name dotproxy.pc | head -1)
+[[ -n $pc ]] || fail "dotproxy.pc not installed"
+grep -qx 'prefix=/usr' "$stage/$pc" || fail "$pc: prefix is not /usr"
+grep -q '^Requires.private:.*gnutls' "$stage/$pc" || fail "$pc: gnutls not in Requires.private"
+# pkg-config itself resolves it, as a user of the image's -dev tree would.
+if command -v pkg-config >/dev/null; then
+    libs=$(PKG_CONFIG_SYSROOT_DIR=$stage PKG_CONFIG_LIBDIR=$stage/$(dirname "$pc") \
+           pkg-config --libs dotproxy) || fail "pkg-config cannot read $pc"
+    [[ $libs == *-ldotproxy* ]] || fail "pkg-config --libs dotproxy gave '$libs'"
+fi
+ok "pkg-config file $pc"
+
+# --- 3. the runtime stage -------------------------------------------------------------
+# The same selection as the Dockerfile's /rootfs step.
+rootfs=$tmp/rootfs
+mkdir -p "$rootfs/usr/sbin"
+cp -a "$stage/usr/sbin/dotproxyd" "$rootfs/usr/sbin/"
+(cd "$stage" && find usr/lib -name 'libdotproxy.so.*' -exec cp -a --parents {} "$rootfs/" \;)
+rlibdir=$rootfs/${libdir#"$stage"/}
+[[ -e $rlibdir/$soname ]] || fail "runtime selection lost $soname"
+
+# Installed binaries carry no build-tree rpath; the library must come from the rootfs.
+if readelf -d "$rootfs/usr/sbin/dotproxyd" | grep -Eq '\((RPATH|RUNPATH)\)'; then
+    fail "installed dotproxyd still has an RPATH/RUNPATH"
+fi
+deps=$(LD_LIBRARY_PATH=$rlibdir ldd "$rootfs/usr/sbin/dotproxyd")
+if grep -q 'not found' <<<"$deps"; then fail "unresolved libraries: $deps"; fi
+grep -q "libdotproxy.so.* => $rlibdir/" <<<"$deps" ||
+    fail "libdotproxy not taken from the runtime tree: $deps"
+# Everything else must be what libgnutls30 + libc6 bring (the runtime stage installs
+# nothing else); a new dependency has to be added to the Dockerfile on purpose.
+other=$(awk '/=>/ {print $1}' <<<"$deps" |
+        grep -Ev '^(libdotproxy|libgnutls|libc|libm|libpthread|libdl|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi|libzstd|libbrotli(common|enc|dec)?|libz)\.so' || true)
+[[ -z $other ]] || fail "dotproxyd needs libraries the runtime image does not install: $other"
+
+out=$(LD_LIBRARY_PATH=$rlibdir "$rootfs/usr/sbin/dotproxyd" --version 2>&1) ||
+    fail "staged dotproxyd --version exited $?: $out"
+version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$src/meson.build" | head -1)
+[[ -n $version && $out == *"$version"* ]] ||
+    fail "staged dotproxyd --version printed '$out', expected it to name version $version"
+ok "runtime tree runs: $out"
+
+bash -n "$src/deploy/docker/dns-probe" || fail "deploy/docker/dns-probe does not parse"
+echo "docker-stage: all checks passed"
