@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -185,24 +186,38 @@ static void log_startup(const struct dpd_options *opts)
     log_main(DOTPROXY_LOG_INFO, "%s", line);
 }
 
-static int create_contexts(struct dpd_options *opts)
+/* Worker 0 binds what was asked; the others bind the ports worker 0 got,
+ * so that "ADDR@0" with --workers N gives N sockets on one kernel-chosen
+ * port, not N different ports. */
+static int create_contexts(const struct dpd_options *opts)
 {
-    for (unsigned i = 0; i < opts->workers; i++) {
-        int r;
+    int *ports = calloc(opts->n_listen, sizeof *ports);
+    int r = ports == NULL ? DOTPROXY_ENOMEM : 0;
+
+    for (unsigned i = 0; r == 0 && i < opts->workers; i++) {
+        dotproxy_config *cfg;
 
         workers[i].index = i;
-        /* The config is copied by dotproxy_ctx_new(), so pointing its log
-         * callback at each worker in turn gives each context its own tag. */
-        r = dotproxy_config_set_log(opts->cfg, log_from_library, &workers[i], opts->log_level);
+        r = dpd_options_config(&cfg, opts, i == 0 ? NULL : ports);
+        if (r < 0)
+            break;
+        r = dotproxy_config_set_log(cfg, log_from_library, &workers[i], opts->log_level);
         if (r == 0)
-            r = dotproxy_ctx_new(&workers[i].ctx, opts->cfg);
-        if (r < 0) {
-            fprintf(stderr, "dotproxyd: cannot start%s: %s%s\n",
-                    opts->workers > 1 ? " all workers" : "", dotproxy_strerror(r),
-                    r == DOTPROXY_EBIND ? " (the log above says which and why)" : "");
-            return -1;
-        }
+            r = dotproxy_ctx_new(&workers[i].ctx, cfg); /* copies cfg */
+        dotproxy_config_free(cfg);
+        if (r < 0)
+            break;
+        for (size_t j = 0; i == 0 && j < opts->n_listen; j++)
+            ports[j] = dotproxy_ctx_listen_port(workers[0].ctx, j);
         n_published = (sig_atomic_t)(i + 1);
+    }
+    free(ports);
+    if (r < 0) {
+        fprintf(stderr, "dotproxyd: cannot start: %s%s\n", dotproxy_strerror(r),
+                r == DOTPROXY_EBIND  ? " (the log above says which and why)"
+                : r == DOTPROXY_ETLS ? " (is the CA file PEM?)"
+                                     : "");
+        return -1;
     }
     return 0;
 }
@@ -247,7 +262,7 @@ static unsigned start_workers(unsigned n)
     return started;
 }
 
-static int run(struct dpd_options *opts)
+static int run(const struct dpd_options *opts)
 {
     unsigned started;
     int status = DPD_EXIT_OK;

@@ -2,10 +2,12 @@
 /* dotproxyd: command-line parsing. Every message names the option, the value
  * as typed and what is wrong with it, so that the operator can fix the unit
  * file or the container spec without reading the source. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,17 +128,33 @@ static int check_readable_file(const char *opt, const char *path)
     return 0;
 }
 
-static int append_endpoint(dotproxy_endpoint **list, size_t *n, const dotproxy_endpoint *ep)
+static int append_endpoint(dotproxy_endpoint **list, size_t n, const dotproxy_endpoint *ep)
 {
-    dotproxy_endpoint *grown = realloc(*list, (*n + 1) * sizeof **list);
+    dotproxy_endpoint *grown = realloc(*list, (n + 1) * sizeof **list);
 
     if (grown == NULL)
         return DOTPROXY_ENOMEM;
-    grown[*n] = *ep;
+    grown[n] = *ep;
     *list = grown;
-    (*n)++;
     return 0;
 }
+
+static int append_listen(struct dpd_options *opts, const char *spec, const dotproxy_endpoint *ep)
+{
+    const char **grown = realloc(opts->listen_spec, (opts->n_listen + 1) * sizeof *grown);
+
+    if (grown == NULL)
+        return DOTPROXY_ENOMEM;
+    opts->listen_spec = grown;
+    if (append_endpoint(&opts->listen, opts->n_listen, ep) < 0)
+        return DOTPROXY_ENOMEM;
+    grown[opts->n_listen++] = spec;
+    return 0;
+}
+
+/* The config of the parse in progress, fed every value so that the library
+ * itself judges them (its limits included); thrown away at the end. */
+static dotproxy_config *check_cfg;
 
 /* The endpoint of a listen spec the config accepted, for the startup line.
  * The config also takes "ADDR@0" (the kernel picks the port), which the spec
@@ -169,14 +187,16 @@ static int take_endpoint(struct dpd_options *opts, const char *opt, const char *
     if (upstream) {
         r = dotproxy_endpoint_parse(&ep, spec, DOTPROXY_DOT_PORT, 1);
         if (r == 0)
-            r = dotproxy_config_add_upstream_endpoint(opts->cfg, &ep);
+            r = dotproxy_config_add_upstream_endpoint(check_cfg, &ep);
         if (r == 0)
-            r = append_endpoint(&opts->upstream, &opts->n_upstream, &ep);
+            r = append_endpoint(&opts->upstream, opts->n_upstream, &ep);
+        if (r == 0)
+            opts->n_upstream++;
     } else {
-        r = dotproxy_config_add_listen(opts->cfg, spec);
+        r = dotproxy_config_add_listen(check_cfg, spec);
         if (r == 0) {
             listen_endpoint(&ep, spec);
-            r = append_endpoint(&opts->listen, &opts->n_listen, &ep);
+            r = append_listen(opts, spec, &ep);
         }
     }
     if (r == DOTPROXY_ENOMEM) {
@@ -225,18 +245,20 @@ static int take_option(struct dpd_options *opts, int c, const char *arg, int *do
     case OPT_CA_FILE:
         if (check_readable_file("--ca-file", arg) != 0)
             return DPD_EXIT_USAGE;
-        if (dotproxy_config_set_ca_file(opts->cfg, arg) != 0) {
+        if (dotproxy_config_set_ca_file(check_cfg, arg) != 0) {
             usage_error("--ca-file '%s': %s", arg, dotproxy_strerror(DOTPROXY_EINVAL));
             return DPD_EXIT_USAGE;
         }
+        opts->ca_file = arg;
         return 0;
     case OPT_TIMEOUT:
         if (parse_number(arg, TIMEOUT_MS_MIN, TIMEOUT_MS_MAX, &v) != 0 ||
-            dotproxy_config_set_timeout_ms(opts->cfg, (unsigned)v) != 0) {
+            dotproxy_config_set_timeout_ms(check_cfg, (unsigned)v) != 0) {
             usage_error("--timeout '%s': must be a number of milliseconds from %lu to %lu", arg,
                         TIMEOUT_MS_MIN, TIMEOUT_MS_MAX);
             return DPD_EXIT_USAGE;
         }
+        opts->timeout_ms = (unsigned)v;
         return 0;
     case OPT_CACHE_SIZE:
         if (parse_number(arg, 0, ULONG_MAX, &v) != 0) {
@@ -251,7 +273,7 @@ static int take_option(struct dpd_options *opts, int c, const char *arg, int *do
                         arg);
             return DPD_EXIT_USAGE;
         }
-        if (dotproxy_config_set_cache_size(opts->cfg, 0) != 0) {
+        if (dotproxy_config_set_cache_size(check_cfg, 0) != 0) {
             usage_error("--cache-size '%s': %s", arg, dotproxy_strerror(DOTPROXY_EINVAL));
             return DPD_EXIT_USAGE;
         }
@@ -297,82 +319,118 @@ static int add_defaults(struct dpd_options *opts)
     return r;
 }
 
-enum dpd_parse_result dpd_options_parse(struct dpd_options *opts, int argc, char **argv,
-                                        int *status)
+static enum dpd_parse_result parse(struct dpd_options *opts, int argc, char **argv, int *status)
 {
     char name[64];
     int c;
     int done = 0;
 
-    memset(opts, 0, sizeof *opts);
-    opts->workers = 1;
-    opts->log_level = DOTPROXY_LOG_INFO;
-    if (dotproxy_config_new(&opts->cfg) != 0) {
-        fprintf(stderr, "dotproxyd: out of memory\n");
-        *status = DPD_EXIT_RUNTIME;
-        return DPD_PARSE_EXIT;
-    }
-
     opterr = 0;
     while ((c = getopt_long(argc, argv, short_options, long_options, NULL)) != -1) {
-        int r;
-
         if (c == ':') {
             usage_error("option '%s' needs a value",
                         optopt != 0 ? option_name(optopt, name, sizeof name) : argv[optind - 1]);
-            goto usage;
+            *status = DPD_EXIT_USAGE;
+            return DPD_PARSE_EXIT;
         }
         if (c == '?') {
             /* A long option is reported as typed (it may carry "=value");
              * an unknown short one by its letter, as it may sit in a
              * cluster like "-vx". */
-            if (optopt == 0 || strncmp(argv[optind - 1], "--", 2) == 0)
-                usage_error("unknown option '%s'", argv[optind - 1]);
+            const char *arg = argv[optind - 1];
+            const char *eq = strchr(arg, '=');
+
+            if (strncmp(arg, "--", 2) == 0 && eq != NULL && optopt != 0)
+                usage_error("option '%.*s' takes no value", (int)(eq - arg), arg);
+            else if (optopt == 0 || strncmp(arg, "--", 2) == 0)
+                usage_error("unknown option '%s'", arg);
             else
                 usage_error("unknown option '-%c'", optopt);
-            goto usage;
-        }
-        r = take_option(opts, c, optarg, &done);
-        if (done || r != 0) {
-            dpd_options_release(opts);
-            *status = r;
+            *status = DPD_EXIT_USAGE;
             return DPD_PARSE_EXIT;
         }
+        *status = take_option(opts, c, optarg, &done);
+        if (done || *status != 0)
+            return DPD_PARSE_EXIT;
     }
     if (optind < argc) {
         usage_error("unexpected argument '%s' (options take their values as '-l ADDR')",
                     argv[optind]);
-        goto usage;
-    }
-    c = exit_status_of(add_defaults(opts));
-    if (c != 0) {
-        dpd_options_release(opts);
-        *status = c;
+        *status = DPD_EXIT_USAGE;
         return DPD_PARSE_EXIT;
     }
-    if (opts->workers > 1 && dotproxy_config_set_reuseport(opts->cfg, 1) != 0) {
-        fprintf(stderr, "dotproxyd: cannot enable SO_REUSEPORT for --workers\n");
-        dpd_options_release(opts);
+    *status = exit_status_of(add_defaults(opts));
+    return *status == 0 ? DPD_PARSE_RUN : DPD_PARSE_EXIT;
+}
+
+enum dpd_parse_result dpd_options_parse(struct dpd_options *opts, int argc, char **argv,
+                                        int *status)
+{
+    enum dpd_parse_result r;
+
+    memset(opts, 0, sizeof *opts);
+    opts->workers = 1;
+    opts->log_level = DOTPROXY_LOG_INFO;
+    if (dotproxy_config_new(&check_cfg) != 0) {
+        fprintf(stderr, "dotproxyd: out of memory\n");
         *status = DPD_EXIT_RUNTIME;
         return DPD_PARSE_EXIT;
     }
-    *status = DPD_EXIT_OK;
-    return DPD_PARSE_RUN;
+    r = parse(opts, argc, argv, status);
+    dotproxy_config_free(check_cfg);
+    check_cfg = NULL;
+    if (r != DPD_PARSE_RUN)
+        dpd_options_release(opts);
+    return r;
+}
 
-usage:
-    dpd_options_release(opts);
-    *status = DPD_EXIT_USAGE;
-    return DPD_PARSE_EXIT;
+int dpd_options_config(dotproxy_config **out, const struct dpd_options *opts, const int *ports)
+{
+    dotproxy_config *cfg;
+    int r = dotproxy_config_new(&cfg);
+
+    for (size_t i = 0; r == 0 && i < opts->n_listen; i++) {
+        char spec[128];
+        dotproxy_endpoint ep = opts->listen[i];
+
+        if (ports == NULL || ports[i] <= 0) {
+            r = dotproxy_config_add_listen(cfg, opts->listen_spec[i]);
+            continue;
+        }
+        if (ep.addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ep.addr)->sin_port = htons((uint16_t)ports[i]);
+        else
+            ((struct sockaddr_in6 *)&ep.addr)->sin6_port = htons((uint16_t)ports[i]);
+        r = dotproxy_endpoint_format(&ep, spec, sizeof spec);
+        if (r >= 0)
+            r = dotproxy_config_add_listen(cfg, spec);
+    }
+    for (size_t i = 0; r == 0 && i < opts->n_upstream; i++)
+        r = dotproxy_config_add_upstream_endpoint(cfg, &opts->upstream[i]);
+    if (r == 0 && opts->ca_file != NULL)
+        r = dotproxy_config_set_ca_file(cfg, opts->ca_file);
+    if (r == 0 && opts->timeout_ms > 0)
+        r = dotproxy_config_set_timeout_ms(cfg, opts->timeout_ms);
+    /* Several contexts bind the same addresses; the kernel spreads the
+     * clients over them (UDP by 4-tuple hash, TCP by accept queue). */
+    if (r == 0 && opts->workers > 1)
+        r = dotproxy_config_set_reuseport(cfg, 1);
+    if (r < 0) {
+        dotproxy_config_free(cfg);
+        return r;
+    }
+    *out = cfg;
+    return 0;
 }
 
 void dpd_options_release(struct dpd_options *opts)
 {
     if (opts == NULL)
         return;
-    dotproxy_config_free(opts->cfg);
+    free(opts->listen_spec);
     free(opts->listen);
     free(opts->upstream);
-    opts->cfg = NULL;
+    opts->listen_spec = NULL;
     opts->listen = NULL;
     opts->upstream = NULL;
     opts->n_listen = 0;

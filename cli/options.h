@@ -20,13 +20,15 @@
 
 #define DPD_MAX_WORKERS 64
 
-/* What the command line asked for. Strings point into argv (never freed). */
+/* What the command line asked for, checked. Strings point into argv. */
 struct dpd_options {
-    dotproxy_config *cfg;          /* listen, upstreams, CA, timeout, log level set */
-    dotproxy_endpoint *listen;     /* as parsed, in order; ports may be rewritten later */
+    const char **listen_spec;      /* as typed (or the default), in order */
+    dotproxy_endpoint *listen;     /* the same, parsed (port 0 kept as 0) */
     size_t n_listen;
-    dotproxy_endpoint *upstream;   /* as parsed, in order */
+    dotproxy_endpoint *upstream;   /* parsed, in order */
     size_t n_upstream;
+    const char *ca_file;           /* NULL: the system store */
+    unsigned timeout_ms;           /* 0: the library's default */
     unsigned workers;              /* 1..DPD_MAX_WORKERS */
     int log_level;                 /* DOTPROXY_LOG_* */
 };
@@ -37,14 +39,21 @@ enum dpd_parse_result {
     DPD_PARSE_EXIT,    /* --help / --version were served: exit *status */
 };
 
-/* Parse argv into opts, building opts->cfg (the log callback is left for the
- * caller to set per worker). On a usage error, prints a message naming the
+/* Parse argv into opts. Every value is checked by the library itself (a
+ * scratch config is built and thrown away), so a value accepted here is one
+ * dpd_options_config() cannot refuse. On a usage error, prints a message naming the
  * option, the value and what is wrong to stderr, and returns DPD_PARSE_EXIT
  * with *status DPD_EXIT_USAGE (or DPD_EXIT_RUNTIME when memory ran out).
  * On DPD_PARSE_RUN the caller owns opts and releases it with
  * dpd_options_release(). */
 enum dpd_parse_result dpd_options_parse(struct dpd_options *opts, int argc, char **argv,
                                         int *status);
+
+/* A new config from opts (*out, owned by the caller), with listen address i
+ * on port ports[i] instead of the one given when ports is non-NULL and
+ * ports[i] > 0: how workers after the first share the ports the kernel chose
+ * for "ADDR@0". No log callback is set. 0 or a dotproxy_error. */
+int dpd_options_config(dotproxy_config **out, const struct dpd_options *opts, const int *ports);
 
 /* Free what dpd_options_parse() allocated. NULL-safe, idempotent. */
 void dpd_options_release(struct dpd_options *opts);
