@@ -17,6 +17,8 @@ DOTPROXY_EXPORT const char *dotproxy_strerror(int err)
     case DOTPROXY_ESTATE: return "operation not allowed in this state";
     case DOTPROXY_ELIMIT: return "configured limit reached";
     case DOTPROXY_EBIND: return "cannot bind listen address";
+    case DOTPROXY_ETIMEDOUT: return "no answer before the deadline";
+    case DOTPROXY_EUPSTREAM: return "no upstream could answer";
     default: return "unknown error";
     }
 }

@@ -1,1 +1,540 @@
 /* SPDX-License-Identifier: MIT */
+/* UDP and TCP listeners, and the TCP clients (RFC 7766: pipelining,
+ * out-of-order answers, idle timeouts, bounded buffers). */
+#include "listener.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dotproxy/error.h"
+#include "proxy.h"
+
+#define UDP_BATCH 32
+#define UDP_BUF 4096             /* a larger query is dropped (MSG_TRUNC) */
+#define TCP_IN_START (2u + 1024u) /* grows to 2 + 65535 for the rare big query */
+#define TCP_IN_MAX (2u + 65535u)
+#define TCP_OUT_MAX (1u << 20)   /* a client that reads slower than this is dropped */
+#define TCP_CLIENT_MAX_QUERIES 256
+
+struct udp_batch {
+    struct mmsghdr msgs[UDP_BATCH];
+    struct iovec iov[UDP_BATCH];
+    struct sockaddr_storage peers[UDP_BATCH];
+    uint8_t buf[UDP_BATCH][UDP_BUF];
+};
+
+static void client_close(struct dp_tcp_client *c);
+static void client_on_ready(struct dp_io *io, unsigned revents);
+
+static void client_mark_dirty(struct dp_tcp_client *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = 1;
+    c->next_dirty = c->ctx->dirty_clients;
+    c->ctx->dirty_clients = c;
+}
+
+/* ---- UDP ---- */
+
+static void udp_on_ready(struct dp_io *io, unsigned revents)
+{
+    struct dp_udp_listener *l = DP_CONTAINER_OF(io, struct dp_udp_listener, io);
+    struct dotproxy_ctx *ctx = l->ctx;
+    struct udp_batch *b = ctx->udp_batch;
+    (void)revents;
+    for (;;) {
+        for (unsigned i = 0; i < UDP_BATCH; i++) {
+            b->iov[i].iov_base = b->buf[i];
+            b->iov[i].iov_len = UDP_BUF;
+            memset(&b->msgs[i].msg_hdr, 0, sizeof b->msgs[i].msg_hdr);
+            b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+            b->msgs[i].msg_hdr.msg_iovlen = 1;
+            b->msgs[i].msg_hdr.msg_name = &b->peers[i];
+            b->msgs[i].msg_hdr.msg_namelen = sizeof b->peers[i];
+        }
+        int n = recvmmsg(io->fd, b->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                dp_log(&ctx->log, DOTPROXY_LOG_WARN, "UDP receive: %s", strerror(errno));
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                ctx->ctr[DOTPROXY_CTR_DROPPED]++;
+                continue;
+            }
+            struct dp_origin o = {
+                .kind = DP_Q_UDP,
+                .udp = l,
+                .peer = &b->peers[i],
+                .peerlen = b->msgs[i].msg_hdr.msg_namelen,
+            };
+            ctx->ctr[DOTPROXY_CTR_QUERIES_UDP]++;
+            dp_proxy_client_query(ctx, &o, b->buf[i], b->msgs[i].msg_len);
+        }
+        if (n < UDP_BATCH || ctx->stopping)
+            return;
+    }
+}
+
+void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
+                          const struct sockaddr_storage *peer, socklen_t peerlen,
+                          const uint8_t *msg, size_t len)
+{
+    if (l == NULL || l->io.fd < 0)
+        return;
+    ssize_t n;
+    do
+        n = sendto(l->io.fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        ctx->ctr[DOTPROXY_CTR_DROPPED]++; /* a full socket buffer: UDP may drop */
+}
+
+/* ---- TCP clients ---- */
+
+static void client_free(struct dp_tcp_client *c)
+{
+    if (c->inbuf != NULL) {
+        memset(c->inbuf, 0, c->in.cap);
+        free(c->inbuf);
+    }
+    if (c->out != NULL) {
+        memset(c->out, 0, c->out_cap);
+        free(c->out);
+    }
+    free(c);
+}
+
+static void client_close(struct dp_tcp_client *c)
+{
+    struct dotproxy_ctx *ctx = c->ctx;
+    if (c->closed)
+        return;
+    c->closed = 1;
+    /* Its queries live on until answered or timed out; the answers are then
+     * dropped instead of going to whoever gets this fd next. */
+    while (!dp_list_empty(&c->queries)) {
+        struct dp_query *q = DP_CONTAINER_OF(c->queries.next, struct dp_query, client);
+        dp_list_remove(&q->client);
+        q->from.tcp = NULL;
+    }
+    c->n_queries = 0;
+    dp_list_remove(&c->lru);
+    ctx->n_tcp_clients--;
+    dp_timer_cancel(&ctx->loop, &c->idle);
+    dp_loop_del(&ctx->loop, &c->io);
+    close(c->io.fd);
+    c->io.fd = -1;
+    client_mark_dirty(c); /* freed by the flush, never inside a handler */
+}
+
+static void client_touch(struct dp_tcp_client *c)
+{
+    struct dotproxy_ctx *ctx = c->ctx;
+    c->last_active_us = dp_now(ctx);
+    dp_list_remove(&c->lru);
+    dp_list_push_back(&ctx->tcp_clients, &c->lru);
+}
+
+static void client_idle_fire(struct dp_timer *t)
+{
+    struct dp_tcp_client *c = DP_CONTAINER_OF(t, struct dp_tcp_client, idle);
+    struct dotproxy_ctx *ctx = c->ctx;
+    uint64_t due = c->last_active_us + (uint64_t)ctx->cfg.tcp_idle_timeout_ms * 1000u;
+    if (c->n_queries == 0 && dp_now(ctx) >= due) {
+        client_close(c);
+        return;
+    }
+    dp_timer_set(&ctx->loop, t, due > dp_now(ctx) ? due : dp_now(ctx) + 1000u);
+}
+
+static void client_update_want(struct dp_tcp_client *c)
+{
+    unsigned want = 0;
+    c->paused = c->n_queries >= TCP_CLIENT_MAX_QUERIES;
+    if (!c->read_closed && !c->paused && !c->ctx->stopping)
+        want |= DOTPROXY_EV_IN;
+    if (c->out_head < c->out_tail)
+        want |= DOTPROXY_EV_OUT;
+    dp_loop_want(&c->ctx->loop, &c->io, want);
+}
+
+/* Hand every whole buffered query to the proxy. Returns -1 if c was closed. */
+static int client_take_frames(struct dp_tcp_client *c)
+{
+    struct dotproxy_ctx *ctx = c->ctx;
+    for (;;) {
+        if (c->n_queries >= TCP_CLIENT_MAX_QUERIES)
+            return 0; /* back-pressure: the rest stays buffered */
+        const uint8_t *m;
+        size_t len;
+        int rc = dotproxy_frame_next(&c->in, &m, &len);
+        if (rc == 0)
+            return 0;
+        if (rc == DOTPROXY_ENOSPC && c->in.cap < TCP_IN_MAX) {
+            /* A query larger than the usual buffer: grow once to the most a
+             * frame can hold, keeping what was read. */
+            uint8_t *nb = realloc(c->inbuf, TCP_IN_MAX);
+            if (nb == NULL) {
+                client_close(c);
+                return -1;
+            }
+            c->inbuf = nb;
+            c->in.buf = nb;
+            c->in.cap = TCP_IN_MAX;
+            continue;
+        }
+        if (rc < 0) {
+            /* A zero-length or impossible frame: the stream cannot be
+             * resynchronised. */
+            ctx->ctr[DOTPROXY_CTR_DROPPED]++;
+            client_close(c);
+            return -1;
+        }
+        struct dp_origin o = {.kind = DP_Q_TCP, .tcp = c};
+        ctx->ctr[DOTPROXY_CTR_QUERIES_TCP]++;
+        dp_proxy_client_query(ctx, &o, c->inbuf + (m - c->inbuf), len);
+        if (c->closed)
+            return -1;
+    }
+}
+
+static void client_read(struct dp_tcp_client *c)
+{
+    for (;;) {
+        if (client_take_frames(c) != 0)
+            return;
+        if (c->paused || c->n_queries >= TCP_CLIENT_MAX_QUERIES)
+            break;
+        uint8_t *p;
+        size_t room = dotproxy_frame_space(&c->in, &p);
+        ssize_t n = recv(c->io.fd, p, room, MSG_DONTWAIT);
+        if (n > 0) {
+            dotproxy_frame_commit(&c->in, (size_t)n);
+            client_touch(c);
+            continue;
+        }
+        if (n == 0) {
+            /* Half-close: the client may still read the answers it is owed. */
+            c->read_closed = 1;
+            if (c->n_queries == 0 && c->out_head == c->out_tail) {
+                client_close(c);
+                return;
+            }
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+        client_close(c);
+        return;
+    }
+    client_update_want(c);
+}
+
+/* Write what is queued; returns -1 if c was closed. */
+static int client_write(struct dp_tcp_client *c)
+{
+    while (c->out_head < c->out_tail) {
+        ssize_t n = send(c->io.fd, c->out + c->out_head, c->out_tail - c->out_head,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_head += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        client_close(c);
+        return -1;
+    }
+    if (c->out_head == c->out_tail) {
+        c->out_head = c->out_tail = 0;
+        if (c->read_closed && c->n_queries == 0) {
+            client_close(c);
+            return -1;
+        }
+    }
+    client_update_want(c);
+    return 0;
+}
+
+static void client_on_ready(struct dp_io *io, unsigned revents)
+{
+    struct dp_tcp_client *c = DP_CONTAINER_OF(io, struct dp_tcp_client, io);
+    if ((revents & DOTPROXY_EV_OUT) && client_write(c) != 0)
+        return;
+    if (revents & (DOTPROXY_EV_IN | DOTPROXY_EV_ERR))
+        client_read(c);
+}
+
+void dp_listener_tcp_send(struct dotproxy_ctx *ctx, struct dp_tcp_client *c, const uint8_t *msg,
+                          size_t len)
+{
+    if (c == NULL || c->closed)
+        return;
+    size_t need = len + 2;
+    if (c->out_cap - c->out_tail < need) {
+        size_t used = c->out_tail - c->out_head;
+        if (c->out_head > 0) {
+            memmove(c->out, c->out + c->out_head, used);
+            c->out_head = 0;
+            c->out_tail = used;
+        }
+        if (c->out_cap - c->out_tail < need) {
+            size_t cap = c->out_cap ? c->out_cap : 4096;
+            while (cap - used < need)
+                cap *= 2;
+            if (cap > TCP_OUT_MAX) {
+                dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+                       "TCP client not reading its answers: closing it");
+                client_close(c);
+                return;
+            }
+            uint8_t *nb = realloc(c->out, cap);
+            if (nb == NULL) {
+                client_close(c);
+                return;
+            }
+            c->out = nb;
+            c->out_cap = cap;
+        }
+    }
+    dotproxy_frame_put_prefix(c->out + c->out_tail, len);
+    memcpy(c->out + c->out_tail + 2, msg, len);
+    c->out_tail += need;
+    client_mark_dirty(c);
+}
+
+void dp_listener_tcp_query_done(struct dp_tcp_client *c, struct dp_query *q)
+{
+    if (c == NULL)
+        return;
+    dp_list_remove(&q->client);
+    c->n_queries--;
+    if (c->paused)
+        client_mark_dirty(c); /* the flush resumes reading its buffered queries */
+}
+
+static void tcp_on_accept(struct dp_io *io, unsigned revents)
+{
+    struct dp_tcp_listener *l = DP_CONTAINER_OF(io, struct dp_tcp_listener, io);
+    struct dotproxy_ctx *ctx = l->ctx;
+    (void)revents;
+    for (;;) {
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of fds: make room by closing the longest-idle client,
+                 * or the listener would spin on the pending connection. */
+                if (!dp_list_empty(&ctx->tcp_clients)) {
+                    client_close(DP_CONTAINER_OF(ctx->tcp_clients.next, struct dp_tcp_client, lru));
+                    continue;
+                }
+                dp_log(&ctx->log, DOTPROXY_LOG_WARN, "accept: %s", strerror(errno));
+            }
+            return;
+        }
+        if (ctx->n_tcp_clients >= ctx->cfg.max_tcp_clients)
+            client_close(DP_CONTAINER_OF(ctx->tcp_clients.next, struct dp_tcp_client, lru));
+        struct dp_tcp_client *c = calloc(1, sizeof *c);
+        uint8_t *inbuf = malloc(TCP_IN_START);
+        if (c == NULL || inbuf == NULL) {
+            free(c);
+            free(inbuf);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->ctx = ctx;
+        c->io.fd = fd;
+        c->io.on_ready = client_on_ready;
+        c->inbuf = inbuf;
+        dotproxy_frame_init(&c->in, inbuf, TCP_IN_START);
+        dp_list_init(&c->queries);
+        dp_list_init(&c->lru);
+        dp_timer_init(&c->idle, client_idle_fire);
+        if (dp_loop_add(&ctx->loop, &c->io, DOTPROXY_EV_IN) != 0) {
+            close(fd);
+            client_free(c);
+            continue;
+        }
+        dp_list_push_back(&ctx->tcp_clients, &c->lru);
+        ctx->n_tcp_clients++;
+        ctx->ctr[DOTPROXY_CTR_TCP_CLIENTS]++;
+        c->last_active_us = dp_now(ctx);
+        dp_timer_set(&ctx->loop, &c->idle,
+                     c->last_active_us + (uint64_t)ctx->cfg.tcp_idle_timeout_ms * 1000u);
+    }
+}
+
+int dp_listener_flush(struct dotproxy_ctx *ctx)
+{
+    int produced = 0;
+    while (ctx->dirty_clients != NULL) {
+        struct dp_tcp_client *c = ctx->dirty_clients;
+        ctx->dirty_clients = c->next_dirty;
+        c->dirty = 0;
+        c->next_dirty = NULL;
+        if (c->closed) {
+            client_free(c);
+            continue;
+        }
+        if (c->paused && c->n_queries < TCP_CLIENT_MAX_QUERIES) {
+            c->paused = 0;
+            if (client_take_frames(c) != 0)
+                continue;
+            produced = 1;
+            client_update_want(c);
+        }
+        client_write(c);
+    }
+    return produced;
+}
+
+void dp_listener_close_clients(struct dotproxy_ctx *ctx)
+{
+    while (!dp_list_empty(&ctx->tcp_clients))
+        client_close(DP_CONTAINER_OF(ctx->tcp_clients.next, struct dp_tcp_client, lru));
+    while (ctx->dirty_clients != NULL) {
+        struct dp_tcp_client *c = ctx->dirty_clients;
+        ctx->dirty_clients = c->next_dirty;
+        if (c->closed)
+            client_free(c);
+        else
+            c->dirty = 0;
+    }
+}
+
+/* ---- opening and closing listeners ---- */
+
+static int open_socket(struct dotproxy_ctx *ctx, const dotproxy_endpoint *ep, int type)
+{
+    char label[128];
+    if (dotproxy_endpoint_format(ep, label, sizeof label) < 0)
+        strcpy(label, "?");
+    const char *proto = type == SOCK_DGRAM ? "UDP" : "TCP";
+    int fd = socket(ep->addr.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "cannot listen on %s (%s): socket: %s", label, proto,
+               strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ctx->cfg.reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ep->addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&ep->addr, ep->addrlen) != 0 ||
+        (type == SOCK_STREAM && listen(fd, 1024) != 0)) {
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "cannot listen on %s (%s): %s", label, proto,
+               strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+int dp_listener_open(struct dotproxy_ctx *ctx)
+{
+    size_t n = ctx->cfg.n_listen;
+    dp_list_init(&ctx->tcp_clients);
+    if (n == 0)
+        return 0;
+    ctx->udp = calloc(n, sizeof *ctx->udp);
+    ctx->tcp = calloc(n, sizeof *ctx->tcp);
+    ctx->udp_batch = malloc(sizeof(struct udp_batch));
+    if (ctx->udp == NULL || ctx->tcp == NULL || ctx->udp_batch == NULL)
+        return DOTPROXY_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        ctx->udp[i].io.fd = ctx->tcp[i].io.fd = -1;
+        ctx->udp[i].ctx = ctx->tcp[i].ctx = ctx;
+    }
+    for (size_t i = 0; i < n; i++) {
+        dotproxy_endpoint ep = ctx->cfg.listen[i];
+        int ufd = open_socket(ctx, &ep, SOCK_DGRAM);
+        if (ufd < 0)
+            return DOTPROXY_EBIND;
+        ctx->udp[i].io.fd = ufd;
+        ctx->udp[i].port = bound_port(ufd);
+        /* With port 0, TCP takes the port the kernel gave UDP. */
+        if (ep.addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ep.addr)->sin_port = htons(ctx->udp[i].port);
+        else
+            ((struct sockaddr_in6 *)&ep.addr)->sin6_port = htons(ctx->udp[i].port);
+        int tfd = open_socket(ctx, &ep, SOCK_STREAM);
+        if (tfd < 0)
+            return DOTPROXY_EBIND;
+        ctx->tcp[i].io.fd = tfd;
+        ctx->udp[i].io.on_ready = udp_on_ready;
+        ctx->tcp[i].io.on_ready = tcp_on_accept;
+        if (dp_loop_add(&ctx->loop, &ctx->udp[i].io, DOTPROXY_EV_IN) != 0 ||
+            dp_loop_add(&ctx->loop, &ctx->tcp[i].io, DOTPROXY_EV_IN) != 0)
+            return DOTPROXY_ENOMEM;
+    }
+    return 0;
+}
+
+void dp_listener_close(struct dotproxy_ctx *ctx)
+{
+    for (size_t i = 0; ctx->udp != NULL && i < ctx->cfg.n_listen; i++) {
+        struct dp_io *ios[2] = {&ctx->udp[i].io, &ctx->tcp[i].io};
+        for (int k = 0; k < 2; k++) {
+            if (ios[k]->fd < 0)
+                continue;
+            dp_loop_del(&ctx->loop, ios[k]);
+            close(ios[k]->fd);
+            ios[k]->fd = -1;
+        }
+    }
+}
+
+void dp_listener_quiesce(struct dotproxy_ctx *ctx)
+{
+    /* Stop taking new work but keep the UDP sockets: answers to queries
+     * already in flight still leave through them. */
+    for (size_t i = 0; ctx->udp != NULL && i < ctx->cfg.n_listen; i++) {
+        if (ctx->udp[i].io.fd >= 0)
+            dp_loop_want(&ctx->loop, &ctx->udp[i].io, 0);
+        if (ctx->tcp[i].io.fd >= 0) {
+            dp_loop_del(&ctx->loop, &ctx->tcp[i].io);
+            close(ctx->tcp[i].io.fd);
+            ctx->tcp[i].io.fd = -1;
+        }
+    }
+    struct dp_list *e = ctx->tcp_clients.next;
+    while (e != &ctx->tcp_clients) {
+        struct dp_tcp_client *c = DP_CONTAINER_OF(e, struct dp_tcp_client, lru);
+        e = e->next;
+        if (c->n_queries == 0 && c->out_head == c->out_tail)
+            client_close(c);
+        else
+            client_update_want(c);
+    }
+}

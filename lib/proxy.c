@@ -1,1 +1,508 @@
 /* SPDX-License-Identifier: MIT */
+/* The context: a query's life from client to upstream and back. */
+#include "proxy.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "dotproxy/dns.h"
+#include "dotproxy/error.h"
+#include "dotproxy/loop.h"
+#include "tls_pool.h"
+
+#define DRAIN_US 1500000u /* graceful stop: most time given to queries in flight */
+
+/* ---- query records ---- */
+
+static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
+{
+    struct dp_query *q = ctx->qfree;
+    if (q != NULL)
+        ctx->qfree = q->next_free;
+    else if (ctx->qpool_used < ctx->cfg.max_queries)
+        q = &ctx->qpool[ctx->qpool_used++];
+    else
+        return NULL;
+    dp_list_init(&q->active);
+    dp_list_init(&q->wait);
+    dp_list_init(&q->client);
+    q->conn = NULL;
+    q->up = NULL;
+    q->tried = 0;
+    q->retries = 0;
+    q->err = 0;
+    q->next_free = NULL;
+    q->q = q->qbuf;
+    return q;
+}
+
+static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
+{
+    if (q->q != q->qbuf) {
+        memset(q->q, 0, q->qlen);
+        free(q->q);
+    }
+    if (dp_list_linked(&q->active)) {
+        dp_list_remove(&q->active);
+        ctx->n_active--;
+    }
+    if (dp_list_linked(&q->wait))
+        dp_list_remove(&q->wait);
+    if (q->kind == DP_Q_TCP && q->from.tcp != NULL)
+        dp_listener_tcp_query_done(q->from.tcp, q);
+    q->next_free = ctx->qfree;
+    ctx->qfree = q;
+}
+
+/* ---- replies ---- */
+
+static void reply_origin(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *msg,
+                         size_t len)
+{
+    if (o->kind == DP_Q_UDP)
+        dp_listener_udp_send(ctx, o->udp, o->peer, o->peerlen, msg, len);
+    else
+        dp_listener_tcp_send(ctx, o->tcp, msg, len);
+}
+
+static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *query,
+                        size_t len, unsigned rcode)
+{
+    uint8_t buf[DP_QUERY_INLINE + 64];
+    uint8_t *out = buf;
+    size_t cap = sizeof buf;
+    if (len + 11 > cap) {
+        out = malloc(len + 11);
+        if (out == NULL)
+            return;
+        cap = len + 11;
+    }
+    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
+    if (n > 0) {
+        if (o->kind == DP_Q_UDP && (size_t)n > DOTPROXY_DNS_UDP_MIN)
+            n = dotproxy_dns_truncate(out, (size_t)n, DOTPROXY_DNS_UDP_MIN);
+        if (n > 0)
+            reply_origin(ctx, o, out, (size_t)n);
+    }
+    if (out != buf)
+        free(out);
+}
+
+/* Send msg (ID already the client's) to whoever asked q, then free q. */
+static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
+{
+    switch (q->kind) {
+    case DP_Q_UDP:
+        if (len > q->udp_limit) {
+            /* RFC 1035 4.2.1 / RFC 6891 7: too big for this client's UDP:
+             * send what fits with TC=1 so it retries over TCP. */
+            int n = dotproxy_dns_truncate(msg, len, q->udp_limit);
+            if (n < 0)
+                break;
+            len = (size_t)n;
+            ctx->ctr[DOTPROXY_CTR_TRUNCATED]++;
+        }
+        dp_listener_udp_send(ctx, q->from.udp.l, &q->from.udp.peer, q->from.udp.peerlen, msg,
+                             len);
+        break;
+    case DP_Q_TCP:
+        dp_listener_tcp_send(ctx, q->from.tcp, msg, len);
+        break;
+    case DP_Q_API:
+        q->from.api.cb((int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]), msg, len,
+                       q->from.api.user);
+        break;
+    }
+    query_free(ctx, q);
+}
+
+void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
+{
+    dotproxy_dns_set_id(msg, len, q->client_id);
+    ctx->ctr[DOTPROXY_CTR_ANSWERS]++;
+    deliver(ctx, q, msg, len);
+}
+
+void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
+{
+    dp_tls_pool_forget(ctx, q);
+    if (q->kind == DP_Q_API) {
+        if (!ctx->in_process) {
+            /* The callback runs only inside process() (or free()): park the
+             * query until the next turn, which is due at once. */
+            q->err = err;
+            dp_list_remove(&q->wait);
+            dp_list_push_back(&ctx->done, &q->wait);
+            return;
+        }
+        q->from.api.cb(err, NULL, 0, q->from.api.user);
+        query_free(ctx, q);
+        return;
+    }
+    ctx->ctr[DOTPROXY_CTR_SERVFAIL]++;
+    dotproxy_dns_set_id(q->q, q->qlen, q->client_id);
+    uint8_t buf[DP_QUERY_INLINE + 64];
+    int n = q->qlen + 11u <= sizeof buf
+                ? dotproxy_dns_make_reply(buf, sizeof buf, q->q, q->qlen, DOTPROXY_RCODE_SERVFAIL)
+                : -1;
+    if (n > 0)
+        deliver(ctx, q, buf, (size_t)n);
+    else
+        query_free(ctx, q);
+}
+
+void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q)
+{
+    struct dp_upstream *up = dp_upstream_select(ctx, q->tried);
+    if (up == NULL) {
+        /* Every upstream is backing off or was tried: answer now rather
+         * than queue behind a dead resolver. */
+        dp_proxy_fail(ctx, q, DOTPROXY_EUPSTREAM);
+        return;
+    }
+    dp_tls_pool_submit(up, q);
+}
+
+/* Common admission of a parsed query; returns NULL when over the limit. */
+static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info *info,
+                              const uint8_t *msg, size_t len)
+{
+    struct dp_query *q = query_alloc(ctx);
+    if (q == NULL)
+        return NULL;
+    if (len > sizeof q->qbuf) {
+        q->q = malloc(len);
+        if (q->q == NULL) {
+            q->q = q->qbuf;
+            q->qlen = 0;
+            query_free(ctx, q);
+            return NULL;
+        }
+    }
+    memcpy(q->q, msg, len);
+    q->qlen = (uint16_t)len;
+    q->client_id = info->id;
+    q->qname_len = info->qname_len;
+    q->qtype = info->qtype;
+    q->qclass = info->qclass;
+    q->udp_limit = (uint16_t)dotproxy_dns_udp_limit(info);
+    q->deadline_us = dp_now(ctx) + (uint64_t)ctx->cfg.timeout_ms * 1000u;
+    /* Every query has the same timeout, so appending keeps the list in
+     * deadline order: expiry is a look at the head, O(1) per query. */
+    dp_list_push_back(&ctx->active, &q->active);
+    ctx->n_active++;
+    return q;
+}
+
+void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, uint8_t *msg,
+                           size_t len)
+{
+    if (len < DOTPROXY_DNS_HEADER_SIZE || (msg[2] & 0x80)) {
+        /* No header to answer, or a response: never answer those (that is
+         * how two servers end up bouncing packets forever). */
+        ctx->ctr[DOTPROXY_CTR_DROPPED]++;
+        return;
+    }
+    dotproxy_dns_info info;
+    if (dotproxy_dns_parse(&info, msg, len) != 0) {
+        ctx->ctr[DOTPROXY_CTR_FORMERR]++;
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
+        return;
+    }
+    if (DOTPROXY_DNS_OPCODE(info.flags) != 0) {
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_NOTIMP);
+        return;
+    }
+    if (info.qdcount != 1) {
+        ctx->ctr[DOTPROXY_CTR_FORMERR]++;
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
+        return;
+    }
+    struct dp_query *q = ctx->stopping ? NULL : admit(ctx, &info, msg, len);
+    if (q == NULL) {
+        ctx->ctr[DOTPROXY_CTR_SERVFAIL]++;
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_SERVFAIL);
+        return;
+    }
+    q->kind = o->kind;
+    if (o->kind == DP_Q_UDP) {
+        q->from.udp.l = o->udp;
+        memcpy(&q->from.udp.peer, o->peer, o->peerlen);
+        q->from.udp.peerlen = o->peerlen;
+    } else {
+        q->from.tcp = o->tcp;
+        q->udp_limit = UINT16_MAX;
+        dp_list_push_back(&o->tcp->queries, &q->client);
+        o->tcp->n_queries++;
+    }
+    dp_proxy_dispatch(ctx, q);
+}
+
+/* ---- the turn ---- */
+
+static void begin_stop(struct dotproxy_ctx *ctx)
+{
+    ctx->stopping = 1;
+    ctx->drain_until_us = dp_now(ctx) + DRAIN_US;
+    dp_listener_quiesce(ctx);
+    dp_log(&ctx->log, DOTPROXY_LOG_INFO, "stopping: %zu queries in flight", ctx->n_active);
+}
+
+static void finish_stop(struct dotproxy_ctx *ctx)
+{
+    while (!dp_list_empty(&ctx->active))
+        dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active),
+                      DOTPROXY_ESTATE);
+    dp_tls_pool_flush(ctx);
+    dp_listener_flush(ctx);
+    dp_listener_close_clients(ctx);
+    dp_listener_close(ctx);
+    dp_tls_pool_shutdown(ctx);
+    ctx->stopped = 1;
+}
+
+void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
+{
+    ctx->in_process = 1;
+}
+
+void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
+{
+    uint64_t now = dp_now(ctx);
+    while (!dp_list_empty(&ctx->active)) {
+        struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
+        if (q->deadline_us > now)
+            break;
+        ctx->ctr[DOTPROXY_CTR_TIMEOUTS]++;
+        dp_proxy_fail(ctx, q, DOTPROXY_ETIMEDOUT);
+    }
+    while (!dp_list_empty(&ctx->done)) {
+        struct dp_query *q = DP_CONTAINER_OF(ctx->done.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        q->from.api.cb(q->err, NULL, 0, q->from.api.user);
+        query_free(ctx, q);
+    }
+    if (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped)
+        begin_stop(ctx);
+    /* Answers and queries produced this turn go out now, coalesced. Writing
+     * to clients can resume paused ones, whose queries then need a flush. */
+    do
+        dp_tls_pool_flush(ctx);
+    while (dp_listener_flush(ctx));
+    if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
+        finish_stop(ctx);
+    ctx->in_process = 0;
+}
+
+uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
+{
+    if (!dp_list_empty(&ctx->done) ||
+        (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped))
+        return 0;
+    uint64_t due = dp_loop_next_due(&ctx->loop);
+    if (!dp_list_empty(&ctx->active)) {
+        const struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
+        if (q->deadline_us < due)
+            due = q->deadline_us;
+    }
+    if (ctx->stopping && !ctx->stopped && ctx->drain_until_us < due)
+        due = ctx->drain_until_us;
+    return due;
+}
+
+static void wake_on_ready(struct dp_io *io, unsigned revents)
+{
+    uint64_t v;
+    (void)revents;
+    while (read(io->fd, &v, sizeof v) > 0)
+        ;
+}
+
+/* ---- public ---- */
+
+static int load_trust(struct dotproxy_ctx *ctx)
+{
+    int rc = gnutls_certificate_allocate_credentials(&ctx->cred);
+    if (rc < 0)
+        return DOTPROXY_ENOMEM;
+    if (ctx->cfg.ca_file != NULL) {
+        rc = gnutls_certificate_set_x509_trust_file(ctx->cred, ctx->cfg.ca_file,
+                                                    GNUTLS_X509_FMT_PEM);
+        if (rc <= 0) {
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "CA file %s: %s", ctx->cfg.ca_file,
+                   rc == 0 ? "no certificate in it" : gnutls_strerror(rc));
+            return DOTPROXY_ETLS;
+        }
+    } else {
+        rc = gnutls_certificate_set_x509_system_trust(ctx->cred);
+        if (rc <= 0) {
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "system trust store: %s",
+                   rc == 0 ? "no certificate found (install ca-certificates, or use a CA file)"
+                           : gnutls_strerror(rc));
+            return DOTPROXY_ETLS;
+        }
+    }
+    const char *prio = ctx->cfg.tls_priority ? ctx->cfg.tls_priority : DOTPROXY_TLS_PRIORITY_DEFAULT;
+    const char *err_pos = NULL;
+    rc = gnutls_priority_init(&ctx->prio, prio, &err_pos);
+    if (rc < 0) {
+        ctx->prio = NULL;
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "TLS priority string rejected at '%s': %s",
+               err_pos ? err_pos : prio, gnutls_strerror(rc));
+        return DOTPROXY_ETLS;
+    }
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
+{
+    if (out == NULL || cfg == NULL || cfg->n_upstream == 0)
+        return DOTPROXY_EINVAL;
+    struct dotproxy_ctx *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL)
+        return DOTPROXY_ENOMEM;
+    ctx->wake.fd = -1;
+    dp_list_init(&ctx->active);
+    dp_list_init(&ctx->done);
+    dp_list_init(&ctx->tcp_clients);
+    dp_loop_init(&ctx->loop);
+    int rc = dp_config_copy(&ctx->cfg, cfg);
+    if (rc != 0) {
+        free(ctx);
+        return rc;
+    }
+    ctx->log = ctx->cfg.log;
+    if ((rc = load_trust(ctx)) != 0)
+        goto fail;
+    rc = DOTPROXY_ENOMEM;
+    ctx->n_ups = ctx->cfg.n_upstream;
+    ctx->ups = calloc(ctx->n_ups, sizeof *ctx->ups);
+    /* calloc of a large block maps zero pages: records cost memory only
+     * once used (and are reused LIFO). */
+    ctx->qpool = calloc(ctx->cfg.max_queries, sizeof *ctx->qpool);
+    if (ctx->ups == NULL || ctx->qpool == NULL)
+        goto fail;
+    for (size_t i = 0; i < ctx->n_ups; i++)
+        dp_upstream_init(&ctx->ups[i], ctx, (unsigned)i, &ctx->cfg.upstream[i]);
+    ctx->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ctx->wake.on_ready = wake_on_ready;
+    if (ctx->wake.fd < 0) {
+        rc = DOTPROXY_ESYS;
+        goto fail;
+    }
+    if ((rc = dp_loop_add(&ctx->loop, &ctx->wake, DOTPROXY_EV_IN)) != 0)
+        goto fail;
+    if ((rc = dp_listener_open(ctx)) != 0)
+        goto fail;
+    *out = ctx;
+    return 0;
+fail:
+    dotproxy_ctx_free(ctx);
+    return rc;
+}
+
+DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    ctx->in_process = 1; /* API callbacks may run from here */
+    while (!dp_list_empty(&ctx->active))
+        dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active),
+                      DOTPROXY_ESTATE);
+    while (!dp_list_empty(&ctx->done)) {
+        struct dp_query *q = DP_CONTAINER_OF(ctx->done.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        q->from.api.cb(q->err, NULL, 0, q->from.api.user);
+        query_free(ctx, q);
+    }
+    dp_listener_close_clients(ctx);
+    dp_listener_close(ctx);
+    if (ctx->ups != NULL) {
+        dp_tls_pool_shutdown(ctx);
+        for (size_t i = 0; i < ctx->n_ups; i++)
+            dp_upstream_fini(&ctx->ups[i]);
+    }
+    if (ctx->wake.fd >= 0) {
+        dp_loop_del(&ctx->loop, &ctx->wake);
+        close(ctx->wake.fd);
+    }
+    if (ctx->prio != NULL)
+        gnutls_priority_deinit(ctx->prio);
+    if (ctx->cred != NULL)
+        gnutls_certificate_free_credentials(ctx->cred);
+    free(ctx->ups);
+    free(ctx->qpool);
+    free(ctx->udp);
+    free(ctx->tcp);
+    free(ctx->udp_batch);
+    dp_loop_fini(&ctx->loop);
+    dp_config_clear(&ctx->cfg);
+    free(ctx);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_listen_port(const dotproxy_ctx *ctx, size_t index)
+{
+    if (ctx == NULL || index >= ctx->cfg.n_listen || ctx->udp == NULL)
+        return DOTPROXY_EINVAL;
+    return ctx->udp[index].port;
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, size_t len,
+                                       dotproxy_answer_fn cb, void *user)
+{
+    if (ctx == NULL || query == NULL || cb == NULL || len > DOTPROXY_DNS_MAX_SIZE)
+        return DOTPROXY_EINVAL;
+    if (ctx->stopping || ctx->stopped || atomic_load(&ctx->stop_requested))
+        return DOTPROXY_ESTATE;
+    dotproxy_dns_info info;
+    if (dotproxy_dns_parse(&info, query, len) != 0 || (info.flags & DOTPROXY_DNS_FLAG_QR) ||
+        info.qdcount != 1 || DOTPROXY_DNS_OPCODE(info.flags) != 0)
+        return DOTPROXY_EMALFORMED;
+    dp_loop_update_time(&ctx->loop);
+    struct dp_query *q = admit(ctx, &info, query, len);
+    if (q == NULL)
+        return DOTPROXY_ELIMIT;
+    q->kind = DP_Q_API;
+    q->udp_limit = UINT16_MAX;
+    q->from.api.cb = cb;
+    q->from.api.user = user;
+    ctx->ctr[DOTPROXY_CTR_QUERIES_API]++;
+    dp_proxy_dispatch(ctx, q);
+    return 0;
+}
+
+DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which)
+{
+    if (ctx == NULL || which < 0 || which >= DOTPROXY_CTR_COUNT_)
+        return 0;
+    if (which == DOTPROXY_CTR_INFLIGHT)
+        return ctx->n_active;
+    return ctx->ctr[which];
+}
+
+DOTPROXY_EXPORT void dotproxy_ctx_stop(dotproxy_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    atomic_store(&ctx->stop_requested, 1);
+    dotproxy_ctx_wakeup(ctx);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_stopped(const dotproxy_ctx *ctx)
+{
+    return ctx != NULL && ctx->stopped;
+}
+
+DOTPROXY_EXPORT void dotproxy_ctx_wakeup(dotproxy_ctx *ctx)
+{
+    if (ctx == NULL || ctx->wake.fd < 0)
+        return;
+    uint64_t one = 1;
+    int saved = errno; /* may run in a signal handler */
+    ssize_t rc = write(ctx->wake.fd, &one, sizeof one);
+    (void)rc;
+    errno = saved;
+}

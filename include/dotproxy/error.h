@@ -24,6 +24,8 @@ enum dotproxy_error {
     DOTPROXY_ESTATE = -10,    /* the object is not in a state that allows this call */
     DOTPROXY_ELIMIT = -11,    /* a configured bound was reached */
     DOTPROXY_EBIND = -12,     /* a listen address could not be bound */
+    DOTPROXY_ETIMEDOUT = -13, /* no answer before the query deadline */
+    DOTPROXY_EUPSTREAM = -14, /* no upstream could be reached or answer */
 };
 
 /* A static English description of a dotproxy_error (never NULL). Thread-safe. */

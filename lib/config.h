@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* The configuration record behind the opaque dotproxy_config. */
+#ifndef DP_CONFIG_H
+#define DP_CONFIG_H
+
+#include "dotproxy/config.h"
+#include "log.h"
+
+#define DP_MAX_LISTEN 16
+#define DP_MAX_UPSTREAMS 16
+
+struct dotproxy_config {
+    dotproxy_endpoint listen[DP_MAX_LISTEN];
+    size_t n_listen;
+    dotproxy_endpoint upstream[DP_MAX_UPSTREAMS];
+    size_t n_upstream;
+    char *ca_file;      /* NULL: system trust store */
+    char *tls_priority; /* NULL: DOTPROXY_TLS_PRIORITY_DEFAULT */
+    unsigned timeout_ms;
+    unsigned idle_timeout_ms;
+    unsigned tcp_idle_timeout_ms;
+    unsigned max_connections;
+    unsigned max_inflight;
+    unsigned max_queries;
+    unsigned max_tcp_clients;
+    size_t cache_size;
+    int reuseport;
+    struct dp_logger log;
+};
+
+/* Deep-copy src into dst (strings duplicated). 0 or DOTPROXY_ENOMEM. */
+int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *src);
+/* Free what dp_config_copy allocated (not dst itself). */
+void dp_config_clear(struct dotproxy_config *cfg);
+
+#endif

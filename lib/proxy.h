@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* The context and the query record, shared by the modules a query crosses. */
+#ifndef DP_PROXY_H
+#define DP_PROXY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <gnutls/gnutls.h>
+
+#include "config.h"
+#include "dotproxy/proxy.h"
+#include "list.h"
+#include "listener.h"
+#include "log.h"
+#include "loop.h"
+#include "upstream.h"
+
+/* Queries up to this size live inside their record; larger ones (rare: no
+ * common client sends one) get a buffer of their own. */
+#define DP_QUERY_INLINE 512
+
+enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API };
+
+struct dp_conn;
+
+struct dp_query {
+    struct dp_list active;   /* ctx->active, in deadline order */
+    struct dp_list wait;     /* an upstream's waiting list, or the client's list */
+    struct dp_list client;   /* TCP: the client's list of its queries */
+    uint64_t deadline_us;
+    uint64_t sent_us;        /* when written to an upstream (RTT) */
+    struct dp_conn *conn;    /* connection it is in flight on, or NULL */
+    struct dp_upstream *up;  /* upstream chosen (waiting or in flight) */
+    uint32_t tried;          /* bit i: upstream i was tried */
+    uint16_t client_id;      /* ID the client used */
+    uint16_t wire_id;        /* ID on the upstream connection */
+    uint16_t udp_limit;
+    uint16_t qlen;
+    uint16_t qname_len;
+    uint16_t qtype, qclass;
+    uint8_t kind;            /* enum dp_query_kind */
+    uint8_t retries;
+    union {
+        struct {
+            struct dp_udp_listener *l;
+            struct sockaddr_storage peer;
+            socklen_t peerlen;
+        } udp;
+        struct dp_tcp_client *tcp; /* NULL once the client went away */
+        struct {
+            dotproxy_answer_fn cb;
+            void *user;
+        } api;
+    } from;
+    struct dp_query *next_free;
+    int err;                 /* API queries finished early: the error to report */
+    uint8_t *q;              /* the query bytes: qbuf or a heap copy */
+    uint8_t qbuf[DP_QUERY_INLINE];
+};
+
+struct dotproxy_ctx {
+    struct dotproxy_config cfg;
+    struct dp_loop loop;
+    struct dp_logger log;
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+
+    struct dp_udp_listener *udp;   /* cfg.n_listen of each */
+    void *udp_batch;               /* recvmmsg vectors and buffers (listener.c) */
+    struct dp_tcp_listener *tcp;
+    struct dp_list tcp_clients;    /* least recently active first */
+    size_t n_tcp_clients;
+
+    struct dp_upstream *ups;
+    size_t n_ups;
+    unsigned rr;                   /* exploration counter for selection */
+
+    /* Query records: a bump region plus a LIFO free list, so only as many
+     * records as were ever in flight at once are touched (RSS). */
+    struct dp_query *qpool;
+    size_t qpool_used;
+    struct dp_query *qfree;        /* singly linked through active.next */
+    struct dp_list active;         /* all live queries, oldest deadline first */
+    struct dp_list done;           /* API queries finished outside process() */
+    size_t n_active;
+
+    struct dp_conn *dirty;         /* connections with output to flush */
+    struct dp_tcp_client *dirty_clients;
+    int in_process;                /* inside dotproxy_ctx_process() */
+
+    struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */
+    atomic_int stop_requested;
+    int stopping;
+    int stopped;
+    uint64_t drain_until_us;
+
+    uint64_t ctr[DOTPROXY_CTR_COUNT_];
+};
+
+#define DP_CTX_OF_LOOP(l) DP_CONTAINER_OF(l, struct dotproxy_ctx, loop)
+
+static inline uint64_t dp_now(const struct dotproxy_ctx *ctx)
+{
+    return ctx->loop.now_us;
+}
+
+/* Where a client message came from. */
+struct dp_origin {
+    uint8_t kind; /* DP_Q_UDP or DP_Q_TCP */
+    struct dp_udp_listener *udp;
+    const struct sockaddr_storage *peer;
+    socklen_t peerlen;
+    struct dp_tcp_client *tcp;
+};
+
+/* A client query arrived (UDP or TCP): validate, answer errors at once, else
+ * admit and dispatch it. `msg` is writable and may be modified. */
+void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, uint8_t *msg,
+                           size_t len);
+/* An upstream answer for q (already matched by ID and question). The bytes
+ * are writable and borrowed for the call. Frees q. */
+void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len);
+/* No answer can be had for q: the client gets SERVFAIL, an API caller the
+ * error (DOTPROXY_ETIMEDOUT, DOTPROXY_EUPSTREAM, DOTPROXY_ESTATE). Frees q. */
+void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err);
+/* Choose an upstream for q and hand it to the pool; fails q when none is
+ * usable. */
+void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q);
+
+/* Loop hooks. */
+void dp_proxy_turn_begin(struct dotproxy_ctx *ctx);
+uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx);
+void dp_proxy_turn_end(struct dotproxy_ctx *ctx);
+
+#endif

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/* Persistent, pipelined, strictly authenticated TLS connections to the
+ * upstreams (RFC 7858, RFC 7766 6.2.1.1, RFC 8310 strict profile). */
+#ifndef DP_TLS_POOL_H
+#define DP_TLS_POOL_H
+
+#include <stdint.h>
+
+#include <gnutls/gnutls.h>
+
+#include "dotproxy/dns.h"
+#include "loop.h"
+
+struct dotproxy_ctx;
+struct dp_upstream;
+struct dp_query;
+
+enum dp_conn_state { DP_CONN_CONNECTING, DP_CONN_HANDSHAKING, DP_CONN_READY, DP_CONN_CLOSED };
+
+struct dp_conn {
+    struct dp_io io;
+    struct dp_upstream *up;
+    gnutls_session_t tls;
+    int state;               /* enum dp_conn_state */
+    int ticket_taken;        /* session data already saved from this connection */
+    int gnutls_send_pending; /* a record_send returned EAGAIN: finish it first */
+    size_t send_pending_len;
+    /* In-flight table: the wire ID's low bits index slot[]; the high bits are
+     * a per-slot generation so a late answer to a timed-out query cannot be
+     * taken for the next query in that slot. */
+    struct dp_query **slot;
+    uint16_t *slot_id;       /* wire ID given to the slot's current occupant */
+    uint8_t *slot_dead;      /* 1: the occupant timed out; the answer is discarded */
+    uint16_t *free_slots;    /* stack of free slot indices */
+    unsigned n_free;
+    unsigned n_slots;        /* power of two */
+    unsigned id_shift;       /* log2(n_slots) */
+    unsigned inflight;       /* live + dead occupants */
+    unsigned n_dead;         /* occupants that timed out */
+    /* Plain text waiting to be encrypted: framed queries added this turn are
+     * written in as few TLS records as fit (one gnutls_record_send each). */
+    uint8_t *out;
+    size_t out_head, out_tail, out_cap;
+    /* Reassembly of framed answers. */
+    dotproxy_frame in;
+    uint8_t *inbuf;
+    uint64_t idle_since_us;  /* when inflight last became 0 */
+    struct dp_timer timer;   /* handshake deadline, then idle check */
+    struct dp_conn *next_dirty;
+    int dirty;
+};
+
+/* Give q to up's pool: send it on a ready connection with room, or queue it
+ * and, when needed, open a connection. */
+void dp_tls_pool_submit(struct dp_upstream *up, struct dp_query *q);
+/* q timed out or its client vanished: release its place (a slot of a
+ * connection becomes "dead" until the answer comes or the connection ends). */
+void dp_tls_pool_forget(struct dotproxy_ctx *ctx, struct dp_query *q);
+/* Write out every connection's queued output (end of a loop turn). */
+void dp_tls_pool_flush(struct dotproxy_ctx *ctx);
+/* Open a connection to up (background probe). */
+void dp_tls_pool_probe(struct dp_upstream *up);
+/* Close every connection of up. */
+void dp_tls_pool_close_all(struct dp_upstream *up);
+/* Close and free every connection of the context. */
+void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx);
+
+#endif
