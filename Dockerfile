@@ -62,7 +62,8 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove libcap2-bin \
  && rm -rf /var/lib/apt/lists/* \
  && ldconfig \
- && useradd --system --uid 10053 --user-group --no-create-home \
+ && groupadd --system --gid 10053 dotproxy \
+ && useradd --system --uid 10053 --gid dotproxy --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin dotproxy \
  && /usr/sbin/dotproxyd --version
 
