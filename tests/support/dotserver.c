@@ -419,6 +419,8 @@ static int answer_one(ts_dotserver *s, conn *c, const pend *p)
 /* Drop the first n queued queries. */
 static void queue_pop(conn *c, size_t n)
 {
+    if (n == 0)
+        return;
     for (size_t i = 0; i < n; i++)
         free(c->q[i].msg);
     memmove(c->q, c->q + n, (c->nq - n) * sizeof *c->q);
@@ -582,9 +584,11 @@ static void service(ts_dotserver *s, conn *c, int64_t now)
     }
 idle_check:
     if (s->o.idle_close_ms && now - c->last_rx >= (int64_t)s->o.idle_close_ms) {
+        /* Count first: the client may look at the counter as soon as it
+         * sees the close_notify. */
+        atomic_fetch_add(&s->n_closed, 1);
         gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* best effort: non-blocking */
         drain_socket(c->fd);
-        atomic_fetch_add(&s->n_closed, 1);
         c->dead = true;
     }
 }
@@ -626,7 +630,9 @@ static void accept_all(ts_dotserver *s, int64_t now)
         }
         c->fd = fd;
         c->last_rx = now;
-        if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK) < 0 ||
+        /* GNUTLS_NO_SIGNAL (MSG_NOSIGNAL): a client that hangs up while we
+         * write must not SIGPIPE the whole test process we live in. */
+        if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0 ||
             gnutls_priority_set(c->tls, s->prio) < 0 ||
             gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, s->cred) < 0 ||
             gnutls_session_ticket_enable_server(c->tls, &s->ticket_key) < 0) {
