@@ -15,7 +15,7 @@ set -euo pipefail
 
 unit=${1:?usage: systemd-verify.sh UNIT [DOTPROXYD]}
 exe=${2:-/bin/true}
-[[ -x $exe ]] || exe=/bin/true
+[[ -x $exe ]] && exe=$(readlink -f "$exe") || exe=/bin/true
 command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit 77; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/systemd-verify.XXXXXX")
