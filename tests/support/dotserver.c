@@ -587,7 +587,8 @@ idle_check:
         /* Count first: the client may look at the counter as soon as it
          * sees the close_notify. */
         atomic_fetch_add(&s->n_closed, 1);
-        gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* best effort: non-blocking */
+        if (c->handshaken)
+            gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* best effort: non-blocking */
         drain_socket(c->fd);
         c->dead = true;
     }
