@@ -324,13 +324,16 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
 
     unsigned qflags = get16(query + 2);
     unsigned id = get16(query);
-    if (get16(query + 4) > 0 && scan_first_question(query, qlen, &qend, &wire) < 0)
+    if (scan_msg(&s, query, qlen) == 0) {
+        qend = s.info.question_end;
+        /* The fresh OPT (RFC 6891 7) is added only when the query's EDNS
+         * is trustworthy, i.e. the whole query parsed. */
+        if (s.info.opt_off != 0) {
+            has_opt = 1;
+            do_bit = s.info.edns_flags & DOTPROXY_DNS_EDNS_DO;
+        }
+    } else if (get16(query + 4) > 0 && scan_first_question(query, qlen, &qend, &wire) < 0) {
         qend = 0; /* unreadable question: a FORMERR carries none */
-    /* The fresh OPT (RFC 6891 7) is added only when the query's EDNS is
-     * trustworthy, i.e. the whole query parsed. */
-    if (scan_msg(&s, query, qlen) == 0 && s.info.opt_off != 0) {
-        has_opt = 1;
-        do_bit = s.info.edns_flags & DOTPROXY_DNS_EDNS_DO;
     }
 
     size_t qsize = qend > 0 ? qend - HDR : 0;
