@@ -61,23 +61,20 @@ DOTPROXY_EXPORT int dotproxy_config_add_listen(dotproxy_config *cfg, const char 
     if (cfg->n_listen == DP_MAX_LISTEN)
         return DOTPROXY_ELIMIT;
     dotproxy_endpoint ep;
-    int rc = dotproxy_endpoint_parse(&ep, spec, DOTPROXY_DNS_PORT, 0);
-    if (rc == DOTPROXY_EPORT && strstr(spec, "@0") != NULL) {
-        /* Port 0 is refused by the spec grammar but meaningful for a listener:
-         * "let the kernel choose" (tests, embedders). */
-        char tmp[128];
-        size_t n = strlen(spec);
-        if (n >= 2 && n < sizeof tmp && strcmp(spec + n - 2, "@0") == 0) {
-            memcpy(tmp, spec, n - 2);
-            tmp[n - 2] = '\0';
-            rc = dotproxy_endpoint_parse(&ep, tmp, 1, 0);
-            if (rc == 0) {
-                if (ep.addr.ss_family == AF_INET)
-                    ((struct sockaddr_in *)&ep.addr)->sin_port = 0;
-                else
-                    ((struct sockaddr_in6 *)&ep.addr)->sin6_port = 0;
-            }
-        }
+    int rc;
+    size_t n = strlen(spec);
+    if (n > 2 && strcmp(spec + n - 2, "@0") == 0) {
+        /* Port 0 is no port for the spec grammar, but for a listener it
+         * means "let the kernel choose" (tests, embedders): parse the
+         * address alone with 0 as its default port. */
+        char addr[128];
+        if (n - 2 >= sizeof addr)
+            return DOTPROXY_EADDR;
+        memcpy(addr, spec, n - 2);
+        addr[n - 2] = '\0';
+        rc = dotproxy_endpoint_parse(&ep, addr, 0, 0);
+    } else {
+        rc = dotproxy_endpoint_parse(&ep, spec, DOTPROXY_DNS_PORT, 0);
     }
     if (rc != 0)
         return rc;
