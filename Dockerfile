@@ -22,8 +22,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 
+# --libdir=lib: without dpkg-dev, meson cannot ask for the multiarch triplet and falls
+# back to lib64, which Debian's dynamic loader does not search; /usr/lib it always does.
 RUN meson setup /build /src \
-        --buildtype=release --prefix=/usr -Dtests=false -Dexamples=false \
+        --buildtype=release --prefix=/usr --libdir=lib -Dtests=false -Dexamples=false \
  && ninja -C /build \
  && meson install -C /build --destdir /stage --no-rebuild
 

@@ -32,7 +32,7 @@ opts=$(sed -e ':a' -e '/\\$/N; s/\\\n/ /; ta' "$dockerfile" |
        sed -n 's/.*meson setup \/build \/src \(.*\)/\1/p' | sed 's/&&.*//' | head -1)
 opts=$(echo $opts)  # squeeze the continuation-line indentation
 [[ -n $opts ]] || fail "no 'meson setup /build /src OPTIONS' in $dockerfile"
-for want in --buildtype=release --prefix=/usr -Dtests=false -Dexamples=false; do
+for want in --buildtype=release --prefix=/usr --libdir=lib -Dtests=false -Dexamples=false; do
     [[ " $opts " == *" $want "* ]] || fail "Dockerfile meson setup lacks $want (has: $opts)"
 done
 ok "Dockerfile build stage options: $opts"
