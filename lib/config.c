@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,11 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     cfg->max_queries = 8192;
     cfg->max_tcp_clients = 1024;
     cfg->log.max_level = DOTPROXY_LOG_INFO;
+    cfg->cache_max_ttl = 86400;
+    cfg->stale_max_s = 86400;
+    cfg->rl_v4_prefix = 32;
+    cfg->rl_v6_prefix = 128;
+    cfg->padding = 128;
     *out = cfg;
     return 0;
 }
@@ -213,5 +219,110 @@ DOTPROXY_EXPORT int dotproxy_config_set_log(dotproxy_config *cfg, dotproxy_log_f
     cfg->log.fn = fn;
     cfg->log.user = user;
     cfg->log.max_level = max_level;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_add_allow(dotproxy_config *cfg, const char *cidr)
+{
+    if (cfg == NULL || cidr == NULL || cidr[0] == '\0')
+        return DOTPROXY_EINVAL;
+    if (cfg->n_allow == DP_MAX_ALLOW)
+        return DOTPROXY_ELIMIT;
+    char addr[64];
+    const char *slash = strchr(cidr, '/');
+    size_t alen = slash ? (size_t)(slash - cidr) : strlen(cidr);
+    if (alen == 0 || alen >= sizeof addr)
+        return DOTPROXY_EADDR;
+    memcpy(addr, cidr, alen);
+    addr[alen] = '\0';
+    struct dp_cidr c = {0};
+    unsigned max;
+    if (inet_pton(AF_INET, addr, c.addr) == 1) {
+        c.family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+        c.family = AF_INET6;
+        max = 128;
+    } else {
+        return DOTPROXY_EADDR;
+    }
+    unsigned prefix = max;
+    if (slash != NULL) {
+        const char *p = slash + 1;
+        if (*p == '\0' || strlen(p) > 3)
+            return DOTPROXY_EADDR;
+        prefix = 0;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9')
+                return DOTPROXY_EADDR;
+            prefix = prefix * 10 + (unsigned)(*p - '0');
+        }
+        if (prefix > max)
+            return DOTPROXY_EADDR;
+    }
+    c.prefix = (uint8_t)prefix;
+    /* Zero the host bits so that matching is a plain masked compare. */
+    for (unsigned bit = prefix; bit < max; bit++)
+        c.addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+    cfg->allow[cfg->n_allow++] = c;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_rate_limit(dotproxy_config *cfg, unsigned qps,
+                                                   unsigned burst, unsigned v4_prefix,
+                                                   unsigned v6_prefix, int action,
+                                                   int limit_loopback)
+{
+    if (cfg == NULL || qps > 10000000u || v4_prefix < 8 || v4_prefix > 32 || v6_prefix < 16 ||
+        v6_prefix > 128 || (action != DOTPROXY_LIMIT_REFUSE && action != DOTPROXY_LIMIT_DROP))
+        return DOTPROXY_EINVAL;
+    cfg->rl_qps = qps;
+    cfg->rl_burst = burst != 0 ? burst : qps;
+    cfg->rl_v4_prefix = v4_prefix;
+    cfg->rl_v6_prefix = v6_prefix;
+    cfg->rl_action = action;
+    cfg->rl_loopback = limit_loopback != 0;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_max_client_queries(dotproxy_config *cfg, unsigned n)
+{
+    if (cfg == NULL || n > 1048576)
+        return DOTPROXY_EINVAL;
+    cfg->max_client_queries = n;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_cache_ttl(dotproxy_config *cfg, unsigned min_s,
+                                                  unsigned max_s)
+{
+    if (cfg == NULL || min_s > max_s || max_s > 604800u)
+        return DOTPROXY_EINVAL;
+    cfg->cache_min_ttl = min_s;
+    cfg->cache_max_ttl = max_s;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_stale_max_s(dotproxy_config *cfg, unsigned s)
+{
+    if (cfg == NULL || s > 604800u)
+        return DOTPROXY_EINVAL;
+    cfg->stale_max_s = s;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_padding(dotproxy_config *cfg, unsigned block)
+{
+    if (cfg == NULL || block > 512)
+        return DOTPROXY_EINVAL;
+    cfg->padding = block;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_keep_ecs(dotproxy_config *cfg, int on)
+{
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    cfg->keep_ecs = on != 0;
     return 0;
 }

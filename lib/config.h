@@ -8,6 +8,14 @@
 
 #define DP_MAX_LISTEN 16
 #define DP_MAX_UPSTREAMS 16
+#define DP_MAX_ALLOW 256
+
+/* One allowed network: address bytes in network order, prefix length. */
+struct dp_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    uint8_t prefix;
+};
 
 struct dotproxy_config {
     dotproxy_endpoint listen[DP_MAX_LISTEN];
@@ -24,6 +32,14 @@ struct dotproxy_config {
     unsigned max_queries;
     unsigned max_tcp_clients;
     size_t cache_size;
+    unsigned cache_min_ttl, cache_max_ttl, stale_max_s;
+    struct dp_cidr allow[DP_MAX_ALLOW];
+    size_t n_allow; /* 0: the default private list */
+    unsigned rl_qps, rl_burst, rl_v4_prefix, rl_v6_prefix;
+    int rl_action, rl_loopback;
+    unsigned max_client_queries;
+    unsigned padding;
+    int keep_ecs;
     int reuseport;
     struct dp_logger log;
 };

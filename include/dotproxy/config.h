@@ -129,6 +129,55 @@ DOTPROXY_EXPORT int dotproxy_config_set_tls_priority(dotproxy_config *cfg, const
  * worker thread) can bind the same address. Default off. */
 DOTPROXY_EXPORT int dotproxy_config_set_reuseport(dotproxy_config *cfg, int on);
 
+/* ---- access control and limits (see README "Limits") ---- */
+
+/* Allow queries from the addresses in CIDR ("10.0.0.0/8", "2001:db8::/32", or
+ * a bare address). Repeatable. While none is added, the default list applies:
+ * loopback, RFC 1918, RFC 6598 shared space, link-local, fc00::/7, fe80::/10,
+ * so that a default deployment is not an open resolver. Others get REFUSED.
+ * Errors: DOTPROXY_EADDR (bad address or prefix length), DOTPROXY_ELIMIT past
+ * 256 entries. "0.0.0.0/0" and "::/0" allow everyone. */
+DOTPROXY_EXPORT int dotproxy_config_add_allow(dotproxy_config *cfg, const char *cidr);
+
+/* What a client over its rate limit gets. */
+enum dotproxy_limit_action {
+    DOTPROXY_LIMIT_REFUSE = 0, /* answer REFUSED (default) */
+    DOTPROXY_LIMIT_DROP = 1,   /* send nothing */
+};
+
+/* Per-client rate limit: a token bucket of `burst` queries refilled at `qps`
+ * per second, per address or, with prefix lengths below 32/128, per prefix
+ * (e.g. 24 and 56). qps 0 (the default) turns it off. Loopback clients are
+ * never limited unless limit_loopback is set. Errors: DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_config_set_rate_limit(dotproxy_config *cfg, unsigned qps,
+                                                   unsigned burst, unsigned v4_prefix,
+                                                   unsigned v6_prefix, int action,
+                                                   int limit_loopback);
+
+/* Most queries one client address may have waiting at once (default 0: no
+ * cap beyond the context's). Past it a UDP query is dropped (the client will
+ * retry) and a TCP client is not read until its answers go out. */
+DOTPROXY_EXPORT int dotproxy_config_set_max_client_queries(dotproxy_config *cfg, unsigned n);
+
+/* ---- answer cache (RFC 2308, RFC 8767) ---- */
+
+/* Clamp cached TTLs to [min_s, max_s] (defaults 0 and 86400). */
+DOTPROXY_EXPORT int dotproxy_config_set_cache_ttl(dotproxy_config *cfg, unsigned min_s,
+                                                  unsigned max_s);
+
+/* Serve an expired answer (TTL 30) for up to this long after it expired when
+ * no upstream answers in time (RFC 8767). Default 86400 s; 0 turns it off. */
+DOTPROXY_EXPORT int dotproxy_config_set_stale_max_s(dotproxy_config *cfg, unsigned s);
+
+/* ---- EDNS on the TLS leg (RFC 7830, RFC 8467, RFC 7871) ---- */
+
+/* Pad queries sent upstream to a multiple of `block` octets (default 128,
+ * RFC 8467 4.1; 0 turns padding off; at most 512). */
+DOTPROXY_EXPORT int dotproxy_config_set_padding(dotproxy_config *cfg, unsigned block);
+
+/* Keep the EDNS Client Subnet option clients send (default 0: stripped). */
+DOTPROXY_EXPORT int dotproxy_config_set_keep_ecs(dotproxy_config *cfg, int on);
+
 /* Where log lines go, and the most verbose level passed on (default: no
  * callback, nothing logged; level DOTPROXY_LOG_INFO). */
 DOTPROXY_EXPORT int dotproxy_config_set_log(dotproxy_config *cfg, dotproxy_log_fn fn, void *user,
