@@ -110,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(name[n - 1] == 0);
     }
     /* Every offset of the message as a name start: bounded, never reads out. */
-    if (size <= 2048) {
+    if (size <= 512) { /* bounded: keeps the exec rate up */
         for (size_t off = 0; off <= size; off++) {
             uint8_t name[DOTPROXY_DNS_MAX_NAME];
             size_t next = 0;

@@ -325,6 +325,27 @@ START_TEST(test_parse_rejects_truncated_header)
 }
 END_TEST
 
+START_TEST(test_parse_rejects_message_longer_than_65535)
+{
+    dotproxy_dns_info info;
+    /* A query with one NULL RR whose RDATA fills the message up to len. */
+    for (size_t len = 65535; len <= 65536; len++) {
+        m_header(&M, 1, 0x8000, 1, 1, 0, 0);
+        m_question(&M, "a", 1, 1);
+        m_u8(&M, 0);
+        size_t rdlen = len - M.n - 10;
+        m_rr_fixed(&M, 10, 1, 0, (unsigned)rdlen);
+        memset(M.b + M.n, 0, rdlen);
+        M.n += rdlen;
+        ck_assert_uint_eq(M.n, len);
+        if (len == 65535)
+            ck_assert_int_eq(parse(&M, &info), 0);
+        else
+            assert_malformed(&M);
+    }
+}
+END_TEST
+
 START_TEST(test_parse_rejects_self_pointer)
 {
     /* owner of the answer RR is a pointer to itself */
@@ -902,6 +923,7 @@ static Suite *dns_msg_suite(void)
 
     TCase *bad = tcase_create("parse_hostile");
     tcase_add_test(bad, test_parse_rejects_truncated_header);
+    tcase_add_test(bad, test_parse_rejects_message_longer_than_65535);
     tcase_add_test(bad, test_parse_rejects_self_pointer);
     tcase_add_test(bad, test_parse_rejects_pointer_back_to_start_of_its_own_name);
     tcase_add_test(bad, test_parse_rejects_two_pointer_cycle);
