@@ -68,7 +68,7 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
         }
         for (int i = 0; i < n; i++) {
             if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                ctx->ctr[DOTPROXY_CTR_DROPPED]++;
+                dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
                 continue;
             }
             struct dp_origin o = {
@@ -77,7 +77,7 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
                 .peer = &b->peers[i],
                 .peerlen = b->msgs[i].msg_hdr.msg_namelen,
             };
-            ctx->ctr[DOTPROXY_CTR_QUERIES_UDP]++;
+            dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_UDP);
             dp_proxy_client_query(ctx, &o, b->buf[i], b->msgs[i].msg_len);
         }
         if (n < UDP_BATCH || ctx->stopping)
@@ -96,7 +96,7 @@ void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
         n = sendto(l->io.fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        ctx->ctr[DOTPROXY_CTR_DROPPED]++; /* a full socket buffer: UDP may drop */
+        dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED); /* a full socket buffer: UDP may drop */
 }
 
 /* ---- TCP clients ---- */
@@ -196,12 +196,12 @@ static int client_take_frames(struct dp_tcp_client *c)
         if (rc < 0) {
             /* A zero-length or impossible frame: the stream cannot be
              * resynchronised. */
-            ctx->ctr[DOTPROXY_CTR_DROPPED]++;
+            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
             client_close(c);
             return -1;
         }
         struct dp_origin o = {.kind = DP_Q_TCP, .tcp = c};
-        ctx->ctr[DOTPROXY_CTR_QUERIES_TCP]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_TCP);
         dp_proxy_client_query(ctx, &o, c->inbuf + (m - c->inbuf), len);
         if (c->closed)
             return -1;
@@ -375,7 +375,7 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         }
         dp_list_push_back(&ctx->tcp_clients, &c->lru);
         ctx->n_tcp_clients++;
-        ctx->ctr[DOTPROXY_CTR_TCP_CLIENTS]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_TCP_CLIENTS);
         c->last_active_us = dp_now(ctx);
         dp_timer_set(&ctx->loop, &c->idle,
                      c->last_active_us + (uint64_t)ctx->cfg.tcp_idle_timeout_ms * 1000u);

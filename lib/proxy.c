@@ -103,7 +103,7 @@ static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, 
             if (n < 0)
                 break;
             len = (size_t)n;
-            ctx->ctr[DOTPROXY_CTR_TRUNCATED]++;
+            dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
         }
         dp_listener_udp_send(ctx, q->from.udp.l, &q->from.udp.peer, q->from.udp.peerlen, msg,
                              len);
@@ -122,7 +122,7 @@ static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, 
 void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
 {
     dotproxy_dns_set_id(msg, len, q->client_id);
-    ctx->ctr[DOTPROXY_CTR_ANSWERS]++;
+    dp_ctr_inc(ctx, DOTPROXY_CTR_ANSWERS);
     deliver(ctx, q, msg, len);
 }
 
@@ -142,7 +142,7 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
         query_free(ctx, q);
         return;
     }
-    ctx->ctr[DOTPROXY_CTR_SERVFAIL]++;
+    dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
     dotproxy_dns_set_id(q->q, q->qlen, q->client_id);
     uint8_t buf[DP_QUERY_INLINE + 64];
     int n = q->qlen + 11u <= sizeof buf
@@ -203,12 +203,12 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
     if (len < DOTPROXY_DNS_HEADER_SIZE || (msg[2] & 0x80)) {
         /* No header to answer, or a response: never answer those (that is
          * how two servers end up bouncing packets forever). */
-        ctx->ctr[DOTPROXY_CTR_DROPPED]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
         return;
     }
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0) {
-        ctx->ctr[DOTPROXY_CTR_FORMERR]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_FORMERR);
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
         return;
     }
@@ -217,13 +217,13 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         return;
     }
     if (info.qdcount != 1) {
-        ctx->ctr[DOTPROXY_CTR_FORMERR]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_FORMERR);
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
         return;
     }
     struct dp_query *q = ctx->stopping ? NULL : admit(ctx, &info, msg, len);
     if (q == NULL) {
-        ctx->ctr[DOTPROXY_CTR_SERVFAIL]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_SERVFAIL);
         return;
     }
@@ -276,7 +276,7 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
         struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
         if (q->deadline_us > now)
             break;
-        ctx->ctr[DOTPROXY_CTR_TIMEOUTS]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_TIMEOUTS);
         dp_proxy_fail(ctx, q, DOTPROXY_ETIMEDOUT);
     }
     while (!dp_list_empty(&ctx->done)) {
@@ -294,6 +294,7 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
     while (dp_listener_flush(ctx));
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
         finish_stop(ctx);
+    atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_INFLIGHT], ctx->n_active, memory_order_relaxed);
     ctx->in_process = 0;
 }
 
@@ -469,7 +470,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, 
     q->udp_limit = UINT16_MAX;
     q->from.api.cb = cb;
     q->from.api.user = user;
-    ctx->ctr[DOTPROXY_CTR_QUERIES_API]++;
+    dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_API);
     dp_proxy_dispatch(ctx, q);
     return 0;
 }
@@ -478,9 +479,7 @@ DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which
 {
     if (ctx == NULL || which < 0 || which >= DOTPROXY_CTR_COUNT_)
         return 0;
-    if (which == DOTPROXY_CTR_INFLIGHT)
-        return ctx->n_active;
-    return ctx->ctr[which];
+    return atomic_load_explicit(&ctx->ctr[which], memory_order_relaxed);
 }
 
 DOTPROXY_EXPORT void dotproxy_ctx_stop(dotproxy_ctx *ctx)

@@ -96,8 +96,22 @@ struct dotproxy_ctx {
     int stopped;
     uint64_t drain_until_us;
 
-    uint64_t ctr[DOTPROXY_CTR_COUNT_];
+    /* Written only by the thread driving the context, read by any thread
+     * (metrics): relaxed atomics, so an increment stays a plain add. */
+    _Atomic uint64_t ctr[DOTPROXY_CTR_COUNT_];
 };
+
+static inline void dp_ctr_add(struct dotproxy_ctx *ctx, int which, uint64_t n)
+{
+    atomic_store_explicit(&ctx->ctr[which],
+                          atomic_load_explicit(&ctx->ctr[which], memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void dp_ctr_inc(struct dotproxy_ctx *ctx, int which)
+{
+    dp_ctr_add(ctx, which, 1);
+}
 
 #define DP_CTX_OF_LOOP(l) DP_CONTAINER_OF(l, struct dotproxy_ctx, loop)
 

@@ -163,7 +163,7 @@ static void conn_open(struct dp_upstream *up)
         return;
     }
     up->conns[up->n_conns++] = c;
-    ctx->ctr[DOTPROXY_CTR_TLS_CONNECTS]++;
+    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CONNECTS);
     c->state = DP_CONN_CONNECTING;
     uint64_t hs = (uint64_t)ctx->cfg.timeout_ms * 1000u;
     dp_timer_set(&ctx->loop, &c->timer, dp_now(ctx) + (hs < HANDSHAKE_MAX_US ? hs : HANDSHAKE_MAX_US));
@@ -345,10 +345,10 @@ static void conn_ready(struct dp_conn *c)
     struct dotproxy_ctx *ctx = conn_ctx(c);
     struct dp_upstream *up = c->up;
     c->state = DP_CONN_READY;
-    ctx->ctr[DOTPROXY_CTR_TLS_HANDSHAKES]++;
+    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_HANDSHAKES);
     int resumed = gnutls_session_is_resumed(c->tls);
     if (resumed)
-        ctx->ctr[DOTPROXY_CTR_TLS_RESUMED]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_RESUMED);
     if (gnutls_protocol_get_version(c->tls) != GNUTLS_TLS1_3)
         take_ticket(c); /* TLS 1.2: the session is resumable right away */
     else
@@ -424,13 +424,13 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
     struct dotproxy_ctx *ctx = conn_ctx(c);
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0 || !(info.flags & DOTPROXY_DNS_FLAG_QR)) {
-        ctx->ctr[DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "malformed answer", 0, 0);
         return -1;
     }
     unsigned idx = info.id & (c->n_slots - 1);
     if (c->slot[idx] == NULL || c->slot_id[idx] != info.id) {
-        ctx->ctr[DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer with an ID we did not send", 0, 0);
         return -1;
     }
@@ -458,7 +458,7 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
         }
     }
     if (!same) {
-        ctx->ctr[DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer to a different question", 0, 0);
         return -1;
     }
@@ -489,7 +489,7 @@ static void conn_read(struct dp_conn *c)
                     return;
             }
             if (rc < 0) {
-                conn_ctx(c)->ctr[DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS]++;
+                dp_ctr_inc(conn_ctx(c), DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
                 conn_fail(c, "broken framing", 0, 0);
                 return;
             }
@@ -590,7 +590,7 @@ static void conn_timer_fire(struct dp_timer *t)
     }
     /* Idle (or only dead queries left, i.e. a silent upstream): close it
      * politely; nothing live is lost. */
-    ctx->ctr[DOTPROXY_CTR_TLS_CLOSED_IDLE]++;
+    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CLOSED_IDLE);
     dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: closing idle connection", c->up->label);
     gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     struct dp_upstream *up = c->up;
@@ -617,11 +617,11 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         c->inflight--;
     }
     if (by_peer && was_ready) {
-        ctx->ctr[DOTPROXY_CTR_TLS_CLOSED_BY_PEER]++;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
         dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: %s", up->label, why);
     } else {
         if (!was_ready)
-            ctx->ctr[DOTPROXY_CTR_TLS_FAILURES]++;
+            dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_FAILURES);
         dp_log(&ctx->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
     }
     conn_close(c);
@@ -635,7 +635,7 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         dp_list_remove(&q->wait);
         if (q->retries == 0) {
             q->retries++;
-            ctx->ctr[DOTPROXY_CTR_RETRIES]++;
+            dp_ctr_inc(ctx, DOTPROXY_CTR_RETRIES);
             dp_proxy_dispatch(ctx, q);
         } else {
             dp_proxy_fail(ctx, q, DOTPROXY_EUPSTREAM);

@@ -79,7 +79,8 @@ enum dotproxy_counter {
     DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
 };
 
-/* The value of a counter, or 0 for an unknown one. */
+/* The value of a counter, or 0 for an unknown one. Safe from any thread
+ * (values from another thread may lag by one loop turn). */
 DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which);
 
 /* Ask the context to stop: listeners close at once, queries in flight get up
