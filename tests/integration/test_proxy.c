@@ -54,6 +54,16 @@ static const char *pki_path(const char *name)
     return p;
 }
 
+/* Under valgrind code runs tens of times slower: a TLS handshake alone can
+ * outlast a 300 ms query deadline (the engine bounds handshakes by it), and
+ * the SERVFAIL would then come from the failed connection, not the timeout.
+ * The timing test stretches its deadline by this factor there. */
+static unsigned time_scale(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p != NULL && strstr(p, "vgpreload") != NULL ? 10 : 1;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -144,6 +154,12 @@ static dotproxy_ctx *proxy_new(const proxy_spec *ps)
                          0);
     dotproxy_ctx *ctx = NULL;
     int rc = dotproxy_ctx_new(&ctx, cfg);
+    /* ENGINE BUG (see test_proxy_listens_on_port_zero_even_when_tcp_holds_the_port_udp_got):
+     * with port 0 the TCP bind may collide with a port in use for TCP and
+     * fail with EBIND. That test catches it; the others retry so that they
+     * keep testing their own behaviour. */
+    for (int tries = 0; rc == DOTPROXY_EBIND && !ps->no_listen && tries < 5; tries++)
+        rc = dotproxy_ctx_new(&ctx, cfg);
     ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
     dotproxy_config_free(cfg);
     return ctx;
@@ -641,15 +657,16 @@ END_TEST
 START_TEST(test_proxy_answers_servfail_when_a_silent_upstream_outlasts_the_timeout)
 {
     rig r;
-    rig_up(&r, (ts_dotserver_opts){.silent = 1}, (proxy_spec){.timeout_ms = 300});
+    const int64_t timeout = 300 * (int64_t)time_scale();
+    rig_up(&r, (ts_dotserver_opts){.silent = 1}, (proxy_spec){.timeout_ms = (unsigned)timeout});
     uint8_t ans[1024];
     int64_t t0 = now_ms();
     int n = udp_ask(r.port, 0x5115, "SiLeNt.timeout.test", TS_DNS_TYPE_A, 0, ans, sizeof ans);
     int64_t waited = now_ms() - t0;
     assert_reply_to(ans, n, 0x5115, "SiLeNt.timeout.test", TS_DNS_RCODE_SERVFAIL);
-    ck_assert_msg(waited >= 250, "SERVFAIL after %lld ms, before the 300 ms timeout",
-                  (long long)waited);
-    ck_assert_msg(waited < 3000, "SERVFAIL only after %lld ms", (long long)waited);
+    ck_assert_msg(waited >= timeout - 50, "SERVFAIL after %lld ms, before the %lld ms timeout",
+                  (long long)waited, (long long)timeout);
+    ck_assert_msg(waited < timeout + 2000, "SERVFAIL only after %lld ms", (long long)waited);
     ck_assert_uint_eq(ts_dotserver_queries(r.srv), 1);
     rig_stop(&r);
     ck_assert_uint_eq(rig_counter(&r, DOTPROXY_CTR_TIMEOUTS), 1);
@@ -960,6 +977,50 @@ START_TEST(test_proxy_answers_queries_in_flight_when_stopped)
 }
 END_TEST
 
+/* ENGINE BUG, kept failing on purpose until lib/listener.c is fixed:
+ * dp_listener_open() binds UDP to the port the kernel picks, then TCP to the
+ * same number once, and returns DOTPROXY_EBIND when that port is already
+ * in use for TCP (by any connection's local port, say) instead of trying
+ * another free port. Port 0 promises a free port for both. With 2000 TCP
+ * ports taken out of the ~28000 ephemeral ones, 150 contexts collide at
+ * least once with probability > 0.9999 while the bug is there; with it
+ * fixed the test cannot fail. */
+#define BUSY_TCP_PORTS 2000
+#define PORT_ZERO_CONTEXTS 150
+
+START_TEST(test_proxy_listens_on_port_zero_even_when_tcp_holds_the_port_udp_got)
+{
+    static int busy[BUSY_TCP_PORTS];
+    for (unsigned i = 0; i < BUSY_TCP_PORTS; i++)
+        refusing_port(&busy[i]); /* no SO_REUSEADDR: the port is TCP's alone */
+    dotproxy_config *cfg = NULL;
+    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
+    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
+    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, "127.0.0.1@853#dns.test"), 0);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, pki_path("ca.pem")), 0);
+    unsigned failed = 0;
+    for (unsigned i = 0; i < PORT_ZERO_CONTEXTS; i++) {
+        dotproxy_ctx *ctx = NULL;
+        int rc = dotproxy_ctx_new(&ctx, cfg);
+        if (rc != 0) {
+            ck_assert_int_eq(rc, DOTPROXY_EBIND);
+            failed++;
+            continue;
+        }
+        ck_assert_int_gt(dotproxy_ctx_listen_port(ctx, 0), 0);
+        dotproxy_ctx_free(ctx);
+    }
+    dotproxy_config_free(cfg);
+    for (unsigned i = 0; i < BUSY_TCP_PORTS; i++)
+        close(busy[i]);
+    ck_assert_msg(failed == 0,
+                  "listen 127.0.0.1@0 failed with EBIND in %u of %u contexts: the TCP bind "
+                  "reuses the UDP port even when TCP has it in use (lib/listener.c "
+                  "dp_listener_open)",
+                  failed, PORT_ZERO_CONTEXTS);
+}
+END_TEST
+
 /* ---- the runner ------------------------------------------------------------- */
 
 static void remove_pki(void)
@@ -1026,6 +1087,7 @@ static Suite *proxy_suite(void)
     tcase_add_test(tc, test_proxy_answers_an_api_query_on_a_context_without_a_listen_address);
     tcase_add_test(tc, test_proxy_works_when_driven_through_fds_poll_and_process);
     tcase_add_test(tc, test_proxy_answers_queries_in_flight_when_stopped);
+    tcase_add_test(tc, test_proxy_listens_on_port_zero_even_when_tcp_holds_the_port_udp_got);
     suite_add_tcase(s, tc);
     return s;
 }
