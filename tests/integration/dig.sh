@@ -48,6 +48,7 @@ check_eq "dotproxyd exit status" 0 "$STOP_STATUS"
 # from fresh sockets lands on both; every one is answered either way.
 PROXY_NAME=dotproxyd-w2 start_proxy -w 2 -u "127.0.0.1@$SRV_PORT#dns.test" \
     --ca-file "$PKI/ca.pem" --timeout 3000
+check_match "-w 2: startup line" '; 2 workers$' "$BG_LINE"
 names=()
 for i in $(seq 1 20); do names+=("w$i.example"); done
 expected=$(for n in "${names[@]}"; do expected_a "$n"; done)

@@ -150,7 +150,13 @@ start_bg() {
         exec {fd}<&-
         die "$name did not print /$re/ (it exited or hung): $*"
     fi
-    cat <&"$fd" >>"$WORK/$name.log" &
+    # The drain must not inherit the write end of CMD's stdin, or closing
+    # BG_IN would never reach CMD as end of input.
+    if [ -n "$BG_IN" ]; then
+        cat <&"$fd" >>"$WORK/$name.log" {BG_IN}>&- &
+    else
+        cat <&"$fd" >>"$WORK/$name.log" &
+    fi
     BG_DRAIN=$!
     PIDS+=("$BG_DRAIN")
     exec {fd}<&-
