@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,4 +326,23 @@ DOTPROXY_EXPORT int dotproxy_config_set_keep_ecs(dotproxy_config *cfg, int on)
         return DOTPROXY_EINVAL;
     cfg->keep_ecs = on != 0;
     return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_add_pin(dotproxy_config *cfg, size_t index, const char *pin)
+{
+    if (cfg == NULL || pin == NULL || index >= cfg->n_upstream)
+        return DOTPROXY_EINVAL;
+    if (cfg->n_pins[index] == DP_MAX_PINS)
+        return DOTPROXY_ELIMIT;
+    if (strncmp(pin, "sha256/", 7) == 0)
+        pin += 7;
+    gnutls_datum_t in = {(unsigned char *)(uintptr_t)pin, (unsigned)strlen(pin)};
+    gnutls_datum_t raw = {NULL, 0};
+    if (in.size == 0 || gnutls_base64_decode2(&in, &raw) < 0)
+        return DOTPROXY_EINVAL;
+    int ok = raw.size == 32;
+    if (ok)
+        memcpy(cfg->pins[index][cfg->n_pins[index]++], raw.data, 32);
+    gnutls_free(raw.data);
+    return ok ? 0 : DOTPROXY_EINVAL;
 }

@@ -9,6 +9,7 @@
 #define DP_MAX_LISTEN 16
 #define DP_MAX_UPSTREAMS 16
 #define DP_MAX_ALLOW 256
+#define DP_MAX_PINS 8
 
 /* One allowed network: address bytes in network order, prefix length. */
 struct dp_cidr {
@@ -22,6 +23,8 @@ struct dotproxy_config {
     size_t n_listen;
     dotproxy_endpoint upstream[DP_MAX_UPSTREAMS];
     size_t n_upstream;
+    uint8_t pins[DP_MAX_UPSTREAMS][DP_MAX_PINS][32]; /* SHA-256 of SPKI */
+    unsigned n_pins[DP_MAX_UPSTREAMS];
     char *ca_file;      /* NULL: system trust store */
     char *tls_priority; /* NULL: DOTPROXY_TLS_PRIORITY_DEFAULT */
     unsigned timeout_ms;

@@ -422,7 +422,8 @@ void dp_listener_close_clients(struct dotproxy_ctx *ctx)
 
 /* ---- opening and closing listeners ---- */
 
-static int open_socket(struct dotproxy_ctx *ctx, const dotproxy_endpoint *ep, int type)
+static int open_socket(struct dotproxy_ctx *ctx, const dotproxy_endpoint *ep, int type,
+                       int log_failure)
 {
     char label[128];
     if (dotproxy_endpoint_format(ep, label, sizeof label) < 0)
@@ -442,8 +443,9 @@ static int open_socket(struct dotproxy_ctx *ctx, const dotproxy_endpoint *ep, in
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (const struct sockaddr *)&ep->addr, ep->addrlen) != 0 ||
         (type == SOCK_STREAM && listen(fd, 1024) != 0)) {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "cannot listen on %s (%s): %s", label, proto,
-               strerror(errno));
+        if (log_failure)
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "cannot listen on %s (%s): %s", label, proto,
+                   strerror(errno));
         close(fd);
         return -1;
     }
@@ -478,19 +480,33 @@ int dp_listener_open(struct dotproxy_ctx *ctx)
     }
     for (size_t i = 0; i < n; i++) {
         dotproxy_endpoint ep = ctx->cfg.listen[i];
-        int ufd = open_socket(ctx, &ep, SOCK_DGRAM);
-        if (ufd < 0)
-            return DOTPROXY_EBIND;
-        ctx->udp[i].io.fd = ufd;
-        ctx->udp[i].port = bound_port(ufd);
-        /* With port 0, TCP takes the port the kernel gave UDP. */
-        if (ep.addr.ss_family == AF_INET)
-            ((struct sockaddr_in *)&ep.addr)->sin_port = htons(ctx->udp[i].port);
-        else
-            ((struct sockaddr_in6 *)&ep.addr)->sin6_port = htons(ctx->udp[i].port);
-        int tfd = open_socket(ctx, &ep, SOCK_STREAM);
+        in_port_t *port = ep.addr.ss_family == AF_INET
+                              ? &((struct sockaddr_in *)&ep.addr)->sin_port
+                              : &((struct sockaddr_in6 *)&ep.addr)->sin6_port;
+        int any_port = *port == 0;
+        int ufd = -1, tfd = -1;
+        /* With port 0 the kernel picks a free UDP port, and TCP must take
+         * the same number, which some TCP socket may hold: then try again
+         * with another UDP port. */
+        for (int attempt = 0; attempt < 64 && tfd < 0; attempt++) {
+            if (any_port)
+                *port = 0;
+            ufd = open_socket(ctx, &ep, SOCK_DGRAM, !any_port);
+            if (ufd < 0)
+                return DOTPROXY_EBIND;
+            ctx->udp[i].port = bound_port(ufd);
+            *port = htons(ctx->udp[i].port);
+            tfd = open_socket(ctx, &ep, SOCK_STREAM, !any_port || attempt == 63);
+            if (tfd < 0) {
+                close(ufd);
+                ufd = -1;
+                if (!any_port)
+                    return DOTPROXY_EBIND;
+            }
+        }
         if (tfd < 0)
             return DOTPROXY_EBIND;
+        ctx->udp[i].io.fd = ufd;
         ctx->tcp[i].io.fd = tfd;
         ctx->udp[i].io.on_ready = udp_on_ready;
         ctx->tcp[i].io.on_ready = tcp_on_accept;

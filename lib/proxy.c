@@ -29,6 +29,7 @@ static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
     dp_list_init(&q->active);
     dp_list_init(&q->wait);
     dp_list_init(&q->client);
+    dp_list_init(&q->sent);
     q->conn = NULL;
     q->up = NULL;
     q->tried = 0;
@@ -51,6 +52,7 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
     }
     if (dp_list_linked(&q->wait))
         dp_list_remove(&q->wait);
+    dp_list_remove(&q->sent);
     if (q->kind == DP_Q_TCP && q->from.tcp != NULL)
         dp_listener_tcp_query_done(q->from.tcp, q);
     q->next_free = ctx->qfree;
@@ -272,6 +274,7 @@ void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
 void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
 {
     uint64_t now = dp_now(ctx);
+    dp_tls_pool_sweep(ctx);
     while (!dp_list_empty(&ctx->active)) {
         struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
         if (q->deadline_us > now)
@@ -304,6 +307,9 @@ uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
         (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped))
         return 0;
     uint64_t due = dp_loop_next_due(&ctx->loop);
+    uint64_t sweep = dp_tls_pool_next_sweep(ctx);
+    if (sweep < due)
+        due = sweep;
     if (!dp_list_empty(&ctx->active)) {
         const struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
         if (q->deadline_us < due)
@@ -368,6 +374,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     ctx->wake.fd = -1;
     dp_list_init(&ctx->active);
     dp_list_init(&ctx->done);
+    dp_list_init(&ctx->sent);
     dp_list_init(&ctx->tcp_clients);
     dp_loop_init(&ctx->loop);
     int rc = dp_config_copy(&ctx->cfg, cfg);
@@ -386,8 +393,11 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     ctx->qpool = calloc(ctx->cfg.max_queries, sizeof *ctx->qpool);
     if (ctx->ups == NULL || ctx->qpool == NULL)
         goto fail;
-    for (size_t i = 0; i < ctx->n_ups; i++)
+    for (size_t i = 0; i < ctx->n_ups; i++) {
         dp_upstream_init(&ctx->ups[i], ctx, (unsigned)i, &ctx->cfg.upstream[i]);
+        ctx->ups[i].pins = (const uint8_t(*)[32])ctx->cfg.pins[i];
+        ctx->ups[i].n_pins = ctx->cfg.n_pins[i];
+    }
     ctx->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ctx->wake.on_ready = wake_on_ready;
     if (ctx->wake.fd < 0) {

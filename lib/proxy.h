@@ -29,6 +29,7 @@ struct dp_query {
     struct dp_list active;   /* ctx->active, in deadline order */
     struct dp_list wait;     /* an upstream's waiting list, or the client's list */
     struct dp_list client;   /* TCP: the client's list of its queries */
+    struct dp_list sent;     /* ctx->sent, in the order written upstream */
     uint64_t deadline_us;
     uint64_t sent_us;        /* when written to an upstream (RTT) */
     struct dp_conn *conn;    /* connection it is in flight on, or NULL */
@@ -84,6 +85,7 @@ struct dotproxy_ctx {
     struct dp_query *qfree;        /* singly linked through active.next */
     struct dp_list active;         /* all live queries, oldest deadline first */
     struct dp_list done;           /* API queries finished outside process() */
+    struct dp_list sent;           /* queries on the wire, oldest write first */
     size_t n_active;
 
     struct dp_conn *dirty;         /* connections with output to flush */

@@ -12,6 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+
 #include "dotproxy/error.h"
 #include "proxy.h"
 #include "upstream.h"
@@ -33,6 +36,17 @@ static struct dotproxy_ctx *conn_ctx(const struct dp_conn *c)
 }
 
 static unsigned live_inflight(const struct dp_conn *c);
+
+/* How long an idle connection is kept: the configured time, or less when
+ * this upstream has shown (by closing idle connections itself, or by an RFC
+ * 7828 keepalive timeout) that it drops them sooner. Closing first means we
+ * never write a query into a connection the server already closed. */
+static uint64_t idle_limit(const struct dp_conn *c)
+{
+    uint64_t cfg = (uint64_t)c->up->ctx->cfg.idle_timeout_ms * 1000u;
+    uint64_t learned = c->up->idle_limit_us;
+    return learned != 0 && learned < cfg ? learned : cfg;
+}
 
 static void mark_dirty(struct dp_conn *c)
 {
@@ -222,6 +236,10 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
     q->conn = c;
     q->wire_id = wire;
     q->sent_us = dp_now(ctx);
+    c->last_tx_us = q->sent_us;
+    /* In send order, for the stuck-query sweep (dp_tls_pool_sweep). */
+    dp_list_remove(&q->sent);
+    dp_list_push_back(&ctx->sent, &q->sent);
     dotproxy_dns_set_id(q->q, q->qlen, wire);
     /* Length and message in one write (RFC 7766 8). */
     dotproxy_frame_put_prefix(c->out + c->out_tail, q->qlen);
@@ -286,7 +304,7 @@ static void slot_release(struct dp_conn *c, unsigned idx)
         c->idle_since_us = dp_now(ctx);
         if (!dp_timer_armed(&c->timer))
             dp_timer_set(&ctx->loop, &c->timer,
-                         c->idle_since_us + (uint64_t)ctx->cfg.idle_timeout_ms * 1000u);
+                         c->idle_since_us + idle_limit(c));
     }
 }
 
@@ -309,7 +327,7 @@ void dp_tls_pool_forget(struct dotproxy_ctx *ctx, struct dp_query *q)
         if (live_inflight(c) == 0) {
             c->idle_since_us = dp_now(ctx);
             dp_timer_set(&ctx->loop, &c->timer,
-                         c->idle_since_us + (uint64_t)ctx->cfg.idle_timeout_ms * 1000u);
+                         c->idle_since_us + idle_limit(c));
         }
     } else if (q->up != NULL && dp_list_linked(&q->wait)) {
         dp_list_remove(&q->wait);
@@ -340,10 +358,41 @@ static void maybe_take_ticket(struct dp_conn *c)
         take_ticket(c);
 }
 
+/* RFC 7858 4.2: with a pin set, one certificate of the chain the server
+ * presented must carry a pinned key. Checked after every handshake: GnuTLS
+ * keeps the peer's chain in resumed sessions, so resumption cannot skip it. */
+static int pins_match(struct dp_conn *c)
+{
+    const struct dp_upstream *up = c->up;
+    unsigned n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(c->tls, &n);
+    for (unsigned i = 0; certs != NULL && i < n; i++) {
+        gnutls_pubkey_t pk;
+        gnutls_datum_t spki = {NULL, 0};
+        uint8_t digest[32];
+        int ok = gnutls_pubkey_init(&pk) >= 0;
+        if (ok) {
+            ok = gnutls_pubkey_import_x509_raw(pk, &certs[i], GNUTLS_X509_FMT_DER, 0) >= 0 &&
+                 gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &spki) >= 0 &&
+                 gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, digest) >= 0;
+            gnutls_free(spki.data);
+            gnutls_pubkey_deinit(pk);
+        }
+        for (unsigned k = 0; ok && k < up->n_pins; k++)
+            if (memcmp(digest, up->pins[k], sizeof digest) == 0)
+                return 1;
+    }
+    return 0;
+}
+
 static void conn_ready(struct dp_conn *c)
 {
     struct dotproxy_ctx *ctx = conn_ctx(c);
     struct dp_upstream *up = c->up;
+    if (up->n_pins > 0 && !pins_match(c)) {
+        conn_fail(c, "no certificate in the chain matches the SPKI pin set", 1, 0);
+        return;
+    }
     c->state = DP_CONN_READY;
     dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_HANDSHAKES);
     int resumed = gnutls_session_is_resumed(c->tls);
@@ -362,7 +411,7 @@ static void conn_ready(struct dp_conn *c)
     dp_upstream_connect_succeeded(up);
     dp_loop_want(&ctx->loop, &c->io, DOTPROXY_EV_IN);
     c->idle_since_us = dp_now(ctx);
-    dp_timer_set(&ctx->loop, &c->timer, c->idle_since_us + (uint64_t)ctx->cfg.idle_timeout_ms * 1000u);
+    dp_timer_set(&ctx->loop, &c->timer, c->idle_since_us + idle_limit(c));
     drain_waiting(c);
     kick(up);
 }
@@ -478,6 +527,7 @@ static void conn_read(struct dp_conn *c)
         size_t room = dotproxy_frame_space(&c->in, &p);
         ssize_t n = gnutls_record_recv(c->tls, p, room);
         if (n > 0) {
+            c->last_rx_us = dp_now(conn_ctx(c));
             dotproxy_frame_commit(&c->in, (size_t)n);
             const uint8_t *m;
             size_t mlen;
@@ -583,7 +633,7 @@ static void conn_timer_fire(struct dp_timer *t)
     }
     if (live_inflight(c) != 0)
         return; /* re-armed when it next becomes idle */
-    uint64_t due = c->idle_since_us + (uint64_t)ctx->cfg.idle_timeout_ms * 1000u;
+    uint64_t due = c->idle_since_us + idle_limit(c);
     if (dp_now(ctx) < due) {
         dp_timer_set(&ctx->loop, t, due);
         return;
@@ -618,6 +668,21 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
     }
     if (by_peer && was_ready) {
         dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
+        uint64_t last = c->last_rx_us > c->last_tx_us ? c->last_rx_us : c->last_tx_us;
+        uint64_t quiet = dp_now(ctx) - last;
+        if (live_inflight(c) == 0 && quiet >= 1000000u) {
+            /* The server closed a connection idle for `quiet`: close ours a
+             * little sooner from now on (public resolvers: about 10 s). */
+            uint64_t limit = quiet - quiet / 5;
+            if (up->idle_limit_us == 0 || limit < up->idle_limit_us) {
+                up->idle_limit_us = limit;
+                dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+                       "upstream %s closes idle connections after about %llu ms; closing ours "
+                       "after %llu ms",
+                       up->label, (unsigned long long)(quiet / 1000),
+                       (unsigned long long)(limit / 1000));
+            }
+        }
         dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: %s", up->label, why);
     } else {
         if (!was_ready)
@@ -710,4 +775,72 @@ void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx)
     }
     for (size_t i = 0; i < ctx->n_ups; i++)
         dp_tls_pool_close_all(&ctx->ups[i]);
+}
+
+/* Hedge delay for a query on up: long enough for a normal answer (four
+ * smoothed RTTs, and never under 250 ms, since a recursive resolver may need
+ * a few hundred ms for a name it has to look up), short enough to leave time
+ * for a second try within the deadline. */
+static uint64_t hedge_delay(const struct dotproxy_ctx *ctx, const struct dp_upstream *up)
+{
+    uint64_t h = 4 * up->srtt_us;
+    if (h < 250000u)
+        h = 250000u;
+    uint64_t cap = (uint64_t)ctx->cfg.timeout_ms * 500u; /* half the deadline */
+    return h < cap ? h : cap;
+}
+
+/* The peer has not acknowledged data we sent it for at least `ms`: the
+ * connection is half-open (peer gone, path black-holed), not just slow. */
+static int conn_unacked_for(const struct dp_conn *c, uint64_t ms)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(c->io.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return 0;
+    return ti.tcpi_unacked > 0 && ti.tcpi_last_ack_recv >= ms;
+}
+
+void dp_tls_pool_sweep(struct dotproxy_ctx *ctx)
+{
+    uint64_t now = dp_now(ctx);
+    while (!dp_list_empty(&ctx->sent)) {
+        struct dp_query *q = DP_CONTAINER_OF(ctx->sent.next, struct dp_query, sent);
+        struct dp_conn *c = q->conn;
+        if (c == NULL) {
+            dp_list_remove(&q->sent);
+            continue;
+        }
+        uint64_t h = hedge_delay(ctx, c->up);
+        if (q->sent_us + h > now)
+            break; /* later ones were sent later */
+        dp_list_remove(&q->sent);
+        struct dp_upstream *up = c->up;
+        if (conn_unacked_for(c, h / 1000)) {
+            /* Every query on it is stuck: replace the connection (its live
+             * queries are re-sent once) and count it against the upstream. */
+            conn_fail(c, "peer stopped acknowledging data: connection presumed dead", 1, 0);
+            continue;
+        }
+        /* The connection is alive but this answer is late: if another
+         * upstream can take it, move the query there. Its old slot stays
+         * reserved until the late answer arrives (then it is discarded). */
+        uint32_t tried = q->tried | (1u << up->index);
+        if (dp_upstream_select(ctx, tried) != NULL) {
+            dp_tls_pool_forget(ctx, q);
+            q->tried = tried;
+            dp_ctr_inc(ctx, DOTPROXY_CTR_HEDGED);
+            dp_proxy_dispatch(ctx, q);
+        }
+    }
+}
+
+uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx)
+{
+    if (dp_list_empty(&ctx->sent))
+        return UINT64_MAX;
+    const struct dp_query *q = DP_CONTAINER_OF(ctx->sent.next, struct dp_query, sent);
+    if (q->conn == NULL)
+        return 0; /* a forgotten query to unlink: at once */
+    return q->sent_us + hedge_delay(ctx, q->conn->up);
 }

@@ -45,6 +45,8 @@ struct dp_conn {
     dotproxy_frame in;
     uint8_t *inbuf;
     uint64_t idle_since_us;  /* when inflight last became 0 */
+    uint64_t last_rx_us;     /* last TLS bytes received */
+    uint64_t last_tx_us;     /* last query queued */
     struct dp_timer timer;   /* handshake deadline, then idle check */
     struct dp_conn *next_dirty;
     int dirty;
@@ -56,6 +58,12 @@ void dp_tls_pool_submit(struct dp_upstream *up, struct dp_query *q);
 /* q timed out or its client vanished: release its place (a slot of a
  * connection becomes "dead" until the answer comes or the connection ends). */
 void dp_tls_pool_forget(struct dotproxy_ctx *ctx, struct dp_query *q);
+/* Look at queries unanswered for longer than their hedge delay: replace a
+ * connection the peer stopped acknowledging, move a late query to another
+ * upstream. Oldest first; stops at the first query still on time. */
+void dp_tls_pool_sweep(struct dotproxy_ctx *ctx);
+/* When the sweep next has work, or UINT64_MAX. */
+uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx);
 /* Write out every connection's queued output (end of a loop turn). */
 void dp_tls_pool_flush(struct dotproxy_ctx *ctx);
 /* Open a connection to up (background probe). */

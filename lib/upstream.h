@@ -24,6 +24,8 @@ struct dp_upstream {
     dotproxy_endpoint ep;
     char label[300];          /* "ADDR@PORT#NAME", for logs */
     char verify_name[256];    /* name checked against the certificate */
+    const uint8_t (*pins)[32]; /* SPKI SHA-256 pins (in ctx->cfg), n_pins of them */
+    unsigned n_pins;
     struct dp_conn *conns[DP_MAX_CONNS];
     unsigned n_conns;
     struct dp_list waiting;   /* queries waiting for a connection slot */
@@ -34,6 +36,7 @@ struct dp_upstream {
     uint64_t down_until_us;   /* not chosen before this */
     uint64_t backoff_us;
     uint64_t srtt_us;         /* EWMA of answer round trips, 0 = unknown */
+    uint64_t idle_limit_us;   /* learnt: close idle connections before this; 0 = unknown */
     struct dp_timer probe;    /* reconnect attempt when the backoff ends */
 };
 

@@ -76,6 +76,17 @@ DOTPROXY_EXPORT int dotproxy_config_add_upstream(dotproxy_config *cfg, const cha
 /* The same from a parsed endpoint. */
 DOTPROXY_EXPORT int dotproxy_config_add_upstream_endpoint(dotproxy_config *cfg,
                                                           const dotproxy_endpoint *ep);
+/* Pin the upstream added index-th (0-based) to a public key, in addition to
+ * the certificate chain and name checks (RFC 7858 4.2): `pin` is
+ * "sha256/BASE64" (or just the base64), the SHA-256 of a DER
+ * SubjectPublicKeyInfo, as `openssl ... | openssl dgst -sha256 -binary |
+ * base64` prints it. With one or more pins, a connection is used only if a
+ * certificate of the chain the upstream presented has one of the pinned keys;
+ * this is checked after every handshake, resumed ones included. Up to 8 pins
+ * per upstream. Errors: DOTPROXY_EINVAL (no such upstream, or not base64 of
+ * 32 octets), DOTPROXY_ELIMIT. */
+DOTPROXY_EXPORT int dotproxy_config_add_pin(dotproxy_config *cfg, size_t index, const char *pin);
+
 /* Number of upstreams / listen addresses configured so far. */
 DOTPROXY_EXPORT size_t dotproxy_config_upstream_count(const dotproxy_config *cfg);
 DOTPROXY_EXPORT size_t dotproxy_config_listen_count(const dotproxy_config *cfg);

@@ -76,6 +76,7 @@ enum dotproxy_counter {
     DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS, /* answers with unknown ID or wrong question */
     DOTPROXY_CTR_TCP_CLIENTS,          /* TCP clients accepted */
     DOTPROXY_CTR_INFLIGHT,             /* queries waiting now (a gauge) */
+    DOTPROXY_CTR_HEDGED,               /* late queries moved to another upstream */
     DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
 };
 
