@@ -266,9 +266,126 @@ static void finish_stop(struct dotproxy_ctx *ctx)
     ctx->stopped = 1;
 }
 
+/* ---- reload ---- */
+
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+static int load_trust_into(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
+                           gnutls_certificate_credentials_t *cred, gnutls_priority_t *prio);
+
+static void apply_reload(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
+{
+    int tls_changed = str_differs(n->ca_file, ctx->cfg.ca_file) ||
+                      str_differs(n->tls_priority, ctx->cfg.tls_priority);
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_priority_t prio = NULL;
+    if (tls_changed && load_trust_into(ctx, n, &cred, &prio) != 0) {
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: new TLS settings unusable; keeping the old configuration");
+        return;
+    }
+    int listen_changed = n->n_listen != ctx->cfg.n_listen;
+    for (size_t i = 0; !listen_changed && i < n->n_listen; i++)
+        listen_changed = memcmp(&n->listen[i], &ctx->cfg.listen[i], sizeof n->listen[i]) != 0;
+    if (listen_changed) {
+        dp_log(&ctx->log, DOTPROXY_LOG_WARN,
+               "reload: listen addresses are kept as they are; restart to change them");
+        memcpy(n->listen, ctx->cfg.listen, sizeof n->listen);
+        n->n_listen = ctx->cfg.n_listen;
+    }
+
+    struct dp_upstream *nu[DP_MAX_UPSTREAMS] = {0};
+    int kept[DP_MAX_UPSTREAMS] = {0};
+    unsigned n_kept = 0;
+    for (size_t i = 0; i < n->n_upstream; i++) {
+        for (size_t j = 0; !tls_changed && j < ctx->n_ups && nu[i] == NULL; j++) {
+            if (!kept[j] && dp_upstream_same(ctx->ups[j], n, (unsigned)i)) {
+                nu[i] = ctx->ups[j];
+                kept[j] = 1;
+                n_kept++;
+            }
+        }
+        if (nu[i] == NULL && (nu[i] = dp_upstream_new(ctx, n, (unsigned)i)) == NULL) {
+            for (size_t k = 0; k < i; k++) {
+                int was_kept = 0;
+                for (size_t j = 0; j < ctx->n_ups; j++)
+                    was_kept |= nu[k] == ctx->ups[j];
+                if (!was_kept)
+                    dp_upstream_free(nu[k]);
+            }
+            if (cred != NULL) {
+                gnutls_certificate_free_credentials(cred);
+                gnutls_priority_deinit(prio);
+            }
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory; keeping the old configuration");
+            return;
+        }
+    }
+    struct dp_list orphans;
+    dp_list_init(&orphans);
+    for (size_t j = 0; j < ctx->n_ups; j++) {
+        if (kept[j])
+            continue;
+        dp_tls_pool_evict(ctx->ups[j], &orphans);
+        dp_upstream_free(ctx->ups[j]);
+    }
+    if (tls_changed) {
+        gnutls_certificate_free_credentials(ctx->cred);
+        gnutls_priority_deinit(ctx->prio);
+        ctx->cred = cred;
+        ctx->prio = prio;
+    }
+    memcpy(ctx->ups, nu, sizeof ctx->ups);
+    ctx->n_ups = n->n_upstream;
+    for (size_t i = 0; i < ctx->n_ups; i++)
+        ctx->ups[i]->index = (unsigned)i;
+    dp_config_clear(&ctx->cfg);
+    ctx->cfg = *n;
+    free(n); /* its strings now belong to ctx->cfg */
+    ctx->log = ctx->cfg.log;
+    /* "tried" bits named positions in the old list. */
+    for (struct dp_list *e = ctx->active.next; e != &ctx->active; e = e->next)
+        DP_CONTAINER_OF(e, struct dp_query, active)->tried = 0;
+    while (!dp_list_empty(&orphans)) {
+        struct dp_query *q = DP_CONTAINER_OF(orphans.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        dp_proxy_dispatch(ctx, q);
+    }
+    dp_ctr_inc(ctx, DOTPROXY_CTR_RELOADS);
+    dp_log(&ctx->log, DOTPROXY_LOG_INFO, "configuration reloaded: %zu upstream(s), %u kept warm",
+           ctx->n_ups, n_kept);
+}
+
 void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
 {
     ctx->in_process = 1;
+    struct dotproxy_config *n = atomic_exchange(&ctx->pending_cfg, NULL);
+    if (n != NULL)
+        apply_reload(ctx, n);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_reload(dotproxy_ctx *ctx, const dotproxy_config *cfg)
+{
+    if (ctx == NULL || cfg == NULL || cfg->n_upstream == 0)
+        return DOTPROXY_EINVAL;
+    struct dotproxy_config *copy = calloc(1, sizeof *copy);
+    if (copy == NULL)
+        return DOTPROXY_ENOMEM;
+    if (dp_config_copy(copy, cfg) != 0) {
+        free(copy);
+        return DOTPROXY_ENOMEM;
+    }
+    /* Only the driving thread takes the pending copy (by exchange), so one
+     * we displace here was never seen by it and is ours to free. */
+    struct dotproxy_config *old = atomic_exchange(&ctx->pending_cfg, copy);
+    if (old != NULL) {
+        dp_config_clear(old);
+        free(old);
+    }
+    dotproxy_ctx_wakeup(ctx);
+    return 0;
 }
 
 void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
@@ -303,7 +420,7 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
 
 uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
 {
-    if (!dp_list_empty(&ctx->done) ||
+    if (!dp_list_empty(&ctx->done) || atomic_load(&ctx->pending_cfg) != NULL ||
         (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped))
         return 0;
     uint64_t due = dp_loop_next_due(&ctx->loop);
@@ -330,37 +447,43 @@ static void wake_on_ready(struct dp_io *io, unsigned revents)
 
 /* ---- public ---- */
 
-static int load_trust(struct dotproxy_ctx *ctx)
+static int load_trust_into(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
+                           gnutls_certificate_credentials_t *credp, gnutls_priority_t *priop)
 {
-    int rc = gnutls_certificate_allocate_credentials(&ctx->cred);
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+    int rc = gnutls_certificate_allocate_credentials(&cred);
     if (rc < 0)
         return DOTPROXY_ENOMEM;
-    if (ctx->cfg.ca_file != NULL) {
-        rc = gnutls_certificate_set_x509_trust_file(ctx->cred, ctx->cfg.ca_file,
-                                                    GNUTLS_X509_FMT_PEM);
+    if (cfg->ca_file != NULL) {
+        rc = gnutls_certificate_set_x509_trust_file(cred, cfg->ca_file, GNUTLS_X509_FMT_PEM);
         if (rc <= 0) {
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "CA file %s: %s", ctx->cfg.ca_file,
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "CA file %s: %s", cfg->ca_file,
                    rc == 0 ? "no certificate in it" : gnutls_strerror(rc));
+            gnutls_certificate_free_credentials(cred);
             return DOTPROXY_ETLS;
         }
     } else {
-        rc = gnutls_certificate_set_x509_system_trust(ctx->cred);
+        rc = gnutls_certificate_set_x509_system_trust(cred);
         if (rc <= 0) {
             dp_log(&ctx->log, DOTPROXY_LOG_ERR, "system trust store: %s",
                    rc == 0 ? "no certificate found (install ca-certificates, or use a CA file)"
                            : gnutls_strerror(rc));
+            gnutls_certificate_free_credentials(cred);
             return DOTPROXY_ETLS;
         }
     }
-    const char *prio = ctx->cfg.tls_priority ? ctx->cfg.tls_priority : DOTPROXY_TLS_PRIORITY_DEFAULT;
+    const char *str = cfg->tls_priority ? cfg->tls_priority : DOTPROXY_TLS_PRIORITY_DEFAULT;
     const char *err_pos = NULL;
-    rc = gnutls_priority_init(&ctx->prio, prio, &err_pos);
+    rc = gnutls_priority_init(&prio, str, &err_pos);
     if (rc < 0) {
-        ctx->prio = NULL;
         dp_log(&ctx->log, DOTPROXY_LOG_ERR, "TLS priority string rejected at '%s': %s",
-               err_pos ? err_pos : prio, gnutls_strerror(rc));
+               err_pos ? err_pos : str, gnutls_strerror(rc));
+        gnutls_certificate_free_credentials(cred);
         return DOTPROXY_ETLS;
     }
+    *credp = cred;
+    *priop = prio;
     return 0;
 }
 
@@ -383,20 +506,19 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         return rc;
     }
     ctx->log = ctx->cfg.log;
-    if ((rc = load_trust(ctx)) != 0)
+    if ((rc = load_trust_into(ctx, &ctx->cfg, &ctx->cred, &ctx->prio)) != 0)
         goto fail;
     rc = DOTPROXY_ENOMEM;
-    ctx->n_ups = ctx->cfg.n_upstream;
-    ctx->ups = calloc(ctx->n_ups, sizeof *ctx->ups);
     /* calloc of a large block maps zero pages: records cost memory only
      * once used (and are reused LIFO). */
     ctx->qpool = calloc(ctx->cfg.max_queries, sizeof *ctx->qpool);
-    if (ctx->ups == NULL || ctx->qpool == NULL)
+    if (ctx->qpool == NULL)
         goto fail;
-    for (size_t i = 0; i < ctx->n_ups; i++) {
-        dp_upstream_init(&ctx->ups[i], ctx, (unsigned)i, &ctx->cfg.upstream[i]);
-        ctx->ups[i].pins = (const uint8_t(*)[32])ctx->cfg.pins[i];
-        ctx->ups[i].n_pins = ctx->cfg.n_pins[i];
+    for (size_t i = 0; i < ctx->cfg.n_upstream; i++) {
+        if ((ctx->ups[i] = dp_upstream_new(ctx, &ctx->cfg, (unsigned)i)) == NULL)
+            goto fail;
+        ctx->ups[i]->index = (unsigned)i;
+        ctx->n_ups++;
     }
     ctx->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ctx->wake.on_ready = wake_on_ready;
@@ -431,20 +553,22 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     }
     dp_listener_close_clients(ctx);
     dp_listener_close(ctx);
-    if (ctx->ups != NULL) {
-        dp_tls_pool_shutdown(ctx);
-        for (size_t i = 0; i < ctx->n_ups; i++)
-            dp_upstream_fini(&ctx->ups[i]);
-    }
+    dp_tls_pool_shutdown(ctx);
+    for (size_t i = 0; i < ctx->n_ups; i++)
+        dp_upstream_free(ctx->ups[i]);
     if (ctx->wake.fd >= 0) {
         dp_loop_del(&ctx->loop, &ctx->wake);
         close(ctx->wake.fd);
+    }
+    struct dotproxy_config *pending = atomic_exchange(&ctx->pending_cfg, NULL);
+    if (pending != NULL) {
+        dp_config_clear(pending);
+        free(pending);
     }
     if (ctx->prio != NULL)
         gnutls_priority_deinit(ctx->prio);
     if (ctx->cred != NULL)
         gnutls_certificate_free_credentials(ctx->cred);
-    free(ctx->ups);
     free(ctx->qpool);
     free(ctx->udp);
     free(ctx->tcp);

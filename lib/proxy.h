@@ -74,7 +74,7 @@ struct dotproxy_ctx {
     struct dp_list tcp_clients;    /* least recently active first */
     size_t n_tcp_clients;
 
-    struct dp_upstream *ups;
+    struct dp_upstream *ups[DP_MAX_UPSTREAMS];
     size_t n_ups;
     unsigned rr;                   /* exploration counter for selection */
 
@@ -93,6 +93,7 @@ struct dotproxy_ctx {
     int in_process;                /* inside dotproxy_ctx_process() */
 
     struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */
+    _Atomic(struct dotproxy_config *) pending_cfg; /* from dotproxy_ctx_reload */
     atomic_int stop_requested;
     int stopping;
     int stopped;

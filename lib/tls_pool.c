@@ -767,14 +767,14 @@ void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx)
         c->dirty = 0;
         if (c->state == DP_CONN_CLOSED && c->io.want == 0 && !dp_timer_armed(&c->timer)) {
             int listed = 0;
-            for (unsigned i = 0; i < c->up->n_conns; i++)
+            for (unsigned i = 0; c->up != NULL && i < c->up->n_conns; i++)
                 listed |= c->up->conns[i] == c;
             if (!listed)
                 conn_free(c);
         }
     }
     for (size_t i = 0; i < ctx->n_ups; i++)
-        dp_tls_pool_close_all(&ctx->ups[i]);
+        dp_tls_pool_close_all(ctx->ups[i]);
 }
 
 /* Hedge delay for a query on up: long enough for a normal answer (four
@@ -843,4 +843,32 @@ uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx)
     if (q->conn == NULL)
         return 0; /* a forgotten query to unlink: at once */
     return q->sent_us + hedge_delay(ctx, q->conn->up);
+}
+
+void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out)
+{
+    for (unsigned k = 0; k < up->n_conns; k++) {
+        struct dp_conn *c = up->conns[k];
+        for (unsigned i = 0; i < c->n_slots; i++) {
+            struct dp_query *q = c->slot[i];
+            if (q == NULL || c->slot_dead[i])
+                continue;
+            /* Its slot stays reserved as dead: the connection may still
+             * bring the answer, which is then discarded. */
+            c->slot_dead[i] = 1;
+            c->n_dead++;
+            c->slot[i] = (struct dp_query *)(void *)c;
+            q->conn = NULL;
+            q->up = NULL;
+            dp_list_remove(&q->wait);
+            dp_list_push_back(out, &q->wait);
+        }
+    }
+    while (up->n_waiting > 0) {
+        struct dp_query *q = DP_CONTAINER_OF(up->waiting.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        up->n_waiting--;
+        q->up = NULL;
+        dp_list_push_back(out, &q->wait);
+    }
 }

@@ -68,6 +68,10 @@ uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx);
 void dp_tls_pool_flush(struct dotproxy_ctx *ctx);
 /* Open a connection to up (background probe). */
 void dp_tls_pool_probe(struct dp_upstream *up);
+/* Take every live query off up (in flight or waiting) onto out, linked by
+ * their `wait` member, for dispatching elsewhere. */
+struct dp_list;
+void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out);
 /* Close every connection of up. */
 void dp_tls_pool_close_all(struct dp_upstream *up);
 /* Close and free every connection of the context. */

@@ -23,11 +23,16 @@ static void probe_fire(struct dp_timer *t)
         dp_tls_pool_probe(up);
 }
 
-int dp_upstream_init(struct dp_upstream *up, struct dotproxy_ctx *ctx, unsigned index,
-                     const dotproxy_endpoint *ep)
+struct dp_upstream *dp_upstream_new(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
+                                    unsigned index)
 {
-    memset(up, 0, sizeof *up);
+    struct dp_upstream *up = calloc(1, sizeof *up);
+    if (up == NULL)
+        return NULL;
+    const dotproxy_endpoint *ep = &cfg->upstream[index];
     up->ctx = ctx;
+    up->n_pins = cfg->n_pins[index];
+    memcpy(up->pins, cfg->pins[index], sizeof up->pins);
     up->index = index;
     up->ep = *ep;
     dp_list_init(&up->waiting);
@@ -44,18 +49,29 @@ int dp_upstream_init(struct dp_upstream *up, struct dotproxy_ctx *ctx, unsigned 
                             : (const void *)&((const struct sockaddr_in6 *)&ep->addr)->sin6_addr;
         inet_ntop(ep->addr.ss_family, a, up->verify_name, sizeof up->verify_name);
     }
-    return 0;
+    return up;
 }
 
-void dp_upstream_fini(struct dp_upstream *up)
+void dp_upstream_free(struct dp_upstream *up)
 {
-    if (up->ctx != NULL)
-        dp_timer_cancel(&up->ctx->loop, &up->probe);
+    if (up == NULL)
+        return;
+    dp_tls_pool_close_all(up);
+    dp_timer_cancel(&up->ctx->loop, &up->probe);
     if (up->ticket.data != NULL) {
         gnutls_memset(up->ticket.data, 0, up->ticket.size);
         gnutls_free(up->ticket.data);
-        up->ticket.data = NULL;
     }
+    free(up);
+}
+
+int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
+                     unsigned index)
+{
+    const dotproxy_endpoint *ep = &cfg->upstream[index];
+    return up->ep.addrlen == ep->addrlen && memcmp(&up->ep.addr, &ep->addr, ep->addrlen) == 0 &&
+           strcmp(up->ep.name, ep->name) == 0 && up->n_pins == cfg->n_pins[index] &&
+           memcmp(up->pins, cfg->pins[index], sizeof up->pins) == 0;
 }
 
 int dp_upstream_usable(const struct dp_upstream *up, uint64_t now_us)
@@ -69,7 +85,7 @@ struct dp_upstream *dp_upstream_select(struct dotproxy_ctx *ctx, uint32_t tried)
     struct dp_upstream *best = NULL;
     unsigned n_usable = 0;
     for (size_t i = 0; i < ctx->n_ups; i++) {
-        struct dp_upstream *up = &ctx->ups[i];
+        struct dp_upstream *up = ctx->ups[i];
         if ((tried & (1u << i)) || !dp_upstream_usable(up, now))
             continue;
         n_usable++;
@@ -83,7 +99,7 @@ struct dp_upstream *dp_upstream_select(struct dotproxy_ctx *ctx, uint32_t tried)
     if (n_usable > 1 && (++ctx->rr & 31u) == 0) {
         unsigned pick = (ctx->rr >> 5) % n_usable;
         for (size_t i = 0; i < ctx->n_ups; i++) {
-            struct dp_upstream *up = &ctx->ups[i];
+            struct dp_upstream *up = ctx->ups[i];
             if ((tried & (1u << i)) || !dp_upstream_usable(up, now))
                 continue;
             if (pick-- == 0)

@@ -8,6 +8,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "config.h"
 #include "dotproxy/config.h"
 #include "list.h"
 #include "loop.h"
@@ -24,7 +25,7 @@ struct dp_upstream {
     dotproxy_endpoint ep;
     char label[300];          /* "ADDR@PORT#NAME", for logs */
     char verify_name[256];    /* name checked against the certificate */
-    const uint8_t (*pins)[32]; /* SPKI SHA-256 pins (in ctx->cfg), n_pins of them */
+    uint8_t pins[DP_MAX_PINS][32]; /* SPKI SHA-256 pins, n_pins of them */
     unsigned n_pins;
     struct dp_conn *conns[DP_MAX_CONNS];
     unsigned n_conns;
@@ -40,9 +41,14 @@ struct dp_upstream {
     struct dp_timer probe;    /* reconnect attempt when the backoff ends */
 };
 
-int dp_upstream_init(struct dp_upstream *up, struct dotproxy_ctx *ctx, unsigned index,
-                     const dotproxy_endpoint *ep);
-void dp_upstream_fini(struct dp_upstream *up);
+/* A new upstream for cfg's index-th entry (endpoint and pins). NULL: no memory. */
+struct dp_upstream *dp_upstream_new(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
+                                    unsigned index);
+/* Close its connections (their queries are dropped: move them first) and free. */
+void dp_upstream_free(struct dp_upstream *up);
+/* Same endpoint, name and pins as cfg's index-th upstream. */
+int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
+                     unsigned index);
 
 /* Usable for a new query now (not backing off). */
 int dp_upstream_usable(const struct dp_upstream *up, uint64_t now_us);

@@ -55,6 +55,20 @@ typedef void (*dotproxy_answer_fn)(int rcode, const uint8_t *answer, size_t len,
 DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, size_t len,
                                        dotproxy_answer_fn cb, void *user);
 
+/* Replace the context's configuration while it runs. cfg is copied now and
+ * applied by the thread driving the context at its next turn (it is woken).
+ * What is kept: listening sockets (a changed listen list is ignored, with a
+ * warning: changing it needs a new context), and the warm TLS connections and
+ * health of every upstream whose address, name and pins are unchanged, as
+ * long as the CA file and TLS priority are unchanged too. Queries on a removed
+ * upstream move to the new ones. Everything else (timeouts, limits, access
+ * control, upstream list) takes effect for new queries. If the new TLS
+ * settings cannot be loaded the old configuration stays (logged).
+ * Safe from any thread, but not from a signal handler (it allocates): from a
+ * handler, set a flag and call it from a thread. Returns 0, DOTPROXY_EINVAL
+ * (NULL, or no upstream) or DOTPROXY_ENOMEM. */
+DOTPROXY_EXPORT int dotproxy_ctx_reload(dotproxy_ctx *ctx, const dotproxy_config *cfg);
+
 /* Counters, for tests, metrics and embedders. */
 enum dotproxy_counter {
     DOTPROXY_CTR_QUERIES_UDP = 0,      /* queries received over UDP */
@@ -77,6 +91,7 @@ enum dotproxy_counter {
     DOTPROXY_CTR_TCP_CLIENTS,          /* TCP clients accepted */
     DOTPROXY_CTR_INFLIGHT,             /* queries waiting now (a gauge) */
     DOTPROXY_CTR_HEDGED,               /* late queries moved to another upstream */
+    DOTPROXY_CTR_RELOADS,              /* configurations applied by dotproxy_ctx_reload */
     DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
 };
 
