@@ -47,11 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint8_t *where = NULL;
             size_t room = dotproxy_frame_space(&f, &where);
             FUZZ_CHECK(where >= buf && room <= cap && (size_t)(where - buf) + room == cap);
-            if (room == 0) {
-                /* Only possible when the frame being read can never fit,
-                 * which next() reported already (we stop on that). */
-                FUZZ_CHECK(0);
-            }
+            /* Zero only when a frame can never fit, which next() has
+             * reported already (and we stop on that). */
+            FUZZ_CHECK(room > 0);
             size_t n = left < room ? left : room;
             memcpy(where, stream + fed, n);
             dotproxy_frame_commit(&f, n);
