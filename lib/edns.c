@@ -10,8 +10,8 @@
 #include "dotproxy/error.h"
 #include "edns.h"
 
-#define HDR DOTPROXY_DNS_HEADER_SIZE
-#define TYPE_OPT 41u
+#define HDR        DOTPROXY_DNS_HEADER_SIZE
+#define TYPE_OPT   41u
 #define OPTION_HDR 4u /* OPTION-CODE, OPTION-LENGTH */
 #define RCODE_MASK 0x000Fu
 
@@ -32,17 +32,17 @@ static void put16(uint8_t *p, unsigned v)
 static int option_crosses(enum hop dir, unsigned code, int keep_ecs)
 {
     switch (code) {
-    case DP_EDNS_OPT_CODE_ECS:
-        return keep_ecs; /* RFC 7871 2: private data, only on request */
-    case DP_EDNS_OPT_CODE_COOKIE:    /* RFC 7873: a cookie binds one client to one server */
-    case DP_EDNS_OPT_CODE_KEEPALIVE: /* RFC 7828 3.2/3.3: one TCP connection's timeout */
-    case DP_EDNS_OPT_CODE_PADDING:   /* RFC 7830: sized for one encrypted hop */
-        return 0;
+    /* RFC 7871 2: the client's subnet is private data, passed only on request. */
+    case DP_EDNS_OPT_CODE_ECS: return keep_ecs;
+    /* Per hop: a cookie binds one client to one server (RFC 7873), a keepalive
+     * describes one TCP connection (RFC 7828 3), padding is sized for one
+     * encrypted hop (RFC 7830). */
+    case DP_EDNS_OPT_CODE_COOKIE:
+    case DP_EDNS_OPT_CODE_KEEPALIVE:
+    case DP_EDNS_OPT_CODE_PADDING: return 0;
     case DP_EDNS_OPT_CODE_NSID:
-    case DP_EDNS_OPT_CODE_EDE:
-        return 1;
-    default:
-        return dir == TO_UPSTREAM;
+    case DP_EDNS_OPT_CODE_EDE: return 1;
+    default: return dir == TO_UPSTREAM;
     }
 }
 
@@ -209,8 +209,7 @@ int dp_edns_query_for_upstream(uint8_t *msg, size_t len, size_t cap, const dotpr
 
     size_t at;
     if (info->opt_off != 0) {
-        at = rebuild_opt(msg, len, info->opt_off, info->opt_len, TO_UPSTREAM, o->keep_ecs,
-                         s.kept);
+        at = rebuild_opt(msg, len, info->opt_off, info->opt_len, TO_UPSTREAM, o->keep_ecs, s.kept);
     } else {
         at = len;
         put16(msg + 10, get16(msg + 10) + 1u);
@@ -236,9 +235,8 @@ int dp_edns_query_for_upstream(uint8_t *msg, size_t len, size_t cap, const dotpr
 }
 
 int dp_edns_answer_for_client_parsed(uint8_t *msg, size_t len, size_t cap,
-                                     const dotproxy_dns_info *info,
-                                     const struct dp_edns_client *c, uint16_t our_udp_size,
-                                     int keep_ecs, uint16_t *keepalive_100ms)
+                                     const dotproxy_dns_info *info, const struct dp_edns_client *c,
+                                     uint16_t our_udp_size, int keep_ecs, uint16_t *keepalive_100ms)
 {
     struct opt_scan s = {0, -1};
     size_t base = len;

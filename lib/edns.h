@@ -30,16 +30,16 @@
 
 #include "dotproxy/dns.h"
 
-#define DP_EDNS_OPT_CODE_NSID 3u       /* RFC 5001 */
-#define DP_EDNS_OPT_CODE_ECS 8u        /* RFC 7871 */
-#define DP_EDNS_OPT_CODE_COOKIE 10u    /* RFC 7873 */
+#define DP_EDNS_OPT_CODE_NSID      3u  /* RFC 5001 */
+#define DP_EDNS_OPT_CODE_ECS       8u  /* RFC 7871 */
+#define DP_EDNS_OPT_CODE_COOKIE    10u /* RFC 7873 */
 #define DP_EDNS_OPT_CODE_KEEPALIVE 11u /* RFC 7828 */
-#define DP_EDNS_OPT_CODE_PADDING 12u   /* RFC 7830 */
-#define DP_EDNS_OPT_CODE_EDE 15u       /* RFC 8914 */
+#define DP_EDNS_OPT_CODE_PADDING   12u /* RFC 7830 */
+#define DP_EDNS_OPT_CODE_EDE       15u /* RFC 8914 */
 
-#define DP_EDNS_UDP_SIZE 1232u       /* what we advertise on either hop */
-#define DP_EDNS_QUERY_PAD_BLOCK 128u /* RFC 8467 4.1 */
-#define DP_EDNS_OPT_FIXED 11u        /* root owner, TYPE, CLASS, TTL, RDLENGTH */
+#define DP_EDNS_UDP_SIZE        1232u /* what we advertise on either hop */
+#define DP_EDNS_QUERY_PAD_BLOCK 128u  /* RFC 8467 4.1 */
+#define DP_EDNS_OPT_FIXED       11u   /* root owner, TYPE, CLASS, TTL, RDLENGTH */
 
 /* What the client's query said, remembered for its answer. */
 struct dp_edns_client {
@@ -111,9 +111,9 @@ int dp_edns_answer_for_client(uint8_t *msg, size_t len, size_t cap, const struct
  * match it): info is what dotproxy_dns_parse said about msg[0..len), so the
  * answer is not walked again; only the OPT's options are read. */
 int dp_edns_answer_for_client_parsed(uint8_t *msg, size_t len, size_t cap,
-                                     const dotproxy_dns_info *info,
-                                     const struct dp_edns_client *c, uint16_t our_udp_size,
-                                     int keep_ecs, uint16_t *keepalive_100ms);
+                                     const dotproxy_dns_info *info, const struct dp_edns_client *c,
+                                     uint16_t our_udp_size, int keep_ecs,
+                                     uint16_t *keepalive_100ms);
 
 /* Fix up an answer that carries no OPT (e.g. one served from the cache,
  * which stores answers without OPT) for client c: when c had an OPT, append
