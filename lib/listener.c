@@ -21,6 +21,16 @@
 #define TCP_OUT_MAX (1u << 20)   /* a client that reads slower than this is dropped */
 #define TCP_CLIENT_MAX_QUERIES 256
 
+/* Answers produced in one loop turn leave in one sendmmsg per listener. */
+#define UDP_OUT_BATCH 64
+struct udp_out {
+    struct mmsghdr msgs[UDP_OUT_BATCH];
+    struct iovec iov[UDP_OUT_BATCH];
+    struct sockaddr_storage peers[UDP_OUT_BATCH];
+    uint8_t buf[UDP_OUT_BATCH][UDP_BUF];
+    unsigned n;
+};
+
 struct udp_batch {
     struct mmsghdr msgs[UDP_BATCH];
     struct iovec iov[UDP_BATCH];
@@ -85,18 +95,73 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
     }
 }
 
+static void udp_flush_one(struct dotproxy_ctx *ctx, struct dp_udp_listener *l)
+{
+    struct udp_out *o = l->out;
+    unsigned done = 0;
+    while (done < o->n) {
+        int n = sendmmsg(l->io.fd, o->msgs + done, o->n - done, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            /* A full socket buffer or a bad peer address: UDP may drop, the
+             * client retries. Skip the datagram at fault and go on. */
+            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+            done++;
+            continue;
+        }
+        done += (unsigned)n;
+    }
+    o->n = 0;
+}
+
 void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
                           const struct sockaddr_storage *peer, socklen_t peerlen,
                           const uint8_t *msg, size_t len)
 {
     if (l == NULL || l->io.fd < 0)
         return;
-    ssize_t n;
-    do
-        n = sendto(l->io.fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED); /* a full socket buffer: UDP may drop */
+    if (len > UDP_BUF || (l->out == NULL && (l->out = calloc(1, sizeof *l->out)) == NULL)) {
+        ssize_t n;
+        do
+            n = sendto(l->io.fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+        return;
+    }
+    struct udp_out *o = l->out;
+    if (o->n == 0) {
+        if (!l->dirty) {
+            l->dirty = 1;
+            l->next_dirty = ctx->dirty_udp;
+            ctx->dirty_udp = l;
+        }
+    } else if (o->n == UDP_OUT_BATCH) {
+        udp_flush_one(ctx, l);
+    }
+    unsigned i = o->n++;
+    memcpy(o->buf[i], msg, len);
+    memcpy(&o->peers[i], peer, peerlen);
+    o->iov[i].iov_base = o->buf[i];
+    o->iov[i].iov_len = len;
+    memset(&o->msgs[i], 0, sizeof o->msgs[i]);
+    o->msgs[i].msg_hdr.msg_name = &o->peers[i];
+    o->msgs[i].msg_hdr.msg_namelen = peerlen;
+    o->msgs[i].msg_hdr.msg_iov = &o->iov[i];
+    o->msgs[i].msg_hdr.msg_iovlen = 1;
+}
+
+void dp_listener_udp_flush(struct dotproxy_ctx *ctx)
+{
+    while (ctx->dirty_udp != NULL) {
+        struct dp_udp_listener *l = ctx->dirty_udp;
+        ctx->dirty_udp = l->next_dirty;
+        l->dirty = 0;
+        l->next_dirty = NULL;
+        if (l->out != NULL && l->out->n > 0 && l->io.fd >= 0)
+            udp_flush_one(ctx, l);
+    }
 }
 
 /* ---- TCP clients ---- */
@@ -520,6 +585,8 @@ int dp_listener_open(struct dotproxy_ctx *ctx)
 void dp_listener_close(struct dotproxy_ctx *ctx)
 {
     for (size_t i = 0; ctx->udp != NULL && i < ctx->cfg.n_listen; i++) {
+        free(ctx->udp[i].out);
+        ctx->udp[i].out = NULL;
         struct dp_io *ios[2] = {&ctx->udp[i].io, &ctx->tcp[i].io};
         for (int k = 0; k < 2; k++) {
             if (ios[k]->fd < 0)

@@ -15,10 +15,15 @@
 struct dotproxy_ctx;
 struct dp_query;
 
+struct udp_out;
+
 struct dp_udp_listener {
     struct dp_io io;
     struct dotproxy_ctx *ctx;
     uint16_t port;
+    struct udp_out *out;     /* answers waiting for this turn's sendmmsg */
+    struct dp_udp_listener *next_dirty;
+    int dirty;
 };
 
 struct dp_tcp_listener {
@@ -51,6 +56,8 @@ void dp_listener_close(struct dotproxy_ctx *ctx);
 void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
                           const struct sockaddr_storage *peer, socklen_t peerlen,
                           const uint8_t *msg, size_t len);
+/* Send the datagrams queued this turn. */
+void dp_listener_udp_flush(struct dotproxy_ctx *ctx);
 /* Queue a framed answer on a TCP client. */
 void dp_listener_tcp_send(struct dotproxy_ctx *ctx, struct dp_tcp_client *c, const uint8_t *msg,
                           size_t len);

@@ -260,6 +260,7 @@ static void finish_stop(struct dotproxy_ctx *ctx)
                       DOTPROXY_ESTATE);
     dp_tls_pool_flush(ctx);
     dp_listener_flush(ctx);
+    dp_listener_udp_flush(ctx);
     dp_listener_close_clients(ctx);
     dp_listener_close(ctx);
     dp_tls_pool_shutdown(ctx);
@@ -412,6 +413,7 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
     do
         dp_tls_pool_flush(ctx);
     while (dp_listener_flush(ctx));
+    dp_listener_udp_flush(ctx);
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
         finish_stop(ctx);
     atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_INFLIGHT], ctx->n_active, memory_order_relaxed);

@@ -90,6 +90,7 @@ struct dotproxy_ctx {
 
     struct dp_conn *dirty;         /* connections with output to flush */
     struct dp_tcp_client *dirty_clients;
+    struct dp_udp_listener *dirty_udp;
     int in_process;                /* inside dotproxy_ctx_process() */
 
     struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */

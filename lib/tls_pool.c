@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #define IN_CAP (2u + 65535u) /* any single framed answer fits */
 #define HANDSHAKE_MAX_US 5000000u
 #define TLS_RECORD_MAX 16384u
+#define RBUF_CAP 65536u      /* read-ahead: many TLS records per recv() */
 
 static const gnutls_datum_t alpn_dot = {(unsigned char *)"dot", 3}; /* RFC 7858 / IANA */
 
@@ -74,6 +76,7 @@ static void conn_free(struct dp_conn *c)
         close(c->io.fd);
     wipe_free(c->out, c->out_cap);
     wipe_free(c->inbuf, IN_CAP);
+    wipe_free(c->rbuf, RBUF_CAP);
     free(c->slot);
     free(c->slot_id);
     free(c->slot_dead);
@@ -118,7 +121,9 @@ static struct dp_conn *conn_alloc(struct dp_upstream *up)
     c->free_slots = malloc(n * sizeof *c->free_slots);
     c->out = malloc(OUT_CAP);
     c->inbuf = malloc(IN_CAP);
-    if (!c->slot || !c->slot_id || !c->slot_dead || !c->free_slots || !c->out || !c->inbuf) {
+    c->rbuf = malloc(RBUF_CAP);
+    if (!c->slot || !c->slot_id || !c->slot_dead || !c->free_slots || !c->out || !c->inbuf ||
+        !c->rbuf) {
         conn_free(c);
         return NULL;
     }
@@ -131,6 +136,55 @@ static struct dp_conn *conn_alloc(struct dp_upstream *up)
     dp_timer_init(&c->timer, conn_timer_fire);
     c->io.on_ready = conn_on_ready;
     return c;
+}
+
+/* GnuTLS reads a record as two reads (header, then body): two syscalls
+ * per answer. Reading ahead into our own buffer takes every record the
+ * kernel holds in one recv(). conn_read drains GnuTLS until it reports
+ * EAGAIN, which it only does once this buffer and the socket are both empty,
+ * so nothing is left unseen by poll. */
+static ssize_t conn_pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
+{
+    struct dp_conn *c = ptr;
+    if (c->rhead == c->rtail) {
+        ssize_t n;
+        do
+            n = recv(c->io.fd, c->rbuf, RBUF_CAP, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            if (n < 0)
+                gnutls_transport_set_errno(c->tls, errno == EWOULDBLOCK ? EAGAIN : errno);
+            return n;
+        }
+        c->rhead = 0;
+        c->rtail = (size_t)n;
+    }
+    size_t avail = c->rtail - c->rhead;
+    size_t take = size < avail ? size : avail;
+    memcpy(data, c->rbuf + c->rhead, take);
+    c->rhead += take;
+    return (ssize_t)take;
+}
+
+static int conn_pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
+{
+    struct dp_conn *c = ptr;
+    if (c->rhead != c->rtail)
+        return 1;
+    struct pollfd p = {.fd = c->io.fd, .events = POLLIN};
+    return poll(&p, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+static ssize_t conn_push(gnutls_transport_ptr_t ptr, const void *data, size_t size)
+{
+    struct dp_conn *c = ptr;
+    ssize_t n;
+    do
+        n = send(c->io.fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        gnutls_transport_set_errno(c->tls, errno == EWOULDBLOCK ? EAGAIN : errno);
+    return n;
 }
 
 static int tls_setup(struct dp_conn *c)
@@ -161,6 +215,10 @@ static int tls_setup(struct dp_conn *c)
         up->ticket.size = 0;
     }
     gnutls_transport_set_int(c->tls, c->io.fd);
+    gnutls_transport_set_ptr(c->tls, c);
+    gnutls_transport_set_pull_function(c->tls, conn_pull);
+    gnutls_transport_set_pull_timeout_function(c->tls, conn_pull_timeout);
+    gnutls_transport_set_push_function(c->tls, conn_push);
     gnutls_handshake_set_timeout(c->tls, 0);
     return 0;
 }
@@ -419,7 +477,11 @@ static void conn_ready(struct dp_conn *c)
 static void handshake_step(struct dp_conn *c)
 {
     struct dotproxy_ctx *ctx = conn_ctx(c);
-    int rc = gnutls_handshake(c->tls);
+    int rc;
+    do
+        rc = gnutls_handshake(c->tls);
+    while ((rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) && c->rhead != c->rtail &&
+           gnutls_record_get_direction(c->tls) == 0);
     if (rc == 0) {
         conn_ready(c);
         return;
@@ -545,10 +607,15 @@ static void conn_read(struct dp_conn *c)
             }
             continue;
         }
-        if (n == GNUTLS_E_AGAIN)
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+            /* GnuTLS also says AGAIN after handling a post-handshake message
+             * (a TLS 1.3 ticket) without asking for more bytes: keep going
+             * while the read-ahead still holds some, or poll would never
+             * tell us about them. */
+            if (c->rhead != c->rtail || gnutls_record_check_pending(c->tls) > 0)
+                continue;
             break;
-        if (n == GNUTLS_E_INTERRUPTED)
-            continue;
+        }
         if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
             conn_fail(c, "closed by upstream", 0, 1);
             return;

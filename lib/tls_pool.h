@@ -41,6 +41,9 @@ struct dp_conn {
      * written in as few TLS records as fit (one gnutls_record_send each). */
     uint8_t *out;
     size_t out_head, out_tail, out_cap;
+    /* Ciphertext read ahead of GnuTLS (see conn_pull). */
+    uint8_t *rbuf;
+    size_t rhead, rtail;
     /* Reassembly of framed answers. */
     dotproxy_frame in;
     uint8_t *inbuf;
