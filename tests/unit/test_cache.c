@@ -622,6 +622,35 @@ START_TEST(test_cache_lookup_rejects_query_that_is_not_the_keys)
 }
 END_TEST
 
+START_TEST(test_cache_lookup_folds_only_ascii_letters_in_the_query_name)
+{
+    /* '[' and '{', '@' and '`', 0xC1 and 0xE1 differ by bit 5 like letters
+     * do, but are not letters: a query spelt with one must not be taken for
+     * a key made with the other (in the 8-octet and the tail comparison). */
+    static const char *pairs[][2] = {
+        {"x[abcdefgh.com", "x{abcdefgh.com"},
+        {"abcdefg@.com", "abcdefg`.com"},
+        {"\xC1" "bcdefgh.com", "\xE1" "bcdefgh.com"},
+        {"abcdefgh.co\xC1", "abcdefgh.co\xE1"},
+        {"a[.com", "a{.com"},
+    };
+    struct dp_cache *c = new_cache(10, 0);
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        struct fixture f;
+        struct msg other;
+        fx_query(&f, pairs[i][0], T_A);
+        fx_answer_a(&f, pairs[i][0], 300, 300);
+        ck_assert_int_eq(dp_cache_store(c, &f.k, f.a.b, f.a.n, T0), 1);
+        m_query(&other, 9, pairs[i][1], T_A, RD, 0, 0);
+        ck_assert_int_eq(dp_cache_lookup(c, &f.k, T0, 0, other.b, other.n, f.out,
+                                         sizeof(f.out), &f.outlen),
+                         DOTPROXY_EINVAL);
+        ck_assert_int_eq(fx_lookup(c, &f, T0, 0), DP_CACHE_HIT);
+    }
+    dp_cache_free(c);
+}
+END_TEST
+
 /* ---- serve-stale and prefetch --------------------------------------------- */
 
 START_TEST(test_cache_serves_stale_only_when_allowed_with_ttl_30)
@@ -999,6 +1028,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, test_cache_key_make_rejects_queries_without_one_plain_question);
     tcase_add_test(tc, test_cache_rejects_answer_for_other_question);
     tcase_add_test(tc, test_cache_lookup_rejects_query_that_is_not_the_keys);
+    tcase_add_test(tc, test_cache_lookup_folds_only_ascii_letters_in_the_query_name);
     tcase_add_test(tc, test_cache_serves_stale_only_when_allowed_with_ttl_30);
     tcase_add_test(tc, test_cache_without_stale_window_drops_entry_at_expiry);
     tcase_add_test(tc, test_cache_gives_prefetch_hint_once);
