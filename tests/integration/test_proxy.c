@@ -731,11 +731,12 @@ START_TEST(test_proxy_skips_an_unreachable_first_upstream_and_uses_the_second)
     }
     ck_assert_uint_eq(ts_dotserver_queries(srv), FAILOVER_QUERIES);
     rig_stop(&r);
-    /* The dead upstream was tried and then left alone while backing off:
-     * its failures are counted per attempt, not per query. */
+    /* The dead upstream was tried and then left alone while backing off
+     * (probes at doubling intervals from 250 ms: a handful even if a slow
+     * machine takes seconds here), not tried again for each query. */
     uint64_t failures = rig_counter(&r, DOTPROXY_CTR_TLS_FAILURES);
     ck_assert_uint_ge(failures, 1);
-    ck_assert_uint_le(failures, 3);
+    ck_assert_uint_le(failures, 5);
     ck_assert_uint_eq(rig_counter(&r, DOTPROXY_CTR_ANSWERS), FAILOVER_QUERIES);
     ck_assert_uint_eq(rig_counter(&r, DOTPROXY_CTR_SERVFAIL), 0);
     rig_down(&r);
