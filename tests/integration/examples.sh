@@ -28,8 +28,8 @@ check_eq "embed_poll answers over TCP" "$(expected_a embed-tcp.example)" \
 # A line on stdin: the program's own fd, served by the same poll() call.
 # Its reply goes to the log (the drain); wait for the program to exit
 # after "quit" before reading it.
-echo "stats" >&"$EMBED_IN"
-echo "quit" >&"$EMBED_IN"
+send_line "$EMBED_IN" stats || fail "embed_poll is gone before 'stats'"
+send_line "$EMBED_IN" quit || fail "embed_poll is gone before 'quit'"
 t0=$(date +%s%N)
 wait "$EMBED_PID"
 status=$?

@@ -48,6 +48,19 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "FAIL: $TEST_NAME: hard timeout of ${HARD_TIMEOUT}s" >&2; FAILED=1; exit 1' TERM
+# Any other way out still runs cleanup (a signal with its default action
+# would skip the EXIT trap and leave processes behind).
+trap 'echo "FAIL: $TEST_NAME: interrupted" >&2; FAILED=1; exit 1' INT HUP
+
+# send_line FD TEXT: write a line to a child's stdin FIFO. A child that died
+# must fail the check, not kill this script with SIGPIPE; the subshell keeps
+# SIGPIPE ignored only for the write, never for the programs under test.
+send_line() {
+    (
+        trap '' PIPE
+        printf '%s\n' "$2" >&"$1"
+    ) 2>/dev/null
+}
 
 # The watchdog is a subshell that kills its own sleep when it is told to go.
 (
