@@ -284,7 +284,10 @@ static void apply_reload(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     gnutls_certificate_credentials_t cred = NULL;
     gnutls_priority_t prio = NULL;
     if (tls_changed && load_trust_into(ctx, n, &cred, &prio) != 0) {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: new TLS settings unusable; keeping the old configuration");
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR,
+               "reload: new TLS settings unusable; keeping the old configuration");
+        dp_config_clear(n);
+        free(n);
         return;
     }
     int listen_changed = n->n_listen != ctx->cfg.n_listen;
@@ -320,7 +323,10 @@ static void apply_reload(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
                 gnutls_certificate_free_credentials(cred);
                 gnutls_priority_deinit(prio);
             }
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory; keeping the old configuration");
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR,
+                   "reload: out of memory; keeping the old configuration");
+            dp_config_clear(n);
+            free(n);
             return;
         }
     }

@@ -24,7 +24,8 @@
 #define IN_CAP (2u + 65535u) /* any single framed answer fits */
 #define HANDSHAKE_MAX_US 5000000u
 #define TLS_RECORD_MAX 16384u
-#define RBUF_CAP 65536u      /* read-ahead: many TLS records per recv() */
+#define RBUF_CAP 65536u
+#define DP_MAX_RESENDS 4     /* per query, after lost connections */      /* read-ahead: many TLS records per recv() */
 
 static const gnutls_datum_t alpn_dot = {(unsigned char *)"dot", 3}; /* RFC 7858 / IANA */
 
@@ -760,12 +761,15 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
     if (health_failure)
         dp_upstream_connect_failed(up);
 
-    /* Queries that were on the wire are re-sent once (RFC 7858 3.4 asks
-     * clients to survive closes); a second loss means SERVFAIL. */
+    /* Queries that were on the wire are sent again (RFC 7858 3.4 asks
+     * clients to survive closes). A query rarely caused the close it was
+     * caught in (a server closing after N queries takes the rest of the
+     * pipeline down with it), so a few re-sends are allowed, within the
+     * query's deadline; past that, SERVFAIL. */
     while (!dp_list_empty(&retry)) {
         struct dp_query *q = DP_CONTAINER_OF(retry.next, struct dp_query, wait);
         dp_list_remove(&q->wait);
-        if (q->retries == 0) {
+        if (q->retries < DP_MAX_RESENDS) {
             q->retries++;
             dp_ctr_inc(ctx, DOTPROXY_CTR_RETRIES);
             dp_proxy_dispatch(ctx, q);
@@ -894,6 +898,10 @@ void dp_tls_pool_sweep(struct dotproxy_ctx *ctx)
          * reserved until the late answer arrives (then it is discarded). */
         uint32_t tried = q->tried | (1u << up->index);
         if (dp_upstream_select(ctx, tried) != NULL) {
+            /* Count the wait as a (bad) round trip, so that an upstream that
+             * never answers loses its place instead of being tried first for
+             * ever as "unmeasured". */
+            dp_upstream_rtt_sample(up, 2 * h);
             dp_tls_pool_forget(ctx, q);
             q->tried = tried;
             dp_ctr_inc(ctx, DOTPROXY_CTR_HEDGED);
