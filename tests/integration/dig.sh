@@ -46,7 +46,7 @@ check_eq "dotproxyd exit status" 0 "$STOP_STATUS"
 
 # Two workers share one kernel-chosen port (SO_REUSEPORT). A run of queries
 # from fresh sockets lands on both; every one is answered either way.
-PROXY_NAME=dotproxyd-w2 start_proxy -w 2 -u "127.0.0.1@$SRV_PORT#dns.test" \
+PROXY_NAME=dotproxyd-w2 start_proxy -w 2 -v -u "127.0.0.1@$SRV_PORT#dns.test" \
     --ca-file "$PKI/ca.pem" --timeout 3000
 check_match "-w 2: startup line" '; 2 workers$' "$BG_LINE"
 names=()
@@ -57,6 +57,13 @@ check_eq "-w 2: 20 TCP queries" "$expected" \
     "$(for n in "${names[@]}"; do qdig +tcp +short "$n" A; done)"
 stop_proxy
 check_eq "dotproxyd -w 2 exit status" 0 "$STOP_STATUS"
+# Each worker has its own pool, so each one that served a query connected
+# upstream and said so under its own tag. 40 clients on fresh source ports
+# all hashed to one worker would be a 1 in 2^39 event.
+for w in 0 1; do
+    check_match "-w 2: worker $w served queries" \
+        "^dotproxyd\[$w\]: debug: upstream .*connected" "$(cat "$WORK/dotproxyd-w2.log")"
+done
 
 stop_dotserver
 finish
