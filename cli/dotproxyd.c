@@ -253,8 +253,7 @@ static unsigned start_workers(unsigned n)
     for (; started < n; started++) {
         int r = pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]);
         if (r != 0) {
-            fprintf(stderr, "dotproxyd: cannot start worker thread %u: %s\n", started,
-                    strerror(r));
+            fprintf(stderr, "dotproxyd: cannot start worker thread %u: %s\n", started, strerror(r));
             break;
         }
     }

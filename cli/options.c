@@ -57,24 +57,25 @@ static const char short_options[] = ":l:u:w:vq";
 
 void dpd_options_usage(FILE *out)
 {
-    fputs("Usage: dotproxyd [OPTIONS]\n"
-          "Forward plain DNS (UDP and TCP) to DNS-over-TLS upstreams (RFC 7858).\n"
-          "\n"
-          "  -l, --listen ADDR[@PORT]           repeatable; UDP and TCP; default 127.0.0.1@53\n"
-          "  -u, --upstream ADDR[@PORT][#NAME]  repeatable; default 1.0.0.1@853#cloudflare-dns.com\n"
-          "                                     and 1.1.1.1@853#cloudflare-dns.com\n"
-          "      --ca-file PATH                 PEM trust anchors instead of the system store\n"
-          "      --timeout MS                   per-query upstream deadline, then SERVFAIL\n"
-          "      --cache-size N                 answer-cache entries, 0 = off\n"
-          "  -w, --workers N                    N independent contexts in N threads (SO_REUSEPORT)\n"
-          "  -v, --verbose / -q, --quiet        log level (stderr)\n"
-          "      --version, --help\n"
-          "\n"
-          "IPv6 addresses may be written in brackets: [::1]@5353. A listen PORT of 0\n"
-          "lets the kernel choose; the startup line shows the port bound. Without #NAME the\n"
-          "upstream's certificate must carry ADDR as an IP address.\n"
-          "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a usage error.\n",
-          out);
+    fputs(
+        "Usage: dotproxyd [OPTIONS]\n"
+        "Forward plain DNS (UDP and TCP) to DNS-over-TLS upstreams (RFC 7858).\n"
+        "\n"
+        "  -l, --listen ADDR[@PORT]           repeatable; UDP and TCP; default 127.0.0.1@53\n"
+        "  -u, --upstream ADDR[@PORT][#NAME]  repeatable; default 1.0.0.1@853#cloudflare-dns.com\n"
+        "                                     and 1.1.1.1@853#cloudflare-dns.com\n"
+        "      --ca-file PATH                 PEM trust anchors instead of the system store\n"
+        "      --timeout MS                   per-query upstream deadline, then SERVFAIL\n"
+        "      --cache-size N                 answer-cache entries, 0 = off\n"
+        "  -w, --workers N                    N independent contexts in N threads (SO_REUSEPORT)\n"
+        "  -v, --verbose / -q, --quiet        log level (stderr)\n"
+        "      --version, --help\n"
+        "\n"
+        "IPv6 addresses may be written in brackets: [::1]@5353. A listen PORT of 0\n"
+        "lets the kernel choose; the startup line shows the port bound. Without #NAME the\n"
+        "upstream's certificate must carry ADDR as an IP address.\n"
+        "Exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure, 2 on a usage error.\n",
+        out);
 }
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -238,10 +239,8 @@ static int take_option(struct dpd_options *opts, int c, const char *arg, int *do
     unsigned long v;
 
     switch (c) {
-    case 'l':
-        return exit_status_of(take_endpoint(opts, "--listen", arg, 0));
-    case 'u':
-        return exit_status_of(take_endpoint(opts, "--upstream", arg, 1));
+    case 'l': return exit_status_of(take_endpoint(opts, "--listen", arg, 0));
+    case 'u': return exit_status_of(take_endpoint(opts, "--upstream", arg, 1));
     case OPT_CA_FILE:
         if (check_readable_file("--ca-file", arg) != 0)
             return DPD_EXIT_USAGE;
@@ -285,12 +284,8 @@ static int take_option(struct dpd_options *opts, int c, const char *arg, int *do
         }
         opts->workers = (unsigned)v;
         return 0;
-    case 'v':
-        opts->log_level = DOTPROXY_LOG_DEBUG;
-        return 0;
-    case 'q':
-        opts->log_level = DOTPROXY_LOG_ERR;
-        return 0;
+    case 'v': opts->log_level = DOTPROXY_LOG_DEBUG; return 0;
+    case 'q': opts->log_level = DOTPROXY_LOG_ERR; return 0;
     case OPT_VERSION:
         printf("dotproxyd %s\n", dotproxy_version());
         *done = 1;

@@ -14,23 +14,23 @@
 #include <dotproxy/dotproxy.h>
 
 /* Exit statuses, the daemon's contract with its supervisor. */
-#define DPD_EXIT_OK 0
+#define DPD_EXIT_OK      0
 #define DPD_EXIT_RUNTIME 1 /* valid configuration, but it could not run */
-#define DPD_EXIT_USAGE 2   /* the command line is wrong; fix it and retry */
+#define DPD_EXIT_USAGE   2 /* the command line is wrong; fix it and retry */
 
 #define DPD_MAX_WORKERS 64
 
 /* What the command line asked for, checked. Strings point into argv. */
 struct dpd_options {
-    const char **listen_spec;      /* as typed (or the default), in order */
-    dotproxy_endpoint *listen;     /* the same, parsed (port 0 kept as 0) */
+    const char **listen_spec;  /* as typed (or the default), in order */
+    dotproxy_endpoint *listen; /* the same, parsed (port 0 kept as 0) */
     size_t n_listen;
-    dotproxy_endpoint *upstream;   /* parsed, in order */
+    dotproxy_endpoint *upstream; /* parsed, in order */
     size_t n_upstream;
-    const char *ca_file;           /* NULL: the system store */
-    unsigned timeout_ms;           /* 0: the library's default */
-    unsigned workers;              /* 1..DPD_MAX_WORKERS */
-    int log_level;                 /* DOTPROXY_LOG_* */
+    const char *ca_file; /* NULL: the system store */
+    unsigned timeout_ms; /* 0: the library's default */
+    unsigned workers;    /* 1..DPD_MAX_WORKERS */
+    int log_level;       /* DOTPROXY_LOG_* */
 };
 
 /* What dpd_options_parse() decided. */

@@ -114,8 +114,8 @@ static int grow(struct pollfd **pfds, dotproxy_pollfd **dfds, size_t *cap, size_
 
 static int run(dotproxy_ctx *ctx)
 {
-    struct pollfd *pfds = NULL;     /* what poll() sees: [0] is stdin */
-    dotproxy_pollfd *dfds = NULL;   /* the proxy's own view of its fds */
+    struct pollfd *pfds = NULL;   /* what poll() sees: [0] is stdin */
+    dotproxy_pollfd *dfds = NULL; /* the proxy's own view of its fds */
     size_t cap = 0;
     char line[512];
     size_t used = 0;

@@ -22,15 +22,15 @@
 
 #include <dotproxy/dotproxy.h>
 
-#define TYPE_A 1
+#define TYPE_A    1
 #define TYPE_AAAA 28
-#define CLASS_IN 1
+#define CLASS_IN  1
 
 static const struct {
     const char *name;
     uint16_t value;
 } qtypes[] = {
-    {"A", TYPE_A}, {"NS", 2},  {"CNAME", 5},  {"SOA", 6},  {"PTR", 12},
+    {"A", TYPE_A}, {"NS", 2},   {"CNAME", 5},        {"SOA", 6},  {"PTR", 12},
     {"MX", 15},    {"TXT", 16}, {"AAAA", TYPE_AAAA}, {"SRV", 33}, {"HTTPS", 65},
 };
 
@@ -113,8 +113,8 @@ static size_t skip_name(const uint8_t *msg, size_t len, size_t off)
 
 static const char *rcode_name(int rcode)
 {
-    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL",
-                                        "NXDOMAIN", "NOTIMP", "REFUSED"};
+    static const char *const names[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+                                        "NXDOMAIN", "NOTIMP",  "REFUSED"};
     return rcode >= 0 && rcode < 6 ? names[rcode] : "OTHER";
 }
 
@@ -214,7 +214,8 @@ int main(int argc, char **argv)
     }
 
     /* An upstream and no listen address: a context used only as a client. */
-    if ((r = dotproxy_config_new(&cfg)) < 0 || (r = dotproxy_config_add_upstream(cfg, upstream)) < 0 ||
+    if ((r = dotproxy_config_new(&cfg)) < 0 ||
+        (r = dotproxy_config_add_upstream(cfg, upstream)) < 0 ||
         (ca_file != NULL && (r = dotproxy_config_set_ca_file(cfg, ca_file)) < 0) ||
         (r = dotproxy_ctx_new(&ctx, cfg)) < 0) {
         fprintf(stderr, "query_once: %s\n", dotproxy_strerror(r));
@@ -243,6 +244,7 @@ int main(int argc, char **argv)
     return outcome.status;
 
 usage:
-    fprintf(stderr, "usage: query_once --upstream ADDR[@PORT][#NAME] [--ca-file PEM] NAME [TYPE]\n");
+    fprintf(stderr,
+            "usage: query_once --upstream ADDR[@PORT][#NAME] [--ca-file PEM] NAME [TYPE]\n");
     return 2;
 }
