@@ -11,11 +11,14 @@
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
+#include "edns.h"
 #include "tls_pool.h"
 
 #define DRAIN_US 1500000u /* graceful stop: most time given to queries in flight */
 
 /* ---- query records ---- */
+
+static void inflight_del(struct dotproxy_ctx *ctx, struct dp_query *q);
 
 static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
 {
@@ -36,6 +39,12 @@ static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
     q->retries = 0;
     q->err = 0;
     q->next_free = NULL;
+    q->cacheable = 0;
+    q->leading = 0;
+    q->leader = NULL;
+    q->hnext = NULL;
+    dp_list_init(&q->followers);
+    dp_list_init(&q->stale);
     q->q = q->qbuf;
     return q;
 }
@@ -51,12 +60,57 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
         ctx->n_active--;
     }
     if (dp_list_linked(&q->wait))
-        dp_list_remove(&q->wait);
+        dp_list_remove(&q->wait); /* also leaves a leader's followers */
     dp_list_remove(&q->sent);
+    dp_list_remove(&q->stale);
+    if (q->leading)
+        inflight_del(ctx, q);
+    /* Followers left (context teardown): they no longer have a leader. */
+    while (!dp_list_empty(&q->followers)) {
+        struct dp_query *f = DP_CONTAINER_OF(q->followers.next, struct dp_query, wait);
+        dp_list_remove(&f->wait);
+        f->leader = NULL;
+    }
     if (q->kind == DP_Q_TCP && q->from.tcp != NULL)
         dp_listener_tcp_query_done(q->from.tcp, q);
     q->next_free = ctx->qfree;
     ctx->qfree = q;
+}
+
+/* ---- in-flight table: identical questions share one upstream query ---- */
+
+static struct dp_query **inflight_slot(struct dotproxy_ctx *ctx, const struct dp_cache_key *k)
+{
+    return &ctx->inflight_tab[k->hash & ctx->inflight_mask];
+}
+
+static struct dp_query *inflight_find(struct dotproxy_ctx *ctx, const struct dp_cache_key *k)
+{
+    for (struct dp_query *q = *inflight_slot(ctx, k); q != NULL; q = q->hnext)
+        if (q->key.hash == k->hash && q->key.len == k->len &&
+            memcmp(q->key.data, k->data, k->len) == 0)
+            return q;
+    return NULL;
+}
+
+static void inflight_add(struct dotproxy_ctx *ctx, struct dp_query *q)
+{
+    struct dp_query **slot = inflight_slot(ctx, &q->key);
+    q->hnext = *slot;
+    *slot = q;
+    q->leading = 1;
+}
+
+static void inflight_del(struct dotproxy_ctx *ctx, struct dp_query *q)
+{
+    for (struct dp_query **pp = inflight_slot(ctx, &q->key); *pp != NULL; pp = &(*pp)->hnext) {
+        if (*pp == q) {
+            *pp = q->hnext;
+            break;
+        }
+    }
+    q->hnext = NULL;
+    q->leading = 0;
 }
 
 /* ---- replies ---- */
@@ -68,6 +122,21 @@ static void reply_origin(struct dotproxy_ctx *ctx, const struct dp_origin *o, co
         dp_listener_udp_send(ctx, o->udp, o->peer, o->peerlen, msg, len);
     else
         dp_listener_tcp_send(ctx, o->tcp, msg, len);
+}
+
+/* An error reply of our own; it carries an OPT only if the query had one
+ * (make_reply adds a fresh one then). */
+static int make_error(uint8_t *out, size_t cap, const uint8_t *query, size_t len, unsigned rcode,
+                      int client_had_opt, uint16_t qname_len)
+{
+    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
+    if (n > 0 && !client_had_opt && out[10] == 0 && out[11] == 1) {
+        /* The query we hold was rewritten for the upstream and has our
+         * OPT: the client sent none, so its reply must have none. */
+        out[11] = 0;
+        n = DOTPROXY_DNS_HEADER_SIZE + qname_len + 4;
+    }
+    return n;
 }
 
 static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *query,
@@ -93,8 +162,9 @@ static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, con
         free(out);
 }
 
-/* Send msg (ID already the client's) to whoever asked q, then free q. */
-static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
+/* Send msg (ID already the client's, EDNS already the client's) to whoever
+ * asked q. Does not free q. */
+static void send_to_client(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
 {
     switch (q->kind) {
     case DP_Q_UDP:
@@ -117,20 +187,46 @@ static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, 
         q->from.api.cb((int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]), msg, len,
                        q->from.api.user);
         break;
+    case DP_Q_REFRESH:
+        break; /* a prefetch or a refresh after serve-stale: nobody waits */
     }
+}
+
+static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
+{
+    send_to_client(ctx, q, msg, len);
     query_free(ctx, q);
 }
 
-void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
+/* Answer r from the cache (fresh, or stale too when allowed) into the
+ * scratch buffer. Returns the length, or 0 when there is nothing. */
+static size_t cache_answer(struct dotproxy_ctx *ctx, struct dp_query *r, int allow_stale)
 {
-    dotproxy_dns_set_id(msg, len, q->client_id);
-    dp_ctr_inc(ctx, DOTPROXY_CTR_ANSWERS);
-    deliver(ctx, q, msg, len);
+    if (ctx->cache == NULL || !r->cacheable)
+        return 0;
+    size_t n = 0;
+    int res = dp_cache_lookup(ctx->cache, &r->key, dp_now(ctx), allow_stale, r->q, r->qlen,
+                              ctx->scratch, DP_SCRATCH, &n);
+    if (res <= 0)
+        return 0;
+    int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &r->edns, DP_EDNS_UDP_SIZE);
+    if (m < 0)
+        return 0;
+    dotproxy_dns_set_id(ctx->scratch, (size_t)m, r->client_id);
+    if (res == DP_CACHE_STALE)
+        dp_ctr_inc(ctx, DOTPROXY_CTR_STALE_SERVED);
+    return (size_t)m;
 }
 
-void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
+/* SERVFAIL, or the API error, for one query; frees it. */
+static void fail_one(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
 {
-    dp_tls_pool_forget(ctx, q);
+    size_t n = cache_answer(ctx, q, 1);
+    if (n > 0) {
+        /* RFC 8767: when no upstream can answer, a stale answer beats none. */
+        deliver(ctx, q, ctx->scratch, n);
+        return;
+    }
     if (q->kind == DP_Q_API) {
         if (!ctx->in_process) {
             /* The callback runs only inside process() (or free()): park the
@@ -144,16 +240,85 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
         query_free(ctx, q);
         return;
     }
+    if (q->kind == DP_Q_REFRESH) {
+        query_free(ctx, q);
+        return;
+    }
     dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
     dotproxy_dns_set_id(q->q, q->qlen, q->client_id);
     uint8_t buf[DP_QUERY_INLINE + 64];
-    int n = q->qlen + 11u <= sizeof buf
-                ? dotproxy_dns_make_reply(buf, sizeof buf, q->q, q->qlen, DOTPROXY_RCODE_SERVFAIL)
+    int m = q->qlen + 11u <= sizeof buf
+                ? make_error(buf, sizeof buf, q->q, q->qlen, DOTPROXY_RCODE_SERVFAIL,
+                             q->edns.had_opt, q->qname_len)
                 : -1;
-    if (n > 0)
-        deliver(ctx, q, buf, (size_t)n);
+    if (m > 0)
+        deliver(ctx, q, buf, (size_t)m);
     else
         query_free(ctx, q);
+}
+
+static struct dp_query *first_follower(struct dp_query *q)
+{
+    return dp_list_empty(&q->followers) ? NULL
+                                        : DP_CONTAINER_OF(q->followers.next, struct dp_query, wait);
+}
+
+/* Give one client its copy of an upstream answer, then free its record. */
+static void answer_one(struct dotproxy_ctx *ctx, struct dp_query *r, const uint8_t *msg, size_t len,
+                       const dotproxy_dns_info *info, struct dp_upstream *up)
+{
+    uint8_t *buf = ctx->scratch;
+    memcpy(buf, msg, len);
+    dotproxy_dns_set_id(buf, len, r->client_id);
+    /* Each client gets its question back exactly as it asked it (0x20
+     * letter case), whatever case the upstream or the leader used. */
+    if ((size_t)info->question_end - 4u - DOTPROXY_DNS_HEADER_SIZE == r->qname_len)
+        memcpy(buf + DOTPROXY_DNS_HEADER_SIZE, r->q + DOTPROXY_DNS_HEADER_SIZE, r->qname_len);
+    uint16_t keepalive = 0;
+    int n = dp_edns_answer_for_client_parsed(buf, len, DP_SCRATCH, info, &r->edns,
+                                             DP_EDNS_UDP_SIZE, ctx->cfg.keep_ecs, &keepalive);
+    if (keepalive != 0 && up != NULL) {
+        /* RFC 7828: the server's idle timeout, in 100 ms units: close a
+         * little before it. */
+        uint64_t lim = (uint64_t)keepalive * 100000u;
+        lim -= lim / 10;
+        if (up->idle_limit_us == 0 || lim < up->idle_limit_us)
+            up->idle_limit_us = lim;
+    }
+    if (n < 0)
+        fail_one(ctx, r, DOTPROXY_EUPSTREAM);
+    else
+        deliver(ctx, r, buf, (size_t)n);
+}
+
+void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len,
+                     const dotproxy_dns_info *info)
+{
+    dp_ctr_inc(ctx, DOTPROXY_CTR_ANSWERS);
+    if (q->cacheable && ctx->cache != NULL)
+        dp_cache_store(ctx->cache, &q->key, msg, len, dp_now(ctx));
+    struct dp_upstream *up = q->up;
+    /* Everyone who asked the same question meanwhile, then the leader. */
+    struct dp_query *f;
+    while ((f = first_follower(q)) != NULL) {
+        dp_ctr_inc(ctx, DOTPROXY_CTR_COALESCED);
+        answer_one(ctx, f, msg, len, info, up);
+    }
+    if (q->kind == DP_Q_REFRESH)
+        query_free(ctx, q);
+    else
+        answer_one(ctx, q, msg, len, info, up);
+}
+
+void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
+{
+    dp_tls_pool_forget(ctx, q);
+    /* Whoever waits for the same answer shares the failure (or the stale
+     * answer). Followers are unlinked as they are freed. */
+    struct dp_query *f;
+    while ((f = first_follower(q)) != NULL)
+        fail_one(ctx, f, err);
+    fail_one(ctx, q, err);
 }
 
 void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q)
@@ -168,22 +333,27 @@ void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q)
     dp_tls_pool_submit(up, q);
 }
 
-/* Common admission of a parsed query; returns NULL when over the limit. */
+/* Common admission of a parsed query; returns NULL when over the limit.
+ * Room is left for the EDNS rewrite (our OPT, keepalive, padding). */
 static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info *info,
                               const uint8_t *msg, size_t len)
 {
     struct dp_query *q = query_alloc(ctx);
     if (q == NULL)
         return NULL;
-    if (len > sizeof q->qbuf) {
-        q->q = malloc(len);
+    size_t cap = len + 18u + ctx->cfg.padding + 4u;
+    if (cap > sizeof q->qbuf) {
+        q->q = malloc(cap);
         if (q->q == NULL) {
             q->q = q->qbuf;
             q->qlen = 0;
             query_free(ctx, q);
             return NULL;
         }
+    } else {
+        cap = sizeof q->qbuf;
     }
+    q->qcap = (uint32_t)cap;
     memcpy(q->q, msg, len);
     q->qlen = (uint16_t)len;
     q->client_id = info->id;
@@ -191,12 +361,48 @@ static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info 
     q->qtype = info->qtype;
     q->qclass = info->qclass;
     q->udp_limit = (uint16_t)dotproxy_dns_udp_limit(info);
+    dp_edns_client_from_query(&q->edns, info);
     q->deadline_us = dp_now(ctx) + (uint64_t)ctx->cfg.timeout_ms * 1000u;
     /* Every query has the same timeout, so appending keeps the list in
      * deadline order: expiry is a look at the head, O(1) per query. */
     dp_list_push_back(&ctx->active, &q->active);
     ctx->n_active++;
     return q;
+}
+
+/* Rewrite q for the upstream (our OPT, padding, no ECS) and send it. */
+static void forward(struct dotproxy_ctx *ctx, struct dp_query *q, const dotproxy_dns_info *info)
+{
+    struct dp_edns_upstream_opts o = {
+        .udp_size = DP_EDNS_UDP_SIZE,
+        .pad_block = (uint16_t)ctx->cfg.padding,
+        .keep_ecs = (uint8_t)ctx->cfg.keep_ecs,
+        .want_keepalive = 1,
+    };
+    int n = dp_edns_query_for_upstream(q->q, q->qlen, q->qcap, info, &o);
+    if (n < 0) {
+        dp_proxy_fail(ctx, q, DOTPROXY_EMALFORMED);
+        return;
+    }
+    q->qlen = (uint16_t)n;
+    dp_proxy_dispatch(ctx, q);
+}
+
+/* Fetch a fresh answer for a popular entry about to expire (no client). */
+static void prefetch(struct dotproxy_ctx *ctx, const dotproxy_dns_info *info, const uint8_t *msg,
+                     size_t len, const struct dp_cache_key *key)
+{
+    if (ctx->stopping || ctx->n_active * 2 > ctx->cfg.max_queries)
+        return; /* never at the expense of clients */
+    struct dp_query *q = admit(ctx, info, msg, len);
+    if (q == NULL)
+        return;
+    q->kind = DP_Q_REFRESH;
+    q->key = *key;
+    q->cacheable = 1;
+    inflight_add(ctx, q);
+    dp_ctr_inc(ctx, DOTPROXY_CTR_PREFETCHES);
+    forward(ctx, q, info);
 }
 
 void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, uint8_t *msg,
@@ -223,6 +429,38 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
         return;
     }
+
+    struct dp_cache_key key;
+    int cacheable = ctx->cache != NULL && dp_cache_key_make(&key, msg, len, &info) == 0;
+    int stale_known = 0;
+    if (cacheable) {
+        size_t n = 0;
+        int res = dp_cache_lookup(ctx->cache, &key, dp_now(ctx), 0, msg, len, ctx->scratch,
+                                  DP_SCRATCH, &n);
+        if (res == DP_CACHE_HIT || res == DP_CACHE_HIT_REFRESH) {
+            struct dp_edns_client ec;
+            dp_edns_client_from_query(&ec, &info);
+            int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &ec, DP_EDNS_UDP_SIZE);
+            if (m > 0) {
+                dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_HITS);
+                size_t out = (size_t)m;
+                unsigned limit = o->kind == DP_Q_UDP ? dotproxy_dns_udp_limit(&info) : 65535u;
+                if (out > limit) {
+                    int t = dotproxy_dns_truncate(ctx->scratch, out, limit);
+                    out = t > 0 ? (size_t)t : 0;
+                    dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
+                }
+                if (out > 0)
+                    reply_origin(ctx, o, ctx->scratch, out);
+                if (res == DP_CACHE_HIT_REFRESH && inflight_find(ctx, &key) == NULL)
+                    prefetch(ctx, &info, msg, len, &key);
+                return;
+            }
+        }
+        dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_MISSES);
+        stale_known = res == DP_CACHE_STALE;
+    }
+
     struct dp_query *q = ctx->stopping ? NULL : admit(ctx, &info, msg, len);
     if (q == NULL) {
         dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
@@ -240,7 +478,62 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         dp_list_push_back(&o->tcp->queries, &q->client);
         o->tcp->n_queries++;
     }
-    dp_proxy_dispatch(ctx, q);
+    if (!cacheable) {
+        forward(ctx, q, &info);
+        return;
+    }
+    q->key = key;
+    q->cacheable = 1;
+    struct dp_query *leader = inflight_find(ctx, &key);
+    if (leader != NULL) {
+        /* The same question is already on its way: wait for that answer
+         * rather than ask the upstream twice. */
+        q->leader = leader;
+        dp_list_push_back(&leader->followers, &q->wait);
+        return;
+    }
+    inflight_add(ctx, q);
+    if (stale_known) {
+        /* RFC 8767: if the refresh is slow, the client gets the stale
+         * answer after about 1.8 s while the refresh goes on. */
+        q->stale_due_us = dp_now(ctx) + DP_STALE_AFTER_US;
+        dp_list_push_back(&ctx->stale_watch, &q->stale);
+    }
+    forward(ctx, q, &info);
+}
+
+/* The refresh of q is slow: serve its clients the stale answer now and let
+ * the query go on, for the cache only. */
+static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
+{
+    struct dp_query *f;
+    struct dp_list keep;
+    dp_list_init(&keep);
+    while ((f = first_follower(q)) != NULL) {
+        size_t n = cache_answer(ctx, f, 1);
+        if (n > 0) {
+            deliver(ctx, f, ctx->scratch, n);
+        } else {
+            dp_list_remove(&f->wait);
+            dp_list_push_back(&keep, &f->wait);
+        }
+    }
+    while (!dp_list_empty(&keep)) { /* those go on waiting */
+        struct dp_list *e = keep.next;
+        dp_list_remove(e);
+        dp_list_push_back(&q->followers, e);
+    }
+    if (q->kind == DP_Q_REFRESH)
+        return;
+    size_t n = cache_answer(ctx, q, 1);
+    if (n == 0)
+        return;
+    send_to_client(ctx, q, ctx->scratch, n);
+    if (q->kind == DP_Q_TCP && q->from.tcp != NULL) {
+        dp_listener_tcp_query_done(q->from.tcp, q);
+        q->from.tcp = NULL;
+    }
+    q->kind = DP_Q_REFRESH;
 }
 
 /* ---- the turn ---- */
@@ -399,6 +692,13 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
 {
     uint64_t now = dp_now(ctx);
     dp_tls_pool_sweep(ctx);
+    while (!dp_list_empty(&ctx->stale_watch)) {
+        struct dp_query *q = DP_CONTAINER_OF(ctx->stale_watch.next, struct dp_query, stale);
+        if (q->stale_due_us > now)
+            break;
+        dp_list_remove(&q->stale);
+        serve_stale(ctx, q);
+    }
     while (!dp_list_empty(&ctx->active)) {
         struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
         if (q->deadline_us > now)
@@ -432,6 +732,12 @@ uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
         (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped))
         return 0;
     uint64_t due = dp_loop_next_due(&ctx->loop);
+    if (!dp_list_empty(&ctx->stale_watch)) {
+        const struct dp_query *q =
+            DP_CONTAINER_OF(ctx->stale_watch.next, struct dp_query, stale);
+        if (q->stale_due_us < due)
+            due = q->stale_due_us;
+    }
     uint64_t sweep = dp_tls_pool_next_sweep(ctx);
     if (sweep < due)
         due = sweep;
@@ -506,6 +812,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     dp_list_init(&ctx->active);
     dp_list_init(&ctx->done);
     dp_list_init(&ctx->sent);
+    dp_list_init(&ctx->stale_watch);
     dp_list_init(&ctx->tcp_clients);
     dp_loop_init(&ctx->loop);
     int rc = dp_config_copy(&ctx->cfg, cfg);
@@ -520,8 +827,26 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     /* calloc of a large block maps zero pages: records cost memory only
      * once used (and are reused LIFO). */
     ctx->qpool = calloc(ctx->cfg.max_queries, sizeof *ctx->qpool);
-    if (ctx->qpool == NULL)
+    /* A power of two at least max_queries: short chains, a mask for an
+     * index. */
+    size_t tab = 64;
+    while (tab < ctx->cfg.max_queries)
+        tab *= 2;
+    ctx->inflight_tab = calloc(tab, sizeof *ctx->inflight_tab);
+    ctx->inflight_mask = tab - 1;
+    ctx->scratch = malloc(DP_SCRATCH);
+    if (ctx->qpool == NULL || ctx->inflight_tab == NULL || ctx->scratch == NULL)
         goto fail;
+    if (ctx->cfg.cache_size > 0) {
+        struct dp_cache_config cc = {
+            .max_entries = ctx->cfg.cache_size,
+            .min_ttl = ctx->cfg.cache_min_ttl,
+            .max_ttl = ctx->cfg.cache_max_ttl,
+            .stale_max_s = ctx->cfg.stale_max_s,
+        };
+        if (dp_cache_new(&ctx->cache, &cc) != 0)
+            goto fail;
+    }
     for (size_t i = 0; i < ctx->cfg.n_upstream; i++) {
         if ((ctx->ups[i] = dp_upstream_new(ctx, &ctx->cfg, (unsigned)i)) == NULL)
             goto fail;
@@ -578,6 +903,9 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     if (ctx->cred != NULL)
         gnutls_certificate_free_credentials(ctx->cred);
     free(ctx->qpool);
+    free(ctx->inflight_tab);
+    free(ctx->scratch);
+    dp_cache_free(ctx->cache);
     free(ctx->udp);
     free(ctx->tcp);
     free(ctx->udp_batch);

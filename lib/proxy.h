@@ -9,7 +9,9 @@
 
 #include <gnutls/gnutls.h>
 
+#include "cache.h"
 #include "config.h"
+#include "edns.h"
 #include "dotproxy/proxy.h"
 #include "list.h"
 #include "listener.h"
@@ -21,7 +23,12 @@
  * common client sends one) get a buffer of their own. */
 #define DP_QUERY_INLINE 512
 
-enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API };
+enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API, DP_Q_REFRESH /* cache only */ };
+
+/* Room for any answer plus what the EDNS rewrite may add. */
+#define DP_SCRATCH (65535u + 512u)
+/* RFC 8767 5: a client waits about 1.8 s for a refresh before stale. */
+#define DP_STALE_AFTER_US 1800000u
 
 struct dp_conn;
 
@@ -30,6 +37,11 @@ struct dp_query {
     struct dp_list wait;     /* an upstream's waiting list, or the client's list */
     struct dp_list client;   /* TCP: the client's list of its queries */
     struct dp_list sent;     /* ctx->sent, in the order written upstream */
+    struct dp_list followers; /* leader: queries waiting for its answer (by `wait`) */
+    struct dp_list stale;    /* ctx->stale_watch */
+    struct dp_query *leader; /* follower: the query it waits for */
+    struct dp_query *hnext;  /* leader: next in its in-flight table chain */
+    uint64_t stale_due_us;
     uint64_t deadline_us;
     uint64_t sent_us;        /* when written to an upstream (RTT) */
     struct dp_conn *conn;    /* connection it is in flight on, or NULL */
@@ -43,6 +55,11 @@ struct dp_query {
     uint16_t qtype, qclass;
     uint8_t kind;            /* enum dp_query_kind */
     uint8_t retries;
+    uint8_t cacheable;       /* key is valid */
+    uint8_t leading;         /* in the in-flight table */
+    uint32_t qcap;           /* room at q */
+    struct dp_edns_client edns; /* the client's EDNS, for its answer */
+    struct dp_cache_key key;
     union {
         struct {
             struct dp_udp_listener *l;
@@ -86,6 +103,11 @@ struct dotproxy_ctx {
     struct dp_list active;         /* all live queries, oldest deadline first */
     struct dp_list done;           /* API queries finished outside process() */
     struct dp_list sent;           /* queries on the wire, oldest write first */
+    struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
+    struct dp_cache *cache;        /* NULL: off */
+    struct dp_query **inflight_tab; /* leaders by question (coalescing) */
+    size_t inflight_mask;
+    uint8_t *scratch;              /* DP_SCRATCH: answers being rewritten */
     size_t n_active;
 
     struct dp_conn *dirty;         /* connections with output to flush */
@@ -139,7 +161,8 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
                            size_t len);
 /* An upstream answer for q (already matched by ID and question). The bytes
  * are writable and borrowed for the call. Frees q. */
-void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len);
+void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len,
+                     const dotproxy_dns_info *info);
 /* No answer can be had for q: the client gets SERVFAIL, an API caller the
  * error (DOTPROXY_ETIMEDOUT, DOTPROXY_EUPSTREAM, DOTPROXY_ESTATE). Frees q. */
 void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err);

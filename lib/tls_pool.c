@@ -577,7 +577,7 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
     dp_upstream_rtt_sample(c->up, dp_now(ctx) - q->sent_us);
     q->conn = NULL;
     slot_release(c, idx);
-    dp_proxy_answer(ctx, q, msg, len);
+    dp_proxy_answer(ctx, q, msg, len, &info);
     if (c->up->n_waiting > 0)
         drain_waiting(c);
     return 0;

@@ -92,6 +92,11 @@ enum dotproxy_counter {
     DOTPROXY_CTR_INFLIGHT,             /* queries waiting now (a gauge) */
     DOTPROXY_CTR_HEDGED,               /* late queries moved to another upstream */
     DOTPROXY_CTR_RELOADS,              /* configurations applied by dotproxy_ctx_reload */
+    DOTPROXY_CTR_CACHE_HITS,           /* answered from the cache */
+    DOTPROXY_CTR_CACHE_MISSES,         /* cacheable queries the cache could not answer */
+    DOTPROXY_CTR_STALE_SERVED,         /* expired answers served (RFC 8767) */
+    DOTPROXY_CTR_COALESCED,            /* queries answered by another's upstream query */
+    DOTPROXY_CTR_PREFETCHES,           /* refreshes of popular entries before expiry */
     DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
 };
 
