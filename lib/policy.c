@@ -3,8 +3,8 @@
  * the per-client in-flight count.
  *
  * Memory, all allocated once in dp_policy_new (nothing per query):
- *  - the access list: at most 2 * DP_MAX_ALLOW entries of 8 or 32 octets,
- *    inside struct dp_policy (about 10 KiB);
+ *  - the access list: at most DP_MAX_ALLOW entries per family, of 8 (IPv4)
+ *    and 32 (IPv6) octets, inside struct dp_policy (10 KiB);
  *  - with rl_qps > 0, the rate-limit table: RL_BUCKETS (65536) buckets of
  *    32 octets = 2 MiB, whatever the number of clients;
  *  - with max_client_queries > 0, the in-flight table: the power of two at
@@ -73,9 +73,9 @@ struct fl_slot {
 struct dp_policy {
     uint64_t sip_k0, sip_k1; /* secret: attackers can't aim collisions */
 
-    struct acl4 acl4[2 * DP_MAX_ALLOW];
+    struct acl4 acl4[DP_MAX_ALLOW];
     size_t n_acl4;
-    struct acl6 acl6[2 * DP_MAX_ALLOW];
+    struct acl6 acl6[DP_MAX_ALLOW];
     size_t n_acl6;
 
     struct rl_bucket *rl; /* NULL: no rate limit */
@@ -256,15 +256,15 @@ static const struct {
     uint8_t addr[16];
     uint8_t prefix;
 } default_allow[] = {
-    {AF_INET, {127}, 8},
-    {AF_INET, {10}, 8},
-    {AF_INET, {172, 16}, 12},
-    {AF_INET, {192, 168}, 16},
-    {AF_INET, {100, 64}, 10},
-    {AF_INET, {169, 254}, 16},
-    {AF_INET6, {[15] = 1}, 128},
-    {AF_INET6, {0xfc}, 7},
-    {AF_INET6, {0xfe, 0x80}, 10},
+    {AF_INET, {127}, 8},          /* loopback */
+    {AF_INET, {10}, 8},           /* RFC 1918 */
+    {AF_INET, {172, 16}, 12},     /* RFC 1918 */
+    {AF_INET, {192, 168}, 16},    /* RFC 1918 */
+    {AF_INET, {100, 64}, 10},     /* RFC 6598 */
+    {AF_INET, {169, 254}, 16},    /* RFC 3927 */
+    {AF_INET6, {[15] = 1}, 128},  /* ::1 */
+    {AF_INET6, {0xfc}, 7},        /* RFC 4193 */
+    {AF_INET6, {0xfe, 0x80}, 10}, /* RFC 4291 link-local */
 };
 
 static void add4(struct dp_policy *p, uint32_t addr, unsigned prefix)

@@ -121,10 +121,12 @@ START_TEST(test_policy_default_list_allows_loopback_private_link_local_and_ula)
 {
     struct dp_policy *p = policy(config());
     const char *allowed[] = {
-        "127.0.0.1",   "127.255.255.254", "::1",      "10.0.0.0",        "10.255.255.255",
-        "172.16.0.1",  "172.31.255.255",  "192.168.0.1", "192.168.255.255", "100.64.0.1",
-        "100.127.255.255", "169.254.0.1", "169.254.255.255", "fc00::1", "fdff:ffff::1",
-        "fe80::1",     "febf:ffff::1",
+        "127.0.0.1",       "127.255.255.254", "::1",
+        "10.0.0.0",        "10.255.255.255",  "172.16.0.1",
+        "172.31.255.255",  "192.168.0.1",     "192.168.255.255",
+        "100.64.0.1",      "100.127.255.255", "169.254.0.1",
+        "169.254.255.255", "fc00::1",         "fdff:ffff::1",
+        "fe80::1",         "febf:ffff::1",
     };
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         ck_assert_msg(check(p, allowed[i]) == DP_POLICY_ALLOW, "%s refused", allowed[i]);
@@ -137,11 +139,28 @@ START_TEST(test_policy_default_list_refuses_public_v4_and_v6)
 {
     struct dp_policy *p = policy(config());
     const char *refused[] = {
-        "8.8.8.8",      "1.1.1.1",    "9.255.255.255", "11.0.0.0",   "172.15.255.255",
-        "172.32.0.0",   "192.167.255.255", "192.169.0.0", "100.63.255.255", "100.128.0.0",
-        "169.253.255.255", "128.0.0.1", "0.0.0.0",     "255.255.255.255", "2001:4860:4860::8888",
-        "::",           "::2",        "fbff:ffff::1",  "fe00::1",    "fec0::1",
-        "ff02::1",      "::ffff:8.8.8.8",
+        "8.8.8.8",
+        "1.1.1.1",
+        "9.255.255.255",
+        "11.0.0.0",
+        "172.15.255.255",
+        "172.32.0.0",
+        "192.167.255.255",
+        "192.169.0.0",
+        "100.63.255.255",
+        "100.128.0.0",
+        "169.253.255.255",
+        "128.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "2001:4860:4860::8888",
+        "::",
+        "::2",
+        "fbff:ffff::1",
+        "fe00::1",
+        "fec0::1",
+        "ff02::1",
+        "::ffff:8.8.8.8",
     };
     size_t n = sizeof refused / sizeof refused[0];
     for (size_t i = 0; i < n; i++)
@@ -214,8 +233,12 @@ END_TEST
 
 START_TEST(test_policy_prefix_boundaries_are_exact)
 {
-    const char *list[] = {"0.0.0.0/1",     "192.0.2.2/31",      "198.51.100.9/32",
-                          "2001:db8::2/127", "2001:db8:1::9/128", "8000::/1",
+    const char *list[] = {"0.0.0.0/1",
+                          "192.0.2.2/31",
+                          "198.51.100.9/32",
+                          "2001:db8::2/127",
+                          "2001:db8:1::9/128",
+                          "8000::/1",
                           NULL};
     struct dp_policy *p = policy_allowing(list);
     /* /1 */
@@ -518,8 +541,7 @@ START_TEST(test_policy_eviction_bounds_the_table_and_keeps_a_busy_client)
         scan_ok += dp_policy_check(p, (const struct sockaddr *)&one, now++) == DP_POLICY_ALLOW;
         if (i % 10 == 0) {
             busy_asked++;
-            busy_ok += dp_policy_check(p, (const struct sockaddr *)&busy, now++) ==
-                       DP_POLICY_ALLOW;
+            busy_ok += dp_policy_check(p, (const struct sockaddr *)&busy, now++) == DP_POLICY_ALLOW;
         }
     }
     struct dp_policy_stats st = stats(p);
