@@ -192,8 +192,30 @@ static void send_to_client(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t
     }
 }
 
+static const uint64_t latency_bounds_us[DOTPROXY_LATENCY_BUCKETS] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+    UINT64_MAX,
+};
+
+DOTPROXY_EXPORT uint64_t dotproxy_latency_bound_us(size_t index)
+{
+    return index < DOTPROXY_LATENCY_BUCKETS ? latency_bounds_us[index] : UINT64_MAX;
+}
+
+static void record_latency(struct dotproxy_ctx *ctx, uint64_t us)
+{
+    size_t i = 0;
+    while (us > latency_bounds_us[i])
+        i++;
+    atomic_store_explicit(&ctx->latency[i],
+                          atomic_load_explicit(&ctx->latency[i], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
 {
+    if (q->kind != DP_Q_REFRESH)
+        record_latency(ctx, dp_now(ctx) - q->arrived_us);
     send_to_client(ctx, q, msg, len);
     query_free(ctx, q);
 }
@@ -362,7 +384,8 @@ static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info 
     q->qclass = info->qclass;
     q->udp_limit = (uint16_t)dotproxy_dns_udp_limit(info);
     dp_edns_client_from_query(&q->edns, info);
-    q->deadline_us = dp_now(ctx) + (uint64_t)ctx->cfg.timeout_ms * 1000u;
+    q->arrived_us = dp_now(ctx);
+    q->deadline_us = q->arrived_us + (uint64_t)ctx->cfg.timeout_ms * 1000u;
     /* Every query has the same timeout, so appending keeps the list in
      * deadline order: expiry is a look at the head, O(1) per query. */
     dp_list_push_back(&ctx->active, &q->active);
@@ -664,6 +687,86 @@ void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
     struct dotproxy_config *n = atomic_exchange(&ctx->pending_cfg, NULL);
     if (n != NULL)
         apply_reload(ctx, n);
+    if (atomic_exchange(&ctx->flush_cache, 0) && ctx->cache != NULL) {
+        dp_cache_flush(ctx->cache);
+        dp_log(&ctx->log, DOTPROXY_LOG_INFO, "answer cache flushed");
+    }
+}
+
+static void publish(struct dotproxy_ctx *ctx)
+{
+    ctx->snap_next_us = dp_now(ctx) + 100000u;
+    if (ctx->cache != NULL) {
+        struct dp_cache_stats cs;
+        dp_cache_get_stats(ctx->cache, &cs);
+        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_ENTRIES], cs.entries,
+                              memory_order_relaxed);
+        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_EVICTIONS], cs.evictions,
+                              memory_order_relaxed);
+    }
+    pthread_mutex_lock(&ctx->snap_lock);
+    for (size_t i = 0; i < ctx->n_ups; i++) {
+        const struct dp_upstream *up = ctx->ups[i];
+        dotproxy_upstream_stats *st = &ctx->snap[i];
+        memcpy(st->label, up->label, sizeof st->label);
+        st->healthy = dp_upstream_usable(up, dp_now(ctx));
+        st->consecutive_failures = up->fails;
+        st->connections = up->n_conns;
+        unsigned inflight = 0;
+        for (unsigned k = 0; k < up->n_conns; k++)
+            inflight += up->conns[k]->inflight - up->conns[k]->n_dead;
+        st->inflight = inflight;
+        st->srtt_us = up->srtt_us;
+        st->idle_limit_us = up->idle_limit_us;
+        st->queries = up->n_queries;
+        st->answers = up->n_answers;
+    }
+    ctx->n_snap = ctx->n_ups;
+    pthread_mutex_unlock(&ctx->snap_lock);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
+                                                dotproxy_upstream_stats *out)
+{
+    if (ctx == NULL || out == NULL)
+        return DOTPROXY_EINVAL;
+    int rc = DOTPROXY_EINVAL;
+    pthread_mutex_lock(&ctx->snap_lock);
+    if (index < ctx->n_snap) {
+        *out = ctx->snap[index];
+        rc = 0;
+    }
+    pthread_mutex_unlock(&ctx->snap_lock);
+    return rc;
+}
+
+DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx)
+{
+    if (ctx == NULL)
+        return 0;
+    pthread_mutex_lock(&ctx->snap_lock);
+    size_t n = ctx->n_snap;
+    pthread_mutex_unlock(&ctx->snap_lock);
+    return n;
+}
+
+DOTPROXY_EXPORT size_t dotproxy_ctx_latency_histogram(const dotproxy_ctx *ctx, uint64_t *counts,
+                                                      size_t n)
+{
+    if (ctx == NULL || counts == NULL)
+        return 0;
+    size_t k = n < DOTPROXY_LATENCY_BUCKETS ? n : DOTPROXY_LATENCY_BUCKETS;
+    for (size_t i = 0; i < k; i++)
+        counts[i] = atomic_load_explicit(&ctx->latency[i], memory_order_relaxed);
+    return k;
+}
+
+DOTPROXY_EXPORT void dotproxy_ctx_cache_flush(dotproxy_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    atomic_store(&ctx->flush_cache, 1);
+    dotproxy_ctx_wakeup(ctx);
 }
 
 DOTPROXY_EXPORT int dotproxy_ctx_reload(dotproxy_ctx *ctx, const dotproxy_config *cfg)
@@ -723,12 +826,15 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
         finish_stop(ctx);
     atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_INFLIGHT], ctx->n_active, memory_order_relaxed);
+    if (now >= ctx->snap_next_us)
+        publish(ctx);
     ctx->in_process = 0;
 }
 
 uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
 {
     if (!dp_list_empty(&ctx->done) || atomic_load(&ctx->pending_cfg) != NULL ||
+        atomic_load(&ctx->flush_cache) ||
         (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped))
         return 0;
     uint64_t due = dp_loop_next_due(&ctx->loop);
@@ -809,6 +915,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     if (ctx == NULL)
         return DOTPROXY_ENOMEM;
     ctx->wake.fd = -1;
+    pthread_mutex_init(&ctx->snap_lock, NULL);
     dp_list_init(&ctx->active);
     dp_list_init(&ctx->done);
     dp_list_init(&ctx->sent);
@@ -863,6 +970,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         goto fail;
     if ((rc = dp_listener_open(ctx)) != 0)
         goto fail;
+    publish(ctx);
     *out = ctx;
     return 0;
 fail:
@@ -911,6 +1019,7 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     free(ctx->udp_batch);
     dp_loop_fini(&ctx->loop);
     dp_config_clear(&ctx->cfg);
+    pthread_mutex_destroy(&ctx->snap_lock);
     free(ctx);
 }
 

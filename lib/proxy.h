@@ -3,6 +3,7 @@
 #ifndef DP_PROXY_H
 #define DP_PROXY_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -44,6 +45,7 @@ struct dp_query {
     uint64_t stale_due_us;
     uint64_t deadline_us;
     uint64_t sent_us;        /* when written to an upstream (RTT) */
+    uint64_t arrived_us;     /* when the client's query came (latency) */
     struct dp_conn *conn;    /* connection it is in flight on, or NULL */
     struct dp_upstream *up;  /* upstream chosen (waiting or in flight) */
     uint32_t tried;          /* bit i: upstream i was tried */
@@ -117,6 +119,13 @@ struct dotproxy_ctx {
 
     struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */
     _Atomic(struct dotproxy_config *) pending_cfg; /* from dotproxy_ctx_reload */
+    atomic_int flush_cache;        /* from dotproxy_ctx_cache_flush */
+    /* Upstream stats published for other threads, at most every 100 ms. */
+    pthread_mutex_t snap_lock;
+    dotproxy_upstream_stats snap[DP_MAX_UPSTREAMS];
+    size_t n_snap;
+    uint64_t snap_next_us;
+    _Atomic uint64_t latency[DOTPROXY_LATENCY_BUCKETS];
     atomic_int stop_requested;
     int stopping;
     int stopped;

@@ -296,6 +296,7 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
     q->wire_id = wire;
     q->sent_us = dp_now(ctx);
     c->last_tx_us = q->sent_us;
+    c->up->n_queries++;
     /* In send order, for the stuck-query sweep (dp_tls_pool_sweep). */
     dp_list_remove(&q->sent);
     dp_list_push_back(&ctx->sent, &q->sent);
@@ -575,6 +576,7 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
         return -1;
     }
     dp_upstream_rtt_sample(c->up, dp_now(ctx) - q->sent_us);
+    c->up->n_answers++;
     q->conn = NULL;
     slot_release(c, idx);
     dp_proxy_answer(ctx, q, msg, len, &info);

@@ -39,6 +39,8 @@ struct dp_upstream {
     uint64_t srtt_us;         /* EWMA of answer round trips, 0 = unknown */
     uint64_t idle_limit_us;   /* learnt: close idle connections before this; 0 = unknown */
     struct dp_timer probe;    /* reconnect attempt when the backoff ends */
+    uint64_t n_queries;       /* sent to it */
+    uint64_t n_answers;       /* received from it */
 };
 
 /* A new upstream for cfg's index-th entry (endpoint and pins). NULL: no memory. */

@@ -97,8 +97,49 @@ enum dotproxy_counter {
     DOTPROXY_CTR_STALE_SERVED,         /* expired answers served (RFC 8767) */
     DOTPROXY_CTR_COALESCED,            /* queries answered by another's upstream query */
     DOTPROXY_CTR_PREFETCHES,           /* refreshes of popular entries before expiry */
+    DOTPROXY_CTR_CACHE_ENTRIES,        /* entries in the cache now (a gauge) */
+    DOTPROXY_CTR_CACHE_EVICTIONS,      /* entries evicted to make room */
+    DOTPROXY_CTR_REFUSED_ACL,          /* queries refused: client not allowed */
+    DOTPROXY_CTR_RATE_LIMITED,         /* queries refused or dropped by the rate limit */
+    DOTPROXY_CTR_CLIENT_INFLIGHT_CAP,  /* queries dropped: client over its in-flight cap */
     DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
 };
+
+/* What an operator wants to know about one upstream. A value type. */
+typedef struct dotproxy_upstream_stats {
+    char label[300];          /* "ADDR@PORT#NAME" */
+    int healthy;              /* 1 unless backing off after failed connects */
+    unsigned consecutive_failures;
+    unsigned connections;     /* open TLS connections */
+    unsigned inflight;        /* queries on the wire now */
+    uint64_t srtt_us;         /* smoothed answer round trip, 0 = not measured */
+    uint64_t idle_limit_us;   /* learnt idle limit, 0 = none learnt */
+    uint64_t queries;         /* queries sent to it */
+    uint64_t answers;         /* answers received from it */
+} dotproxy_upstream_stats;
+
+/* Copy the stats of the index-th upstream as of the context's last loop
+ * turn (refreshed at most every 100 ms). Safe from any thread. Returns 0,
+ * or DOTPROXY_EINVAL (no such upstream). */
+DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
+                                                dotproxy_upstream_stats *out);
+
+/* Number of upstreams (as of the last turn). Safe from any thread. */
+DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx);
+
+/* Answer latency histogram: DOTPROXY_LATENCY_BUCKETS counters of answers
+ * (from arrival to answer sent, cache hits excluded) whose latency was at
+ * most the bound dotproxy_latency_bound_us(i); the last bound is infinite
+ * (UINT64_MAX). Counts are per bucket, not cumulative. Safe from any thread.
+ * Returns the number of buckets written (min(n, DOTPROXY_LATENCY_BUCKETS)). */
+#define DOTPROXY_LATENCY_BUCKETS 14
+DOTPROXY_EXPORT size_t dotproxy_ctx_latency_histogram(const dotproxy_ctx *ctx, uint64_t *counts,
+                                                      size_t n);
+DOTPROXY_EXPORT uint64_t dotproxy_latency_bound_us(size_t index);
+
+/* Empty the answer cache at the context's next turn (it is woken). Safe from
+ * any thread (not from signal handlers: use a flag and a thread). */
+DOTPROXY_EXPORT void dotproxy_ctx_cache_flush(dotproxy_ctx *ctx);
 
 /* The value of a counter, or 0 for an unknown one. Safe from any thread
  * (values from another thread may lag by one loop turn). */
