@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dotproxy/error.h"
+#include "policy.h"
 #include "proxy.h"
 
 #define UDP_BATCH 32
@@ -19,7 +20,14 @@
 #define TCP_IN_START (2u + 1024u) /* grows to 2 + 65535 for the rare big query */
 #define TCP_IN_MAX (2u + 65535u)
 #define TCP_OUT_MAX (1u << 20)   /* a client that reads slower than this is dropped */
-#define TCP_CLIENT_MAX_QUERIES 256
+#define TCP_CLIENT_MAX_QUERIES_DEFAULT 256
+/* Queries one TCP client may have in flight before we stop reading it:
+ * the configured per-client cap, if lower. */
+#define TCP_CLIENT_MAX_QUERIES                                                                  \
+    (c->ctx->cfg.max_client_queries != 0 &&                                                     \
+             c->ctx->cfg.max_client_queries < TCP_CLIENT_MAX_QUERIES_DEFAULT                     \
+         ? c->ctx->cfg.max_client_queries                                                        \
+         : TCP_CLIENT_MAX_QUERIES_DEFAULT)
 
 /* Answers produced in one loop turn leave in one sendmmsg per listener. */
 #define UDP_OUT_BATCH 64
@@ -398,7 +406,9 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
     struct dotproxy_ctx *ctx = l->ctx;
     (void)revents;
     for (;;) {
-        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peerlen = sizeof peer;
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -412,6 +422,13 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
                 dp_log(&ctx->log, DOTPROXY_LOG_WARN, "accept: %s", strerror(errno));
             }
             return;
+        }
+        if (dp_policy_allowed(ctx->policy, (const struct sockaddr *)&peer) == 0) {
+            /* Not on the access list: no connection at all (no state, no
+             * amplification). */
+            dp_ctr_inc(ctx, DOTPROXY_CTR_REFUSED_ACL);
+            close(fd);
+            continue;
         }
         if (ctx->n_tcp_clients >= ctx->cfg.max_tcp_clients)
             client_close(DP_CONTAINER_OF(ctx->tcp_clients.next, struct dp_tcp_client, lru));
@@ -429,6 +446,8 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         c->io.fd = fd;
         c->io.on_ready = client_on_ready;
         c->inbuf = inbuf;
+        c->peer = peer;
+        c->peerlen = peerlen;
         dotproxy_frame_init(&c->in, inbuf, TCP_IN_START);
         dp_list_init(&c->queries);
         dp_list_init(&c->lru);

@@ -45,6 +45,8 @@ struct dp_tcp_client {
     uint8_t *out;
     size_t out_head, out_tail, out_cap;
     uint64_t last_active_us;
+    struct sockaddr_storage peer; /* for access control and rate limits */
+    socklen_t peerlen;
     struct dp_timer idle;
     struct dp_tcp_client *next_dirty;
     int dirty;

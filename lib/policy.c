@@ -600,6 +600,12 @@ void dp_policy_free(struct dp_policy *p)
     free(p);
 }
 
+int dp_policy_allowed(const struct dp_policy *p, const struct sockaddr *sa)
+{
+    struct client c;
+    return client_from(sa, &c) == 0 && acl_allows(p, &c);
+}
+
 int dp_policy_check(struct dp_policy *p, const struct sockaddr *sa, uint64_t now_us)
 {
     struct client c;

@@ -33,6 +33,9 @@ enum dp_verdict {
  * (::ffff:a.b.c.d) are treated as the IPv4 address everywhere. */
 int dp_policy_check(struct dp_policy *p, const struct sockaddr *sa, uint64_t now_us);
 
+/* Only the access list: 1 if sa may ask at all (TCP accept), else 0. */
+int dp_policy_allowed(const struct dp_policy *p, const struct sockaddr *sa);
+
 /* Per-client in-flight accounting for max_client_queries (UDP), keyed by the
  * full address (not the port). begin returns 0 if the client may have one
  * more query waiting (and counts it), -1 if it is at its cap; every begin

@@ -12,6 +12,7 @@
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
 #include "edns.h"
+#include "policy.h"
 #include "tls_pool.h"
 
 #define DRAIN_US 1500000u /* graceful stop: most time given to queries in flight */
@@ -41,6 +42,7 @@ static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
     q->next_free = NULL;
     q->cacheable = 0;
     q->leading = 0;
+    q->counted = 0;
     q->leader = NULL;
     q->hnext = NULL;
     dp_list_init(&q->followers);
@@ -65,6 +67,8 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
     dp_list_remove(&q->stale);
     if (q->leading)
         inflight_del(ctx, q);
+    if (q->counted && q->policy_gen == ctx->policy_gen)
+        dp_policy_inflight_end(ctx->policy, (const struct sockaddr *)&q->from.udp.peer);
     /* Followers left (context teardown): they no longer have a leader. */
     while (!dp_list_empty(&q->followers)) {
         struct dp_query *f = DP_CONTAINER_OF(q->followers.next, struct dp_query, wait);
@@ -437,6 +441,18 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
         return;
     }
+    /* Who may ask, and how fast: before any parsing or state. */
+    const struct sockaddr *peer = o->kind == DP_Q_UDP
+                                      ? (const struct sockaddr *)o->peer
+                                      : (const struct sockaddr *)&o->tcp->peer;
+    int verdict = dp_policy_check(ctx->policy, peer, dp_now(ctx));
+    if (verdict != DP_POLICY_ALLOW) {
+        int acl = dp_policy_allowed(ctx->policy, peer) == 0;
+        dp_ctr_inc(ctx, acl ? DOTPROXY_CTR_REFUSED_ACL : DOTPROXY_CTR_RATE_LIMITED);
+        if (verdict == DP_POLICY_REFUSE)
+            reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
+        return;
+    }
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0) {
         dp_ctr_inc(ctx, DOTPROXY_CTR_FORMERR);
@@ -495,6 +511,17 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         q->from.udp.l = o->udp;
         memcpy(&q->from.udp.peer, o->peer, o->peerlen);
         q->from.udp.peerlen = o->peerlen;
+        if (ctx->cfg.max_client_queries != 0) {
+            if (dp_policy_inflight_begin(ctx->policy, peer) != 0) {
+                /* Over its cap: drop; the client retries once some of its
+                 * queries are answered. */
+                dp_ctr_inc(ctx, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);
+                query_free(ctx, q);
+                return;
+            }
+            q->counted = 1;
+            q->policy_gen = ctx->policy_gen;
+        }
     } else {
         q->from.tcp = o->tcp;
         q->udp_limit = UINT16_MAX;
@@ -664,6 +691,16 @@ static void apply_reload(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     ctx->n_ups = n->n_upstream;
     for (size_t i = 0; i < ctx->n_ups; i++)
         ctx->ups[i]->index = (unsigned)i;
+    struct dp_policy *np = NULL;
+    if (dp_policy_new(&np, n) == 0) {
+        /* Queries counted by the old policy are not uncounted in the new. */
+        dp_policy_free(ctx->policy);
+        ctx->policy = np;
+        ctx->policy_gen++;
+    } else {
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the access policy; "
+                                             "keeping the old one");
+    }
     dp_config_clear(&ctx->cfg);
     ctx->cfg = *n;
     free(n); /* its strings now belong to ctx->cfg */
@@ -944,6 +981,9 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     ctx->scratch = malloc(DP_SCRATCH);
     if (ctx->qpool == NULL || ctx->inflight_tab == NULL || ctx->scratch == NULL)
         goto fail;
+    if ((rc = dp_policy_new(&ctx->policy, &ctx->cfg)) != 0)
+        goto fail;
+    rc = DOTPROXY_ENOMEM;
     if (ctx->cfg.cache_size > 0) {
         struct dp_cache_config cc = {
             .max_entries = ctx->cfg.cache_size,
@@ -1014,6 +1054,7 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     free(ctx->inflight_tab);
     free(ctx->scratch);
     dp_cache_free(ctx->cache);
+    dp_policy_free(ctx->policy);
     free(ctx->udp);
     free(ctx->tcp);
     free(ctx->udp_batch);

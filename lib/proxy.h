@@ -59,6 +59,8 @@ struct dp_query {
     uint8_t retries;
     uint8_t cacheable;       /* key is valid */
     uint8_t leading;         /* in the in-flight table */
+    uint8_t counted;         /* holds a per-client in-flight count (policy_gen) */
+    unsigned policy_gen;
     uint32_t qcap;           /* room at q */
     struct dp_edns_client edns; /* the client's EDNS, for its answer */
     struct dp_cache_key key;
@@ -107,6 +109,8 @@ struct dotproxy_ctx {
     struct dp_list sent;           /* queries on the wire, oldest write first */
     struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
     struct dp_cache *cache;        /* NULL: off */
+    struct dp_policy *policy;      /* access control, rate limits, per-client caps */
+    unsigned policy_gen;           /* bumped when a reload replaces it */
     struct dp_query **inflight_tab; /* leaders by question (coalescing) */
     size_t inflight_mask;
     uint8_t *scratch;              /* DP_SCRATCH: answers being rewritten */
