@@ -32,6 +32,9 @@
 #define OUR_UDP_SIZE 1232u
 #define BIG_RRS 11u
 #define HUGE_RRS 45u
+#define TYPE_RRSIG 46u
+#define OPT_KEEPALIVE 11u /* RFC 7828 */
+#define OPT_PADDING 12u   /* RFC 7830 */
 
 /* ---- answer synthesis ---------------------------------------------------- */
 
@@ -133,7 +136,24 @@ typedef struct query {
     uint16_t qtype, qclass;
     bool has_opt;
     uint16_t opt_flags; /* the OPT TTL's low 16 bits: DO and Z */
+    bool has_keepalive; /* the OPT carries edns-tcp-keepalive */
 } query;
+
+/* Walk the options of an OPT RDATA (already bounds-checked as a whole). */
+static bool opt_has(const uint8_t *rd, size_t rdlen, uint16_t code)
+{
+    size_t off = 0;
+    while (rdlen - off >= 4) {
+        uint16_t c = get16(rd + off);
+        size_t l = get16(rd + off + 2);
+        if (l > rdlen - off - 4)
+            return false;
+        if (c == code)
+            return true;
+        off += 4 + l;
+    }
+    return false;
+}
 
 /* 0 = parsed, 1 = FORMERR, 4 = NOTIMP (the rcode to send). */
 static int parse_query(query *q, const uint8_t *m, size_t len)
@@ -182,6 +202,7 @@ static int parse_query(query *q, const uint8_t *m, size_t len)
             return 1;
         q->has_opt = true;
         q->opt_flags = get16(m + off + 7);
+        q->has_keepalive = opt_has(m + off + 11, rdlen, OPT_KEEPALIVE);
         off += 11 + rdlen;
     }
     return off == len ? 0 : 1;
@@ -204,8 +225,32 @@ static bool first_label_is(const uint8_t *w, const char *s, bool prefix)
     return true;
 }
 
-static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wrong_question)
+/* An RRSIG-looking record covering `type` (RFC 4034 3.1 layout; the
+ * signature is filler: nobody here validates it). */
+static void wb_rrsig(wbuf *w, uint16_t type, uint32_t ttl)
 {
+    size_t at = wb_rr_head(w, 12, TYPE_RRSIG, ttl);
+    wb_16(w, type);
+    uint8_t alg_labels[2] = {13, 2}; /* ECDSAP256SHA256, labels: not checked */
+    wb_bytes(w, alg_labels, 2);
+    wb_32(w, ttl);          /* original TTL */
+    wb_32(w, 2000000000u);  /* expiration */
+    wb_32(w, 1700000000u);  /* inception */
+    wb_16(w, 12345);        /* key tag */
+    wb_bytes(w, "", 1);     /* signer: the root */
+    uint8_t *sig = wb_take(w, 64);
+    if (sig)
+        memset(sig, 0x5a, 64);
+    wb_rr_end(w, at);
+}
+
+static const ts_dotserver_knobs no_knobs;
+
+static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wrong_question,
+                 const ts_dotserver_knobs *k)
+{
+    uint32_t ttl = k->ttl ? k->ttl : TTL_ANSWER;
+    bool rrsig = false;
     query q;
     int rc = parse_query(&q, m, len);
     wbuf w = {out, cap, 0, false};
@@ -223,9 +268,17 @@ static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wr
 
     uint16_t flags =
         (uint16_t)(TS_DNS_FLAG_QR | TS_DNS_FLAG_RA | (q.flags & (TS_DNS_FLAG_RD | TS_DNS_FLAG_CD)));
-    bool nx = first_label_is(q.qname, "nx", true);
+    bool forced = k->rcode > 0 && k->rcode <= 15;
+    bool nx = !forced && first_label_is(q.qname, "nx", true);
     if (nx)
         flags |= TS_DNS_RCODE_NXDOMAIN;
+    if (forced)
+        flags |= (uint16_t)k->rcode;
+    if (k->ad)
+        flags |= TS_DNS_FLAG_AD;
+    if (k->tc)
+        flags |= TS_DNS_FLAG_TC;
+    rrsig = k->rrsig && q.has_opt && (q.opt_flags & 0x8000u);
     wb_16(&w, q.id);
     wb_16(&w, flags);
     wb_16(&w, 1);
@@ -248,7 +301,9 @@ static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wr
     uint16_t an = 0, ns = 0;
     uint8_t addr[4];
     ts_dns_expected_a_wire(q.qname, q.qname_len, addr);
-    if (nx) {
+    if (forced) {
+        /* Header and question only: what a failing resolver sends. */
+    } else if (nx) {
         /* The SOA belongs to the zone above the name: its parent, which
          * starts right after the first label of the echoed question. */
         uint16_t parent = (uint16_t)(12 + (q.qname[0] ? 1 + q.qname[0] : 0));
@@ -259,7 +314,7 @@ static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wr
     } else if (first_label_is(q.qname, "big", false) || first_label_is(q.qname, "huge", true)) {
         unsigned n = first_label_is(q.qname, "big", false) ? BIG_RRS : HUGE_RRS;
         for (unsigned i = 0; i < n; i++) {
-            size_t at = wb_rr_head(&w, 12, TS_DNS_TYPE_TXT, TTL_ANSWER);
+            size_t at = wb_rr_head(&w, 12, TS_DNS_TYPE_TXT, ttl);
             uint8_t *s = wb_take(&w, 256);
             if (s) {
                 /* Distinct RDATA per record: an RRset holds no duplicates. */
@@ -271,17 +326,25 @@ static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wr
         }
         an = (uint16_t)n;
     } else if (q.qtype == TS_DNS_TYPE_A) {
-        size_t at = wb_rr_head(&w, 12, TS_DNS_TYPE_A, TTL_ANSWER);
+        size_t at = wb_rr_head(&w, 12, TS_DNS_TYPE_A, ttl);
         wb_bytes(&w, addr, 4);
         wb_rr_end(&w, at);
         an = 1;
+        if (rrsig) {
+            wb_rrsig(&w, TS_DNS_TYPE_A, ttl);
+            an++;
+        }
     } else if (q.qtype == TS_DNS_TYPE_AAAA) {
         uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8};
         v6[15] = addr[3];
-        size_t at = wb_rr_head(&w, 12, TS_DNS_TYPE_AAAA, TTL_ANSWER);
+        size_t at = wb_rr_head(&w, 12, TS_DNS_TYPE_AAAA, ttl);
         wb_bytes(&w, v6, 16);
         wb_rr_end(&w, at);
         an = 1;
+        if (rrsig) {
+            wb_rrsig(&w, TS_DNS_TYPE_AAAA, ttl);
+            an++;
+        }
     } else {
         wb_soa(&w, 12); /* NODATA (RFC 2308 2.2): the SOA says how long to remember it */
         ns = 1;
@@ -293,7 +356,25 @@ static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wr
         wb_16(&w, OUR_UDP_SIZE);
         wb_16(&w, 0); /* extended rcode, version 0 */
         wb_16(&w, (uint16_t)(q.opt_flags & 0x8000u));
+        size_t rdlen_at = w.len;
         wb_16(&w, 0);
+        if (k->keepalive_100ms && q.has_keepalive) {
+            /* RFC 7828 3.3.2: a server answers the client's (empty)
+             * option with its idle timeout. */
+            wb_16(&w, OPT_KEEPALIVE);
+            wb_16(&w, 2);
+            wb_16(&w, (uint16_t)k->keepalive_100ms);
+        }
+        if (k->answer_padding) {
+            size_t n = k->answer_padding > 1024 ? 1024 : k->answer_padding;
+            wb_16(&w, OPT_PADDING);
+            wb_16(&w, (uint16_t)n);
+            uint8_t *z = wb_take(&w, n);
+            if (z)
+                memset(z, 0, n); /* RFC 7830 3: padding octets are zero */
+        }
+        if (!w.full)
+            put16(out + rdlen_at, (uint16_t)(w.len - rdlen_at - 2));
     }
     if (w.full)
         return -1;
@@ -306,7 +387,7 @@ int ts_dotserver_synth_answer(const uint8_t *q, size_t qlen, uint8_t *out, size_
 {
     if (q == NULL || out == NULL)
         return -1;
-    return synth(q, qlen, out, cap, false);
+    return synth(q, qlen, out, cap, false, &no_knobs);
 }
 
 /* ---- the server ---------------------------------------------------------- */
@@ -349,7 +430,30 @@ struct ts_dotserver {
     gnutls_datum_t ticket_key;
     conn *conns;
     atomic_uint n_conn, n_hs, n_resumed, n_queries, max_pending, n_closed;
+    /* Knobs and the recorded queries, shared with other threads. */
+    pthread_mutex_t mu;
+    ts_dotserver_knobs knobs;
+    unsigned rec_next; /* queries recorded so far; the slot is rec_next % RECENT */
+    uint16_t rec_len[TS_DOTSERVER_RECENT];
+    uint8_t rec[TS_DOTSERVER_RECENT][TS_DOTSERVER_RECENT_BYTES];
 };
+
+static ts_dotserver_knobs knobs_get(ts_dotserver *s)
+{
+    pthread_mutex_lock(&s->mu);
+    ts_dotserver_knobs k = s->knobs;
+    pthread_mutex_unlock(&s->mu);
+    return k;
+}
+
+static void record_query(ts_dotserver *s, const uint8_t *m, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned i = s->rec_next++ % TS_DOTSERVER_RECENT;
+    s->rec_len[i] = (uint16_t)len;
+    memcpy(s->rec[i], m, len < TS_DOTSERVER_RECENT_BYTES ? len : TS_DOTSERVER_RECENT_BYTES);
+    pthread_mutex_unlock(&s->mu);
+}
 
 static int64_t mono_ms(void)
 {
@@ -408,7 +512,8 @@ static int answer_one(ts_dotserver *s, conn *c, const pend *p)
         return out_frame(c, junk + 1, n);
     }
     uint8_t ans[SYNTH_CAP];
-    int n = synth(p->msg, p->len, ans, sizeof ans, s->o.wrong_question != 0);
+    ts_dotserver_knobs k = knobs_get(s);
+    int n = synth(p->msg, p->len, ans, sizeof ans, s->o.wrong_question != 0, &k);
     if (n < 0)
         return -1;
     if (s->o.bad_id)
@@ -487,12 +592,17 @@ static int take_frames(ts_dotserver *s, conn *c, int64_t now)
             return -1; /* RFC 1035 4.2.2 framing leaves no room for an empty message */
         if (c->in_len - off < 2 + len)
             break;
+        record_query(s, c->in + off + 2, len);
         atomic_fetch_add(&s->n_queries, 1);
         c->nread++;
         if (s->o.close_after && c->nread >= s->o.close_after) {
             c->abrupt = true;
             off += 2 + len;
             break;
+        }
+        if (knobs_get(s).blackhole) {
+            off += 2 + len;
+            continue;
         }
         if (c->nq == c->q_cap) {
             size_t cap = c->q_cap ? 2 * c->q_cap : 16;
@@ -764,6 +874,7 @@ static void server_free(ts_dotserver *s)
     if (s->ticket_key.data)
         gnutls_memset(s->ticket_key.data, 0, s->ticket_key.size);
     gnutls_free(s->ticket_key.data);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
@@ -790,6 +901,8 @@ int ts_dotserver_start(ts_dotserver **out, const ts_dotserver_opts *o)
         return -1;
     s->o = *o;
     s->lfd = s->wake[0] = s->wake[1] = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    s->knobs = o->knobs;
     int ret;
     if ((ret = gnutls_certificate_allocate_credentials(&s->cred)) < 0)
         return start_failed(s, o, "credentials", gnutls_strerror(ret));
@@ -861,4 +974,30 @@ unsigned ts_dotserver_max_pending(const ts_dotserver *s)
 unsigned ts_dotserver_closed_by_server(const ts_dotserver *s)
 {
     return atomic_load(&s->n_closed);
+}
+
+void ts_dotserver_set_knobs(ts_dotserver *s, const ts_dotserver_knobs *k)
+{
+    pthread_mutex_lock(&s->mu);
+    s->knobs = *k;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int ts_dotserver_recent_query(ts_dotserver *s, unsigned back, uint8_t *buf, size_t cap)
+{
+    int ret = -1;
+    pthread_mutex_lock(&s->mu);
+    if (back < TS_DOTSERVER_RECENT && back < s->rec_next) {
+        unsigned i = (s->rec_next - 1 - back) % TS_DOTSERVER_RECENT;
+        size_t n = s->rec_len[i];
+        ret = (int)n;
+        if (n > TS_DOTSERVER_RECENT_BYTES)
+            n = TS_DOTSERVER_RECENT_BYTES;
+        if (n > cap)
+            n = cap;
+        if (n > 0)
+            memcpy(buf, s->rec[i], n);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ret;
 }

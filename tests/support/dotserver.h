@@ -26,9 +26,15 @@
  *  - malformed queries (short, QR set, QDCOUNT != 1, answer or authority
  *    records, compressed or bad names, a non-OPT additional, trailing bytes)
  *    get FORMERR with no question; opcodes other than QUERY get NOTIMP.
+ * The knobs (ts_dotserver_knobs, below) change this for a running server:
+ * the answer TTL, AD, an RRSIG-looking record, a forced rcode, TC, the EDNS
+ * options of answers, or no answer at all.
  *
- * Threads: start/stop from one thread; the counters may be read from any
- * thread at any time (they are atomics). */
+ * The raw bytes of the last TS_DOTSERVER_RECENT queries read are kept, so
+ * tests can check what a client put on the wire (ts_dotserver_recent_query).
+ *
+ * Threads: start/stop from one thread; the counters, the knobs and the
+ * recorded queries may be used from any thread at any time. */
 #ifndef TS_DOTSERVER_H
 #define TS_DOTSERVER_H
 
@@ -36,6 +42,31 @@
 #include <stdint.h>
 
 typedef struct ts_dotserver ts_dotserver;
+
+/* Changes to the synthesised answers; all zero is the behaviour described
+ * above. Only well-formed QUERY queries are affected (FORMERR and NOTIMP
+ * stay as they are). */
+typedef struct ts_dotserver_knobs {
+    uint32_t ttl; /* > 0: the TTL of A, AAAA, TXT and RRSIG records (default
+                     300); SOA records keep TTL 60, MINIMUM 30 */
+    int ad;       /* set AD (RFC 4035 3.2.3) in every answer */
+    /* Answers to queries with DO set get, after each A or AAAA record, an
+     * RRSIG-looking record (TYPE 46, algorithm 13, root signer, 64 octets
+     * of fake signature) with the same TTL. */
+    int rrsig;
+    int rcode;    /* 1..15: answer with this rcode, the question echoed and
+                     no records (an OPT still, when the query had one) */
+    int tc;       /* set TC in every answer (the records are kept) */
+    int blackhole; /* read and count queries, record them, never answer them
+                      (unlike opts.silent they are forgotten: turning this
+                      off later does not answer them) */
+    /* > 0: a query whose OPT carries edns-tcp-keepalive (RFC 7828) gets one
+     * back with this TIMEOUT, in units of 100 ms. */
+    unsigned keepalive_100ms;
+    /* > 0: answers carrying an OPT get a padding option (RFC 7830) of this
+     * many zero octets. */
+    unsigned answer_padding;
+} ts_dotserver_knobs;
 
 /* Zero-initialise, set cert_file and key_file, then the modes wanted. */
 typedef struct ts_dotserver_opts {
@@ -59,6 +90,7 @@ typedef struct ts_dotserver_opts {
     unsigned idle_close_ms; /* > 0: close (with close_notify) a connection
                                from which nothing arrived for this long */
     unsigned delay_ms;      /* hold each answer this long after its query */
+    ts_dotserver_knobs knobs; /* from the start; see ts_dotserver_set_knobs */
     char *errbuf;           /* optional: why ts_dotserver_start failed */
     size_t errbuf_len;
 } ts_dotserver_opts;
@@ -86,6 +118,23 @@ unsigned ts_dotserver_queries(const ts_dotserver *s);     /* DNS queries read */
 unsigned ts_dotserver_max_pending(const ts_dotserver *s);
 /* Connections the server closed by itself (close_after, idle_close_ms). */
 unsigned ts_dotserver_closed_by_server(const ts_dotserver *s);
+
+/* Replace the knobs of a running server: answers synthesised from now on
+ * (including those of queries already read and waiting for delay_ms)
+ * follow *k. Safe from any thread. */
+void ts_dotserver_set_knobs(ts_dotserver *s, const ts_dotserver_knobs *k);
+
+/* How many raw queries are remembered, and how many octets of each. */
+#define TS_DOTSERVER_RECENT 64
+#define TS_DOTSERVER_RECENT_BYTES 2048
+
+/* The raw bytes of the query read `back` queries ago (0: the latest one), as
+ * the client sent it (without the 2-octet length prefix), across all
+ * connections in the order the server read them. Copies min(length, cap,
+ * TS_DOTSERVER_RECENT_BYTES) octets to buf (may be NULL with cap 0) and
+ * returns the query's full length, or -1 when fewer than back + 1 queries
+ * are remembered. Safe from any thread. */
+int ts_dotserver_recent_query(ts_dotserver *s, unsigned back, uint8_t *buf, size_t cap);
 
 /* The answer the server synthesises for query q (see above) without any
  * misbehaviour mode: written to out[0..cap), returns its length, or -1 when

@@ -680,6 +680,169 @@ START_TEST(test_delay_mode_holds_each_answer)
 }
 END_TEST
 
+/* ---- knobs and recorded queries --------------------------------------------------- */
+
+/* The OPT of a query built by query() with edns > 0 is its last 11 octets. */
+static void set_do(uint8_t *q, size_t len)
+{
+    q[len - 11 + 7] |= 0x80; /* the high octet of the OPT's flags (RFC 3225) */
+}
+
+/* Append one option to the (last, option-less) OPT of a query. */
+static size_t add_option(uint8_t *q, size_t len, uint16_t code, const uint8_t *data,
+                         uint16_t dlen)
+{
+    uint8_t *o = q + len;
+    o[0] = (uint8_t)(code >> 8);
+    o[1] = (uint8_t)code;
+    o[2] = (uint8_t)(dlen >> 8);
+    o[3] = (uint8_t)dlen;
+    if (dlen)
+        memcpy(o + 4, data, dlen);
+    size_t rd = ((size_t)q[len - 2] << 8 | q[len - 1]) + 4 + dlen;
+    q[len - 2] = (uint8_t)(rd >> 8);
+    q[len - 1] = (uint8_t)rd;
+    return len + 4 + dlen;
+}
+
+/* Offset of option `code` in the answer's OPT RDATA (at its code), or -1. */
+static int find_option(const uint8_t *m, size_t len, uint16_t code, uint16_t *olen)
+{
+    uint16_t rdlen;
+    int rd = ts_dns_find_rr(m, len, 3, TS_DNS_TYPE_OPT, &rdlen, NULL);
+    if (rd < 0)
+        return -1;
+    size_t off = (size_t)rd, end = (size_t)rd + rdlen;
+    while (off + 4 <= end) {
+        uint16_t c = (uint16_t)(m[off] << 8 | m[off + 1]);
+        uint16_t l = (uint16_t)(m[off + 2] << 8 | m[off + 3]);
+        if (c == code) {
+            *olen = l;
+            return (int)off;
+        }
+        off += 4u + l;
+    }
+    return -1;
+}
+
+START_TEST(test_knobs_set_the_ttl_ad_tc_and_an_rrsig_for_do_queries)
+{
+    ts_dotserver *s =
+        start((ts_dotserver_opts){.knobs = {.ttl = 7, .ad = 1, .rrsig = 1, .tc = 1}});
+    tcli *c = tcli_new(ts_dotserver_port(s));
+    uint8_t q[512], ans[65535];
+    tcli_send(c, q, query(q, 1, "knob.test", TS_DNS_TYPE_A, 1232));
+    int n = tcli_recv(c, ans, sizeof ans);
+    ck_assert_int_gt(n, 0);
+    int f = ts_dns_flags(ans, (size_t)n);
+    ck_assert_int_ne(f & TS_DNS_FLAG_AD, 0);
+    ck_assert_int_ne(f & TS_DNS_FLAG_TC, 0);
+    ck_assert_int_eq(ts_dns_ancount(ans, (size_t)n), 1); /* no DO, no RRSIG */
+    uint32_t ttl = 0;
+    ck_assert_int_gt(ts_dns_find_rr(ans, (size_t)n, 1, TS_DNS_TYPE_A, NULL, &ttl), 0);
+    ck_assert_uint_eq(ttl, 7);
+
+    size_t ql = query(q, 2, "knob.test", TS_DNS_TYPE_A, 1232);
+    set_do(q, ql);
+    tcli_send(c, q, ql);
+    n = tcli_recv(c, ans, sizeof ans);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(ts_dns_ancount(ans, (size_t)n), 2);
+    uint16_t rdlen = 0;
+    ck_assert_int_gt(ts_dns_find_rr(ans, (size_t)n, 1, 46, &rdlen, &ttl), 0);
+    ck_assert_uint_eq(ttl, 7);
+    ck_assert_uint_eq(rdlen, 18 + 1 + 64);
+    tcli_free(c);
+    ts_dotserver_stop(s);
+}
+END_TEST
+
+START_TEST(test_knobs_force_an_rcode_and_change_while_the_server_runs)
+{
+    ts_dotserver *s = start((ts_dotserver_opts){0});
+    ts_dotserver_set_knobs(s, &(ts_dotserver_knobs){.rcode = TS_DNS_RCODE_SERVFAIL});
+    uint8_t ans[65535];
+    int n = ask(s, "fail.test", TS_DNS_TYPE_A, 1232, ans, sizeof ans);
+    ck_assert_int_eq(ts_dns_rcode(ans, (size_t)n), TS_DNS_RCODE_SERVFAIL);
+    ck_assert_int_eq(ts_dns_count(ans, (size_t)n, 0), 1);
+    ck_assert_int_eq(ts_dns_ancount(ans, (size_t)n), 0);
+    ck_assert_int_eq(ts_dns_count(ans, (size_t)n, 2), 0);
+    ck_assert_int_gt(ts_dns_opt_size(ans, (size_t)n), 0);
+    ts_dotserver_set_knobs(s, &(ts_dotserver_knobs){0});
+    n = ask(s, "fail.test", TS_DNS_TYPE_A, 0, ans, sizeof ans);
+    ck_assert_int_eq(ts_dns_rcode(ans, (size_t)n), TS_DNS_RCODE_NOERROR);
+    ck_assert_int_eq(ts_dns_ancount(ans, (size_t)n), 1);
+    ts_dotserver_stop(s);
+}
+END_TEST
+
+START_TEST(test_knobs_answer_keepalive_only_when_asked_and_pad_answers_with_opt)
+{
+    ts_dotserver *s =
+        start((ts_dotserver_opts){.knobs = {.keepalive_100ms = 15, .answer_padding = 40}});
+    tcli *c = tcli_new(ts_dotserver_port(s));
+    uint8_t q[512], ans[65535];
+    size_t ql = query(q, 1, "keep.test", TS_DNS_TYPE_A, 1232);
+    ql = add_option(q, ql, 11, NULL, 0);
+    tcli_send(c, q, ql);
+    int n = tcli_recv(c, ans, sizeof ans);
+    ck_assert_int_gt(n, 0);
+    uint16_t olen = 0;
+    int at = find_option(ans, (size_t)n, 11, &olen);
+    ck_assert_int_gt(at, 0);
+    ck_assert_uint_eq(olen, 2);
+    ck_assert_uint_eq(ans[at + 4] << 8 | ans[at + 5], 15);
+    ck_assert_int_gt(find_option(ans, (size_t)n, 12, &olen), 0);
+    ck_assert_uint_eq(olen, 40);
+
+    tcli_send(c, q, query(q, 2, "keep.test", TS_DNS_TYPE_A, 1232));
+    n = tcli_recv(c, ans, sizeof ans);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(find_option(ans, (size_t)n, 11, &olen), -1); /* not asked */
+    ck_assert_int_gt(find_option(ans, (size_t)n, 12, &olen), 0);
+
+    tcli_send(c, q, query(q, 3, "keep.test", TS_DNS_TYPE_A, 0));
+    n = tcli_recv(c, ans, sizeof ans);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(ts_dns_count(ans, (size_t)n, 3), 0); /* no OPT, no options */
+    tcli_free(c);
+    ts_dotserver_stop(s);
+}
+END_TEST
+
+START_TEST(test_blackhole_knob_records_queries_but_never_answers_them)
+{
+    ts_dotserver *s = start((ts_dotserver_opts){.knobs = {.blackhole = 1}});
+    ck_assert_int_eq(ts_dotserver_recent_query(s, 0, NULL, 0), -1);
+    tcli *c = tcli_new(ts_dotserver_port(s));
+    uint8_t q1[512], q2[512], got[512], ans[65535];
+    size_t l1 = query(q1, 1, "hole.test", TS_DNS_TYPE_A, 0);
+    size_t l2 = query(q2, 2, "Hole2.test", TS_DNS_TYPE_AAAA, 1232);
+    tcli_send(c, q1, l1);
+    tcli_send(c, q2, l2);
+    ck_assert_uint_eq(wait_counter(ts_dotserver_queries, s, 2), 2);
+    ck_assert_int_eq(tcli_readable_within(c, 300), 0);
+
+    ck_assert_int_eq(ts_dotserver_recent_query(s, 0, got, sizeof got), (int)l2);
+    ck_assert_mem_eq(got, q2, l2);
+    ck_assert_int_eq(ts_dotserver_recent_query(s, 1, got, sizeof got), (int)l1);
+    ck_assert_mem_eq(got, q1, l1);
+    ck_assert_int_eq(ts_dotserver_recent_query(s, 2, got, sizeof got), -1);
+    ck_assert_int_eq(ts_dotserver_recent_query(s, 0, got, 4), (int)l2); /* full length */
+
+    /* Back to answering: the forgotten queries stay unanswered. */
+    ts_dotserver_set_knobs(s, &(ts_dotserver_knobs){0});
+    uint8_t q3[512];
+    tcli_send(c, q3, query(q3, 3, "back.test", TS_DNS_TYPE_A, 0));
+    int n = tcli_recv(c, ans, sizeof ans);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(ts_dns_id(ans, (size_t)n), 3);
+    ck_assert_int_eq(tcli_readable_within(c, 100), 0);
+    tcli_free(c);
+    ts_dotserver_stop(s);
+}
+END_TEST
+
 /* ---- resumption ---------------------------------------------------------------- */
 
 START_TEST(test_second_connection_resumes_with_the_first_session_ticket)
@@ -866,6 +1029,10 @@ static Suite *dotserver_suite(void)
     tcase_add_test(modes, test_idle_connection_is_closed_with_close_notify);
     tcase_add_test(modes, test_delay_mode_holds_each_answer);
     tcase_add_test(modes, test_second_connection_resumes_with_the_first_session_ticket);
+    tcase_add_test(modes, test_knobs_set_the_ttl_ad_tc_and_an_rrsig_for_do_queries);
+    tcase_add_test(modes, test_knobs_force_an_rcode_and_change_while_the_server_runs);
+    tcase_add_test(modes, test_knobs_answer_keepalive_only_when_asked_and_pad_answers_with_opt);
+    tcase_add_test(modes, test_blackhole_knob_records_queries_but_never_answers_them);
     suite_add_tcase(s, modes);
 
     TCase *cl = tcase_create("client");
