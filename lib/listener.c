@@ -19,7 +19,12 @@
 #define UDP_BUF 4096             /* a larger query is dropped (MSG_TRUNC) */
 #define TCP_IN_START (2u + 1024u) /* grows to 2 + 65535 for the rare big query */
 #define TCP_IN_MAX (2u + 65535u)
-#define TCP_OUT_MAX (1u << 20)   /* a client that reads slower than this is dropped */
+#define TCP_OUT_MAX (256u << 10) /* a client that reads slower than this is dropped */
+#define TCP_OUT_KEEP 16384u      /* an emptied output buffer larger than this is freed */
+/* All TCP client buffers of one context together: the bound that makes
+ * memory independent of what clients do (README "Limits"). A client that
+ * would push past it is closed. */
+#define TCP_BUDGET (32u << 20)
 #define TCP_CLIENT_MAX_QUERIES_DEFAULT 256
 /* Queries one TCP client may have in flight before we stop reading it:
  * the configured per-client cap, if lower. */
@@ -174,8 +179,21 @@ void dp_listener_udp_flush(struct dotproxy_ctx *ctx)
 
 /* ---- TCP clients ---- */
 
+static int budget_take(struct dotproxy_ctx *ctx, size_t n)
+{
+    if (ctx->tcp_buf_bytes + n > TCP_BUDGET) {
+        dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+               "TCP buffers at their %u MiB bound: closing a client that wants more",
+               TCP_BUDGET >> 20);
+        return -1;
+    }
+    ctx->tcp_buf_bytes += n;
+    return 0;
+}
+
 static void client_free(struct dp_tcp_client *c)
 {
+    c->ctx->tcp_buf_bytes -= c->in.cap + c->out_cap;
     if (c->inbuf != NULL) {
         memset(c->inbuf, 0, c->in.cap);
         free(c->inbuf);
@@ -256,8 +274,13 @@ static int client_take_frames(struct dp_tcp_client *c)
         if (rc == DOTPROXY_ENOSPC && c->in.cap < TCP_IN_MAX) {
             /* A query larger than the usual buffer: grow once to the most a
              * frame can hold, keeping what was read. */
+            if (budget_take(ctx, TCP_IN_MAX - c->in.cap) != 0) {
+                client_close(c);
+                return -1;
+            }
             uint8_t *nb = realloc(c->inbuf, TCP_IN_MAX);
             if (nb == NULL) {
+                ctx->tcp_buf_bytes -= TCP_IN_MAX - c->in.cap;
                 client_close(c);
                 return -1;
             }
@@ -334,6 +357,14 @@ static int client_write(struct dp_tcp_client *c)
     }
     if (c->out_head == c->out_tail) {
         c->out_head = c->out_tail = 0;
+        if (c->out_cap > TCP_OUT_KEEP) {
+            /* A burst is over: give the memory back. */
+            c->ctx->tcp_buf_bytes -= c->out_cap;
+            memset(c->out, 0, c->out_cap);
+            free(c->out);
+            c->out = NULL;
+            c->out_cap = 0;
+        }
         if (c->read_closed && c->n_queries == 0) {
             client_close(c);
             return -1;
@@ -375,8 +406,13 @@ void dp_listener_tcp_send(struct dotproxy_ctx *ctx, struct dp_tcp_client *c, con
                 client_close(c);
                 return;
             }
+            if (budget_take(ctx, cap - c->out_cap) != 0) {
+                client_close(c);
+                return;
+            }
             uint8_t *nb = realloc(c->out, cap);
             if (nb == NULL) {
+                ctx->tcp_buf_bytes -= cap - c->out_cap;
                 client_close(c);
                 return;
             }
@@ -432,9 +468,14 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         }
         if (ctx->n_tcp_clients >= ctx->cfg.max_tcp_clients)
             client_close(DP_CONTAINER_OF(ctx->tcp_clients.next, struct dp_tcp_client, lru));
+        if (budget_take(ctx, TCP_IN_START) != 0) {
+            close(fd);
+            continue;
+        }
         struct dp_tcp_client *c = calloc(1, sizeof *c);
         uint8_t *inbuf = malloc(TCP_IN_START);
         if (c == NULL || inbuf == NULL) {
+            ctx->tcp_buf_bytes -= TCP_IN_START;
             free(c);
             free(inbuf);
             close(fd);

@@ -1050,6 +1050,12 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
         gnutls_priority_deinit(ctx->prio);
     if (ctx->cred != NULL)
         gnutls_certificate_free_credentials(ctx->cred);
+    /* Query records and the scratch buffer held clients' questions and
+     * answers: wipe what was used before handing the memory back. */
+    if (ctx->qpool != NULL)
+        memset(ctx->qpool, 0, ctx->qpool_used * sizeof *ctx->qpool);
+    if (ctx->scratch != NULL)
+        memset(ctx->scratch, 0, DP_SCRATCH);
     free(ctx->qpool);
     free(ctx->inflight_tab);
     free(ctx->scratch);

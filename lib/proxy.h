@@ -94,6 +94,7 @@ struct dotproxy_ctx {
     struct dp_tcp_listener *tcp;
     struct dp_list tcp_clients;    /* least recently active first */
     size_t n_tcp_clients;
+    size_t tcp_buf_bytes;          /* all TCP client buffers (bounded) */
 
     struct dp_upstream *ups[DP_MAX_UPSTREAMS];
     size_t n_ups;
