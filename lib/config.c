@@ -29,6 +29,7 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     cfg->rl_v4_prefix = 32;
     cfg->rl_v6_prefix = 128;
     cfg->padding = 128;
+    cfg->handshake_timeout_ms = 5000;
     *out = cfg;
     return 0;
 }
@@ -345,4 +346,17 @@ DOTPROXY_EXPORT int dotproxy_config_add_pin(dotproxy_config *cfg, size_t index, 
         memcpy(cfg->pins[index][cfg->n_pins[index]++], raw.data, 32);
     gnutls_free(raw.data);
     return ok ? 0 : DOTPROXY_EINVAL;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_selection(dotproxy_config *cfg, int policy)
+{
+    if (cfg == NULL || policy < DOTPROXY_SELECT_LATENCY || policy > DOTPROXY_SELECT_ORDERED)
+        return DOTPROXY_EINVAL;
+    cfg->selection = policy;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_handshake_timeout_ms(dotproxy_config *cfg, unsigned ms)
+{
+    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->handshake_timeout_ms, ms, 1, 60000);
 }

@@ -43,6 +43,8 @@ struct dotproxy_config {
     unsigned max_client_queries;
     unsigned padding;
     int keep_ecs;
+    int selection;
+    unsigned handshake_timeout_ms;
     int reuseport;
     struct dp_logger log;
 };

@@ -22,7 +22,6 @@
 
 #define OUT_CAP (1u << 17)   /* any single framed query fits in an empty buffer */
 #define IN_CAP (2u + 65535u) /* any single framed answer fits */
-#define HANDSHAKE_MAX_US 5000000u
 #define TLS_RECORD_MAX 16384u
 #define RBUF_CAP 65536u
 #define DP_MAX_RESENDS 4     /* per query, after lost connections */      /* read-ahead: many TLS records per recv() */
@@ -238,8 +237,10 @@ static void conn_open(struct dp_upstream *up)
     up->conns[up->n_conns++] = c;
     dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CONNECTS);
     c->state = DP_CONN_CONNECTING;
-    uint64_t hs = (uint64_t)ctx->cfg.timeout_ms * 1000u;
-    dp_timer_set(&ctx->loop, &c->timer, dp_now(ctx) + (hs < HANDSHAKE_MAX_US ? hs : HANDSHAKE_MAX_US));
+    unsigned hs_ms = ctx->cfg.handshake_timeout_ms < ctx->cfg.timeout_ms
+                         ? ctx->cfg.handshake_timeout_ms
+                         : ctx->cfg.timeout_ms;
+    dp_timer_set(&ctx->loop, &c->timer, dp_now(ctx) + (uint64_t)hs_ms * 1000u);
 
     int fd = socket(up->ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

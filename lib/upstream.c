@@ -88,23 +88,31 @@ struct dp_upstream *dp_upstream_select(struct dotproxy_ctx *ctx, uint32_t tried)
         struct dp_upstream *up = ctx->ups[i];
         if ((tried & (1u << i)) || !dp_upstream_usable(up, now))
             continue;
+        if (ctx->cfg.selection == DOTPROXY_SELECT_ORDERED)
+            return up; /* failover: the first healthy one in the list */
         n_usable++;
         /* Lowest smoothed RTT wins; an unmeasured upstream (0) is tried
          * first so that every upstream gets measured. */
         if (best == NULL || up->srtt_us < best->srtt_us)
             best = up;
     }
-    /* One query in 32 goes to another usable upstream, so that an upstream
-     * that was slow once is measured again and can win back its place. */
-    if (n_usable > 1 && (++ctx->rr & 31u) == 0) {
-        unsigned pick = (ctx->rr >> 5) % n_usable;
-        for (size_t i = 0; i < ctx->n_ups; i++) {
-            struct dp_upstream *up = ctx->ups[i];
-            if ((tried & (1u << i)) || !dp_upstream_usable(up, now))
-                continue;
-            if (pick-- == 0)
-                return up;
-        }
+    if (n_usable <= 1)
+        return best;
+    unsigned pick;
+    if (ctx->cfg.selection == DOTPROXY_SELECT_ROUND_ROBIN)
+        pick = ctx->rr++ % n_usable;
+    else if ((++ctx->rr & 31u) == 0)
+        /* One query in 32 goes to another usable upstream, so that one that
+         * was slow once is measured again and can win back its place. */
+        pick = (ctx->rr >> 5) % n_usable;
+    else
+        return best;
+    for (size_t i = 0; i < ctx->n_ups; i++) {
+        struct dp_upstream *up = ctx->ups[i];
+        if ((tried & (1u << i)) || !dp_upstream_usable(up, now))
+            continue;
+        if (pick-- == 0)
+            return up;
     }
     return best;
 }

@@ -128,6 +128,19 @@ DOTPROXY_EXPORT int dotproxy_config_set_max_tcp_clients(dotproxy_config *cfg, un
  * (default 10000 ms, RFC 7766 6.2.3; 1..3600000). */
 DOTPROXY_EXPORT int dotproxy_config_set_tcp_idle_timeout_ms(dotproxy_config *cfg, unsigned ms);
 
+/* How a query's upstream is chosen among those not backing off. */
+enum dotproxy_select {
+    DOTPROXY_SELECT_LATENCY = 0, /* lowest smoothed RTT; 1 query in 32 explores (default) */
+    DOTPROXY_SELECT_ROUND_ROBIN = 1, /* each in turn */
+    DOTPROXY_SELECT_ORDERED = 2, /* the first healthy one in configuration order (failover) */
+};
+DOTPROXY_EXPORT int dotproxy_config_set_selection(dotproxy_config *cfg, int policy);
+
+/* Most time a TCP connect plus TLS handshake may take before the attempt
+ * counts as a failure of that upstream. Default 5000 ms (or the query
+ * timeout, if shorter); 1..60000. */
+DOTPROXY_EXPORT int dotproxy_config_set_handshake_timeout_ms(dotproxy_config *cfg, unsigned ms);
+
 /* GnuTLS priority string for upstream connections. Default
  * DOTPROXY_TLS_PRIORITY_DEFAULT. Checked by dotproxy_ctx_new(). */
 #define DOTPROXY_TLS_PRIORITY_DEFAULT                                                            \
