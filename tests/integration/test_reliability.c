@@ -875,6 +875,59 @@ END_TEST
 
 /* ---- the runner ------------------------------------------------------------- */
 
+/* Selection policies: with two healthy upstreams, "ordered" sends every
+ * query to the first, "round-robin" spreads them over both. */
+static void run_selection(int policy, unsigned *first, unsigned *second)
+{
+    ts_dotserver *a = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *b = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t ports[2] = {ts_dotserver_port(a), ts_dotserver_port(b)};
+    dotproxy_config *cfg = config_for(ports, 2);
+    ck_assert_int_eq(dotproxy_config_set_selection(cfg, policy), 0);
+    rig r;
+    rig_up(&r, cfg);
+    char name[64];
+    for (unsigned i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "sel%u.policy.test", i);
+        ask_ok(r.port, (uint16_t)(0x7000 + i), name);
+    }
+    *first = ts_dotserver_queries(a);
+    *second = ts_dotserver_queries(b);
+    rig_down(&r);
+    ts_dotserver_stop(a);
+    ts_dotserver_stop(b);
+}
+
+START_TEST(test_reliability_ordered_selection_sends_everything_to_the_first_healthy_upstream)
+{
+    unsigned first, second;
+    run_selection(DOTPROXY_SELECT_ORDERED, &first, &second);
+    ck_assert_uint_eq(first, 40);
+    ck_assert_uint_eq(second, 0);
+}
+END_TEST
+
+START_TEST(test_reliability_round_robin_selection_spreads_queries_over_the_upstreams)
+{
+    unsigned first, second;
+    run_selection(DOTPROXY_SELECT_ROUND_ROBIN, &first, &second);
+    ck_assert_uint_eq(first + second, 40);
+    ck_assert_uint_ge(first, 15);
+    ck_assert_uint_ge(second, 15);
+}
+END_TEST
+
+START_TEST(test_reliability_rejects_an_unknown_selection_policy)
+{
+    dotproxy_config *cfg = NULL;
+    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
+    ck_assert_int_eq(dotproxy_config_set_selection(cfg, 7), DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_config_set_selection(cfg, -1), DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_config_set_selection(cfg, DOTPROXY_SELECT_ROUND_ROBIN), 0);
+    dotproxy_config_free(cfg);
+}
+END_TEST
+
 static void remove_pki(void)
 {
     DIR *d = opendir(pki_dir);
@@ -930,6 +983,13 @@ static Suite *reliability_suite(void)
     tcase_add_test(
         tc,
         test_reliability_fails_fast_while_every_upstream_is_down_and_recovers_when_one_returns);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("selection");
+    tcase_add_test(tc,
+                   test_reliability_ordered_selection_sends_everything_to_the_first_healthy_upstream);
+    tcase_add_test(tc, test_reliability_round_robin_selection_spreads_queries_over_the_upstreams);
+    tcase_add_test(tc, test_reliability_rejects_an_unknown_selection_policy);
     suite_add_tcase(s, tc);
 
     tc = tcase("connections");
