@@ -63,8 +63,9 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out);
 /* NULL-safe. */
 DOTPROXY_EXPORT void dotproxy_config_free(dotproxy_config *cfg);
 
-/* Add a listen address "ADDR[@PORT]" (port 53 by default; 0 asks the kernel
- * for a free port, see dotproxy_ctx_listen_port()). UDP and TCP are both
+/* Add a listen address "ADDR[@PORT]" (port 53 by default; "@0" at the end
+ * asks the kernel for a free port, see dotproxy_ctx_listen_port(); the
+ * general spec grammar of dotproxy_endpoint_parse has no port 0). UDP and TCP are both
  * served on it. Errors as dotproxy_endpoint_parse, plus DOTPROXY_ELIMIT past
  * 16 addresses. */
 DOTPROXY_EXPORT int dotproxy_config_add_listen(dotproxy_config *cfg, const char *spec);
@@ -160,7 +161,9 @@ DOTPROXY_EXPORT int dotproxy_config_set_reuseport(dotproxy_config *cfg, int on);
  * loopback, RFC 1918, RFC 6598 shared space, link-local, fc00::/7, fe80::/10,
  * so that a default deployment is not an open resolver. Others get REFUSED.
  * Errors: DOTPROXY_EADDR (bad address or prefix length), DOTPROXY_ELIMIT past
- * 256 entries. "0.0.0.0/0" and "::/0" allow everyone. */
+ * 256 entries. "0.0.0.0/0" allows every IPv4 client and "::/0" every IPv6
+ * one; an IPv4 client on a dual-stack socket (::ffff:a.b.c.d) counts as IPv4,
+ * so allowing everyone takes both. */
 DOTPROXY_EXPORT int dotproxy_config_add_allow(dotproxy_config *cfg, const char *cidr);
 
 /* What a client over its rate limit gets. */

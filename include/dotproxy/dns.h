@@ -111,7 +111,8 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
                                             size_t qlen, unsigned rcode);
 
 /* Truncate an answer in place so that it fits `limit` octets, RFC 1035 style:
- * when len <= limit nothing changes; otherwise TC is set, the answer,
+ * when len <= limit nothing changes and len is returned without looking at
+ * the message (callers have parsed it already); otherwise TC is set, the answer,
  * authority and additional sections are dropped, the OPT RR (if any) is kept
  * right after the question so the client still learns our EDNS size.
  * Returns the new length (<= limit), or DOTPROXY_EMALFORMED if msg does not
@@ -150,7 +151,8 @@ DOTPROXY_EXPORT void dotproxy_frame_commit(dotproxy_frame *f, size_t n);
  * longer than the buffer can hold (the stream cannot continue after either). */
 DOTPROXY_EXPORT int dotproxy_frame_next(dotproxy_frame *f, const uint8_t **msg, size_t *len);
 
-/* Octets held that do not yet form a whole message. */
+/* Octets held that are not part of a whole message (complete messages not
+ * yet taken are not counted): nonzero at end of stream means a cut frame. */
 DOTPROXY_EXPORT size_t dotproxy_frame_pending(const dotproxy_frame *f);
 
 /* Write the 2-octet big-endian prefix for a message of len octets (1..65535).
