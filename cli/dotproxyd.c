@@ -1,23 +1,39 @@
 /* SPDX-License-Identifier: MIT */
-/* dotproxyd: the daemon. Parses the command line (options.c), then runs N
- * independent contexts, one per thread, until SIGTERM or SIGINT.
+/* dotproxyd: the daemon. Parses the command line and the configuration file
+ * (options.c), then runs N independent contexts, one per thread, until
+ * SIGTERM or SIGINT; SIGHUP re-reads the file.
  *
  * Every context is created (and every address bound) in the main thread
  * before any worker starts, so that a bind failure is reported once, with
- * exit status 1, rather than from a half-started daemon. */
+ * exit status 1, rather than from a half-started daemon. Privileges are
+ * dropped (--user) only after everything is bound.
+ *
+ * The main thread then waits on a self-pipe: signal handlers, the metrics
+ * server's reload call and finishing workers write a byte to it, and the
+ * main thread does the work a handler may not (re-reading the file
+ * allocates). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <dotproxy/dotproxy.h>
 
+#ifdef DP_HAVE_METRICS
+#include "metrics.h"
+#endif
 #include "options.h"
 
 struct worker {
@@ -31,10 +47,23 @@ static struct worker workers[DPD_MAX_WORKERS];
 
 /* The handler reads workers[0..n_published): each ctx pointer is written
  * before the count that makes it visible, and the handler only ever runs in
- * the main thread (the workers block the signals), the thread that writes
- * both, so no further ordering is needed. */
+ * the main thread (every other thread blocks the signals), the thread that
+ * writes both, so no further ordering is needed. */
 static volatile sig_atomic_t n_published;
 static volatile sig_atomic_t stop_requested;
+
+/* Wakes the main thread: 'h' asks for a reload, 'x' says a worker ended,
+ * 's' a stop. Both ends close-on-exec; the write end non-blocking, so that a
+ * handler never blocks (a full pipe already holds a wake-up). */
+static int event_pipe[2] = {-1, -1};
+static atomic_uint workers_done;
+
+/* ---- logging ---- */
+
+/* Fixed before any thread starts and never changed after: the log callback
+ * reads them from every worker. */
+static int log_json;
+static int log_syslog;
 
 static const char *level_name(int level)
 {
@@ -46,18 +75,94 @@ static const char *level_name(int level)
     }
 }
 
-/* One write(2) per line: stderr is unbuffered but fprintf may still split a
- * line into several writes, and lines from concurrent workers must not
- * interleave. Writes of this size to a pipe or file are not split. */
-static void write_line(const char *prefix, int level, const char *msg)
+static int syslog_priority(int level)
 {
-    char line[1024];
-    int n = snprintf(line, sizeof line - 1, "%s: %s: %s", prefix, level_name(level), msg);
+    switch (level) {
+    case DOTPROXY_LOG_ERR: return LOG_ERR;
+    case DOTPROXY_LOG_WARN: return LOG_WARNING;
+    case DOTPROXY_LOG_INFO: return LOG_INFO;
+    default: return LOG_DEBUG;
+    }
+}
+
+/* msg as a JSON string body into out (cap > 0): quote, backslash and
+ * control characters escaped; octets above 0x7f too (as \u00XX), so that
+ * the line is valid JSON whatever the message holds. Never cuts an escape
+ * in half. Returns the length written. */
+static size_t json_escape(char *out, size_t cap, const char *msg)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len = 0;
+
+    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++) {
+        char esc[7];
+        size_t n;
+
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            n = 2;
+        } else if (*p == '\n' || *p == '\t' || *p == '\r') {
+            esc[0] = '\\';
+            esc[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+            n = 2;
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+        } else {
+            esc[0] = (char)*p;
+            n = 1;
+        }
+        if (len + n >= cap)
+            break;
+        memcpy(out + len, esc, n);
+        len += n;
+    }
+    out[len] = '\0';
+    return len;
+}
+
+/* One log line, from worker `worker` (-1: the main thread). One write(2)
+ * (or one syslog(3) call) per line: lines from concurrent workers must not
+ * interleave, and writes of this size to a pipe or file are not split. */
+static void emit(int level, int worker, const char *msg)
+{
+    char line[2048];
     size_t len;
 
-    if (n < 0)
+    if (log_json) {
+        char ts[40], wbuf[16], body[1500];
+        struct timespec now;
+        struct tm tm;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        gmtime_r(&now.tv_sec, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (worker >= 0)
+            snprintf(wbuf, sizeof wbuf, "%d", worker);
+        else
+            snprintf(wbuf, sizeof wbuf, "null");
+        json_escape(body, sizeof body, msg);
+        snprintf(line, sizeof line - 1,
+                 "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"worker\":%s,\"msg\":\"%s\"}", ts,
+                 now.tv_nsec / 1000000, level_name(level), wbuf, body);
+    } else if (log_syslog) {
+        if (worker >= 0)
+            snprintf(line, sizeof line - 1, "[%d] %s", worker, msg);
+        else
+            snprintf(line, sizeof line - 1, "%s", msg);
+    } else if (worker >= 0) {
+        snprintf(line, sizeof line - 1, "dotproxyd[%d]: %s: %s", worker, level_name(level), msg);
+    } else {
+        snprintf(line, sizeof line - 1, "dotproxyd: %s: %s", level_name(level), msg);
+    }
+    if (log_syslog) {
+        syslog(syslog_priority(level), "%s", line);
         return;
-    len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2; /* truncated */
+    }
+    len = strlen(line); /* at most sizeof line - 2: room for the newline */
     line[len++] = '\n';
     for (size_t off = 0; off < len;) {
         ssize_t w = write(STDERR_FILENO, line + off, len - off);
@@ -72,10 +177,8 @@ static void write_line(const char *prefix, int level, const char *msg)
 static void log_from_library(int level, const char *msg, void *user)
 {
     const struct worker *w = user;
-    char prefix[32];
 
-    snprintf(prefix, sizeof prefix, "dotproxyd[%u]", w->index);
-    write_line(prefix, level, msg);
+    emit(level, (int)w->index, msg);
 }
 
 /* Messages from the main thread, filtered by the same level as the library's. */
@@ -85,7 +188,7 @@ static void log_main(int level, const char *fmt, ...) __attribute__((format(prin
 
 static void log_main(int level, const char *fmt, ...)
 {
-    char msg[900];
+    char msg[1400];
     va_list ap;
 
     if (level > main_log_level)
@@ -93,26 +196,61 @@ static void log_main(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    write_line("dotproxyd", level, msg);
+    emit(level, -1, msg);
+}
+
+/* A failure that ends the daemon: always shown, as "dotproxyd: MSG" in the
+ * text format (what supervisors and the tests look for). */
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void fatal(const char *fmt, ...)
+{
+    char msg[1400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (log_json || log_syslog)
+        emit(DOTPROXY_LOG_ERR, -1, msg);
+    else
+        fprintf(stderr, "dotproxyd: %s\n", msg);
+}
+
+/* ---- signals and the event pipe ---- */
+
+static void notify(char what)
+{
+    int saved = errno;
+    ssize_t r = write(event_pipe[1], &what, 1);
+
+    (void)r; /* EAGAIN: the pipe is full of wake-ups already */
+    errno = saved;
 }
 
 /* dotproxy_ctx_stop() is documented async-signal-safe; nothing else here
- * touches more than a sig_atomic_t. */
+ * touches more than a sig_atomic_t and write(2). */
 static void on_stop_signal(int sig)
 {
-    int saved = errno;
-
     (void)sig;
     stop_requested = 1;
     for (sig_atomic_t i = 0; i < n_published; i++)
         dotproxy_ctx_stop(workers[i].ctx);
-    errno = saved;
+    notify('s');
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    notify('h');
 }
 
 static int install_signal_handlers(void)
 {
     struct sigaction sa;
 
+    if (pipe2(event_pipe, O_CLOEXEC) != 0 || fcntl(event_pipe[1], F_SETFL, O_NONBLOCK) != 0)
+        return -1;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
     /* A client closing its TCP connection must not kill the daemon: the
@@ -123,7 +261,23 @@ static int install_signal_handlers(void)
     sa.sa_handler = on_stop_signal;
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
         return -1;
+    sa.sa_handler = on_hup;
+    if (sigaction(SIGHUP, &sa, NULL) != 0)
+        return -1;
     return 0;
+}
+
+/* Block the daemon's signals in the calling thread; threads it creates
+ * inherit the mask, so the handlers only ever run in the main thread. */
+static void block_signals(sigset_t *old)
+{
+    sigset_t block;
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, old);
 }
 
 static void stop_all(unsigned n)
@@ -146,14 +300,18 @@ static void *worker_main(void *arg)
         for (sig_atomic_t i = 0; i < n_published; i++)
             dotproxy_ctx_stop(workers[i].ctx);
     }
+    atomic_fetch_add(&workers_done, 1);
+    notify('x');
     return NULL;
 }
+
+/* ---- startup ---- */
 
 /* The addresses actually bound (port 0 resolved) and the upstreams, on one
  * line, so that an operator or a test can see what the daemon serves. */
 static void log_startup(const struct dpd_options *opts)
 {
-    char line[900];
+    char line[1200];
     char ep_text[400];
     size_t len = 0;
 
@@ -186,37 +344,54 @@ static void log_startup(const struct dpd_options *opts)
     log_main(DOTPROXY_LOG_INFO, "%s", line);
 }
 
-/* Worker 0 binds what was asked; the others bind the ports worker 0 got,
- * so that "ADDR@0" with --workers N gives N sockets on one kernel-chosen
- * port, not N different ports. */
+/* The ports worker 0 bound, which the other workers (and every reload)
+ * reuse: with "ADDR@0" they must all name the kernel's choice. */
+static int *bound_ports;
+
+/* Worker i's configuration: the options, its log tag, and for i > 0 the
+ * ports worker 0 got. */
+static int worker_config(dotproxy_config **out, const struct dpd_options *opts, unsigned i)
+{
+    dotproxy_config *cfg;
+    int r = dpd_options_config(&cfg, opts, i == 0 ? NULL : bound_ports, 0);
+
+    if (r < 0)
+        return r;
+    r = dotproxy_config_set_log(cfg, log_from_library, &workers[i], opts->log_level);
+    if (r < 0) {
+        dotproxy_config_free(cfg);
+        return r;
+    }
+    *out = cfg;
+    return 0;
+}
+
 static int create_contexts(const struct dpd_options *opts)
 {
-    int *ports = calloc(opts->n_listen, sizeof *ports);
-    int r = ports == NULL ? DOTPROXY_ENOMEM : 0;
+    int r;
 
+    bound_ports = calloc(opts->n_listen, sizeof *bound_ports);
+    r = bound_ports == NULL ? DOTPROXY_ENOMEM : 0;
     for (unsigned i = 0; r == 0 && i < opts->workers; i++) {
         dotproxy_config *cfg;
 
         workers[i].index = i;
-        r = dpd_options_config(&cfg, opts, i == 0 ? NULL : ports);
+        r = worker_config(&cfg, opts, i);
         if (r < 0)
             break;
-        r = dotproxy_config_set_log(cfg, log_from_library, &workers[i], opts->log_level);
-        if (r == 0)
-            r = dotproxy_ctx_new(&workers[i].ctx, cfg); /* copies cfg */
+        r = dotproxy_ctx_new(&workers[i].ctx, cfg); /* copies cfg */
         dotproxy_config_free(cfg);
         if (r < 0)
             break;
         for (size_t j = 0; i == 0 && j < opts->n_listen; j++)
-            ports[j] = dotproxy_ctx_listen_port(workers[0].ctx, j);
+            bound_ports[j] = dotproxy_ctx_listen_port(workers[0].ctx, j);
         n_published = (sig_atomic_t)(i + 1);
     }
-    free(ports);
     if (r < 0) {
-        fprintf(stderr, "dotproxyd: cannot start: %s%s\n", dotproxy_strerror(r),
-                r == DOTPROXY_EBIND  ? " (the log above says which and why)"
-                : r == DOTPROXY_ETLS ? " (is the CA file PEM?)"
-                                     : "");
+        fatal("cannot start: %s%s", dotproxy_strerror(r),
+              r == DOTPROXY_EBIND  ? " (the log above says which and why)"
+              : r == DOTPROXY_ETLS ? " (is the CA file PEM? is the TLS priority string valid?)"
+                                   : "");
         return -1;
     }
     return 0;
@@ -224,13 +399,10 @@ static int create_contexts(const struct dpd_options *opts)
 
 static void free_contexts(unsigned n)
 {
-    sigset_t block, old;
+    sigset_t old;
 
     /* No handler may reach a context while it is being freed. */
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    block_signals(&old);
     n_published = 0;
     for (unsigned i = 0; i < n; i++) {
         dotproxy_ctx_free(workers[i].ctx);
@@ -239,21 +411,18 @@ static void free_contexts(unsigned n)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Start the workers with the stop signals blocked, so that they are always
+/* Start the workers with the signals blocked, so that they are always
  * handled in the main thread (see n_published). Returns how many started. */
 static unsigned start_workers(unsigned n)
 {
-    sigset_t block, old;
+    sigset_t old;
     unsigned started = 0;
 
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    block_signals(&old);
     for (; started < n; started++) {
         int r = pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]);
         if (r != 0) {
-            fprintf(stderr, "dotproxyd: cannot start worker thread %u: %s\n", started, strerror(r));
+            fatal("cannot start worker thread %u: %s", started, strerror(r));
             break;
         }
     }
@@ -261,19 +430,224 @@ static unsigned start_workers(unsigned n)
     return started;
 }
 
+/* setgroups (through initgroups), setgid, then setuid: the order that
+ * leaves no root group behind. Sockets are bound already; a reload cannot
+ * rebind anyway. */
+static int drop_privileges(const char *user)
+{
+    struct passwd *pw;
+    uid_t uid;
+    gid_t gid;
+    char name[256];
+
+    errno = 0;
+    pw = getpwnam(user);
+    if (pw == NULL) {
+        fatal("--user '%s': no such user", user);
+        return -1;
+    }
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+    snprintf(name, sizeof name, "%s", pw->pw_name);
+    if (initgroups(name, gid) != 0) {
+        fatal("--user '%s': cannot set the supplementary groups: %s", user, strerror(errno));
+        return -1;
+    }
+    if (setgid(gid) != 0) {
+        fatal("--user '%s': cannot set group id %u: %s", user, (unsigned)gid, strerror(errno));
+        return -1;
+    }
+    if (setuid(uid) != 0) {
+        fatal("--user '%s': cannot set user id %u: %s", user, (unsigned)uid, strerror(errno));
+        return -1;
+    }
+    if (uid != 0 && setuid(0) == 0) {
+        fatal("--user '%s': root could be regained after the switch; refusing to run", user);
+        return -1;
+    }
+    log_main(DOTPROXY_LOG_INFO, "running as user %s (uid %u, gid %u)", name, (unsigned)uid,
+             (unsigned)gid);
+    return 0;
+}
+
+/* ---- reload ---- */
+
+/* The options the daemon started with (listen addresses, workers, user and
+ * the rest that only a restart changes), and those last applied. */
+static struct dpd_options boot;
+static struct dpd_options current;
+static int have_current;
+
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* Say which of the file's changes wait for a restart. */
+static void warn_restart_only(const struct dpd_options *n)
+{
+    char what[400] = "";
+    int listen_changed = n->n_listen != boot.n_listen;
+
+    for (size_t i = 0; !listen_changed && i < n->n_listen; i++)
+        listen_changed = strcmp(n->listen_spec[i], boot.listen_spec[i]) != 0;
+#define NOTE(cond, name)                                                                           \
+    do {                                                                                           \
+        if (cond)                                                                                  \
+            snprintf(what + strlen(what), sizeof what - strlen(what), "%s" name,                  \
+                     what[0] ? ", " : "");                                                         \
+    } while (0)
+    NOTE(listen_changed, "listen");
+    NOTE(n->workers != boot.workers, "workers");
+    NOTE(str_differs(n->user, boot.user), "user");
+    NOTE(str_differs(n->metrics, boot.metrics), "metrics");
+    NOTE(str_differs(n->api_token_file, boot.api_token_file), "api-token-file");
+    NOTE(n->log_json != boot.log_json, "log-format");
+    NOTE(n->log_syslog != boot.log_syslog, "syslog");
+    /* The library sizes and configures the cache once, in dotproxy_ctx_new. */
+    NOTE(n->cache_size != boot.cache_size, "cache-size");
+    NOTE(n->cache_min_ttl != boot.cache_min_ttl, "cache-min-ttl");
+    NOTE(n->cache_max_ttl != boot.cache_max_ttl, "cache-max-ttl");
+    NOTE(n->stale_max_s != boot.stale_max_s, "stale-max");
+#undef NOTE
+    if (what[0] != '\0')
+        log_main(DOTPROXY_LOG_WARN, "reload: changes to %s take effect only after a restart",
+                 what);
+}
+
+/* Re-read the file (the command line still wins) and hand the result to
+ * every worker. Any error keeps the running configuration: a reload never
+ * stops the daemon. */
+static void reload(void)
+{
+    struct dpd_options n, view;
+    char err[1600];
+    int failed = 0;
+
+    if (boot.config_path == NULL) {
+        log_main(DOTPROXY_LOG_WARN, "reload: no configuration file (-c) to re-read; nothing "
+                                    "changed");
+        return;
+    }
+    if (dpd_options_reparse(&n, &boot, err, sizeof err) != 0) {
+        log_main(DOTPROXY_LOG_ERR, "reload: %s; keeping the running configuration", err);
+        return;
+    }
+    warn_restart_only(&n);
+    /* What needs a restart stays as it started; so the library sees the same
+     * listen list (and the bound ports) and keeps its sockets quietly. */
+    view = n;
+    view.listen_spec = boot.listen_spec;
+    view.listen = boot.listen;
+    view.n_listen = boot.n_listen;
+    view.workers = boot.workers;
+    for (unsigned i = 0; i < boot.workers; i++) {
+        dotproxy_config *cfg;
+        int r = worker_config(&cfg, &view, i);
+
+        if (r == 0) {
+            r = dotproxy_ctx_reload(workers[i].ctx, cfg);
+            dotproxy_config_free(cfg);
+        }
+        if (r < 0) {
+            log_main(DOTPROXY_LOG_ERR, "reload: worker %u: %s", i, dotproxy_strerror(r));
+            failed = 1;
+        }
+    }
+    main_log_level = n.log_level;
+    if (have_current)
+        dpd_options_release(&current);
+    current = n;
+    have_current = 1;
+    log_main(failed ? DOTPROXY_LOG_WARN : DOTPROXY_LOG_INFO,
+             "reload: configuration re-read from %s and passed to %u worker%s%s", boot.config_path,
+             boot.workers, boot.workers == 1 ? "" : "s", failed ? " (some failed, see above)" : "");
+}
+
+#ifdef DP_HAVE_METRICS
+/* POST /api/v1/reload, from the HTTP thread: the same path as SIGHUP. */
+static int metrics_reload(void *user)
+{
+    (void)user;
+    if (boot.config_path == NULL)
+        return -1;
+    notify('h');
+    return 0;
+}
+#endif
+
+/* ---- running ---- */
+
 static int run(const struct dpd_options *opts)
 {
     unsigned started;
     int status = DPD_EXIT_OK;
+    const char *token = NULL;
+    char token_buf[4097];
+#ifdef DP_HAVE_METRICS
+    struct dp_metrics *metrics = NULL;
+#endif
 
     main_log_level = opts->log_level;
     if (install_signal_handlers() != 0) {
-        fprintf(stderr, "dotproxyd: cannot install signal handlers: %s\n", strerror(errno));
+        fatal("cannot install signal handlers: %s", strerror(errno));
         return DPD_EXIT_RUNTIME;
+    }
+    /* Read while still privileged: the token file may be root's alone. */
+    if (opts->api_token_file != NULL) {
+        char err[600];
+        int r = dpd_options_read_token(opts->api_token_file, token_buf, sizeof token_buf, err,
+                                       sizeof err);
+
+        if (r < 0) {
+            fatal("%s", err);
+            return DPD_EXIT_USAGE;
+        }
+        if (r == 1)
+            log_main(DOTPROXY_LOG_WARN,
+                     "api-token-file '%s' is readable by every user; chmod o-r it",
+                     opts->api_token_file);
+        token = token_buf;
     }
     if (create_contexts(opts) != 0) {
         free_contexts((unsigned)n_published);
+        explicit_bzero(token_buf, sizeof token_buf);
         return DPD_EXIT_RUNTIME;
+    }
+#ifdef DP_HAVE_METRICS
+    if (opts->metrics != NULL) {
+        dotproxy_ctx *ctxs[DPD_MAX_WORKERS];
+        struct dp_metrics_opts mo;
+        char err[600];
+        sigset_t old;
+        int r;
+
+        for (unsigned i = 0; i < opts->workers; i++)
+            ctxs[i] = workers[i].ctx;
+        memset(&mo, 0, sizeof mo);
+        mo.listen = opts->metrics;
+        mo.token = token;
+        mo.ctxs = ctxs;
+        mo.n_ctxs = opts->workers;
+        mo.reload = metrics_reload;
+        block_signals(&old); /* its threads must never take our signals */
+        r = dp_metrics_start(&metrics, &mo, err, sizeof err);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0) {
+            fatal("cannot start the metrics server on %s: %s", opts->metrics, err);
+            free_contexts(opts->workers);
+            explicit_bzero(token_buf, sizeof token_buf);
+            return DPD_EXIT_RUNTIME;
+        }
+        log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d", dp_metrics_port(metrics));
+    }
+#else
+    (void)token;
+#endif
+    explicit_bzero(token_buf, sizeof token_buf);
+    if (opts->user != NULL && drop_privileges(opts->user) != 0) {
+        status = DPD_EXIT_RUNTIME;
+        goto out;
     }
     /* A signal that came before every context was published stopped only
      * some of them: stop the rest now (stopping twice is harmless). */
@@ -286,14 +660,36 @@ static int run(const struct dpd_options *opts)
         stop_all(opts->workers);
         status = DPD_EXIT_RUNTIME;
     }
+    while (atomic_load(&workers_done) < started) {
+        char buf[64];
+        int want_reload = 0;
+        ssize_t n = read(event_pipe[0], buf, sizeof buf);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fatal("event pipe: %s", n < 0 ? strerror(errno) : "closed");
+            stop_all(opts->workers);
+            status = DPD_EXIT_RUNTIME;
+            break;
+        }
+        for (ssize_t i = 0; i < n; i++)
+            want_reload |= buf[i] == 'h';
+        if (want_reload && !stop_requested)
+            reload();
+    }
     for (unsigned i = 0; i < started; i++) {
         pthread_join(workers[i].thread, NULL);
         if (workers[i].result < 0)
             status = DPD_EXIT_RUNTIME;
     }
+out:
+#ifdef DP_HAVE_METRICS
+    dp_metrics_stop(metrics);
+#endif
     free_contexts(opts->workers);
     if (status != DPD_EXIT_OK)
-        fprintf(stderr, "dotproxyd: stopped after a failure\n");
+        fatal("stopped after a failure");
     else
         log_main(DOTPROXY_LOG_INFO, "stopped");
     return status;
@@ -301,12 +697,41 @@ static int run(const struct dpd_options *opts)
 
 int main(int argc, char **argv)
 {
-    struct dpd_options opts;
     int status;
 
-    if (dpd_options_parse(&opts, argc, argv, &status) == DPD_PARSE_EXIT)
+    if (dpd_options_parse(&boot, argc, argv, &status) == DPD_PARSE_EXIT)
         return status;
-    status = run(&opts);
-    dpd_options_release(&opts);
+    if (boot.check_config) {
+        char err[1600];
+
+        if (dpd_options_check_deep(&boot, err, sizeof err) != 0) {
+            fprintf(stderr, "dotproxyd: %s\n", err);
+            status = DPD_EXIT_USAGE;
+        } else {
+            printf("configuration OK\n");
+            status = DPD_EXIT_OK;
+        }
+        dpd_options_release(&boot);
+        return status;
+    }
+    if (boot.user != NULL && geteuid() != 0) {
+        fprintf(stderr,
+                "dotproxyd: --user '%s': only root can switch to another user (running as uid "
+                "%u); start as root or leave --user out\n",
+                boot.user, (unsigned)geteuid());
+        dpd_options_release(&boot);
+        return DPD_EXIT_USAGE;
+    }
+    log_json = boot.log_json;
+    log_syslog = boot.log_syslog;
+    if (log_syslog)
+        openlog("dotproxyd", LOG_PID, LOG_DAEMON);
+    status = run(&boot);
+    if (have_current)
+        dpd_options_release(&current);
+    dpd_options_release(&boot);
+    free(bound_ports);
+    if (log_syslog)
+        closelog();
     return status;
 }

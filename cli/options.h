@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* dotproxyd: the command line, parsed and checked before anything runs.
+/* dotproxyd: the command line and the configuration file, parsed and checked
+ * before anything runs.
  *
  * Parsing is kept apart from running so that every usage error is found
  * (and reported with exit status 2) before a socket is opened or a thread
  * started: a daemon that half-starts on a typo is worse than one that
- * refuses to start. */
+ * refuses to start. The same code re-reads the file on SIGHUP, where an
+ * error is reported and the running configuration kept. */
 #ifndef DOTPROXYD_OPTIONS_H
 #define DOTPROXYD_OPTIONS_H
 
@@ -16,44 +18,118 @@
 /* Exit statuses, the daemon's contract with its supervisor. */
 #define DPD_EXIT_OK      0
 #define DPD_EXIT_RUNTIME 1 /* valid configuration, but it could not run */
-#define DPD_EXIT_USAGE   2 /* the command line is wrong; fix it and retry */
+#define DPD_EXIT_USAGE   2 /* the command line or the file is wrong; fix it and retry */
 
 #define DPD_MAX_WORKERS 64
 
-/* What the command line asked for, checked. Strings point into argv. */
+/* Defaults the usage text and the man page promise. */
+#define DPD_DEFAULT_CACHE_SIZE 10000
+
+/* One value as given: on the command line (file NULL) or in the file. */
+struct dpd_item {
+    int id;            /* which option (options.c's table) */
+    const char *value; /* "yes" for a flag given on the command line */
+    const char *file;  /* NULL: the command line */
+    unsigned line;
+};
+
+struct dpd_pin {
+    size_t upstream; /* index into upstream[] */
+    const char *spki;
+};
+
+/* What the command line and the file asked for, checked. Strings point into
+ * argv or into strings[] (values read from the file), both owned here. */
 struct dpd_options {
     const char **listen_spec;  /* as typed (or the default), in order */
     dotproxy_endpoint *listen; /* the same, parsed (port 0 kept as 0) */
     size_t n_listen;
     dotproxy_endpoint *upstream; /* parsed, in order */
     size_t n_upstream;
-    const char *ca_file; /* NULL: the system store */
-    unsigned timeout_ms; /* 0: the library's default */
-    unsigned workers;    /* 1..DPD_MAX_WORKERS */
-    int log_level;       /* DOTPROXY_LOG_* */
+    struct dpd_pin *pins;
+    size_t n_pins;
+    const char **allow; /* CIDRs; none: the library's private-range default */
+    size_t n_allow;
+    const char *ca_file;      /* NULL: the system store */
+    const char *tls_priority; /* NULL: the library's default */
+    unsigned timeout_ms;
+    unsigned idle_timeout_ms;
+    unsigned tcp_idle_timeout_ms;
+    unsigned max_connections;
+    unsigned max_inflight;
+    unsigned max_queries;
+    unsigned max_tcp_clients;
+    unsigned max_client_queries;
+    unsigned handshake_timeout_ms; /* 0: the library's default */
+    int selection;                 /* DOTPROXY_SELECT_* */
+    size_t cache_size;
+    unsigned cache_min_ttl, cache_max_ttl, stale_max_s;
+    unsigned padding;
+    int keep_ecs;
+    unsigned rl_qps, rl_burst, rl_v4_prefix, rl_v6_prefix;
+    int rl_action, rl_loopback;
+    unsigned workers; /* 1..DPD_MAX_WORKERS */
+    int log_level;    /* DOTPROXY_LOG_* */
+    int log_json;     /* --log-format json */
+    int log_syslog;
+    const char *user;           /* --user, NULL: stay who we are */
+    const char *metrics;        /* --metrics as given, NULL: no metrics server */
+    const char *api_token_file; /* NULL: mutating API calls refused */
+    const char *config_path;    /* -c, NULL: no file */
+    int check_config;
+
+    /* Kept to re-read the file on SIGHUP: the command line still wins. */
+    struct dpd_item *cli;
+    size_t n_cli;
+    char **strings;
+    size_t n_strings;
 };
 
 /* What dpd_options_parse() decided. */
 enum dpd_parse_result {
     DPD_PARSE_RUN = 0, /* opts filled: go and run */
-    DPD_PARSE_EXIT,    /* --help / --version were served: exit *status */
+    DPD_PARSE_EXIT,    /* --help / --version were served, or an error: exit *status */
 };
 
-/* Parse argv into opts. Every value is checked by the library itself (a
- * scratch config is built and thrown away), so a value accepted here is one
- * dpd_options_config() cannot refuse. On a usage error, prints a message naming the
- * option, the value and what is wrong to stderr, and returns DPD_PARSE_EXIT
- * with *status DPD_EXIT_USAGE (or DPD_EXIT_RUNTIME when memory ran out).
- * On DPD_PARSE_RUN the caller owns opts and releases it with
+/* Parse argv, and the file given with -c, into opts. Command-line values
+ * override the file's; for a repeatable option (listen, upstream with its
+ * pins, allow) the command line's values replace the file's list. Every value
+ * is checked by the library itself (a scratch config is built and thrown
+ * away), so a value accepted here is one dpd_options_config() cannot refuse.
+ * On an error, prints a message naming the option (or file, line and key),
+ * the value and what is wrong to stderr, and returns DPD_PARSE_EXIT with
+ * *status DPD_EXIT_USAGE (or DPD_EXIT_RUNTIME when memory ran out). On
+ * DPD_PARSE_RUN the caller owns opts and releases it with
  * dpd_options_release(). */
 enum dpd_parse_result dpd_options_parse(struct dpd_options *opts, int argc, char **argv,
                                         int *status);
+
+/* Re-read cur's configuration file with cur's command line on top, into
+ * *out (released by the caller). 0, or -1 with the reason in err (out is
+ * then left empty). For SIGHUP: nothing is printed. */
+int dpd_options_reparse(struct dpd_options *out, const struct dpd_options *cur, char *err,
+                        size_t errlen);
+
+/* The checks only a full start would otherwise make, for --check-config:
+ * the CA file and TLS priority string load (a context without listen
+ * addresses is created and freed), the API token file reads. 0 or -1 with
+ * the reason in err. */
+int dpd_options_check_deep(const struct dpd_options *opts, char *err, size_t errlen);
+
+/* dpd_options_config() flags. */
+#define DPD_CONFIG_NO_LISTEN 1 /* leave the listen addresses out */
 
 /* A new config from opts (*out, owned by the caller), with listen address i
  * on port ports[i] instead of the one given when ports is non-NULL and
  * ports[i] > 0: how workers after the first share the ports the kernel chose
  * for "ADDR@0". No log callback is set. 0 or a dotproxy_error. */
-int dpd_options_config(dotproxy_config **out, const struct dpd_options *opts, const int *ports);
+int dpd_options_config(dotproxy_config **out, const struct dpd_options *opts, const int *ports,
+                       unsigned flags);
+
+/* Read the API bearer token from path into buf (whitespace trimmed from both
+ * ends). 0, 1 (read, but the file is readable by everyone: warn), or -1 with
+ * the reason in err. */
+int dpd_options_read_token(const char *path, char *buf, size_t cap, char *err, size_t errlen);
 
 /* Free what dpd_options_parse() allocated. NULL-safe, idempotent. */
 void dpd_options_release(struct dpd_options *opts);

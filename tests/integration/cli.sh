@@ -39,8 +39,57 @@ usage_error "CA path is a directory" "--ca-file '$WORK': not a regular file" --c
 usage_error "zero workers" "--workers '0': must be a number from 1 to 64" --workers 0
 usage_error "too many workers" "--workers '65'" -w 65
 usage_error "negative workers" "--workers '-1'" -w -1
-usage_error "cache not available" "--cache-size '100': the answer cache is not available" \
-    --cache-size 100
+usage_error "cache size not a number" "--cache-size '10k': must be a number of entries" \
+    --cache-size 10k
+usage_error "cache size above the cache's limit" "--cache-size '268435457'" \
+    --cache-size 268435457
+usage_error "cache TTL out of range" "--cache-max-ttl '604801': must be a number of seconds" \
+    --cache-max-ttl 604801
+usage_error "cache min TTL above max TTL" "--cache-min-ttl 600 is above --cache-max-ttl 300" \
+    --cache-min-ttl 600 --cache-max-ttl 300
+usage_error "min TTL above the default max" "--cache-min-ttl 90000 is above cache-max-ttl" \
+    --cache-min-ttl 90000
+usage_error "stale-max negative" "--stale-max '-1'" --stale-max -1
+usage_error "padding too large" "--padding '513': must be a number of octets \\(0 = off\\) from 0 to 512" \
+    --padding 513
+usage_error "flag given a value" "option '--keep-ecs' takes no value" --keep-ecs=yes
+usage_error "bad allow network" "--allow '10\.0\.0\.0/33': not an address or ADDR/PREFIX" \
+    --allow 10.0.0.0/33
+usage_error "allow host name" "--allow 'lan': not an address" --allow lan
+usage_error "rate limit junk" "--rate-limit '5qps': must be QPS or QPS/BURST" --rate-limit 5qps
+usage_error "rate limit zero burst" "--rate-limit '5/0'" --rate-limit 5/0
+usage_error "rate limit prefix out of range" "--rate-limit-prefix '24/130': must be V4/V6" \
+    --rate-limit-prefix 24/130
+usage_error "rate limit prefix without v6" "--rate-limit-prefix '24'" --rate-limit-prefix 24
+usage_error "rate limit action" "--rate-limit-action 'block': must be refuse or drop" \
+    --rate-limit-action block
+usage_error "client queries too many" "--max-client-queries '1048577'" --max-client-queries 1048577
+usage_error "zero TCP clients" "--max-tcp-clients '0': must be a number from 1 to 1048576" \
+    --max-tcp-clients 0
+usage_error "TCP idle timeout too long" "--tcp-idle-timeout '3600001'" --tcp-idle-timeout 3600001
+usage_error "upstream idle timeout zero" "--idle-timeout '0': must be a number of milliseconds" \
+    --idle-timeout 0
+usage_error "too many connections" "--max-connections '65': must be a number from 1 to 64" \
+    --max-connections 65
+usage_error "in-flight not a power of two" "--max-inflight '1000': must be a power of two" \
+    --max-inflight 1000
+usage_error "handshake timeout too long" "--handshake-timeout '60001'" --handshake-timeout 60001
+usage_error "unknown selection policy" "--selection 'random': must be latency, round-robin or ordered" \
+    --selection random
+usage_error "pin before any upstream" "--pin 'sha256/.*': a pin applies to the --upstream given before it" \
+    --pin sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+usage_error "pin not 32 octets" "--pin 'sha256/AAAA': not a SHA-256 SPKI pin" \
+    -u 127.0.0.1@853 --pin sha256/AAAA
+usage_error "empty TLS priority" "--tls-priority '': must not be empty" --tls-priority ''
+usage_error "unknown user" "--user 'no-such-user-x': no such user" --user no-such-user-x
+usage_error "log format" "--log-format 'xml': must be text or json" --log-format xml
+usage_error "metrics port out of range" "--metrics '70000': must be \\[ADDR@\\]PORT" --metrics 70000
+usage_error "metrics address" "--metrics 'localhost@9100': 'localhost' is not an IPv4 or IPv6 address" \
+    --metrics localhost@9100
+usage_error "missing API token file" "--api-token-file '$WORK/no-token': cannot open" \
+    --api-token-file "$WORK/no-token"
+usage_error "missing config file" "$WORK/no\.conf: cannot open: No such file" -c "$WORK/no.conf"
+usage_error "config option missing its value" "'--config' needs a value" --config
 usage_error "stray argument" "unexpected argument 'extra'" extra
 
 out=$(timeout 10 "$DOTPROXYD" --version)
@@ -49,7 +98,8 @@ check_match "--version output" '^dotproxyd [0-9]+\.[0-9]+\.[0-9]+$' "$out"
 
 out=$(timeout 10 "$DOTPROXYD" --help)
 check_eq "--help exit status" 0 "$?"
-for opt in --listen --upstream --ca-file --timeout --cache-size --workers --verbose --quiet; do
+for opt in --listen --upstream --ca-file --timeout --cache-size --workers --verbose --quiet \
+    --config --check-config --allow --rate-limit --pin --user --log-format --syslog --metrics; do
     check_match "--help mentions $opt" "(^| )$opt( |,|$)" "$out"
 done
 
