@@ -10,8 +10,8 @@
 # hN.bench.test), the release daemon runs under callgrind several times:
 #
 #   uncached    --cache-size 0; dnsperf -n 1 over the 10,000 names (each once)
-#   cached      cache on; dnsperf -n 1 over the first 1,000 names twice: the first
-#               pass fills the cache, the second is all hits
+#   cached      cache on; dnsperf over the first 1,000 names: one pass (-n 1) fills
+#               the cache, then 5 more passes (-n 5, 5,000 queries) are all hits
 #
 # and each measured run has a baseline run that does everything except the
 # measured queries: start, one probe query (dig h1.bench.test, which makes the
@@ -49,6 +49,7 @@ USE_NETNS=1
 UP_BASE=21100
 LISTEN_PORT=21200
 CACHED_NAMES=1000
+HIT_PASSES=5
 
 die() { echo "instructions.sh: $*" >&2; exit 1; }
 while (($#)); do
@@ -147,11 +148,12 @@ start_daemon() {
         die "$name: no answer to the probe query"
 }
 
-# pass NAME QFILE : one dnsperf pass (-n 1); sets PASS_DONE PASS_LOST PASS_SECS
+# pass NAME QFILE [PASSES] : dnsperf over QFILE (-n PASSES, default 1);
+# sets PASS_DONE PASS_LOST PASS_SECS
 pass() {
-    local name=$1 qf=$2 t0 t1
+    local name=$1 qf=$2 n=${3:-1} t0 t1
     t0=$(date +%s.%N)
-    timeout -k 2 600 dnsperf -m udp -s 127.0.0.1 -p "$LISTEN_PORT" -d "$qf" -n 1 \
+    timeout -k 2 600 dnsperf -m udp -s 127.0.0.1 -p "$LISTEN_PORT" -d "$qf" -n "$n" \
         -c "$CLIENTS" -q "$OUTSTANDING" -t 10 >"$OUT/$name.dnsperf" 2>&1 || die "$name: dnsperf failed: $(tail -2 "$OUT/$name.dnsperf")"
     t1=$(date +%s.%N)
     PASS_DONE=$(awk '/Queries completed:/{print $3; exit}' "$OUT/$name.dnsperf")
@@ -163,15 +165,15 @@ pass() {
 
 total_ir() { awk '/^(summary|totals):/{print $2; exit}' "$1"; }
 
-# run_pair LABEL CACHE FILL_QFILE MEASURE_QFILE : measured run, then its baseline
+# run_pair LABEL CACHE FILL_QFILE MEASURE_QFILE PASSES : measured run, then its baseline
 # (the measured run comes first so that the baseline can idle as long as it took)
 declare -A RES
 run_pair() {
-    local label=$1 cache=$2 fill=$3 qf=$4
+    local label=$1 cache=$2 fill=$3 qf=$4 passes=$5
     log "$label: measured run (cache-size $cache)"
     start_daemon "$label-measured" "$cache"
     [[ -n $fill ]] && pass "$label-measured-fill" "$fill"
-    pass "$label-measured" "$qf"
+    pass "$label-measured" "$qf" "$passes"
     local done=$PASS_DONE lost=$PASS_LOST secs=$PASS_SECS
     stop_daemon
     log "$label: baseline run (same start, probe$([[ -n $fill ]] && echo ', fill pass'), $secs s idle instead of the measured pass)"
@@ -186,13 +188,13 @@ run_pair() {
     RES[$label]="$done $lost $m $b"
 }
 
-run_pair uncached 0 "" "$OUT/q-uncached.txt"
+run_pair uncached 0 "" "$OUT/q-uncached.txt" 1
 CACHED_OK=1
 if ! "$DOTPROXYD" --cache-size "$CACHE_SIZE" --version >/dev/null 2>&1; then
     CACHED_OK=0
     log "cached: skipped: this dotproxyd rejects --cache-size $CACHE_SIZE"
 else
-    run_pair cached "$CACHE_SIZE" "$OUT/q-cached.txt" "$OUT/q-cached.txt"
+    run_pair cached "$CACHE_SIZE" "$OUT/q-cached.txt" "$OUT/q-cached.txt" "$HIT_PASSES"
 fi
 
 # per-function self cost of the measured queries: measured minus baseline
@@ -210,13 +212,13 @@ fn_costs "$OUT/uncached-baseline.callgrind" >"$OUT/uncached-baseline.fn"
     echo
     echo "== instructions per query (valgrind $(valgrind --version | sed 's/valgrind-//'), callgrind Ir; $(date '+%F %T'); run dir $OUT)"
     echo "   daemon: $DOTPROXYD ($("$DOTPROXYD" --version | head -1)), source $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC" diff --quiet HEAD -- lib cli include 2>/dev/null || echo '+uncommitted')"
-    echo "   load: dnsperf UDP -n 1 -c $CLIENTS -q $OUTSTANDING; upstream: $SHARED_BENCH/upstream.sh (unbound, DoT, 1 connection per proxy context)"
+    echo "   load: dnsperf UDP -c $CLIENTS -q $OUTSTANDING, -n 1 (uncached; cached: fill) and -n $HIT_PASSES (cached hits); upstream: $SHARED_BENCH/upstream.sh (unbound over DoT, private netns: $NETNS)"
     printf '%-10s %-34s %8s %6s %15s %15s %10s\n' case what queries lost Ir_measured Ir_baseline Ir/query
     for label in uncached cached; do
         [[ -n ${RES[$label]:-} ]] || { [[ $label == cached && $CACHED_OK == 0 ]] && printf '%-10s %s\n' cached "skipped: this dotproxyd has no answer cache (--cache-size $CACHE_SIZE rejected)"; continue; }
         read -r d l m b <<<"${RES[$label]}"
         what="cache off, 10,000 names once"
-        [[ $label == cached ]] && what="cache on, 1,000 names, all hits"
+        [[ $label == cached ]] && what="cache on, 1,000 names x$HIT_PASSES, all hits"
         printf '%-10s %-34s %8s %6s %15s %15s %10s\n' "$label" "$what" "$d" "$l" "$m" "$b" \
             "$(awk -v m="$m" -v b="$b" -v n="$d" 'BEGIN{ if (n > 0) printf "%.0f", (m - b) / n; else print "n/a" }')"
     done
