@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,10 +37,16 @@
 
 /* Answers produced in one loop turn leave in one sendmmsg per listener. */
 #define UDP_OUT_BATCH 64
+/* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
+#define PKTINFO_CMSG_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
+
 struct udp_out {
     struct mmsghdr msgs[UDP_OUT_BATCH];
     struct iovec iov[UDP_OUT_BATCH];
     struct sockaddr_storage peers[UDP_OUT_BATCH];
+    struct {
+        _Alignas(struct cmsghdr) uint8_t buf[PKTINFO_CMSG_SPACE];
+    } ctrl[UDP_OUT_BATCH];
     uint8_t buf[UDP_OUT_BATCH][UDP_BUF];
     unsigned n;
 };
@@ -48,6 +55,9 @@ struct udp_batch {
     struct mmsghdr msgs[UDP_BATCH];
     struct iovec iov[UDP_BATCH];
     struct sockaddr_storage peers[UDP_BATCH];
+    struct {
+        _Alignas(struct cmsghdr) uint8_t buf[PKTINFO_CMSG_SPACE];
+    } ctrl[UDP_BATCH];
     uint8_t buf[UDP_BATCH][UDP_BUF];
 };
 
@@ -65,6 +75,51 @@ static void client_mark_dirty(struct dp_tcp_client *c)
 
 /* ---- UDP ---- */
 
+static void pktinfo_read(struct msghdr *h, struct dp_pktinfo *pi)
+{
+    pi->family = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo ip;
+            memcpy(&ip, CMSG_DATA(c), sizeof ip);
+            pi->family = AF_INET;
+            pi->ifindex = ip.ipi_ifindex;
+            pi->addr.v4 = ip.ipi_addr;
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo ip6;
+            memcpy(&ip6, CMSG_DATA(c), sizeof ip6);
+            pi->family = AF_INET6;
+            pi->ifindex = (int)ip6.ipi6_ifindex;
+            pi->addr.v6 = ip6.ipi6_addr;
+        }
+    }
+}
+
+/* Ask the kernel to send from pi's address (and interface, for scoped
+ * IPv6 addresses). */
+static void pktinfo_write(struct msghdr *h, void *ctrl, const struct dp_pktinfo *pi)
+{
+    h->msg_control = ctrl;
+    struct cmsghdr *c;
+    if (pi->family == AF_INET) {
+        struct in_pktinfo ip = {.ipi_ifindex = 0, .ipi_spec_dst = pi->addr.v4};
+        h->msg_controllen = CMSG_SPACE(sizeof ip);
+        c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof ip);
+        memcpy(CMSG_DATA(c), &ip, sizeof ip);
+    } else {
+        struct in6_pktinfo ip6 = {.ipi6_addr = pi->addr.v6, .ipi6_ifindex = (unsigned)pi->ifindex};
+        h->msg_controllen = CMSG_SPACE(sizeof ip6);
+        c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof ip6);
+        memcpy(CMSG_DATA(c), &ip6, sizeof ip6);
+    }
+}
+
 static void udp_on_ready(struct dp_io *io, unsigned revents)
 {
     struct dp_udp_listener *l = DP_CONTAINER_OF(io, struct dp_udp_listener, io);
@@ -80,6 +135,10 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
             b->msgs[i].msg_hdr.msg_iovlen = 1;
             b->msgs[i].msg_hdr.msg_name = &b->peers[i];
             b->msgs[i].msg_hdr.msg_namelen = sizeof b->peers[i];
+            if (l->wildcard) {
+                b->msgs[i].msg_hdr.msg_control = b->ctrl[i].buf;
+                b->msgs[i].msg_hdr.msg_controllen = sizeof b->ctrl[i].buf;
+            }
         }
         int n = recvmmsg(io->fd, b->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
@@ -94,11 +153,15 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
                 dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
                 continue;
             }
+            struct dp_pktinfo dst = {0};
+            if (l->wildcard)
+                pktinfo_read(&b->msgs[i].msg_hdr, &dst);
             struct dp_origin o = {
                 .kind = DP_Q_UDP,
                 .udp = l,
                 .peer = &b->peers[i],
                 .peerlen = b->msgs[i].msg_hdr.msg_namelen,
+                .dst = &dst,
             };
             dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_UDP);
             dp_proxy_client_query(ctx, &o, b->buf[i], b->msgs[i].msg_len);
@@ -130,14 +193,23 @@ static void udp_flush_one(struct dotproxy_ctx *ctx, struct dp_udp_listener *l)
 
 void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
                           const struct sockaddr_storage *peer, socklen_t peerlen,
-                          const uint8_t *msg, size_t len)
+                          const struct dp_pktinfo *dst, const uint8_t *msg, size_t len)
 {
     if (l == NULL || l->io.fd < 0)
         return;
+    int with_src = l->wildcard && dst != NULL && dst->family != 0;
     if (len > UDP_BUF || (l->out == NULL && (l->out = calloc(1, sizeof *l->out)) == NULL)) {
+        struct {
+            _Alignas(struct cmsghdr) uint8_t buf[PKTINFO_CMSG_SPACE];
+        } ctrl;
+        struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = len};
+        struct msghdr h = {.msg_name = (void *)(uintptr_t)peer, .msg_namelen = peerlen,
+                           .msg_iov = &iov, .msg_iovlen = 1};
+        if (with_src)
+            pktinfo_write(&h, ctrl.buf, dst);
         ssize_t n;
         do
-            n = sendto(l->io.fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)peer, peerlen);
+            n = sendmsg(l->io.fd, &h, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0)
             dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
@@ -163,6 +235,8 @@ void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
     o->msgs[i].msg_hdr.msg_namelen = peerlen;
     o->msgs[i].msg_hdr.msg_iov = &o->iov[i];
     o->msgs[i].msg_hdr.msg_iovlen = 1;
+    if (with_src)
+        pktinfo_write(&o->msgs[i].msg_hdr, o->ctrl[i].buf, dst);
 }
 
 void dp_listener_udp_flush(struct dotproxy_ctx *ctx)
@@ -633,6 +707,18 @@ int dp_listener_open(struct dotproxy_ctx *ctx)
             return DOTPROXY_EBIND;
         ctx->udp[i].io.fd = ufd;
         ctx->tcp[i].io.fd = tfd;
+        int one = 1;
+        if (ep.addr.ss_family == AF_INET) {
+            ctx->udp[i].wildcard =
+                ((struct sockaddr_in *)&ep.addr)->sin_addr.s_addr == htonl(INADDR_ANY);
+            if (ctx->udp[i].wildcard)
+                setsockopt(ufd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        } else {
+            ctx->udp[i].wildcard =
+                IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ep.addr)->sin6_addr);
+            if (ctx->udp[i].wildcard)
+                setsockopt(ufd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+        }
         ctx->udp[i].io.on_ready = udp_on_ready;
         ctx->tcp[i].io.on_ready = tcp_on_accept;
         if (dp_loop_add(&ctx->loop, &ctx->udp[i].io, DOTPROXY_EV_IN) != 0 ||

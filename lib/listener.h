@@ -5,6 +5,7 @@
 #define DP_LISTENER_H
 
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "dotproxy/config.h"
@@ -17,10 +18,23 @@ struct dp_query;
 
 struct udp_out;
 
+/* The local address a datagram came to, for a listener bound to a wildcard
+ * address: the answer must leave from it (RFC 1123 2.4 / the client checks
+ * the source). family 0 = not known (specific listen address). */
+struct dp_pktinfo {
+    int family;
+    int ifindex;
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } addr;
+};
+
 struct dp_udp_listener {
     struct dp_io io;
     struct dotproxy_ctx *ctx;
     uint16_t port;
+    int wildcard;            /* bound to 0.0.0.0 or ::: answers need a source address */
     struct udp_out *out;     /* answers waiting for this turn's sendmmsg */
     struct dp_udp_listener *next_dirty;
     int dirty;
@@ -54,10 +68,11 @@ struct dp_tcp_client {
 
 int dp_listener_open(struct dotproxy_ctx *ctx);
 void dp_listener_close(struct dotproxy_ctx *ctx);
-/* Send a datagram answer from listener l to peer. */
+/* Send a datagram answer from listener l to peer (from local address dst
+ * when the listener is a wildcard one; dst may be NULL otherwise). */
 void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
                           const struct sockaddr_storage *peer, socklen_t peerlen,
-                          const uint8_t *msg, size_t len);
+                          const struct dp_pktinfo *dst, const uint8_t *msg, size_t len);
 /* Send the datagrams queued this turn. */
 void dp_listener_udp_flush(struct dotproxy_ctx *ctx);
 /* Queue a framed answer on a TCP client. */

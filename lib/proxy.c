@@ -123,7 +123,7 @@ static void reply_origin(struct dotproxy_ctx *ctx, const struct dp_origin *o, co
                          size_t len)
 {
     if (o->kind == DP_Q_UDP)
-        dp_listener_udp_send(ctx, o->udp, o->peer, o->peerlen, msg, len);
+        dp_listener_udp_send(ctx, o->udp, o->peer, o->peerlen, o->dst, msg, len);
     else
         dp_listener_tcp_send(ctx, o->tcp, msg, len);
 }
@@ -181,8 +181,8 @@ static void send_to_client(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t
             len = (size_t)n;
             dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
         }
-        dp_listener_udp_send(ctx, q->from.udp.l, &q->from.udp.peer, q->from.udp.peerlen, msg,
-                             len);
+        dp_listener_udp_send(ctx, q->from.udp.l, &q->from.udp.peer, q->from.udp.peerlen,
+                             &q->from.udp.dst, msg, len);
         break;
     case DP_Q_TCP:
         dp_listener_tcp_send(ctx, q->from.tcp, msg, len);
@@ -511,6 +511,10 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         q->from.udp.l = o->udp;
         memcpy(&q->from.udp.peer, o->peer, o->peerlen);
         q->from.udp.peerlen = o->peerlen;
+        if (o->dst != NULL)
+            q->from.udp.dst = *o->dst;
+        else
+            q->from.udp.dst.family = 0;
         if (ctx->cfg.max_client_queries != 0) {
             if (dp_policy_inflight_begin(ctx->policy, peer) != 0) {
                 /* Over its cap: drop; the client retries once some of its

@@ -69,6 +69,7 @@ struct dp_query {
             struct dp_udp_listener *l;
             struct sockaddr_storage peer;
             socklen_t peerlen;
+            struct dp_pktinfo dst;
         } udp;
         struct dp_tcp_client *tcp; /* NULL once the client went away */
         struct {
@@ -166,6 +167,7 @@ struct dp_origin {
     struct dp_udp_listener *udp;
     const struct sockaddr_storage *peer;
     socklen_t peerlen;
+    const struct dp_pktinfo *dst;
     struct dp_tcp_client *tcp;
 };
 

@@ -65,5 +65,18 @@ for w in 0 1; do
         "^dotproxyd\[$w\]: debug: upstream .*connected" "$(cat "$WORK/dotproxyd-w2.log")"
 done
 
+# A listener on the wildcard address answers from the address the client
+# asked (IP_PKTINFO): without that, a question sent to 127.0.0.2 would be
+# answered from 127.0.0.1, which dig rejects as a reply from a stranger.
+start_bg dotproxyd-any 'listening on 0\.0\.0\.0@([0-9]+)' "$DOTPROXYD" --listen 0.0.0.0@0 \
+    -u "127.0.0.1@$SRV_PORT#dns.test" --ca-file "$PKI/ca.pem" --timeout 3000
+any_pid=$BG_PID any_drain=$BG_DRAIN any_port=$BG_MATCH
+for dst in 127.0.0.1 127.0.0.2 127.0.0.3; do
+    check_eq "0.0.0.0 listener: UDP answer from $dst" "$(expected_a any.example)" \
+        "$(dig -p "$any_port" @"$dst" +tries=1 +time=5 +nosearch +short any.example A)"
+done
+stop_bg "$any_pid" "$any_drain"
+check_eq "dotproxyd 0.0.0.0 exit status" 0 "$STOP_STATUS"
+
 stop_dotserver
 finish
