@@ -647,7 +647,7 @@ static const char status_css[] =
     ".v{font-size:1.6em;font-variant-numeric:tabular-nums}\n"
     "table{border-collapse:collapse;background:#fff;border:1px solid #d8dde3}\n"
     "th,td{padding:.35em .8em;border-bottom:1px solid #e6e9ed;text-align:right}\n"
-    "th:first-child,td:first-child{text-align:left;font-family:monospace}\n"
+    "th:first-child,td:first-child{text-align:left}td:first-child{font-family:monospace}\n"
     "td.up{color:#1b7a32;font-weight:bold}td.down{color:#b3261e;font-weight:bold}\n"
     "footer{margin-top:2em;font-size:.85em;color:#5b6670}\n";
 

@@ -10,7 +10,8 @@
  * answer cache on) and two metrics servers on 127.0.0.1 (port 0): one with
  * bearer token TOKEN, one without any. Then it sends a fixed set of queries
  * (worker 0: UDP a0 a1 a2 a0; worker 1: TCP b0 b1, all for type A under
- * "metrics.test"), checks every answer, and prints
+ * "metrics.test"), checks every answer, waits (bounded) until the workers'
+ * stats snapshots show them, and prints
  *   ready metrics=P notoken=P dns0=P dns1=P upstream=127.0.0.1@P#dns.test
  * Each command on stdin gets exactly one reply line:
  *   query W udp|tcp NAME   -> "answer rcode=R" or "error WHAT"
@@ -30,6 +31,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -149,6 +151,29 @@ static int query(size_t w, int tcp, const char *name)
     return rcode;
 }
 
+/* The library refreshes upstream stats and the cache size at a loop turn at
+ * most every 100 ms, and an idle worker takes no turn: wake the workers
+ * until the snapshot shows what was sent (bounded), so that "ready" means
+ * every endpoint already agrees with the queries made. */
+static int settle(uint64_t answers, uint64_t cache_entries)
+{
+    for (int tries = 0; tries < 500; tries++) {
+        uint64_t a = 0, e = 0;
+        for (size_t i = 0; i < WORKERS; i++) {
+            dotproxy_upstream_stats st;
+            if (dotproxy_ctx_upstream_stats(ctxs[i], 0, &st) == 0)
+                a += st.answers;
+            e += dotproxy_ctx_counter(ctxs[i], DOTPROXY_CTR_CACHE_ENTRIES);
+        }
+        if (a == answers && e == cache_entries)
+            return 0;
+        for (size_t i = 0; i < WORKERS; i++)
+            dotproxy_ctx_wakeup(ctxs[i]);
+        poll(NULL, 0, 10);
+    }
+    return -1;
+}
+
 static int bind_again(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -254,6 +279,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "harness: initial query %s: %d\n", initial[i].name, rc);
             goto out;
         }
+    }
+    /* a0 twice: the second from the cache. */
+    if (settle(5, 5) != 0) {
+        fprintf(stderr, "harness: the stats snapshot did not catch up\n");
+        goto out;
     }
     printf("ready metrics=%d notoken=%d dns0=%u dns1=%u upstream=%s\n",
            dp_metrics_port(with_token), dp_metrics_port(without_token), (unsigned)dns_port(0),
