@@ -13,6 +13,8 @@
 #include "dotproxy/loop.h"
 #include "edns.h"
 #include "policy.h"
+#include "reload.h"
+#include "stats.h"
 #include "tls_pool.h"
 
 #define DRAIN_US 1500000u /* graceful stop: most time given to queries in flight */
@@ -196,30 +198,10 @@ static void send_to_client(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t
     }
 }
 
-static const uint64_t latency_bounds_us[DOTPROXY_LATENCY_BUCKETS] = {
-    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
-    UINT64_MAX,
-};
-
-DOTPROXY_EXPORT uint64_t dotproxy_latency_bound_us(size_t index)
-{
-    return index < DOTPROXY_LATENCY_BUCKETS ? latency_bounds_us[index] : UINT64_MAX;
-}
-
-static void record_latency(struct dotproxy_ctx *ctx, uint64_t us)
-{
-    size_t i = 0;
-    while (us > latency_bounds_us[i])
-        i++;
-    atomic_store_explicit(&ctx->latency[i],
-                          atomic_load_explicit(&ctx->latency[i], memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
-
 static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
 {
     if (q->kind != DP_Q_REFRESH)
-        record_latency(ctx, dp_now(ctx) - q->arrived_us);
+        dp_stats_record_latency(ctx, dp_now(ctx) - q->arrived_us);
     send_to_client(ctx, q, msg, len);
     query_free(ctx, q);
 }
@@ -614,192 +596,16 @@ static void finish_stop(struct dotproxy_ctx *ctx)
     ctx->stopped = 1;
 }
 
-/* ---- reload ---- */
-
-static int str_differs(const char *a, const char *b)
-{
-    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
-}
-
-static int load_trust_into(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
-                           gnutls_certificate_credentials_t *cred, gnutls_priority_t *prio);
-
-static void apply_reload(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
-{
-    int tls_changed = str_differs(n->ca_file, ctx->cfg.ca_file) ||
-                      str_differs(n->tls_priority, ctx->cfg.tls_priority);
-    gnutls_certificate_credentials_t cred = NULL;
-    gnutls_priority_t prio = NULL;
-    if (tls_changed && load_trust_into(ctx, n, &cred, &prio) != 0) {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR,
-               "reload: new TLS settings unusable; keeping the old configuration");
-        dp_config_clear(n);
-        free(n);
-        return;
-    }
-    int listen_changed = n->n_listen != ctx->cfg.n_listen;
-    for (size_t i = 0; !listen_changed && i < n->n_listen; i++)
-        listen_changed = memcmp(&n->listen[i], &ctx->cfg.listen[i], sizeof n->listen[i]) != 0;
-    if (listen_changed) {
-        dp_log(&ctx->log, DOTPROXY_LOG_WARN,
-               "reload: listen addresses are kept as they are; restart to change them");
-        memcpy(n->listen, ctx->cfg.listen, sizeof n->listen);
-        n->n_listen = ctx->cfg.n_listen;
-    }
-
-    struct dp_upstream *nu[DP_MAX_UPSTREAMS] = {0};
-    int kept[DP_MAX_UPSTREAMS] = {0};
-    unsigned n_kept = 0;
-    for (size_t i = 0; i < n->n_upstream; i++) {
-        for (size_t j = 0; !tls_changed && j < ctx->n_ups && nu[i] == NULL; j++) {
-            if (!kept[j] && dp_upstream_same(ctx->ups[j], n, (unsigned)i)) {
-                nu[i] = ctx->ups[j];
-                kept[j] = 1;
-                n_kept++;
-            }
-        }
-        if (nu[i] == NULL && (nu[i] = dp_upstream_new(ctx, n, (unsigned)i)) == NULL) {
-            for (size_t k = 0; k < i; k++) {
-                int was_kept = 0;
-                for (size_t j = 0; j < ctx->n_ups; j++)
-                    was_kept |= nu[k] == ctx->ups[j];
-                if (!was_kept)
-                    dp_upstream_free(nu[k]);
-            }
-            if (cred != NULL) {
-                gnutls_certificate_free_credentials(cred);
-                gnutls_priority_deinit(prio);
-            }
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR,
-                   "reload: out of memory; keeping the old configuration");
-            dp_config_clear(n);
-            free(n);
-            return;
-        }
-    }
-    struct dp_list orphans;
-    dp_list_init(&orphans);
-    for (size_t j = 0; j < ctx->n_ups; j++) {
-        if (kept[j])
-            continue;
-        dp_tls_pool_evict(ctx->ups[j], &orphans);
-        dp_upstream_free(ctx->ups[j]);
-    }
-    if (tls_changed) {
-        gnutls_certificate_free_credentials(ctx->cred);
-        gnutls_priority_deinit(ctx->prio);
-        ctx->cred = cred;
-        ctx->prio = prio;
-    }
-    memcpy(ctx->ups, nu, sizeof ctx->ups);
-    ctx->n_ups = n->n_upstream;
-    for (size_t i = 0; i < ctx->n_ups; i++)
-        ctx->ups[i]->index = (unsigned)i;
-    struct dp_policy *np = NULL;
-    if (dp_policy_new(&np, n) == 0) {
-        /* Queries counted by the old policy are not uncounted in the new. */
-        dp_policy_free(ctx->policy);
-        ctx->policy = np;
-        ctx->policy_gen++;
-    } else {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the access policy; "
-                                             "keeping the old one");
-    }
-    dp_config_clear(&ctx->cfg);
-    ctx->cfg = *n;
-    free(n); /* its strings now belong to ctx->cfg */
-    ctx->log = ctx->cfg.log;
-    /* "tried" bits named positions in the old list. */
-    for (struct dp_list *e = ctx->active.next; e != &ctx->active; e = e->next)
-        DP_CONTAINER_OF(e, struct dp_query, active)->tried = 0;
-    while (!dp_list_empty(&orphans)) {
-        struct dp_query *q = DP_CONTAINER_OF(orphans.next, struct dp_query, wait);
-        dp_list_remove(&q->wait);
-        dp_proxy_dispatch(ctx, q);
-    }
-    dp_ctr_inc(ctx, DOTPROXY_CTR_RELOADS);
-    dp_log(&ctx->log, DOTPROXY_LOG_INFO, "configuration reloaded: %zu upstream(s), %u kept warm",
-           ctx->n_ups, n_kept);
-}
-
 void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
 {
     ctx->in_process = 1;
     struct dotproxy_config *n = atomic_exchange(&ctx->pending_cfg, NULL);
     if (n != NULL)
-        apply_reload(ctx, n);
+        dp_reload_apply(ctx, n);
     if (atomic_exchange(&ctx->flush_cache, 0) && ctx->cache != NULL) {
         dp_cache_flush(ctx->cache);
         dp_log(&ctx->log, DOTPROXY_LOG_INFO, "answer cache flushed");
     }
-}
-
-static void publish(struct dotproxy_ctx *ctx)
-{
-    ctx->snap_next_us = dp_now(ctx) + 100000u;
-    if (ctx->cache != NULL) {
-        struct dp_cache_stats cs;
-        dp_cache_get_stats(ctx->cache, &cs);
-        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_ENTRIES], cs.entries,
-                              memory_order_relaxed);
-        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_EVICTIONS], cs.evictions,
-                              memory_order_relaxed);
-    }
-    pthread_mutex_lock(&ctx->snap_lock);
-    for (size_t i = 0; i < ctx->n_ups; i++) {
-        const struct dp_upstream *up = ctx->ups[i];
-        dotproxy_upstream_stats *st = &ctx->snap[i];
-        memcpy(st->label, up->label, sizeof st->label);
-        st->healthy = dp_upstream_usable(up, dp_now(ctx));
-        st->consecutive_failures = up->fails;
-        st->connections = up->n_conns;
-        unsigned inflight = 0;
-        for (unsigned k = 0; k < up->n_conns; k++)
-            inflight += up->conns[k]->inflight - up->conns[k]->n_dead;
-        st->inflight = inflight;
-        st->srtt_us = up->srtt_us;
-        st->idle_limit_us = up->idle_limit_us;
-        st->queries = up->n_queries;
-        st->answers = up->n_answers;
-    }
-    ctx->n_snap = ctx->n_ups;
-    pthread_mutex_unlock(&ctx->snap_lock);
-}
-
-DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
-                                                dotproxy_upstream_stats *out)
-{
-    if (ctx == NULL || out == NULL)
-        return DOTPROXY_EINVAL;
-    int rc = DOTPROXY_EINVAL;
-    pthread_mutex_lock(&ctx->snap_lock);
-    if (index < ctx->n_snap) {
-        *out = ctx->snap[index];
-        rc = 0;
-    }
-    pthread_mutex_unlock(&ctx->snap_lock);
-    return rc;
-}
-
-DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx)
-{
-    if (ctx == NULL)
-        return 0;
-    pthread_mutex_lock(&ctx->snap_lock);
-    size_t n = ctx->n_snap;
-    pthread_mutex_unlock(&ctx->snap_lock);
-    return n;
-}
-
-DOTPROXY_EXPORT size_t dotproxy_ctx_latency_histogram(const dotproxy_ctx *ctx, uint64_t *counts,
-                                                      size_t n)
-{
-    if (ctx == NULL || counts == NULL)
-        return 0;
-    size_t k = n < DOTPROXY_LATENCY_BUCKETS ? n : DOTPROXY_LATENCY_BUCKETS;
-    for (size_t i = 0; i < k; i++)
-        counts[i] = atomic_load_explicit(&ctx->latency[i], memory_order_relaxed);
-    return k;
 }
 
 DOTPROXY_EXPORT void dotproxy_ctx_cache_flush(dotproxy_ctx *ctx)
@@ -808,28 +614,6 @@ DOTPROXY_EXPORT void dotproxy_ctx_cache_flush(dotproxy_ctx *ctx)
         return;
     atomic_store(&ctx->flush_cache, 1);
     dotproxy_ctx_wakeup(ctx);
-}
-
-DOTPROXY_EXPORT int dotproxy_ctx_reload(dotproxy_ctx *ctx, const dotproxy_config *cfg)
-{
-    if (ctx == NULL || cfg == NULL || cfg->n_upstream == 0)
-        return DOTPROXY_EINVAL;
-    struct dotproxy_config *copy = calloc(1, sizeof *copy);
-    if (copy == NULL)
-        return DOTPROXY_ENOMEM;
-    if (dp_config_copy(copy, cfg) != 0) {
-        free(copy);
-        return DOTPROXY_ENOMEM;
-    }
-    /* Only the driving thread takes the pending copy (by exchange), so one
-     * we displace here was never seen by it and is ours to free. */
-    struct dotproxy_config *old = atomic_exchange(&ctx->pending_cfg, copy);
-    if (old != NULL) {
-        dp_config_clear(old);
-        free(old);
-    }
-    dotproxy_ctx_wakeup(ctx);
-    return 0;
 }
 
 void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
@@ -868,7 +652,7 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
         finish_stop(ctx);
     atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_INFLIGHT], ctx->n_active, memory_order_relaxed);
     if (now >= ctx->snap_next_us)
-        publish(ctx);
+        dp_stats_publish(ctx);
     ctx->in_process = 0;
 }
 
@@ -908,8 +692,8 @@ static void wake_on_ready(struct dp_io *io, unsigned revents)
 
 /* ---- public ---- */
 
-static int load_trust_into(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
-                           gnutls_certificate_credentials_t *credp, gnutls_priority_t *priop)
+int dp_proxy_load_trust(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
+                        gnutls_certificate_credentials_t *credp, gnutls_priority_t *priop)
 {
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
@@ -969,7 +753,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         return rc;
     }
     ctx->log = ctx->cfg.log;
-    if ((rc = load_trust_into(ctx, &ctx->cfg, &ctx->cred, &ctx->prio)) != 0)
+    if ((rc = dp_proxy_load_trust(ctx, &ctx->cfg, &ctx->cred, &ctx->prio)) != 0)
         goto fail;
     rc = DOTPROXY_ENOMEM;
     /* calloc of a large block maps zero pages: records cost memory only
@@ -1014,7 +798,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         goto fail;
     if ((rc = dp_listener_open(ctx)) != 0)
         goto fail;
-    publish(ctx);
+    dp_stats_publish(ctx);
     *out = ctx;
     return 0;
 fail:
@@ -1103,13 +887,6 @@ DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, 
     dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_API);
     dp_proxy_dispatch(ctx, q);
     return 0;
-}
-
-DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which)
-{
-    if (ctx == NULL || which < 0 || which >= DOTPROXY_CTR_COUNT_)
-        return 0;
-    return atomic_load_explicit(&ctx->ctr[which], memory_order_relaxed);
 }
 
 DOTPROXY_EXPORT void dotproxy_ctx_stop(dotproxy_ctx *ctx)

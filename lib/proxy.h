@@ -186,6 +186,11 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err);
  * usable. */
 void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q);
 
+/* Trust anchors and priority string of cfg, loaded fresh (creation, reload).
+ * 0 or DOTPROXY_ETLS / DOTPROXY_ENOMEM (logged). */
+int dp_proxy_load_trust(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
+                        gnutls_certificate_credentials_t *cred, gnutls_priority_t *prio);
+
 /* Loop hooks. */
 void dp_proxy_turn_begin(struct dotproxy_ctx *ctx);
 uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx);

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/* Replacing a running context's configuration (dotproxy_ctx_reload): what
+ * stays warm, what moves, what is refused. */
+#include "reload.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dotproxy/error.h"
+#include "policy.h"
+#include "proxy.h"
+#include "tls_pool.h"
+#include "upstream.h"
+
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
+{
+    int tls_changed = str_differs(n->ca_file, ctx->cfg.ca_file) ||
+                      str_differs(n->tls_priority, ctx->cfg.tls_priority);
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_priority_t prio = NULL;
+    if (tls_changed && dp_proxy_load_trust(ctx, n, &cred, &prio) != 0) {
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR,
+               "reload: new TLS settings unusable; keeping the old configuration");
+        dp_config_clear(n);
+        free(n);
+        return;
+    }
+    int listen_changed = n->n_listen != ctx->cfg.n_listen;
+    for (size_t i = 0; !listen_changed && i < n->n_listen; i++)
+        listen_changed = memcmp(&n->listen[i], &ctx->cfg.listen[i], sizeof n->listen[i]) != 0;
+    if (listen_changed) {
+        dp_log(&ctx->log, DOTPROXY_LOG_WARN,
+               "reload: listen addresses are kept as they are; restart to change them");
+        memcpy(n->listen, ctx->cfg.listen, sizeof n->listen);
+        n->n_listen = ctx->cfg.n_listen;
+    }
+
+    struct dp_upstream *nu[DP_MAX_UPSTREAMS] = {0};
+    int kept[DP_MAX_UPSTREAMS] = {0};
+    unsigned n_kept = 0;
+    for (size_t i = 0; i < n->n_upstream; i++) {
+        for (size_t j = 0; !tls_changed && j < ctx->n_ups && nu[i] == NULL; j++) {
+            if (!kept[j] && dp_upstream_same(ctx->ups[j], n, (unsigned)i)) {
+                nu[i] = ctx->ups[j];
+                kept[j] = 1;
+                n_kept++;
+            }
+        }
+        if (nu[i] == NULL && (nu[i] = dp_upstream_new(ctx, n, (unsigned)i)) == NULL) {
+            for (size_t k = 0; k < i; k++) {
+                int was_kept = 0;
+                for (size_t j = 0; j < ctx->n_ups; j++)
+                    was_kept |= nu[k] == ctx->ups[j];
+                if (!was_kept)
+                    dp_upstream_free(nu[k]);
+            }
+            if (cred != NULL) {
+                gnutls_certificate_free_credentials(cred);
+                gnutls_priority_deinit(prio);
+            }
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR,
+                   "reload: out of memory; keeping the old configuration");
+            dp_config_clear(n);
+            free(n);
+            return;
+        }
+    }
+    struct dp_list orphans;
+    dp_list_init(&orphans);
+    for (size_t j = 0; j < ctx->n_ups; j++) {
+        if (kept[j])
+            continue;
+        dp_tls_pool_evict(ctx->ups[j], &orphans);
+        dp_upstream_free(ctx->ups[j]);
+    }
+    if (tls_changed) {
+        gnutls_certificate_free_credentials(ctx->cred);
+        gnutls_priority_deinit(ctx->prio);
+        ctx->cred = cred;
+        ctx->prio = prio;
+    }
+    memcpy(ctx->ups, nu, sizeof ctx->ups);
+    ctx->n_ups = n->n_upstream;
+    for (size_t i = 0; i < ctx->n_ups; i++)
+        ctx->ups[i]->index = (unsigned)i;
+    struct dp_policy *np = NULL;
+    if (dp_policy_new(&np, n) == 0) {
+        /* Queries counted by the old policy are not uncounted in the new. */
+        dp_policy_free(ctx->policy);
+        ctx->policy = np;
+        ctx->policy_gen++;
+    } else {
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the access policy; "
+                                             "keeping the old one");
+    }
+    dp_config_clear(&ctx->cfg);
+    ctx->cfg = *n;
+    free(n); /* its strings now belong to ctx->cfg */
+    ctx->log = ctx->cfg.log;
+    /* "tried" bits named positions in the old list. */
+    for (struct dp_list *e = ctx->active.next; e != &ctx->active; e = e->next)
+        DP_CONTAINER_OF(e, struct dp_query, active)->tried = 0;
+    while (!dp_list_empty(&orphans)) {
+        struct dp_query *q = DP_CONTAINER_OF(orphans.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        dp_proxy_dispatch(ctx, q);
+    }
+    dp_ctr_inc(ctx, DOTPROXY_CTR_RELOADS);
+    dp_log(&ctx->log, DOTPROXY_LOG_INFO, "configuration reloaded: %zu upstream(s), %u kept warm",
+           ctx->n_ups, n_kept);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_reload(dotproxy_ctx *ctx, const dotproxy_config *cfg)
+{
+    if (ctx == NULL || cfg == NULL || cfg->n_upstream == 0)
+        return DOTPROXY_EINVAL;
+    struct dotproxy_config *copy = calloc(1, sizeof *copy);
+    if (copy == NULL)
+        return DOTPROXY_ENOMEM;
+    if (dp_config_copy(copy, cfg) != 0) {
+        free(copy);
+        return DOTPROXY_ENOMEM;
+    }
+    /* Only the driving thread takes the pending copy (by exchange), so one
+     * we displace here was never seen by it and is ours to free. */
+    struct dotproxy_config *old = atomic_exchange(&ctx->pending_cfg, copy);
+    if (old != NULL) {
+        dp_config_clear(old);
+        free(old);
+    }
+    dotproxy_ctx_wakeup(ctx);
+    return 0;
+}
