@@ -17,6 +17,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         meson ninja-build gcc libc6-dev pkg-config libgnutls28-dev \
+        libinih-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -58,7 +59,7 @@ COPY --from=build /rootfs/ /
 # the kernel refuses to exec a binary whose file capability it cannot grant.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libgnutls30 ca-certificates libcap2-bin \
+        libgnutls30 libinih1 libmicrohttpd12 ca-certificates libcap2-bin \
  && setcap cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && setcap -v cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove libcap2-bin \

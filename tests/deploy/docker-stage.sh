@@ -99,10 +99,11 @@ deps=$(LD_LIBRARY_PATH=$rlibdir ldd "$rootfs/usr/sbin/dotproxyd")
 if grep -q 'not found' <<<"$deps"; then fail "unresolved libraries: $deps"; fi
 grep -q "libdotproxy.so.* => $rlibdir/" <<<"$deps" ||
     fail "libdotproxy not taken from the runtime tree: $deps"
-# Everything else must be what libgnutls30 + libc6 bring (the runtime stage installs
-# nothing else); a new dependency has to be added to the Dockerfile on purpose.
+# Everything else must be what libgnutls30, libinih1 (config file), libmicrohttpd12
+# (metrics/API) and libc6 bring (the runtime stage installs nothing else); a new
+# dependency has to be added to the Dockerfile on purpose.
 other=$(awk '/=>/ {print $1}' <<<"$deps" |
-        grep -Ev '^(libdotproxy|libgnutls|libc|libm|libpthread|libdl|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi|libzstd|libbrotli(common|enc|dec)?|libz)\.so' || true)
+        grep -Ev '^(libdotproxy|libgnutls|libinih|libmicrohttpd|libc|libm|libpthread|libdl|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi|libzstd|libbrotli(common|enc|dec)?|libz)\.so' || true)
 [[ -z $other ]] || fail "dotproxyd needs libraries the runtime image does not install: $other"
 
 out=$(LD_LIBRARY_PATH=$rlibdir "$rootfs/usr/sbin/dotproxyd" --version 2>&1) ||
