@@ -363,6 +363,10 @@ def mode_burst(args):
 
 
 def mode_flood(args):
+    if args.nice:
+        # The flooder stands for a client on another machine: on a small
+        # test host it must not win the CPU from the proxy it floods.
+        os.nice(args.nice)
     names = Names(args.tag)
     tally = Tally()
     start = now()
@@ -397,6 +401,7 @@ def mode_hold(args):
         q = make_query(qid, wire)
         slow_msg = struct.pack(">H", len(q)) + q
     say("held %d" % len(held))
+    held_at = now()
     open_socks = set(held)
     closed = 0
     written = 0
@@ -428,6 +433,8 @@ def mode_hold(args):
             else:
                 open_socks.discard(s)
                 closed += 1
+                if not open_socks:
+                    say("all closed %d" % round((now() - held_at) * 1000))
     tally = Tally()
     tally.extra.update(held=len(held), closed=closed, still_open=len(open_socks),
                        slowloris_octets=written, slowloris_closed=slow_closed)
@@ -451,6 +458,7 @@ def main():
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--mark", action="append", metavar="NAME@SECONDS")
     ap.add_argument("--slowloris", action="store_true")
+    ap.add_argument("--nice", type=int, default=0, help="flood: lower own priority")
     args = ap.parse_args()
     {"seq": mode_seq, "stream": mode_stream, "burst": mode_burst, "flood": mode_flood,
      "hold": mode_hold}[args.mode](args)
