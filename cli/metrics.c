@@ -1005,7 +1005,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
                         char *err, size_t errlen)
 {
     if (spec == NULL || *spec == '\0') {
-        snprintf(err, errlen, "metrics: empty listen address");
+        snprintf(err, errlen, "empty listen address");
         return -1;
     }
     const char *const whole = spec;
@@ -1021,7 +1021,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
             n -= 2;
         }
         if (n == 0 || n >= sizeof addr) {
-            snprintf(err, errlen, "metrics: bad listen address '%s' (want ADDR@PORT or PORT)",
+            snprintf(err, errlen, "bad listen address '%s' (want ADDR@PORT or PORT)",
                      whole);
             return -1;
         }
@@ -1032,7 +1032,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
     size_t digits = strspn(port_s, "0123456789");
     if (digits == 0 || digits > 5 || port_s[digits] != '\0' ||
         (port = strtoul(port_s, NULL, 10)) > 65535) {
-        snprintf(err, errlen, "metrics: bad port '%s' in listen address (want 0..65535)", port_s);
+        snprintf(err, errlen, "bad port '%s' in listen address (want 0..65535)", port_s);
         return -1;
     }
     memset(ss, 0, sizeof *ss);
@@ -1047,7 +1047,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
         v6->sin6_port = htons((uint16_t)port);
         *sslen = sizeof *v6;
     } else {
-        snprintf(err, errlen, "metrics: bad listen address '%s' (not an IPv4 or IPv6 literal)",
+        snprintf(err, errlen, "bad listen address '%s' (not an IPv4 or IPv6 literal)",
                  addr);
         return -1;
     }
@@ -1064,7 +1064,7 @@ static int open_listener(const char *spec, int *port, char *err, size_t errlen)
         return -1;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        snprintf(err, errlen, "metrics: socket for %s: %s", spec, strerror(errno));
+        snprintf(err, errlen, "socket for %s: %s", spec, strerror(errno));
         return -1;
     }
     int on = 1;
@@ -1074,18 +1074,18 @@ static int open_listener(const char *spec, int *port, char *err, size_t errlen)
     if (ss.ss_family == AF_INET6)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
     if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
-        snprintf(err, errlen, "metrics: cannot bind %s: %s", spec, strerror(errno));
+        snprintf(err, errlen, "cannot bind %s: %s", spec, strerror(errno));
         close(fd);
         return -1;
     }
     if (listen(fd, (int)MAX_CONNECTIONS) != 0) {
-        snprintf(err, errlen, "metrics: cannot listen on %s: %s", spec, strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
         close(fd);
         return -1;
     }
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-        snprintf(err, errlen, "metrics: getsockname for %s: %s", spec, strerror(errno));
+        snprintf(err, errlen, "getsockname for %s: %s", spec, strerror(errno));
         close(fd);
         return -1;
     }
@@ -1116,12 +1116,12 @@ int dp_metrics_start(struct dp_metrics **out, const struct dp_metrics_opts *o, c
     }
     err[0] = '\0';
     if (out == NULL || o == NULL || (o->n_ctxs != 0 && o->ctxs == NULL)) {
-        snprintf(err, errlen, "metrics: invalid arguments");
+        snprintf(err, errlen, "invalid arguments");
         return -1;
     }
     struct dp_metrics *m = calloc(1, sizeof *m);
     if (m == NULL) {
-        snprintf(err, errlen, "metrics: out of memory");
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
     m->n_ctxs = o->n_ctxs;
@@ -1150,15 +1150,18 @@ int dp_metrics_start(struct dp_metrics **out, const struct dp_metrics_opts *o, c
         (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
         MHD_OPTION_END);
     if (m->mhd == NULL) {
-        snprintf(err, errlen, "metrics: libmicrohttpd could not start on %s", o->listen);
-        close(fd);
+        snprintf(err, errlen, "libmicrohttpd could not start on %s", o->listen);
+        /* fd is not closed here: depending on where it failed,
+         * libmicrohttpd 0.9.x has closed it already, and closing a number
+         * another thread may have reused is worse than leaking one
+         * descriptor on an error that stops the daemon anyway. */
         metrics_free(m);
         return -1;
     }
     *out = m;
     return 0;
 oom:
-    snprintf(err, errlen, "metrics: out of memory");
+    snprintf(err, errlen, "out of memory");
     metrics_free(m);
     return -1;
 }
