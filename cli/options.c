@@ -922,6 +922,29 @@ static int build(struct dpd_options *opts, const struct dpd_item *cli, size_t n_
             goto out;
         }
     }
+    /* Every value in the file must be valid, even one the command line
+     * overrides: --check-config vouches for the file, and the next start
+     * may come without that command line. A scratch pass over the file
+     * alone, then the real one. */
+    if (fp.n > 0) {
+        struct dpd_options scratch;
+        dotproxy_config *real_check = check_cfg;
+        int ok = 1;
+
+        set_defaults(&scratch);
+        if (dotproxy_config_new(&check_cfg) != 0) {
+            check_cfg = real_check;
+            nomem();
+            goto out;
+        }
+        for (size_t i = 0; ok && i < fp.n; i++)
+            ok = take(&scratch, &fp.items[i]) == 0;
+        dotproxy_config_free(check_cfg);
+        check_cfg = real_check;
+        dpd_options_release(&scratch);
+        if (!ok)
+            goto out;
+    }
     for (size_t i = 0; i < n_cli; i++)
         cli_groups[defs[cli[i].id].group] = 1;
     for (size_t i = 0; i < fp.n; i++) {

@@ -128,6 +128,12 @@ printf 'cache-min-ttl = 600\ncache-max-ttl = 60\n' >"$bad"
 conf_error "min TTL above max" "$bad:1: cache-min-ttl 600 is above $bad:2: cache-max-ttl 60" \
     -c "$bad"
 
+# A bad file value is an error even where the command line overrides it: the
+# file must be valid on its own.
+printf 'upstream = %s\ntimeout = abc\n' "$UP" >"$bad"
+conf_error "bad value overridden on the command line" "$bad:2: timeout = 'abc': must be a number" \
+    -c "$bad" --timeout 100
+
 # ---- --check-config ----------------------------------------------------------------
 
 out=$(timeout 10 "$DOTPROXYD" --check-config -c "$WORK/good.conf" 2>&1)
