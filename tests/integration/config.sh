@@ -150,6 +150,17 @@ printf '  \n' >"$WORK/empty-token"
 conf_error "check-config: empty API token file" "api-token-file '$WORK/empty-token': empty" \
     --check-config -u "$UP" --ca-file "$PKI/ca.pem" --api-token-file "$WORK/empty-token"
 
+# The shipped example: valid as it is, and with every documented default
+# uncommented (the keys that name files, users, pins or ports left out).
+example=$(dirname "$0")/../../deploy/dotproxyd.conf.example
+out=$(timeout 10 "$DOTPROXYD" --check-config -c "$example" 2>&1)
+check_eq "example file: check-config exit status" 0 "$?"
+sed -E 's/^#([a-z-]+ = )/\1/' "$example" |
+    grep -Ev '^(pin|user|api-token-file|ca-file|metrics) = ' >"$WORK/example.conf"
+check_match "example file: defaults uncommented" '^cache-size = 10000$' "$(cat "$WORK/example.conf")"
+out=$(timeout 10 "$DOTPROXYD" --check-config -c "$WORK/example.conf" 2>&1)
+check_eq "example file with its defaults: check-config" "configuration OK" "$out"
+
 # ---- --user: privileges dropped after binding ------------------------------------
 
 if id nobody >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
