@@ -913,7 +913,7 @@ static enum MHD_Result post_reload(struct dp_metrics *m, struct MHD_Connection *
         return respond_json_error(c, MHD_HTTP_NOT_IMPLEMENTED, "reload not available", NULL);
     if (m->reload(m->user) != 0)
         return respond_json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                  "reload failed (the old configuration stays; see the log)",
+                                  "reload failed: the configuration in force is unchanged",
                                   NULL);
     static const char ok[] = "{\"reloaded\":true}\n";
     return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
