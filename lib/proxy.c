@@ -45,6 +45,7 @@ static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
     q->cacheable = 0;
     q->leading = 0;
     q->counted = 0;
+    q->served_stale = 0;
     q->leader = NULL;
     q->hnext = NULL;
     dp_list_init(&q->followers);
@@ -521,6 +522,15 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
     q->key = key;
     q->cacheable = 1;
     struct dp_query *leader = inflight_find(ctx, &key);
+    if (leader != NULL && leader->served_stale) {
+        /* Its refresh is already late: this client gets the stale answer
+         * too, now, rather than when the refresh gives up. */
+        size_t n = cache_answer(ctx, q, 1);
+        if (n > 0) {
+            deliver(ctx, q, ctx->scratch, n);
+            return;
+        }
+    }
     if (leader != NULL) {
         /* The same question is already on its way: wait for that answer
          * rather than ask the upstream twice. */
@@ -565,6 +575,7 @@ static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
     if (n == 0)
         return;
     send_to_client(ctx, q, ctx->scratch, n);
+    q->served_stale = 1;
     if (q->kind == DP_Q_TCP && q->from.tcp != NULL) {
         dp_listener_tcp_query_done(q->from.tcp, q);
         q->from.tcp = NULL;
@@ -651,8 +662,13 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
         finish_stop(ctx);
     atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_INFLIGHT], ctx->n_active, memory_order_relaxed);
+    /* Gauges and the upstream snapshot follow at most 100 ms behind: a turn
+     * too soon after the last publish leaves one pending, and the loop wakes
+     * for it (once, not forever while idle). */
     if (now >= ctx->snap_next_us)
         dp_stats_publish(ctx);
+    else
+        ctx->publish_pending = 1;
     ctx->in_process = 0;
 }
 
@@ -669,6 +685,8 @@ uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
         if (q->stale_due_us < due)
             due = q->stale_due_us;
     }
+    if (ctx->publish_pending && ctx->snap_next_us < due)
+        due = ctx->snap_next_us;
     uint64_t sweep = dp_tls_pool_next_sweep(ctx);
     if (sweep < due)
         due = sweep;

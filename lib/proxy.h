@@ -60,6 +60,7 @@ struct dp_query {
     uint8_t cacheable;       /* key is valid */
     uint8_t leading;         /* in the in-flight table */
     uint8_t counted;         /* holds a per-client in-flight count (policy_gen) */
+    uint8_t served_stale;    /* its clients got the stale answer; refreshing only */
     unsigned policy_gen;
     uint32_t qcap;           /* room at q */
     struct dp_edns_client edns; /* the client's EDNS, for its answer */
@@ -131,6 +132,7 @@ struct dotproxy_ctx {
     dotproxy_upstream_stats snap[DP_MAX_UPSTREAMS];
     size_t n_snap;
     uint64_t snap_next_us;
+    int publish_pending;           /* something changed since the last publish */
     _Atomic uint64_t latency[DOTPROXY_LATENCY_BUCKETS];
     atomic_int stop_requested;
     int stopping;

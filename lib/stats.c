@@ -33,6 +33,7 @@ void dp_stats_record_latency(struct dotproxy_ctx *ctx, uint64_t us)
 void dp_stats_publish(struct dotproxy_ctx *ctx)
 {
     ctx->snap_next_us = dp_now(ctx) + 100000u;
+    ctx->publish_pending = 0;
     if (ctx->cache != NULL) {
         struct dp_cache_stats cs;
         dp_cache_get_stats(ctx->cache, &cs);

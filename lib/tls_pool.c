@@ -583,6 +583,10 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
     dp_proxy_answer(ctx, q, msg, len, &info);
     if (c->up->n_waiting > 0)
         drain_waiting(c);
+    if (live_inflight(c) == 0)
+        /* The answer may have taught a shorter idle limit (RFC 7828
+         * keepalive): the timer must follow it, not fire at the old one. */
+        dp_timer_set(&ctx->loop, &c->timer, c->idle_since_us + idle_limit(c));
     return 0;
 }
 
