@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "dotproxy/error.h"
 #include "policy.h"
 #include "proxy.h"
@@ -98,6 +99,32 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the access policy; "
                                              "keeping the old one");
     }
+    int cache_changed = n->cache_size != ctx->cfg.cache_size ||
+                        n->cache_min_ttl != ctx->cfg.cache_min_ttl ||
+                        n->cache_max_ttl != ctx->cfg.cache_max_ttl ||
+                        n->stale_max_s != ctx->cfg.stale_max_s;
+    if (cache_changed) {
+        /* Queries refer to the cache only through their key: a new cache
+         * (empty) can replace the old one at once. */
+        struct dp_cache *nc = NULL;
+        struct dp_cache_config cc = {
+            .max_entries = n->cache_size,
+            .min_ttl = n->cache_min_ttl,
+            .max_ttl = n->cache_max_ttl,
+            .stale_max_s = n->stale_max_s,
+        };
+        if (n->cache_size == 0 || dp_cache_new(&nc, &cc) == 0) {
+            dp_cache_free(ctx->cache);
+            ctx->cache = nc;
+        } else {
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the new cache; "
+                                                 "keeping the old one");
+        }
+    }
+    /* A reload config without a log callback keeps the one in use, rather
+     * than silencing the context. */
+    if (n->log.fn == NULL)
+        n->log = ctx->cfg.log;
     dp_config_clear(&ctx->cfg);
     ctx->cfg = *n;
     free(n); /* its strings now belong to ctx->cfg */

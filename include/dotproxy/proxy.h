@@ -62,7 +62,9 @@ DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, 
  * health of every upstream whose address, name and pins are unchanged, as
  * long as the CA file and TLS priority are unchanged too. Queries on a removed
  * upstream move to the new ones. Everything else (timeouts, limits, access
- * control, upstream list) takes effect for new queries. If the new TLS
+ * control, upstream list) takes effect for new queries; changed cache settings
+ * start a new, empty cache; a cfg without a log callback keeps the current
+ * one. If the new TLS
  * settings cannot be loaded the old configuration stays (logged).
  * Safe from any thread, but not from a signal handler (it allocates): from a
  * handler, set a flag and call it from a thread. Returns 0, DOTPROXY_EINVAL

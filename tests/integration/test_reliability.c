@@ -875,6 +875,30 @@ END_TEST
 
 /* ---- the runner ------------------------------------------------------------- */
 
+START_TEST(test_reliability_reload_applies_a_changed_cache_size)
+{
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t up = ts_dotserver_port(srv);
+    dotproxy_config *cfg = config_one(up);
+    ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
+    rig r;
+    rig_up(&r, cfg);
+    ask_ok(r.port, 0x7101, "cached.reload.test");
+    ask_ok(r.port, 0x7102, "cached.reload.test");
+    ck_assert_uint_eq(ts_dotserver_queries(srv), 1); /* the second came from the cache */
+
+    cfg = config_one(up);
+    ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 0), 0);
+    rig_reload(&r, cfg);
+    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
+    ask_ok(r.port, 0x7103, "cached.reload.test");
+    ask_ok(r.port, 0x7104, "cached.reload.test");
+    ck_assert_uint_eq(ts_dotserver_queries(srv), 3); /* no cache any more */
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
 /* Selection policies: with two healthy upstreams, "ordered" sends every
  * query to the first, "round-robin" spreads them over both. */
 static void run_selection(int policy, unsigned *first, unsigned *second)
@@ -983,6 +1007,10 @@ static Suite *reliability_suite(void)
     tcase_add_test(
         tc,
         test_reliability_fails_fast_while_every_upstream_is_down_and_recovers_when_one_returns);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("reload cache");
+    tcase_add_test(tc, test_reliability_reload_applies_a_changed_cache_size);
     suite_add_tcase(s, tc);
 
     tc = tcase("selection");
