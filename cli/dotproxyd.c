@@ -504,11 +504,8 @@ static void warn_restart_only(const struct dpd_options *n)
     NOTE(str_differs(n->api_token_file, boot.api_token_file), "api-token-file");
     NOTE(n->log_json != boot.log_json, "log-format");
     NOTE(n->log_syslog != boot.log_syslog, "syslog");
-    /* The library sizes and configures the cache once, in dotproxy_ctx_new. */
-    NOTE(n->cache_size != boot.cache_size, "cache-size");
-    NOTE(n->cache_min_ttl != boot.cache_min_ttl, "cache-min-ttl");
-    NOTE(n->cache_max_ttl != boot.cache_max_ttl, "cache-max-ttl");
-    NOTE(n->stale_max_s != boot.stale_max_s, "stale-max");
+    /* Cache settings are not here: a reload gives the library a new, empty
+     * cache when they change. */
 #undef NOTE
     if (what[0] != '\0')
         log_main(DOTPROXY_LOG_WARN, "reload: changes to %s take effect only after a restart",
