@@ -137,6 +137,13 @@ upstream() {
     SRV_NAME=$name
 }
 
+# upstream_done [PID DRAIN NAME]: SIGTERM, and it exits 0 (default: the
+# last one started).
+upstream_done() {
+    stop_bg "${1:-$SRV_PID}" "${2:-$SRV_DRAIN}"
+    check_eq "ts-dotserver ${3:-$SRV_NAME} exit status" 0 "$STOP_STATUS"
+}
+
 # counter NAME KEY: a counter the stopped ts-dotserver NAME printed.
 counter() {
     sed -n "s/^$2=//p" "$WORK/$1.log" | tail -n 1
@@ -176,7 +183,7 @@ section upstream_down
 # A port just closed is a port nobody listens on.
 upstream s1-probe
 port=$SRV_PORT
-stop_bg "$SRV_PID" "$SRV_DRAIN"
+upstream_done
 proxy s1-proxy -u "$(up "$port")" --timeout 3000
 drive s1-down seq --tag s1down --count 5 --timeout 3
 down=$RES
@@ -196,7 +203,7 @@ drive s1-after seq --tag s1after --count 5 --timeout 3
 check_eq "upstream_down: then every query answered" "5" "$(fig answered)"
 figures upstream_down "$down" "all while down; first answer ${recover} ms after it was up"
 proxy_done upstream_down
-stop_bg "$SRV_PID" "$SRV_DRAIN"
+upstream_done
 
 # ---- 2. upstream killed -9 and restarted mid-stream --------------------------------
 section upstream_restart
@@ -229,7 +236,7 @@ if [ "$(fig servfail)" != 0 ]; then
 fi
 figures upstream_restart "$RES" "killed at ${kill_ms} ms, back at ${restart_ms} ms; SERVFAIL sent $(fig servfail_first_ms)..$(fig servfail_last_ms) ms"
 proxy_done upstream_restart
-stop_bg "$SRV_PID" "$SRV_DRAIN"
+upstream_done
 
 # ---- 3. a silent (black-holed) upstream --------------------------------------------
 section silent_upstream
@@ -252,8 +259,8 @@ check_eq "silent_upstream beside a good one: every query answered" 10 "$(fig ans
 check_le "silent_upstream beside a good one: slowest answer, ms" "$(fig max_ms)" 999
 figures silent_upstream_pair "$RES" "silent first, healthy second"
 proxy_done silent_upstream_pair
-stop_bg "$SRV_PID" "$SRV_DRAIN"
-stop_bg "$silent_pid" "$silent_drain"
+upstream_done
+upstream_done "$silent_pid" "$silent_drain" s3-silent
 
 # ---- 4. an upstream that closes idle connections after 1 s ---------------------------
 section idle_close
@@ -264,7 +271,7 @@ check_eq "idle_close: queries 1.5 s apart all answered" 5 "$(fig answered)"
 check_eq "idle_close: no SERVFAIL" 0 "$(fig servfail)"
 r4=$RES
 proxy_done idle_close
-stop_bg "$SRV_PID" "$SRV_DRAIN"
+upstream_done
 # The fault happened: the upstream closed an idle connection under the proxy
 # (after that the proxy may learn the limit and close first), and no
 # connection lived from one query to the next.
@@ -285,7 +292,7 @@ for fault in bad-id wrong-question garbage; do
     check_eq "bad_upstream --$fault: every query SERVFAIL" 10 "$(fig servfail)"
     figures "bad_upstream_$fault" "$RES"
     proxy_done "bad_upstream --$fault"
-    stop_bg "$SRV_PID" "$SRV_DRAIN"
+    upstream_done
     check_ge "bad_upstream --$fault: the upstream saw the queries" \
         "$(counter "s5-$fault" queries)" 10
 done
@@ -361,7 +368,7 @@ if has_opt --tcp-idle-timeout; then
 else
     skip_scenario tcp_idle_timeout_1000 "dotproxyd has no --tcp-idle-timeout yet"
 fi
-stop_bg "$SRV_PID" "$SRV_DRAIN"
+upstream_done
 
 # ---- 7. one client floods, another keeps being served -----------------------------------
 section flood
@@ -409,7 +416,7 @@ if has_opt --rate-limit && has_opt --rate-limit-loopback; then
 else
     skip_scenario flood_rate_limited "dotproxyd has no --rate-limit/--rate-limit-loopback yet"
 fi
-stop_bg "$SRV_PID" "$SRV_DRAIN"
+upstream_done
 
 # ---- 8. the access list -------------------------------------------------------------------
 section allow
@@ -432,15 +439,17 @@ drive s8-default seq --tag s8default --count 3 --timeout 2
 check_eq "default access list: 127.0.0.1 answered" 3 "$(fig answered)"
 figures allow_default "$RES"
 proxy_done "default access list"
-stop_bg "$SRV_PID" "$SRV_DRAIN"
+upstream_done
 
 # ---- 9. SIGTERM with queries in flight -----------------------------------------------------
 section sigterm_inflight
-# Answers take 300 ms; 20 queries go out, then SIGTERM: the proxy finishes
-# what it took on and exits 0 within 2 s.
+# Answers take 300 ms; 20 queries go out and, once the proxy has read them
+# (its socket's receive queue is empty: a query still in the kernel at the
+# signal is not one it took on), SIGTERM: the proxy finishes what it took on
+# and exits 0 within 2 s.
 upstream s9-up --delay 300
 proxy s9-proxy -u "$(up "$SRV_PORT")" --timeout 3000
-drive_bg s9-burst burst --tag s9 --count 20 --timeout 4
+drive_bg s9-burst burst --tag s9 --count 20 --timeout 4 --wait-read
 await s9-burst '^sent ([0-9]+)$'
 stop_proxy
 drive_end s9-burst
@@ -448,7 +457,7 @@ check_eq "sigterm_inflight: dotproxyd exit status" 0 "$STOP_STATUS"
 check_le "sigterm_inflight: ms from SIGTERM to exit" "$STOP_MS" 2000
 check_eq "sigterm_inflight: all 20 answered" 20 "$(fig answered)"
 figures sigterm_inflight "$RES" "exit $STOP_STATUS after $STOP_MS ms"
-stop_bg "$SRV_PID" "$SRV_DRAIN"
+upstream_done
 
 # ---- summary ---------------------------------------------------------------------------------
 echo

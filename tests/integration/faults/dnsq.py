@@ -348,6 +348,31 @@ def mode_stream(args):
     say(tally.line())
 
 
+def udp_rx_queue(server, port):
+    """Octets waiting in the receive queue of the UDP socket bound to
+    server:port (/proc/net/udp), None when there is none."""
+    want = "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(server))[0], port)
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def wait_read(server, port, limit):
+    """Until the server has read every datagram sent to it (its receive
+    queue is empty), so that what comes next (a SIGTERM) finds the queries
+    taken in, not waiting in the kernel. Loopback datagrams are queued by
+    the time send() returns."""
+    end = now() + limit
+    while now() < end:
+        q = udp_rx_queue(server, port)
+        if not q:
+            return
+        time.sleep(0.001)
+
+
 def mode_burst(args):
     names = Names(args.tag)
     tally = Tally()
@@ -356,6 +381,8 @@ def mode_burst(args):
     for _ in range(args.count):
         qid, wire = names.take()
         p.send(qid, wire)
+    if args.wait_read:
+        wait_read(args.server, args.port, 2.0)
     say("sent %d" % args.count)
     while p.inflight:
         p.poll(0.05)
@@ -458,6 +485,8 @@ def main():
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--mark", action="append", metavar="NAME@SECONDS")
     ap.add_argument("--slowloris", action="store_true")
+    ap.add_argument("--wait-read", action="store_true",
+                    help="burst: say 'sent' once the server has read the queries")
     ap.add_argument("--nice", type=int, default=0, help="flood: lower own priority")
     args = ap.parse_args()
     {"seq": mode_seq, "stream": mode_stream, "burst": mode_burst, "flood": mode_flood,
