@@ -6,8 +6,10 @@
 #   docker run -d --name dotproxyd -p 127.0.0.1:53:53/udp -p 127.0.0.1:53:53/tcp dotproxyd
 #   dig @127.0.0.1 example.com
 #
-# Arguments after the image name replace CMD, e.g.
-#   docker run dotproxyd --listen 0.0.0.0@53 --upstream 9.9.9.9@853#dns.quad9.net
+# Arguments after the image name replace CMD (keep --metrics 127.0.0.1@9153 for the
+# HEALTHCHECK), e.g.
+#   docker run dotproxyd --listen 0.0.0.0@53 --metrics 127.0.0.1@9153 \
+#       --upstream 9.9.9.9@853#dns.quad9.net
 # See docs/deployment.md and dotproxyd(8).
 
 ############################################################################ build
@@ -36,6 +38,7 @@ RUN mkdir -p /rootfs/usr/sbin /rootfs/usr/libexec/dotproxyd \
  && cp -a /stage/usr/sbin/dotproxyd /rootfs/usr/sbin/ \
  && cd /stage \
  && find usr/lib -name 'libdotproxy.so.*' -exec cp -a --parents {} /rootfs/ \; \
+ && install -m 0755 /src/deploy/docker/health-probe /rootfs/usr/libexec/dotproxyd/health-probe \
  && install -m 0755 /src/deploy/docker/dns-probe /rootfs/usr/libexec/dotproxyd/dns-probe
 
 ########################################################################## runtime
@@ -47,7 +50,8 @@ LABEL org.opencontainers.image.title="dotproxyd" \
 
 COPY --from=build /rootfs/ /
 
-# Run time needs GnuTLS and the trust store; no compiler, no DNS tools.
+# Run time needs GnuTLS, libinih (-c config file), libmicrohttpd (--metrics) and the
+# trust store; no compiler, no DNS or HTTP tools.
 #
 # Port 53 is privileged and the daemon runs as uid 10053, so the binary carries the
 # file capability cap_net_bind_service (+ep).  It is set here, not in the build stage,
@@ -74,19 +78,42 @@ RUN apt-get update \
 # (logs go to stderr), so the container also runs with --read-only.
 USER dotproxy:dotproxy
 
+# 9153 (--metrics) is deliberately not EXPOSEd: the default CMD binds it to the
+# container's loopback, where publishing it would reach nothing (see CMD below).
 EXPOSE 53/udp 53/tcp
 
-# A real DNS exchange with the proxy (see deploy/docker/dns-probe): healthy only if it
-# answers NOERROR/NXDOMAIN in time, so a proxy cut off from every upstream (SERVFAIL)
-# is unhealthy.  Set DOTPROXY_PROBE_PORT/ADDR when you change --listen.  When
-# `--metrics ADDR@PORT` exists, switch to its GET /health (200 ready, 503 not).
-HEALTHCHECK --interval=30s --timeout=10s --start-period=15s --retries=3 \
-    CMD ["/usr/libexec/dotproxyd/dns-probe"]
+# GET /health on the metrics server (deploy/docker/health-probe; bash's /dev/tcp, as
+# the image has no curl): 200 while at least one upstream is usable, 503 while every
+# upstream is backing off after failed connects.  It spends no upstream query, but it
+# only knows what traffic has taught it: an idle proxy whose upstreams vanished stays
+# healthy until a query fails.  The end-to-end alternative sends a real DNS query
+# through the listener (NOERROR/NXDOMAIN = healthy, SERVFAIL = not) and needs no
+# --metrics:  docker run --health-cmd /usr/libexec/dotproxyd/dns-probe ...
+# Set DOTPROXY_HEALTH_PORT (and _ADDR) if you move --metrics; the probe's own 3 s
+# limit stays below --timeout so it reports why it failed.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["/usr/libexec/dotproxyd/health-probe"]
 
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/sbin/dotproxyd"]
 # Upstreams default to Cloudflare (1.0.0.1 and 1.1.1.1, cloudflare-dns.com).
-# Later options plug in here: --metrics 0.0.0.0@9153 (and EXPOSE 9153/tcp),
-# -c /etc/dotproxyd/dotproxyd.conf (mount it read-only), --allow CIDR.
-# --user is not needed: the image already starts as dotproxy.
-CMD ["--listen", "0.0.0.0@53"]
+#
+# --metrics 127.0.0.1@9153: the container's own loopback, which the HEALTHCHECK (run
+# inside the container) reaches and nothing outside does.  GET /metrics, /api/v1/* and
+# the status page need no credentials and show upstreams, traffic and client
+# counters, so they are not published by default.  To scrape them, say so on purpose:
+#   docker run ... -p 127.0.0.1:9153:9153 dotproxyd --listen 0.0.0.0@53 --metrics 0.0.0.0@9153
+# (0.0.0.0 includes loopback, so the HEALTHCHECK keeps working).
+#
+# Clients: dotproxyd answers only --allow networks, by default loopback and the private
+# ranges (RFC 1918, RFC 6598, link-local, fc00::/7).  Containers on a Docker network
+# and the host through a published port arrive from the container network (private),
+# so the default works; clients elsewhere reaching a published port keep their own
+# source address (Docker DNATs, it does not masquerade), so add theirs:
+#   docker run ... dotproxyd --listen 0.0.0.0@53 --metrics 127.0.0.1@9153 --allow 203.0.113.0/24
+# (--allow replaces the default list: repeat the private ranges you still want).
+#
+# -c /etc/dotproxyd/dotproxyd.conf: mount a file read-only there and add -c; options
+# on the command line win over the file.  --user is not needed: the image already
+# starts as dotproxy.
+CMD ["--listen", "0.0.0.0@53", "--metrics", "127.0.0.1@9153"]

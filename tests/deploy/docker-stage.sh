@@ -113,5 +113,28 @@ version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$src/meson.build" | head
     fail "staged dotproxyd --version printed '$out', expected it to name version $version"
 ok "runtime tree runs: $out"
 
+# The libraries dotproxyd and libdotproxy link directly must come from packages the
+# runtime stage installs by name (libc6 is in the base image).  The package that owns
+# each library here is asked of dpkg, as Debian's image would resolve it.
+if command -v dpkg >/dev/null; then
+    runtime_pkgs=$(sed -e ':a' -e '/\\$/N; s/\\\n/ /; ta' "$dockerfile" |
+                   awk '/^FROM /{last=""} {last = last "\n" $0} END{print last}' |
+                   grep -o 'install -y --no-install-recommends [^&]*' | head -1)
+    [[ -n $runtime_pkgs ]] || fail "no apt-get install in the Dockerfile's runtime stage"
+    for obj in "$rootfs/usr/sbin/dotproxyd" "$rlibdir/$soname"; do
+        for lib in $(readelf -d "$obj" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            [[ $lib == libdotproxy.so.* || $lib == libc.so.* ]] && continue
+            path=$(awk -v l="$lib" '$1 == l {print $3}' <<<"$deps")
+            [[ -n $path ]] || path=$(ldd "$rlibdir/$soname" | awk -v l="$lib" '$1 == l {print $3}')
+            pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)
+            [[ -n $pkg ]] || fail "no Debian package owns $path ($lib)"
+            [[ " $runtime_pkgs " == *" $pkg "* ]] ||
+                fail "$lib comes from $pkg, which the runtime stage does not install ($runtime_pkgs)"
+            ok "$lib from $pkg, installed by the runtime stage"
+        done
+    done
+fi
+
 bash -n "$src/deploy/docker/dns-probe" || fail "deploy/docker/dns-probe does not parse"
+bash -n "$src/deploy/docker/health-probe" || fail "deploy/docker/health-probe does not parse"
 echo "docker-stage: all checks passed"

@@ -7,14 +7,25 @@ House rules for the project's Dockerfile, checked without a container engine:
     from an earlier layer), passes --no-install-recommends, and removes
     /var/lib/apt/lists in the same RUN (so the index is in no layer);
   * no ADD from a URL (unpinned, uncached downloads; use a package or COPY);
-  * the final stage sets a USER that is not root, has a HEALTHCHECK (not NONE),
-    EXPOSEs 53/udp and 53/tcp, uses exec-form ENTRYPOINT, and installs no compiler
-    or build tool.
+  * the final stage sets a USER that is not root, has a HEALTHCHECK (not NONE) with
+    an explicit --timeout, EXPOSEs 53/udp and 53/tcp, uses exec-form ENTRYPOINT and
+    CMD, and installs no compiler or build tool;
+  * the HEALTHCHECK's program is one the build stage installs into the image;
+  * when the HEALTHCHECK is deploy/docker/health-probe (GET /health), CMD runs
+    --metrics on a loopback address (not published by default) and on the port the
+    probe asks by default (read from the probe script beside the Dockerfile).
 Exit 0 clean, 1 with one line per problem.
 """
+import ipaddress
 import json
+import os
 import re
 import sys
+
+# Where the probe script lives relative to the Dockerfile, and the name it has in the
+# image; its default port is read from it so the two cannot drift.
+HEALTH_PROBE_SRC = os.path.join("deploy", "docker", "health-probe")
+HEALTH_PROBE_NAME = "health-probe"
 
 BUILD_TOOLS = {"gcc", "clang", "cc", "meson", "ninja-build", "make", "build-essential",
                "pkg-config", "libgnutls28-dev", "check", "g++"}
@@ -50,7 +61,54 @@ def apt_install_packages(cmd):
     return pkgs
 
 
-def lint(text):
+def probe_default_port(dockerfile_path):
+    """The port deploy/docker/health-probe asks when DOTPROXY_HEALTH_PORT is unset."""
+    path = os.path.join(os.path.dirname(os.path.abspath(dockerfile_path)), HEALTH_PROBE_SRC)
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = re.search(r"DOTPROXY_HEALTH_PORT:-(\d+)", f.read())
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def exec_form(args):
+    try:
+        v = json.loads(args)
+    except ValueError:
+        return None
+    return v if isinstance(v, list) and all(isinstance(x, str) for x in v) else None
+
+
+def check_metrics(final, probe_port, problems):
+    """CMD's --metrics must be where health-probe looks, and on loopback only."""
+    cmds = [args for _, kw, args in final if kw == "CMD"]
+    cmd = exec_form(cmds[-1]) if cmds else None
+    if cmd is None:
+        problems.append("final stage has no exec-form CMD")
+        return
+    envs = " ".join(args for _, kw, args in final if kw == "ENV")
+    if "DOTPROXY_HEALTH_PORT" in envs or "DOTPROXY_HEALTH_ADDR" in envs:
+        return  # the image moves the probe itself; not this file's convention
+    values = [cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a == "--metrics"]
+    values += [a.split("=", 1)[1] for a in cmd if a.startswith("--metrics=")]
+    if not values:
+        problems.append("HEALTHCHECK asks GET /health but CMD has no --metrics")
+        return
+    addr, _, port = values[-1].rpartition("@")
+    addr = addr.strip("[]") or "127.0.0.1"
+    if probe_port is not None and port != str(probe_port):
+        problems.append(f"CMD --metrics port {port} is not the port health-probe asks ({probe_port})")
+    try:
+        loop = ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        loop = False
+    if not loop:
+        problems.append(f"CMD --metrics {values[-1]} is not loopback: the unauthenticated "
+                        "metrics and status page would be reachable by default")
+
+
+def lint(text, probe_port=None):
     problems = []
     stages = []  # list of lists of (lineno, kw, args)
     for ins in instructions(text):
@@ -89,6 +147,23 @@ def lint(text):
         problems.append("final stage has no HEALTHCHECK")
     elif checks[-1].upper().startswith("NONE"):
         problems.append("final stage disables HEALTHCHECK")
+    else:
+        hc = checks[-1]
+        if not re.search(r"--timeout=\d", hc):
+            problems.append("HEALTHCHECK has no explicit --timeout")
+        m = re.search(r"\bCMD\s+(.*)$", hc)
+        argv = exec_form(m.group(1)) if m else None
+        if not argv:
+            problems.append("HEALTHCHECK CMD is not exec form")
+        else:
+            prog = argv[0]
+            installed = any(kw == "RUN" and re.search(r"(?:/rootfs)?" + re.escape(prog) + r"(?:\s|$)", args)
+                            and "/rootfs" in args
+                            for st in stages[:-1] for _, kw, args in st)
+            if not installed:
+                problems.append(f"HEALTHCHECK runs {prog}, which no build stage installs into /rootfs")
+            if os.path.basename(prog) == HEALTH_PROBE_NAME:
+                check_metrics(final, probe_port, problems)
     exposed = set()
     for _, kw, args in final:
         if kw == "EXPOSE":
@@ -134,6 +209,23 @@ MUTATIONS = [
     ("ADD a URL", lambda t: t + "\nADD https://example.invalid/x.tar.gz /x\n", "ADD from a URL"),
     ("shell-form ENTRYPOINT", lambda t: re.sub(r"(?m)^ENTRYPOINT .*$", "ENTRYPOINT /usr/sbin/dotproxyd", t),
      "not exec form"),
+    ("HEALTHCHECK without --timeout", lambda t: re.sub(r"--timeout=\S+ ", "", t),
+     "no explicit --timeout"),
+    ("HEALTHCHECK runs a program the image lacks",
+     lambda t: t.replace('CMD ["/usr/libexec/dotproxyd/health-probe"]',
+                         'CMD ["/usr/libexec/dotproxyd/healthprobe"]'),
+     "which no build stage installs"),
+    ("no --metrics in CMD",
+     lambda t: re.sub(r'(?m)^(CMD \[.*), "--metrics", "[^"]*"', r"\1", t), "CMD has no --metrics"),
+    ("--metrics on another port",
+     lambda t: re.sub(r'(?m)^(CMD \[.*"--metrics", ")[^"]*"', r'\g<1>127.0.0.1@9154"', t),
+     "is not the port health-probe asks"),
+    ("--metrics published by default",
+     lambda t: re.sub(r'(?m)^(CMD \[.*"--metrics", ")[^"]*"', r'\g<1>0.0.0.0@9153"', t),
+     "is not loopback"),
+    ("--metrics with the port only is loopback (accepted), on another port (reported)",
+     lambda t: re.sub(r'(?m)^(CMD \[.*"--metrics", ")[^"]*"', r'\g<1>9999"', t),
+     "is not the port health-probe asks"),
     ("compiler in the final stage",
      lambda t: t + "\nRUN apt-get update && apt-get install -y --no-install-recommends gcc"
                    " && rm -rf /var/lib/apt/lists/*\n", "installs build tools"),
@@ -144,7 +236,11 @@ def self_test(path):
     with open(path, encoding="utf-8") as f:
         text = f.read()
     failures = 0
-    base = lint(text)
+    port = probe_default_port(path)
+    if port is None:
+        print(f"self-test: no DOTPROXY_HEALTH_PORT default found in {HEALTH_PROBE_SRC}")
+        return 1
+    base = lint(text, port)
     if base:
         print(f"self-test: {path} is not clean to start with: {base}")
         return 1
@@ -154,7 +250,7 @@ def self_test(path):
             print(f"self-test: mutation '{name}' changed nothing; update it for the Dockerfile")
             failures += 1
             continue
-        found = lint(mutated)
+        found = lint(mutated, port)
         if any(expect in p for p in found):
             print(f"ok: mutation '{name}' reported")
         else:
@@ -170,7 +266,7 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as f:
-        problems = lint(f.read())
+        problems = lint(f.read(), probe_default_port(argv[1]))
     for p in problems:
         print(f"{argv[1]}: {p}")
     if problems:
