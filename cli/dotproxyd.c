@@ -348,8 +348,12 @@ static void log_startup(const struct dpd_options *opts)
  * reuse: with "ADDR@0" they must all name the kernel's choice. */
 static int *bound_ports;
 
-/* Worker i's configuration: the options, its log tag, and for i > 0 the
- * ports worker 0 got. */
+/* With several workers, one answer cache they all use: the same memory
+ * then answers more queries than a cache each (docs/cache-design.md). */
+static dotproxy_cache *shared_cache;
+
+/* Worker i's configuration: the options, its log tag, the shared cache, and
+ * for i > 0 the ports worker 0 got. */
 static int worker_config(dotproxy_config **out, const struct dpd_options *opts, unsigned i)
 {
     dotproxy_config *cfg;
@@ -357,6 +361,16 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
 
     if (r < 0)
         return r;
+    if (opts->workers > 1 && opts->cache_size > 0 && !opts->cache_per_worker) {
+        if (shared_cache == NULL)
+            r = dotproxy_cache_new(&shared_cache, cfg);
+        if (r == 0)
+            r = dotproxy_config_set_shared_cache(cfg, shared_cache);
+        if (r < 0) {
+            dotproxy_config_free(cfg);
+            return r;
+        }
+    }
     r = dotproxy_config_set_log(cfg, log_from_library, &workers[i], opts->log_level);
     if (r < 0) {
         dotproxy_config_free(cfg);
@@ -408,6 +422,8 @@ static void free_contexts(unsigned n)
         dotproxy_ctx_free(workers[i].ctx);
         workers[i].ctx = NULL;
     }
+    dotproxy_cache_free(shared_cache); /* the contexts held their own references */
+    shared_cache = NULL;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

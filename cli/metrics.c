@@ -199,6 +199,7 @@ static const char *const counter_names[DOTPROXY_CTR_COUNT_] = {
     [DOTPROXY_CTR_REFUSED_ACL] = "refused_acl",
     [DOTPROXY_CTR_RATE_LIMITED] = "rate_limited",
     [DOTPROXY_CTR_CLIENT_INFLIGHT_CAP] = "client_inflight_cap",
+    [DOTPROXY_CTR_CACHE_SHARED] = "cache_shared",
 };
 
 /* Every worker's counters, read once per request so that one response is
@@ -232,6 +233,14 @@ static int snapshot_take(const struct dp_metrics *m, struct snapshot *s)
         if (c == DOTPROXY_CTR_RELOADS) {
             for (size_t w = 0; w < s->n; w++)
                 if (w == 0 || s->ctr[w][c] < s->total[c])
+                    s->total[c] = s->ctr[w][c];
+        } else if ((c == DOTPROXY_CTR_CACHE_ENTRIES || c == DOTPROXY_CTR_CACHE_EVICTIONS ||
+                    c == DOTPROXY_CTR_CACHE_SHARED) &&
+                   s->n > 0 && s->ctr[0][DOTPROXY_CTR_CACHE_SHARED]) {
+            /* One cache shared by every worker: each reports the whole of
+             * it, so count it once. */
+            for (size_t w = 0; w < s->n; w++)
+                if (s->ctr[w][c] > s->total[c])
                     s->total[c] = s->ctr[w][c];
         } else {
             for (size_t w = 0; w < s->n; w++)

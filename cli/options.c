@@ -65,6 +65,7 @@ enum opt_id {
     O_STALE_MAX,
     O_PADDING,
     O_KEEP_ECS,
+    O_CACHE_PER_WORKER,
     O_ALLOW,
     O_RATE_LIMIT,
     O_RATE_LIMIT_PREFIX,
@@ -119,6 +120,7 @@ static const struct opt_def defs[O_COUNT_] = {
     [O_STALE_MAX] = {"stale-max", 0, 0, O_STALE_MAX},
     [O_PADDING] = {"padding", 0, 0, O_PADDING},
     [O_KEEP_ECS] = {"keep-ecs", 0, F_FLAG, O_KEEP_ECS},
+    [O_CACHE_PER_WORKER] = {"cache-per-worker", 0, F_FLAG, O_CACHE_PER_WORKER},
     [O_ALLOW] = {"allow", 0, F_REPEAT, O_ALLOW},
     [O_RATE_LIMIT] = {"rate-limit", 0, 0, O_RATE_LIMIT},
     [O_RATE_LIMIT_PREFIX] = {"rate-limit-prefix", 0, 0, O_RATE_LIMIT_PREFIX},
@@ -171,7 +173,9 @@ void dpd_options_usage(FILE *out)
         "      --handshake-timeout MS         TCP connect + TLS handshake limit (default 5000)\n"
         "      --selection POLICY             latency, round-robin or ordered (default latency)\n"
         "Cache and EDNS:\n"
-        "      --cache-size N                 answer-cache entries per worker, 0 = off (default 10000)\n"
+        "      --cache-size N                 answer-cache entries, 0 = off (default 10000)\n"
+        "      --cache-per-worker             with -w N, one cache per worker instead of a\n"
+        "                                     shared one (N times the memory, fewer hits)\n"
         "      --cache-min-ttl S              raise cached TTLs to at least S (default 0)\n"
         "      --cache-max-ttl S              cap cached TTLs at S (default 86400)\n"
         "      --stale-max S                  serve expired answers up to S seconds (RFC 8767;\n"
@@ -671,6 +675,9 @@ static int take(struct dpd_options *opts, const struct dpd_item *it)
         break;
     case O_KEEP_ECS:
         r = take_flag(it, &opts->keep_ecs);
+        break;
+    case O_CACHE_PER_WORKER:
+        r = take_flag(it, &opts->cache_per_worker);
         break;
     case O_RATE_LIMIT: return take_rate_limit(opts, it);
     case O_RATE_LIMIT_PREFIX: return take_rate_limit_prefix(opts, it);

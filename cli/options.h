@@ -66,6 +66,7 @@ struct dpd_options {
     unsigned cache_min_ttl, cache_max_ttl, stale_max_s;
     unsigned padding;
     int keep_ecs;
+    int cache_per_worker;          /* -w N: a cache each instead of one shared */
     unsigned rl_qps, rl_burst, rl_v4_prefix, rl_v6_prefix;
     int rl_action, rl_loopback;
     unsigned workers; /* 1..DPD_MAX_WORKERS */

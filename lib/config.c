@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dotproxy/error.h"
+#include "shared_cache.h"
 
 DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
 {
@@ -36,6 +37,8 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
 
 void dp_config_clear(struct dotproxy_config *cfg)
 {
+    dp_shared_cache_unref(cfg->shared_cache);
+    cfg->shared_cache = NULL;
     free(cfg->ca_file);
     free(cfg->tls_priority);
     cfg->ca_file = cfg->tls_priority = NULL;
@@ -53,6 +56,7 @@ int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *sr
 {
     *dst = *src;
     dst->ca_file = dst->tls_priority = NULL;
+    dp_shared_cache_ref(dst->shared_cache);
     if (src->ca_file != NULL && (dst->ca_file = strdup(src->ca_file)) == NULL)
         return DOTPROXY_ENOMEM;
     if (src->tls_priority != NULL && (dst->tls_priority = strdup(src->tls_priority)) == NULL) {
@@ -359,4 +363,14 @@ DOTPROXY_EXPORT int dotproxy_config_set_selection(dotproxy_config *cfg, int poli
 DOTPROXY_EXPORT int dotproxy_config_set_handshake_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
     return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->handshake_timeout_ms, ms, 1, 60000);
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_shared_cache(dotproxy_config *cfg, dotproxy_cache *cache)
+{
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    dp_shared_cache_ref(cache);
+    dp_shared_cache_unref(cfg->shared_cache);
+    cfg->shared_cache = cache;
+    return 0;
 }

@@ -36,6 +36,7 @@ struct dotproxy_config {
     unsigned max_tcp_clients;
     size_t cache_size;
     unsigned cache_min_ttl, cache_max_ttl, stale_max_s;
+    struct dotproxy_cache *shared_cache; /* a reference, or NULL */
     struct dp_cidr allow[DP_MAX_ALLOW];
     size_t n_allow; /* 0: the default private list */
     unsigned rl_qps, rl_burst, rl_v4_prefix, rl_v6_prefix;

@@ -14,6 +14,7 @@
 #include "edns.h"
 #include "policy.h"
 #include "reload.h"
+#include "shared_cache.h"
 #include "stats.h"
 #include "tls_pool.h"
 
@@ -82,6 +83,32 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
         dp_listener_tcp_query_done(q->from.tcp, q);
     q->next_free = ctx->qfree;
     ctx->qfree = q;
+}
+
+/* ---- the cache: the context's own, or one shared with other contexts ---- */
+
+static int has_cache(const struct dotproxy_ctx *ctx)
+{
+    return ctx->cache != NULL || ctx->cfg.shared_cache != NULL;
+}
+
+static int cache_lookup(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, int allow_stale,
+                        const uint8_t *query, size_t qlen, size_t *outlen)
+{
+    if (ctx->cfg.shared_cache != NULL)
+        return dp_shared_cache_lookup(ctx->cfg.shared_cache, k, dp_now(ctx), allow_stale, query,
+                                      qlen, ctx->scratch, DP_SCRATCH, outlen);
+    return dp_cache_lookup(ctx->cache, k, dp_now(ctx), allow_stale, query, qlen, ctx->scratch,
+                           DP_SCRATCH, outlen);
+}
+
+static void cache_store(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, const uint8_t *ans,
+                        size_t len)
+{
+    if (ctx->cfg.shared_cache != NULL)
+        dp_shared_cache_store(ctx->cfg.shared_cache, k, ans, len, dp_now(ctx));
+    else
+        dp_cache_store(ctx->cache, k, ans, len, dp_now(ctx));
 }
 
 /* ---- in-flight table: identical questions share one upstream query ---- */
@@ -211,11 +238,10 @@ static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, 
  * scratch buffer. Returns the length, or 0 when there is nothing. */
 static size_t cache_answer(struct dotproxy_ctx *ctx, struct dp_query *r, int allow_stale)
 {
-    if (ctx->cache == NULL || !r->cacheable)
+    if (!has_cache(ctx) || !r->cacheable)
         return 0;
     size_t n = 0;
-    int res = dp_cache_lookup(ctx->cache, &r->key, dp_now(ctx), allow_stale, r->q, r->qlen,
-                              ctx->scratch, DP_SCRATCH, &n);
+    int res = cache_lookup(ctx, &r->key, allow_stale, r->q, r->qlen, &n);
     if (res <= 0)
         return 0;
     int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &r->edns, DP_EDNS_UDP_SIZE);
@@ -304,8 +330,8 @@ void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg,
                      const dotproxy_dns_info *info)
 {
     dp_ctr_inc(ctx, DOTPROXY_CTR_ANSWERS);
-    if (q->cacheable && ctx->cache != NULL)
-        dp_cache_store(ctx->cache, &q->key, msg, len, dp_now(ctx));
+    if (q->cacheable && has_cache(ctx))
+        cache_store(ctx, &q->key, msg, len);
     struct dp_upstream *up = q->up;
     /* Everyone who asked the same question meanwhile, then the leader. */
     struct dp_query *f;
@@ -453,12 +479,11 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
     }
 
     struct dp_cache_key key;
-    int cacheable = ctx->cache != NULL && dp_cache_key_make(&key, msg, len, &info) == 0;
+    int cacheable = has_cache(ctx) && dp_cache_key_make(&key, msg, len, &info) == 0;
     int stale_known = 0;
     if (cacheable) {
         size_t n = 0;
-        int res = dp_cache_lookup(ctx->cache, &key, dp_now(ctx), 0, msg, len, ctx->scratch,
-                                  DP_SCRATCH, &n);
+        int res = cache_lookup(ctx, &key, 0, msg, len, &n);
         if (res == DP_CACHE_HIT || res == DP_CACHE_HIT_REFRESH) {
             struct dp_edns_client ec;
             dp_edns_client_from_query(&ec, &info);
@@ -613,8 +638,11 @@ void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
     struct dotproxy_config *n = atomic_exchange(&ctx->pending_cfg, NULL);
     if (n != NULL)
         dp_reload_apply(ctx, n);
-    if (atomic_exchange(&ctx->flush_cache, 0) && ctx->cache != NULL) {
-        dp_cache_flush(ctx->cache);
+    if (atomic_exchange(&ctx->flush_cache, 0) && has_cache(ctx)) {
+        if (ctx->cfg.shared_cache != NULL)
+            dp_shared_cache_flush(ctx->cfg.shared_cache);
+        else
+            dp_cache_flush(ctx->cache);
         dp_log(&ctx->log, DOTPROXY_LOG_INFO, "answer cache flushed");
     }
 }
@@ -790,7 +818,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     if ((rc = dp_policy_new(&ctx->policy, &ctx->cfg)) != 0)
         goto fail;
     rc = DOTPROXY_ENOMEM;
-    if (ctx->cfg.cache_size > 0) {
+    if (ctx->cfg.cache_size > 0 && ctx->cfg.shared_cache == NULL) {
         struct dp_cache_config cc = {
             .max_entries = ctx->cfg.cache_size,
             .min_ttl = ctx->cfg.cache_min_ttl,

@@ -10,6 +10,7 @@
 #include "dotproxy/error.h"
 #include "policy.h"
 #include "proxy.h"
+#include "shared_cache.h"
 #include "tls_pool.h"
 #include "upstream.h"
 
@@ -99,10 +100,18 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the access policy; "
                                              "keeping the old one");
     }
-    int cache_changed = n->cache_size != ctx->cfg.cache_size ||
+    int cache_changed = n->shared_cache == NULL && ctx->cfg.shared_cache == NULL &&
+                        (n->cache_size != ctx->cfg.cache_size ||
                         n->cache_min_ttl != ctx->cfg.cache_min_ttl ||
                         n->cache_max_ttl != ctx->cfg.cache_max_ttl ||
-                        n->stale_max_s != ctx->cfg.stale_max_s;
+                        n->stale_max_s != ctx->cfg.stale_max_s);
+    if (n->shared_cache != ctx->cfg.shared_cache) {
+        /* Switching between a shared cache and the context's own is not a
+         * reload's job: keep what the context was made with. */
+        dp_shared_cache_unref(n->shared_cache);
+        n->shared_cache = dp_shared_cache_ref(ctx->cfg.shared_cache);
+        n->cache_size = ctx->cfg.cache_size;
+    }
     if (cache_changed) {
         /* Queries refer to the cache only through their key: a new cache
          * (empty) can replace the old one at once. */

@@ -192,6 +192,21 @@ DOTPROXY_EXPORT int dotproxy_config_set_max_client_queries(dotproxy_config *cfg,
 DOTPROXY_EXPORT int dotproxy_config_set_cache_ttl(dotproxy_config *cfg, unsigned min_s,
                                                   unsigned max_s);
 
+/* A cache several contexts share (e.g. one per worker thread), split into
+ * shards behind their own locks; sized and configured from cfg's cache
+ * settings at creation (cache size must be > 0). Worth it with several
+ * workers: the same memory answers more queries (docs/cache-design.md).
+ * dotproxy_cache_free drops the caller's reference; configs and contexts
+ * that use it hold their own. Returns 0, DOTPROXY_EINVAL or DOTPROXY_ENOMEM. */
+typedef struct dotproxy_cache dotproxy_cache;
+DOTPROXY_EXPORT int dotproxy_cache_new(dotproxy_cache **out, const dotproxy_config *cfg);
+DOTPROXY_EXPORT void dotproxy_cache_free(dotproxy_cache *cache);
+
+/* Contexts made from cfg use `cache` instead of a cache of their own (NULL:
+ * back to their own). Safe to call with a cache other threads' contexts are
+ * using. Returns 0 or DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_config_set_shared_cache(dotproxy_config *cfg, dotproxy_cache *cache);
+
 /* Serve an expired answer (TTL 30) for up to this long after it expired when
  * no upstream answers in time (RFC 8767). Default 86400 s; 0 turns it off. */
 DOTPROXY_EXPORT int dotproxy_config_set_stale_max_s(dotproxy_config *cfg, unsigned s);

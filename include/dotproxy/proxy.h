@@ -99,11 +99,15 @@ enum dotproxy_counter {
     DOTPROXY_CTR_STALE_SERVED,         /* expired answers served (RFC 8767) */
     DOTPROXY_CTR_COALESCED,            /* queries answered by another's upstream query */
     DOTPROXY_CTR_PREFETCHES,           /* refreshes of popular entries before expiry */
-    DOTPROXY_CTR_CACHE_ENTRIES,        /* entries in the cache now (a gauge) */
-    DOTPROXY_CTR_CACHE_EVICTIONS,      /* entries evicted to make room */
+    DOTPROXY_CTR_CACHE_ENTRIES,        /* entries in the cache now (a gauge; of the whole
+                                          shared cache when CACHE_SHARED) */
+    DOTPROXY_CTR_CACHE_EVICTIONS,      /* entries evicted to make room (likewise) */
     DOTPROXY_CTR_REFUSED_ACL,          /* queries refused: client not allowed */
     DOTPROXY_CTR_RATE_LIMITED,         /* queries refused or dropped by the rate limit */
     DOTPROXY_CTR_CLIENT_INFLIGHT_CAP,  /* queries dropped: client over its in-flight cap */
+    DOTPROXY_CTR_CACHE_SHARED,         /* 1 if the cache is shared with other contexts:
+                                          add its entries and evictions up once, not per
+                                          context */
     DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
 };
 

@@ -899,6 +899,47 @@ START_TEST(test_reliability_reload_applies_a_changed_cache_size)
 }
 END_TEST
 
+START_TEST(test_reliability_contexts_sharing_a_cache_answer_each_others_questions)
+{
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t up = ts_dotserver_port(srv);
+    dotproxy_config *cfg = config_one(up);
+    ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 1000), 0);
+    dotproxy_cache *shared = NULL;
+    ck_assert_int_eq(dotproxy_cache_new(&shared, cfg), 0);
+    ck_assert_int_eq(dotproxy_config_set_shared_cache(cfg, shared), 0);
+    dotproxy_cache_free(shared); /* the config and the contexts hold references */
+    dotproxy_config *cfg2 = config_one(up);
+    ck_assert_int_eq(dotproxy_config_set_cache_size(cfg2, 1000), 0);
+    ck_assert_int_eq(dotproxy_config_set_shared_cache(cfg2, shared), 0);
+    rig a, b;
+    rig_up(&a, cfg);
+    rig_up(&b, cfg2);
+    ask_ok(a.port, 0x7201, "SHARED.cache.test");
+    ask_ok(b.port, 0x7202, "shared.CACHE.test"); /* another context, same question */
+    ask_ok(b.port, 0x7203, "shared.cache.TEST");
+    ck_assert_uint_eq(ts_dotserver_queries(srv), 1);
+    ck_assert_uint_ge(ctr(&b, DOTPROXY_CTR_CACHE_HITS), 2);
+    ck_assert_uint_eq(wait_ctr(&b, DOTPROXY_CTR_CACHE_SHARED, 1), 1);
+    ck_assert_uint_eq(wait_ctr(&a, DOTPROXY_CTR_CACHE_ENTRIES, 1), 1);
+    rig_down(&a);
+    rig_down(&b); /* the last reference goes with it (valgrind/ASan check the free) */
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+START_TEST(test_reliability_refuses_a_shared_cache_without_a_size)
+{
+    dotproxy_config *cfg = NULL;
+    dotproxy_cache *c = NULL;
+    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
+    ck_assert_int_eq(dotproxy_cache_new(&c, cfg), DOTPROXY_EINVAL); /* cache size 0 */
+    ck_assert_ptr_null(c);
+    dotproxy_cache_free(NULL);
+    dotproxy_config_free(cfg);
+}
+END_TEST
+
 /* Selection policies: with two healthy upstreams, "ordered" sends every
  * query to the first, "round-robin" spreads them over both. */
 static void run_selection(int policy, unsigned *first, unsigned *second)
@@ -1011,6 +1052,8 @@ static Suite *reliability_suite(void)
 
     tc = tcase("reload cache");
     tcase_add_test(tc, test_reliability_reload_applies_a_changed_cache_size);
+    tcase_add_test(tc, test_reliability_contexts_sharing_a_cache_answer_each_others_questions);
+    tcase_add_test(tc, test_reliability_refuses_a_shared_cache_without_a_size);
     suite_add_tcase(s, tc);
 
     tc = tcase("selection");
