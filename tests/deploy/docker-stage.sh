@@ -112,6 +112,13 @@ version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$src/meson.build" | head
 [[ -n $version && $out == *"$version"* ]] ||
     fail "staged dotproxyd --version printed '$out', expected it to name version $version"
 ok "runtime tree runs: $out"
+# The image's CMD and HEALTHCHECK rely on --metrics, and deployments on -c: both are
+# optional at build time (libmicrohttpd, libinih), so check they were built in.
+out=$(LD_LIBRARY_PATH=$rlibdir "$rootfs/usr/sbin/dotproxyd" --check-config -c /dev/null \
+        --listen 0.0.0.0@53 --metrics 127.0.0.1@9153 --log-format json 2>&1) ||
+    fail "staged dotproxyd rejects the image's options: $out"
+[[ $out == 'configuration OK' ]] || fail "staged dotproxyd --check-config printed '$out'"
+ok "runtime tree accepts -c, --metrics and --log-format json"
 
 # The libraries dotproxyd and libdotproxy link directly must come from packages the
 # runtime stage installs by name (libc6 is in the base image).  The package that owns
