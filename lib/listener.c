@@ -371,6 +371,7 @@ static int client_take_frames(struct dp_tcp_client *c)
             return -1;
         }
         struct dp_origin o = {.kind = DP_Q_TCP, .tcp = c};
+        client_touch(c);
         dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_TCP);
         dp_proxy_client_query(ctx, &o, c->inbuf + (m - c->inbuf), len);
         if (c->closed)
@@ -389,8 +390,10 @@ static void client_read(struct dp_tcp_client *c)
         size_t room = dotproxy_frame_space(&c->in, &p);
         ssize_t n = recv(c->io.fd, p, room, MSG_DONTWAIT);
         if (n > 0) {
+            /* Bytes alone do not make a client active: one that trickles a
+             * query a byte at a time must still meet the idle timeout and be
+             * first to go when room is needed. Whole queries do (below). */
             dotproxy_frame_commit(&c->in, (size_t)n);
-            client_touch(c);
             continue;
         }
         if (n == 0) {

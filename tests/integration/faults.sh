@@ -362,6 +362,9 @@ if has_opt --tcp-idle-timeout; then
     # The timer may start at accept, a little before "held"; it fires on
     # a loaded machine late, but not seconds late.
     check_le "tcp_idle_timeout: ms from held to all 300 closed" "$gone_ms" 2500
+    # Trickled bytes are no activity: a query written a byte a second never
+    # completes, so that client is idle too and must be closed.
+    check_eq "tcp_idle_timeout: the slowloris was closed too" 1 "$(fig slowloris_closed)"
     figures tcp_idle_timeout_1000 "$RES_TCP" \
         "300 idle closed in ${gone_ms} ms; slowloris closed: $(fig slowloris_closed)"
     proxy_done tcp_idle_timeout
