@@ -10,6 +10,7 @@
 # HEALTHCHECK), e.g.
 #   docker run dotproxyd --listen 0.0.0.0@53 --metrics 127.0.0.1@9153 \
 #       --upstream 9.9.9.9@853#dns.quad9.net
+# With podman, build with --format docker: the OCI format has no HEALTHCHECK.
 # See docs/deployment.md and dotproxyd(8).
 
 ############################################################################ build
