@@ -100,8 +100,9 @@ def run_probe(probe, env_extra, limit=20):
 def scripted(probe):
     failures = []
     srv = Server()
+    # Answered cases return at once; the 5 s limit only spares a loaded machine.
     base = {"DOTPROXY_HEALTH_ADDR": "127.0.0.1", "DOTPROXY_HEALTH_PORT": str(srv.port),
-            "DOTPROXY_HEALTH_TIMEOUT": "2"}
+            "DOTPROXY_HEALTH_TIMEOUT": "5"}
     expect = [("200", 0), ("200-http10", 0), ("200-no-reason", 0), ("503", 1), ("404", 1),
               ("500", 1), ("not-http", 1), ("bad-status", 1), ("200-in-body", 1),
               ("close", 1), ("silent", 1)]
@@ -109,12 +110,13 @@ def scripted(probe):
         for mode, want in expect:
             srv.mode = mode
             n = len(srv.requests)
-            rc, err, took = run_probe(probe, base)
+            env = dict(base, DOTPROXY_HEALTH_TIMEOUT="2") if mode == "silent" else base
+            rc, err, took = run_probe(probe, env)
             verdict = "ok" if rc == want else "FAIL"
             print(f"{verdict}: server answers {mode}: exit {rc} (want {want}) in {took:.1f}s {err}")
             if rc != want:
                 failures.append(mode)
-            if mode == "silent" and took > 2 + 2:
+            if mode == "silent" and took > 2 + 3:
                 print(f"FAIL: silent server: probe took {took:.1f}s, timeout is 2s")
                 failures.append("silent-timeout")
             if len(srv.requests) != n + 1:
