@@ -58,7 +58,7 @@ while (($#)); do
     --clients) [[ $# -ge 2 ]] || die "--clients needs a value"; CLIENTS=$2; shift 2 ;;
     --outstanding) [[ $# -ge 2 ]] || die "--outstanding needs a value"; OUTSTANDING=$2; shift 2 ;;
     --no-netns) USE_NETNS=0; shift ;;
-    -h | --help) sed -n '3,33p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,/^set -uo/p' "$SELF" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -103,10 +103,10 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
 DAEMON_PID=""
 UP_STARTED=0
 stop_daemon() {   # SIGTERM: dotproxyd stops cleanly and callgrind writes its file
-    local pid=$DAEMON_PID i
+    local pid=$DAEMON_PID
     [[ -n $pid ]] || return 0
     kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
         log "daemon pid $pid ignored TERM for 30 s: KILL"
         kill -KILL "$pid" 2>/dev/null
@@ -134,12 +134,12 @@ log "run dir $OUT (netns: $NETNS); upstream pid $UP_PID DoT 127.0.0.1:$UP_DOT_PO
 # start_daemon NAME CACHE_SIZE : under callgrind, waits for the UDP socket and
 # one answered probe (which also makes the upstream handshake happen)
 start_daemon() {
-    local name=$1 cache=$2 i
+    local name=$1 cache=$2
     valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.callgrind" \
         "$DOTPROXYD" -l "127.0.0.1@$LISTEN_PORT" -u "127.0.0.1@$UP_DOT_PORT#$TLS_NAME" --ca-file "$CA" \
         --cache-size "$cache" >"$OUT/$name.out" 2>"$OUT/$name.err" </dev/null &
     DAEMON_PID=$!
-    for i in $(seq 300); do
+    for _ in $(seq 300); do
         kill -0 "$DAEMON_PID" 2>/dev/null || { tail -5 "$OUT/$name.err" >&2; die "$name: daemon exited"; }
         [[ -n $(ss -Hlun "( sport = :$LISTEN_PORT )" 2>/dev/null) ]] && break
         sleep 0.1

@@ -51,7 +51,7 @@ while (($#)); do
     --systems) [[ $# -ge 2 ]] || die "--systems needs a value"; SYSTEMS=$2; shift 2 ;;
     --scenarios) [[ $# -ge 2 ]] || die "--scenarios needs a value"; SCENARIOS=$2; shift 2 ;;
     --candidate | --candidate-name) die "$1 is set by this script" ;;
-    -h | --help) sed -n '3,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) PASS+=("$1"); shift ;;
     esac
 done
