@@ -374,3 +374,13 @@ DOTPROXY_EXPORT int dotproxy_config_set_shared_cache(dotproxy_config *cfg, dotpr
     cfg->shared_cache = cache;
     return 0;
 }
+
+DOTPROXY_EXPORT int dotproxy_config_set_query_log(dotproxy_config *cfg, dotproxy_query_log_fn fn,
+                                                  void *user)
+{
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    cfg->qlog = fn;
+    cfg->qlog_user = user;
+    return 0;
+}

@@ -48,6 +48,8 @@ struct dotproxy_config {
     unsigned handshake_timeout_ms;
     int reuseport;
     struct dp_logger log;
+    dotproxy_query_log_fn qlog;
+    void *qlog_user;
 };
 
 /* Deep-copy src into dst (strings duplicated). 0 or DOTPROXY_ENOMEM. */

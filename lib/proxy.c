@@ -3,6 +3,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -11,6 +12,7 @@
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
+#include "dns_msg.h"
 #include "edns.h"
 #include "policy.h"
 #include "reload.h"
@@ -226,12 +228,85 @@ static void send_to_client(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t
     }
 }
 
-static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
+/* The question name of msg in presentation form ("www.example.com."),
+ * lower case, odd octets as \DDD; "?" if it cannot be read. */
+static void qname_text(const uint8_t *msg, size_t len, char *out, size_t cap)
 {
-    if (q->kind != DP_Q_REFRESH)
-        dp_stats_record_latency(ctx, dp_now(ctx) - q->arrived_us);
+    uint8_t wire[DOTPROXY_DNS_MAX_NAME];
+    int r = dp_dns_msg_name_lower(msg, len, DOTPROXY_DNS_HEADER_SIZE, wire, NULL);
+    if (r < 0) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    size_t wlen = (size_t)r;
+    size_t o = 0;
+    for (size_t i = 0; i < wlen && wire[i] != 0 && o + 5 < cap;) {
+        unsigned n = wire[i++];
+        for (unsigned k = 0; k < n && i < wlen && o + 5 < cap; k++, i++) {
+            uint8_t c = wire[i];
+            if (c == '.' || c == '\\' || c < 0x21 || c > 0x7e)
+                o += (size_t)snprintf(out + o, cap - o, "\\%03u", c);
+            else
+                out[o++] = (char)c;
+        }
+        out[o++] = '.';
+    }
+    if (o == 0)
+        out[o++] = '.';
+    out[o] = '\0';
+}
+
+static const char *const transport_names[] = {"udp", "tcp", "api", "refresh"};
+
+static void log_query(struct dotproxy_ctx *ctx, int kind, const struct sockaddr *client,
+                      socklen_t client_len, const uint8_t *msg, size_t len, uint16_t qtype,
+                      uint64_t latency_us, int from_cache, const struct dp_upstream *up)
+{
+    char name[DOTPROXY_DNS_MAX_NAME * 4 + 2];
+    qname_text(msg, len, name, sizeof name);
+    dotproxy_query_log e = {
+        .client = client,
+        .client_len = client_len,
+        .transport = transport_names[kind],
+        .qname = name,
+        .qtype = qtype,
+        .rcode = len >= 4 ? (int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]) : -1,
+        .from_cache = from_cache,
+        .latency_us = latency_us,
+        .upstream = up != NULL ? up->label : NULL,
+    };
+    ctx->cfg.qlog(&e, ctx->cfg.qlog_user);
+}
+
+/* Send msg to q's client (from_cache: the answer came from the cache), log
+ * it if asked, and free q. */
+static void deliver_from(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len,
+                         int from_cache)
+{
+    if (q->kind != DP_Q_REFRESH) {
+        uint64_t latency = dp_now(ctx) - q->arrived_us;
+        dp_stats_record_latency(ctx, latency);
+        if (ctx->cfg.qlog != NULL) {
+            const struct sockaddr *client = NULL;
+            socklen_t client_len = 0;
+            if (q->kind == DP_Q_UDP) {
+                client = (const struct sockaddr *)&q->from.udp.peer;
+                client_len = q->from.udp.peerlen;
+            } else if (q->kind == DP_Q_TCP && q->from.tcp != NULL) {
+                client = (const struct sockaddr *)&q->from.tcp->peer;
+                client_len = q->from.tcp->peerlen;
+            }
+            log_query(ctx, q->kind, client, client_len, msg, len, q->qtype, latency, from_cache,
+                      from_cache ? NULL : q->up);
+        }
+    }
     send_to_client(ctx, q, msg, len);
     query_free(ctx, q);
+}
+
+static void deliver(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
+{
+    deliver_from(ctx, q, msg, len, 0);
 }
 
 /* Answer r from the cache (fresh, or stale too when allowed) into the
@@ -259,7 +334,7 @@ static void fail_one(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
     size_t n = cache_answer(ctx, q, 1);
     if (n > 0) {
         /* RFC 8767: when no upstream can answer, a stale answer beats none. */
-        deliver(ctx, q, ctx->scratch, n);
+        deliver_from(ctx, q, ctx->scratch, n, 1);
         return;
     }
     if (q->kind == DP_Q_API) {
@@ -499,6 +574,10 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
                 }
                 if (out > 0)
                     reply_origin(ctx, o, ctx->scratch, out);
+                if (ctx->cfg.qlog != NULL && out > 0)
+                    log_query(ctx, o->kind, peer,
+                              o->kind == DP_Q_UDP ? o->peerlen : o->tcp->peerlen, ctx->scratch,
+                              out, info.qtype, 0, 1, NULL);
                 if (res == DP_CACHE_HIT_REFRESH && inflight_find(ctx, &key) == NULL)
                     prefetch(ctx, &info, msg, len, &key);
                 return;
@@ -552,7 +631,7 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
          * too, now, rather than when the refresh gives up. */
         size_t n = cache_answer(ctx, q, 1);
         if (n > 0) {
-            deliver(ctx, q, ctx->scratch, n);
+            deliver_from(ctx, q, ctx->scratch, n, 1);
             return;
         }
     }
@@ -583,7 +662,7 @@ static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
     while ((f = first_follower(q)) != NULL) {
         size_t n = cache_answer(ctx, f, 1);
         if (n > 0) {
-            deliver(ctx, f, ctx->scratch, n);
+            deliver_from(ctx, f, ctx->scratch, n, 1);
         } else {
             dp_list_remove(&f->wait);
             dp_list_push_back(&keep, &f->wait);

@@ -220,6 +220,28 @@ DOTPROXY_EXPORT int dotproxy_config_set_padding(dotproxy_config *cfg, unsigned b
 /* Keep the EDNS Client Subnet option clients send (default 0: stripped). */
 DOTPROXY_EXPORT int dotproxy_config_set_keep_ecs(dotproxy_config *cfg, int on);
 
+/* One answered query, for query logging (privacy: off unless set). A value
+ * type; pointers are borrowed for the duration of the callback. */
+typedef struct dotproxy_query_log {
+    const struct sockaddr *client; /* NULL for dotproxy_ctx_query() */
+    socklen_t client_len;
+    const char *transport;   /* "udp", "tcp" or "api" */
+    const char *qname;       /* presentation form, lower case, ending in '.' */
+    uint16_t qtype;
+    int rcode;               /* of the answer sent */
+    int from_cache;          /* 1 for a cache hit (or a stale answer) */
+    uint64_t latency_us;     /* arrival to answer */
+    const char *upstream;    /* "ADDR@PORT#NAME" that answered, or NULL */
+} dotproxy_query_log;
+
+/* Called once for every answer sent to a client (upstream answers, cache
+ * hits, SERVFAILs we make), on the thread driving the context; must not call
+ * back into it. Rate bounding is the callback's job. NULL turns it off (the
+ * default). Returns 0 or DOTPROXY_EINVAL. */
+typedef void (*dotproxy_query_log_fn)(const dotproxy_query_log *entry, void *user);
+DOTPROXY_EXPORT int dotproxy_config_set_query_log(dotproxy_config *cfg, dotproxy_query_log_fn fn,
+                                                  void *user);
+
 /* Where log lines go, and the most verbose level passed on (default: no
  * callback, nothing logged; level DOTPROXY_LOG_INFO). */
 DOTPROXY_EXPORT int dotproxy_config_set_log(dotproxy_config *cfg, dotproxy_log_fn fn, void *user,

@@ -940,6 +940,61 @@ START_TEST(test_reliability_refuses_a_shared_cache_without_a_size)
 }
 END_TEST
 
+/* Query logging: one entry per answer, with what an operator needs. */
+struct qlog_rec {
+    pthread_mutex_t lock;
+    unsigned n;
+    char names[8][300];
+    char transport[8][8];
+    int from_cache[8], rcode[8], has_client[8], has_upstream[8];
+    unsigned qtype[8];
+};
+
+static void qlog_sink(const dotproxy_query_log *e, void *user)
+{
+    struct qlog_rec *r = user;
+    pthread_mutex_lock(&r->lock);
+    if (r->n < 8) {
+        snprintf(r->names[r->n], sizeof r->names[0], "%s", e->qname);
+        snprintf(r->transport[r->n], sizeof r->transport[0], "%s", e->transport);
+        r->from_cache[r->n] = e->from_cache;
+        r->rcode[r->n] = e->rcode;
+        r->qtype[r->n] = e->qtype;
+        r->has_client[r->n] = e->client != NULL && e->client_len > 0;
+        r->has_upstream[r->n] = e->upstream != NULL && strchr(e->upstream, '#') != NULL;
+    }
+    r->n++;
+    pthread_mutex_unlock(&r->lock);
+}
+
+START_TEST(test_reliability_query_log_reports_each_answer_and_whether_the_cache_gave_it)
+{
+    static struct qlog_rec rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
+    ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
+    ck_assert_int_eq(dotproxy_config_set_query_log(cfg, qlog_sink, &rec), 0);
+    rig r;
+    rig_up(&r, cfg);
+    ask_ok(r.port, 0x7301, "LoGgEd.Query.test");
+    ask_ok(r.port, 0x7302, "logged.query.test");
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+    ck_assert_uint_eq(rec.n, 2);
+    for (unsigned i = 0; i < 2; i++) {
+        ck_assert_str_eq(rec.names[i], "logged.query.test.");
+        ck_assert_str_eq(rec.transport[i], "udp");
+        ck_assert_int_eq(rec.rcode[i], 0);
+        ck_assert_uint_eq(rec.qtype[i], 1);
+        ck_assert_int_eq(rec.has_client[i], 1);
+    }
+    ck_assert_int_eq(rec.from_cache[0], 0);
+    ck_assert_int_eq(rec.has_upstream[0], 1);
+    ck_assert_int_eq(rec.from_cache[1], 1);
+    ck_assert_int_eq(rec.has_upstream[1], 0);
+}
+END_TEST
+
 /* Selection policies: with two healthy upstreams, "ordered" sends every
  * query to the first, "round-robin" spreads them over both. */
 static void run_selection(int policy, unsigned *first, unsigned *second)
@@ -1054,6 +1109,7 @@ static Suite *reliability_suite(void)
     tcase_add_test(tc, test_reliability_reload_applies_a_changed_cache_size);
     tcase_add_test(tc, test_reliability_contexts_sharing_a_cache_answer_each_others_questions);
     tcase_add_test(tc, test_reliability_refuses_a_shared_cache_without_a_size);
+    tcase_add_test(tc, test_reliability_query_log_reports_each_answer_and_whether_the_cache_gave_it);
     suite_add_tcase(s, tc);
 
     tc = tcase("selection");
