@@ -40,11 +40,6 @@
 struct worker {
     unsigned index;
     dotproxy_ctx *ctx;
-    /* Query log rate bound: lines in the current second, and those dropped. */
-    unsigned qlog_limit;
-    time_t qlog_second;
-    unsigned qlog_lines;
-    unsigned long qlog_suppressed;
     pthread_t thread;
     int result; /* what dotproxy_ctx_run() returned */
 };
@@ -185,76 +180,6 @@ static void log_from_library(int level, const char *msg, void *user)
     const struct worker *w = user;
 
     emit(level, (int)w->index, msg);
-}
-
-static const char *qtype_name(unsigned t, char *buf, size_t cap)
-{
-    switch (t) {
-    case 1: return "A";
-    case 2: return "NS";
-    case 5: return "CNAME";
-    case 6: return "SOA";
-    case 12: return "PTR";
-    case 15: return "MX";
-    case 16: return "TXT";
-    case 28: return "AAAA";
-    case 33: return "SRV";
-    case 43: return "DS";
-    case 48: return "DNSKEY";
-    case 64: return "SVCB";
-    case 65: return "HTTPS";
-    default: snprintf(buf, cap, "TYPE%u", t); return buf;
-    }
-}
-
-static const char *rcode_name(int rcode)
-{
-    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                        "NOTIMP",  "REFUSED"};
-    return rcode >= 0 && rcode < 6 ? names[rcode] : "RCODE?";
-}
-
-/* One line per answer, on the worker's thread, at most qlog_limit a second:
- * past it lines are counted and the count reported when the next second
- * starts (a flood must not turn into a disk-filling log). */
-static void log_query(const dotproxy_query_log *e, void *user)
-{
-    struct worker *w = user;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec != w->qlog_second) {
-        if (w->qlog_suppressed > 0) {
-            char note[96];
-            snprintf(note, sizeof note, "query log: %lu lines suppressed (over %u per second)",
-                     w->qlog_suppressed, w->qlog_limit);
-            emit(DOTPROXY_LOG_INFO, (int)w->index, note);
-        }
-        w->qlog_second = now.tv_sec;
-        w->qlog_lines = 0;
-        w->qlog_suppressed = 0;
-    }
-    if (w->qlog_lines >= w->qlog_limit) {
-        w->qlog_suppressed++;
-        return;
-    }
-    w->qlog_lines++;
-    char client[INET6_ADDRSTRLEN + 8] = "-", tbuf[16], line[1300];
-    if (e->client != NULL && e->client->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)e->client;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &sin->sin_addr, a, sizeof a);
-        snprintf(client, sizeof client, "%s#%u", a, ntohs(sin->sin_port));
-    } else if (e->client != NULL && e->client->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)e->client;
-        char a[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof a);
-        snprintf(client, sizeof client, "%s#%u", a, ntohs(sin6->sin6_port));
-    }
-    snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport,
-             e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
-             (double)e->latency_us / 1000.0, e->from_cache ? "cache" : "upstream ",
-             e->from_cache ? "" : (e->upstream != NULL ? e->upstream : "-"));
-    emit(DOTPROXY_LOG_INFO, (int)w->index, line);
 }
 
 /* Messages from the main thread, filtered by the same level as the library's. */
@@ -459,10 +384,6 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
         }
     }
     r = dotproxy_config_set_log(cfg, log_from_library, &workers[i], opts->log_level);
-    if (r == 0 && opts->log_queries > 0) {
-        workers[i].qlog_limit = opts->log_queries;
-        r = dotproxy_config_set_query_log(cfg, log_query, &workers[i]);
-    }
     if (r < 0) {
         dotproxy_config_free(cfg);
         return r;
