@@ -34,12 +34,16 @@
 #ifdef DP_HAVE_METRICS
 #include "metrics.h"
 #endif
-#include "notify.h"
 #include "options.h"
 
 struct worker {
     unsigned index;
     dotproxy_ctx *ctx;
+    /* Query log rate bound: lines in the current second, and those dropped. */
+    unsigned qlog_limit;
+    time_t qlog_second;
+    unsigned qlog_lines;
+    unsigned long qlog_suppressed;
     pthread_t thread;
     int result; /* what dotproxy_ctx_run() returned */
 };
@@ -182,6 +186,76 @@ static void log_from_library(int level, const char *msg, void *user)
     emit(level, (int)w->index, msg);
 }
 
+static const char *qtype_name(unsigned t, char *buf, size_t cap)
+{
+    switch (t) {
+    case 1: return "A";
+    case 2: return "NS";
+    case 5: return "CNAME";
+    case 6: return "SOA";
+    case 12: return "PTR";
+    case 15: return "MX";
+    case 16: return "TXT";
+    case 28: return "AAAA";
+    case 33: return "SRV";
+    case 43: return "DS";
+    case 48: return "DNSKEY";
+    case 64: return "SVCB";
+    case 65: return "HTTPS";
+    default: snprintf(buf, cap, "TYPE%u", t); return buf;
+    }
+}
+
+static const char *rcode_name(int rcode)
+{
+    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                        "NOTIMP",  "REFUSED"};
+    return rcode >= 0 && rcode < 6 ? names[rcode] : "RCODE?";
+}
+
+/* One line per answer, on the worker's thread, at most qlog_limit a second:
+ * past it lines are counted and the count reported when the next second
+ * starts (a flood must not turn into a disk-filling log). */
+static void log_query(const dotproxy_query_log *e, void *user)
+{
+    struct worker *w = user;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec != w->qlog_second) {
+        if (w->qlog_suppressed > 0) {
+            char note[96];
+            snprintf(note, sizeof note, "query log: %lu lines suppressed (over %u per second)",
+                     w->qlog_suppressed, w->qlog_limit);
+            emit(DOTPROXY_LOG_INFO, (int)w->index, note);
+        }
+        w->qlog_second = now.tv_sec;
+        w->qlog_lines = 0;
+        w->qlog_suppressed = 0;
+    }
+    if (w->qlog_lines >= w->qlog_limit) {
+        w->qlog_suppressed++;
+        return;
+    }
+    w->qlog_lines++;
+    char client[INET6_ADDRSTRLEN + 8] = "-", tbuf[16], line[1300];
+    if (e->client != NULL && e->client->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)e->client;
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &sin->sin_addr, a, sizeof a);
+        snprintf(client, sizeof client, "%s#%u", a, ntohs(sin->sin_port));
+    } else if (e->client != NULL && e->client->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)e->client;
+        char a[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof a);
+        snprintf(client, sizeof client, "%s#%u", a, ntohs(sin6->sin6_port));
+    }
+    snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport,
+             e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
+             (double)e->latency_us / 1000.0, e->from_cache ? "cache" : "upstream ",
+             e->from_cache ? "" : (e->upstream != NULL ? e->upstream : "-"));
+    emit(DOTPROXY_LOG_INFO, (int)w->index, line);
+}
+
 /* Messages from the main thread, filtered by the same level as the library's. */
 static int main_log_level = DOTPROXY_LOG_INFO;
 
@@ -309,18 +383,15 @@ static void *worker_main(void *arg)
 /* ---- startup ---- */
 
 /* The addresses actually bound (port 0 resolved) and the upstreams, on one
- * line, so that an operator or a test can see what the daemon serves; the
- * same from "listening on" into status, for systemd's STATUS=. */
-static void log_startup(const struct dpd_options *opts, char *status, size_t status_cap)
+ * line, so that an operator or a test can see what the daemon serves. */
+static void log_startup(const struct dpd_options *opts)
 {
     char line[1200];
     char ep_text[400];
     size_t len = 0;
-    size_t status_from;
 
-    len += (size_t)snprintf(line + len, sizeof line - len, "dotproxyd %s ", dotproxy_version());
-    status_from = len;
-    len += (size_t)snprintf(line + len, sizeof line - len, "listening on");
+    len += (size_t)snprintf(line + len, sizeof line - len, "dotproxyd %s listening on",
+                            dotproxy_version());
     for (size_t i = 0; i < opts->n_listen && len < sizeof line; i++) {
         dotproxy_endpoint ep = opts->listen[i];
         int port = dotproxy_ctx_listen_port(workers[0].ctx, i);
@@ -346,14 +417,6 @@ static void log_startup(const struct dpd_options *opts, char *status, size_t sta
         snprintf(line + len, sizeof line - len, "; %u worker%s", opts->workers,
                  opts->workers == 1 ? "" : "s");
     log_main(DOTPROXY_LOG_INFO, "%s", line);
-    snprintf(status, status_cap, "%s", line + status_from);
-}
-
-/* sd_notify(3): a supervisor that cannot be told is no reason to stop. */
-static void notify_systemd(int r, const char *what)
-{
-    if (r < 0)
-        log_main(DOTPROXY_LOG_DEBUG, "sd_notify %s: %s", what, strerror(-r));
 }
 
 /* The ports worker 0 bound, which the other workers (and every reload)
@@ -384,6 +447,10 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
         }
     }
     r = dotproxy_config_set_log(cfg, log_from_library, &workers[i], opts->log_level);
+    if (r == 0 && opts->log_queries > 0) {
+        workers[i].qlog_limit = opts->log_queries;
+        r = dotproxy_config_set_query_log(cfg, log_query, &workers[i]);
+    }
     if (r < 0) {
         dotproxy_config_free(cfg);
         return r;
@@ -607,10 +674,8 @@ static int run(const struct dpd_options *opts)
 {
     unsigned started;
     int status = DPD_EXIT_OK;
-    int told_stopping = 0;
     const char *token = NULL;
     char token_buf[4097];
-    char ready_status[1200];
 #ifdef DP_HAVE_METRICS
     struct dp_metrics *metrics = NULL;
 #endif
@@ -681,15 +746,11 @@ static int run(const struct dpd_options *opts)
     if (stop_requested)
         stop_all(opts->workers);
 
-    log_startup(opts, ready_status, sizeof ready_status);
+    log_startup(opts);
     started = start_workers(opts->workers);
     if (started < opts->workers) {
         stop_all(opts->workers);
         status = DPD_EXIT_RUNTIME;
-    } else {
-        /* Every socket is bound and listening, privileges are dropped and
-         * every worker is running: queries are answered from now on. */
-        notify_systemd(dp_notify_ready(ready_status), "READY");
     }
     while (atomic_load(&workers_done) < started) {
         char buf[64];
@@ -706,19 +767,9 @@ static int run(const struct dpd_options *opts)
         }
         for (ssize_t i = 0; i < n; i++)
             want_reload |= buf[i] == 'h';
-        if (stop_requested && !told_stopping) {
-            notify_systemd(dp_notify_stopping(), "STOPPING");
-            told_stopping = 1;
-        }
-        if (want_reload && !stop_requested) {
-            notify_systemd(dp_notify_reloading(), "RELOADING");
+        if (want_reload && !stop_requested)
             reload();
-            notify_systemd(dp_notify_send("READY=1"), "READY");
-        }
     }
-    /* Also when the workers ended on their own (a failure). */
-    if (!told_stopping)
-        notify_systemd(dp_notify_stopping(), "STOPPING");
     for (unsigned i = 0; i < started; i++) {
         pthread_join(workers[i].thread, NULL);
         if (workers[i].result < 0)

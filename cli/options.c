@@ -66,6 +66,7 @@ enum opt_id {
     O_PADDING,
     O_KEEP_ECS,
     O_CACHE_PER_WORKER,
+    O_LOG_QUERIES,
     O_ALLOW,
     O_RATE_LIMIT,
     O_RATE_LIMIT_PREFIX,
@@ -121,6 +122,7 @@ static const struct opt_def defs[O_COUNT_] = {
     [O_PADDING] = {"padding", 0, 0, O_PADDING},
     [O_KEEP_ECS] = {"keep-ecs", 0, F_FLAG, O_KEEP_ECS},
     [O_CACHE_PER_WORKER] = {"cache-per-worker", 0, F_FLAG, O_CACHE_PER_WORKER},
+    [O_LOG_QUERIES] = {"log-queries", 0, 0, O_LOG_QUERIES},
     [O_ALLOW] = {"allow", 0, F_REPEAT, O_ALLOW},
     [O_RATE_LIMIT] = {"rate-limit", 0, 0, O_RATE_LIMIT},
     [O_RATE_LIMIT_PREFIX] = {"rate-limit-prefix", 0, 0, O_RATE_LIMIT_PREFIX},
@@ -196,6 +198,8 @@ void dpd_options_usage(FILE *out)
         "      --user NAME                    switch to user NAME after binding (root only)\n"
         "  -v, --verbose / -q, --quiet        log level\n"
         "      --log-format text|json         log line format (default text)\n"
+        "      --log-queries N                log each answer, at most N lines/s per worker\n"
+        "                                     (default 0 = off: queries are private)\n"
         "      --syslog                       log to syslog instead of stderr\n"
         "      --metrics [ADDR@]PORT          HTTP metrics and API server (ADDR default 127.0.0.1)\n"
         "      --api-token-file PATH          bearer token for the mutating API calls\n"
@@ -678,6 +682,11 @@ static int take(struct dpd_options *opts, const struct dpd_item *it)
         break;
     case O_CACHE_PER_WORKER:
         r = take_flag(it, &opts->cache_per_worker);
+        break;
+    case O_LOG_QUERIES:
+        r = number(it, 0, 1000000, "lines per second (0 = off)", &v);
+        if (r == 0)
+            opts->log_queries = v;
         break;
     case O_RATE_LIMIT: return take_rate_limit(opts, it);
     case O_RATE_LIMIT_PREFIX: return take_rate_limit_prefix(opts, it);

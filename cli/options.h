@@ -67,6 +67,7 @@ struct dpd_options {
     unsigned padding;
     int keep_ecs;
     int cache_per_worker;          /* -w N: a cache each instead of one shared */
+    unsigned log_queries;          /* query log lines per second per worker, 0 = off */
     unsigned rl_qps, rl_burst, rl_v4_prefix, rl_v6_prefix;
     int rl_action, rl_loopback;
     unsigned workers; /* 1..DPD_MAX_WORKERS */
