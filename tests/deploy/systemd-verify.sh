@@ -7,7 +7,7 @@
 #   * `systemd-analyze verify` accepts it with no message at all (unknown keys and bad
 #     values are only warnings there, with exit 0, so any output counts as failure);
 #   * the hardening the unit promises is all present (a removed line fails), and so are
-#     the configuration file and the SIGHUP reload;
+#     the configuration file, the SIGHUP reload and readiness by sd_notify (Type=notify);
 #   * with DOTPROXYD: the command line ExecStart builds, from the default config path's
 #     stand-in (deploy/dotproxyd.conf.example when present, else an empty file) and the
 #     DOTPROXYD_ARGS example in the unit's header, passes `dotproxyd --check-config`;
@@ -35,7 +35,7 @@ out=$(cd "$tmp" && systemd-analyze verify --man=no "$tmp/dotproxyd.service" 2>&1
 echo "ok: systemd-analyze verify is silent"
 
 for want in \
-    'Type=simple' 'DynamicUser=yes' 'NoNewPrivileges=yes' \
+    'Type=notify' 'NotifyAccess=main' 'DynamicUser=yes' 'NoNewPrivileges=yes' \
     'AmbientCapabilities=CAP_NET_BIND_SERVICE' 'CapabilityBoundingSet=CAP_NET_BIND_SERVICE' \
     'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'PrivateDevices=yes' \
     'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' 'SystemCallFilter=@system-service' \
