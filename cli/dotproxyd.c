@@ -34,6 +34,7 @@
 #ifdef DP_HAVE_METRICS
 #include "metrics.h"
 #endif
+#include "notify.h"
 #include "options.h"
 
 struct worker {
@@ -383,15 +384,18 @@ static void *worker_main(void *arg)
 /* ---- startup ---- */
 
 /* The addresses actually bound (port 0 resolved) and the upstreams, on one
- * line, so that an operator or a test can see what the daemon serves. */
-static void log_startup(const struct dpd_options *opts)
+ * line, so that an operator or a test can see what the daemon serves; the
+ * same from "listening on" into status, for systemd's STATUS=. */
+static void log_startup(const struct dpd_options *opts, char *status, size_t status_cap)
 {
     char line[1200];
     char ep_text[400];
     size_t len = 0;
+    size_t status_from;
 
-    len += (size_t)snprintf(line + len, sizeof line - len, "dotproxyd %s listening on",
-                            dotproxy_version());
+    len += (size_t)snprintf(line + len, sizeof line - len, "dotproxyd %s ", dotproxy_version());
+    status_from = len;
+    len += (size_t)snprintf(line + len, sizeof line - len, "listening on");
     for (size_t i = 0; i < opts->n_listen && len < sizeof line; i++) {
         dotproxy_endpoint ep = opts->listen[i];
         int port = dotproxy_ctx_listen_port(workers[0].ctx, i);
@@ -417,6 +421,14 @@ static void log_startup(const struct dpd_options *opts)
         snprintf(line + len, sizeof line - len, "; %u worker%s", opts->workers,
                  opts->workers == 1 ? "" : "s");
     log_main(DOTPROXY_LOG_INFO, "%s", line);
+    snprintf(status, status_cap, "%s", line + status_from);
+}
+
+/* sd_notify(3): a supervisor that cannot be told is no reason to stop. */
+static void notify_systemd(int r, const char *what)
+{
+    if (r < 0)
+        log_main(DOTPROXY_LOG_DEBUG, "sd_notify %s: %s", what, strerror(-r));
 }
 
 /* The ports worker 0 bound, which the other workers (and every reload)
@@ -674,8 +686,10 @@ static int run(const struct dpd_options *opts)
 {
     unsigned started;
     int status = DPD_EXIT_OK;
+    int told_stopping = 0;
     const char *token = NULL;
     char token_buf[4097];
+    char ready_status[1200];
 #ifdef DP_HAVE_METRICS
     struct dp_metrics *metrics = NULL;
 #endif
@@ -746,11 +760,15 @@ static int run(const struct dpd_options *opts)
     if (stop_requested)
         stop_all(opts->workers);
 
-    log_startup(opts);
+    log_startup(opts, ready_status, sizeof ready_status);
     started = start_workers(opts->workers);
     if (started < opts->workers) {
         stop_all(opts->workers);
         status = DPD_EXIT_RUNTIME;
+    } else {
+        /* Every socket is bound and listening, privileges are dropped and
+         * every worker is running: queries are answered from now on. */
+        notify_systemd(dp_notify_ready(ready_status), "READY");
     }
     while (atomic_load(&workers_done) < started) {
         char buf[64];
@@ -767,9 +785,19 @@ static int run(const struct dpd_options *opts)
         }
         for (ssize_t i = 0; i < n; i++)
             want_reload |= buf[i] == 'h';
-        if (want_reload && !stop_requested)
+        if (stop_requested && !told_stopping) {
+            notify_systemd(dp_notify_stopping(), "STOPPING");
+            told_stopping = 1;
+        }
+        if (want_reload && !stop_requested) {
+            notify_systemd(dp_notify_reloading(), "RELOADING");
             reload();
+            notify_systemd(dp_notify_send("READY=1"), "READY");
+        }
     }
+    /* Also when the workers ended on their own (a failure). */
+    if (!told_stopping)
+        notify_systemd(dp_notify_stopping(), "STOPPING");
     for (unsigned i = 0; i < started; i++) {
         pthread_join(workers[i].thread, NULL);
         if (workers[i].result < 0)
