@@ -17,7 +17,7 @@
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
 
 make_pki
-start_dotserver
+start_dotserver server
 
 # The listener prints one line per datagram: the sender's pid (from
 # SCM_CREDENTIALS, as systemd checks NotifyAccess=main), its own
@@ -92,7 +92,7 @@ stop_listener() {
 
 # run_case TAG NOTIFY_SOCKET
 run_case() {
-    local n at_usec
+    local n
     CASE=$1
     start_listener "$2" "$1"
     write_conf 100
@@ -109,9 +109,9 @@ run_case() {
     PROXY_PORT=${BASH_REMATCH[1]}
     # No wait of any kind between READY=1 and the queries: READY=1 must
     # mean that they are answered.
-    check_eq "$1: answered over UDP right after READY=1" "$(expected_a r1.$1.example)" \
+    check_eq "$1: answered over UDP right after READY=1" "$(expected_a "r1.$1.example")" \
         "$(qdig +short "r1.$1.example" A)"
-    check_eq "$1: answered over TCP right after READY=1" "$(expected_a r2.$1.example)" \
+    check_eq "$1: answered over TCP right after READY=1" "$(expected_a "r2.$1.example")" \
         "$(qdig +tcp +short "r2.$1.example" A)"
 
     write_conf 0
@@ -130,7 +130,7 @@ run_case() {
     fi
     next_message
     check_eq "$1: then READY=1 once the reload is done" "READY=1" "$MSG"
-    check_eq "$1: answered after the reload" "$(expected_a r3.$1.example)" \
+    check_eq "$1: answered after the reload" "$(expected_a "r3.$1.example")" \
         "$(qdig +short "r3.$1.example" A)"
 
     kill -TERM "$PROXY_PID"
