@@ -4,6 +4,7 @@
  * promotion, a ghost filter of recently evicted keys), RFC 2308 / RFC 8767
  * lifetimes. See cache.h for the contract. */
 #include "cache.h"
+#include "siphash.h"
 
 #include <assert.h>
 #include <endian.h>
@@ -89,75 +90,14 @@ static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
 
 static void seed_init(void)
 {
-    uint64_t s[2];
-    if (getrandom(s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
-        /* No entropy yet (early boot) or none at all: a weaker seed still
-         * beats a fixed one, and the cache never fails for want of it. */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15u ^ (uint64_t)(uintptr_t)&ts;
-        s[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&seed;
-    }
-    seed[0] = s[0];
-    seed[1] = s[1];
+    dp_siphash_key(seed);
 }
-
-static inline uint64_t rotl64(uint64_t x, unsigned b)
-{
-    return (x << b) | (x >> (64 - b));
-}
-
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = rotl64(v1, 13);                                                                       \
-        v1 ^= v0;                                                                                  \
-        v0 = rotl64(v0, 32);                                                                       \
-        v2 += v3;                                                                                  \
-        v3 = rotl64(v3, 16);                                                                       \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = rotl64(v3, 21);                                                                       \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = rotl64(v1, 17);                                                                       \
-        v1 ^= v2;                                                                                  \
-        v2 = rotl64(v2, 32);                                                                       \
-    } while (0)
 
 static inline uint64_t load_le64(const uint8_t *p)
 {
     uint64_t v;
     memcpy(&v, p, sizeof(v));
     return le64toh(v);
-}
-
-/* SipHash-1-3: keyed, so a client choosing names cannot predict collisions;
- * one compression round per word is plenty for a hash table. */
-static uint64_t siphash13(const uint64_t key[2], const uint8_t *p, size_t n)
-{
-    uint64_t v0 = key[0] ^ 0x736f6d6570736575u;
-    uint64_t v1 = key[1] ^ 0x646f72616e646f6du;
-    uint64_t v2 = key[0] ^ 0x6c7967656e657261u;
-    uint64_t v3 = key[1] ^ 0x7465646279746573u;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t m = load_le64(p + i);
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)n << 56;
-    for (unsigned j = 0; i + j < n; j++)
-        b |= (uint64_t)p[i + j] << (8 * j);
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xFF;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -235,7 +175,7 @@ int dp_cache_key_make(struct dp_cache_key *k, const uint8_t *msg, size_t len,
         f |= KEY_CD;
     k->data[n + 4] = (uint8_t)f;
     k->len = (uint16_t)(n + 5);
-    k->hash = (uint32_t)siphash13(seed, k->data, k->len);
+    k->hash = (uint32_t)dp_siphash13(seed, k->data, k->len);
     return 0;
 }
 

@@ -11,6 +11,7 @@
  *    least 2 * max_queries (64 .. 2^21) slots of 24 octets, 384 KiB for the
  *    default max_queries 8192. */
 #include "policy.h"
+#include "siphash.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -71,7 +72,7 @@ struct fl_slot {
 };
 
 struct dp_policy {
-    uint64_t sip_k0, sip_k1; /* secret: attackers can't aim collisions */
+    uint64_t sip_key[2]; /* secret: attackers can't aim collisions */
 
     struct acl4 acl4[DP_MAX_ALLOW];
     size_t n_acl4;
@@ -100,85 +101,9 @@ struct dp_policy {
  * The words are hashed as numbers, not as the reference byte string: the
  * value never leaves the process, only its unpredictability matters. */
 
-static inline uint64_t rotl64(uint64_t x, unsigned b)
-{
-    return (x << b) | (x >> (64 - b));
-}
-
-#define SIPROUND()                                                                                 \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = rotl64(v1, 13);                                                                       \
-        v1 ^= v0;                                                                                  \
-        v0 = rotl64(v0, 32);                                                                       \
-        v2 += v3;                                                                                  \
-        v3 = rotl64(v3, 16);                                                                       \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = rotl64(v3, 21);                                                                       \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = rotl64(v1, 17);                                                                       \
-        v1 ^= v2;                                                                                  \
-        v2 = rotl64(v2, 32);                                                                       \
-    } while (0)
-
 static uint64_t sip13(const struct dp_policy *p, uint64_t m0, uint64_t m1)
 {
-    uint64_t v0 = p->sip_k0 ^ 0x736f6d6570736575ull;
-    uint64_t v1 = p->sip_k1 ^ 0x646f72616e646f6dull;
-    uint64_t v2 = p->sip_k0 ^ 0x6c7967656e657261ull;
-    uint64_t v3 = p->sip_k1 ^ 0x7465646279746573ull;
-    const uint64_t last = (uint64_t)16 << 56;
-
-    v3 ^= m0;
-    SIPROUND();
-    v0 ^= m0;
-    v3 ^= m1;
-    SIPROUND();
-    v0 ^= m1;
-    v3 ^= last;
-    SIPROUND();
-    v0 ^= last;
-    v2 ^= 0xff;
-    SIPROUND();
-    SIPROUND();
-    SIPROUND();
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
-/* The hash key. getrandom without blocking: at early boot the pool may not be
- * ready, and a resolver must not wait for it; a weaker key then only makes
- * aimed collisions possible, which eviction bounds anyway. */
-static void seed(struct dp_policy *p)
-{
-    uint64_t k[2] = {0, 0};
-    size_t got = 0;
-    while (got < sizeof k) {
-        ssize_t n = getrandom((char *)k + got, sizeof k - got, GRND_NONBLOCK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got < sizeof k) {
-        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            ssize_t n = read(fd, k, sizeof k);
-            close(fd);
-            got = n == (ssize_t)sizeof k ? sizeof k : 0;
-        }
-    }
-    if (got < sizeof k) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        k[0] ^= (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        k[1] ^= (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)p ^ ((uint64_t)getpid() << 32);
-    }
-    p->sip_k0 = k[0];
-    p->sip_k1 = k[1];
+    return dp_siphash13_words(p->sip_key, m0, m1);
 }
 
 /* ---- addresses ---- */
@@ -539,7 +464,7 @@ int dp_policy_new(struct dp_policy **out, const struct dotproxy_config *cfg)
     struct dp_policy *p = calloc(1, sizeof *p);
     if (p == NULL)
         return DOTPROXY_ENOMEM;
-    seed(p);
+    dp_siphash_key(p->sip_key);
 
     if (cfg->n_allow == 0) {
         for (size_t i = 0; i < sizeof default_allow / sizeof default_allow[0]; i++)
