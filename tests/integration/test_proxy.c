@@ -1033,22 +1033,6 @@ END_TEST
 
 /* ---- the runner ------------------------------------------------------------- */
 
-static void remove_pki(void)
-{
-    DIR *d = opendir(pki_dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char p[2 * PATH_MAX];
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(p, sizeof p, "%s/%s", pki_dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(pki_dir);
-}
 
 static TCase *tcase(const char *name)
 {
@@ -1104,23 +1088,12 @@ static Suite *proxy_suite(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(pki_dir, sizeof pki_dir, "%s/dotproxy-test-proxy-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    if (mkdtemp(pki_dir) == NULL) {
-        perror("mkdtemp");
+    if (ts_pki_tmpdir(pki_dir, sizeof pki_dir, "dotproxy-test-proxy") != 0)
         return EXIT_FAILURE;
-    }
-    int rc = ts_pki_make(pki_dir);
-    if (rc != 0) {
-        fprintf(stderr, "ts_pki_make: %d\n", rc);
-        remove_pki();
-        return EXIT_FAILURE;
-    }
     SRunner *sr = srunner_create(proxy_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    remove_pki();
+    ts_pki_tmpdir_remove(pki_dir);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

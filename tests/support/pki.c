@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "pki.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -187,4 +190,42 @@ out:;
     ent_free(&rogue_ca);
     errno = saved;
     return ret;
+}
+
+void ts_pki_tmpdir_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char p[2 * PATH_MAX];
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+int ts_pki_tmpdir(char *dir, size_t cap, const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(dir, cap, "%s/%s-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", tag);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "ts_pki_tmpdir: path too long\n");
+        return -1;
+    }
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    int rc = ts_pki_make(dir);
+    if (rc != 0) {
+        fprintf(stderr, "ts_pki_make: %d\n", rc);
+        ts_pki_tmpdir_remove(dir);
+        return -1;
+    }
+    return 0;
 }

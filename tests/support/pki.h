@@ -5,6 +5,8 @@
 #ifndef TS_PKI_H
 #define TS_PKI_H
 
+#include <stddef.h>
+
 /* The TLS name the good server certificate carries (also 127.0.0.1, ::1). */
 #define TS_PKI_SERVER_NAME "dns.test"
 
@@ -19,5 +21,13 @@
  * Returns 0 or a negative GnuTLS error code; GNUTLS_E_FILE_ERROR when a file
  * cannot be written, with errno telling why. Thread-safe. */
 int ts_pki_make(const char *dir);
+
+/* For a test program: a fresh directory $TMPDIR/<tag>-XXXXXX (or /tmp/...),
+ * written to dir[0..cap), holding the whole PKI of ts_pki_make. Returns 0, or
+ * -1 after saying why on stderr (nothing is left behind then). */
+int ts_pki_tmpdir(char *dir, size_t cap, const char *tag);
+
+/* Remove such a directory and the files in it. */
+void ts_pki_tmpdir_remove(const char *dir);
 
 #endif
