@@ -159,13 +159,19 @@ int dp_cache_key_make(struct dp_cache_key *k, const uint8_t *msg, size_t len,
         (size_t)info->question_end != (size_t)HDR + info->qname_len + 4u ||
         info->question_end > len)
         return DOTPROXY_EMALFORMED;
-    uint8_t name[DOTPROXY_DNS_MAX_NAME];
-    size_t next;
-    int n = dp_dns_msg_name_lower(msg, len, HDR, name, &next);
-    if (n < 0 || (size_t)n != info->qname_len || next != (size_t)HDR + info->qname_len)
+    /* The parse checked the name; the length test above means it holds no
+     * compression pointer (a pointer makes the name shorter in place than
+     * expanded). So the key is the name's bytes with ASCII letters folded:
+     * label length octets (0..63) are never letters. One pass, no walk. */
+    size_t n = info->qname_len;
+    if (n == 0 || n > DOTPROXY_DNS_MAX_NAME)
         return DOTPROXY_EMALFORMED;
     pthread_once(&seed_once, seed_init);
-    memcpy(k->data, name, (size_t)n);
+    const uint8_t *src = msg + HDR;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = src[i];
+        k->data[i] = (c >= 'A' && c <= 'Z') ? (uint8_t)(c | 0x20) : c;
+    }
     wr16(k->data + n, info->qtype);
     wr16(k->data + n + 2, info->qclass);
     unsigned f = (unsigned)DOTPROXY_DNS_OPCODE(info->flags) << KEY_OPCODE_SHIFT;
