@@ -81,9 +81,11 @@ class Responder:
 
 # Answered cases return as soon as the answer comes; the generous limit only keeps a
 # loaded machine (parallel tests, sanitizer builds) from failing them.
-def run_probe(probe, port, name=None, timeout="5"):
+def run_probe(probe, port, name=None, timeout="5", probe_id=None):
     env = dict(os.environ, DOTPROXY_PROBE_ADDR="127.0.0.1", DOTPROXY_PROBE_PORT=str(port),
                DOTPROXY_PROBE_TIMEOUT=timeout)
+    if probe_id is not None:
+        env["DOTPROXY_PROBE_ID"] = probe_id
     if name is not None:
         env["DOTPROXY_PROBE_NAME"] = name
     p = subprocess.run(["bash", probe], env=env, capture_output=True, text=True, timeout=30)
@@ -98,10 +100,10 @@ def main(argv):
     failures = []
     r = Responder()
 
-    def expect(label, mode, want_rc, want_msg="", name=None, timeout="5"):
+    def expect(label, mode, want_rc, want_msg="", name=None, timeout="5", probe_id=None):
         r.mode = mode
         before = len(r.queries)
-        rc, err = run_probe(probe, r.port, name, timeout)
+        rc, err = run_probe(probe, r.port, name, timeout, probe_id)
         good = rc == want_rc and want_msg in err
         print(f"{'ok' if good else 'FAIL'}: {label}: exit {rc} {err!r}")
         if not good:
@@ -127,7 +129,13 @@ def main(argv):
     qs = expect("healthy on NXDOMAIN, for a configured name", "nxdomain", 0, name="probe.example.org")
     if qs and qs[0]["name"] != "probe.example.org.":
         failures.append(f"configured name sent as {qs[0]['name']}")
-    ids = {q["id"] for q in r.queries}
+    # Octets 0x0a (newline) in the ID and as a label length (a 10-letter label):
+    # the datagram must still leave whole (a shell printf would split it).
+    qs = expect("healthy with newline octets in the query", "noerror", 0,
+                name="abcdefghij.example", probe_id="0a0a")
+    if len(qs) != 1 or qs[0]["id"] != 0x0a0a or qs[0]["name"] != "abcdefghij.example.":
+        failures.append(f"query with newline octets arrived as {qs!r}")
+    ids = {q["id"] for q in r.queries if q["id"] != 0x0a0a}
     expect("unhealthy on SERVFAIL", "servfail", 1, "SERVFAIL")
     expect("unhealthy on REFUSED", "refused", 1, "REFUSED")
     expect("unhealthy when the answer has another ID", "wrong-id", 1, "does not match")
