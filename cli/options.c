@@ -869,11 +869,14 @@ static int add_defaults(struct dpd_options *opts)
         if (take(opts, &it) != 0)
             return -1;
     }
-    for (size_t i = 0; opts->n_upstream == 0 && i < 2; i++) {
-        it.id = O_UPSTREAM;
-        it.value = default_upstreams[i];
-        if (take(opts, &it) != 0)
-            return -1;
+    if (opts->n_upstream == 0) {
+        /* Decided once: n_upstream grows as the defaults are taken. */
+        for (size_t i = 0; i < sizeof default_upstreams / sizeof default_upstreams[0]; i++) {
+            it.id = O_UPSTREAM;
+            it.value = default_upstreams[i];
+            if (take(opts, &it) != 0)
+                return -1;
+        }
     }
     return 0;
 }

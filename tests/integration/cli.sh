@@ -120,6 +120,14 @@ check_eq "SIGTERM: exit status" 0 "$STOP_STATUS"
 if [ "$STOP_MS" -le 2000 ]; then pass "SIGTERM: exit within 2 s ($STOP_MS ms)"; else
     fail "SIGTERM: took $STOP_MS ms"; fi
 
+# Without -u both default upstreams are configured. No query is sent, so the
+# daemon opens no connection to them (it connects on demand only).
+PROXY_NAME=dotproxyd-defaults start_proxy --cache-size 0
+check_match "default upstreams: both Cloudflare addresses" \
+    'upstreams 1\.0\.0\.1@853#cloudflare-dns\.com, 1\.1\.1\.1@853#cloudflare-dns\.com;' "$BG_LINE"
+stop_proxy
+check_eq "default upstreams: exit status" 0 "$STOP_STATUS"
+
 PROXY_NAME=dotproxyd-int start_proxy -u 127.0.0.1@9 -w 3
 check_match "startup line counts workers" '; 3 workers$' "$BG_LINE"
 stop_bg "$PROXY_PID" "$PROXY_DRAIN" INT
