@@ -561,11 +561,21 @@ static int question_matches_key(const struct dp_cache_key *k, const uint8_t *ans
 int dp_cache_store(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans,
                    size_t len, uint64_t now_us)
 {
-    if (c == NULL || k == NULL || ans == NULL || k->len < 6 || k->len > sizeof(k->data))
+    if (ans == NULL)
         return DOTPROXY_EINVAL;
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, ans, len) < 0)
         return DOTPROXY_EMALFORMED;
+    return dp_cache_store_parsed(c, k, ans, len, &info, now_us);
+}
+
+int dp_cache_store_parsed(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans,
+                          size_t len, const dotproxy_dns_info *parsed, uint64_t now_us)
+{
+    if (c == NULL || k == NULL || ans == NULL || parsed == NULL || k->len < 6 ||
+        k->len > sizeof(k->data))
+        return DOTPROXY_EINVAL;
+    const dotproxy_dns_info info = *parsed;
     if (!question_matches_key(k, ans, len, &info))
         return DOTPROXY_EINVAL;
     if (c->buckets == NULL)

@@ -107,6 +107,11 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
  * (ans does not parse) or DOTPROXY_ENOMEM (the old entry, if any, is kept). */
 int dp_cache_store(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans,
                    size_t len, uint64_t now_us);
+/* The same for an answer the caller has already parsed (info from
+ * dotproxy_dns_parse of exactly ans[0..len)): the proxy's path, which parses
+ * every upstream answer once to match it to its query. */
+int dp_cache_store_parsed(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans,
+                          size_t len, const dotproxy_dns_info *info, uint64_t now_us);
 
 /* Drop every entry (and the eviction policy's history). */
 void dp_cache_flush(struct dp_cache *c);

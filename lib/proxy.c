@@ -104,13 +104,14 @@ static int cache_lookup(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, 
                            DP_SCRATCH, outlen);
 }
 
+/* ans was parsed once already (info), to match it to its query. */
 static void cache_store(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, const uint8_t *ans,
-                        size_t len)
+                        size_t len, const dotproxy_dns_info *info)
 {
     if (ctx->cfg.shared_cache != NULL)
-        dp_shared_cache_store(ctx->cfg.shared_cache, k, ans, len, dp_now(ctx));
+        dp_shared_cache_store(ctx->cfg.shared_cache, k, ans, len, info, dp_now(ctx));
     else
-        dp_cache_store(ctx->cache, k, ans, len, dp_now(ctx));
+        dp_cache_store_parsed(ctx->cache, k, ans, len, info, dp_now(ctx));
 }
 
 /* ---- in-flight table: identical questions share one upstream query ---- */
@@ -406,7 +407,7 @@ void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg,
 {
     dp_ctr_inc(ctx, DOTPROXY_CTR_ANSWERS);
     if (q->cacheable && has_cache(ctx))
-        cache_store(ctx, &q->key, msg, len);
+        cache_store(ctx, &q->key, msg, len, info);
     struct dp_upstream *up = q->up;
     /* Everyone who asked the same question meanwhile, then the leader. */
     struct dp_query *f;

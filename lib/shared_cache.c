@@ -102,11 +102,12 @@ int dp_shared_cache_lookup(struct dotproxy_cache *c, const struct dp_cache_key *
 }
 
 int dp_shared_cache_store(struct dotproxy_cache *c, const struct dp_cache_key *k,
-                          const uint8_t *ans, size_t len, uint64_t now_us)
+                          const uint8_t *ans, size_t len, const dotproxy_dns_info *info,
+                          uint64_t now_us)
 {
     struct shard *s = shard_of(c, k);
     pthread_mutex_lock(&s->lock);
-    int rc = dp_cache_store(s->cache, k, ans, len, now_us);
+    int rc = dp_cache_store_parsed(s->cache, k, ans, len, info, now_us);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

@@ -19,7 +19,8 @@ int dp_shared_cache_lookup(struct dotproxy_cache *c, const struct dp_cache_key *
                            uint64_t now_us, int allow_stale, const uint8_t *query, size_t qlen,
                            uint8_t *out, size_t cap, size_t *outlen);
 int dp_shared_cache_store(struct dotproxy_cache *c, const struct dp_cache_key *k,
-                          const uint8_t *ans, size_t len, uint64_t now_us);
+                          const uint8_t *ans, size_t len, const dotproxy_dns_info *info,
+                          uint64_t now_us);
 void dp_shared_cache_flush(struct dotproxy_cache *c);
 void dp_shared_cache_stats(struct dotproxy_cache *c, struct dp_cache_stats *out);
 
