@@ -53,6 +53,7 @@ struct dp_conn {
     struct dp_timer timer;   /* handshake deadline, then idle check */
     struct dp_conn *next_dirty;
     int dirty;
+    int ack_owed;            /* answers read this turn while more are due */
 };
 
 /* Give q to up's pool: send it on a ready connection with room, or queue it
