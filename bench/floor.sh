@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # floor.sh - how far dotproxyd's CPU per query is above the kernel's floor.
 #
-#   bench/floor.sh [--reps N] [--duration S] [--out DIR] [--no-netns]
+#   bench/floor.sh [--reps N] [--duration S] [--rows LIST] [--out DIR] [--no-netns]
 #
 # On loopback, a UDP answer costs its sender the whole delivery: route, skb,
 # the receiver's softirq work and its wake-up. No DNS front end can cost less
@@ -11,14 +11,19 @@
 # This script measures, under the same dnsperf load as peers.sh (-c 16 -q 200,
 # UDP), in interleaved rounds so that machine noise hits all rows alike:
 #
-#   floor      udp_floor
-#   cached     dotproxyd, cache on, 1,000 names, filled before the round
-#   uncached   dotproxyd --cache-size 0, 10,000 names, every query over DoT
-#              to the shared rig's local upstream (upstream.sh)
+#   floor        udp_floor, one thread
+#   floor-2t     udp_floor, two threads with SO_REUSEPORT (as -w 2)
+#   cached       dotproxyd, cache on, 1,000 names, filled before the round
+#   cached-w2    the same with -w 2
+#   uncached     dotproxyd --cache-size 0, 10,000 names, every query over DoT
+#                to the shared rig's local upstream (upstream.sh)
+#   uncached-w2  the same with -w 2
 #
-# and prints per row the medians of qps and CPU µs per query (utime+stime of
-# the server process / answers) over --reps rounds (default 3) of --duration
-# seconds (default 8), and each dotproxyd row's CPU above the floor.
+# (--rows picks some, comma list; default all) and prints per row the medians
+# of qps and CPU µs per query (utime+stime of all the server's threads /
+# answers) over --reps rounds (default 3) of --duration seconds (default 8), and
+# each row's CPU and qps against the floor with as many threads (floor for
+# one, floor-2t for the -w2 rows): what dotproxyd adds to the kernel's cost.
 #
 # Needs dnsperf, dig, cc, unbound, certtool; run as root to re-execute itself in
 # a private network namespace (unshare -n), or --no-netns to use 127.0.0.1 ports
@@ -38,6 +43,7 @@ ORIG_ARGS=("$@")
 
 REPS=3
 DURATION=8
+ROWS=floor,floor-2t,cached,cached-w2,uncached,uncached-w2
 OUT=""
 USE_NETNS=1
 UP_BASE=21300
@@ -49,6 +55,7 @@ while (($#)); do
     case $1 in
     --reps) [[ $# -ge 2 ]] || die "--reps needs a value"; REPS=$2; shift 2 ;;
     --duration) [[ $# -ge 2 ]] || die "--duration needs a value"; DURATION=$2; shift 2 ;;
+    --rows) [[ $# -ge 2 ]] || die "--rows needs a value"; ROWS=$2; shift 2 ;;
     --out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT=$2; shift 2 ;;
     --no-netns) USE_NETNS=0; shift ;;
     -h | --help) sed -n '3,/^set -uo/p' "$SELF" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -56,6 +63,10 @@ while (($#)); do
     esac
 done
 [[ $REPS =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ ]] || die "--reps and --duration take positive numbers"
+IFS=, read -r -a ROW_LIST <<<"$ROWS"
+for r in "${ROW_LIST[@]}"; do
+    case $r in floor | floor-2t | cached | cached-w2 | uncached | uncached-w2) ;; *) die "unknown row '$r' (see --help)" ;; esac
+done
 
 if [[ $USE_NETNS == 1 && -z ${FLOOR_IN_NETNS:-} ]]; then
     if unshare -n true 2>/dev/null; then
@@ -85,7 +96,7 @@ DOTPROXYD=$BUILD_DIR/cli/dotproxyd
 mkdir -p "$OUT" || die "cannot create $OUT"
 OUT=$(cd "$OUT" && pwd)
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
-cc -O2 -Wall -Wextra -Werror -o "$OUT/udp_floor" "$HERE/udp_floor.c" || die "cannot build udp_floor"
+cc -O2 -Wall -Wextra -Werror -pthread -o "$OUT/udp_floor" "$HERE/udp_floor.c" || die "cannot build udp_floor"
 
 SERVER_PID=""
 UP_STARTED=0
@@ -116,13 +127,15 @@ log "run dir $OUT (netns: $NETNS); $REPS rounds of $DURATION s; daemon $("$DOTPR
 
 # start ROW : the row's server, answering on its port
 start() {
-    local row=$1 port=$LISTEN_PORT
+    local row=$1 port=$LISTEN_PORT workers=1
+    [[ $row == *-w2 ]] && workers=2
     case $row in
-    floor) "$OUT/udp_floor" "$FLOOR_PORT" 2>>"$OUT/floor.err" & port=$FLOOR_PORT ;;
-    cached) "$DOTPROXYD" -l "127.0.0.1@$LISTEN_PORT" -u "127.0.0.1@$UP_DOT_PORT#$TLS_NAME" \
-        --ca-file "$CA" --cache-size 10000 2>>"$OUT/dotproxyd.err" & ;;
-    uncached) "$DOTPROXYD" -l "127.0.0.1@$LISTEN_PORT" -u "127.0.0.1@$UP_DOT_PORT#$TLS_NAME" \
-        --ca-file "$CA" --cache-size 0 2>>"$OUT/dotproxyd.err" & ;;
+    floor) "$OUT/udp_floor" "$FLOOR_PORT" 1 2>>"$OUT/floor.err" & port=$FLOOR_PORT ;;
+    floor-2t) "$OUT/udp_floor" "$FLOOR_PORT" 2 2>>"$OUT/floor.err" & port=$FLOOR_PORT ;;
+    cached*) "$DOTPROXYD" -l "127.0.0.1@$LISTEN_PORT" -u "127.0.0.1@$UP_DOT_PORT#$TLS_NAME" \
+        --ca-file "$CA" --cache-size 10000 -w "$workers" 2>>"$OUT/dotproxyd.err" & ;;
+    uncached*) "$DOTPROXYD" -l "127.0.0.1@$LISTEN_PORT" -u "127.0.0.1@$UP_DOT_PORT#$TLS_NAME" \
+        --ca-file "$CA" --cache-size 0 -w "$workers" 2>>"$OUT/dotproxyd.err" & ;;
     esac
     SERVER_PID=$!
     PORT=$port
@@ -138,7 +151,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # measure ROW ROUND : one row of one round; appends "row qps cpu_us_q lost" to rows.tsv
 measure() {
     local row=$1 round=$2 qf="$OUT/q-uncached.txt"
-    [[ $row == uncached ]] || qf="$OUT/q-cached.txt"
+    [[ $row == uncached* ]] || qf="$OUT/q-cached.txt"
     start "$row"
     # fill (cached) and warm up: every row gets the same 2 s of unmeasured load
     dnsperf -s 127.0.0.1 -p "$PORT" -d "$qf" -c 16 -q 200 -l 2 >/dev/null 2>&1
@@ -156,18 +169,19 @@ measure() {
 
 : >"$OUT/rows.tsv"
 for round in $(seq "$REPS"); do
-    for row in floor cached uncached; do measure "$row" "$round"; done
+    for row in "${ROW_LIST[@]}"; do measure "$row" "$round"; done
 done
 
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-fq=$(awk -F'\t' '$1 == "floor" {print $2}' "$OUT/rows.tsv" | median)
-fc=$(awk -F'\t' '$1 == "floor" {print $3}' "$OUT/rows.tsv" | median)
-printf '%-10s %9s %9s %11s %11s %6s\n' row qps cpu_us/q vs_floor_us qps/floor lost
-for row in floor cached uncached; do
-    q=$(awk -F'\t' -v r="$row" '$1 == r {print $2}' "$OUT/rows.tsv" | median)
-    c=$(awk -F'\t' -v r="$row" '$1 == r {print $3}' "$OUT/rows.tsv" | median)
+median() { sort -g | awk '{v[NR] = $1} END {if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+col() { awk -F'\t' -v r="$1" -v c="$2" '$1 == r {print $c}' "$OUT/rows.tsv" | median; }
+printf '%-12s %9s %9s %-9s %11s %11s %6s\n' row qps cpu_us/q floor vs_floor_us qps/floor lost
+for row in "${ROW_LIST[@]}"; do
+    base=floor
+    [[ $row == *-w2 || $row == floor-2t ]] && base=floor-2t
+    q=$(col "$row" 2) c=$(col "$row" 3) fq=$(col "$base" 2) fc=$(col "$base" 3)
     l=$(awk -F'\t' -v r="$row" '$1 == r {s += $4} END {print s + 0}' "$OUT/rows.tsv")
-    awk -v r="$row" -v q="$q" -v c="$c" -v fq="$fq" -v fc="$fc" -v l="$l" \
-        'BEGIN {printf "%-10s %9.0f %9.2f %+11.2f %11.2f %6d\n", r, q, c, c - fc, q / fq, l}'
+    awk -v r="$row" -v b="$base" -v q="$q" -v c="$c" -v fq="$fq" -v fc="$fc" -v l="$l" 'BEGIN {
+        if (fq == "") { printf "%-12s %9.0f %9.2f %-9s %11s %11s %6d\n", r, q, c, "-", "-", "-", l; exit }
+        printf "%-12s %9.0f %9.2f %-9s %+11.2f %11.2f %6d\n", r, q, c, b, c - fc, q / fq, l }'
 done | tee "$OUT/summary.txt"
 echo "(medians of $REPS rounds of $DURATION s; dnsperf -c 16 -q 200 over UDP; results in $OUT)"
