@@ -703,7 +703,7 @@ static void finish_stop(struct dotproxy_ctx *ctx)
     while (!dp_list_empty(&ctx->active))
         dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active),
                       DOTPROXY_ESTATE);
-    dp_tls_pool_flush(ctx);
+    dp_tls_pool_flush(ctx, 1);
     dp_listener_flush(ctx);
     dp_listener_udp_flush(ctx);
     dp_listener_close_clients(ctx);
@@ -764,7 +764,7 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
     /* Answers and queries produced this turn go out now, coalesced. Writing
      * to clients can resume paused ones, whose queries then need a flush. */
     do
-        dp_tls_pool_flush(ctx);
+        dp_tls_pool_flush(ctx, 0);
     while (dp_listener_flush(ctx));
     dp_listener_udp_flush(ctx);
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
@@ -795,6 +795,8 @@ uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
     }
     if (ctx->publish_pending && ctx->snap_next_us < due)
         due = ctx->snap_next_us;
+    if (ctx->dirty != NULL && ctx->write_due_us < due)
+        due = ctx->write_due_us;
     uint64_t sweep = dp_tls_pool_next_sweep(ctx);
     if (sweep < due)
         due = sweep;

@@ -120,6 +120,7 @@ struct dotproxy_ctx {
     size_t n_active;
 
     struct dp_conn *dirty;         /* connections with output to flush */
+    uint64_t write_due_us;         /* a held write must go out by then */
     struct dp_tcp_client *dirty_clients;
     struct dp_udp_listener *dirty_udp;
     int in_process;                /* inside dotproxy_ctx_process() */

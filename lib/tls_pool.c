@@ -29,6 +29,10 @@
  * a busy connection acknowledges with the queries it writes anyway, and
  * forced ACKs there only make the upstream send smaller segments. */
 #define ACK_NOW_MAX_INFLIGHT 8u
+/* Holding queries for a fuller write: see may_hold(). */
+#define HOLD_MIN_DUE 32u
+#define HOLD_MAX_US 200u
+#define HOLD_MAX_BYTES 2048u
 
 static const gnutls_datum_t alpn_dot = {(unsigned char *)"dot", 3}; /* RFC 7858 / IANA */
 
@@ -306,6 +310,8 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
     dp_list_remove(&q->sent);
     dp_list_push_back(&ctx->sent, &q->sent);
     dotproxy_dns_set_id(q->q, q->qlen, wire);
+    if (c->queued++ == 0)
+        c->queued_since_us = q->sent_us;
     /* Length and message in one write (RFC 7766 8). */
     dotproxy_frame_put_prefix(c->out + c->out_tail, q->qlen);
     memcpy(c->out + c->out_tail + 2, q->q, q->qlen);
@@ -688,6 +694,7 @@ static int conn_write(struct dp_conn *c)
         c->out_head += c->send_pending_len;
     }
     c->out_head = c->out_tail = 0;
+    c->queued = 0;
     dp_loop_want(&ctx->loop, &c->io, DOTPROXY_EV_IN);
     return 0;
 }
@@ -820,8 +827,26 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
     }
 }
 
-void dp_tls_pool_flush(struct dotproxy_ctx *ctx)
+/* May c's queued queries wait for a later turn? Only while the upstream
+ * owes at least HOLD_MIN_DUE answers for queries already written: their
+ * arrival makes another turn, whose flush then writes more queries per TLS
+ * record and per send() (each send also costs us the upstream's receive
+ * processing and wake-up). Bounded by HOLD_MAX_US after the oldest query was
+ * queued and by HOLD_MAX_BYTES of queries; never with a record in progress. */
+static int may_hold(const struct dp_conn *c, uint64_t now, uint64_t *due)
 {
+    if (c->gnutls_send_pending || c->out_head == c->out_tail ||
+        c->out_tail - c->out_head >= HOLD_MAX_BYTES || c->inflight - c->queued < HOLD_MIN_DUE)
+        return 0;
+    *due = c->queued_since_us + HOLD_MAX_US;
+    return now < *due;
+}
+
+void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force)
+{
+    struct dp_conn *held = NULL;
+    uint64_t now = dp_now(ctx), due;
+    ctx->write_due_us = UINT64_MAX;
     while (ctx->dirty != NULL) {
         struct dp_conn *c = ctx->dirty;
         ctx->dirty = c->next_dirty;
@@ -834,6 +859,14 @@ void dp_tls_pool_flush(struct dotproxy_ctx *ctx)
         }
         if (c->state != DP_CONN_READY)
             continue;
+        if (!force && may_hold(c, now, &due)) {
+            c->dirty = 1;
+            c->next_dirty = held;
+            held = c;
+            if (due < ctx->write_due_us)
+                ctx->write_due_us = due;
+            continue;
+        }
         int writes = c->gnutls_send_pending || c->out_head < c->out_tail;
         int ack_owed = c->ack_owed;
         c->ack_owed = 0;
@@ -842,6 +875,7 @@ void dp_tls_pool_flush(struct dotproxy_ctx *ctx)
         if (ack_owed && !writes && c->inflight > 0 && c->inflight <= ACK_NOW_MAX_INFLIGHT)
             conn_ack_now(c);
     }
+    ctx->dirty = held;
 }
 
 void dp_tls_pool_probe(struct dp_upstream *up)
@@ -859,7 +893,16 @@ void dp_tls_pool_close_all(struct dp_upstream *up)
                 c->slot[i]->conn = NULL;
         if (c->state == DP_CONN_READY)
             gnutls_bye(c->tls, GNUTLS_SHUT_WR);
-        c->dirty = 0; /* the context is going away: free now */
+        if (c->dirty) {
+            /* Held for a later flush (a reload removing this upstream): take
+             * it off the list, since it is freed now. */
+            struct dp_conn **pp = &up->ctx->dirty;
+            while (*pp != NULL && *pp != c)
+                pp = &(*pp)->next_dirty;
+            if (*pp == c)
+                *pp = c->next_dirty;
+            c->dirty = 0;
+        }
         conn_close(c);
     }
 }

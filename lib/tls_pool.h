@@ -54,6 +54,8 @@ struct dp_conn {
     struct dp_conn *next_dirty;
     int dirty;
     int ack_owed;            /* answers read this turn while more are due */
+    unsigned queued;         /* queries in out not yet written */
+    uint64_t queued_since_us; /* when the oldest of them was queued */
 };
 
 /* Give q to up's pool: send it on a ready connection with room, or queue it
@@ -69,7 +71,7 @@ void dp_tls_pool_sweep(struct dotproxy_ctx *ctx);
 /* When the sweep next has work, or UINT64_MAX. */
 uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx);
 /* Write out every connection's queued output (end of a loop turn). */
-void dp_tls_pool_flush(struct dotproxy_ctx *ctx);
+void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force);
 /* Open a connection to up (background probe). */
 void dp_tls_pool_probe(struct dp_upstream *up);
 /* Take every live query off up (in flight or waiting) onto out, linked by

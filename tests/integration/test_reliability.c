@@ -640,6 +640,70 @@ START_TEST(test_reliability_reload_moves_queries_in_flight_on_a_removed_upstream
 }
 END_TEST
 
+/* Queries written to a busy connection may be held for a fuller write (a
+ * connection owing 32 or more answers): a reload that removes its upstream
+ * while one is held must neither lose those queries nor touch the freed
+ * connection (AddressSanitizer runs this suite in CI). */
+#define HELD_BACKLOG 40
+#define HELD_ROUNDS 6
+
+START_TEST(test_reliability_reload_while_queries_are_held_for_a_fuller_write_loses_none)
+{
+    ts_dotserver *slow[2] = {server_start((ts_dotserver_opts){.delay_ms = 1500}, "server"),
+                             server_start((ts_dotserver_opts){.delay_ms = 1500}, "server")};
+    ts_dotserver *fast = server_start((ts_dotserver_opts){0}, "server");
+    rig r;
+    rig_up(&r, config_one(ts_dotserver_port(slow[0])));
+    int fd = ts_dns_udp_socket(r.port);
+    ck_assert_int_ge(fd, 0);
+    uint8_t q[128], ans[1024];
+    char name[64];
+    unsigned sent = 0;
+    for (int i = 0; i < HELD_BACKLOG; i++, sent++) {
+        snprintf(name, sizeof name, "b%d.held.reload.test", i);
+        size_t qlen = query(q, sizeof q, (uint16_t)(0x7000 + sent), name);
+        ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
+    }
+    ck_assert_uint_eq(wait_server(ts_dotserver_queries, slow[0], HELD_BACKLOG), HELD_BACKLOG);
+    /* Each round: one more query (held: the connection owes >= 32 answers),
+     * then at once a reload that removes its upstream. The last reload goes
+     * to the fast upstream, which then answers everything. */
+    for (int round = 0; round < HELD_ROUNDS; round++, sent++) {
+        snprintf(name, sizeof name, "r%d.held.reload.test", round);
+        size_t qlen = query(q, sizeof q, (uint16_t)(0x7000 + sent), name);
+        ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
+        ts_dotserver *next = round == HELD_ROUNDS - 1 ? fast : slow[(round + 1) % 2];
+        unsigned before = ts_dotserver_queries(next);
+        rig_reload(&r, config_one(ts_dotserver_port(next)));
+        /* Everything in flight moves to the new upstream. */
+        if (next != fast)
+            ck_assert_uint_ge(wait_server(ts_dotserver_queries, next, before + sent + 1),
+                              before + sent + 1);
+    }
+    uint8_t seen[HELD_BACKLOG + HELD_ROUNDS] = {0};
+    unsigned got = 0;
+    while (got < sent) {
+        int n = ts_dns_udp_recv(fd, ans, sizeof ans, WAIT_MS);
+        ck_assert_msg(n > 0, "%u of %u answered, then: %s", got, sent,
+                      n < 0 ? strerror(-n) : "empty");
+        ck_assert_int_ge(n, 12);
+        unsigned id = (unsigned)(ans[0] << 8 | ans[1]) - 0x7000u;
+        ck_assert_uint_lt(id, sent);
+        ck_assert_msg(!seen[id], "two answers to query %u", id);
+        ck_assert_uint_eq(ans[3] & 0x0f, 0); /* NOERROR */
+        seen[id] = 1;
+        got++;
+    }
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_RELOADS), HELD_ROUNDS);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
+    rig_down(&r);
+    close(fd);
+    ts_dotserver_stop(slow[0]);
+    ts_dotserver_stop(slow[1]);
+    ts_dotserver_stop(fast);
+}
+END_TEST
+
 /* ---- failover and hedging --------------------------------------------------------- */
 
 #define SILENT_QUERIES 8
@@ -1073,6 +1137,7 @@ static Suite *reliability_suite(void)
     tcase_add_test(tc,
                    test_reliability_reload_to_another_upstream_sends_new_queries_there_on_the_same_port);
     tcase_add_test(tc, test_reliability_reload_keeps_the_listeners_when_the_listen_list_changed);
+    tcase_add_test(tc, test_reliability_reload_while_queries_are_held_for_a_fuller_write_loses_none);
     tcase_add_test(tc,
                    test_reliability_reload_with_an_unreadable_ca_file_keeps_the_old_configuration);
     tcase_add_test(
