@@ -68,29 +68,13 @@ for r in "${ROW_LIST[@]}"; do
     case $r in floor | floor-2t | cached | cached-w2 | uncached | uncached-w2) ;; *) die "unknown row '$r' (see --help)" ;; esac
 done
 
-if [[ $USE_NETNS == 1 && -z ${FLOOR_IN_NETNS:-} ]]; then
-    if unshare -n true 2>/dev/null; then
-        exec unshare -n -- env FLOOR_IN_NETNS=1 bash "$SELF" "${ORIG_ARGS[@]}"
-    fi
-    echo "floor.sh: warning: unshare -n failed; using the host's loopback" >&2
-fi
+# shellcheck source=bench/rig.sh
+source "$HERE/rig.sh"
 NETNS=no
-if [[ -n ${FLOOR_IN_NETNS:-} ]]; then
-    ip link set lo up || die "cannot bring up lo in the namespace"
-    NETNS=yes
-fi
+((USE_NETNS)) && rig_netns FLOOR_IN_NETNS
 for c in dnsperf dig cc ss awk; do command -v "$c" >/dev/null || die "$c not installed"; done
-if [[ $NETNS == no ]]; then
-    for p in $UP_BASE $((UP_BASE + 1)) $LISTEN_PORT $FLOOR_PORT; do
-        [[ -z $(ss -Hlntu "( sport = :$p )" 2>/dev/null) ]] || die "port $p is already in use"
-    done
-fi
-
-if [[ ! -f $BUILD_DIR/build.ninja ]]; then
-    meson setup "$BUILD_DIR" "$SRC" --buildtype=release -Dtests=false -Dexamples=false >/dev/null || die "meson setup failed"
-fi
-ninja -C "$BUILD_DIR" cli/dotproxyd >/dev/null 2>&1 || die "build failed"
-DOTPROXYD=$BUILD_DIR/cli/dotproxyd
+rig_ports_free "$UP_BASE" $((UP_BASE + 1)) "$LISTEN_PORT" "$FLOOR_PORT"
+rig_build_daemon
 
 [[ -n $OUT ]] || OUT=/tmp/dotbench/floor-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$OUT" || die "cannot create $OUT"
@@ -99,30 +83,19 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
 cc -O2 -Wall -Wextra -Werror -pthread -o "$OUT/udp_floor" "$HERE/udp_floor.c" || die "cannot build udp_floor"
 
 SERVER_PID=""
-UP_STARTED=0
 stop_server() {
-    [[ -n $SERVER_PID ]] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
+    rig_stop_pid "$SERVER_PID" 5
     SERVER_PID=""
 }
 cleanup() {
     trap - EXIT INT TERM
     stop_server
-    ((UP_STARTED)) && "$UPSTREAM_SH" stop "$OUT/up" >/dev/null 2>&1
-    rm -rf "$OUT/up" "$OUT"/q-*.txt
+    rig_upstream_stop "$OUT"
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-"$UPSTREAM_SH" start "$OUT/up" "$UP_BASE" >"$OUT/upstream.log" 2>&1 || { cat "$OUT/upstream.log" >&2; die "upstream failed to start"; }
-UP_STARTED=1
-# shellcheck disable=SC1091
-source "$OUT/up/env"
-awk '{print $1, "A"}' "$UP_NAMES_FILE" >"$OUT/q-uncached.txt"
-head -n 1000 "$OUT/q-uncached.txt" >"$OUT/q-cached.txt"
+rig_upstream_start "$OUT" "$UP_BASE" 1000
 log "run dir $OUT (netns: $NETNS); $REPS rounds of $DURATION s; daemon $("$DOTPROXYD" --version | head -1)"
 
 # start ROW : the row's server, answering on its port

@@ -64,34 +64,14 @@ while (($#)); do
 done
 [[ $CLIENTS =~ ^[0-9]+$ && $OUTSTANDING =~ ^[0-9]+$ ]] || die "--clients and --outstanding take numbers"
 
-# ---- a private network namespace: only loopback exists, no port can collide
-if [[ $USE_NETNS == 1 && -z ${INSTR_IN_NETNS:-} ]]; then
-    if unshare -n true 2>/dev/null; then
-        exec unshare -n -- env INSTR_IN_NETNS=1 bash "$SELF" "${ORIG_ARGS[@]}"
-    fi
-    echo "instructions.sh: warning: unshare -n failed; using the host's loopback" >&2
-fi
+# ---- a private network namespace, and the release daemon
+# shellcheck source=bench/rig.sh
+source "$HERE/rig.sh"
 NETNS=no
-if [[ -n ${INSTR_IN_NETNS:-} ]]; then
-    ip link set lo up || die "cannot bring up lo in the namespace"
-    NETNS=yes
-fi
-
+((USE_NETNS)) && rig_netns INSTR_IN_NETNS
 for c in valgrind callgrind_annotate dnsperf dig ss awk; do command -v "$c" >/dev/null || die "$c not installed"; done
-if [[ $NETNS == no ]]; then
-    for p in $UP_BASE $((UP_BASE + 1)) $LISTEN_PORT; do
-        [[ -z $(ss -Hlntu "( sport = :$p )" 2>/dev/null) ]] || die "port $p is already in use"
-    done
-fi
-
-# ---- release daemon (incremental build; keep the one already built if the tree
-# is broken elsewhere for a moment)
-if [[ ! -f $BUILD_DIR/build.ninja ]]; then
-    meson setup "$BUILD_DIR" "$SRC" --buildtype=release -Dtests=false -Dexamples=false >/dev/null || die "meson setup failed"
-fi
-ninja -C "$BUILD_DIR" cli/dotproxyd >/dev/null 2>&1 ||
-    { [[ -x $BUILD_DIR/cli/dotproxyd ]] || die "build failed"; echo "instructions.sh: warning: build failed; using the dotproxyd already built" >&2; }
-DOTPROXYD=$BUILD_DIR/cli/dotproxyd
+rig_ports_free "$UP_BASE" $((UP_BASE + 1)) "$LISTEN_PORT"
+rig_build_daemon
 
 [[ -n $OUT ]] || OUT=/tmp/dotbench/instr-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$OUT" || die "cannot create $OUT"
@@ -101,34 +81,19 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
 # ---- processes: the daemon (valgrind runs the tool in the daemon's own PID)
 # and the upstream; both stopped by PID on any exit
 DAEMON_PID=""
-UP_STARTED=0
 stop_daemon() {   # SIGTERM: dotproxyd stops cleanly and callgrind writes its file
-    local pid=$DAEMON_PID
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "daemon pid $pid ignored TERM for 30 s: KILL"
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
+    rig_stop_pid "$DAEMON_PID" 30
     DAEMON_PID=""
 }
 cleanup() {
     trap - EXIT INT TERM
     stop_daemon
-    ((UP_STARTED)) && "$UPSTREAM_SH" stop "$OUT/up" >/dev/null 2>&1
-    rm -rf "$OUT/up" "$OUT"/q-*.txt
+    rig_upstream_stop "$OUT"
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-"$UPSTREAM_SH" start "$OUT/up" "$UP_BASE" >"$OUT/upstream.log" 2>&1 || { cat "$OUT/upstream.log" >&2; die "upstream failed to start"; }
-UP_STARTED=1
-# shellcheck disable=SC1091
-source "$OUT/up/env"
-awk '{print $1, "A"}' "$UP_NAMES_FILE" >"$OUT/q-uncached.txt"
-head -n "$CACHED_NAMES" "$OUT/q-uncached.txt" >"$OUT/q-cached.txt"
+rig_upstream_start "$OUT" "$UP_BASE" "$CACHED_NAMES"
 log "run dir $OUT (netns: $NETNS); upstream pid $UP_PID DoT 127.0.0.1:$UP_DOT_PORT; daemon $DOTPROXYD ($("$DOTPROXYD" --version | head -1))"
 
 # start_daemon NAME CACHE_SIZE : under callgrind, waits for the UDP socket and
