@@ -836,7 +836,7 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
 static int may_hold(const struct dp_conn *c, uint64_t now, uint64_t *due)
 {
     if (c->gnutls_send_pending || c->out_head == c->out_tail ||
-        c->out_tail - c->out_head >= HOLD_MAX_BYTES || c->inflight - c->queued < HOLD_MIN_DUE)
+        c->out_tail - c->out_head >= HOLD_MAX_BYTES || c->inflight < c->queued + HOLD_MIN_DUE)
         return 0;
     *due = c->queued_since_us + HOLD_MAX_US;
     return now < *due;
