@@ -49,29 +49,12 @@
 
 static char pki_dir[PATH_MAX];
 
-static const char *pki_path(const char *name)
-{
-    static char buf[4][2 * PATH_MAX];
-    static unsigned next;
-    char *p = buf[next++ % 4];
-    ck_assert_uint_lt((size_t)snprintf(p, sizeof buf[0], "%s/%.255s", pki_dir, name),
-                      sizeof buf[0]);
-    return p;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Let the clock reach `when` (a TTL has to run out: there is no event to
  * wait for, only time). */
 static void wait_until(int64_t when)
 {
     int64_t left;
-    while ((left = when - now_ms()) > 0)
+    while ((left = when - ts_now_ms()) > 0)
         poll(NULL, 0, (int)(left > 100 ? 100 : left));
 }
 
@@ -110,8 +93,8 @@ static void rig_up(rig *r, ts_dotserver_opts so, proxy_spec ps)
 {
     memset(r, 0, sizeof *r);
     char err[256] = "";
-    so.cert_file = pki_path("server.pem");
-    so.key_file = pki_path("server-key.pem");
+    so.cert_file = ts_pki_path(pki_dir, "server.pem");
+    so.key_file = ts_pki_path(pki_dir, "server-key.pem");
     so.errbuf = err;
     so.errbuf_len = sizeof err;
     ck_assert_msg(ts_dotserver_start(&r->srv, &so) == 0, "DoT server start: %s", err);
@@ -123,7 +106,7 @@ static void rig_up(rig *r, ts_dotserver_opts so, proxy_spec ps)
     snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)ts_dotserver_port(r->srv),
              TS_PKI_SERVER_NAME);
     ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, pki_path("ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, CACHE_SIZE), 0);
     if (ps.timeout_ms != 0)
         ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, ps.timeout_ms), 0);
@@ -162,9 +145,9 @@ static uint64_t ctr(const rig *r, int which)
 /* Wait (bounded) until a proxy counter reaches want; the last value seen. */
 static uint64_t wait_ctr(const rig *r, int which, uint64_t want)
 {
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = ts_now_ms() + WAIT_MS;
     uint64_t v;
-    while ((v = ctr(r, which)) < want && now_ms() < end)
+    while ((v = ctr(r, which)) < want && ts_now_ms() < end)
         poll(NULL, 0, 2);
     return v;
 }
@@ -330,7 +313,7 @@ START_TEST(test_cache_answers_a_repeated_question_with_the_second_clients_id_cas
     uint8_t ans[4096];
 
     int n = udp_ask(&r, 0x1111, "CaChE.hIt.TeSt", TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
-    int64_t answered = now_ms();
+    int64_t answered = ts_now_ms();
     ck_assert_uint_eq(assert_a_answer(ans, n, 0x1111, "CaChE.hIt.TeSt"), 300);
     ck_assert_uint_eq(srv_queries(&r), 1);
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_CACHE_MISSES, 1), 1);
@@ -446,7 +429,7 @@ START_TEST(test_cache_keeps_an_upstream_servfail_only_a_few_seconds)
     const char *name = "BrOkEn.fail.test";
 
     int n = udp_ask(&r, 0x6001, name, TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
-    int64_t answered = now_ms();
+    int64_t answered = ts_now_ms();
     assert_reply_to(ans, n, 0x6001, name, TS_DNS_RCODE_SERVFAIL);
     /* The resolver is fixed at once, but the proxy remembers the failure. */
     set_knobs(&r, (ts_dotserver_knobs){0});
@@ -463,11 +446,11 @@ START_TEST(test_cache_keeps_an_upstream_servfail_only_a_few_seconds)
         if (ts_dns_rcode(ans, (size_t)n) == TS_DNS_RCODE_NOERROR)
             break;
         assert_reply_to(ans, n, id, name, TS_DNS_RCODE_SERVFAIL);
-        ck_assert_msg(now_ms() < end, "the SERVFAIL is still cached after 10 s");
+        ck_assert_msg(ts_now_ms() < end, "the SERVFAIL is still cached after 10 s");
         id++;
         poll(NULL, 0, 200);
     }
-    int64_t held = now_ms() - answered;
+    int64_t held = ts_now_ms() - answered;
     assert_a_answer(ans, n, id, name);
     ck_assert_msg(held >= 3000 && held <= 7000, "SERVFAIL cached for %lld ms", (long long)held);
     ck_assert_uint_eq(srv_queries(&r), 2);
@@ -518,15 +501,15 @@ START_TEST(test_cache_serves_a_stale_answer_while_the_upstream_is_silent_and_a_f
     const char *name = "StAlE.serve.test";
 
     int n = udp_ask(&r, 0x8001, name, TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
-    int64_t answered = now_ms();
+    int64_t answered = ts_now_ms();
     ck_assert_uint_eq(assert_a_answer(ans, n, 0x8001, name), 1);
 
     /* The upstream goes silent, and the answer's second runs out. */
     set_knobs(&r, (ts_dotserver_knobs){.blackhole = 1});
     wait_until(answered + 1200);
-    int64_t asked = now_ms();
+    int64_t asked = ts_now_ms();
     n = udp_ask(&r, 0x8002, name, TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
-    int64_t took = now_ms() - asked;
+    int64_t took = ts_now_ms() - asked;
     /* RFC 8767 4: the expired answer, TTL 30, rather than SERVFAIL. */
     ck_assert_uint_eq(assert_a_answer(ans, n, 0x8002, name), 30);
     ck_assert_msg(took >= 1000, "stale answer after only %lld ms: no refresh was tried",
@@ -539,8 +522,8 @@ START_TEST(test_cache_serves_a_stale_answer_while_the_upstream_is_silent_and_a_f
      * next query fetches and gets a fresh answer. */
     set_knobs(&r, (ts_dotserver_knobs){0});
     ck_assert_uint_ge(wait_ctr(&r, DOTPROXY_CTR_TIMEOUTS, 1), 1);
-    int64_t end = now_ms() + WAIT_MS;
-    while (ctr(&r, DOTPROXY_CTR_INFLIGHT) != 0 && now_ms() < end)
+    int64_t end = ts_now_ms() + WAIT_MS;
+    while (ctr(&r, DOTPROXY_CTR_INFLIGHT) != 0 && ts_now_ms() < end)
         poll(NULL, 0, 5);
     n = udp_ask(&r, 0x8003, name, TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
     ck_assert_uint_eq(assert_a_answer(ans, n, 0x8003, name), 300);
@@ -594,7 +577,7 @@ START_TEST(test_cache_prefetches_a_popular_entry_before_it_expires_so_it_never_m
     uint8_t ans[4096];
     const char *name = "PoPuLaR.prefetch.test";
 
-    int64_t t0 = now_ms(); /* the entry is stored after this: it expires after t0 + 10 s */
+    int64_t t0 = ts_now_ms(); /* the entry is stored after this: it expires after t0 + 10 s */
     int n = udp_ask(&r, 0xa000, name, TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
     assert_a_answer(ans, n, 0xa000, name);
     uint16_t id = 0xa001;
@@ -607,14 +590,14 @@ START_TEST(test_cache_prefetches_a_popular_entry_before_it_expires_so_it_never_m
     /* Near the end of its life every hit is a candidate for the refresh. */
     wait_until(t0 + 8800);
     int64_t refreshed_at = 0;
-    while (now_ms() < t0 + 10600) {
+    while (ts_now_ms() < t0 + 10600) {
         n = udp_ask(&r, id, name, TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
         uint32_t ttl = assert_a_answer(ans, n, id, name);
         ck_assert_uint_ge(ttl, 1);
         ck_assert_uint_le(ttl, 10);
         id++;
         if (refreshed_at == 0 && srv_queries(&r) >= 2)
-            refreshed_at = now_ms();
+            refreshed_at = ts_now_ms();
         poll(NULL, 0, 100);
     }
     ck_assert_msg(refreshed_at != 0, "no refresh reached the upstream");
@@ -650,8 +633,8 @@ START_TEST(test_cache_entries_gauge_catches_up_with_the_cache_while_the_proxy_is
         assert_a_answer(ans, n, (uint16_t)(0x4800 + i), names[i]);
     }
     /* Nothing more happens: "every 100 ms" gives it ten chances in a second. */
-    int64_t end = now_ms() + 1000;
-    while (ctr(&r, DOTPROXY_CTR_CACHE_ENTRIES) != 3 && now_ms() < end)
+    int64_t end = ts_now_ms() + 1000;
+    while (ctr(&r, DOTPROXY_CTR_CACHE_ENTRIES) != 3 && ts_now_ms() < end)
         poll(NULL, 0, 10);
     ck_assert_msg(ctr(&r, DOTPROXY_CTR_CACHE_ENTRIES) == 3,
                   "CACHE_ENTRIES reads %llu a second after 3 answers were cached on an idle "
@@ -845,14 +828,14 @@ START_TEST(test_edns_keepalive_timeout_from_upstream_makes_the_proxy_close_idle_
            DEFAULT_PROXY);
     uint8_t ans[4096];
     int n = udp_ask(&r, 0xf001, "KeEp.alive.test", TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
-    int64_t idle_from = now_ms();
+    int64_t idle_from = ts_now_ms();
     assert_a_answer(ans, n, 0xf001, "KeEp.alive.test");
 
     int64_t end = idle_from + 4000;
     while (ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE) == 0 &&
-           ts_dotserver_closed_by_server(r.srv) == 0 && now_ms() < end)
+           ts_dotserver_closed_by_server(r.srv) == 0 && ts_now_ms() < end)
         poll(NULL, 0, 5);
-    int64_t idle = now_ms() - idle_from;
+    int64_t idle = ts_now_ms() - idle_from;
     ck_assert_msg(ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE) >= 1 &&
                       ts_dotserver_closed_by_server(r.srv) == 0,
                   "the server closed the idle connection after %lld ms, before the proxy did: "
@@ -864,10 +847,10 @@ START_TEST(test_edns_keepalive_timeout_from_upstream_makes_the_proxy_close_idle_
 
     /* What the proxy learnt: the server's 2 s, less a margin. */
     dotproxy_upstream_stats st;
-    end = now_ms() + WAIT_MS;
+    end = ts_now_ms() + WAIT_MS;
     for (;;) {
         ck_assert_int_eq(dotproxy_ctx_upstream_stats(r.ctx, 0, &st), 0);
-        if (st.idle_limit_us != 0 || now_ms() >= end)
+        if (st.idle_limit_us != 0 || ts_now_ms() >= end)
             break;
         poll(NULL, 0, 10);
     }

@@ -45,16 +45,6 @@
 
 static char pki_dir[PATH_MAX];
 
-static const char *pki_path(const char *name)
-{
-    static char buf[4][2 * PATH_MAX];
-    static unsigned next;
-    char *p = buf[next++ % 4];
-    ck_assert_uint_lt((size_t)snprintf(p, sizeof buf[0], "%s/%.255s", pki_dir, name),
-                      sizeof buf[0]);
-    return p;
-}
-
 /* Under valgrind code runs tens of times slower: a TLS handshake alone can
  * outlast a 300 ms query deadline (the engine bounds handshakes by it), and
  * the SERVFAIL would then come from the failed connection, not the timeout.
@@ -65,20 +55,13 @@ static unsigned time_scale(void)
     return p != NULL && strstr(p, "vgpreload") != NULL ? 10 : 1;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the upstream ------------------------------------------------------------ */
 
 static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert, const char *key)
 {
     char err[256] = "";
-    o.cert_file = pki_path(cert);
-    o.key_file = pki_path(key);
+    o.cert_file = ts_pki_path(pki_dir, cert);
+    o.key_file = ts_pki_path(pki_dir, key);
     o.errbuf = err;
     o.errbuf_len = sizeof err;
     ts_dotserver *s = NULL;
@@ -91,9 +74,9 @@ static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert, const c
 static unsigned wait_server(unsigned (*get)(const ts_dotserver *), const ts_dotserver *s,
                             unsigned want)
 {
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = ts_now_ms() + WAIT_MS;
     unsigned v;
-    while ((v = get(s)) < want && now_ms() < end)
+    while ((v = get(s)) < want && ts_now_ms() < end)
         poll(NULL, 0, 2);
     return v;
 }
@@ -144,7 +127,7 @@ static dotproxy_ctx *proxy_new(const proxy_spec *ps)
         upstream_spec(spec, sizeof spec, ps->upstream_port[i]);
         ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
     }
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, pki_path("ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
     if (ps->timeout_ms != 0)
         ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, ps->timeout_ms), 0);
     if (ps->idle_timeout_ms != 0)
@@ -311,8 +294,8 @@ static int fd_readable(int fd, int timeout_ms)
  * read or the deadline passes. Returns 1 when readable. */
 static int run_until_readable(dotproxy_ctx *ctx, int fd)
 {
-    int64_t end = now_ms() + WAIT_MS;
-    while (now_ms() < end) {
+    int64_t end = ts_now_ms() + WAIT_MS;
+    while (ts_now_ms() < end) {
         ck_assert_int_eq(dotproxy_ctx_run_once(ctx, 10), 0);
         if (fd_readable(fd, 0))
             return 1;
@@ -324,8 +307,8 @@ static int run_until_readable(dotproxy_ctx *ctx, int fd)
 static void run_until_stopped(dotproxy_ctx *ctx)
 {
     dotproxy_ctx_stop(ctx);
-    int64_t end = now_ms() + WAIT_MS;
-    while (!dotproxy_ctx_stopped(ctx) && now_ms() < end)
+    int64_t end = ts_now_ms() + WAIT_MS;
+    while (!dotproxy_ctx_stopped(ctx) && ts_now_ms() < end)
         ck_assert_int_eq(dotproxy_ctx_run_once(ctx, 50), 0);
     ck_assert_int_eq(dotproxy_ctx_stopped(ctx), 1);
 }
@@ -568,8 +551,8 @@ START_TEST(test_proxy_resumes_the_tls_session_when_it_reconnects_after_an_idle_c
     ck_assert_uint_eq(dotproxy_ctx_counter(ctx, DOTPROXY_CTR_TLS_RESUMED), 0);
 
     /* Let the connection go idle until the proxy closes it. */
-    int64_t end = now_ms() + WAIT_MS;
-    while (dotproxy_ctx_counter(ctx, DOTPROXY_CTR_TLS_CLOSED_IDLE) == 0 && now_ms() < end)
+    int64_t end = ts_now_ms() + WAIT_MS;
+    while (dotproxy_ctx_counter(ctx, DOTPROXY_CTR_TLS_CLOSED_IDLE) == 0 && ts_now_ms() < end)
         ck_assert_int_eq(dotproxy_ctx_run_once(ctx, 50), 0);
     ck_assert_uint_eq(dotproxy_ctx_counter(ctx, DOTPROXY_CTR_TLS_CLOSED_IDLE), 1);
 
@@ -655,9 +638,9 @@ START_TEST(test_proxy_answers_servfail_when_a_silent_upstream_outlasts_the_timeo
     const int64_t timeout = 300 * (int64_t)time_scale();
     rig_up(&r, (ts_dotserver_opts){.silent = 1}, (proxy_spec){.timeout_ms = (unsigned)timeout});
     uint8_t ans[1024];
-    int64_t t0 = now_ms();
+    int64_t t0 = ts_now_ms();
     int n = udp_ask(r.port, 0x5115, "SiLeNt.timeout.test", TS_DNS_TYPE_A, 0, ans, sizeof ans);
-    int64_t waited = now_ms() - t0;
+    int64_t waited = ts_now_ms() - t0;
     assert_reply_to(ans, n, 0x5115, "SiLeNt.timeout.test", TS_DNS_RCODE_SERVFAIL);
     ck_assert_msg(waited >= timeout - 50, "SERVFAIL after %lld ms, before the %lld ms timeout",
                   (long long)waited, (long long)timeout);
@@ -769,12 +752,12 @@ static void on_api_answer(int rcode, const uint8_t *answer, size_t len, void *us
 /* Run ctx from this thread until every result has had its callback. */
 static void run_until_called(dotproxy_ctx *ctx, api_result *res, size_t n)
 {
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = ts_now_ms() + WAIT_MS;
     for (;;) {
         size_t done = 0;
         for (size_t i = 0; i < n; i++)
             done += res[i].calls > 0;
-        if (done == n || now_ms() >= end)
+        if (done == n || ts_now_ms() >= end)
             break;
         ck_assert_int_eq(dotproxy_ctx_run_once(ctx, 10), 0);
     }
@@ -862,8 +845,8 @@ static int tier1_turn(dotproxy_ctx *ctx, int extra_fd, int max_ms)
 
 static int tier1_until_readable(dotproxy_ctx *ctx, int fd)
 {
-    int64_t end = now_ms() + WAIT_MS;
-    while (now_ms() < end)
+    int64_t end = ts_now_ms() + WAIT_MS;
+    while (ts_now_ms() < end)
         if (tier1_turn(ctx, fd, 100))
             return 1;
     return 0;
@@ -898,8 +881,8 @@ START_TEST(test_proxy_works_when_driven_through_fds_poll_and_process)
 
     /* A graceful stop through the same calls. */
     dotproxy_ctx_stop(ctx);
-    int64_t end = now_ms() + WAIT_MS;
-    while (!dotproxy_ctx_stopped(ctx) && now_ms() < end)
+    int64_t end = ts_now_ms() + WAIT_MS;
+    while (!dotproxy_ctx_stopped(ctx) && ts_now_ms() < end)
         tier1_turn(ctx, ufd, 100);
     ck_assert_int_eq(dotproxy_ctx_stopped(ctx), 1);
     /* Stopped: the TCP client was closed. */
@@ -1007,7 +990,7 @@ START_TEST(test_proxy_listens_on_port_zero_even_when_tcp_holds_the_port_udp_got)
     ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
     ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
     ck_assert_int_eq(dotproxy_config_add_upstream(cfg, "127.0.0.1@853#dns.test"), 0);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, pki_path("ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
     unsigned failed = 0;
     for (unsigned i = 0; i < PORT_ZERO_CONTEXTS; i++) {
         dotproxy_ctx *ctx = NULL;

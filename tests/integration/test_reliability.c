@@ -53,23 +53,6 @@
 
 static char pki_dir[PATH_MAX];
 
-static const char *pki_path(const char *name)
-{
-    static char buf[4][2 * PATH_MAX];
-    static unsigned next;
-    char *p = buf[next++ % 4];
-    ck_assert_uint_lt((size_t)snprintf(p, sizeof buf[0], "%s/%.255s", pki_dir, name),
-                      sizeof buf[0]);
-    return p;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- upstreams --------------------------------------------------------------- */
 
 static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert)
@@ -77,8 +60,8 @@ static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert)
     char err[256] = "", crt[64], key[64];
     snprintf(crt, sizeof crt, "%s.pem", cert);
     snprintf(key, sizeof key, "%s-key.pem", cert);
-    o.cert_file = pki_path(crt);
-    o.key_file = pki_path(key);
+    o.cert_file = ts_pki_path(pki_dir, crt);
+    o.key_file = ts_pki_path(pki_dir, key);
     o.errbuf = err;
     o.errbuf_len = sizeof err;
     ts_dotserver *s = NULL;
@@ -90,9 +73,9 @@ static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert)
 static unsigned wait_server_for(unsigned (*get)(const ts_dotserver *), const ts_dotserver *s,
                                 unsigned want, int ms)
 {
-    int64_t end = now_ms() + ms;
+    int64_t end = ts_now_ms() + ms;
     unsigned v;
-    while ((v = get(s)) < want && now_ms() < end)
+    while ((v = get(s)) < want && ts_now_ms() < end)
         poll(NULL, 0, 2);
     return v;
 }
@@ -187,7 +170,7 @@ static void log_sink(int level, const char *msg, void *user)
         atomic_fetch_add(&log_errors, 1);
     /* DP_TEST_LOG=1 shows the engine's view when a test fails. */
     if (getenv("DP_TEST_LOG") != NULL)
-        fprintf(stderr, "%lld dotproxy[%d]: %s\n", (long long)(now_ms() % 100000), level, msg);
+        fprintf(stderr, "%lld dotproxy[%d]: %s\n", (long long)(ts_now_ms() % 100000), level, msg);
 }
 
 static void add_upstream(dotproxy_config *cfg, uint16_t port)
@@ -208,7 +191,7 @@ static dotproxy_config *config_for(const uint16_t *ports, size_t n)
     ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
     for (size_t i = 0; i < n; i++)
         add_upstream(cfg, ports[i]);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, pki_path("ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
     ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
     return cfg;
 }
@@ -275,9 +258,9 @@ static uint64_t ctr(const rig *r, int which)
 /* Wait (at most ms) until a context counter reaches want; the last value. */
 static uint64_t wait_ctr_for(const rig *r, int which, uint64_t want, int ms)
 {
-    int64_t end = now_ms() + ms;
+    int64_t end = ts_now_ms() + ms;
     uint64_t v;
-    while ((v = ctr(r, which)) < want && now_ms() < end)
+    while ((v = ctr(r, which)) < want && ts_now_ms() < end)
         poll(NULL, 0, 2);
     return v;
 }
@@ -359,8 +342,8 @@ START_TEST(test_reliability_answers_through_an_upstream_whose_key_is_in_its_pin_
 {
     ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
     char right[64], other[64];
-    spki_pin(pki_path("server.pem"), right, sizeof right);
-    spki_pin(pki_path("rogue.pem"), other, sizeof other);
+    spki_pin(ts_pki_path(pki_dir, "server.pem"), right, sizeof right);
+    spki_pin(ts_pki_path(pki_dir, "rogue.pem"), other, sizeof other);
     ck_assert_str_ne(right, other);
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     /* A set: one matching key is enough, wherever it is in the set. */
@@ -403,7 +386,7 @@ static void assert_pin_refuses(const char *pin)
 START_TEST(test_reliability_refuses_an_upstream_whose_key_is_not_in_its_pin_set)
 {
     char pin[64];
-    spki_pin(pki_path("rogue.pem"), pin, sizeof pin); /* another key of the same type */
+    spki_pin(ts_pki_path(pki_dir, "rogue.pem"), pin, sizeof pin); /* another key of the same type */
     assert_pin_refuses(pin);
     random_pin(32, pin, sizeof pin);
     assert_pin_refuses(pin);
@@ -413,7 +396,7 @@ END_TEST
 START_TEST(test_reliability_rejects_malformed_pins_and_pins_for_missing_upstreams)
 {
     char good[64], short_pin[64], long_pin[64];
-    spki_pin(pki_path("server.pem"), good, sizeof good);
+    spki_pin(ts_pki_path(pki_dir, "server.pem"), good, sizeof good);
     random_pin(31, short_pin, sizeof short_pin);
     random_pin(33, long_pin, sizeof long_pin);
     char other_algo[80];
@@ -451,7 +434,7 @@ START_TEST(test_reliability_checks_the_pin_set_on_resumed_sessions_too)
 {
     ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
     char right[64];
-    spki_pin(pki_path("server.pem"), right, sizeof right);
+    spki_pin(ts_pki_path(pki_dir, "server.pem"), right, sizeof right);
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, right), 0);
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 200), 0);
@@ -547,7 +530,7 @@ START_TEST(test_reliability_reload_keeps_the_listeners_when_the_listen_list_chan
     ck_assert_int_eq(dotproxy_config_add_listen(cfg, spec), 0);
     ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
     add_upstream(cfg, up);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, pki_path("ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
     ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
     rig_reload(&r, cfg);
     /* The rest of the reload is applied; the listen list is not. */
@@ -588,8 +571,8 @@ START_TEST(test_reliability_reload_with_an_unreadable_ca_file_keeps_the_old_conf
     rig_reload(&r, cfg);
     /* The failed reload is only visible in the log (through the callback of
      * the configuration still in force). */
-    int64_t end = now_ms() + WAIT_MS;
-    while (atomic_load(&log_errors) == errs && now_ms() < end)
+    int64_t end = ts_now_ms() + WAIT_MS;
+    while (atomic_load(&log_errors) == errs && ts_now_ms() < end)
         poll(NULL, 0, 2);
     ck_assert_msg(atomic_load(&log_errors) > errs, "the failed reload logged no error");
 
@@ -617,13 +600,13 @@ START_TEST(test_reliability_reload_moves_queries_in_flight_on_a_removed_upstream
     size_t qlen = query(q, sizeof q, 0x6501, name);
     int fd = ts_dns_udp_socket(r.port);
     ck_assert_int_ge(fd, 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = ts_now_ms();
     ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
     ck_assert_uint_eq(wait_server(ts_dotserver_queries, a, 1), 1);
     rig_reload(&r, config_one(ts_dotserver_port(b)));
 
     int n = ts_dns_udp_recv(fd, ans, sizeof ans, WAIT_MS);
-    int64_t waited = now_ms() - t0;
+    int64_t waited = ts_now_ms() - t0;
     ck_assert_msg(n > 0, "no answer: %s", n < 0 ? strerror(-n) : "empty");
     assert_a_answer(ans, n, 0x6501, name);
     ck_assert_uint_eq(ts_dotserver_queries(b), 1);
@@ -722,9 +705,9 @@ START_TEST(test_reliability_answers_well_within_the_timeout_when_the_first_upstr
     for (unsigned i = 0; i < SILENT_QUERIES; i++) {
         char name[48];
         snprintf(name, sizeof name, "HeDgE%u.silent.test", i);
-        int64_t t0 = now_ms();
+        int64_t t0 = ts_now_ms();
         ask_ok(r.port, (uint16_t)(0x7100 + i), name);
-        int64_t t = now_ms() - t0;
+        int64_t t = ts_now_ms() - t0;
         ck_assert_msg(t < 1500, "query %u answered after %lld ms (timeout 2000)", i,
                       (long long)t);
         if (t > worst)
@@ -808,15 +791,15 @@ START_TEST(test_reliability_fails_fast_while_every_upstream_is_down_and_recovers
 
     /* SERVFAIL as soon as the connect is refused, not when the 4 s deadline
      * passes (the bound leaves room for a loaded machine, far below 4 s). */
-    int64_t t0 = now_ms();
+    int64_t t0 = ts_now_ms();
     ask_servfail(r.port, 0x8001, "DoWn.all.test");
-    int64_t waited = now_ms() - t0;
+    int64_t waited = ts_now_ms() - t0;
     ck_assert_msg(waited < 500, "SERVFAIL after %lld ms", (long long)waited);
     /* While it backs off, queries fail at once without a new connect. */
     uint64_t connects = ctr(&r, DOTPROXY_CTR_TLS_CONNECTS);
-    t0 = now_ms();
+    t0 = ts_now_ms();
     ask_servfail(r.port, 0x8002, "StIlL.down.all.test");
-    ck_assert_int_lt(now_ms() - t0, 500);
+    ck_assert_int_lt(ts_now_ms() - t0, 500);
     ck_assert_uint_le(ctr(&r, DOTPROXY_CTR_TLS_CONNECTS), connects + 1);
     ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TIMEOUTS), 0);
 
@@ -825,9 +808,9 @@ START_TEST(test_reliability_fails_fast_while_every_upstream_is_down_and_recovers
     close(hold);
     ts_dotserver *srv = server_start((ts_dotserver_opts){.port = up}, "server");
     ck_assert_uint_eq(ts_dotserver_port(srv), up);
-    int64_t back = now_ms();
+    int64_t back = ts_now_ms();
     ck_assert_uint_ge(wait_server_for(ts_dotserver_handshakes, srv, 1, 8000), 1);
-    ck_assert_int_lt(now_ms() - back, 8000);
+    ck_assert_int_lt(ts_now_ms() - back, 8000);
     ask_ok(r.port, 0x8003, "BaCk.all.test");
     ask_ok(r.port, 0x8004, "AgAiN.back.all.test");
     ck_assert_uint_eq(ts_dotserver_queries(srv), 2);
@@ -852,13 +835,13 @@ START_TEST(test_reliability_learns_the_upstreams_idle_limit_and_closes_idle_conn
 
     ask_ok(r.port, 0x9002, "SeCoNd.idle.test"); /* on a new connection */
     ask_ok(r.port, 0x9003, "ThIrD.idle.test");
-    int64_t t0 = now_ms();
+    int64_t t0 = ts_now_ms();
     ck_assert_uint_ge(ts_dotserver_connections(srv), 2);
 
     /* Now the proxy closes first: it learnt that this upstream drops idle
      * connections after about 1.2 s, and never lets one get that old. */
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE, 1), 1);
-    int64_t idle = now_ms() - t0;
+    int64_t idle = ts_now_ms() - t0;
     ck_assert_msg(ts_dotserver_closed_by_server(srv) == 1,
                   "the server closed the idle connection first (after %lld ms)",
                   (long long)idle);

@@ -104,7 +104,7 @@ static struct sockaddr_in loopback(uint16_t port)
     return sin;
 }
 
-static int64_t now_ms(void)
+int64_t ts_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -115,7 +115,7 @@ static int64_t now_ms(void)
 static int wait_readable(int fd, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - ts_now_ms();
         if (left < 0)
             left = 0;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -156,7 +156,7 @@ int ts_dns_udp_send(int fd, const uint8_t *msg, size_t len)
 
 int ts_dns_udp_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = ts_now_ms() + timeout_ms;
     for (;;) {
         int r = wait_readable(fd, deadline);
         if (r < 0)
@@ -269,7 +269,7 @@ static int read_exact(int fd, uint8_t *p, size_t len, int64_t deadline)
 
 int ts_dns_tcp_recv(int fd, uint8_t *buf, size_t cap, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = ts_now_ms() + timeout_ms;
     uint8_t pfx[2];
     int r = read_exact(fd, pfx, 2, deadline);
     if (r < 0)

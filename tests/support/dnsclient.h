@@ -119,4 +119,9 @@ int ts_dns_expected_a(const char *name, uint8_t addr[4]);
 /* The same from a wire name (uncompressed) of wlen octets. */
 void ts_dns_expected_a_wire(const uint8_t *wire, size_t wlen, uint8_t addr[4]);
 
+/* ---- time ------------------------------------------------------------------- */
+
+/* Milliseconds on CLOCK_MONOTONIC: deadlines and elapsed times in tests. */
+int64_t ts_now_ms(void);
+
 #endif

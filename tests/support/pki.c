@@ -229,3 +229,16 @@ int ts_pki_tmpdir(char *dir, size_t cap, const char *tag)
     }
     return 0;
 }
+
+const char *ts_pki_path(const char *dir, const char *name)
+{
+    static _Thread_local char buf[4][2 * PATH_MAX];
+    static _Thread_local unsigned next;
+    char *p = buf[next++ % 4];
+    int n = snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof buf[0]) {
+        fprintf(stderr, "ts_pki_path: %s/%s is too long\n", dir, name);
+        abort();
+    }
+    return p;
+}

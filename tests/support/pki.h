@@ -30,4 +30,10 @@ int ts_pki_tmpdir(char *dir, size_t cap, const char *tag);
 /* Remove such a directory and the files in it. */
 void ts_pki_tmpdir_remove(const char *dir);
 
+/* "dir/name" for a file of such a directory, in one of four rotating buffers
+ * of the calling thread (so a call's result stays valid across the next three
+ * calls, e.g. the arguments of one function call). Aborts, saying why, if the
+ * path does not fit. */
+const char *ts_pki_path(const char *dir, const char *name);
+
 #endif

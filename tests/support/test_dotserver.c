@@ -29,30 +29,13 @@
 
 static char pki_dir[PATH_MAX];
 
-static const char *pki_path(const char *name)
-{
-    static char buf[4][2 * PATH_MAX];
-    static unsigned next;
-    char *p = buf[next++ % 4];
-    ck_assert_uint_lt((size_t)snprintf(p, sizeof buf[0], "%s/%.255s", pki_dir, name),
-                      sizeof buf[0]);
-    return p;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- server helpers ---------------------------------------------------------- */
 
 static ts_dotserver *start_with(ts_dotserver_opts o, const char *cert, const char *key)
 {
     char err[256] = "";
-    o.cert_file = pki_path(cert);
-    o.key_file = pki_path(key);
+    o.cert_file = ts_pki_path(pki_dir, cert);
+    o.key_file = ts_pki_path(pki_dir, key);
     o.errbuf = err;
     o.errbuf_len = sizeof err;
     ts_dotserver *s = NULL;
@@ -71,9 +54,9 @@ static ts_dotserver *start(ts_dotserver_opts o)
 static unsigned wait_counter(unsigned (*get)(const ts_dotserver *), const ts_dotserver *s,
                              unsigned want)
 {
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = ts_now_ms() + WAIT_MS;
     unsigned v;
-    while ((v = get(s)) < want && now_ms() < end)
+    while ((v = get(s)) < want && ts_now_ms() < end)
         poll(NULL, 0, 2);
     return v;
 }
@@ -127,7 +110,7 @@ static tcli *tcli_new(uint16_t port)
 {
     tcli *c = malloc(sizeof *c);
     ck_assert_ptr_nonnull(c);
-    int r = tcli_open(c, port, pki_path("ca.pem"), TS_PKI_SERVER_NAME, NULL);
+    int r = tcli_open(c, port, ts_pki_path(pki_dir, "ca.pem"), TS_PKI_SERVER_NAME, NULL);
     ck_assert_msg(r == 0, "handshake: %s", gnutls_strerror(r));
     return c;
 }
@@ -163,7 +146,7 @@ static void tcli_send(tcli *c, const uint8_t *msg, size_t len)
  * GNUTLS_E_AGAIN when nothing came within WAIT_MS. */
 static int tcli_recv(tcli *c, uint8_t *out, size_t cap)
 {
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = ts_now_ms() + WAIT_MS;
     for (;;) {
         if (c->rlen >= 2) {
             size_t len = (size_t)c->rbuf[0] << 8 | c->rbuf[1];
@@ -179,11 +162,11 @@ static int tcli_recv(tcli *c, uint8_t *out, size_t cap)
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
             /* Also what a TLS 1.3 post-handshake message (a session ticket)
              * returns on a blocking socket: wait again, bounded by the clock. */
-            if (now_ms() >= deadline)
+            if (ts_now_ms() >= deadline)
                 return GNUTLS_E_AGAIN;
             if (gnutls_record_check_pending(c->tls) == 0) {
                 struct pollfd p = {.fd = c->fd, .events = POLLIN};
-                if (poll(&p, 1, (int)(deadline - now_ms())) == 0)
+                if (poll(&p, 1, (int)(deadline - ts_now_ms())) == 0)
                     return GNUTLS_E_AGAIN;
             }
             continue;
@@ -198,11 +181,11 @@ static int tcli_recv(tcli *c, uint8_t *out, size_t cap)
  * nothing does. Bytes that only carry TLS housekeeping (tickets) don't count. */
 static int tcli_readable_within(tcli *c, int ms)
 {
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = ts_now_ms() + ms;
     for (;;) {
         if (c->rlen > 0 || gnutls_record_check_pending(c->tls) > 0)
             return 1;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - ts_now_ms();
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)left) == 0)
             return 0;
@@ -244,7 +227,7 @@ START_TEST(test_pki_writes_every_file)
         "wrongname-key.pem", "rogue-ca.pem", "rogue.pem", "rogue-key.pem",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        ck_assert_msg(access(pki_path(files[i]), R_OK) == 0, "%s missing", files[i]);
+        ck_assert_msg(access(ts_pki_path(pki_dir, files[i]), R_OK) == 0, "%s missing", files[i]);
 }
 END_TEST
 
@@ -254,12 +237,12 @@ START_TEST(test_server_certificate_verifies_for_its_name_and_loopback_addresses)
     static const char *const names[] = {"dns.test", "DNS.test", "127.0.0.1"};
     for (size_t i = 0; i < 3; i++) {
         tcli c;
-        int r = tcli_open(&c, ts_dotserver_port(s), pki_path("ca.pem"), names[i], NULL);
+        int r = tcli_open(&c, ts_dotserver_port(s), ts_pki_path(pki_dir, "ca.pem"), names[i], NULL);
         ck_assert_msg(r == 0, "%s: %s", names[i], gnutls_strerror(r));
         tcli_close(&c);
     }
     tcli c;
-    int r = tcli_open(&c, ts_dotserver_port(s), pki_path("ca.pem"), "other.test", NULL);
+    int r = tcli_open(&c, ts_dotserver_port(s), ts_pki_path(pki_dir, "ca.pem"), "other.test", NULL);
     ck_assert_int_eq(r, GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR);
     tcli_close(&c);
     ts_dotserver_stop(s);
@@ -270,11 +253,11 @@ START_TEST(test_wrong_name_certificate_fails_verification)
 {
     ts_dotserver *s = start_with((ts_dotserver_opts){0}, "wrongname.pem", "wrongname-key.pem");
     tcli c;
-    int r = tcli_open(&c, ts_dotserver_port(s), pki_path("ca.pem"), "dns.test", NULL);
+    int r = tcli_open(&c, ts_dotserver_port(s), ts_pki_path(pki_dir, "ca.pem"), "dns.test", NULL);
     ck_assert_int_eq(r, GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR);
     tcli_close(&c);
     /* The chain itself is fine: the same certificate passes for its own name. */
-    r = tcli_open(&c, ts_dotserver_port(s), pki_path("ca.pem"), "wrong.test", NULL);
+    r = tcli_open(&c, ts_dotserver_port(s), ts_pki_path(pki_dir, "ca.pem"), "wrong.test", NULL);
     ck_assert_int_eq(r, 0);
     tcli_close(&c);
     ts_dotserver_stop(s);
@@ -285,11 +268,11 @@ START_TEST(test_rogue_ca_certificate_fails_verification)
 {
     ts_dotserver *s = start_with((ts_dotserver_opts){0}, "rogue.pem", "rogue-key.pem");
     tcli c;
-    int r = tcli_open(&c, ts_dotserver_port(s), pki_path("ca.pem"), "dns.test", NULL);
+    int r = tcli_open(&c, ts_dotserver_port(s), ts_pki_path(pki_dir, "ca.pem"), "dns.test", NULL);
     ck_assert_int_eq(r, GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR);
     tcli_close(&c);
     /* Trusting the rogue CA instead makes it pass: the name is right. */
-    r = tcli_open(&c, ts_dotserver_port(s), pki_path("rogue-ca.pem"), "dns.test", NULL);
+    r = tcli_open(&c, ts_dotserver_port(s), ts_pki_path(pki_dir, "rogue-ca.pem"), "dns.test", NULL);
     ck_assert_int_eq(r, 0);
     tcli_close(&c);
     ck_assert_uint_eq(wait_counter(ts_dotserver_handshakes, s, 1), 1);
@@ -653,9 +636,9 @@ START_TEST(test_idle_connection_is_closed_with_close_notify)
     uint8_t q[512], ans[65535];
     tcli_send(c, q, query(q, 7, "idle.test", TS_DNS_TYPE_A, 0));
     ck_assert_int_gt(tcli_recv(c, ans, sizeof ans), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = ts_now_ms();
     ck_assert_int_eq(tcli_recv(c, ans, sizeof ans), 0); /* orderly TLS end */
-    int64_t waited = now_ms() - t0;
+    int64_t waited = ts_now_ms() - t0;
     ck_assert_int_ge(waited, 100);
     ck_assert_int_lt(waited, WAIT_MS);
     ck_assert_uint_eq(ts_dotserver_closed_by_server(s), 1);
@@ -669,12 +652,12 @@ START_TEST(test_delay_mode_holds_each_answer)
     ts_dotserver *s = start((ts_dotserver_opts){.delay_ms = 120});
     tcli *c = tcli_new(ts_dotserver_port(s));
     uint8_t q[512], ans[65535];
-    int64_t t0 = now_ms();
+    int64_t t0 = ts_now_ms();
     tcli_send(c, q, query(q, 9, "slow.test", TS_DNS_TYPE_A, 0));
     int n = tcli_recv(c, ans, sizeof ans);
     ck_assert_int_gt(n, 0);
     ck_assert_int_eq(ts_dns_id(ans, (size_t)n), 9);
-    ck_assert_int_ge(now_ms() - t0, 110);
+    ck_assert_int_ge(ts_now_ms() - t0, 110);
     tcli_free(c);
     ts_dotserver_stop(s);
 }
@@ -861,7 +844,7 @@ START_TEST(test_second_connection_resumes_with_the_first_session_ticket)
     tcli_free(c);
 
     tcli c2;
-    int r = tcli_open(&c2, ts_dotserver_port(s), pki_path("ca.pem"), "dns.test", &data);
+    int r = tcli_open(&c2, ts_dotserver_port(s), ts_pki_path(pki_dir, "ca.pem"), "dns.test", &data);
     gnutls_free(data.data);
     ck_assert_int_eq(r, 0);
     ck_assert_int_ne(gnutls_session_is_resumed(c2.tls), 0);
