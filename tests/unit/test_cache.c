@@ -12,6 +12,7 @@
 #include "dns_msg.h"
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
+#include "msgbuild.h"
 
 #define T0 ((uint64_t)1000000 * 1000000) /* an arbitrary "now" in microseconds */
 #define SEC(s) ((uint64_t)(s) * 1000000)
@@ -28,52 +29,7 @@
 #define CD DOTPROXY_DNS_FLAG_CD
 #define TC DOTPROXY_DNS_FLAG_TC
 
-/* ---- a tiny message builder -------------------------------------------- */
-
-struct msg {
-    uint8_t b[4096];
-    size_t n;
-};
-
-static void m_u8(struct msg *m, unsigned v)
-{
-    ck_assert_uint_lt(m->n, sizeof(m->b));
-    m->b[m->n++] = (uint8_t)v;
-}
-
-static void m_u16(struct msg *m, unsigned v)
-{
-    m_u8(m, (v >> 8) & 0xFF);
-    m_u8(m, v & 0xFF);
-}
-
-static void m_u32(struct msg *m, uint32_t v)
-{
-    m_u16(m, v >> 16);
-    m_u16(m, v & 0xFFFF);
-}
-
-static void m_name(struct msg *m, const char *dotted)
-{
-    const char *p = dotted;
-    while (*p != '\0') {
-        const char *dot = strchr(p, '.');
-        size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
-        m_u8(m, (unsigned)l);
-        for (size_t i = 0; i < l; i++)
-            m_u8(m, (unsigned char)p[i]);
-        p += l;
-        if (*p == '.')
-            p++;
-    }
-    m_u8(m, 0);
-}
-
-static void set_u16(struct msg *m, size_t off, unsigned v)
-{
-    m->b[off] = (uint8_t)(v >> 8);
-    m->b[off + 1] = (uint8_t)v;
-}
+/* ---- messages (the primitives are in msgbuild.h) ------------------------- */
 
 /* Header with all counts zero, then one question. */
 static void m_start(struct msg *m, unsigned id, unsigned flags, const char *qname, unsigned qtype)
@@ -94,7 +50,7 @@ static void m_start(struct msg *m, unsigned id, unsigned flags, const char *qnam
 static void m_count(struct msg *m, int section)
 {
     size_t off = 6 + 2 * (size_t)section;
-    set_u16(m, off, ((unsigned)m->b[off] << 8 | m->b[off + 1]) + 1);
+    m_put16(m, off, ((unsigned)m->b[off] << 8 | m->b[off + 1]) + 1);
 }
 
 /* An A record whose owner is a pointer to the question name. */
@@ -128,7 +84,7 @@ static void m_soa(struct msg *m, const char *zone, uint32_t ttl, uint32_t minimu
     m_u32(m, 3600);
     m_u32(m, 1209600);
     m_u32(m, minimum);
-    set_u16(m, rdlen_at, (unsigned)(m->n - rdlen_at - 2));
+    m_put16(m, rdlen_at, (unsigned)(m->n - rdlen_at - 2));
     m_count(m, 1);
 }
 
@@ -450,7 +406,7 @@ START_TEST(test_cache_strips_opt_from_stored_answer_and_output)
 
     /* The same answer without OPT costs the same: the OPT was not stored. */
     f.a.n = without_opt;
-    set_u16(&f.a, 10, 0);
+    m_put16(&f.a, 10, 0);
     ck_assert_int_eq(dp_cache_store(c, &f.k, f.a.b, f.a.n, T0), 1);
     dp_cache_get_stats(c, &st);
     ck_assert_uint_eq(st.bytes, bytes_with_opt_answer);
@@ -575,7 +531,7 @@ START_TEST(test_cache_key_make_rejects_queries_without_one_plain_question)
     struct dp_cache_key k;
     dotproxy_dns_info info;
     m_query(&q, 1, "example.com", T_A, RD, 0, 0);
-    set_u16(&q, 4, 0);
+    m_put16(&q, 4, 0);
     q.n = 12;
     ck_assert_int_eq(dotproxy_dns_parse(&info, q.b, q.n), 0);
     ck_assert_int_eq(dp_cache_key_make(&k, q.b, q.n, &info), DOTPROXY_EMALFORMED);

@@ -8,74 +8,13 @@
 #include "dns_msg.h"
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
+#include "msgbuild.h"
 
-/* ---- a tiny message builder -------------------------------------------- */
-
-struct msg {
-    uint8_t b[70000];
-    size_t n;
-};
-
-static void m_u8(struct msg *m, unsigned v)
-{
-    ck_assert_uint_lt(m->n, sizeof(m->b));
-    m->b[m->n++] = (uint8_t)v;
-}
-
-static void m_u16(struct msg *m, unsigned v)
-{
-    m_u8(m, v >> 8);
-    m_u8(m, v & 0xFF);
-}
-
-static void m_u32(struct msg *m, unsigned long v)
-{
-    m_u16(m, (unsigned)(v >> 16));
-    m_u16(m, (unsigned)(v & 0xFFFF));
-}
-
-static void m_bytes(struct msg *m, const void *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        m_u8(m, ((const uint8_t *)p)[i]);
-}
-
-/* Labels of a dotted name, without the root octet (so a pointer may follow). */
-static void m_labels(struct msg *m, const char *dotted)
-{
-    const char *p = dotted;
-    while (*p != '\0') {
-        const char *dot = strchr(p, '.');
-        size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
-        m_u8(m, (unsigned)l);
-        m_bytes(m, p, l);
-        p += l;
-        if (*p == '.')
-            p++;
-    }
-}
-
-static void m_name(struct msg *m, const char *dotted)
-{
-    m_labels(m, dotted);
-    m_u8(m, 0);
-}
+/* ---- messages (the primitives are in msgbuild.h) ------------------------- */
 
 static void m_ptr(struct msg *m, unsigned off)
 {
     m_u16(m, 0xC000u | off);
-}
-
-static void m_header(struct msg *m, unsigned id, unsigned flags, unsigned qd, unsigned an,
-                     unsigned ns, unsigned ar)
-{
-    m->n = 0;
-    m_u16(m, id);
-    m_u16(m, flags);
-    m_u16(m, qd);
-    m_u16(m, an);
-    m_u16(m, ns);
-    m_u16(m, ar);
 }
 
 static void m_question(struct msg *m, const char *name, unsigned type, unsigned cls)

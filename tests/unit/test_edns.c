@@ -9,64 +9,13 @@
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 #include "edns.h"
+#include "msgbuild.h"
 
-/* ---- a tiny message builder -------------------------------------------- */
-
-struct msg {
-    uint8_t b[70000];
-    size_t n;
-};
-
-static void m_u8(struct msg *m, unsigned v)
-{
-    ck_assert_uint_lt(m->n, sizeof(m->b));
-    m->b[m->n++] = (uint8_t)v;
-}
-
-static void m_u16(struct msg *m, unsigned v)
-{
-    m_u8(m, v >> 8);
-    m_u8(m, v & 0xFF);
-}
-
-static void m_put16(struct msg *m, size_t at, unsigned v)
-{
-    m->b[at] = (uint8_t)(v >> 8);
-    m->b[at + 1] = (uint8_t)(v & 0xFF);
-}
+/* ---- messages (the primitives are in msgbuild.h) ------------------------- */
 
 static unsigned get16(const uint8_t *p)
 {
     return (unsigned)((p[0] << 8) | p[1]);
-}
-
-static void m_name(struct msg *m, const char *dotted)
-{
-    const char *p = dotted;
-    while (*p != '\0') {
-        const char *dot = strchr(p, '.');
-        size_t l = dot != NULL ? (size_t)(dot - p) : strlen(p);
-        m_u8(m, (unsigned)l);
-        for (size_t i = 0; i < l; i++)
-            m_u8(m, (uint8_t)p[i]);
-        p += l;
-        if (*p == '.')
-            p++;
-    }
-    m_u8(m, 0);
-}
-
-/* Header with the given counts; counts may be patched later with m_put16. */
-static void m_header(struct msg *m, unsigned id, unsigned flags, unsigned qd, unsigned an,
-                     unsigned ns, unsigned ar)
-{
-    m->n = 0;
-    m_u16(m, id);
-    m_u16(m, flags);
-    m_u16(m, qd);
-    m_u16(m, an);
-    m_u16(m, ns);
-    m_u16(m, ar);
 }
 
 static void m_question(struct msg *m, const char *name)
