@@ -32,7 +32,7 @@
 #include <dotproxy/dotproxy.h>
 
 #ifdef DP_HAVE_METRICS
-#include "metrics.h"
+#include "http_server.h"
 #endif
 #include "notify.h"
 #include "options.h"
@@ -691,7 +691,7 @@ static int run(const struct dpd_options *opts)
     char token_buf[4097];
     char ready_status[1200];
 #ifdef DP_HAVE_METRICS
-    struct dp_metrics *metrics = NULL;
+    struct dpd_http_server *metrics = NULL;
 #endif
 
     main_log_level = opts->log_level;
@@ -723,7 +723,7 @@ static int run(const struct dpd_options *opts)
 #ifdef DP_HAVE_METRICS
     if (opts->metrics != NULL) {
         dotproxy_ctx *ctxs[DPD_MAX_WORKERS];
-        struct dp_metrics_opts mo;
+        struct dpd_http_server_opts mo;
         char err[600];
         sigset_t old;
         int r;
@@ -737,7 +737,7 @@ static int run(const struct dpd_options *opts)
         mo.n_ctxs = opts->workers;
         mo.reload = metrics_reload;
         block_signals(&old); /* its threads must never take our signals */
-        r = dp_metrics_start(&metrics, &mo, err, sizeof err);
+        r = dpd_http_server_start(&metrics, &mo, err, sizeof err);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r != 0) {
             fatal("cannot start the metrics server on %s: %s", opts->metrics, err);
@@ -745,7 +745,7 @@ static int run(const struct dpd_options *opts)
             explicit_bzero(token_buf, sizeof token_buf);
             return DPD_EXIT_RUNTIME;
         }
-        log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d", dp_metrics_port(metrics));
+        log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d", dpd_http_server_port(metrics));
     }
 #else
     (void)token;
@@ -805,7 +805,7 @@ static int run(const struct dpd_options *opts)
     }
 out:
 #ifdef DP_HAVE_METRICS
-    dp_metrics_stop(metrics);
+    dpd_http_server_stop(metrics);
 #endif
     free_contexts(opts->workers);
     if (status != DPD_EXIT_OK)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The operator HTTP server (cli/metrics.c) end to end, over curl.
+"""The operator HTTP server (cli/http_server.c, cli/render.c) end to end, over curl.
 
 Usage: test_metrics.py METRICS_HARNESS PROMCHECK_PY
 
