@@ -317,93 +317,92 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 
 /* ---- start and stop ----------------------------------------------------------------------- */
 
-/* "ADDR@PORT" or "PORT"; ADDR an IPv4 or IPv6 literal, the latter
- * optionally in brackets. */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *sslen,
-                        char *err, size_t errlen)
+/* Where the server listens when --metrics gives a port only: the server is
+ * for the operator on this host, not for the network. */
+#define DEFAULT_ADDR "127.0.0.1"
+
+/* The listen value "[ADDR@]PORT" as an endpoint. The library's spec parser
+ * reads it, so --metrics takes the same address literals as --listen and
+ * --upstream; the two differences are made here: ADDR may be left out, and
+ * PORT is required and may be 0 (the kernel picks), which the spec grammar
+ * has no room for: as dotproxy_config_add_listen does for "@0", the address
+ * is then parsed alone with 0 as its default port ("00" too: the option
+ * parser lets it through, and the spec grammar takes leading zeros). */
+static int listen_endpoint(const char *spec, dotproxy_endpoint *ep, char *err, size_t errlen)
 {
     if (spec == NULL || *spec == '\0') {
-        snprintf(err, errlen, "empty listen address");
+        snprintf(err, errlen, "empty listen address (want [ADDR@]PORT)");
         return -1;
     }
-    const char *const whole = spec;
     const char *at = strrchr(spec, '@');
-    const char *port_s = at != NULL ? at + 1 : spec;
-    char addr[INET6_ADDRSTRLEN + 2];
-    if (at == NULL) {
-        snprintf(addr, sizeof addr, "127.0.0.1");
-    } else {
-        size_t n = (size_t)(at - spec);
-        if (n >= 2 && spec[0] == '[' && spec[n - 1] == ']') {
-            spec++;
-            n -= 2;
-        }
-        if (n == 0 || n >= sizeof addr) {
-            snprintf(err, errlen, "bad listen address '%s' (want ADDR@PORT or PORT)",
-                     whole);
-            return -1;
-        }
-        memcpy(addr, spec, n);
-        addr[n] = '\0';
-    }
-    unsigned long port = 0;
-    size_t digits = strspn(port_s, "0123456789");
-    if (digits == 0 || digits > 5 || port_s[digits] != '\0' ||
-        (port = strtoul(port_s, NULL, 10)) > 65535) {
-        snprintf(err, errlen, "bad port '%s' in listen address (want 0..65535)", port_s);
+    const char *port = at != NULL ? at + 1 : spec;
+    const char *addr = at != NULL ? spec : DEFAULT_ADDR;
+    size_t addr_len = at != NULL ? (size_t)(at - spec) : strlen(DEFAULT_ADDR);
+    char text[192];
+    if (addr_len + 1 + strlen(port) >= sizeof text) {
+        snprintf(err, errlen, "bad listen address '%s' (too long for [ADDR@]PORT)", spec);
         return -1;
     }
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        *sslen = sizeof *v4;
-    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        *sslen = sizeof *v6;
+    int rc;
+    if (port[0] != '\0' && port[strspn(port, "0")] == '\0') {
+        snprintf(text, sizeof text, "%.*s", (int)addr_len, addr);
+        rc = dotproxy_endpoint_parse(ep, text, 0, 0);
     } else {
-        snprintf(err, errlen, "bad listen address '%s' (not an IPv4 or IPv6 literal)",
-                 addr);
-        return -1;
+        snprintf(text, sizeof text, "%.*s@%s", (int)addr_len, addr, port);
+        rc = dotproxy_endpoint_parse(ep, text, 0, 0);
     }
-    return 0;
+    if (rc == 0)
+        return 0;
+    if (rc == DOTPROXY_EPORT)
+        snprintf(err, errlen, "bad port '%s' in listen address '%s' (want 0..65535)", port, spec);
+    else if (rc == DOTPROXY_ENAME)
+        snprintf(err, errlen, "bad listen address '%s' (want [ADDR@]PORT, no #NAME)", spec);
+    else if (addr_len == 0)
+        snprintf(err, errlen, "bad listen address '%s' (no ADDR before '@'; want [ADDR@]PORT)",
+                 spec);
+    else
+        snprintf(err, errlen, "bad listen address '%s': '%.*s' is not an IPv4 or IPv6 literal",
+                 spec, (int)addr_len, addr);
+    return -1;
 }
 
 /* The socket is made here, not by libmicrohttpd, so that a failure can say
- * exactly what went wrong (libmicrohttpd only returns NULL). */
+ * exactly what went wrong (libmicrohttpd only returns NULL). Messages name
+ * the endpoint as bound ("127.0.0.1@9100"), which shows the default
+ * address when the value had none. */
 static int open_listener(const char *spec, int *port, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    if (parse_listen(spec, &ss, &sslen, err, errlen) != 0)
+    dotproxy_endpoint ep;
+    if (listen_endpoint(spec, &ep, err, errlen) != 0)
         return -1;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    char name[128];
+    if (dotproxy_endpoint_format(&ep, name, sizeof name) < 0)
+        snprintf(name, sizeof name, "%s", spec);
+    int fd = socket(ep.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        snprintf(err, errlen, "socket for %s: %s", spec, strerror(errno));
+        snprintf(err, errlen, "socket for %s: %s", name, strerror(errno));
         return -1;
     }
     int on = 1;
     /* A restarted daemon must rebind while old connections sit in
      * TIME_WAIT; this does not allow two listeners on one port. */
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (ss.ss_family == AF_INET6)
+    if (ep.addr.ss_family == AF_INET6)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
-        snprintf(err, errlen, "cannot bind %s: %s", spec, strerror(errno));
+    if (bind(fd, (struct sockaddr *)&ep.addr, ep.addrlen) != 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", name, strerror(errno));
         close(fd);
         return -1;
     }
     if (listen(fd, (int)MAX_CONNECTIONS) != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
         close(fd);
         return -1;
     }
+    struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-        snprintf(err, errlen, "getsockname for %s: %s", spec, strerror(errno));
+        snprintf(err, errlen, "getsockname for %s: %s", name, strerror(errno));
         close(fd);
         return -1;
     }
