@@ -768,7 +768,7 @@ static int run(const struct dpd_options *opts)
     } else {
         /* Every socket is bound and listening, privileges are dropped and
          * every worker is running: queries are answered from now on. */
-        notify_systemd(dp_notify_ready(ready_status), "READY");
+        notify_systemd(dpd_notify_ready(ready_status), "READY");
     }
     while (atomic_load(&workers_done) < started) {
         char buf[64];
@@ -786,18 +786,18 @@ static int run(const struct dpd_options *opts)
         for (ssize_t i = 0; i < n; i++)
             want_reload |= buf[i] == 'h';
         if (stop_requested && !told_stopping) {
-            notify_systemd(dp_notify_stopping(), "STOPPING");
+            notify_systemd(dpd_notify_stopping(), "STOPPING");
             told_stopping = 1;
         }
         if (want_reload && !stop_requested) {
-            notify_systemd(dp_notify_reloading(), "RELOADING");
+            notify_systemd(dpd_notify_reloading(), "RELOADING");
             reload();
-            notify_systemd(dp_notify_send("READY=1"), "READY");
+            notify_systemd(dpd_notify_send("READY=1"), "READY");
         }
     }
     /* Also when the workers ended on their own (a failure). */
     if (!told_stopping)
-        notify_systemd(dp_notify_stopping(), "STOPPING");
+        notify_systemd(dpd_notify_stopping(), "STOPPING");
     for (unsigned i = 0; i < started; i++) {
         pthread_join(workers[i].thread, NULL);
         if (workers[i].result < 0)
