@@ -423,6 +423,33 @@ static void server_free(struct dpd_http_server *srv)
     free(srv);
 }
 
+/* The server's own copy of o, without a listener yet; NULL when out of
+ * memory. */
+static struct dpd_http_server *server_new(const struct dpd_http_server_opts *o)
+{
+    struct dpd_http_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return NULL;
+    srv->n_ctxs = o->n_ctxs;
+    srv->ctxs = calloc(o->n_ctxs == 0 ? 1 : o->n_ctxs, sizeof *srv->ctxs);
+    if (srv->ctxs == NULL) {
+        server_free(srv);
+        return NULL;
+    }
+    if (o->n_ctxs != 0)
+        memcpy(srv->ctxs, o->ctxs, o->n_ctxs * sizeof *srv->ctxs);
+    if (o->token != NULL && o->token[0] != '\0') {
+        srv->token_len = strlen(o->token);
+        if ((srv->token = strdup(o->token)) == NULL) {
+            server_free(srv);
+            return NULL;
+        }
+    }
+    srv->reload = o->reload;
+    srv->user = o->user;
+    return srv;
+}
+
 int dpd_http_server_start(struct dpd_http_server **out, const struct dpd_http_server_opts *o,
                           char *err, size_t errlen)
 {
@@ -436,25 +463,11 @@ int dpd_http_server_start(struct dpd_http_server **out, const struct dpd_http_se
         snprintf(err, errlen, "invalid arguments");
         return -1;
     }
-    struct dpd_http_server *srv = calloc(1, sizeof *srv);
+    struct dpd_http_server *srv = server_new(o);
     if (srv == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    srv->n_ctxs = o->n_ctxs;
-    srv->ctxs = calloc(o->n_ctxs == 0 ? 1 : o->n_ctxs, sizeof *srv->ctxs);
-    if (srv->ctxs == NULL)
-        goto oom;
-    if (o->n_ctxs != 0)
-        memcpy(srv->ctxs, o->ctxs, o->n_ctxs * sizeof *srv->ctxs);
-    if (o->token != NULL && o->token[0] != '\0') {
-        srv->token_len = strlen(o->token);
-        if ((srv->token = strdup(o->token)) == NULL)
-            goto oom;
-    }
-    srv->reload = o->reload;
-    srv->user = o->user;
-
     int fd = open_listener(o->listen, &srv->port, err, errlen);
     if (fd < 0) {
         server_free(srv);
@@ -477,10 +490,6 @@ int dpd_http_server_start(struct dpd_http_server **out, const struct dpd_http_se
     }
     *out = srv;
     return 0;
-oom:
-    snprintf(err, errlen, "out of memory");
-    server_free(srv);
-    return -1;
 }
 
 int dpd_http_server_port(const struct dpd_http_server *srv)

@@ -244,11 +244,63 @@ struct upstream_agg {
     uint64_t idle_limit_us;            /* smallest learnt, 0 = none */
 };
 
+/* The growing list of upstreams seen so far. */
+struct upstream_list {
+    struct upstream_agg *a;
+    size_t n, cap;
+};
+
+/* The entry for label, added (zeroed) if new; NULL when the list is full or
+ * memory ran out: that upstream is then left out of this response. */
+static struct upstream_agg *upstream_entry(struct upstream_list *l, const char *label)
+{
+    for (size_t k = 0; k < l->n; k++)
+        if (strcmp(l->a[k].label, label) == 0)
+            return &l->a[k];
+    if (l->n == UPSTREAMS_MAX)
+        return NULL;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap == 0 ? 8 : l->cap * 2;
+        struct upstream_agg *na = realloc(l->a, ncap * sizeof *na);
+        if (na == NULL)
+            return NULL;
+        l->a = na;
+        l->cap = ncap;
+    }
+    struct upstream_agg *u = &l->a[l->n++];
+    memset(u, 0, sizeof *u);
+    snprintf(u->label, sizeof u->label, "%s", label);
+    return u;
+}
+
+/* Add one worker's view of an upstream (rules in render.h). */
+static void upstream_add(struct upstream_agg *u, const dotproxy_upstream_stats *st)
+{
+    u->workers++;
+    u->healthy_workers += st->healthy != 0;
+    if (st->consecutive_failures > u->consecutive_failures)
+        u->consecutive_failures = st->consecutive_failures;
+    u->connections += st->connections;
+    u->inflight += st->inflight;
+    u->queries += st->queries;
+    u->answers += st->answers;
+    if (st->srtt_us != 0) {
+        /* Weighted by answers (the RTT samples behind it), at least 1 so a
+         * worker measured once still counts. */
+        double wgt = st->answers != 0 ? (double)st->answers : 1.0;
+        u->srtt_weighted += (double)st->srtt_us * wgt;
+        u->srtt_weight += wgt;
+    }
+    if (st->idle_limit_us != 0 && (u->idle_limit_us == 0 || st->idle_limit_us < u->idle_limit_us))
+        u->idle_limit_us = st->idle_limit_us;
+}
+
+/* Every upstream of every worker, merged by label, in order of first
+ * appearance; *out is the caller's to free. */
 static size_t upstreams_collect(struct upstream_agg **out, dotproxy_ctx *const *ctxs,
                                 size_t n_ctxs)
 {
-    struct upstream_agg *a = NULL;
-    size_t n = 0, cap = 0;
+    struct upstream_list l = {0};
     for (size_t w = 0; w < n_ctxs; w++) {
         size_t count = dotproxy_ctx_upstream_count(ctxs[w]);
         for (size_t i = 0; i < count; i++) {
@@ -257,47 +309,13 @@ static size_t upstreams_collect(struct upstream_agg **out, dotproxy_ctx *const *
             if (dotproxy_ctx_upstream_stats(ctxs[w], i, &st) != 0)
                 continue;
             st.label[sizeof st.label - 1] = '\0';
-            size_t k = 0;
-            while (k < n && strcmp(a[k].label, st.label) != 0)
-                k++;
-            if (k == n) {
-                if (n == UPSTREAMS_MAX)
-                    continue;
-                if (n == cap) {
-                    size_t ncap = cap == 0 ? 8 : cap * 2;
-                    struct upstream_agg *na = realloc(a, ncap * sizeof *na);
-                    if (na == NULL)
-                        continue;
-                    a = na;
-                    cap = ncap;
-                }
-                memset(&a[n], 0, sizeof a[n]);
-                memcpy(a[n].label, st.label, sizeof a[n].label);
-                n++;
-            }
-            struct upstream_agg *u = &a[k];
-            u->workers++;
-            u->healthy_workers += st.healthy != 0;
-            if (st.consecutive_failures > u->consecutive_failures)
-                u->consecutive_failures = st.consecutive_failures;
-            u->connections += st.connections;
-            u->inflight += st.inflight;
-            u->queries += st.queries;
-            u->answers += st.answers;
-            if (st.srtt_us != 0) {
-                /* Weighted by answers (the RTT samples behind it), at least
-                 * 1 so a worker measured once still counts. */
-                double wgt = st.answers != 0 ? (double)st.answers : 1.0;
-                u->srtt_weighted += (double)st.srtt_us * wgt;
-                u->srtt_weight += wgt;
-            }
-            if (st.idle_limit_us != 0 &&
-                (u->idle_limit_us == 0 || st.idle_limit_us < u->idle_limit_us))
-                u->idle_limit_us = st.idle_limit_us;
+            struct upstream_agg *u = upstream_entry(&l, st.label);
+            if (u != NULL)
+                upstream_add(u, &st);
         }
     }
-    *out = a;
-    return n;
+    *out = l.a;
+    return l.n;
 }
 
 static int any_upstream_healthy(dotproxy_ctx *const *ctxs, size_t n)
