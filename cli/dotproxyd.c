@@ -32,7 +32,7 @@
 #include <dotproxy/dotproxy.h>
 
 #ifdef DP_HAVE_METRICS
-#include "metrics.h"
+#include "http_server.h"
 #endif
 #include "notify.h"
 #include "options.h"
@@ -691,7 +691,7 @@ static int run(const struct dpd_options *opts)
     char token_buf[4097];
     char ready_status[1200];
 #ifdef DP_HAVE_METRICS
-    struct dp_metrics *metrics = NULL;
+    struct dpd_http_server *metrics = NULL;
 #endif
 
     main_log_level = opts->log_level;
@@ -723,7 +723,7 @@ static int run(const struct dpd_options *opts)
 #ifdef DP_HAVE_METRICS
     if (opts->metrics != NULL) {
         dotproxy_ctx *ctxs[DPD_MAX_WORKERS];
-        struct dp_metrics_opts mo;
+        struct dpd_http_server_opts mo;
         char err[600];
         sigset_t old;
         int r;
@@ -737,7 +737,7 @@ static int run(const struct dpd_options *opts)
         mo.n_ctxs = opts->workers;
         mo.reload = metrics_reload;
         block_signals(&old); /* its threads must never take our signals */
-        r = dp_metrics_start(&metrics, &mo, err, sizeof err);
+        r = dpd_http_server_start(&metrics, &mo, err, sizeof err);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r != 0) {
             fatal("cannot start the metrics server on %s: %s", opts->metrics, err);
@@ -745,7 +745,7 @@ static int run(const struct dpd_options *opts)
             explicit_bzero(token_buf, sizeof token_buf);
             return DPD_EXIT_RUNTIME;
         }
-        log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d", dp_metrics_port(metrics));
+        log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d", dpd_http_server_port(metrics));
     }
 #else
     (void)token;
@@ -768,7 +768,7 @@ static int run(const struct dpd_options *opts)
     } else {
         /* Every socket is bound and listening, privileges are dropped and
          * every worker is running: queries are answered from now on. */
-        notify_systemd(dp_notify_ready(ready_status), "READY");
+        notify_systemd(dpd_notify_ready(ready_status), "READY");
     }
     while (atomic_load(&workers_done) < started) {
         char buf[64];
@@ -786,18 +786,18 @@ static int run(const struct dpd_options *opts)
         for (ssize_t i = 0; i < n; i++)
             want_reload |= buf[i] == 'h';
         if (stop_requested && !told_stopping) {
-            notify_systemd(dp_notify_stopping(), "STOPPING");
+            notify_systemd(dpd_notify_stopping(), "STOPPING");
             told_stopping = 1;
         }
         if (want_reload && !stop_requested) {
-            notify_systemd(dp_notify_reloading(), "RELOADING");
+            notify_systemd(dpd_notify_reloading(), "RELOADING");
             reload();
-            notify_systemd(dp_notify_send("READY=1"), "READY");
+            notify_systemd(dpd_notify_send("READY=1"), "READY");
         }
     }
     /* Also when the workers ended on their own (a failure). */
     if (!told_stopping)
-        notify_systemd(dp_notify_stopping(), "STOPPING");
+        notify_systemd(dpd_notify_stopping(), "STOPPING");
     for (unsigned i = 0; i < started; i++) {
         pthread_join(workers[i].thread, NULL);
         if (workers[i].result < 0)
@@ -805,7 +805,7 @@ static int run(const struct dpd_options *opts)
     }
 out:
 #ifdef DP_HAVE_METRICS
-    dp_metrics_stop(metrics);
+    dpd_http_server_stop(metrics);
 #endif
     free_contexts(opts->workers);
     if (status != DPD_EXIT_OK)

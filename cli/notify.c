@@ -55,7 +55,7 @@ static int notify_address(struct sockaddr_un *sa)
     return (int)(offsetof(struct sockaddr_un, sun_path) + len + 1);
 }
 
-int dp_notify_send(const char *state)
+int dpd_notify_send(const char *state)
 {
     struct sockaddr_un sa;
     struct timeval tv = {.tv_sec = NOTIFY_SEND_TIMEOUT_SEC, .tv_usec = 0};
@@ -81,7 +81,7 @@ int dp_notify_send(const char *state)
     return r;
 }
 
-int dp_notify_ready(const char *status)
+int dpd_notify_ready(const char *status)
 {
     char msg[1400];
     size_t len = (size_t)snprintf(msg, sizeof msg, "READY=1\nMAINPID=%ld", (long)getpid());
@@ -96,10 +96,10 @@ int dp_notify_ready(const char *status)
             if (*p == '\n')
                 *p = ' ';
     }
-    return dp_notify_send(msg);
+    return dpd_notify_send(msg);
 }
 
-int dp_notify_reloading(void)
+int dpd_notify_reloading(void)
 {
     struct timespec now;
     char msg[80];
@@ -110,10 +110,10 @@ int dp_notify_reloading(void)
         return -errno;
     snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
              (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
-    return dp_notify_send(msg);
+    return dpd_notify_send(msg);
 }
 
-int dp_notify_stopping(void)
+int dpd_notify_stopping(void)
 {
-    return dp_notify_send("STOPPING=1");
+    return dpd_notify_send("STOPPING=1");
 }

@@ -16,16 +16,16 @@
 #define DOTPROXYD_NOTIFY_H
 
 /* state: newline-separated "KEY=VALUE" assignments, sent as they are. */
-int dp_notify_send(const char *state);
+int dpd_notify_send(const char *state);
 
 /* "READY=1", "STATUS=<status>" when status is not NULL, "MAINPID=<pid>". */
-int dp_notify_ready(const char *status);
+int dpd_notify_ready(const char *status);
 
 /* "RELOADING=1" and "MONOTONIC_USEC=<CLOCK_MONOTONIC now>", which systemd
  * uses to tell this reload's READY=1 from an earlier one. */
-int dp_notify_reloading(void);
+int dpd_notify_reloading(void);
 
 /* "STOPPING=1". */
-int dp_notify_stopping(void);
+int dpd_notify_stopping(void);
 
 #endif

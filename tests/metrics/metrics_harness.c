@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Test harness for the operator HTTP server (cli/metrics.c): real worker
- * contexts in front of the in-tree DoT server, with dp_metrics serving them,
+/* Test harness for the operator HTTP server (cli/http_server.c): real worker
+ * contexts in front of the in-tree DoT server, with dpd_http_server serving them,
  * driven line by line from stdin by test_metrics.py and status_page.sh.
  *
  * Usage: metrics_harness TOKEN
@@ -26,7 +26,7 @@
  *                             the previous extra one): "ok port=P" or
  *                             "error MESSAGE"
  * At EOF everything is stopped and freed; the metrics ports are then bound
- * again to prove dp_metrics_stop released them. Exit status 0 unless setup
+ * again to prove dpd_http_server_stop released them. Exit status 0 unless setup
  * or that final check failed. */
 #include <dirent.h>
 #include <errno.h>
@@ -47,7 +47,7 @@
 
 #include "dnsclient.h"
 #include "dotserver.h"
-#include "metrics.h"
+#include "http_server.h"
 #include "pki.h"
 
 #define WORKERS 2
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     }
     int status = 1;
     ts_dotserver *srv = NULL;
-    struct dp_metrics *with_token = NULL, *without_token = NULL, *extra = NULL;
+    struct dpd_http_server *with_token = NULL, *without_token = NULL, *extra = NULL;
     size_t running = 0;
     char p1[2 * PATH_MAX], p2[2 * PATH_MAX], err[256] = "";
 
@@ -247,20 +247,20 @@ int main(int argc, char **argv)
             goto out;
         }
 
-    struct dp_metrics_opts mo = {
+    struct dpd_http_server_opts mo = {
         .listen = "127.0.0.1@0",
         .token = argv[1],
         .ctxs = ctxs,
         .n_ctxs = WORKERS,
         .reload = on_reload,
     };
-    if (dp_metrics_start(&with_token, &mo, err, sizeof err) != 0) {
+    if (dpd_http_server_start(&with_token, &mo, err, sizeof err) != 0) {
         fprintf(stderr, "harness: %s\n", err);
         goto out;
     }
     mo.listen = "0"; /* the "PORT" form: 127.0.0.1 */
     mo.token = NULL;
-    if (dp_metrics_start(&without_token, &mo, err, sizeof err) != 0) {
+    if (dpd_http_server_start(&without_token, &mo, err, sizeof err) != 0) {
         fprintf(stderr, "harness: %s\n", err);
         goto out;
     }
@@ -286,7 +286,7 @@ int main(int argc, char **argv)
         goto out;
     }
     printf("ready metrics=%d notoken=%d dns0=%u dns1=%u upstream=%s\n",
-           dp_metrics_port(with_token), dp_metrics_port(without_token), (unsigned)dns_port(0),
+           dpd_http_server_port(with_token), dpd_http_server_port(without_token), (unsigned)dns_port(0),
            (unsigned)dns_port(1), up);
 
     char line[512];
@@ -315,11 +315,11 @@ int main(int argc, char **argv)
         } else if (strcmp(line, "reloads") == 0) {
             printf("reloads %u\n", atomic_load(&reload_calls));
         } else if (strncmp(line, "try-listen ", 11) == 0) {
-            dp_metrics_stop(extra);
+            dpd_http_server_stop(extra);
             extra = NULL;
             mo.listen = line + 11;
-            if (dp_metrics_start(&extra, &mo, err, sizeof err) == 0)
-                printf("ok port=%d\n", dp_metrics_port(extra));
+            if (dpd_http_server_start(&extra, &mo, err, sizeof err) == 0)
+                printf("ok port=%d\n", dpd_http_server_port(extra));
             else
                 printf("error %s\n", err);
         } else {
@@ -327,21 +327,21 @@ int main(int argc, char **argv)
         }
     }
 
-    int ports[2] = {dp_metrics_port(with_token), dp_metrics_port(without_token)};
-    dp_metrics_stop(extra);
-    dp_metrics_stop(with_token);
-    dp_metrics_stop(without_token);
+    int ports[2] = {dpd_http_server_port(with_token), dpd_http_server_port(without_token)};
+    dpd_http_server_stop(extra);
+    dpd_http_server_stop(with_token);
+    dpd_http_server_stop(without_token);
     with_token = without_token = extra = NULL;
     status = 0;
     for (size_t i = 0; i < 2; i++)
         if (bind_again(ports[i]) != 0) {
-            fprintf(stderr, "harness: port %d still bound after dp_metrics_stop\n", ports[i]);
+            fprintf(stderr, "harness: port %d still bound after dpd_http_server_stop\n", ports[i]);
             status = 1;
         }
 out:
-    dp_metrics_stop(extra);
-    dp_metrics_stop(with_token);
-    dp_metrics_stop(without_token);
+    dpd_http_server_stop(extra);
+    dpd_http_server_stop(with_token);
+    dpd_http_server_stop(without_token);
     for (size_t i = 0; i < running; i++) {
         dotproxy_ctx_stop(ctxs[i]);
         pthread_join(threads[i], NULL);

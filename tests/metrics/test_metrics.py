@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The operator HTTP server (cli/metrics.c) end to end, over curl.
+"""The operator HTTP server (cli/http_server.c, cli/render.c) end to end, over curl.
 
 Usage: test_metrics.py METRICS_HARNESS PROMCHECK_PY
 
@@ -445,13 +445,15 @@ def test_listen_address_forms_and_errors(h):
                         ("127.0.0.1@65536", "bad port"), ("127.0.0.1@", "bad port"),
                         ("127.0.0.1@80x", "bad port"), ("@9100", "bad listen address"),
                         ("1.2.3.4.5@0", "not an IPv4 or IPv6 literal"),
+                        ("[127.0.0.1]@0", "not an IPv4 or IPv6 literal"),
+                        ("127.0.0.1@53#dns.test", "no #NAME"), ("", "empty listen address"),
                         ("127.0.0.1@%d" % h.port, "cannot bind 127.0.0.1@%d" % h.port)):
         got = h.cmd("try-listen " + spec)
         check(got.startswith("error ") and words in got, "%s: %r (want %r)" % (spec, got, words))
     got = h.cmd("try-listen 127.0.0.1@%d" % h.port)
     check("in use" in got, "bind error says why: " + got)
     for spec, host in (("0", "127.0.0.1"), ("127.0.0.1@0", "127.0.0.1"), ("::1@0", "::1"),
-                       ("[::1]@0", "::1")):
+                       ("[::1]@0", "::1"), ("127.0.0.1@00", "127.0.0.1")):
         got = h.cmd("try-listen " + spec)
         check(got.startswith("ok port="), "%s: %r" % (spec, got))
         port = int(got.split("=")[1])

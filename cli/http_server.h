@@ -1,56 +1,49 @@
 /* SPDX-License-Identifier: MIT */
-/* dotproxyd: the operator HTTP server (Prometheus metrics, health check,
- * JSON API and a live status page), built on libmicrohttpd.
+/* dotproxyd: the operator HTTP server (--metrics): Prometheus metrics,
+ * health check, JSON API and a live status page, built on libmicrohttpd.
  *
  * It runs one thread of its own (libmicrohttpd's internal polling thread)
  * and reads the worker contexts only through the library's thread-safe
  * operator API (dotproxy_ctx_counter, dotproxy_ctx_upstream_stats,
  * dotproxy_ctx_latency_histogram, dotproxy_ctx_cache_flush), so it never
- * stops or slows a worker.
+ * stops or slows a worker. What the bodies say, and how values are
+ * aggregated over workers, is render.h's part.
  *
  * Endpoints (anything else is 404; a known path with the wrong method is 405
  * with an Allow header):
- *   GET  /                    status page (HTML); its script and style are
- *        /status.js, /status.css  served separately so the Content-Security-
- *                             Policy needs no 'unsafe-inline'
+ *   GET  /                    status page (HTML, cli/status/index.html); its
+ *        /status.js, /status.css  script and style are served separately so
+ *                             the Content-Security-Policy needs no
+ *                             'unsafe-inline'
  *   GET  /metrics             Prometheus text format 0.0.4
  *   GET  /health              200 "ok" when at least one upstream is healthy
  *                             in at least one worker, else 503
  *   GET  /api/v1/stats        counters summed over the workers, the latency
  *                             histogram, and the counters of each worker
  *   GET  /api/v1/upstreams    one object per upstream, aggregated over the
- *                             workers (matched by label, see below)
+ *                             workers (matched by label)
  *   POST /api/v1/cache/flush  empty every worker's answer cache
  *   POST /api/v1/reload       call opts->reload
  * The two POSTs need "Authorization: Bearer <token>": 403 when no token is
  * configured, 401 (with WWW-Authenticate) when it is missing or wrong.
  *
- * Aggregation over workers: counters are summed, except the reload counter,
- * which is the minimum (configurations every worker has applied: each
- * daemon reload is applied once per worker). Each worker keeps its own
- * connections and health per upstream; an upstream (same "ADDR@PORT#NAME"
- * label) is reported once, with connections, in-flight queries, queries and
- * answers summed, consecutive failures the maximum, healthy when it is
- * healthy in at least one worker (the same rule as /health; the JSON also
- * says in how many), the smoothed RTT the answer-weighted mean of the workers
- * that measured it, and the idle limit the smallest one learnt.
- *
  * Bounds: at most 32 connections at once, 10 s idle timeout per connection,
  * 16 KiB of request memory per connection, responses of at most 1 MiB (500
  * beyond). */
-#ifndef DOTPROXYD_METRICS_H
-#define DOTPROXYD_METRICS_H
+#ifndef DOTPROXYD_HTTP_SERVER_H
+#define DOTPROXYD_HTTP_SERVER_H
 
 #include <stddef.h>
 
 #include <dotproxy/dotproxy.h>
 
-struct dp_metrics;
+struct dpd_http_server;
 
-struct dp_metrics_opts {
-    /* "ADDR@PORT" or "PORT" (then 127.0.0.1); IPv4 or IPv6 literal (the
-     * IPv6 one optionally in brackets). PORT 0 lets the kernel pick (see
-     * dp_metrics_port). Copied. */
+struct dpd_http_server_opts {
+    /* "[ADDR@]PORT": ADDR an IPv4 or IPv6 literal as dotproxy_endpoint_parse
+     * reads it (the IPv6 one bare or in brackets), 127.0.0.1 when absent;
+     * PORT 0..65535, 0 letting the kernel pick (see dpd_http_server_port).
+     * Copied. */
     const char *listen;
     /* Bearer token for mutating API calls; NULL (or "") = mutating calls
      * refused (403). Copied, and wiped from memory at stop. */
@@ -65,15 +58,16 @@ struct dp_metrics_opts {
     void *user;
 };
 
-/* Start serving; 0, or -1 with a message in err (bad address, cannot bind:
- * say which). *out is written only on success. */
-int dp_metrics_start(struct dp_metrics **out, const struct dp_metrics_opts *o, char *err,
-                     size_t errlen);
+/* Start serving; 0, or -1 with a message in err naming the value that is
+ * wrong (bad address or port) or the address that cannot be bound, and why.
+ * *out is written only on success. */
+int dpd_http_server_start(struct dpd_http_server **out, const struct dpd_http_server_opts *o,
+                          char *err, size_t errlen);
 
-/* The TCP port the server listens on (useful with port 0). */
-int dp_metrics_port(const struct dp_metrics *m);
+/* The TCP port the server listens on (useful with port 0); -1 for NULL. */
+int dpd_http_server_port(const struct dpd_http_server *s);
 
-/* Stop serving, join the server thread and free m. NULL-safe. */
-void dp_metrics_stop(struct dp_metrics *m);
+/* Stop serving, join the server thread and free s. NULL-safe. */
+void dpd_http_server_stop(struct dpd_http_server *s);
 
 #endif

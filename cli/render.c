@@ -1,0 +1,666 @@
+/* SPDX-License-Identifier: MIT */
+/* dotproxyd: the operator HTTP server's bodies (see render.h for what is
+ * rendered and how values are aggregated over workers).
+ *
+ * One request reads every worker once (a snapshot, or the upstream list
+ * collected once) and renders from that, so the numbers in one response
+ * agree with each other. Output goes to a bounded buffer: a body is either
+ * whole or replaced by a 500, never cut short. */
+#include "render.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESPONSE_MAX ((size_t)1 << 20)
+/* Upstreams aggregated over all workers (a context has at most 32). */
+#define UPSTREAMS_MAX 1024u
+
+/* ---- bounded output buffer ---------------------------------------------------- */
+
+static int buf_reserve(struct dpd_render_buf *b, size_t more)
+{
+    if (b->failed)
+        return -1;
+    if (more < b->cap - b->len)
+        return 0;
+    if (more >= RESPONSE_MAX - b->len) {
+        b->failed = 1;
+        return -1;
+    }
+    size_t cap = b->cap == 0 ? 4096 : b->cap;
+    while (cap - b->len <= more)
+        cap *= 2;
+    if (cap > RESPONSE_MAX)
+        cap = RESPONSE_MAX;
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+__attribute__((format(printf, 2, 3))) static void buf_printf(struct dpd_render_buf *b,
+                                                             const char *fmt, ...)
+{
+    for (int round = 0; round < 2; round++) {
+        if (buf_reserve(b, 0) != 0)
+            return;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        if (buf_reserve(b, (size_t)n) != 0)
+            return;
+    }
+}
+
+static void buf_putc(struct dpd_render_buf *b, char c)
+{
+    if (buf_reserve(b, 1) == 0)
+        b->p[b->len++] = c;
+}
+
+static void buf_puts(struct dpd_render_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (buf_reserve(b, n) == 0) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    }
+}
+
+/* A JSON string (RFC 8259 section 7). Besides what must be escaped, '<',
+ * '>' and '&' are too, so the text is inert if pasted into HTML; octets
+ * above 0x7f (never in an address or a host name) become \u00XX so the
+ * output is valid UTF-8 whatever the input. */
+static void buf_json_str(struct dpd_render_buf *b, const char *s)
+{
+    buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        switch (*p) {
+        case '"':
+            buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            buf_puts(b, "\\n");
+            break;
+        case '\r':
+            buf_puts(b, "\\r");
+            break;
+        case '\t':
+            buf_puts(b, "\\t");
+            break;
+        default:
+            if (*p < 0x20 || *p >= 0x7f || *p == '<' || *p == '>' || *p == '&')
+                buf_printf(b, "\\u%04x", (unsigned)*p);
+            else
+                buf_putc(b, (char)*p);
+        }
+    }
+    buf_putc(b, '"');
+}
+
+/* A Prometheus label value: backslash, double quote and line feed escaped
+ * (text exposition format 0.0.4). */
+static void buf_prom_label(struct dpd_render_buf *b, const char *s)
+{
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '\\')
+            buf_puts(b, "\\\\");
+        else if (*p == '"')
+            buf_puts(b, "\\\"");
+        else if (*p == '\n')
+            buf_puts(b, "\\n");
+        else
+            buf_putc(b, *p);
+    }
+}
+
+void dpd_render_buf_free(struct dpd_render_buf *b)
+{
+    if (b == NULL)
+        return;
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- reading the workers ------------------------------------------------------ */
+
+/* JSON names of the counters, in enum order. */
+static const char *const counter_names[DOTPROXY_CTR_COUNT_] = {
+    [DOTPROXY_CTR_QUERIES_UDP] = "queries_udp",
+    [DOTPROXY_CTR_QUERIES_TCP] = "queries_tcp",
+    [DOTPROXY_CTR_QUERIES_API] = "queries_api",
+    [DOTPROXY_CTR_ANSWERS] = "answers",
+    [DOTPROXY_CTR_SERVFAIL] = "servfail",
+    [DOTPROXY_CTR_FORMERR] = "formerr",
+    [DOTPROXY_CTR_DROPPED] = "dropped",
+    [DOTPROXY_CTR_TRUNCATED] = "truncated",
+    [DOTPROXY_CTR_TIMEOUTS] = "timeouts",
+    [DOTPROXY_CTR_RETRIES] = "retries",
+    [DOTPROXY_CTR_TLS_CONNECTS] = "tls_connects",
+    [DOTPROXY_CTR_TLS_HANDSHAKES] = "tls_handshakes",
+    [DOTPROXY_CTR_TLS_RESUMED] = "tls_resumed",
+    [DOTPROXY_CTR_TLS_FAILURES] = "tls_failures",
+    [DOTPROXY_CTR_TLS_CLOSED_BY_PEER] = "tls_closed_by_peer",
+    [DOTPROXY_CTR_TLS_CLOSED_IDLE] = "tls_closed_idle",
+    [DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS] = "upstream_bad_answers",
+    [DOTPROXY_CTR_TCP_CLIENTS] = "tcp_clients",
+    [DOTPROXY_CTR_INFLIGHT] = "inflight",
+    [DOTPROXY_CTR_HEDGED] = "hedged",
+    [DOTPROXY_CTR_RELOADS] = "reloads",
+    [DOTPROXY_CTR_CACHE_HITS] = "cache_hits",
+    [DOTPROXY_CTR_CACHE_MISSES] = "cache_misses",
+    [DOTPROXY_CTR_STALE_SERVED] = "stale_served",
+    [DOTPROXY_CTR_COALESCED] = "coalesced",
+    [DOTPROXY_CTR_PREFETCHES] = "prefetches",
+    [DOTPROXY_CTR_CACHE_ENTRIES] = "cache_entries",
+    [DOTPROXY_CTR_CACHE_EVICTIONS] = "cache_evictions",
+    [DOTPROXY_CTR_REFUSED_ACL] = "refused_acl",
+    [DOTPROXY_CTR_RATE_LIMITED] = "rate_limited",
+    [DOTPROXY_CTR_CLIENT_INFLIGHT_CAP] = "client_inflight_cap",
+    [DOTPROXY_CTR_CACHE_SHARED] = "cache_shared",
+};
+
+/* Every worker's counters, read once per request so that one response is
+ * computed from one set of readings. */
+struct snapshot {
+    size_t n;
+    uint64_t (*ctr)[DOTPROXY_CTR_COUNT_]; /* [worker][counter] */
+    uint64_t total[DOTPROXY_CTR_COUNT_];
+    uint64_t latency[DOTPROXY_LATENCY_BUCKETS]; /* per bucket, summed */
+};
+
+static int snapshot_take(struct snapshot *s, dotproxy_ctx *const *ctxs, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->ctr = calloc(n == 0 ? 1 : n, sizeof *s->ctr);
+    if (s->ctr == NULL)
+        return -1;
+    for (size_t w = 0; w < n; w++) {
+        for (int c = 0; c < DOTPROXY_CTR_COUNT_; c++)
+            s->ctr[w][c] = dotproxy_ctx_counter(ctxs[w], c);
+        uint64_t lat[DOTPROXY_LATENCY_BUCKETS] = {0};
+        size_t nb = dotproxy_ctx_latency_histogram(ctxs[w], lat, DOTPROXY_LATENCY_BUCKETS);
+        for (size_t i = 0; i < nb; i++)
+            s->latency[i] += lat[i];
+    }
+    for (int c = 0; c < DOTPROXY_CTR_COUNT_; c++) {
+        /* Each daemon reload is applied once by every worker: the
+         * configurations all of them applied is the minimum, and stays
+         * monotonic. */
+        if (c == DOTPROXY_CTR_RELOADS) {
+            for (size_t w = 0; w < s->n; w++)
+                if (w == 0 || s->ctr[w][c] < s->total[c])
+                    s->total[c] = s->ctr[w][c];
+        } else if ((c == DOTPROXY_CTR_CACHE_ENTRIES || c == DOTPROXY_CTR_CACHE_EVICTIONS ||
+                    c == DOTPROXY_CTR_CACHE_SHARED) &&
+                   s->n > 0 && s->ctr[0][DOTPROXY_CTR_CACHE_SHARED]) {
+            /* One cache shared by every worker: each reports the whole of
+             * it, so count it once. */
+            for (size_t w = 0; w < s->n; w++)
+                if (s->ctr[w][c] > s->total[c])
+                    s->total[c] = s->ctr[w][c];
+        } else {
+            for (size_t w = 0; w < s->n; w++)
+                s->total[c] += s->ctr[w][c];
+        }
+    }
+    return 0;
+}
+
+static void snapshot_free(struct snapshot *s)
+{
+    free(s->ctr);
+    s->ctr = NULL;
+}
+
+/* One upstream over all workers (rules in render.h). */
+struct upstream_agg {
+    char label[sizeof ((dotproxy_upstream_stats *)0)->label];
+    unsigned workers, healthy_workers;
+    unsigned consecutive_failures; /* max */
+    uint64_t connections, inflight, queries, answers;
+    double srtt_weighted, srtt_weight; /* over workers that measured it */
+    uint64_t idle_limit_us;            /* smallest learnt, 0 = none */
+};
+
+/* The growing list of upstreams seen so far. */
+struct upstream_list {
+    struct upstream_agg *a;
+    size_t n, cap;
+};
+
+/* The entry for label, added (zeroed) if new; NULL when the list is full or
+ * memory ran out: that upstream is then left out of this response. */
+static struct upstream_agg *upstream_entry(struct upstream_list *l, const char *label)
+{
+    for (size_t k = 0; k < l->n; k++)
+        if (strcmp(l->a[k].label, label) == 0)
+            return &l->a[k];
+    if (l->n == UPSTREAMS_MAX)
+        return NULL;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap == 0 ? 8 : l->cap * 2;
+        struct upstream_agg *na = realloc(l->a, ncap * sizeof *na);
+        if (na == NULL)
+            return NULL;
+        l->a = na;
+        l->cap = ncap;
+    }
+    struct upstream_agg *u = &l->a[l->n++];
+    memset(u, 0, sizeof *u);
+    snprintf(u->label, sizeof u->label, "%s", label);
+    return u;
+}
+
+/* Add one worker's view of an upstream (rules in render.h). */
+static void upstream_add(struct upstream_agg *u, const dotproxy_upstream_stats *st)
+{
+    u->workers++;
+    u->healthy_workers += st->healthy != 0;
+    if (st->consecutive_failures > u->consecutive_failures)
+        u->consecutive_failures = st->consecutive_failures;
+    u->connections += st->connections;
+    u->inflight += st->inflight;
+    u->queries += st->queries;
+    u->answers += st->answers;
+    if (st->srtt_us != 0) {
+        /* Weighted by answers (the RTT samples behind it), at least 1 so a
+         * worker measured once still counts. */
+        double wgt = st->answers != 0 ? (double)st->answers : 1.0;
+        u->srtt_weighted += (double)st->srtt_us * wgt;
+        u->srtt_weight += wgt;
+    }
+    if (st->idle_limit_us != 0 && (u->idle_limit_us == 0 || st->idle_limit_us < u->idle_limit_us))
+        u->idle_limit_us = st->idle_limit_us;
+}
+
+/* Every upstream of every worker, merged by label, in order of first
+ * appearance; *out is the caller's to free. */
+static size_t upstreams_collect(struct upstream_agg **out, dotproxy_ctx *const *ctxs,
+                                size_t n_ctxs)
+{
+    struct upstream_list l = {0};
+    for (size_t w = 0; w < n_ctxs; w++) {
+        size_t count = dotproxy_ctx_upstream_count(ctxs[w]);
+        for (size_t i = 0; i < count; i++) {
+            dotproxy_upstream_stats st;
+            /* The list may shrink between the two calls (a reload). */
+            if (dotproxy_ctx_upstream_stats(ctxs[w], i, &st) != 0)
+                continue;
+            st.label[sizeof st.label - 1] = '\0';
+            struct upstream_agg *u = upstream_entry(&l, st.label);
+            if (u != NULL)
+                upstream_add(u, &st);
+        }
+    }
+    *out = l.a;
+    return l.n;
+}
+
+static int any_upstream_healthy(dotproxy_ctx *const *ctxs, size_t n)
+{
+    for (size_t w = 0; w < n; w++) {
+        size_t count = dotproxy_ctx_upstream_count(ctxs[w]);
+        for (size_t i = 0; i < count; i++) {
+            dotproxy_upstream_stats st;
+            if (dotproxy_ctx_upstream_stats(ctxs[w], i, &st) == 0 && st.healthy)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- Prometheus text format 0.0.4 ------------------------------------------------ */
+
+struct prom_sample {
+    int ctr;
+    const char *label_value; /* NULL: the family has no label */
+};
+
+struct prom_family {
+    const char *name, *type, *help;
+    const char *label; /* the label name, NULL when none */
+    struct prom_sample s[4];
+};
+
+#define NO_LABEL(c)                                                                               \
+    {                                                                                             \
+        {(c), NULL }, { -1, NULL }                                                                \
+    }
+
+/* Counters summed over the workers (the exceptions: see render.h).
+ * A sample list ends at ctr -1 or after four. */
+static const struct prom_family prom_families[] = {
+    {"dotproxy_queries_total", "counter", "DNS queries received, by transport", "transport",
+     {{DOTPROXY_CTR_QUERIES_UDP, "udp"},
+      {DOTPROXY_CTR_QUERIES_TCP, "tcp"},
+      {DOTPROXY_CTR_QUERIES_API, "api"},
+      {-1, NULL}}},
+    {"dotproxy_answers_total", "counter", "Upstream answers passed to clients", NULL,
+     NO_LABEL(DOTPROXY_CTR_ANSWERS)},
+    {"dotproxy_generated_responses_total", "counter",
+     "Error responses made by the proxy itself, by RCODE", "rcode",
+     {{DOTPROXY_CTR_SERVFAIL, "SERVFAIL"}, {DOTPROXY_CTR_FORMERR, "FORMERR"}, {-1, NULL}}},
+    {"dotproxy_client_messages_rejected_total", "counter",
+     "Client messages not served: unanswerable (no header, a response, too long, "
+     "reply undeliverable), refused by the access list, over the rate limit, or over the "
+     "client's in-flight cap",
+     "reason",
+     {{DOTPROXY_CTR_DROPPED, "unanswerable"},
+      {DOTPROXY_CTR_REFUSED_ACL, "acl"},
+      {DOTPROXY_CTR_RATE_LIMITED, "rate_limit"},
+      {DOTPROXY_CTR_CLIENT_INFLIGHT_CAP, "client_inflight_cap"}}},
+    {"dotproxy_udp_truncated_total", "counter", "UDP answers cut to TC=1", NULL,
+     NO_LABEL(DOTPROXY_CTR_TRUNCATED)},
+    {"dotproxy_query_timeouts_total", "counter", "Queries whose deadline passed", NULL,
+     NO_LABEL(DOTPROXY_CTR_TIMEOUTS)},
+    {"dotproxy_query_retries_total", "counter", "Queries re-sent after a lost connection", NULL,
+     NO_LABEL(DOTPROXY_CTR_RETRIES)},
+    {"dotproxy_queries_hedged_total", "counter", "Late queries moved to another upstream", NULL,
+     NO_LABEL(DOTPROXY_CTR_HEDGED)},
+    {"dotproxy_tls_connects_total", "counter", "TCP connects started to upstreams", NULL,
+     NO_LABEL(DOTPROXY_CTR_TLS_CONNECTS)},
+    {"dotproxy_tls_handshakes_total", "counter", "TLS handshakes completed and verified", NULL,
+     NO_LABEL(DOTPROXY_CTR_TLS_HANDSHAKES)},
+    {"dotproxy_tls_resumed_total", "counter", "TLS handshakes that resumed a session", NULL,
+     NO_LABEL(DOTPROXY_CTR_TLS_RESUMED)},
+    {"dotproxy_tls_failures_total", "counter", "Upstream connects or handshakes that failed", NULL,
+     NO_LABEL(DOTPROXY_CTR_TLS_FAILURES)},
+    {"dotproxy_tls_closed_total", "counter",
+     "Upstream connections closed, by the upstream (peer) or by us as idle", "by",
+     {{DOTPROXY_CTR_TLS_CLOSED_BY_PEER, "peer"}, {DOTPROXY_CTR_TLS_CLOSED_IDLE, "idle"}, {-1, NULL}}},
+    {"dotproxy_upstream_bad_answers_total", "counter",
+     "Upstream answers with an unknown ID or the wrong question", NULL,
+     NO_LABEL(DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS)},
+    {"dotproxy_tcp_clients_total", "counter", "TCP clients accepted", NULL,
+     NO_LABEL(DOTPROXY_CTR_TCP_CLIENTS)},
+    {"dotproxy_queries_inflight", "gauge", "Queries waiting for an answer now", NULL,
+     NO_LABEL(DOTPROXY_CTR_INFLIGHT)},
+    {"dotproxy_cache_hits_total", "counter", "Queries answered from the cache", NULL,
+     NO_LABEL(DOTPROXY_CTR_CACHE_HITS)},
+    {"dotproxy_cache_misses_total", "counter", "Cacheable queries the cache could not answer",
+     NULL, NO_LABEL(DOTPROXY_CTR_CACHE_MISSES)},
+    {"dotproxy_cache_entries", "gauge", "Entries in the answer cache now", NULL,
+     NO_LABEL(DOTPROXY_CTR_CACHE_ENTRIES)},
+    {"dotproxy_cache_evictions_total", "counter", "Cache entries evicted to make room", NULL,
+     NO_LABEL(DOTPROXY_CTR_CACHE_EVICTIONS)},
+    {"dotproxy_cache_stale_served_total", "counter", "Expired answers served (RFC 8767)", NULL,
+     NO_LABEL(DOTPROXY_CTR_STALE_SERVED)},
+    {"dotproxy_queries_coalesced_total", "counter",
+     "Queries answered by another query's upstream exchange", NULL,
+     NO_LABEL(DOTPROXY_CTR_COALESCED)},
+    {"dotproxy_cache_prefetches_total", "counter",
+     "Refreshes of popular cache entries before expiry", NULL, NO_LABEL(DOTPROXY_CTR_PREFETCHES)},
+    {"dotproxy_config_reloads_total", "counter", "Configuration reloads applied by every worker",
+     NULL, NO_LABEL(DOTPROXY_CTR_RELOADS)},
+};
+
+static void prom_head(struct dpd_render_buf *b, const char *name, const char *type,
+                      const char *help)
+{
+    /* HELP text needs '\' and line feeds escaped; ours has neither. */
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Seconds from microseconds, as short as exact ("0.0005", "2.5"). */
+static void buf_seconds(struct dpd_render_buf *b, uint64_t us)
+{
+    buf_printf(b, "%.9g", (double)us / 1e6);
+}
+
+static void prom_counters(struct dpd_render_buf *b, const struct snapshot *s)
+{
+    for (size_t f = 0; f < sizeof prom_families / sizeof prom_families[0]; f++) {
+        const struct prom_family *pf = &prom_families[f];
+        prom_head(b, pf->name, pf->type, pf->help);
+        for (size_t i = 0; i < 4 && pf->s[i].ctr >= 0; i++) {
+            if (pf->label != NULL)
+                buf_printf(b, "%s{%s=\"%s\"} %" PRIu64 "\n", pf->name, pf->label,
+                           pf->s[i].label_value, s->total[pf->s[i].ctr]);
+            else
+                buf_printf(b, "%s %" PRIu64 "\n", pf->name, s->total[pf->s[i].ctr]);
+        }
+    }
+}
+
+/* No _sum: the library counts answers per bucket but does not add up their
+ * latencies, and a sum estimated from bucket bounds would be a made-up
+ * number. Quantiles (histogram_quantile) need only the buckets; the text
+ * format lets a histogram go without _sum. */
+static void prom_latency(struct dpd_render_buf *b, const struct snapshot *s)
+{
+    const char *h = "dotproxy_answer_latency_seconds";
+    prom_head(b, h, "histogram",
+              "Time from a query's arrival to its answer being sent, cache hits excluded");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < DOTPROXY_LATENCY_BUCKETS; i++) {
+        cum += s->latency[i];
+        uint64_t bound = dotproxy_latency_bound_us(i);
+        buf_printf(b, "%s_bucket{le=\"", h);
+        if (bound == UINT64_MAX)
+            buf_puts(b, "+Inf");
+        else
+            buf_seconds(b, bound);
+        buf_printf(b, "\"} %" PRIu64 "\n", cum);
+    }
+    if (dotproxy_latency_bound_us(DOTPROXY_LATENCY_BUCKETS - 1) != UINT64_MAX)
+        buf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", h, cum);
+    buf_printf(b, "%s_count %" PRIu64 "\n", h, cum);
+}
+
+/* The per-upstream families, in output order. */
+enum upstream_family {
+    UF_HEALTHY,
+    UF_SRTT,
+    UF_CONNECTIONS,
+    UF_INFLIGHT,
+    UF_FAILURES,
+    UF_IDLE_LIMIT,
+    UF_QUERIES,
+    UF_ANSWERS,
+    UF_COUNT_
+};
+
+static const struct {
+    const char *name, *type, *help;
+} upstream_families[UF_COUNT_] = {
+    [UF_HEALTHY] = {"dotproxy_upstream_healthy", "gauge",
+                    "1 when the upstream is usable in at least one worker (not backing off "
+                    "after failed connects)"},
+    [UF_SRTT] = {"dotproxy_upstream_srtt_seconds", "gauge",
+                 "Smoothed answer round trip (answer-weighted mean over workers; absent until "
+                 "measured)"},
+    [UF_CONNECTIONS] = {"dotproxy_upstream_connections", "gauge",
+                        "Open TLS connections to the upstream"},
+    [UF_INFLIGHT] = {"dotproxy_upstream_inflight", "gauge",
+                     "Queries on the wire to the upstream now"},
+    [UF_FAILURES] = {"dotproxy_upstream_consecutive_failures", "gauge",
+                     "Consecutive failed connects (the most in any worker)"},
+    [UF_IDLE_LIMIT] = {"dotproxy_upstream_idle_limit_seconds", "gauge",
+                       "Idle time after which the upstream closes connections, as learnt "
+                       "(smallest over workers; absent until learnt)"},
+    [UF_QUERIES] = {"dotproxy_upstream_queries_total", "counter", "Queries sent to the upstream"},
+    [UF_ANSWERS] = {"dotproxy_upstream_answers_total", "counter",
+                    "Answers received from the upstream"},
+};
+
+/* Whether upstream u has a value for family f: no line until measured. */
+static int upstream_has_value(enum upstream_family f, const struct upstream_agg *u)
+{
+    if (f == UF_SRTT)
+        return u->srtt_weight != 0;
+    if (f == UF_IDLE_LIMIT)
+        return u->idle_limit_us != 0;
+    return 1;
+}
+
+static void upstream_value(struct dpd_render_buf *b, enum upstream_family f,
+                           const struct upstream_agg *u)
+{
+    switch (f) {
+    case UF_HEALTHY: buf_printf(b, "%d", u->healthy_workers > 0); break;
+    case UF_SRTT: buf_printf(b, "%.9g", u->srtt_weighted / u->srtt_weight / 1e6); break;
+    case UF_CONNECTIONS: buf_printf(b, "%" PRIu64, u->connections); break;
+    case UF_INFLIGHT: buf_printf(b, "%" PRIu64, u->inflight); break;
+    case UF_FAILURES: buf_printf(b, "%u", u->consecutive_failures); break;
+    case UF_IDLE_LIMIT: buf_seconds(b, u->idle_limit_us); break;
+    case UF_QUERIES: buf_printf(b, "%" PRIu64, u->queries); break;
+    case UF_ANSWERS: buf_printf(b, "%" PRIu64, u->answers); break;
+    case UF_COUNT_: break;
+    }
+}
+
+static void prom_upstreams(struct dpd_render_buf *b, const struct upstream_agg *ua, size_t nu)
+{
+    for (int f = 0; f < UF_COUNT_; f++) {
+        prom_head(b, upstream_families[f].name, upstream_families[f].type,
+                  upstream_families[f].help);
+        for (size_t k = 0; k < nu; k++) {
+            if (!upstream_has_value((enum upstream_family)f, &ua[k]))
+                continue;
+            buf_printf(b, "%s{upstream=\"", upstream_families[f].name);
+            buf_prom_label(b, ua[k].label);
+            buf_puts(b, "\"} ");
+            upstream_value(b, (enum upstream_family)f, &ua[k]);
+            buf_putc(b, '\n');
+        }
+    }
+}
+
+int dpd_render_metrics(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n)
+{
+    struct snapshot s;
+    if (snapshot_take(&s, ctxs, n) != 0)
+        return -1;
+    prom_head(b, "dotproxy_build_info", "gauge", "Always 1; the library version as a label");
+    buf_printf(b, "dotproxy_build_info{version=\"");
+    buf_prom_label(b, dotproxy_version());
+    buf_printf(b, "\"} 1\n");
+    prom_head(b, "dotproxy_workers", "gauge", "Worker contexts (threads) serving queries");
+    buf_printf(b, "dotproxy_workers %zu\n", n);
+    prom_counters(b, &s);
+    prom_latency(b, &s);
+    snapshot_free(&s);
+
+    struct upstream_agg *ua = NULL;
+    size_t nu = upstreams_collect(&ua, ctxs, n);
+    prom_upstreams(b, ua, nu);
+    free(ua);
+    return 0;
+}
+
+/* ---- JSON API ---------------------------------------------------------------------- */
+
+static void json_counters(struct dpd_render_buf *b, const uint64_t *v)
+{
+    buf_putc(b, '{');
+    for (int c = 0; c < DOTPROXY_CTR_COUNT_; c++)
+        buf_printf(b, "%s\"%s\":%" PRIu64, c == 0 ? "" : ",", counter_names[c], v[c]);
+    buf_putc(b, '}');
+}
+
+int dpd_render_stats(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n)
+{
+    struct snapshot s;
+    if (snapshot_take(&s, ctxs, n) != 0)
+        return -1;
+    buf_puts(b, "{\"version\":");
+    buf_json_str(b, dotproxy_version());
+    buf_printf(b, ",\"workers\":%zu,\"counters\":", n);
+    json_counters(b, s.total);
+    /* Per bucket (not cumulative) as the library gives them; null is the
+     * unbounded last bucket. */
+    buf_puts(b, ",\"latency\":{\"le_seconds\":[");
+    for (size_t i = 0; i < DOTPROXY_LATENCY_BUCKETS; i++) {
+        uint64_t bound = dotproxy_latency_bound_us(i);
+        if (i != 0)
+            buf_putc(b, ',');
+        if (bound == UINT64_MAX)
+            buf_puts(b, "null");
+        else
+            buf_seconds(b, bound);
+    }
+    buf_puts(b, "],\"counts\":[");
+    for (size_t i = 0; i < DOTPROXY_LATENCY_BUCKETS; i++)
+        buf_printf(b, "%s%" PRIu64, i == 0 ? "" : ",", s.latency[i]);
+    buf_puts(b, "]},\"per_worker\":[");
+    for (size_t w = 0; w < s.n; w++) {
+        buf_printf(b, "%s{\"worker\":%zu,\"counters\":", w == 0 ? "" : ",", w);
+        json_counters(b, s.ctr[w]);
+        buf_putc(b, '}');
+    }
+    buf_puts(b, "]}\n");
+    snapshot_free(&s);
+    return 0;
+}
+
+/* JSON has no NaN: a value not measured yet is null. */
+static void json_seconds_or_null(struct dpd_render_buf *b, int known, double seconds)
+{
+    if (known)
+        buf_printf(b, "%.9g", seconds);
+    else
+        buf_puts(b, "null");
+}
+
+void dpd_render_upstreams(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n)
+{
+    struct upstream_agg *ua = NULL;
+    size_t nu = upstreams_collect(&ua, ctxs, n);
+    buf_putc(b, '[');
+    for (size_t k = 0; k < nu; k++) {
+        const struct upstream_agg *u = &ua[k];
+        buf_puts(b, k == 0 ? "{\"upstream\":" : ",{\"upstream\":");
+        buf_json_str(b, u->label);
+        buf_printf(b,
+                   ",\"healthy\":%s,\"healthy_workers\":%u,\"workers\":%u,"
+                   "\"consecutive_failures\":%u,\"connections\":%" PRIu64 ",\"inflight\":%" PRIu64
+                   ",\"queries\":%" PRIu64 ",\"answers\":%" PRIu64 ",\"srtt_seconds\":",
+                   u->healthy_workers > 0 ? "true" : "false", u->healthy_workers, u->workers,
+                   u->consecutive_failures, u->connections, u->inflight, u->queries, u->answers);
+        json_seconds_or_null(b, u->srtt_weight != 0,
+                             u->srtt_weight != 0 ? u->srtt_weighted / u->srtt_weight / 1e6 : 0);
+        buf_puts(b, ",\"idle_limit_seconds\":");
+        json_seconds_or_null(b, u->idle_limit_us != 0, (double)u->idle_limit_us / 1e6);
+        buf_putc(b, '}');
+    }
+    buf_puts(b, "]\n");
+    free(ua);
+}
+
+void dpd_render_json_error(struct dpd_render_buf *b, const char *msg)
+{
+    buf_puts(b, "{\"error\":");
+    buf_json_str(b, msg);
+    buf_puts(b, "}\n");
+}
+
+/* ---- health --------------------------------------------------------------------------- */
+
+int dpd_render_health(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n)
+{
+    int healthy = any_upstream_healthy(ctxs, n);
+    buf_puts(b, healthy ? "ok\n" : "no healthy upstream\n");
+    return healthy;
+}
