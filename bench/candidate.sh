@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # candidate.sh - run dotproxyd as the "candidate" of the shared benchmark rig
-# (/work/shared/bench/peers.sh --candidate), with the options each scenario wants.
+# ($SHARED_BENCH/peers.sh --candidate, run by bench/peers-run.sh), with the options
+# each scenario wants.
 #
 #   candidate.sh SCENARIO LISTEN_PORT UP_ADDR UP_PORT TLS_NAME CA [DOTPROXYD_ARGS...]
 #
@@ -29,7 +30,7 @@ CACHE_SIZE=${DOTPROXYD_CACHE_SIZE:-10000}
 
 die() { echo "candidate.sh: $*" >&2; exit 2; }
 
-[[ $# -ge 6 ]] || { sed -n '3,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -ge 6 ]] || { sed -n '3,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 scenario=$1 listen_port=$2 up_addr=$3 up_port=$4 tls_name=$5 ca=$6
 shift 6
 [[ -x $DOTPROXYD ]] || die "no daemon at $DOTPROXYD (build it: meson setup build-bench --buildtype=release -Dtests=false -Dexamples=false && ninja -C build-bench)"

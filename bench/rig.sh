@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 # rig.sh - what bench/instructions.sh and bench/floor.sh share (sourced, not run):
 # the private network namespace, the release daemon, stopping by PID, and the
 # shared rig's DoT upstream with its query files.
@@ -44,6 +45,7 @@ rig_build_daemon() {
         [[ -x $BUILD_DIR/cli/dotproxyd ]] || die "build failed"
         echo "$(basename "$SELF"): warning: build failed; using the dotproxyd already built" >&2
     fi
+    # shellcheck disable=SC2034 # read by the sourcing script
     DOTPROXYD=$BUILD_DIR/cli/dotproxyd
 }
 
@@ -69,6 +71,7 @@ rig_stop_pid() {
 RIG_UP_STARTED=0
 rig_upstream_start() {
     local dir=$1
+    [[ -x $UPSTREAM_SH ]] || die "no $UPSTREAM_SH (set SHARED_BENCH to the shared rig's bench folder)"
     "$UPSTREAM_SH" start "$dir/up" "$2" >"$dir/upstream.log" 2>&1 ||
         { cat "$dir/upstream.log" >&2; die "upstream failed to start"; }
     RIG_UP_STARTED=1
