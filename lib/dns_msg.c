@@ -24,6 +24,16 @@
 
 enum section { SEC_ANSWER, SEC_AUTHORITY, SEC_ADDITIONAL };
 
+/* Where names may read, for one pass over a message: the OPT RR is
+ * rewritten, moved and removed on its way through (edns.c, the cache,
+ * truncation), so no name may take any of its octets as labels. A name
+ * only reaches octets outside its own place through a pointer; the runs of
+ * labels read after pointers are what is watched. */
+struct name_guard {
+    size_t far;            /* the furthest end of such a run so far */
+    size_t opt_lo, opt_hi; /* the OPT RR, once found (opt_hi 0: not yet) */
+};
+
 /* What one pass over a message learns; the public info plus what truncate
  * needs and the public struct has no room for. */
 struct scan {
@@ -42,6 +52,18 @@ static void put16(uint8_t *p, unsigned v)
     p[1] = (uint8_t)(v & 0xFF);
 }
 
+/* A run of labels read after a pointer, msg[from..to): refused when it
+ * touches the OPT, or remembered so that an OPT found later can be checked
+ * against it. */
+static int guard_run(struct name_guard *g, size_t from, size_t to)
+{
+    if (g->opt_hi != 0 && from < g->opt_hi && to > g->opt_lo)
+        return DOTPROXY_EMALFORMED;
+    if (to > g->far)
+        g->far = to;
+    return 0;
+}
+
 /* Walk the name starting at msg[off]. Labels read in place (before the first
  * pointer) must end before `stop` (the end of the RDATA holding the name, or
  * the message end); after a jump only `len` bounds them. On success *end is
@@ -55,7 +77,7 @@ static void put16(uint8_t *p, unsigned v)
  * compressor only points at names written earlier, so it obeys the rule.
  * Targets inside the header are refused: no name lives there. */
 static int walk_name(const uint8_t *msg, size_t stop, size_t len, size_t off, size_t *end,
-                     size_t *wire, uint8_t *lower)
+                     size_t *wire, uint8_t *lower, struct name_guard *g)
 {
     size_t pos = off;
     size_t run_start = off;
@@ -74,10 +96,14 @@ static int walk_name(const uint8_t *msg, size_t stop, size_t len, size_t off, si
             n++;
             if (after == 0)
                 after = pos + 1;
+            else if (g != NULL && guard_run(g, run_start, pos + 1) < 0)
+                return DOTPROXY_EMALFORMED;
             break;
         }
         if ((c & 0xC0) == 0xC0) {
             if (bound - pos < 2)
+                return DOTPROXY_EMALFORMED;
+            if (after != 0 && g != NULL && guard_run(g, run_start, pos + 2) < 0)
                 return DOTPROXY_EMALFORMED;
             size_t target = ((size_t)(c & 0x3F) << 8) | msg[pos + 1];
             if (target < HDR || target >= run_start || ++hops > MAX_HOPS)
@@ -116,7 +142,8 @@ static int walk_name(const uint8_t *msg, size_t stop, size_t len, size_t off, si
 /* RDATA of the RR types that RFC 1035 and RFC 3597 4 allow to be compressed
  * holds names the cache or a client may follow later: check them too. Other
  * types are opaque octets bounded by RDLENGTH. */
-static int check_rdata(const uint8_t *msg, size_t len, unsigned type, size_t rd, size_t rdend)
+static int check_rdata(const uint8_t *msg, size_t len, unsigned type, size_t rd, size_t rdend,
+                       struct name_guard *g)
 {
     size_t end, wire;
     int rc;
@@ -130,22 +157,22 @@ static int check_rdata(const uint8_t *msg, size_t len, unsigned type, size_t rd,
     case 8:  /* MG */
     case 9:  /* MR */
     case 12: /* PTR */
-        rc = walk_name(msg, rdend, len, rd, &end, &wire, NULL);
+        rc = walk_name(msg, rdend, len, rd, &end, &wire, NULL, g);
         if (rc < 0 || end != rdend)
             return DOTPROXY_EMALFORMED;
         return 0;
     case 15: /* MX: preference, exchange */
         if (rdend - rd < 2)
             return DOTPROXY_EMALFORMED;
-        rc = walk_name(msg, rdend, len, rd + 2, &end, &wire, NULL);
+        rc = walk_name(msg, rdend, len, rd + 2, &end, &wire, NULL, g);
         if (rc < 0 || end != rdend)
             return DOTPROXY_EMALFORMED;
         return 0;
     case 6: /* SOA: MNAME, RNAME, five 32-bit counters */
-        rc = walk_name(msg, rdend, len, rd, &end, &wire, NULL);
+        rc = walk_name(msg, rdend, len, rd, &end, &wire, NULL, g);
         if (rc < 0)
             return rc;
-        rc = walk_name(msg, rdend, len, end, &end, &wire, NULL);
+        rc = walk_name(msg, rdend, len, end, &end, &wire, NULL, g);
         if (rc < 0 || rdend - end != 20)
             return DOTPROXY_EMALFORMED;
         return 0;
@@ -176,7 +203,7 @@ static int check_opt_options(const uint8_t *msg, size_t rd, size_t rdend)
 static int scan_first_question(const uint8_t *msg, size_t len, size_t *qend, size_t *wire)
 {
     size_t end;
-    if (walk_name(msg, len, len, HDR, &end, wire, NULL) < 0 || len - end < 4)
+    if (walk_name(msg, len, len, HDR, &end, wire, NULL, NULL) < 0 || len - end < 4)
         return DOTPROXY_EMALFORMED;
     *qend = end + 4;
     return 0;
@@ -188,6 +215,7 @@ static int scan_first_question(const uint8_t *msg, size_t len, size_t *qend, siz
 static int scan_msg(struct scan *s, const uint8_t *msg, size_t len)
 {
     dotproxy_dns_info *in = &s->info;
+    struct name_guard g = {0, 0, 0};
     size_t pos, end, wire;
 
     if (len < HDR || len > DOTPROXY_DNS_MAX_SIZE)
@@ -202,7 +230,7 @@ static int scan_msg(struct scan *s, const uint8_t *msg, size_t len)
 
     pos = HDR;
     for (unsigned i = 0; i < in->qdcount; i++) {
-        if (walk_name(msg, len, len, pos, &end, &wire, NULL) < 0 || len - end < 4)
+        if (walk_name(msg, len, len, pos, &end, &wire, NULL, &g) < 0 || len - end < 4)
             return DOTPROXY_EMALFORMED;
         if (i == 0) {
             in->qname_off = HDR;
@@ -219,7 +247,7 @@ static int scan_msg(struct scan *s, const uint8_t *msg, size_t len)
     for (unsigned sec = SEC_ANSWER; sec <= SEC_ADDITIONAL; sec++) {
         for (unsigned i = 0; i < counts[sec]; i++) {
             size_t owner = pos;
-            if (walk_name(msg, len, len, pos, &end, &wire, NULL) < 0 || len - end < RR_FIXED)
+            if (walk_name(msg, len, len, pos, &end, &wire, NULL, &g) < 0 || len - end < RR_FIXED)
                 return DOTPROXY_EMALFORMED;
             unsigned type = get16(msg + end);
             size_t rd = end + RR_FIXED;
@@ -234,15 +262,17 @@ static int scan_msg(struct scan *s, const uint8_t *msg, size_t len)
                 if (sec != SEC_ADDITIONAL || in->opt_off != 0 || msg[owner] != 0 ||
                     end != owner + 1)
                     return DOTPROXY_EMALFORMED;
-                if (check_opt_options(msg, rd, rdend) < 0)
+                if (check_opt_options(msg, rd, rdend) < 0 || g.far > owner)
                     return DOTPROXY_EMALFORMED;
+                g.opt_lo = owner;
+                g.opt_hi = rdend;
                 in->opt_off = (uint16_t)owner;
                 in->opt_len = (uint16_t)(rdend - owner);
                 in->udp_size = get16(msg + end + 2);
                 in->ext_rcode = msg[end + 4];
                 in->edns_version = msg[end + 5];
                 in->edns_flags = get16(msg + end + 6);
-            } else if (check_rdata(msg, len, type, rd, rdend) < 0) {
+            } else if (check_rdata(msg, len, type, rd, rdend, &g) < 0) {
                 return DOTPROXY_EMALFORMED;
             }
             pos = rdend;
@@ -303,8 +333,8 @@ DOTPROXY_EXPORT int dotproxy_dns_same_question(const uint8_t *a, size_t alen, co
     if (sa.info.qtype != sb.info.qtype || sa.info.qclass != sb.info.qclass ||
         sa.info.qname_len != sb.info.qname_len)
         return 0;
-    if (walk_name(a, alen, alen, HDR, &end, &wa, na) < 0 ||
-        walk_name(b, blen, blen, HDR, &end, &wb, nb) < 0)
+    if (walk_name(a, alen, alen, HDR, &end, &wa, na, NULL) < 0 ||
+        walk_name(b, blen, blen, HDR, &end, &wb, nb, NULL) < 0)
         return 0;
     return wa == wb && memcmp(na, nb, wa) == 0;
 }
@@ -402,7 +432,7 @@ int dp_dns_msg_name_lower(const uint8_t *msg, size_t len, size_t off,
     size_t end, wire;
     if (msg == NULL || out == NULL || len > DOTPROXY_DNS_MAX_SIZE)
         return DOTPROXY_EMALFORMED;
-    if (walk_name(msg, len, len, off, &end, &wire, out) < 0)
+    if (walk_name(msg, len, len, off, &end, &wire, out, NULL) < 0)
         return DOTPROXY_EMALFORMED;
     if (next != NULL)
         *next = end;
@@ -414,7 +444,183 @@ int dp_dns_msg_skip_name(const uint8_t *msg, size_t len, size_t off)
     size_t end, wire;
     if (msg == NULL || len > DOTPROXY_DNS_MAX_SIZE)
         return DOTPROXY_EMALFORMED;
-    if (walk_name(msg, len, len, off, &end, &wire, NULL) < 0)
+    if (walk_name(msg, len, len, off, &end, &wire, NULL, NULL) < 0)
         return DOTPROXY_EMALFORMED;
     return (int)end;
+}
+
+/* ---- moving records over a removed OPT ------------------------------------
+ * The records behind an OPT move when the OPT is moved to the end or
+ * removed (edns.c). Their names may point at each other (RFC 1035 4.1.4), so
+ * every pointer that the move would leave aiming at the wrong octets is
+ * re-aimed. A pointer is only seen where the names it belongs to can be
+ * found: owners, and the RDATA names of the types below. */
+
+struct rebase {
+    uint8_t *msg;
+    size_t len;
+    size_t cut;  /* the removed block is msg[cut..from) */
+    size_t from; /* the records that move start here */
+    unsigned ok_ptrs;
+    uint8_t mark[DOTPROXY_DNS_MAX_SIZE / 8 + 1]; /* bit p - from: a pointer we re-aim */
+};
+
+static int rb_marked(const struct rebase *r, size_t p)
+{
+    return (r->mark[(p - r->from) >> 3] >> ((p - r->from) & 7)) & 1;
+}
+
+/* Whether octets msg[a..b) hold part of a marked pointer. */
+static int rb_overlaps(const struct rebase *r, size_t a, size_t b)
+{
+    if (b <= r->from)
+        return 0;
+    for (size_t p = a > r->from ? a - 1 : r->from; p < b; p++)
+        if (p >= r->from && rb_marked(r, p))
+            return 1;
+    return 0;
+}
+
+/* The name at pos, whose in-place labels end before stop: mark the pointer
+ * that ends them (if any), then follow its chain. The chain is refused when
+ * it lands in the removed block or reads on into it, or reads octets
+ * behind it that the move would change under it: a pointer that no walk marked (one hidden in
+ * opaque RDATA keeps its old target and could aim forward after the move),
+ * or a marked pointer's octets read as label text. *end: past the name
+ * where it sits. */
+static int rb_visit(struct rebase *r, size_t pos, size_t stop, size_t *end)
+{
+    const uint8_t *msg = r->msg;
+    size_t run_start = pos;
+    unsigned hops = 0;
+    int first = 1;
+
+    for (;;) {
+        if (pos >= stop)
+            return DOTPROXY_EMALFORMED;
+        unsigned c = msg[pos];
+        if ((c & 0xC0) != 0xC0) {
+            if (c > MAX_LABEL || stop - pos - 1 < c)
+                return DOTPROXY_EMALFORMED;
+            if (!first && rb_overlaps(r, pos, pos + 1 + c))
+                return DOTPROXY_EMALFORMED;
+            if (c == 0) {
+                if (first)
+                    *end = pos + 1;
+                return 0;
+            }
+            pos += 1 + c;
+            continue;
+        }
+        if (stop - pos < 2)
+            return DOTPROXY_EMALFORMED;
+        if (pos >= r->from) {
+            if (first)
+                r->mark[(pos - r->from) >> 3] |= (uint8_t)(1u << ((pos - r->from) & 7));
+            else if (!rb_marked(r, pos) || (pos > r->from && rb_marked(r, pos - 1)))
+                return DOTPROXY_EMALFORMED;
+        }
+        size_t target = ((size_t)(c & 0x3F) << 8) | msg[pos + 1];
+        if (first)
+            *end = pos + 2;
+        first = 0;
+        if (target < HDR || target >= run_start || ++hops > MAX_HOPS ||
+            (target >= r->cut && target < r->from))
+            return DOTPROXY_EMALFORMED;
+        pos = target;
+        run_start = target;
+        /* A run before the block must end before it: read on, it would
+         * cross octets that move or vanish. */
+        stop = target < r->cut ? r->cut : r->len;
+    }
+}
+
+/* The names in one record's RDATA. The types the parser checks must hold
+ * well-formed names; for those that RFC 3597 4 asks receivers to decompress
+ * although new servers must not compress them (SRV and kin), a name that
+ * does not read is left as opaque octets. */
+static int rb_rdata(struct rebase *r, unsigned type, size_t rd, size_t rdend)
+{
+    size_t end = 0;
+    int rc;
+
+    switch (type) {
+    case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12: /* as check_rdata */
+        return rb_visit(r, rd, rdend, &end);
+    case 15: /* MX */
+        return rdend - rd < 2 ? DOTPROXY_EMALFORMED : rb_visit(r, rd + 2, rdend, &end);
+    case 6: /* SOA */
+        rc = rb_visit(r, rd, rdend, &end);
+        return rc < 0 ? rc : rb_visit(r, end, rdend, &end);
+    case 18: /* AFSDB: subtype, hostname */
+    case 21: /* RT: preference, host */
+        if (rdend - rd > 2)
+            (void)rb_visit(r, rd + 2, rdend, &end);
+        return 0;
+    case 33: /* SRV: priority, weight, port, target */
+        if (rdend - rd > 6)
+            (void)rb_visit(r, rd + 6, rdend, &end);
+        return 0;
+    case 17: /* RP: mbox, txt */
+        if (rb_visit(r, rd, rdend, &end) == 0)
+            (void)rb_visit(r, end, rdend, &end);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int dp_dns_msg_rebase_tail(uint8_t *msg, size_t len, size_t cut, size_t from)
+{
+    struct rebase r;
+    size_t pos, end;
+
+    if (msg == NULL || len > DOTPROXY_DNS_MAX_SIZE || cut < HDR || cut > from || from > len)
+        return DOTPROXY_EMALFORMED;
+    if (from == len || cut == from)
+        return 0;
+    r.msg = msg;
+    r.len = len;
+    r.cut = cut;
+    r.from = from;
+    memset(r.mark, 0, (len - from) / 8 + 1);
+
+    /* Pass 1 reads only: on a refusal the message is as it was. Every name
+     * is walked, not only those behind the block: after a pointer, a name
+     * before it may read on into octets that move. */
+    unsigned qd = get16(msg + 4);
+    for (pos = HDR; qd > 0; qd--) {
+        if (rb_visit(&r, pos, len, &end) < 0 || len - end < 4)
+            return DOTPROXY_EMALFORMED;
+        pos = end + 4;
+    }
+    while (pos < len) {
+        if (pos == cut) {
+            pos = from;
+            continue;
+        }
+        size_t rec = pos;
+        if (rb_visit(&r, pos, len, &end) < 0 || len - end < RR_FIXED)
+            return DOTPROXY_EMALFORMED;
+        unsigned type = get16(msg + end);
+        size_t rd = end + RR_FIXED;
+        size_t rdlen = get16(msg + end + 8);
+        if (len - rd < rdlen || rb_rdata(&r, type, rd, rd + rdlen) < 0)
+            return DOTPROXY_EMALFORMED;
+        pos = rd + rdlen;
+        if (rec < cut && pos > cut)
+            return DOTPROXY_EMALFORMED; /* the block is not a whole record */
+    }
+
+    /* Pass 2: every marked pointer that aims behind the block follows its
+     * name; those aiming before the block keep their target. */
+    size_t shift = from - cut;
+    for (pos = from; pos < len; pos++) {
+        if (!rb_marked(&r, pos))
+            continue;
+        size_t target = ((size_t)(msg[pos] & 0x3F) << 8) | msg[pos + 1];
+        if (target >= from)
+            put16(msg + pos, 0xC000u | (unsigned)(target - shift));
+    }
+    return 0;
 }

@@ -23,4 +23,15 @@ int dp_dns_msg_name_lower(const uint8_t *msg, size_t len, size_t off,
  * DOTPROXY_EMALFORMED. Same bounds as dp_dns_msg_name_lower. */
 int dp_dns_msg_skip_name(const uint8_t *msg, size_t len, size_t off);
 
+/* The records in msg[from..len) are about to move back over msg[cut..from)
+ * (an OPT RR being moved to the end or removed; no name may point into it),
+ * to start at cut. Re-aims, in place, the compression pointers of their
+ * names (owners and the RDATA names of the types that carry them) that aim
+ * at or behind `from`, so every name reads the same after the move; the
+ * caller then moves the octets. 0, or DOTPROXY_EMALFORMED with msg
+ * untouched when a pointer aims into the block or a name's chain passes a
+ * pointer hidden in opaque RDATA behind it (which could not be re-aimed).
+ * msg must be a message dotproxy_dns_parse accepted. */
+int dp_dns_msg_rebase_tail(uint8_t *msg, size_t len, size_t cut, size_t from);
+
 #endif

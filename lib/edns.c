@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <string.h>
 
+#include "dns_msg.h"
 #include "dotproxy/error.h"
 #include "edns.h"
 
@@ -130,15 +131,24 @@ static size_t rebuild_opt(uint8_t *msg, size_t len, size_t off, size_t optlen, e
     /* Rare (RFC 6891 does not demand the OPT be last, but we place it last):
      * close the gap the dropped options left, then swap the OPT and the
      * records after it by three reversals, which needs no scratch space.
-     * Records never point into an OPT (it has no names), and compression
-     * pointers in the moved records aim at names before the OPT, which stay
-     * where they are. */
+     * The caller has re-aimed the moved records' pointers first
+     * (move_tail_names). */
     if (block != optlen)
         memmove(msg + off + block, msg + end, tail);
     reverse(msg + off, block);
     reverse(msg + off + block, tail);
     reverse(msg + off, block + tail);
     return off + tail;
+}
+
+/* Before the records behind the OPT at msg[off..off+optlen) move back over
+ * it (rebuild_opt, or removing the OPT): re-aim their names' compression
+ * pointers, which may aim at each other. Nothing is written on failure. */
+static int move_tail_names(uint8_t *msg, size_t len, size_t off, size_t optlen)
+{
+    if (off + optlen == len)
+        return 0; /* the usual case: the OPT is last, nothing moves */
+    return dp_dns_msg_rebase_tail(msg, len, off, off + optlen);
 }
 
 /* The fixed part of an OPT RR (RFC 6891 6.1.2, 6.1.3): root owner, TYPE,
@@ -209,6 +219,9 @@ int dp_edns_query_for_upstream(uint8_t *msg, size_t len, size_t cap, const dotpr
 
     size_t at;
     if (info->opt_off != 0) {
+        int rc = move_tail_names(msg, len, info->opt_off, info->opt_len);
+        if (rc < 0)
+            return rc;
         at = rebuild_opt(msg, len, info->opt_off, info->opt_len, TO_UPSTREAM, o->keep_ecs, s.kept);
     } else {
         at = len;
@@ -260,6 +273,11 @@ int dp_edns_answer_for_client_parsed(uint8_t *msg, size_t len, size_t cap,
     if (need > cap || need > DOTPROXY_DNS_MAX_SIZE)
         return DOTPROXY_ENOSPC;
 
+    if (info->opt_off != 0) {
+        int rc = move_tail_names(msg, len, info->opt_off, info->opt_len);
+        if (rc < 0)
+            return rc;
+    }
     unsigned flags = gate_ad(get16(msg + 2), c);
     unsigned do_bit = c->do_bit ? DOTPROXY_DNS_EDNS_DO : 0;
     if (!c->had_opt) {

@@ -178,8 +178,47 @@ def endpoint_seeds():
     save('endpoint', b'1.2.3.4\x00#trailing-after-nul')
 
 
+def edns_seeds():
+    """One control octet (see fuzz_edns.c: bit 0 query/answer, then the
+    client's EDNS, keep-ecs), then a message; above all OPTs that are not
+    last, with records behind them that point at each other."""
+    s = []
+    m = hdr(0x1234, 0x81a0, 1, 1, 0, 5) + q('www.example.com')
+    m += rr(ptr(12), 1, bytes([192, 0, 2, 1]))
+    m += opt(1232, 0x8000, struct.pack('>HH', 12, 6) + b'\0' * 6 + struct.pack('>HH', 3, 2) + b'ns')
+    x = len(m)
+    m += rr(labels('ns1') + ptr(16), 1, bytes([192, 0, 2, 2]))
+    y = len(m)
+    m += rr(labels('a') + ptr(x), 1, bytes([192, 0, 2, 3]))
+    z = len(m)
+    m += rr(labels('b') + ptr(16), 5, ptr(y))
+    m += rr(ptr(z), 15, struct.pack('>H', 10) + labels('mx') + ptr(y))
+    srv = len(m)
+    m += rr(ptr(y), 33, struct.pack('>HHH', 0, 5, 853) + labels('dot') + ptr(x))
+    m = m[:10] + struct.pack('>H', 6) + m[12:]
+    for ctl in (0x00, 0x02, 0x06, 0x0a, 0x01, 0x03, 0x07):
+        s.append(bytes([ctl]) + m)
+    # the OPT last, as usual
+    plain = hdr(7, 0x8180, 1, 1, 0, 1) + q('a.example') + rr(ptr(12), 1, b'\1\2\3\4') + opt(4096)
+    for ctl in (0x00, 0x02, 0x01):
+        s.append(bytes([ctl]) + plain)
+    # a pointer behind the OPT aiming at its root octet
+    bad = hdr(1, 0x8180, 1, 0, 0, 2) + q('a.b')
+    o = len(bad)
+    bad += opt() + rr(ptr(o), 1, b'\0\0\0\0')
+    s.append(b'\x02' + bad)
+    # SOA in authority behind... an OPT cannot be there; SOA in additional
+    soa = hdr(2, 0x8183, 1, 0, 0, 2) + q('nx.example') + opt(1232)
+    soa += rr(ptr(15), 6, labels('ns') + ptr(15) + labels('host') + ptr(15) + struct.pack('>IIIII', 1, 2, 3, 4, 5))
+    s.append(b'\x00' + soa)
+    s.append(b'\x02' + soa)
+    for x in s:
+        save('edns', x)
+
+
 if __name__ == '__main__':
     dns_seeds()
+    edns_seeds()
     frame_seeds()
     endpoint_seeds()
     sys.exit(0)

@@ -532,6 +532,45 @@ START_TEST(test_parse_rejects_opt_with_non_root_owner)
 }
 END_TEST
 
+/* The OPT is rewritten, moved and removed on its way through, so no name
+ * may read its octets: neither a name behind it that points into it, nor
+ * one before it whose labels, read after a pointer, run on into it. */
+START_TEST(test_parse_rejects_names_that_read_the_opt)
+{
+    m_header(&M, 1, 0x8000, 1, 0, 0, 2);
+    m_question(&M, "a.b", 1, 1);
+    size_t opt = M.n;
+    m_opt(&M, 1232, 0, 0, 0);
+    m_ptr(&M, opt); /* the OPT's root octet, an empty name */
+    m_rr_fixed(&M, 1, 1, 60, 4);
+    m_u32(&M, 0xC0000201);
+    assert_malformed(&M);
+
+    /* The owner of the TXT record points at the question's last octet (1:
+     * a one-octet label), and its labels run on over the record itself
+     * (0x10: a 16-octet label) to end on the OPT's first TYPE octet. */
+    m_header(&M, 1, 0x8000, 1, 1, 0, 1);
+    m_u8(&M, 0); /* the question: the root, at 12 */
+    m_u16(&M, 1), m_u16(&M, 1);
+    m_ptr(&M, 16);
+    m_rr_fixed(&M, 16, 1, 60, 5);
+    m_bytes(&M, "\4abcd", 5);
+    ck_assert_uint_eq(M.n, 34);
+    m_opt(&M, 1232, 0, 0, 0);
+    assert_malformed(&M);
+
+    /* the legal neighbour: a name behind the OPT pointing before it */
+    m_header(&M, 1, 0x8000, 1, 0, 0, 2);
+    m_question(&M, "a.b", 1, 1);
+    m_opt(&M, 1232, 0, 0, 0);
+    m_ptr(&M, 12);
+    m_rr_fixed(&M, 1, 1, 60, 4);
+    m_u32(&M, 0xC0000201);
+    dotproxy_dns_info in;
+    ck_assert_int_eq(dotproxy_dns_parse(&in, M.b, M.n), 0);
+}
+END_TEST
+
 START_TEST(test_parse_rejects_bad_names_inside_rdata)
 {
     dotproxy_dns_info info;
@@ -878,6 +917,7 @@ static Suite *dns_msg_suite(void)
     tcase_add_test(bad, test_parse_rejects_two_opts);
     tcase_add_test(bad, test_parse_rejects_opt_in_answer_or_authority);
     tcase_add_test(bad, test_parse_rejects_opt_with_non_root_owner);
+    tcase_add_test(bad, test_parse_rejects_names_that_read_the_opt);
     tcase_add_test(bad, test_parse_rejects_bad_names_inside_rdata);
     suite_add_tcase(s, bad);
 

@@ -8,6 +8,7 @@
 
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
+#include "dns_msg.h"
 #include "edns.h"
 #include "msgbuild.h"
 
@@ -933,6 +934,195 @@ START_TEST(test_answer_removes_opt_not_last_for_client_without_opt)
 }
 END_TEST
 
+/* An answer whose OPT is followed by records that compress against each
+ * other (legal: RFC 6891 does not place the OPT last; RFC 1035 4.1.4 lets a
+ * name point at any earlier name):
+ *   X  ns1.example.com A        owner: "ns1" + pointer to the question's example.com
+ *   Y  a.ns1.example.com A      owner: "a" + pointer to X's owner (behind the OPT)
+ *   Z  b.example.com CNAME      owner: "b" + pointer to example.com; target: pointer to Y
+ *   W  MX 10 mx.a.ns1.example.com, owner a pointer to Z's owner
+ * Moving the OPT (or dropping it) shifts X..W; every name must still read
+ * the same afterwards. */
+static void build_answer_compressed_after_opt(struct msg *m)
+{
+    m_header(m, 0x1234, FLAGS_ANSWER, 1, 1, 0, 5);
+    m_question(m, "www.example.com"); /* www at 12, example.com at 16 */
+    m_a_record(m, 300, 1);
+    size_t at = m_opt_begin(m, 1232, 0, 0, DO);
+    m_option(m, DP_EDNS_OPT_CODE_PADDING, 40, 0);
+    m_option(m, DP_EDNS_OPT_CODE_NSID, 3, 'n');
+    m_opt_end(m, at);
+    size_t x = m->n;
+    m_labels(m, "ns1");
+    m_u16(m, 0xC000 | 16);
+    m_u16(m, 1), m_u16(m, 1), m_u32(m, 60), m_u16(m, 4), m_u32(m, 0xC0000201);
+    size_t y = m->n;
+    m_labels(m, "a");
+    m_u16(m, 0xC000 | (unsigned)x);
+    m_u16(m, 1), m_u16(m, 1), m_u32(m, 60), m_u16(m, 4), m_u32(m, 0xC0000202);
+    size_t z = m->n;
+    m_labels(m, "b");
+    m_u16(m, 0xC000 | 16);
+    m_u16(m, 5), m_u16(m, 1), m_u32(m, 60), m_u16(m, 2), m_u16(m, 0xC000 | (unsigned)y);
+    m_u16(m, 0xC000 | (unsigned)z);
+    m_u16(m, 15), m_u16(m, 1), m_u32(m, 60);
+    size_t rdlen_at = m->n;
+    m_u16(m, 0);
+    m_u16(m, 10);
+    m_labels(m, "mx");
+    m_u16(m, 0xC000 | (unsigned)y);
+    m_put16(m, rdlen_at, (unsigned)(m->n - rdlen_at - 2));
+}
+
+/* Every owner name of msg, and the names in CNAME and MX RDATA, in order,
+ * decoded and dotted into out ("owner|owner>target|..."). */
+static void names_of(const uint8_t *b, size_t n, char *out, size_t cap)
+{
+    dotproxy_dns_info in = parse_ok(b, n);
+    size_t pos = in.question_end, w = 0;
+    unsigned rrs = in.ancount + in.nscount + in.arcount;
+    out[0] = '\0';
+    for (unsigned i = 0; i < rrs; i++) {
+        uint8_t name[DOTPROXY_DNS_MAX_NAME];
+        size_t next;
+        ck_assert_int_gt(dp_dns_msg_name_lower(b, n, pos, name, &next), 0);
+        unsigned type = get16(b + next);
+        size_t rd = next + 10, rdlen = get16(b + next + 8);
+        for (int part = 0; part < 2; part++) {
+            for (size_t l = 0; name[l] != 0; l += 1u + name[l]) {
+                ck_assert_uint_lt(w + name[l] + 2, cap);
+                memcpy(out + w, name + l + 1, name[l]);
+                w += name[l];
+                out[w++] = '.';
+            }
+            if (part == 1 || (type != 5 && type != 15))
+                break;
+            out[w++] = '>';
+            ck_assert_int_gt(dp_dns_msg_name_lower(b, n, type == 15 ? rd + 2 : rd, name, NULL), 0);
+        }
+        out[w++] = '|';
+        out[w] = '\0';
+        pos = rd + rdlen;
+    }
+}
+
+#define COMPRESSED_NAMES                                                                    \
+    "www.example.com.|ns1.example.com.|a.ns1.example.com.|b.example.com.>a.ns1.example.com.|"        \
+    "b.example.com.>mx.a.ns1.example.com.|"
+
+START_TEST(test_answer_keeps_names_that_point_behind_a_moved_opt)
+{
+    struct msg m;
+    char names[512];
+    build_answer_compressed_after_opt(&m);
+    names_of(m.b, m.n, names, sizeof names);
+    /* As built: the OPT (its owner the root, an empty name) second. */
+    ck_assert_str_eq(names, "www.example.com.||ns1.example.com.|a.ns1.example.com.|"
+                            "b.example.com.>a.ns1.example.com.|"
+                            "b.example.com.>mx.a.ns1.example.com.|");
+}
+END_TEST
+
+START_TEST(test_answer_rewrites_pointers_behind_an_opt_that_moves_to_the_end)
+{
+    struct msg m;
+    char names[512];
+    build_answer_compressed_after_opt(&m);
+    struct dp_edns_client c = client(1, 1, 0);
+    dotproxy_dns_info out = to_client(&m, &c, 0, NULL);
+    assert_opt_last(&out, m.n);
+    ck_assert_uint_eq(out.arcount, 5);
+    names_of(m.b, m.n, names, sizeof names);
+    ck_assert_str_eq(names, COMPRESSED_NAMES "|"); /* the OPT last */
+}
+END_TEST
+
+START_TEST(test_answer_rewrites_pointers_behind_an_opt_that_is_removed)
+{
+    struct msg m;
+    char names[512];
+    build_answer_compressed_after_opt(&m);
+    struct dp_edns_client c = client(0, 0, 0);
+    dotproxy_dns_info out = to_client(&m, &c, 0, NULL);
+    ck_assert_uint_eq(out.opt_off, 0);
+    ck_assert_uint_eq(out.arcount, 4);
+    names_of(m.b, m.n, names, sizeof names);
+    ck_assert_str_eq(names, COMPRESSED_NAMES);
+}
+END_TEST
+
+START_TEST(test_query_rewrites_pointers_behind_an_opt_that_moves_to_the_end)
+{
+    struct msg m;
+    char names[512];
+    build_answer_compressed_after_opt(&m);
+    m_put16(&m, 2, FLAGS_QUERY);
+    dotproxy_dns_info out = to_upstream(&m, &PAD128);
+    assert_opt_last(&out, m.n);
+    names_of(m.b, m.n, names, sizeof names);
+    ck_assert_str_eq(names, COMPRESSED_NAMES "|"); /* the OPT last */
+}
+END_TEST
+
+/* A pointer behind the OPT that aims into the OPT itself (at its root
+ * octet: an empty name) cannot be kept once the OPT moves: the parser
+ * refuses it, and the message is left as it was. */
+START_TEST(test_answer_refuses_a_pointer_into_the_opt_untouched)
+{
+    struct msg m, copy;
+    m_header(&m, 0x1234, FLAGS_ANSWER, 1, 1, 0, 2);
+    m_question(&m, "www.example.com");
+    m_a_record(&m, 300, 1);
+    size_t opt = m.n;
+    size_t at = m_opt_begin(&m, 1232, 0, 0, DO);
+    m_opt_end(&m, at);
+    m_u16(&m, 0xC000 | (unsigned)opt);
+    m_u16(&m, 1), m_u16(&m, 1), m_u32(&m, 60), m_u16(&m, 4), m_u32(&m, 0xC0000201);
+    dotproxy_dns_info in;
+    ck_assert_int_eq(dotproxy_dns_parse(&in, m.b, m.n), DOTPROXY_EMALFORMED);
+    copy = m;
+    struct dp_edns_client c = client(1, 1, 0);
+    ck_assert_int_eq(dp_edns_answer_for_client(m.b, m.n, sizeof m.b, &c, 1232, 0, NULL),
+                     DOTPROXY_EMALFORMED);
+    ck_assert_mem_eq(m.b, copy.b, m.n);
+    c = client(0, 0, 0);
+    ck_assert_int_eq(dp_edns_answer_for_client(m.b, m.n, sizeof m.b, &c, 1232, 0, NULL),
+                     DOTPROXY_EMALFORMED);
+    ck_assert_mem_eq(m.b, copy.b, m.n);
+}
+END_TEST
+
+/* A pointer hidden in opaque RDATA behind the OPT (a TXT record), reached
+ * by a name's chain, would keep its old target after the move and could
+ * then aim forward (a loop for a naive client): refused, untouched. */
+START_TEST(test_answer_refuses_a_chain_through_opaque_rdata_behind_the_opt)
+{
+    struct msg m, copy;
+    m_header(&m, 0x1234, FLAGS_ANSWER, 1, 1, 0, 3);
+    m_question(&m, "www.example.com");
+    m_a_record(&m, 300, 1);
+    size_t at = m_opt_begin(&m, 1232, 0, 0, DO);
+    m_option(&m, DP_EDNS_OPT_CODE_PADDING, 8, 0);
+    m_opt_end(&m, at);
+    size_t txt = m.n;
+    m_u16(&m, 0xC000 | 16); /* owner example.com */
+    m_u16(&m, 16), m_u16(&m, 1), m_u32(&m, 60), m_u16(&m, 6);
+    size_t hidden = m.n;
+    m_u8(&m, 1), m_u8(&m, 'h'); /* a label ... */
+    m_u16(&m, 0xC000 | (unsigned)txt); /* ... then a pointer behind the OPT */
+    m_u16(&m, 0); /* padding octets of the TXT */
+    m_labels(&m, "x");
+    m_u16(&m, 0xC000 | (unsigned)hidden);
+    m_u16(&m, 1), m_u16(&m, 1), m_u32(&m, 60), m_u16(&m, 4), m_u32(&m, 0xC0000201);
+    parse_ok(m.b, m.n);
+    copy = m;
+    struct dp_edns_client c = client(1, 1, 0);
+    ck_assert_int_eq(dp_edns_answer_for_client(m.b, m.n, sizeof m.b, &c, 1232, 0, NULL),
+                     DOTPROXY_EMALFORMED);
+    ck_assert_mem_eq(m.b, copy.b, m.n);
+}
+END_TEST
+
 START_TEST(test_answer_rejects_malformed_answers_untouched)
 {
     struct msg m, copy;
@@ -1196,6 +1386,12 @@ static Suite *edns_suite(void)
     tcase_add_test(answer, test_answer_moves_opt_behind_records_that_followed_it);
     tcase_add_test(answer, test_answer_removes_opt_not_last_for_client_without_opt);
     tcase_add_test(answer, test_answer_parsed_variant_gives_the_same_bytes);
+    tcase_add_test(answer, test_answer_keeps_names_that_point_behind_a_moved_opt);
+    tcase_add_test(answer, test_answer_rewrites_pointers_behind_an_opt_that_moves_to_the_end);
+    tcase_add_test(answer, test_answer_rewrites_pointers_behind_an_opt_that_is_removed);
+    tcase_add_test(answer, test_query_rewrites_pointers_behind_an_opt_that_moves_to_the_end);
+    tcase_add_test(answer, test_answer_refuses_a_pointer_into_the_opt_untouched);
+    tcase_add_test(answer, test_answer_refuses_a_chain_through_opaque_rdata_behind_the_opt);
     suite_add_tcase(s, answer);
 
     TCase *abounds = tcase_create("answer_bounds");
