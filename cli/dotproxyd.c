@@ -483,9 +483,8 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
 
 static int create_contexts(const struct dpd_options *opts)
 {
-    int r;
-
     size_t n_listen = dotproxy_config_listen_count(opts->cfg);
+    int r;
 
     bound_ports = calloc(n_listen > 0 ? n_listen : 1, sizeof *bound_ports);
     r = bound_ports == NULL ? DOTPROXY_ENOMEM : 0;

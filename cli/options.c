@@ -109,8 +109,9 @@ static int take(struct dpd_apply *ap, const struct dpd_item *it)
     return r == 0 ? 0 : -1;
 }
 
-/* A row's default from the table ("a, b" for a list), as command-line
- * items would give it. */
+/* A row's default from the table, as a command-line item would give it. A
+ * list's items ("a, b") are copied out one by one: they go to the library,
+ * which keeps its own copy; a single value is the table's own string. */
 static int take_default(struct dpd_apply *ap, int id)
 {
     const char *def = dpd_table[id].def;
@@ -119,7 +120,7 @@ static int take_default(struct dpd_apply *ap, int id)
     while (def != NULL && *def != '\0') {
         const char *comma = strstr(def, ", ");
         size_t len = comma != NULL ? (size_t)(comma - def) : strlen(def);
-        struct dpd_item it = {.id = id, .value = value};
+        struct dpd_item it = {.id = id, .value = comma != NULL ? value : def};
 
         snprintf(value, sizeof value, "%.*s", (int)len, def);
         if (take(ap, &it) != 0)
@@ -301,6 +302,7 @@ static int build(struct dpd_options *opts, const struct dpd_item *cli, size_t n_
     int *cli_groups = calloc(dpd_table_len, sizeof *cli_groups);
     int rc = -1;
 
+    memset(opts, 0, sizeof *opts); /* released by the caller on failure */
     fp.seen_line = calloc(dpd_table_len, sizeof *fp.seen_line);
     if (given == NULL || cli_groups == NULL || fp.seen_line == NULL) {
         nomem();
@@ -381,6 +383,8 @@ static struct option *make_getopt(char *shorts, size_t cap)
 
 static int id_of(int c)
 {
+    if (c == 0)
+        return -1;
     if (c >= LONG_BASE)
         return c - LONG_BASE;
     for (size_t i = 0; i < dpd_table_len; i++) {
@@ -472,13 +476,15 @@ static int collect_cli(int argc, char **argv, struct dpd_item **items, size_t *n
 /* --version, --help, --dump-options. */
 static int serve(enum dpd_cli_action what)
 {
+    int r = 0;
+
     if (what == DPD_ACT_VERSION)
         printf("dotproxyd %s\n", dotproxy_version());
     else if (what == DPD_ACT_HELP)
-        dpd_options_usage(stdout);
+        r = dpd_options_usage(stdout);
     else
-        dpd_options_dump(stdout);
-    return fflush(stdout) == 0 ? DPD_EXIT_OK : DPD_EXIT_RUNTIME;
+        r = dpd_options_dump(stdout);
+    return r == 0 && fflush(stdout) == 0 ? DPD_EXIT_OK : DPD_EXIT_RUNTIME;
 }
 
 enum dpd_parse_result dpd_options_parse(struct dpd_options *opts, int argc, char **argv,
@@ -525,13 +531,12 @@ int dpd_options_reparse(struct dpd_options *out, const struct dpd_options *cur, 
 
 /* ---- --help and --dump-options, from the table ---- */
 
-/* The options with every default applied, to read the defaults back. */
-static int defaults(struct dpd_options *opts)
+/* The options with every default applied, to read the defaults back. 0, or
+ * -1 with the reason in err. */
+static int defaults(struct dpd_options *opts, char *err, size_t errlen)
 {
-    char err[512];
-
     err_buf = err;
-    err_cap = sizeof err;
+    err_cap = errlen;
     err_set = err_nomem = 0;
     if (build(opts, NULL, 0, NULL, 0) != 0) {
         dpd_options_release(opts);
@@ -589,13 +594,14 @@ static void usage_row(FILE *out, const struct dpd_options *defs, int id)
     print_wrapped(out, (size_t)(col < 37 ? 37 : col + 2), text);
 }
 
-void dpd_options_usage(FILE *out)
+int dpd_options_usage(FILE *out)
 {
     struct dpd_options defs;
+    char err[512];
 
-    if (defaults(&defs) != 0) {
-        fprintf(out, "dotproxyd: cannot read the defaults: %s\n", err_buf);
-        return;
+    if (defaults(&defs, err, sizeof err) != 0) {
+        fprintf(stderr, "dotproxyd: cannot read the defaults: %s\n", err);
+        return -1;
     }
     fputs("Usage: dotproxyd [OPTIONS]\n"
           "Forward plain DNS (UDP and TCP) to DNS-over-TLS upstreams (RFC 7858).\n",
@@ -619,16 +625,18 @@ void dpd_options_usage(FILE *out)
           "failure, 2 on a usage or configuration error.\n",
           out);
     dpd_options_release(&defs);
+    return 0;
 }
 
-void dpd_options_dump(FILE *out)
+int dpd_options_dump(FILE *out)
 {
     static const char *const flag_names[] = {"repeat", "flag", "cli", "restart", "hidden"};
     struct dpd_options defs;
+    char err[512];
 
-    if (defaults(&defs) != 0) {
-        fprintf(stderr, "dotproxyd: cannot read the defaults: %s\n", err_buf);
-        return;
+    if (defaults(&defs, err, sizeof err) != 0) {
+        fprintf(stderr, "dotproxyd: cannot read the defaults: %s\n", err);
+        return -1;
     }
     for (size_t id = 0; id < dpd_table_len; id++) {
         const struct dpd_option *o = &dpd_table[id];
@@ -650,6 +658,7 @@ void dpd_options_dump(FILE *out)
         fprintf(out, "%s\t%s\n", flags[0] ? flags : "-", def);
     }
     dpd_options_release(&defs);
+    return 0;
 }
 
 /* ---- what the daemon does with the options ---- */

@@ -109,14 +109,15 @@ int dpd_options_read_token(const char *path, char *buf, size_t cap, char *err, s
 /* Free what dpd_options_parse() allocated. NULL-safe, idempotent. */
 void dpd_options_release(struct dpd_options *opts);
 
-/* The usage text (the --help output), made from the option table. */
-void dpd_options_usage(FILE *out);
+/* The usage text (the --help output), made from the option table. 0, or -1
+ * (said on stderr) when the defaults could not be read back. */
+int dpd_options_usage(FILE *out);
 
 /* --dump-options (hidden): one line per option, tab-separated: name, short
  * flag ("-" for none), kind, min, max ("-" when not a number), flags
  * (repeat,flag,cli,restart,hidden or "-"), the default as typed ("" when
  * there is none to state; ", " between the items of a list). For the
- * documentation test. */
-void dpd_options_dump(FILE *out);
+ * documentation test. 0 or -1, as dpd_options_usage(). */
+int dpd_options_dump(FILE *out);
 
 #endif
