@@ -70,10 +70,16 @@ DOTPROXY_EXPORT void dotproxy_config_free(dotproxy_config *cfg);
  * DOTPROXY_ENOMEM (*out untouched). Since 0.2. */
 DOTPROXY_EXPORT int dotproxy_config_dup(dotproxy_config **out, const dotproxy_config *src);
 
-/* Getters. Each returns what its setter stored, or for a config no setter
- * touched the default documented at the setter; a number getter returns 0 and
- * a pointer getter NULL when cfg is NULL. Strings are borrowed: valid until
- * the config is changed or freed. Since 0.2. */
+/* ---- setters, getters and bounds ----
+ *
+ * Each dotproxy_config_set_X below is followed by dotproxy_config_get_X
+ * (since 0.2), which returns what the setter stored or, on a config no
+ * setter touched, the default stated at the setter; 0 (NULL for a string)
+ * when cfg is NULL. A string is borrowed: valid until that setting changes or
+ * the config is freed. The DOTPROXY_X_MIN/_MAX macros beside a setter are the
+ * range it accepts (an absent _MIN is 0); outside it, it returns
+ * DOTPROXY_EINVAL and leaves the setting as it was. The adders'
+ * DOTPROXY_X_MAX is how many values they take before DOTPROXY_ELIMIT. */
 
 /* Add a listen address "ADDR[@PORT]" (port 53 by default; "@0" at the end
  * asks the kernel for a free port, see dotproxy_ctx_listen_port(); the
