@@ -495,7 +495,7 @@ const struct dpd_option dpd_table[] = {
      .help = "TLS connections per upstream", LIB_UINT(max_connections)},
     {.name = "max-inflight", .metavar = "N", .kind = &kind_uint, .min = DOTPROXY_MAX_INFLIGHT_MIN,
      .max = DOTPROXY_MAX_INFLIGHT_MAX, .help = "queries per connection, a power of two",
-     .refused = "must be a power of two (1, 2, 4, ... 32768)", LIB_UINT(max_inflight)},
+     .refused = "must be a power of two", LIB_UINT(max_inflight)},
     {.name = "max-queries", .metavar = "N", .kind = &kind_uint, .min = DOTPROXY_MAX_QUERIES_MIN,
      .max = DOTPROXY_MAX_QUERIES_MAX, .help = "queries waiting per worker, then SERVFAIL",
      LIB_UINT(max_queries)},
@@ -657,6 +657,9 @@ int dpd_table_apply(struct dpd_apply *ap, int id, const struct dpd_value *v, cha
         snprintf(why, cap, "%s", ap->why);
     else if (r == DOTPROXY_ELIMIT && (o->flags & DPD_OPT_REPEAT))
         snprintf(why, cap, "more than %lu %s", o->max, o->unit);
+    else if ((r == DOTPROXY_EINVAL || r == DOTPROXY_EADDR) && o->refused != NULL &&
+             o->kind->store == DPD_STORE_UINT)
+        snprintf(why, cap, "%s from %lu to %lu", o->refused, o->min, o->max);
     else if ((r == DOTPROXY_EINVAL || r == DOTPROXY_EADDR) && o->refused != NULL)
         snprintf(why, cap, "%s", o->refused);
     return r;

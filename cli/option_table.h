@@ -95,7 +95,8 @@ struct dpd_option {
     enum dpd_cli_action action; /* DPD_OPT_CLI_ONLY rows */
     const char *help;
     /* Said when the library refuses a value the parser let through
-     * (DOTPROXY_EINVAL or DOTPROXY_EADDR); NULL: dotproxy_strerror(). A
+     * (DOTPROXY_EINVAL or DOTPROXY_EADDR), a number's range appended;
+     * NULL: dotproxy_strerror(). A
      * repeatable row's max and unit say how many values the library takes
      * ("more than 8 pins for one upstream"). */
     const char *refused;

@@ -570,26 +570,27 @@ static void print_wrapped(FILE *out, size_t col, const char *text)
     }
 }
 
+/* One option's --help entry: flags and value, the help text, then its range
+ * and default as the table and the library have them. */
 static void usage_row(FILE *out, const struct dpd_options *defs, int id)
 {
     const struct dpd_option *o = &dpd_table[id];
-    char left[128], def[SHOW_MAX], range[64] = "", text[1024];
+    char left[128], flag[4] = "   ", def[SHOW_MAX] = "", range[64] = "", text[1024];
     int col;
 
     if (o->short_name != 0)
-        col = snprintf(left, sizeof left, "  -%c, --%s%s%s", o->short_name, o->name,
-                       o->metavar ? " " : "", o->metavar ? o->metavar : "");
-    else
-        col = snprintf(left, sizeof left, "      --%s%s%s", o->name, o->metavar ? " " : "",
-                       o->metavar ? o->metavar : "");
-    def[0] = '\0';
+        snprintf(flag, sizeof flag, "-%c,", o->short_name);
+    col = snprintf(left, sizeof left, "  %s --%s%s%s", flag, o->name, o->metavar ? " " : "",
+                   o->metavar ? o->metavar : "");
     if (!(o->flags & (DPD_OPT_FLAG | DPD_OPT_CLI_ONLY)))
         dpd_table_show(defs, id, def, sizeof def);
     if (o->kind->store == DPD_STORE_UINT && !(o->flags & DPD_OPT_REPEAT) && o->max > 0)
         snprintf(range, sizeof range, "%lu..%lu", o->min, o->max);
-    snprintf(text, sizeof text, "%s%s%s%s%s%s%s", o->help, range[0] || def[0] ? " (" : "", range,
-             range[0] && def[0] ? ", " : "", def[0] ? "default " : "", def,
-             range[0] || def[0] ? ")" : "");
+    if (range[0] == '\0' && def[0] == '\0')
+        snprintf(text, sizeof text, "%s", o->help);
+    else
+        snprintf(text, sizeof text, "%s (%s%s%s%s)", o->help, range, range[0] && def[0] ? ", " : "",
+                 def[0] ? "default " : "", def);
     fprintf(out, "%s%*s", left, col < 37 ? 37 - col : 2, "");
     print_wrapped(out, (size_t)(col < 37 ? 37 : col + 2), text);
 }
