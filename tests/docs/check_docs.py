@@ -55,10 +55,13 @@ class Option:
 def load_table(exe):
     out = subprocess.run([exe, "--dump-options"], check=True, capture_output=True, text=True,
                          timeout=20).stdout
-    table = {}
+    table, shorts = {}, set()
     for line in out.splitlines():
         o = Option(line)
+        if o.name in table or (o.short and o.short in shorts):
+            raise SystemExit("the option table has --%s (or -%s) twice" % (o.name, o.short))
         table[o.name] = o
+        shorts.add(o.short)
     if len(table) < 10:
         raise SystemExit("dotproxyd --dump-options printed only %d options" % len(table))
     return table
