@@ -40,8 +40,8 @@ static int parse_number(const char *s, unsigned long min, unsigned long max, uns
     return 0;
 }
 
-static int parse_uint(const struct dpd_option *o, const char *text, struct dpd_value *v,
-                      char *why, size_t cap)
+static int parse_uint(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
+                      size_t cap)
 {
     if (parse_number(text, o->min, o->max, &v->u) == 0)
         return 0;
@@ -50,8 +50,8 @@ static int parse_uint(const struct dpd_option *o, const char *text, struct dpd_v
     return -1;
 }
 
-static int parse_flag(const struct dpd_option *o, const char *text, struct dpd_value *v,
-                      char *why, size_t cap)
+static int parse_flag(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
+                      size_t cap)
 {
     static const char *const yes[] = {"yes", "true", "on", "1"};
     static const char *const no[] = {"no", "false", "off", "0"};
@@ -66,8 +66,8 @@ static int parse_flag(const struct dpd_option *o, const char *text, struct dpd_v
     return -1;
 }
 
-static int parse_enum(const struct dpd_option *o, const char *text, struct dpd_value *v,
-                      char *why, size_t cap)
+static int parse_enum(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
+                      size_t cap)
 {
     size_t n = 0, len;
 
@@ -79,14 +79,17 @@ static int parse_enum(const struct dpd_option *o, const char *text, struct dpd_v
     }
     len = (size_t)snprintf(why, cap, "must be ");
     for (size_t i = 0; i < n && len < cap; i++)
-        len += (size_t)snprintf(why + len, cap - len, "%s%s", i == 0 ? "" : i + 1 < n ? ", " : " or ",
+        len += (size_t)snprintf(why + len, cap - len, "%s%s",
+                                i == 0      ? ""
+                                : i + 1 < n ? ", "
+                                            : " or ",
                                 o->choices[i].name);
     return -1;
 }
 
 /* Text the library judges when the row applies it (addresses, pins). */
-static int parse_text(const struct dpd_option *o, const char *text, struct dpd_value *v,
-                      char *why, size_t cap)
+static int parse_text(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
+                      size_t cap)
 {
     v->s = text;
     return 0;
@@ -106,8 +109,8 @@ static int parse_string(const struct dpd_option *o, const char *text, struct dpd
 /* Checked here rather than left to dotproxy_ctx_new(): a missing CA file is
  * a mistake in the configuration (exit 2), and the library's DOTPROXY_ETLS
  * could not tell it apart from a bad priority string. */
-static int parse_path(const struct dpd_option *o, const char *text, struct dpd_value *v,
-                      char *why, size_t cap)
+static int parse_path(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
+                      size_t cap)
 {
     struct stat st;
     int fd = open(text, O_RDONLY | O_CLOEXEC);
@@ -126,8 +129,8 @@ static int parse_path(const struct dpd_option *o, const char *text, struct dpd_v
     return 0;
 }
 
-static int parse_user(const struct dpd_option *o, const char *text, struct dpd_value *v,
-                      char *why, size_t cap)
+static int parse_user(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
+                      size_t cap)
 {
     errno = 0;
     if (text[0] == '\0' || getpwnam(text) == NULL) {
@@ -141,8 +144,8 @@ static int parse_user(const struct dpd_option *o, const char *text, struct dpd_v
 
 /* "A/B": two numbers within the row's range for A and [min2, max2] for B;
  * B may be left out when optional. */
-static int parse_pair(const char *text, unsigned long min1, unsigned long max1,
-                      unsigned long min2, unsigned long max2, int b_optional, struct dpd_value *v)
+static int parse_pair(const char *text, unsigned long min1, unsigned long max1, unsigned long min2,
+                      unsigned long max2, int b_optional, struct dpd_value *v)
 {
     char a[32];
     const char *slash = strchr(text, '/');
@@ -176,11 +179,11 @@ static int parse_prefixes(const struct dpd_option *o, const char *text, struct d
                           char *why, size_t cap)
 {
     if (parse_pair(text, DOTPROXY_RATE_LIMIT_V4_PREFIX_MIN, DOTPROXY_RATE_LIMIT_V4_PREFIX_MAX,
-                   DOTPROXY_RATE_LIMIT_V6_PREFIX_MIN, DOTPROXY_RATE_LIMIT_V6_PREFIX_MAX, 0,
-                   v) == 0)
+                   DOTPROXY_RATE_LIMIT_V6_PREFIX_MIN, DOTPROXY_RATE_LIMIT_V6_PREFIX_MAX, 0, v) == 0)
         return 0;
-    snprintf(why, cap, "must be V4/V6 prefix lengths, V4 from %u to %u and V6 from %u to %u (e.g. "
-                       "24/56)",
+    snprintf(why, cap,
+             "must be V4/V6 prefix lengths, V4 from %u to %u and V6 from %u to %u (e.g. "
+             "24/56)",
              DOTPROXY_RATE_LIMIT_V4_PREFIX_MIN, DOTPROXY_RATE_LIMIT_V4_PREFIX_MAX,
              DOTPROXY_RATE_LIMIT_V6_PREFIX_MIN, DOTPROXY_RATE_LIMIT_V6_PREFIX_MAX);
     return -1;
@@ -212,8 +215,9 @@ static int parse_metrics(const struct dpd_option *o, const char *text, struct dp
     v->s = text;
     return 0;
 #else
-    snprintf(why, cap, "the metrics server is not built into this dotproxyd (libmicrohttpd was "
-                       "missing)");
+    snprintf(why, cap,
+             "the metrics server is not built into this dotproxyd (libmicrohttpd was "
+             "missing)");
     return -1;
 #endif
 }
@@ -437,9 +441,9 @@ static void show_tls_priority(const struct dpd_options *opts, char *buf, size_t 
 /* ---- the table ---- */
 
 #define LIB_UINT(x) .set_uint = dotproxy_config_set_##x, .get_uint = dotproxy_config_get_##x
-#define LIB_INT(x) .set_int = dotproxy_config_set_##x, .get_int = dotproxy_config_get_##x
-#define LIB_STR(x) .set_str = dotproxy_config_set_##x, .get_str = dotproxy_config_get_##x
-#define FIELD(x) .field = offsetof(struct dpd_options, x) + 1
+#define LIB_INT(x)  .set_int = dotproxy_config_set_##x, .get_int = dotproxy_config_get_##x
+#define LIB_STR(x)  .set_str = dotproxy_config_set_##x, .get_str = dotproxy_config_get_##x
+#define FIELD(x)    .field = offsetof(struct dpd_options, x) + 1
 
 static const struct dpd_choice selection_choices[] = {
     {"latency", DOTPROXY_SELECT_LATENCY},
@@ -454,6 +458,9 @@ static const struct dpd_choice action_choices[] = {
 };
 static const struct dpd_choice log_format_choices[] = {{"text", 0}, {"json", 1}, {NULL, 0}};
 
+/* A row per option, a few lines each, so that the whole table reads on a few
+ * screens (clang-format would give each field a line of its own). */
+/* clang-format off */
 const struct dpd_option dpd_table[] = {
     /* ---- addresses and upstreams ---- */
     {.name = "listen", .short_name = 'l', .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART,
@@ -595,6 +602,7 @@ const struct dpd_option dpd_table[] = {
     {.name = "dump-options", .flags = DPD_OPT_CLI_ONLY | DPD_OPT_FLAG | DPD_OPT_HIDDEN,
      .kind = &kind_none, .action = DPD_ACT_DUMP, .help = "the option table, one line each"},
 };
+/* clang-format on */
 
 const size_t dpd_table_len = sizeof dpd_table / sizeof dpd_table[0];
 
@@ -628,8 +636,7 @@ static void *field_of(struct dpd_options *opts, const struct dpd_option *o)
     return (char *)opts + o->field - 1;
 }
 
-int dpd_table_apply(struct dpd_apply *ap, int id, const struct dpd_value *v, char *why,
-                    size_t cap)
+int dpd_table_apply(struct dpd_apply *ap, int id, const struct dpd_value *v, char *why, size_t cap)
 {
     const struct dpd_option *o = &dpd_table[id];
     dotproxy_config *cfg = ap->opts->cfg;

@@ -81,16 +81,16 @@ struct dpd_kind {
 };
 
 struct dpd_option {
-    const char *name; /* long option and file key */
-    char short_name;  /* 0: none */
-    unsigned flags;   /* DPD_OPT_* */
+    const char *name;    /* long option and file key */
+    char short_name;     /* 0: none */
+    unsigned flags;      /* DPD_OPT_* */
     const char *section; /* set on the first row of a --help section */
     const char *metavar; /* the value in --help: "MS", "ADDR[@PORT]" */
     const struct dpd_kind *kind;
-    unsigned long min, max;            /* kind uint: the range */
-    const char *unit;                  /* kind uint: "milliseconds", for messages */
-    const struct dpd_choice *choices;  /* kind enum: ends with a NULL name */
-    const char *def; /* daemon's default as typed (", " between list items); NULL: the library's */
+    unsigned long min, max;           /* kind uint: the range */
+    const char *unit;                 /* kind uint: "milliseconds", for messages */
+    const struct dpd_choice *choices; /* kind enum: ends with a NULL name */
+    const char *def;  /* daemon's default as typed (", " between list items); NULL: the library's */
     const char *with; /* the command line's values replace the file's together with this option's */
     enum dpd_cli_action action; /* DPD_OPT_CLI_ONLY rows */
     const char *help;
@@ -130,8 +130,7 @@ int dpd_table_group(int id);
 
 /* Apply the value v of row id: 0, or a negative dotproxy_error with why set
  * when it is more than dotproxy_strerror() says (why[0] = 0 otherwise). */
-int dpd_table_apply(struct dpd_apply *ap, int id, const struct dpd_value *v, char *why,
-                    size_t cap);
+int dpd_table_apply(struct dpd_apply *ap, int id, const struct dpd_value *v, char *why, size_t cap);
 
 /* After every item: what was collected to be set together. 0, or -1 with
  * why set (naming both origins). */

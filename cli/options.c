@@ -27,7 +27,7 @@
 #include "options.h"
 
 #define TOKEN_FILE_MAX 4096
-#define SHOW_MAX 512 /* a value as dpd_table_show() prints it */
+#define SHOW_MAX       512 /* a value as dpd_table_show() prints it */
 
 /* ---- errors ---- */
 
@@ -678,8 +678,8 @@ void dpd_options_restart_changes(const struct dpd_options *a, const struct dpd_o
         dpd_table_show(a, (int)id, va, sizeof va);
         dpd_table_show(b, (int)id, vb, sizeof vb);
         if (strcmp(va, vb) != 0)
-            len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "",
-                                    dpd_table[id].name);
+            len +=
+                (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", dpd_table[id].name);
     }
 }
 
@@ -809,9 +809,8 @@ int dpd_options_config(dotproxy_config **out, const struct dpd_options *opts,
     if (listen == NULL)
         listen = opts->cfg;
     r = dotproxy_config_clear_listen(cfg);
-    for (size_t i = 0; r == 0 && !(flags & DPD_CONFIG_NO_LISTEN) &&
-                       i < dotproxy_config_listen_count(listen);
-         i++)
+    for (size_t i = 0;
+         r == 0 && !(flags & DPD_CONFIG_NO_LISTEN) && i < dotproxy_config_listen_count(listen); i++)
         r = add_listen(cfg, listen, i, ports != NULL ? ports[i] : 0);
     /* Several contexts bind the same addresses; the kernel spreads the
      * clients over them (UDP by 4-tuple hash, TCP by accept queue). */

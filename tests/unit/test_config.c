@@ -44,16 +44,15 @@ static unsigned get_cache_size(const dotproxy_config *cfg)
 }
 
 static const struct number_setting numbers[] = {
-    {"timeout_ms", dotproxy_config_set_timeout_ms, dotproxy_config_get_timeout_ms, 4000, 1,
-     600000},
+    {"timeout_ms", dotproxy_config_set_timeout_ms, dotproxy_config_get_timeout_ms, 4000, 1, 600000},
     {"idle_timeout_ms", dotproxy_config_set_idle_timeout_ms, dotproxy_config_get_idle_timeout_ms,
      8000, 1, 3600000},
     {"tcp_idle_timeout_ms", dotproxy_config_set_tcp_idle_timeout_ms,
      dotproxy_config_get_tcp_idle_timeout_ms, 10000, 1, 3600000},
     {"handshake_timeout_ms", dotproxy_config_set_handshake_timeout_ms,
      dotproxy_config_get_handshake_timeout_ms, 5000, 1, 60000},
-    {"max_connections", dotproxy_config_set_max_connections, dotproxy_config_get_max_connections,
-     2, 1, 64},
+    {"max_connections", dotproxy_config_set_max_connections, dotproxy_config_get_max_connections, 2,
+     1, 64},
     {"max_inflight", dotproxy_config_set_max_inflight, dotproxy_config_get_max_inflight, 1024, 1,
      32768},
     {"max_queries", dotproxy_config_set_max_queries, dotproxy_config_get_max_queries, 8192, 16,
@@ -121,11 +120,10 @@ START_TEST(test_config_bound_macros_match_the_setters)
     ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, DOTPROXY_TIMEOUT_MS_MAX + 1),
                      DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, DOTPROXY_IDLE_TIMEOUT_MS_MAX), 0);
-    ck_assert_int_eq(dotproxy_config_set_tcp_idle_timeout_ms(cfg, DOTPROXY_IDLE_TIMEOUT_MS_MAX),
-                     0);
-    ck_assert_int_eq(dotproxy_config_set_handshake_timeout_ms(cfg,
-                                                              DOTPROXY_HANDSHAKE_TIMEOUT_MS_MAX + 1),
-                     DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_config_set_tcp_idle_timeout_ms(cfg, DOTPROXY_IDLE_TIMEOUT_MS_MAX), 0);
+    ck_assert_int_eq(
+        dotproxy_config_set_handshake_timeout_ms(cfg, DOTPROXY_HANDSHAKE_TIMEOUT_MS_MAX + 1),
+        DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_set_max_queries(cfg, DOTPROXY_MAX_QUERIES_MIN - 1),
                      DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, DOTPROXY_CACHE_SIZE_MAX), 0);
@@ -194,9 +192,8 @@ START_TEST(test_config_rate_limit_defaults_bounds_and_burst)
     ck_assert_int_eq(loop, 0);
 
     /* Both ends of every range. */
-    ck_assert_int_eq(dotproxy_config_set_rate_limit(cfg, 10000000, 1, 8, 16, DOTPROXY_LIMIT_DROP,
-                                                    7),
-                     0);
+    ck_assert_int_eq(
+        dotproxy_config_set_rate_limit(cfg, 10000000, 1, 8, 16, DOTPROXY_LIMIT_DROP, 7), 0);
     ck_assert_int_eq(dotproxy_config_get_rate_limit(cfg, &qps, &burst, &v4, &v6, &action, &loop),
                      0);
     ck_assert_uint_eq(qps, 10000000);
@@ -205,8 +202,7 @@ START_TEST(test_config_rate_limit_defaults_bounds_and_burst)
     ck_assert_uint_eq(v6, 16);
     ck_assert_int_eq(action, DOTPROXY_LIMIT_DROP);
     ck_assert_int_eq(loop, 1); /* any nonzero is "on", read back as 1 */
-    ck_assert_int_eq(dotproxy_config_set_rate_limit(cfg, 100, 0, 32, 128, DOTPROXY_LIMIT_REFUSE,
-                                                    0),
+    ck_assert_int_eq(dotproxy_config_set_rate_limit(cfg, 100, 0, 32, 128, DOTPROXY_LIMIT_REFUSE, 0),
                      0);
     ck_assert_int_eq(dotproxy_config_get_rate_limit(cfg, NULL, &burst, NULL, NULL, NULL, NULL), 0);
     ck_assert_uint_eq(burst, 100); /* burst 0 means qps */
@@ -395,8 +391,8 @@ START_TEST(test_config_dup_copies_every_setting)
 
     ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@5353"), 0);
     ck_assert_int_eq(dotproxy_config_add_upstream(cfg, "192.0.2.1#dns.example"), 0);
-    ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-                     0);
+    ck_assert_int_eq(
+        dotproxy_config_add_pin(cfg, 0, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), 0);
     ck_assert_int_eq(dotproxy_config_add_allow(cfg, "10.0.0.0/8"), 0);
     ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, "/ca.pem"), 0);
     ck_assert_int_eq(dotproxy_config_set_tls_priority(cfg, "NORMAL"), 0);
