@@ -236,29 +236,33 @@ static int set_range(unsigned *slot, unsigned value, unsigned lo, unsigned hi)
 
 DOTPROXY_EXPORT int dotproxy_config_set_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->timeout_ms, ms, DOTPROXY_TIMEOUT_MS_MIN,
-                                                       DOTPROXY_TIMEOUT_MS_MAX);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->timeout_ms, ms, DOTPROXY_TIMEOUT_MS_MIN, DOTPROXY_TIMEOUT_MS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_idle_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->idle_timeout_ms, ms,
-                                                       DOTPROXY_IDLE_TIMEOUT_MS_MIN,
-                                                       DOTPROXY_IDLE_TIMEOUT_MS_MAX);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->idle_timeout_ms, ms, DOTPROXY_IDLE_TIMEOUT_MS_MIN,
+                     DOTPROXY_IDLE_TIMEOUT_MS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_tcp_idle_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->tcp_idle_timeout_ms, ms,
-                                                       DOTPROXY_IDLE_TIMEOUT_MS_MIN,
-                                                       DOTPROXY_IDLE_TIMEOUT_MS_MAX);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->tcp_idle_timeout_ms, ms, DOTPROXY_IDLE_TIMEOUT_MS_MIN,
+                     DOTPROXY_IDLE_TIMEOUT_MS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_connections(dotproxy_config *cfg, unsigned n)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->max_connections, n,
-                                                       DOTPROXY_MAX_CONNECTIONS_MIN,
-                                                       DOTPROXY_MAX_CONNECTIONS_MAX);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->max_connections, n, DOTPROXY_MAX_CONNECTIONS_MIN,
+                     DOTPROXY_MAX_CONNECTIONS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_inflight(dotproxy_config *cfg, unsigned n)
@@ -272,15 +276,17 @@ DOTPROXY_EXPORT int dotproxy_config_set_max_inflight(dotproxy_config *cfg, unsig
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_queries(dotproxy_config *cfg, unsigned n)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->max_queries, n, DOTPROXY_MAX_QUERIES_MIN,
-                                                       DOTPROXY_MAX_QUERIES_MAX);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->max_queries, n, DOTPROXY_MAX_QUERIES_MIN, DOTPROXY_MAX_QUERIES_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_tcp_clients(dotproxy_config *cfg, unsigned n)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->max_tcp_clients, n,
-                                                       DOTPROXY_MAX_TCP_CLIENTS_MIN,
-                                                       DOTPROXY_MAX_TCP_CLIENTS_MAX);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->max_tcp_clients, n, DOTPROXY_MAX_TCP_CLIENTS_MIN,
+                     DOTPROXY_MAX_TCP_CLIENTS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_cache_size(dotproxy_config *cfg, size_t entries)
@@ -365,7 +371,8 @@ DOTPROXY_EXPORT int dotproxy_config_set_rate_limit(dotproxy_config *cfg, unsigne
         v4_prefix < DOTPROXY_RATE_LIMIT_V4_PREFIX_MIN ||
         v4_prefix > DOTPROXY_RATE_LIMIT_V4_PREFIX_MAX ||
         v6_prefix < DOTPROXY_RATE_LIMIT_V6_PREFIX_MIN ||
-        v6_prefix > DOTPROXY_RATE_LIMIT_V6_PREFIX_MAX || (action != DOTPROXY_LIMIT_REFUSE && action != DOTPROXY_LIMIT_DROP))
+        v6_prefix > DOTPROXY_RATE_LIMIT_V6_PREFIX_MAX ||
+        (action != DOTPROXY_LIMIT_REFUSE && action != DOTPROXY_LIMIT_DROP))
         return DOTPROXY_EINVAL;
     cfg->rl_qps = qps;
     cfg->rl_burst = burst != 0 ? burst : qps;
@@ -447,9 +454,10 @@ DOTPROXY_EXPORT int dotproxy_config_set_selection(dotproxy_config *cfg, int poli
 
 DOTPROXY_EXPORT int dotproxy_config_set_handshake_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->handshake_timeout_ms, ms,
-                                                       DOTPROXY_HANDSHAKE_TIMEOUT_MS_MIN,
-                                                       DOTPROXY_HANDSHAKE_TIMEOUT_MS_MAX);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->handshake_timeout_ms, ms, DOTPROXY_HANDSHAKE_TIMEOUT_MS_MIN,
+                     DOTPROXY_HANDSHAKE_TIMEOUT_MS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_shared_cache(dotproxy_config *cfg, dotproxy_cache *cache)
@@ -474,8 +482,8 @@ DOTPROXY_EXPORT int dotproxy_config_set_query_log(dotproxy_config *cfg, dotproxy
 
 /* ---- getters: what the setters stored ---- */
 
-#define GETTER(type, name, field)                                                                 \
-    DOTPROXY_EXPORT type dotproxy_config_get_##name(const dotproxy_config *cfg)                   \
+#define GETTER(type, name, field)                                                                  \
+    DOTPROXY_EXPORT type dotproxy_config_get_##name(const dotproxy_config *cfg)                    \
     {                                                                                              \
         return cfg == NULL ? 0 : cfg->field;                                                       \
     }

@@ -260,7 +260,7 @@ DOTPROXY_EXPORT int dotproxy_config_set_rate_limit(dotproxy_config *cfg, unsigne
                                                    unsigned burst, unsigned v4_prefix,
                                                    unsigned v6_prefix, int action,
                                                    int limit_loopback);
-#define DOTPROXY_RATE_LIMIT_QPS_MAX 10000000u
+#define DOTPROXY_RATE_LIMIT_QPS_MAX       10000000u
 #define DOTPROXY_RATE_LIMIT_V4_PREFIX_MIN 8u
 #define DOTPROXY_RATE_LIMIT_V4_PREFIX_MAX 32u
 #define DOTPROXY_RATE_LIMIT_V6_PREFIX_MIN 16u
