@@ -396,11 +396,13 @@ static void log_startup(const struct dpd_options *opts, char *status, size_t sta
     len += (size_t)snprintf(line + len, sizeof line - len, "dotproxyd %s ", dotproxy_version());
     status_from = len;
     len += (size_t)snprintf(line + len, sizeof line - len, "listening on");
-    for (size_t i = 0; i < opts->n_listen && len < sizeof line; i++) {
-        dotproxy_endpoint ep = opts->listen[i];
+    for (size_t i = 0; i < dotproxy_config_listen_count(opts->cfg) && len < sizeof line; i++) {
+        dotproxy_endpoint ep;
         int port = dotproxy_ctx_listen_port(workers[0].ctx, i);
 
-        if (port > 0) {
+        if (dotproxy_config_get_listen(opts->cfg, i, &ep) != 0)
+            memset(&ep, 0, sizeof ep); /* family 0: formatted as "?" */
+        if (port > 0 && ep.addr.ss_family != 0) {
             if (ep.addr.ss_family == AF_INET)
                 ((struct sockaddr_in *)&ep.addr)->sin_port = htons((uint16_t)port);
             else
@@ -412,8 +414,11 @@ static void log_startup(const struct dpd_options *opts, char *status, size_t sta
     }
     if (len < sizeof line)
         len += (size_t)snprintf(line + len, sizeof line - len, " (UDP and TCP); upstreams");
-    for (size_t i = 0; i < opts->n_upstream && len < sizeof line; i++) {
-        if (dotproxy_endpoint_format(&opts->upstream[i], ep_text, sizeof ep_text) < 0)
+    for (size_t i = 0; i < dotproxy_config_upstream_count(opts->cfg) && len < sizeof line; i++) {
+        dotproxy_endpoint ep;
+
+        if (dotproxy_config_get_upstream(opts->cfg, i, &ep) != 0 ||
+            dotproxy_endpoint_format(&ep, ep_text, sizeof ep_text) < 0)
             snprintf(ep_text, sizeof ep_text, "?");
         len += (size_t)snprintf(line + len, sizeof line - len, "%s %s", i ? "," : "", ep_text);
     }
@@ -439,16 +444,20 @@ static int *bound_ports;
  * then answers more queries than a cache each (docs/cache-design.md). */
 static dotproxy_cache *shared_cache;
 
-/* Worker i's configuration: the options, its log tag, the shared cache, and
- * for i > 0 the ports worker 0 got. */
+/* The options the daemon started with; see reload. */
+static struct dpd_options boot;
+
+/* Worker i's configuration: the options, its log tag, the shared cache, the
+ * listen addresses bound at start, and for i > 0 the ports worker 0 got. */
 static int worker_config(dotproxy_config **out, const struct dpd_options *opts, unsigned i)
 {
     dotproxy_config *cfg;
-    int r = dpd_options_config(&cfg, opts, i == 0 ? NULL : bound_ports, 0);
+    int r = dpd_options_config(&cfg, opts, boot.cfg, i == 0 ? NULL : bound_ports, 0);
 
     if (r < 0)
         return r;
-    if (opts->workers > 1 && opts->cache_size > 0 && !opts->cache_per_worker) {
+    if (opts->workers > 1 && dotproxy_config_get_cache_size(opts->cfg) > 0 &&
+        !opts->cache_per_worker) {
         if (shared_cache == NULL)
             r = dotproxy_cache_new(&shared_cache, cfg);
         if (r == 0)
@@ -458,7 +467,8 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
             return r;
         }
     }
-    r = dotproxy_config_set_log(cfg, log_from_library, &workers[i], opts->log_level);
+    r = dotproxy_config_set_log(cfg, log_from_library, &workers[i],
+                                dotproxy_config_get_log_level(opts->cfg));
     if (r == 0 && opts->log_queries > 0) {
         workers[i].qlog_limit = opts->log_queries;
         r = dotproxy_config_set_query_log(cfg, log_query, &workers[i]);
@@ -473,9 +483,10 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
 
 static int create_contexts(const struct dpd_options *opts)
 {
+    size_t n_listen = dotproxy_config_listen_count(opts->cfg);
     int r;
 
-    bound_ports = calloc(opts->n_listen, sizeof *bound_ports);
+    bound_ports = calloc(n_listen > 0 ? n_listen : 1, sizeof *bound_ports);
     r = bound_ports == NULL ? DOTPROXY_ENOMEM : 0;
     for (unsigned i = 0; r == 0 && i < opts->workers; i++) {
         dotproxy_config *cfg;
@@ -488,7 +499,7 @@ static int create_contexts(const struct dpd_options *opts)
         dotproxy_config_free(cfg);
         if (r < 0)
             break;
-        for (size_t j = 0; i == 0 && j < opts->n_listen; j++)
+        for (size_t j = 0; i == 0 && j < n_listen; j++)
             bound_ports[j] = dotproxy_ctx_listen_port(workers[0].ctx, j);
         n_published = (sig_atomic_t)(i + 1);
     }
@@ -579,41 +590,21 @@ static int drop_privileges(const char *user)
 
 /* ---- reload ---- */
 
-/* The options the daemon started with (listen addresses, workers, user and
- * the rest that only a restart changes), and those last applied. */
-static struct dpd_options boot;
+/* The options the daemon started with (boot, above: listen addresses,
+ * workers, user and the rest that only a restart changes), and those last
+ * applied. */
 static struct dpd_options current;
 static int have_current;
 
-static int str_differs(const char *a, const char *b)
-{
-    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
-}
-
-/* Say which of the file's changes wait for a restart. */
+/* Say which of the file's changes wait for a restart: the option table
+ * marks them, and compares them through the library's getters. Cache
+ * settings are not among them: a reload gives the library a new, empty cache
+ * when they change. */
 static void warn_restart_only(const struct dpd_options *n)
 {
-    char what[400] = "";
-    int listen_changed = n->n_listen != boot.n_listen;
+    char what[400];
 
-    for (size_t i = 0; !listen_changed && i < n->n_listen; i++)
-        listen_changed = strcmp(n->listen_spec[i], boot.listen_spec[i]) != 0;
-#define NOTE(cond, name)                                                                           \
-    do {                                                                                           \
-        if (cond)                                                                                  \
-            snprintf(what + strlen(what), sizeof what - strlen(what), "%s" name,                  \
-                     what[0] ? ", " : "");                                                         \
-    } while (0)
-    NOTE(listen_changed, "listen");
-    NOTE(n->workers != boot.workers, "workers");
-    NOTE(str_differs(n->user, boot.user), "user");
-    NOTE(str_differs(n->metrics, boot.metrics), "metrics");
-    NOTE(str_differs(n->api_token_file, boot.api_token_file), "api-token-file");
-    NOTE(n->log_json != boot.log_json, "log-format");
-    NOTE(n->log_syslog != boot.log_syslog, "syslog");
-    /* Cache settings are not here: a reload gives the library a new, empty
-     * cache when they change. */
-#undef NOTE
+    dpd_options_restart_changes(&boot, n, what, sizeof what);
     if (what[0] != '\0')
         log_main(DOTPROXY_LOG_WARN, "reload: changes to %s take effect only after a restart",
                  what);
@@ -639,11 +630,9 @@ static void reload(void)
     }
     warn_restart_only(&n);
     /* What needs a restart stays as it started; so the library sees the same
-     * listen list (and the bound ports) and keeps its sockets quietly. */
+     * listen list (worker_config takes boot's, with the bound ports) and
+     * keeps its sockets quietly. */
     view = n;
-    view.listen_spec = boot.listen_spec;
-    view.listen = boot.listen;
-    view.n_listen = boot.n_listen;
     view.workers = boot.workers;
     for (unsigned i = 0; i < boot.workers; i++) {
         dotproxy_config *cfg;
@@ -658,7 +647,7 @@ static void reload(void)
             failed = 1;
         }
     }
-    main_log_level = n.log_level;
+    main_log_level = dotproxy_config_get_log_level(n.cfg);
     if (have_current)
         dpd_options_release(&current);
     current = n;
@@ -694,7 +683,7 @@ static int run(const struct dpd_options *opts)
     struct dpd_http_server *metrics = NULL;
 #endif
 
-    main_log_level = opts->log_level;
+    main_log_level = dotproxy_config_get_log_level(opts->cfg);
     if (install_signal_handlers() != 0) {
         fatal("cannot install signal handlers: %s", strerror(errno));
         return DPD_EXIT_RUNTIME;

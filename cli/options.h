@@ -22,57 +22,24 @@
 
 #define DPD_MAX_WORKERS 64
 
-/* Defaults the usage text and the man page promise. */
-#define DPD_DEFAULT_CACHE_SIZE 10000
-
 /* One value as given: on the command line (file NULL) or in the file. */
 struct dpd_item {
-    int id;            /* which option (options.c's table) */
+    int id;            /* which option: a row of dpd_table (option_table.h) */
     const char *value; /* "yes" for a flag given on the command line */
     const char *file;  /* NULL: the command line */
     unsigned line;
 };
 
-struct dpd_pin {
-    size_t upstream; /* index into upstream[] */
-    const char *spki;
-};
-
-/* What the command line and the file asked for, checked. Strings point into
- * argv or into strings[] (values read from the file), both owned here. */
+/* What the command line and the file asked for, checked. What the library
+ * configures lives in cfg alone (read it with the dotproxy_config_get_*
+ * getters); only the daemon's own settings have fields here. Strings point
+ * into argv or into strings[] (values read from the file), both owned here. */
 struct dpd_options {
-    const char **listen_spec;  /* as typed (or the default), in order */
-    dotproxy_endpoint *listen; /* the same, parsed (port 0 kept as 0) */
-    size_t n_listen;
-    dotproxy_endpoint *upstream; /* parsed, in order */
-    size_t n_upstream;
-    struct dpd_pin *pins;
-    size_t n_pins;
-    const char **allow; /* CIDRs; none: the library's private-range default */
-    size_t n_allow;
-    const char *ca_file;      /* NULL: the system store */
-    const char *tls_priority; /* NULL: the library's default */
-    unsigned timeout_ms;
-    unsigned idle_timeout_ms;
-    unsigned tcp_idle_timeout_ms;
-    unsigned max_connections;
-    unsigned max_inflight;
-    unsigned max_queries;
-    unsigned max_tcp_clients;
-    unsigned max_client_queries;
-    unsigned handshake_timeout_ms; /* 0: the library's default */
-    int selection;                 /* DOTPROXY_SELECT_* */
-    size_t cache_size;
-    unsigned cache_min_ttl, cache_max_ttl, stale_max_s;
-    unsigned padding;
-    int keep_ecs;
-    int cache_per_worker;          /* -w N: a cache each instead of one shared */
-    unsigned log_queries;          /* query log lines per second per worker, 0 = off */
-    unsigned rl_qps, rl_burst, rl_v4_prefix, rl_v6_prefix;
-    int rl_action, rl_loopback;
-    unsigned workers; /* 1..DPD_MAX_WORKERS */
-    int log_level;    /* DOTPROXY_LOG_* */
-    int log_json;     /* --log-format json */
+    dotproxy_config *cfg; /* listen, upstreams, pins, allow, TLS, limits, cache, log level */
+    unsigned workers;     /* 1..DPD_MAX_WORKERS */
+    int cache_per_worker; /* -w N: a cache each instead of one shared */
+    unsigned log_queries; /* query log lines per second per worker, 0 = off */
+    int log_json;         /* --log-format json */
     int log_syslog;
     const char *user;           /* --user, NULL: stay who we are */
     const char *metrics;        /* --metrics as given, NULL: no metrics server */
@@ -96,8 +63,8 @@ enum dpd_parse_result {
 /* Parse argv, and the file given with -c, into opts. Command-line values
  * override the file's; for a repeatable option (listen, upstream with its
  * pins, allow) the command line's values replace the file's list. Every value
- * is checked by the library itself (a scratch config is built and thrown
- * away), so a value accepted here is one dpd_options_config() cannot refuse.
+ * goes through the library's setter, so a value accepted here is one
+ * dpd_options_config() cannot refuse.
  * On an error, prints a message naming the option (or file, line and key),
  * the value and what is wrong to stderr, and returns DPD_PARSE_EXIT with
  * *status DPD_EXIT_USAGE (or DPD_EXIT_RUNTIME when memory ran out). On
@@ -121,12 +88,18 @@ int dpd_options_check_deep(const struct dpd_options *opts, char *err, size_t err
 /* dpd_options_config() flags. */
 #define DPD_CONFIG_NO_LISTEN 1 /* leave the listen addresses out */
 
-/* A new config from opts (*out, owned by the caller), with listen address i
- * on port ports[i] instead of the one given when ports is non-NULL and
- * ports[i] > 0: how workers after the first share the ports the kernel chose
- * for "ADDR@0". No log callback is set. 0 or a dotproxy_error. */
-int dpd_options_config(dotproxy_config **out, const struct dpd_options *opts, const int *ports,
-                       unsigned flags);
+/* A new config from opts (*out, owned by the caller) with the listen
+ * addresses of `listen` (NULL: opts's own), address i on port ports[i]
+ * instead of the one given when ports is non-NULL and ports[i] > 0: how
+ * workers after the first share the ports the kernel chose for "ADDR@0", and
+ * how a reload keeps the addresses bound at start. 0 or a dotproxy_error. */
+int dpd_options_config(dotproxy_config **out, const struct dpd_options *opts,
+                       const dotproxy_config *listen, const int *ports, unsigned flags);
+
+/* The options a reload cannot change (DPD_OPT_RESTART rows) whose values
+ * differ between a and b, as "listen, workers" into buf ("" for none). */
+void dpd_options_restart_changes(const struct dpd_options *a, const struct dpd_options *b,
+                                 char *buf, size_t cap);
 
 /* Read the API bearer token from path into buf (whitespace trimmed from both
  * ends). 0, 1 (read, but the file is readable by everyone: warn), or -1 with
@@ -136,7 +109,15 @@ int dpd_options_read_token(const char *path, char *buf, size_t cap, char *err, s
 /* Free what dpd_options_parse() allocated. NULL-safe, idempotent. */
 void dpd_options_release(struct dpd_options *opts);
 
-/* The usage text (the --help output). */
-void dpd_options_usage(FILE *out);
+/* The usage text (the --help output), made from the option table. 0, or -1
+ * (said on stderr) when the defaults could not be read back. */
+int dpd_options_usage(FILE *out);
+
+/* --dump-options (hidden): one line per option, tab-separated: name, short
+ * flag ("-" for none), kind, min, max ("-" when not a number), flags
+ * (repeat,flag,cli,restart,hidden or "-"), the default as typed ("" when
+ * there is none to state; ", " between the items of a list). For the
+ * documentation test. 0 or -1, as dpd_options_usage(). */
+int dpd_options_dump(FILE *out);
 
 #endif

@@ -1,4 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+/* libdotproxy: the configuration record, its setters and getters. The
+ * defaults live in dotproxy_config_new() and nowhere else: dotproxyd reads
+ * them back through the getters (for --help, its docs test and its reload
+ * comparisons) instead of writing them a second time. The bounds are the
+ * public DOTPROXY_*_MIN/_MAX macros, so that a caller can state them in its
+ * own messages. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -35,6 +41,22 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     return 0;
 }
 
+DOTPROXY_EXPORT int dotproxy_config_dup(dotproxy_config **out, const dotproxy_config *src)
+{
+    if (out == NULL || src == NULL)
+        return DOTPROXY_EINVAL;
+    struct dotproxy_config *cfg = malloc(sizeof *cfg);
+    if (cfg == NULL)
+        return DOTPROXY_ENOMEM;
+    int rc = dp_config_copy(cfg, src);
+    if (rc != 0) {
+        free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
 void dp_config_clear(struct dotproxy_config *cfg)
 {
     dp_shared_cache_unref(cfg->shared_cache);
@@ -57,8 +79,10 @@ int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *sr
     *dst = *src;
     dst->ca_file = dst->tls_priority = NULL;
     dp_shared_cache_ref(dst->shared_cache);
-    if (src->ca_file != NULL && (dst->ca_file = strdup(src->ca_file)) == NULL)
+    if (src->ca_file != NULL && (dst->ca_file = strdup(src->ca_file)) == NULL) {
+        dp_config_clear(dst);
         return DOTPROXY_ENOMEM;
+    }
     if (src->tls_priority != NULL && (dst->tls_priority = strdup(src->tls_priority)) == NULL) {
         dp_config_clear(dst);
         return DOTPROXY_ENOMEM;
@@ -120,6 +144,42 @@ DOTPROXY_EXPORT int dotproxy_config_add_upstream(dotproxy_config *cfg, const cha
     return dotproxy_config_add_upstream_endpoint(cfg, &ep);
 }
 
+DOTPROXY_EXPORT int dotproxy_config_clear_listen(dotproxy_config *cfg)
+{
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    cfg->n_listen = 0;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_get_listen(const dotproxy_config *cfg, size_t index,
+                                               dotproxy_endpoint *out)
+{
+    if (cfg == NULL || out == NULL || index >= cfg->n_listen)
+        return DOTPROXY_EINVAL;
+    *out = cfg->listen[index];
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_get_upstream(const dotproxy_config *cfg, size_t index,
+                                                 dotproxy_endpoint *out)
+{
+    if (cfg == NULL || out == NULL || index >= cfg->n_upstream)
+        return DOTPROXY_EINVAL;
+    *out = cfg->upstream[index];
+    return 0;
+}
+
+DOTPROXY_EXPORT size_t dotproxy_config_pin_count(const dotproxy_config *cfg, size_t index)
+{
+    return cfg == NULL || index >= cfg->n_upstream ? 0 : cfg->n_pins[index];
+}
+
+DOTPROXY_EXPORT size_t dotproxy_config_allow_count(const dotproxy_config *cfg)
+{
+    return cfg == NULL ? 0 : cfg->n_allow;
+}
+
 DOTPROXY_EXPORT size_t dotproxy_config_upstream_count(const dotproxy_config *cfg)
 {
     return cfg == NULL ? 0 : cfg->n_upstream;
@@ -154,6 +214,18 @@ DOTPROXY_EXPORT int dotproxy_config_set_tls_priority(dotproxy_config *cfg, const
     return set_string(&cfg->tls_priority, prio);
 }
 
+DOTPROXY_EXPORT const char *dotproxy_config_get_ca_file(const dotproxy_config *cfg)
+{
+    return cfg == NULL ? NULL : cfg->ca_file;
+}
+
+DOTPROXY_EXPORT const char *dotproxy_config_get_tls_priority(const dotproxy_config *cfg)
+{
+    if (cfg == NULL)
+        return NULL;
+    return cfg->tls_priority != NULL ? cfg->tls_priority : DOTPROXY_TLS_PRIORITY_DEFAULT;
+}
+
 static int set_range(unsigned *slot, unsigned value, unsigned lo, unsigned hi)
 {
     if (value < lo || value > hi)
@@ -164,22 +236,33 @@ static int set_range(unsigned *slot, unsigned value, unsigned lo, unsigned hi)
 
 DOTPROXY_EXPORT int dotproxy_config_set_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->timeout_ms, ms, 1, 600000);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->timeout_ms, ms, DOTPROXY_TIMEOUT_MS_MIN, DOTPROXY_TIMEOUT_MS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_idle_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->idle_timeout_ms, ms, 1, 3600000);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->idle_timeout_ms, ms, DOTPROXY_IDLE_TIMEOUT_MS_MIN,
+                     DOTPROXY_IDLE_TIMEOUT_MS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_tcp_idle_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->tcp_idle_timeout_ms, ms, 1, 3600000);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->tcp_idle_timeout_ms, ms, DOTPROXY_IDLE_TIMEOUT_MS_MIN,
+                     DOTPROXY_IDLE_TIMEOUT_MS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_connections(dotproxy_config *cfg, unsigned n)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->max_connections, n, 1, 64);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->max_connections, n, DOTPROXY_MAX_CONNECTIONS_MIN,
+                     DOTPROXY_MAX_CONNECTIONS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_inflight(dotproxy_config *cfg, unsigned n)
@@ -188,22 +271,27 @@ DOTPROXY_EXPORT int dotproxy_config_set_max_inflight(dotproxy_config *cfg, unsig
      * generation by masking (see tls_pool.c). */
     if (cfg == NULL || n == 0 || (n & (n - 1)) != 0)
         return DOTPROXY_EINVAL;
-    return set_range(&cfg->max_inflight, n, 1, 32768);
+    return set_range(&cfg->max_inflight, n, DOTPROXY_MAX_INFLIGHT_MIN, DOTPROXY_MAX_INFLIGHT_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_queries(dotproxy_config *cfg, unsigned n)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->max_queries, n, 16, 1048576);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->max_queries, n, DOTPROXY_MAX_QUERIES_MIN, DOTPROXY_MAX_QUERIES_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_tcp_clients(dotproxy_config *cfg, unsigned n)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->max_tcp_clients, n, 1, 1048576);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->max_tcp_clients, n, DOTPROXY_MAX_TCP_CLIENTS_MIN,
+                     DOTPROXY_MAX_TCP_CLIENTS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_cache_size(dotproxy_config *cfg, size_t entries)
 {
-    if (cfg == NULL)
+    if (cfg == NULL || entries > DOTPROXY_CACHE_SIZE_MAX)
         return DOTPROXY_EINVAL;
     cfg->cache_size = entries;
     return 0;
@@ -279,8 +367,12 @@ DOTPROXY_EXPORT int dotproxy_config_set_rate_limit(dotproxy_config *cfg, unsigne
                                                    unsigned v6_prefix, int action,
                                                    int limit_loopback)
 {
-    if (cfg == NULL || qps > 10000000u || v4_prefix < 8 || v4_prefix > 32 || v6_prefix < 16 ||
-        v6_prefix > 128 || (action != DOTPROXY_LIMIT_REFUSE && action != DOTPROXY_LIMIT_DROP))
+    if (cfg == NULL || qps > DOTPROXY_RATE_LIMIT_QPS_MAX ||
+        v4_prefix < DOTPROXY_RATE_LIMIT_V4_PREFIX_MIN ||
+        v4_prefix > DOTPROXY_RATE_LIMIT_V4_PREFIX_MAX ||
+        v6_prefix < DOTPROXY_RATE_LIMIT_V6_PREFIX_MIN ||
+        v6_prefix > DOTPROXY_RATE_LIMIT_V6_PREFIX_MAX ||
+        (action != DOTPROXY_LIMIT_REFUSE && action != DOTPROXY_LIMIT_DROP))
         return DOTPROXY_EINVAL;
     cfg->rl_qps = qps;
     cfg->rl_burst = burst != 0 ? burst : qps;
@@ -293,7 +385,7 @@ DOTPROXY_EXPORT int dotproxy_config_set_rate_limit(dotproxy_config *cfg, unsigne
 
 DOTPROXY_EXPORT int dotproxy_config_set_max_client_queries(dotproxy_config *cfg, unsigned n)
 {
-    if (cfg == NULL || n > 1048576)
+    if (cfg == NULL || n > DOTPROXY_MAX_CLIENT_QUERIES_MAX)
         return DOTPROXY_EINVAL;
     cfg->max_client_queries = n;
     return 0;
@@ -302,7 +394,7 @@ DOTPROXY_EXPORT int dotproxy_config_set_max_client_queries(dotproxy_config *cfg,
 DOTPROXY_EXPORT int dotproxy_config_set_cache_ttl(dotproxy_config *cfg, unsigned min_s,
                                                   unsigned max_s)
 {
-    if (cfg == NULL || min_s > max_s || max_s > 604800u)
+    if (cfg == NULL || min_s > max_s || max_s > DOTPROXY_CACHE_TTL_MAX)
         return DOTPROXY_EINVAL;
     cfg->cache_min_ttl = min_s;
     cfg->cache_max_ttl = max_s;
@@ -311,7 +403,7 @@ DOTPROXY_EXPORT int dotproxy_config_set_cache_ttl(dotproxy_config *cfg, unsigned
 
 DOTPROXY_EXPORT int dotproxy_config_set_stale_max_s(dotproxy_config *cfg, unsigned s)
 {
-    if (cfg == NULL || s > 604800u)
+    if (cfg == NULL || s > DOTPROXY_CACHE_TTL_MAX)
         return DOTPROXY_EINVAL;
     cfg->stale_max_s = s;
     return 0;
@@ -319,7 +411,7 @@ DOTPROXY_EXPORT int dotproxy_config_set_stale_max_s(dotproxy_config *cfg, unsign
 
 DOTPROXY_EXPORT int dotproxy_config_set_padding(dotproxy_config *cfg, unsigned block)
 {
-    if (cfg == NULL || block > 512)
+    if (cfg == NULL || block > DOTPROXY_PADDING_MAX)
         return DOTPROXY_EINVAL;
     cfg->padding = block;
     return 0;
@@ -362,7 +454,10 @@ DOTPROXY_EXPORT int dotproxy_config_set_selection(dotproxy_config *cfg, int poli
 
 DOTPROXY_EXPORT int dotproxy_config_set_handshake_timeout_ms(dotproxy_config *cfg, unsigned ms)
 {
-    return cfg == NULL ? DOTPROXY_EINVAL : set_range(&cfg->handshake_timeout_ms, ms, 1, 60000);
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    return set_range(&cfg->handshake_timeout_ms, ms, DOTPROXY_HANDSHAKE_TIMEOUT_MS_MIN,
+                     DOTPROXY_HANDSHAKE_TIMEOUT_MS_MAX);
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_shared_cache(dotproxy_config *cfg, dotproxy_cache *cache)
@@ -382,5 +477,66 @@ DOTPROXY_EXPORT int dotproxy_config_set_query_log(dotproxy_config *cfg, dotproxy
         return DOTPROXY_EINVAL;
     cfg->qlog = fn;
     cfg->qlog_user = user;
+    return 0;
+}
+
+/* ---- getters: what the setters stored ---- */
+
+#define GETTER(type, name, field)                                                                  \
+    DOTPROXY_EXPORT type dotproxy_config_get_##name(const dotproxy_config *cfg)                    \
+    {                                                                                              \
+        return cfg == NULL ? 0 : cfg->field;                                                       \
+    }
+
+GETTER(unsigned, timeout_ms, timeout_ms)
+GETTER(unsigned, idle_timeout_ms, idle_timeout_ms)
+GETTER(unsigned, tcp_idle_timeout_ms, tcp_idle_timeout_ms)
+GETTER(unsigned, handshake_timeout_ms, handshake_timeout_ms)
+GETTER(unsigned, max_connections, max_connections)
+GETTER(unsigned, max_inflight, max_inflight)
+GETTER(unsigned, max_queries, max_queries)
+GETTER(unsigned, max_tcp_clients, max_tcp_clients)
+GETTER(unsigned, max_client_queries, max_client_queries)
+GETTER(size_t, cache_size, cache_size)
+GETTER(unsigned, stale_max_s, stale_max_s)
+GETTER(unsigned, padding, padding)
+GETTER(int, keep_ecs, keep_ecs)
+GETTER(int, selection, selection)
+GETTER(int, reuseport, reuseport)
+GETTER(int, log_level, log.max_level)
+
+#undef GETTER
+
+DOTPROXY_EXPORT int dotproxy_config_get_cache_ttl(const dotproxy_config *cfg, unsigned *min_s,
+                                                  unsigned *max_s)
+{
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    if (min_s != NULL)
+        *min_s = cfg->cache_min_ttl;
+    if (max_s != NULL)
+        *max_s = cfg->cache_max_ttl;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_get_rate_limit(const dotproxy_config *cfg, unsigned *qps,
+                                                   unsigned *burst, unsigned *v4_prefix,
+                                                   unsigned *v6_prefix, int *action,
+                                                   int *limit_loopback)
+{
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    if (qps != NULL)
+        *qps = cfg->rl_qps;
+    if (burst != NULL)
+        *burst = cfg->rl_burst;
+    if (v4_prefix != NULL)
+        *v4_prefix = cfg->rl_v4_prefix;
+    if (v6_prefix != NULL)
+        *v6_prefix = cfg->rl_v6_prefix;
+    if (action != NULL)
+        *action = cfg->rl_action;
+    if (limit_loopback != NULL)
+        *limit_loopback = cfg->rl_loopback;
     return 0;
 }

@@ -6,10 +6,12 @@
 #include "dotproxy/config.h"
 #include "log.h"
 
-#define DP_MAX_LISTEN 16
-#define DP_MAX_UPSTREAMS 16
-#define DP_MAX_ALLOW 256
-#define DP_MAX_PINS 8
+/* The limits are public (include/dotproxy/config.h); these are their names
+ * inside the library. */
+#define DP_MAX_LISTEN    DOTPROXY_LISTEN_MAX
+#define DP_MAX_UPSTREAMS DOTPROXY_UPSTREAMS_MAX
+#define DP_MAX_ALLOW     DOTPROXY_ALLOW_MAX
+#define DP_MAX_PINS      DOTPROXY_PINS_MAX
 
 /* One allowed network: address bytes in network order, prefix length. */
 struct dp_cidr {

@@ -63,12 +63,40 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out);
 /* NULL-safe. */
 DOTPROXY_EXPORT void dotproxy_config_free(dotproxy_config *cfg);
 
+/* A new configuration equal to src (*out, owned by the caller): strings are
+ * duplicated, callbacks and their user pointers copied as they are, and the
+ * shared cache, if any, gets a reference of the copy's own. Changing either
+ * config afterwards leaves the other as it was. 0, DOTPROXY_EINVAL or
+ * DOTPROXY_ENOMEM (*out untouched). Since 0.2. */
+DOTPROXY_EXPORT int dotproxy_config_dup(dotproxy_config **out, const dotproxy_config *src);
+
+/* ---- setters, getters and bounds ----
+ *
+ * Each dotproxy_config_set_X below is followed by dotproxy_config_get_X
+ * (since 0.2), which returns what the setter stored or, on a config no
+ * setter touched, the default stated at the setter; 0 (NULL for a string)
+ * when cfg is NULL. A string is borrowed: valid until that setting changes or
+ * the config is freed. The DOTPROXY_X_MIN/_MAX macros beside a setter are the
+ * range it accepts (an absent _MIN is 0); outside it, it returns
+ * DOTPROXY_EINVAL and leaves the setting as it was. The adders'
+ * DOTPROXY_X_MAX is how many values they take before DOTPROXY_ELIMIT. */
+
 /* Add a listen address "ADDR[@PORT]" (port 53 by default; "@0" at the end
  * asks the kernel for a free port, see dotproxy_ctx_listen_port(); the
  * general spec grammar of dotproxy_endpoint_parse has no port 0). UDP and TCP are both
  * served on it. Errors as dotproxy_endpoint_parse, plus DOTPROXY_ELIMIT past
  * 16 addresses. */
 DOTPROXY_EXPORT int dotproxy_config_add_listen(dotproxy_config *cfg, const char *spec);
+#define DOTPROXY_LISTEN_MAX 16
+
+/* Remove every listen address (to add others, e.g. with the ports the kernel
+ * chose for a first context). 0 or DOTPROXY_EINVAL. Since 0.2. */
+DOTPROXY_EXPORT int dotproxy_config_clear_listen(dotproxy_config *cfg);
+
+/* The listen address added index-th (0-based), port 0 when it was "@0".
+ * 0, or DOTPROXY_EINVAL (no such address; *out untouched). Since 0.2. */
+DOTPROXY_EXPORT int dotproxy_config_get_listen(const dotproxy_config *cfg, size_t index,
+                                               dotproxy_endpoint *out);
 
 /* Add an upstream "ADDR[@PORT][#NAME]" (port 853 by default). Without NAME,
  * the certificate must carry ADDR as an IP address SAN. Errors as
@@ -77,6 +105,12 @@ DOTPROXY_EXPORT int dotproxy_config_add_upstream(dotproxy_config *cfg, const cha
 /* The same from a parsed endpoint. */
 DOTPROXY_EXPORT int dotproxy_config_add_upstream_endpoint(dotproxy_config *cfg,
                                                           const dotproxy_endpoint *ep);
+#define DOTPROXY_UPSTREAMS_MAX 16
+
+/* The upstream added index-th (0-based). 0, or DOTPROXY_EINVAL (no such
+ * upstream; *out untouched). Since 0.2. */
+DOTPROXY_EXPORT int dotproxy_config_get_upstream(const dotproxy_config *cfg, size_t index,
+                                                 dotproxy_endpoint *out);
 /* Pin the upstream added index-th (0-based) to a public key, in addition to
  * the certificate chain and name checks (RFC 7858 4.2): `pin` is
  * "sha256/BASE64" (or just the base64), the SHA-256 of a DER
@@ -87,6 +121,11 @@ DOTPROXY_EXPORT int dotproxy_config_add_upstream_endpoint(dotproxy_config *cfg,
  * per upstream. Errors: DOTPROXY_EINVAL (no such upstream, or not base64 of
  * 32 octets), DOTPROXY_ELIMIT. */
 DOTPROXY_EXPORT int dotproxy_config_add_pin(dotproxy_config *cfg, size_t index, const char *pin);
+#define DOTPROXY_PINS_MAX 8
+
+/* Number of pins of the upstream added index-th (0 for no such upstream).
+ * Since 0.2. */
+DOTPROXY_EXPORT size_t dotproxy_config_pin_count(const dotproxy_config *cfg, size_t index);
 
 /* Number of upstreams / listen addresses configured so far. */
 DOTPROXY_EXPORT size_t dotproxy_config_upstream_count(const dotproxy_config *cfg);
@@ -96,38 +135,64 @@ DOTPROXY_EXPORT size_t dotproxy_config_listen_count(const dotproxy_config *cfg);
  * the system store. The file is read by dotproxy_ctx_new(). 0 or
  * DOTPROXY_EINVAL / DOTPROXY_ENOMEM. */
 DOTPROXY_EXPORT int dotproxy_config_set_ca_file(dotproxy_config *cfg, const char *path);
+/* NULL: the system store. */
+DOTPROXY_EXPORT const char *dotproxy_config_get_ca_file(const dotproxy_config *cfg);
 
 /* Per-query deadline from arrival to answer; when it passes the client gets
- * SERVFAIL. Default 4000 ms; 1..600000. */
+ * SERVFAIL. Default 4000 ms; 1..600000, else DOTPROXY_EINVAL. */
 DOTPROXY_EXPORT int dotproxy_config_set_timeout_ms(dotproxy_config *cfg, unsigned ms);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_timeout_ms(const dotproxy_config *cfg);
+#define DOTPROXY_TIMEOUT_MS_MIN 1u
+#define DOTPROXY_TIMEOUT_MS_MAX 600000u
 
 /* An upstream connection with nothing in flight for this long is closed.
  * Default 8000 ms (public resolvers close idle DoT after about 10 s);
- * 1..3600000. */
+ * 1..3600000, else DOTPROXY_EINVAL. */
 DOTPROXY_EXPORT int dotproxy_config_set_idle_timeout_ms(dotproxy_config *cfg, unsigned ms);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_idle_timeout_ms(const dotproxy_config *cfg);
+/* The range of both idle timeouts (this and the TCP clients' one). */
+#define DOTPROXY_IDLE_TIMEOUT_MS_MIN 1u
+#define DOTPROXY_IDLE_TIMEOUT_MS_MAX 3600000u
 
-/* Answer-cache entries; 0 (the default) turns the cache off. */
+/* Answer-cache entries; 0 (the default) turns the cache off. At most
+ * DOTPROXY_CACHE_SIZE_MAX, else DOTPROXY_EINVAL (before 0.2 a larger size was
+ * taken here and refused by dotproxy_ctx_new()). */
 DOTPROXY_EXPORT int dotproxy_config_set_cache_size(dotproxy_config *cfg, size_t entries);
+DOTPROXY_EXPORT size_t dotproxy_config_get_cache_size(const dotproxy_config *cfg);
+#define DOTPROXY_CACHE_SIZE_MAX 268435456u /* 2^28 */
 
 /* Most TLS connections opened to one upstream (default 2, 1..64): a second one
  * is opened only when the first has max_inflight queries outstanding. */
 DOTPROXY_EXPORT int dotproxy_config_set_max_connections(dotproxy_config *cfg, unsigned n);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_max_connections(const dotproxy_config *cfg);
+#define DOTPROXY_MAX_CONNECTIONS_MIN 1u
+#define DOTPROXY_MAX_CONNECTIONS_MAX 64u
 
 /* Most queries in flight on one upstream connection, a power of two
  * (default 1024, 1..32768). */
 DOTPROXY_EXPORT int dotproxy_config_set_max_inflight(dotproxy_config *cfg, unsigned n);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_max_inflight(const dotproxy_config *cfg);
+#define DOTPROXY_MAX_INFLIGHT_MIN 1u
+#define DOTPROXY_MAX_INFLIGHT_MAX 32768u
 
 /* Most queries waiting for an answer in one context (default 8192,
  * 16..1048576): past it new queries get SERVFAIL at once. */
 DOTPROXY_EXPORT int dotproxy_config_set_max_queries(dotproxy_config *cfg, unsigned n);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_max_queries(const dotproxy_config *cfg);
+#define DOTPROXY_MAX_QUERIES_MIN 16u
+#define DOTPROXY_MAX_QUERIES_MAX 1048576u
 
 /* Most concurrent TCP clients per context (default 1024, 1..1048576). When
  * full, the client idle the longest is closed to admit the new one. */
 DOTPROXY_EXPORT int dotproxy_config_set_max_tcp_clients(dotproxy_config *cfg, unsigned n);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_max_tcp_clients(const dotproxy_config *cfg);
+#define DOTPROXY_MAX_TCP_CLIENTS_MIN 1u
+#define DOTPROXY_MAX_TCP_CLIENTS_MAX 1048576u
 
 /* A TCP client with no query in flight for this long is closed
- * (default 10000 ms, RFC 7766 6.2.3; 1..3600000). */
+ * (default 10000 ms, RFC 7766 6.2.3; DOTPROXY_IDLE_TIMEOUT_MS_MIN..MAX). */
 DOTPROXY_EXPORT int dotproxy_config_set_tcp_idle_timeout_ms(dotproxy_config *cfg, unsigned ms);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_tcp_idle_timeout_ms(const dotproxy_config *cfg);
 
 /* How a query's upstream is chosen among those not backing off. */
 enum dotproxy_select {
@@ -136,11 +201,16 @@ enum dotproxy_select {
     DOTPROXY_SELECT_ORDERED = 2, /* the first healthy one in configuration order (failover) */
 };
 DOTPROXY_EXPORT int dotproxy_config_set_selection(dotproxy_config *cfg, int policy);
+DOTPROXY_EXPORT int dotproxy_config_get_selection(const dotproxy_config *cfg);
 
 /* Most time a TCP connect plus TLS handshake may take before the attempt
  * counts as a failure of that upstream. Default 5000 ms (or the query
- * timeout, if shorter); 1..60000. */
+ * timeout, if shorter); 1..60000. The getter returns the value set (or 5000),
+ * not the shorter query timeout. */
 DOTPROXY_EXPORT int dotproxy_config_set_handshake_timeout_ms(dotproxy_config *cfg, unsigned ms);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_handshake_timeout_ms(const dotproxy_config *cfg);
+#define DOTPROXY_HANDSHAKE_TIMEOUT_MS_MIN 1u
+#define DOTPROXY_HANDSHAKE_TIMEOUT_MS_MAX 60000u
 
 /* GnuTLS priority string for upstream connections. Default
  * DOTPROXY_TLS_PRIORITY_DEFAULT. Checked by dotproxy_ctx_new(). */
@@ -149,10 +219,14 @@ DOTPROXY_EXPORT int dotproxy_config_set_handshake_timeout_ms(dotproxy_config *cf
     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:-GROUP-ALL:"              \
     "+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1"
 DOTPROXY_EXPORT int dotproxy_config_set_tls_priority(dotproxy_config *cfg, const char *prio);
+/* The string in effect: DOTPROXY_TLS_PRIORITY_DEFAULT until one is set. */
+DOTPROXY_EXPORT const char *dotproxy_config_get_tls_priority(const dotproxy_config *cfg);
 
 /* Set SO_REUSEPORT on listening sockets so that several contexts (one per
  * worker thread) can bind the same address. Default off. */
 DOTPROXY_EXPORT int dotproxy_config_set_reuseport(dotproxy_config *cfg, int on);
+/* 1 or 0. */
+DOTPROXY_EXPORT int dotproxy_config_get_reuseport(const dotproxy_config *cfg);
 
 /* ---- access control and limits (see README "Limits") ---- */
 
@@ -165,6 +239,10 @@ DOTPROXY_EXPORT int dotproxy_config_set_reuseport(dotproxy_config *cfg, int on);
  * one; an IPv4 client on a dual-stack socket (::ffff:a.b.c.d) counts as IPv4,
  * so allowing everyone takes both. */
 DOTPROXY_EXPORT int dotproxy_config_add_allow(dotproxy_config *cfg, const char *cidr);
+#define DOTPROXY_ALLOW_MAX 256
+
+/* Number of networks added (0: the default list applies). Since 0.2. */
+DOTPROXY_EXPORT size_t dotproxy_config_allow_count(const dotproxy_config *cfg);
 
 /* What a client over its rate limit gets. */
 enum dotproxy_limit_action {
@@ -174,23 +252,44 @@ enum dotproxy_limit_action {
 
 /* Per-client rate limit: a token bucket of `burst` queries refilled at `qps`
  * per second, per address or, with prefix lengths below 32/128, per prefix
- * (e.g. 24 and 56). qps 0 (the default) turns it off. Loopback clients are
- * never limited unless limit_loopback is set. Errors: DOTPROXY_EINVAL. */
+ * (e.g. 24 and 56). qps 0 (the default) turns it off; burst 0 means qps.
+ * Loopback clients are never limited unless limit_loopback is set. Errors:
+ * DOTPROXY_EINVAL (qps or a prefix length outside the ranges below, or an
+ * unknown action). Defaults: prefixes 32 and 128, DOTPROXY_LIMIT_REFUSE. */
 DOTPROXY_EXPORT int dotproxy_config_set_rate_limit(dotproxy_config *cfg, unsigned qps,
                                                    unsigned burst, unsigned v4_prefix,
                                                    unsigned v6_prefix, int action,
                                                    int limit_loopback);
+#define DOTPROXY_RATE_LIMIT_QPS_MAX       10000000u
+#define DOTPROXY_RATE_LIMIT_V4_PREFIX_MIN 8u
+#define DOTPROXY_RATE_LIMIT_V4_PREFIX_MAX 32u
+#define DOTPROXY_RATE_LIMIT_V6_PREFIX_MIN 16u
+#define DOTPROXY_RATE_LIMIT_V6_PREFIX_MAX 128u
+/* Writes each non-NULL out-pointer (the burst in effect: qps when set as 0).
+ * 0 or DOTPROXY_EINVAL (cfg NULL; nothing written). */
+DOTPROXY_EXPORT int dotproxy_config_get_rate_limit(const dotproxy_config *cfg, unsigned *qps,
+                                                   unsigned *burst, unsigned *v4_prefix,
+                                                   unsigned *v6_prefix, int *action,
+                                                   int *limit_loopback);
 
 /* Most queries one client address may have waiting at once (default 0: no
  * cap beyond the context's). Past it a UDP query is dropped (the client will
  * retry) and a TCP client is not read until its answers go out. */
 DOTPROXY_EXPORT int dotproxy_config_set_max_client_queries(dotproxy_config *cfg, unsigned n);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_max_client_queries(const dotproxy_config *cfg);
+#define DOTPROXY_MAX_CLIENT_QUERIES_MAX 1048576u
 
 /* ---- answer cache (RFC 2308, RFC 8767) ---- */
 
-/* Clamp cached TTLs to [min_s, max_s] (defaults 0 and 86400). */
+/* Clamp cached TTLs to [min_s, max_s] (defaults 0 and 86400). Errors:
+ * DOTPROXY_EINVAL when min_s > max_s or max_s > DOTPROXY_CACHE_TTL_MAX. */
 DOTPROXY_EXPORT int dotproxy_config_set_cache_ttl(dotproxy_config *cfg, unsigned min_s,
                                                   unsigned max_s);
+/* The most any TTL bound (and the stale limit below) may be: a week. */
+#define DOTPROXY_CACHE_TTL_MAX 604800u
+/* Writes each non-NULL out-pointer. 0 or DOTPROXY_EINVAL (cfg NULL). */
+DOTPROXY_EXPORT int dotproxy_config_get_cache_ttl(const dotproxy_config *cfg, unsigned *min_s,
+                                                  unsigned *max_s);
 
 /* A cache several contexts share (e.g. one per worker thread), split into
  * shards behind their own locks; sized and configured from cfg's cache
@@ -208,17 +307,23 @@ DOTPROXY_EXPORT void dotproxy_cache_free(dotproxy_cache *cache);
 DOTPROXY_EXPORT int dotproxy_config_set_shared_cache(dotproxy_config *cfg, dotproxy_cache *cache);
 
 /* Serve an expired answer (TTL 30) for up to this long after it expired when
- * no upstream answers in time (RFC 8767). Default 86400 s; 0 turns it off. */
+ * no upstream answers in time (RFC 8767). Default 86400 s; 0 turns it off;
+ * at most DOTPROXY_CACHE_TTL_MAX, else DOTPROXY_EINVAL. */
 DOTPROXY_EXPORT int dotproxy_config_set_stale_max_s(dotproxy_config *cfg, unsigned s);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_stale_max_s(const dotproxy_config *cfg);
 
 /* ---- EDNS on the TLS leg (RFC 7830, RFC 8467, RFC 7871) ---- */
 
 /* Pad queries sent upstream to a multiple of `block` octets (default 128,
- * RFC 8467 4.1; 0 turns padding off; at most 512). */
+ * RFC 8467 4.1; 0 turns padding off; at most 512, else DOTPROXY_EINVAL). */
 DOTPROXY_EXPORT int dotproxy_config_set_padding(dotproxy_config *cfg, unsigned block);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_padding(const dotproxy_config *cfg);
+#define DOTPROXY_PADDING_MAX 512u
 
 /* Keep the EDNS Client Subnet option clients send (default 0: stripped). */
 DOTPROXY_EXPORT int dotproxy_config_set_keep_ecs(dotproxy_config *cfg, int on);
+/* 1 or 0. */
+DOTPROXY_EXPORT int dotproxy_config_get_keep_ecs(const dotproxy_config *cfg);
 
 /* One answered query, for query logging (privacy: off unless set). A value
  * type; pointers are borrowed for the duration of the callback. */
@@ -246,6 +351,10 @@ DOTPROXY_EXPORT int dotproxy_config_set_query_log(dotproxy_config *cfg, dotproxy
  * callback, nothing logged; level DOTPROXY_LOG_INFO). */
 DOTPROXY_EXPORT int dotproxy_config_set_log(dotproxy_config *cfg, dotproxy_log_fn fn, void *user,
                                             int max_level);
+/* The level set (DOTPROXY_LOG_INFO by default). The callbacks given to the
+ * setters of this file and the shared cache have no getters: the caller
+ * handed them in and knows them. */
+DOTPROXY_EXPORT int dotproxy_config_get_log_level(const dotproxy_config *cfg);
 
 #ifdef __cplusplus
 }

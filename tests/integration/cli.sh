@@ -103,6 +103,23 @@ for opt in --listen --upstream --ca-file --timeout --cache-size --workers --verb
     check_match "--help mentions $opt" "(^| )$opt( |,|$)" "$out"
 done
 
+# --help states the defaults and ranges the library has (read back from it,
+# not written twice), and is served before a later bad option is looked at.
+check_match "--help: timeout range and library default" \
+    '(1\.\.600000, default 4000)' "$(tr -s ' \n' ' ' <<<"$out")"
+check_match "--help: the daemon's own cache default" 'default 10000\)' "$(tr -s ' \n' ' ' <<<"$out")"
+out=$(timeout 10 "$DOTPROXYD" --help --bogus 2>&1)
+check_eq "--help before a bad option: exit status" 0 "$?"
+# --dump-options (hidden, for tests/docs): one tab-separated line per option.
+out=$(timeout 10 "$DOTPROXYD" --dump-options)
+check_eq "--dump-options exit status" 0 "$?"
+check_match "--dump-options: timeout row" $'^timeout\t-\tuint\t1\t600000\t-\t4000$' "$out"
+check_match "--dump-options: listen row" $'^listen\tl\tendpoint\t0\t16\trepeat,restart\t127\.0\.0\.1@53$' "$out"
+usage_error "more upstreams than the library takes" "--upstream '127\.0\.0\.17': more than 16 upstreams" \
+    $(for i in $(seq 1 17); do printf -- '-u 127.0.0.%d ' "$i"; done)
+usage_error "more pins than the library takes" "--pin '.*': more than 8 pins for one upstream" \
+    -u 127.0.0.1 $(for i in $(seq 1 9); do printf -- '--pin sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= '; done)
+
 # A running daemon: the startup line names what it serves. The upstream is a
 # closed port; nothing is asked of it here.
 start_proxy -u '127.0.0.1@9#dns.test' --cache-size 0 --timeout 1500

@@ -128,6 +128,15 @@ printf 'cache-min-ttl = 600\ncache-max-ttl = 60\n' >"$bad"
 conf_error "min TTL above max" "$bad:1: cache-min-ttl 600 is above $bad:2: cache-max-ttl 60" \
     -c "$bad"
 
+# The two TTL bounds are set together, so their order in the file does not
+# matter: a minimum above the default maximum is fine with its maximum after it.
+printf 'upstream = %s\ncache-min-ttl = 90000\ncache-max-ttl = 100000\n' "$UP" >"$WORK/ttl.conf"
+out=$(timeout 10 "$DOTPROXYD" --check-config -c "$WORK/ttl.conf" 2>&1)
+check_eq "TTL bounds in either order: check-config" "configuration OK" "$out"
+printf 'upstream = %s\ncache-min-ttl = 600\n' "$UP" >"$bad"
+conf_error "file TTL minimum above the command line's maximum" \
+    "$bad:2: cache-min-ttl 600 is above --cache-max-ttl 60" -c "$bad" --cache-max-ttl 60
+
 # A bad file value is an error even where the command line overrides it: the
 # file must be valid on its own.
 printf 'upstream = %s\ntimeout = abc\n' "$UP" >"$bad"

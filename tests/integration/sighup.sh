@@ -129,6 +129,20 @@ else
     b_expected=8
 fi
 
+# Other options only a restart applies (the option table marks them): named
+# in one warning, in table order, and the rest of the file still applied.
+write_conf "$B_PORT" 127.0.0.1@0
+printf 'workers = 2\nlog-format = json\n' >>"$conf"
+kill -HUP "$PROXY_PID"
+wait_line 'warning: reload: changes to '
+check_match "restart-only options: named together" \
+    'reload: changes to workers, log-format take effect only after a restart$' "$LINE"
+wait_line 'dotproxyd\[0\]: info: configuration reloaded: 1 upstream\(s\)'
+pass "restart-only options: the reload still applied"
+check_eq "after that reload: f1.example answered" "$(expected_a f1.example)" \
+    "$(qdig +short f1.example A)"
+b_expected=$((b_expected + 1))
+
 # SIGTERM: exit 0. The rest of the output goes to the log.
 cat <&"$PFD" >>"$WORK/dotproxyd.log" &
 PROXY_DRAIN=$!
