@@ -8,6 +8,7 @@
  * from libmicrohttpd's single internal polling thread. */
 #include "http_server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,15 +26,56 @@
 #include "render.h"
 #include "status_assets.h"
 
-#define MAX_CONNECTIONS 32u
-#define CONNECTION_TIMEOUT_S 10u
-#define CONNECTION_MEMORY 16384u
+/* Connection bounds (issue 11: 34 keep-alive clients sending a request
+ * every 8 s held every slot, and /health went unanswered; a probe that
+ * fails pulls the replica out of its Service). Fixed, not options: they
+ * are what any deployment needs, and nothing here is slow enough for an
+ * operator to tune.
+ *
+ * CONNECTION_TIMEOUT_S: idle time after which a connection is closed.
+ * Every request is answered at once from memory, so a client that is
+ * silent for 5 s is either done or holding a slot; Prometheus (scraping
+ * every 15 s or more) and kubelets reconnect anyway, and the status page,
+ * which polls every 2 s, keeps its connections.
+ *
+ * PER_IP_CONNECTION_LIMIT: connections from one address (libmicrohttpd
+ * refuses more). A browser on the status page opens up to 6, Prometheus
+ * and a kubelet 1 or 2; 8 leaves room for them and keeps one client from
+ * holding more than a sixth of the slots.
+ *
+ * MAX_CONNECTIONS, CONNECTION_RESERVE: libmicrohttpd stops accepting at
+ * MAX_CONNECTIONS, so that number is never reached on purpose: when a new
+ * connection makes more than MAX_CONNECTIONS - CONNECTION_RESERVE, the
+ * connection that has been quiet the longest (no request begun or ended,
+ * whatever bytes it trickles) is shut down to make room. However many
+ * addresses hold connections and however they trickle, a fresh connection
+ * (a /health probe) is accepted and, being the newest, answered before it
+ * could be the one to go. The reserve covers connections accepted before
+ * the ones shut down are closed (one poll turn). */
+#define CONNECTION_TIMEOUT_S    5u
+#define PER_IP_CONNECTION_LIMIT 8u
+#define MAX_CONNECTIONS         64u
+#define CONNECTION_RESERVE      16u
+#define CONNECTION_MEMORY       16384u
 /* No endpoint reads a body; one this long is refused rather than drained. */
 #define BODY_MAX 65536u
+
+/* One TCP connection, from libmicrohttpd's "started" to its "closed"
+ * notification (its socket context). Only libmicrohttpd's one polling
+ * thread calls the callbacks that touch these, so there is no lock. */
+struct conn {
+    struct conn *prev, *next; /* in srv's list, least recently active first */
+    MHD_socket fd;
+    int evicted; /* shut down to make room, no longer in the list */
+};
 
 struct dpd_http_server {
     struct MHD_Daemon *mhd;
     int port;
+    /* Connections not evicted, least recently active at the head. */
+    struct conn *lru_head, *lru_tail;
+    unsigned live;
+    char *allowed_hosts; /* NULL: IP literals and localhost only */
     char *token; /* NULL: mutating calls refused */
     size_t token_len;
     dotproxy_ctx **ctxs;
@@ -151,6 +193,158 @@ static int authorise(const struct dpd_http_server *srv, struct MHD_Connection *c
     return 0;
 }
 
+/* ---- connection slots (see CONNECTION_RESERVE) ------------------------------------------- */
+
+static void lru_unlink(struct dpd_http_server *srv, struct conn *k)
+{
+    if (k->prev != NULL)
+        k->prev->next = k->next;
+    else
+        srv->lru_head = k->next;
+    if (k->next != NULL)
+        k->next->prev = k->prev;
+    else
+        srv->lru_tail = k->prev;
+    k->prev = k->next = NULL;
+}
+
+static void lru_append(struct dpd_http_server *srv, struct conn *k)
+{
+    k->prev = srv->lru_tail;
+    k->next = NULL;
+    if (srv->lru_tail != NULL)
+        srv->lru_tail->next = k;
+    else
+        srv->lru_head = k;
+    srv->lru_tail = k;
+}
+
+/* A request began or ended on c: it is the most recently active now. Bytes
+ * that never make a request (a trickle) do not count. */
+static void conn_touch(struct dpd_http_server *srv, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *k = ci != NULL ? ci->socket_context : NULL;
+    if (k == NULL || k->evicted)
+        return;
+    lru_unlink(srv, k);
+    lru_append(srv, k);
+}
+
+/* Shut the socket down rather than close it: the descriptor stays
+ * libmicrohttpd's until its "closed" notification (it closes the socket
+ * only after that), so it cannot have been reused; libmicrohttpd sees end
+ * of file (or a failed send) on its next turn and closes the connection as
+ * if the client had gone. */
+static void conn_evict(struct dpd_http_server *srv, struct conn *k)
+{
+    lru_unlink(srv, k);
+    srv->live--;
+    k->evicted = 1;
+    (void)shutdown(k->fd, SHUT_RDWR);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct dpd_http_server *srv = cls;
+    struct conn *k = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (k == NULL)
+            return;
+        if (!k->evicted) {
+            lru_unlink(srv, k);
+            srv->live--;
+        }
+        free(k);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL || (k = calloc(1, sizeof *k)) == NULL) {
+        /* Untracked, it could never be made room from: refuse it. */
+        if (ci != NULL)
+            (void)shutdown(ci->connect_fd, SHUT_RDWR);
+        return;
+    }
+    k->fd = ci->connect_fd;
+    lru_append(srv, k);
+    srv->live++;
+    *socket_context = k;
+    if (srv->live > MAX_CONNECTIONS - CONNECTION_RESERVE) {
+        assert(srv->lru_head != k);
+        conn_evict(srv, srv->lru_head);
+    }
+}
+
+/* ---- Host header (DNS rebinding) ----------------------------------------------------------- */
+
+/* "" or ":" and a port of up to 5 digits (RFC 9110 section 7.2: port =
+ * *DIGIT; the value itself is not checked, the listener has one). */
+static int is_port_suffix(const char *p)
+{
+    if (*p == '\0')
+        return 1;
+    if (*p++ != ':')
+        return 0;
+    size_t n = strspn(p, "0123456789");
+    return p[n] == '\0' && n <= 5;
+}
+
+/* name (len bytes, one final dot ignored) equals one of the names in
+ * list ("a,b,..."), ignoring case. */
+static int name_in_list(const char *name, size_t len, const char *list)
+{
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    while (list != NULL && *list != '\0') {
+        size_t n = strcspn(list, ",");
+        size_t m = n > 0 && list[n - 1] == '.' ? n - 1 : n;
+        if (m == len && len > 0 && strncasecmp(list, name, len) == 0)
+            return 1;
+        list += n;
+        if (*list == ',')
+            list++;
+    }
+    return 0;
+}
+
+/* Whether a browser can have sent this Host for a page of another site:
+ * DNS rebinding points a name the attacker owns at this address, and the
+ * page's requests then carry that name. They cannot carry an IP literal
+ * (an IP origin is not the attacker's), "localhost", or a name the
+ * operator allowed. No Host at all is HTTP/1.0 from a tool, not a browser
+ * (on_request answers 400 to a later version without one). */
+static int host_allowed(const struct dpd_http_server *srv, const char *host)
+{
+    if (host == NULL)
+        return 1;
+    char lit[INET6_ADDRSTRLEN + 1];
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        size_t n = end != NULL ? (size_t)(end - host - 1) : 0;
+        if (end == NULL || n == 0 || n >= sizeof lit || !is_port_suffix(end + 1))
+            return 0;
+        memcpy(lit, host + 1, n);
+        lit[n] = '\0';
+        return inet_pton(AF_INET6, lit, bin) == 1;
+    }
+    const char *colon = strrchr(host, ':');
+    size_t n = colon != NULL ? (size_t)(colon - host) : strlen(host);
+    if (colon != NULL && !is_port_suffix(colon))
+        return 0;
+    if (n > 0 && n < sizeof lit) {
+        memcpy(lit, host, n);
+        lit[n] = '\0';
+        if (inet_pton(AF_INET, lit, bin) == 1)
+            return 1;
+    }
+    return name_in_list(host, n, "localhost") || name_in_list(host, n, srv->allowed_hosts);
+}
+
 /* ---- endpoints ------------------------------------------------------------------------------ */
 
 /* The status page is static and loads nothing from elsewhere; its script
@@ -240,19 +434,23 @@ static enum MHD_Result post_reload(struct dpd_http_server *srv, struct MHD_Conne
 struct route {
     const char *path;
     int post; /* 0: GET (and HEAD); 1: POST */
+    /* 1: any Host header. Prometheus sends the target's name as
+     * configured, a kubelet the pod's IP; what these say is no secret
+     * worth a browser's help to read. Everything else wants host_allowed. */
+    int any_host;
     enum MHD_Result (*fn)(struct dpd_http_server *srv, struct MHD_Connection *c);
 };
 
 static const struct route routes[] = {
-    {"/", 0, get_page},
-    {"/status.js", 0, get_js},
-    {"/status.css", 0, get_css},
-    {"/metrics", 0, get_metrics},
-    {"/health", 0, get_health},
-    {"/api/v1/stats", 0, get_stats},
-    {"/api/v1/upstreams", 0, get_upstreams},
-    {"/api/v1/cache/flush", 1, post_cache_flush},
-    {"/api/v1/reload", 1, post_reload},
+    {"/", 0, 0, get_page},
+    {"/status.js", 0, 0, get_js},
+    {"/status.css", 0, 0, get_css},
+    {"/metrics", 0, 1, get_metrics},
+    {"/health", 0, 1, get_health},
+    {"/api/v1/stats", 0, 0, get_stats},
+    {"/api/v1/upstreams", 0, 0, get_upstreams},
+    {"/api/v1/cache/flush", 1, 0, post_cache_flush},
+    {"/api/v1/reload", 1, 0, post_reload},
 };
 
 /* Per request: how much body has been thrown away. */
@@ -260,31 +458,11 @@ struct request {
     size_t body;
 };
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+/* A whole request (headers and any body) is in: route it. host is the
+ * Host header, NULL when there is none. */
+static enum MHD_Result dispatch(struct dpd_http_server *srv, struct MHD_Connection *c,
+                                const char *url, const char *method, const char *host)
 {
-    struct dpd_http_server *srv = cls;
-    (void)version;
-    (void)upload_data;
-    struct request *rq = *req_cls;
-    if (rq == NULL) {
-        /* First call: headers only. Answer once the body (if any) is in,
-         * so keep-alive connections stay in step. */
-        if ((rq = calloc(1, sizeof *rq)) == NULL)
-            return MHD_NO;
-        *req_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size != 0) {
-        rq->body += *upload_data_size;
-        *upload_data_size = 0;
-        if (rq->body > BODY_MAX)
-            return MHD_NO; /* closes the connection */
-        return MHD_YES;
-    }
-
     const struct route *r = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(url, routes[i].path) == 0)
@@ -293,6 +471,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r == NULL)
         return api ? respond_json_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint", NULL)
                    : respond_text(c, MHD_HTTP_NOT_FOUND, "not found\n", NULL);
+    if (!r->any_host && !host_allowed(srv, host)) {
+        static const char msg[] = "Host not allowed: use an IP address or localhost";
+        return api ? respond_json_error(c, MHD_HTTP_MISDIRECTED_REQUEST, msg, NULL)
+                   : respond_text(c, MHD_HTTP_MISDIRECTED_REQUEST, msg, NULL);
+    }
     int ok = r->post ? strcmp(method, MHD_HTTP_METHOD_POST) == 0
                      : strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
                            strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
@@ -305,12 +488,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return r->fn(srv, c);
 }
 
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    struct dpd_http_server *srv = cls;
+    (void)upload_data;
+    struct request *rq = *req_cls;
+    if (rq == NULL) {
+        /* First call: headers only. Answer once the body (if any) is in,
+         * so keep-alive connections stay in step. */
+        if ((rq = calloc(1, sizeof *rq)) == NULL)
+            return MHD_NO;
+        *req_cls = rq;
+        conn_touch(srv, c);
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        rq->body += *upload_data_size;
+        *upload_data_size = 0;
+        if (rq->body > BODY_MAX)
+            return MHD_NO; /* closes the connection */
+        return MHD_YES;
+    }
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    /* RFC 9112 section 3.2; libmicrohttpd 0.9.75 lets it through. */
+    if (host == NULL && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        return respond_text(c, MHD_HTTP_BAD_REQUEST, "Host header required\n", NULL);
+    return dispatch(srv, c, url, method, host);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
     (void)toe;
+    if (*req_cls != NULL)
+        conn_touch(cls, c);
     free(*req_cls);
     *req_cls = NULL;
 }
@@ -419,6 +633,7 @@ static void server_free(struct dpd_http_server *srv)
         explicit_bzero(srv->token, srv->token_len);
         free(srv->token);
     }
+    free(srv->allowed_hosts);
     free(srv->ctxs);
     free(srv);
 }
@@ -445,9 +660,29 @@ static struct dpd_http_server *server_new(const struct dpd_http_server_opts *o)
             return NULL;
         }
     }
+    if (o->allowed_hosts != NULL && (srv->allowed_hosts = strdup(o->allowed_hosts)) == NULL) {
+        server_free(srv);
+        return NULL;
+    }
     srv->reload = o->reload;
     srv->user = o->user;
     return srv;
+}
+
+/* One internal thread polling every connection: no client can block it,
+ * since every request is answered at once from memory, whereas
+ * thread-per-connection would give each slow client a thread to hold. The
+ * slot bookkeeping (on_connection) relies on every callback running in
+ * that one thread. */
+static struct MHD_Daemon *start_mhd(struct dpd_http_server *srv, int fd)
+{
+    return MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)srv, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, (void *)srv, MHD_OPTION_END);
 }
 
 int dpd_http_server_start(struct dpd_http_server **out, const struct dpd_http_server_opts *o,
@@ -473,12 +708,7 @@ int dpd_http_server_start(struct dpd_http_server **out, const struct dpd_http_se
         server_free(srv);
         return -1;
     }
-    srv->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL, on_request, srv,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
-        MHD_OPTION_END);
+    srv->mhd = start_mhd(srv, fd);
     if (srv->mhd == NULL) {
         snprintf(err, errlen, "libmicrohttpd could not start on %s", o->listen);
         /* fd is not closed here: depending on where it failed,

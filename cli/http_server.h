@@ -27,9 +27,15 @@
  * The two POSTs need "Authorization: Bearer <token>": 403 when no token is
  * configured, 401 (with WWW-Authenticate) when it is missing or wrong.
  *
- * Bounds: at most 32 connections at once, 10 s idle timeout per connection,
- * 16 KiB of request memory per connection, responses of at most 1 MiB (500
- * beyond). */
+ * Against DNS rebinding, every endpoint but /metrics and /health answers
+ * 421 unless the Host header is an IP literal (IPv4, or IPv6 in brackets,
+ * with or without a port), "localhost", or a name in opts->allowed_hosts.
+ *
+ * Bounds: 5 s idle timeout per connection, at most 8 connections from one
+ * address, and when more than 48 connections are open a new one shuts
+ * down the one quiet the longest, so a fresh connection (a /health probe)
+ * is always answered; 16 KiB of request memory per connection, responses
+ * of at most 1 MiB (500 beyond). */
 #ifndef DOTPROXYD_HTTP_SERVER_H
 #define DOTPROXYD_HTTP_SERVER_H
 
@@ -52,6 +58,10 @@ struct dpd_http_server_opts {
      * copied; the contexts must outlive the server (stop it first). */
     dotproxy_ctx **ctxs;
     size_t n_ctxs;
+    /* Host names (without port) that the status page and the API may be
+     * reached by besides IP literals and "localhost": "NAME[,NAME...]",
+     * compared ignoring case and a final dot. NULL: none. Copied. */
+    const char *allowed_hosts;
     /* Called from the HTTP thread for POST /api/v1/reload; returns 0 or -1.
      * NULL: reload answers 501. */
     int (*reload)(void *user);

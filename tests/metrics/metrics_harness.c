@@ -8,7 +8,8 @@
  * Sets up a throwaway PKI, a ts_dotserver upstream, two workers (contexts on
  * their own threads, each listening on 127.0.0.1, port chosen by the kernel,
  * answer cache on) and two metrics servers on 127.0.0.1 (port 0): one with
- * bearer token TOKEN, one without any. Then it sends a fixed set of queries
+ * bearer token TOKEN and "status.example" as an allowed Host name, one
+ * with neither. Then it sends a fixed set of queries
  * (worker 0: UDP a0 a1 a2 a0; worker 1: TCP b0 b1, all for type A under
  * "metrics.test"), checks every answer, waits (bounded) until the workers'
  * stats snapshots show them, and prints
@@ -253,6 +254,7 @@ int main(int argc, char **argv)
         .ctxs = ctxs,
         .n_ctxs = WORKERS,
         .reload = on_reload,
+        .allowed_hosts = "status.example",
     };
     if (dpd_http_server_start(&with_token, &mo, err, sizeof err) != 0) {
         fprintf(stderr, "harness: %s\n", err);
@@ -260,6 +262,7 @@ int main(int argc, char **argv)
     }
     mo.listen = "0"; /* the "PORT" form: 127.0.0.1 */
     mo.token = NULL;
+    mo.allowed_hosts = NULL;
     if (dpd_http_server_start(&without_token, &mo, err, sizeof err) != 0) {
         fprintf(stderr, "harness: %s\n", err);
         goto out;
