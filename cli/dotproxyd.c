@@ -721,6 +721,7 @@ static int run(const struct dpd_options *opts)
             ctxs[i] = workers[i].ctx;
         memset(&mo, 0, sizeof mo);
         mo.listen = opts->metrics;
+        mo.allowed_hosts = opts->metrics_host;
         mo.token = token;
         mo.ctxs = ctxs;
         mo.n_ctxs = opts->workers;

@@ -584,6 +584,10 @@ const struct dpd_option dpd_table[] = {
      .help = "log to syslog instead of stderr", FIELD(log_syslog)},
     {.name = "metrics", .flags = DPD_OPT_RESTART, .metavar = "[ADDR@]PORT", .kind = &kind_metrics,
      .help = "HTTP metrics and API server (ADDR default 127.0.0.1)", FIELD(metrics)},
+    {.name = "metrics-host", .flags = DPD_OPT_RESTART, .metavar = "NAME[,NAME...]",
+     .kind = &kind_string,
+     .help = "Host names the status page and API answer to, besides IP literals and localhost",
+     FIELD(metrics_host)},
     {.name = "api-token-file", .flags = DPD_OPT_RESTART, .metavar = "PATH", .kind = &kind_path,
      .help = "bearer token for the mutating API calls", FIELD(api_token_file)},
 

@@ -43,6 +43,7 @@ struct dpd_options {
     int log_syslog;
     const char *user;           /* --user, NULL: stay who we are */
     const char *metrics;        /* --metrics as given, NULL: no metrics server */
+    const char *metrics_host;   /* --metrics-host: NAME[,NAME...], NULL: none */
     const char *api_token_file; /* NULL: mutating API calls refused */
     const char *config_path;    /* -c, NULL: no file */
     int check_config;

@@ -40,7 +40,8 @@ if command -v curl >/dev/null &&
     "$DOTPROXYD" --check-config -u 127.0.0.1 --metrics 0 >/dev/null 2>&1; then
     printf 'test-token\n' >"$WORK/token"
     chmod 600 "$WORK/token"
-    metrics_args=(--metrics 127.0.0.1@0 --api-token-file "$WORK/token")
+    metrics_args=(--metrics 127.0.0.1@0 --api-token-file "$WORK/token"
+        --metrics-host Status.Example.)
 fi
 "$DOTPROXYD" -c "$conf" --timeout 3000 "${metrics_args[@]}" >"$out" 2>&1 &
 PROXY_PID=$!
@@ -116,6 +117,17 @@ if [ ${#metrics_args[@]} -gt 0 ]; then
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
         "http://127.0.0.1:$METRICS_PORT/api/v1/reload")
     check_eq "API reload without the token: 401" 401 "$code"
+    # --metrics-host: that name is answered (case and final dot aside), others
+    # are refused as DNS rebinding would send them; /health answers any Host.
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Host: status.example:8080' \
+        "http://127.0.0.1:$METRICS_PORT/api/v1/stats")
+    check_eq "--metrics-host: the named Host is answered" 200 "$code"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Host: evil.example' \
+        "http://127.0.0.1:$METRICS_PORT/api/v1/stats")
+    check_eq "--metrics-host: another name gets 421" 421 "$code"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Host: evil.example' \
+        "http://127.0.0.1:$METRICS_PORT/health")
+    check_eq "--metrics-host: /health answers any Host" 200 "$code"
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
         -H 'Authorization: Bearer test-token' "http://127.0.0.1:$METRICS_PORT/api/v1/reload")
     check_eq "API reload with the token: 200" 200 "$code"
