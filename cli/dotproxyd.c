@@ -31,9 +31,7 @@
 
 #include <dotproxy/dotproxy.h>
 
-#ifdef DP_HAVE_METRICS
 #include "http_server.h"
-#endif
 #include "notify.h"
 #include "options.h"
 
@@ -657,7 +655,6 @@ static void reload(void)
              boot.workers, boot.workers == 1 ? "" : "s", failed ? " (some failed, see above)" : "");
 }
 
-#ifdef DP_HAVE_METRICS
 /* POST /api/v1/reload, from the HTTP thread: the same path as SIGHUP. */
 static int metrics_reload(void *user)
 {
@@ -667,7 +664,6 @@ static int metrics_reload(void *user)
     notify('h');
     return 0;
 }
-#endif
 
 /* ---- running ---- */
 
@@ -679,9 +675,7 @@ static int run(const struct dpd_options *opts)
     const char *token = NULL;
     char token_buf[4097];
     char ready_status[1200];
-#ifdef DP_HAVE_METRICS
     struct dpd_http_server *metrics = NULL;
-#endif
 
     main_log_level = dotproxy_config_get_log_level(opts->cfg);
     if (install_signal_handlers() != 0) {
@@ -709,7 +703,6 @@ static int run(const struct dpd_options *opts)
         explicit_bzero(token_buf, sizeof token_buf);
         return DPD_EXIT_RUNTIME;
     }
-#ifdef DP_HAVE_METRICS
     if (opts->metrics != NULL) {
         dotproxy_ctx *ctxs[DPD_MAX_WORKERS];
         struct dpd_http_server_opts mo;
@@ -737,9 +730,6 @@ static int run(const struct dpd_options *opts)
         }
         log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d", dpd_http_server_port(metrics));
     }
-#else
-    (void)token;
-#endif
     explicit_bzero(token_buf, sizeof token_buf);
     if (opts->user != NULL && drop_privileges(opts->user) != 0) {
         status = DPD_EXIT_RUNTIME;
@@ -794,9 +784,7 @@ static int run(const struct dpd_options *opts)
             status = DPD_EXIT_RUNTIME;
     }
 out:
-#ifdef DP_HAVE_METRICS
     dpd_http_server_stop(metrics);
-#endif
     free_contexts(opts->workers);
     if (status != DPD_EXIT_OK)
         fatal("stopped after a failure");

@@ -542,10 +542,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
  * has no room for: as dotproxy_config_add_listen does for "@0", the address
  * is then parsed alone with 0 as its default port ("00" too: the option
  * parser lets it through, and the spec grammar takes leading zeros). */
-static int listen_endpoint(const char *spec, dotproxy_endpoint *ep, char *err, size_t errlen)
+int dpd_http_server_parse_listen(const char *spec, dotproxy_endpoint *ep, char *err,
+                                 size_t errlen)
 {
     if (spec == NULL || *spec == '\0') {
-        snprintf(err, errlen, "empty listen address (want [ADDR@]PORT)");
+        snprintf(err, errlen, "empty (want [ADDR@]PORT)");
         return -1;
     }
     const char *at = strrchr(spec, '@');
@@ -554,7 +555,7 @@ static int listen_endpoint(const char *spec, dotproxy_endpoint *ep, char *err, s
     size_t addr_len = at != NULL ? (size_t)(at - spec) : strlen(DEFAULT_ADDR);
     char text[192];
     if (addr_len + 1 + strlen(port) >= sizeof text) {
-        snprintf(err, errlen, "bad listen address '%s' (too long for [ADDR@]PORT)", spec);
+        snprintf(err, errlen, "too long (want [ADDR@]PORT)");
         return -1;
     }
     int rc;
@@ -568,15 +569,13 @@ static int listen_endpoint(const char *spec, dotproxy_endpoint *ep, char *err, s
     if (rc == 0)
         return 0;
     if (rc == DOTPROXY_EPORT)
-        snprintf(err, errlen, "bad port '%s' in listen address '%s' (want 0..65535)", port, spec);
+        snprintf(err, errlen, "bad port '%s' (want [ADDR@]PORT, PORT 0 to 65535)", port);
     else if (rc == DOTPROXY_ENAME)
-        snprintf(err, errlen, "bad listen address '%s' (want [ADDR@]PORT, no #NAME)", spec);
+        snprintf(err, errlen, "no #NAME here (want [ADDR@]PORT)");
     else if (addr_len == 0)
-        snprintf(err, errlen, "bad listen address '%s' (no ADDR before '@'; want [ADDR@]PORT)",
-                 spec);
+        snprintf(err, errlen, "no address before '@' (want [ADDR@]PORT)");
     else
-        snprintf(err, errlen, "bad listen address '%s': '%.*s' is not an IPv4 or IPv6 literal",
-                 spec, (int)addr_len, addr);
+        snprintf(err, errlen, "'%.*s' is not an IPv4 or IPv6 address", (int)addr_len, addr);
     return -1;
 }
 
@@ -587,7 +586,7 @@ static int listen_endpoint(const char *spec, dotproxy_endpoint *ep, char *err, s
 static int open_listener(const char *spec, int *port, char *err, size_t errlen)
 {
     dotproxy_endpoint ep;
-    if (listen_endpoint(spec, &ep, err, errlen) != 0)
+    if (dpd_http_server_parse_listen(spec, &ep, err, errlen) != 0)
         return -1;
     char name[128];
     if (dotproxy_endpoint_format(&ep, name, sizeof name) < 0)

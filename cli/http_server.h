@@ -80,4 +80,11 @@ int dpd_http_server_port(const struct dpd_http_server *s);
 /* Stop serving, join the server thread and free s. NULL-safe. */
 void dpd_http_server_stop(struct dpd_http_server *s);
 
+/* The --metrics value "[ADDR@]PORT" (ADDR 127.0.0.1 when left out, PORT 0 to
+ * let the kernel choose) as an endpoint, read by the library's spec parser:
+ * the one reading of it, for the option parser and the server alike. 0, or
+ * -1 with what is wrong (naming the value) in err. */
+int dpd_http_server_parse_listen(const char *spec, dotproxy_endpoint *ep, char *err,
+                                 size_t errlen);
+
 #endif

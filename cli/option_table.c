@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http_server.h"
 #include "option_table.h"
 #include "options.h"
 
@@ -189,37 +190,15 @@ static int parse_prefixes(const struct dpd_option *o, const char *text, struct d
     return -1;
 }
 
-/* "[ADDR@]PORT"; PORT 0 lets the kernel choose. */
+/* "[ADDR@]PORT"; PORT 0 lets the kernel choose. Read as the server will. */
 static int parse_metrics(const struct dpd_option *o, const char *text, struct dpd_value *v,
                          char *why, size_t cap)
 {
-#ifdef DP_HAVE_METRICS
-    char addr[128];
-    unsigned long port;
     dotproxy_endpoint ep;
-    const char *at = strrchr(text, '@');
-
-    if (parse_number(at != NULL ? at + 1 : text, 0, 65535, &port) != 0 ||
-        (at != NULL && ((size_t)(at - text) >= sizeof addr || at == text))) {
-        snprintf(why, cap, "must be [ADDR@]PORT with ADDR an IP address and PORT from 0 to 65535");
+    if (dpd_http_server_parse_listen(text, &ep, why, cap) != 0)
         return -1;
-    }
-    if (at != NULL) {
-        memcpy(addr, text, (size_t)(at - text));
-        addr[at - text] = '\0';
-        if (dotproxy_endpoint_parse(&ep, addr, 1, 0) != 0) {
-            snprintf(why, cap, "'%s' is not an IPv4 or IPv6 address", addr);
-            return -1;
-        }
-    }
     v->s = text;
     return 0;
-#else
-    snprintf(why, cap,
-             "the metrics server is not built into this dotproxyd (libmicrohttpd was "
-             "missing)");
-    return -1;
-#endif
 }
 
 static const struct dpd_kind kind_uint = {"uint", DPD_STORE_UINT, parse_uint};

@@ -83,7 +83,7 @@ usage_error "pin not 32 octets" "--pin 'sha256/AAAA': not a SHA-256 SPKI pin" \
 usage_error "empty TLS priority" "--tls-priority '': must not be empty" --tls-priority ''
 usage_error "unknown user" "--user 'no-such-user-x': no such user" --user no-such-user-x
 usage_error "log format" "--log-format 'xml': must be text or json" --log-format xml
-usage_error "metrics port out of range" "--metrics '70000': must be \\[ADDR@\\]PORT" --metrics 70000
+usage_error "metrics port out of range" "--metrics '70000': bad port '70000'" --metrics 70000
 usage_error "metrics address" "--metrics 'localhost@9100': 'localhost' is not an IPv4 or IPv6 address" \
     --metrics localhost@9100
 usage_error "missing API token file" "--api-token-file '$WORK/no-token': cannot open" \

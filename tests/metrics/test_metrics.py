@@ -476,12 +476,12 @@ def test_a_request_without_host_is_refused_in_http_1_1_only(h):
 # ---- listen addresses -------------------------------------------------------------------
 
 def test_listen_address_forms_and_errors(h):
-    for spec, words in (("localhost@0", "not an IPv4 or IPv6 literal"),
-                        ("127.0.0.1@65536", "bad port"), ("127.0.0.1@", "bad port"),
-                        ("127.0.0.1@80x", "bad port"), ("@9100", "bad listen address"),
-                        ("1.2.3.4.5@0", "not an IPv4 or IPv6 literal"),
-                        ("[127.0.0.1]@0", "not an IPv4 or IPv6 literal"),
-                        ("127.0.0.1@53#dns.test", "no #NAME"), ("", "empty listen address"),
+    for spec, words in (("localhost@0", "'localhost' is not an IPv4 or IPv6 address"),
+                        ("127.0.0.1@65536", "bad port '65536'"), ("127.0.0.1@", "bad port"),
+                        ("127.0.0.1@80x", "bad port '80x'"), ("@9100", "no address before"),
+                        ("1.2.3.4.5@0", "not an IPv4 or IPv6 address"),
+                        ("[127.0.0.1]@0", "not an IPv4 or IPv6 address"),
+                        ("127.0.0.1@53#dns.test", "no #NAME"), ("", "empty"),
                         ("127.0.0.1@%d" % h.port, "cannot bind 127.0.0.1@%d" % h.port)):
         got = h.cmd("try-listen " + spec)
         check(got.startswith("error ") and words in got, "%s: %r (want %r)" % (spec, got, words))
