@@ -2,6 +2,7 @@
 /* The context: a query's life from client to upstream and back. */
 #include "proxy.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,6 @@ static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
     q->up = NULL;
     q->tried = 0;
     q->retries = 0;
-    q->err = 0;
     q->next_free = NULL;
     q->cacheable = 0;
     q->leading = 0;
@@ -150,84 +150,17 @@ static void inflight_del(struct dotproxy_ctx *ctx, struct dp_query *q)
     q->leading = 0;
 }
 
-/* ---- replies ---- */
+/* ---- the one road out ---- */
 
-static void reply_origin(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *msg,
-                         size_t len)
-{
-    if (o->kind == DP_Q_UDP)
-        dp_listener_udp_send(ctx, o->udp, o->peer, o->peerlen, o->dst, msg, len);
-    else
-        dp_listener_tcp_send(ctx, o->tcp, msg, len);
-}
-
-/* An error reply of our own; it carries an OPT only if the query had one
- * (make_reply adds a fresh one then). */
-static int make_error(uint8_t *out, size_t cap, const uint8_t *query, size_t len, unsigned rcode,
-                      int client_had_opt, uint16_t qname_len)
-{
-    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
-    if (n > 0 && !client_had_opt && out[10] == 0 && out[11] == 1) {
-        /* The query we hold was rewritten for the upstream and has our
-         * OPT: the client sent none, so its reply must have none. */
-        out[11] = 0;
-        n = DOTPROXY_DNS_HEADER_SIZE + qname_len + 4;
-    }
-    return n;
-}
-
-static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *query,
-                        size_t len, unsigned rcode)
-{
-    uint8_t buf[DP_QUERY_INLINE + 64];
-    uint8_t *out = buf;
-    size_t cap = sizeof buf;
-    if (len + 11 > cap) {
-        out = malloc(len + 11);
-        if (out == NULL)
-            return;
-        cap = len + 11;
-    }
-    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
-    if (n > 0) {
-        if (o->kind == DP_Q_UDP && (size_t)n > DOTPROXY_DNS_UDP_MIN)
-            n = dotproxy_dns_truncate(out, (size_t)n, DOTPROXY_DNS_UDP_MIN);
-        if (n > 0)
-            reply_origin(ctx, o, out, (size_t)n);
-    }
-    if (out != buf)
-        free(out);
-}
-
-/* Send msg (ID already the client's, EDNS already the client's) to whoever
- * asked q. Does not free q. */
-static void send_to_client(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
-{
-    switch (q->kind) {
-    case DP_Q_UDP:
-        if (len > q->udp_limit) {
-            /* RFC 1035 4.2.1 / RFC 6891 7: too big for this client's UDP:
-             * send what fits with TC=1 so it retries over TCP. */
-            int n = dotproxy_dns_truncate(msg, len, q->udp_limit);
-            if (n < 0)
-                break;
-            len = (size_t)n;
-            dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
-        }
-        dp_listener_udp_send(ctx, q->from.udp.l, &q->from.udp.peer, q->from.udp.peerlen,
-                             &q->from.udp.dst, msg, len);
-        break;
-    case DP_Q_TCP:
-        dp_listener_tcp_send(ctx, q->from.tcp, msg, len);
-        break;
-    case DP_Q_API:
-        q->from.api.cb((int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]), msg, len,
-                       q->from.api.user);
-        break;
-    case DP_Q_REFRESH:
-        break; /* a prefetch or a refresh after serve-stale: nobody waits */
-    }
-}
+/* What the query log and the latency histogram want to know of an answer.
+ * Our own error replies to messages never admitted carry none. */
+struct answer_note {
+    uint64_t arrived_us;
+    const struct dp_upstream *up; /* the upstream that answered, or NULL */
+    uint16_t qtype;
+    uint8_t from_cache;
+    uint8_t timed; /* the client waited for it: counts in the histogram */
+};
 
 /* The question name of msg in presentation form ("www.example.com."),
  * lower case, odd octets as \DDD; "?" if it cannot be read. */
@@ -259,24 +192,132 @@ static void qname_text(const uint8_t *msg, size_t len, char *out, size_t cap)
 
 static const char *const transport_names[] = {"udp", "tcp", "api", "refresh"};
 
-static void log_query(struct dotproxy_ctx *ctx, int kind, const struct sockaddr *client,
-                      socklen_t client_len, const uint8_t *msg, size_t len, uint16_t qtype,
-                      uint64_t latency_us, int from_cache, const struct dp_upstream *up)
+static void log_answer(struct dotproxy_ctx *ctx, const struct dp_origin *to, const uint8_t *msg,
+                       size_t len, const struct answer_note *note, uint64_t latency_us)
 {
+    const struct sockaddr *client = NULL;
+    socklen_t client_len = 0;
+    if (to->kind == DP_Q_UDP) {
+        client = (const struct sockaddr *)to->peer;
+        client_len = to->peerlen;
+    } else if (to->kind == DP_Q_TCP && to->tcp != NULL) {
+        client = (const struct sockaddr *)&to->tcp->peer;
+        client_len = to->tcp->peerlen;
+    }
     char name[DOTPROXY_DNS_MAX_NAME * 4 + 2];
     qname_text(msg, len, name, sizeof name);
     dotproxy_query_log e = {
         .client = client,
         .client_len = client_len,
-        .transport = transport_names[kind],
+        .transport = transport_names[to->kind],
         .qname = name,
-        .qtype = qtype,
+        .qtype = note->qtype,
         .rcode = len >= 4 ? (int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]) : -1,
-        .from_cache = from_cache,
+        .from_cache = note->from_cache,
         .latency_us = latency_us,
-        .upstream = up != NULL ? up->label : NULL,
+        .upstream = note->up != NULL ? note->up->label : NULL,
     };
     ctx->cfg.qlog(&e, ctx->cfg.qlog_user);
+}
+
+/* Every answer leaves here, whoever made it (the upstream, the cache, we)
+ * and whoever asked (UDP, TCP, the API): cut to the client's UDP size, timed,
+ * logged, sent. msg is the answer as the client must see it (its ID, its
+ * EDNS); it may be shortened in place. API callbacks run only inside
+ * dotproxy_ctx_process() or dotproxy_ctx_free(), as proxy.h promises: API
+ * queries enter the pipeline only from there (see run_api_queries). */
+static void send_answer(struct dotproxy_ctx *ctx, const struct dp_origin *to, unsigned udp_limit,
+                        uint8_t *msg, size_t len, const struct answer_note *note)
+{
+    if (to->kind == DP_Q_REFRESH)
+        return; /* a prefetch or a refresh after serve-stale: nobody waits */
+    if (to->kind == DP_Q_UDP && len > udp_limit) {
+        /* RFC 1035 4.2.1 / RFC 6891 7: too big for this client's UDP:
+         * send what fits with TC=1 so it retries over TCP. */
+        int n = dotproxy_dns_truncate(msg, len, udp_limit);
+        if (n < 0)
+            return;
+        len = (size_t)n;
+        dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
+    }
+    if (note != NULL) {
+        uint64_t latency = dp_now(ctx) - note->arrived_us;
+        if (note->timed)
+            dp_stats_record_latency(ctx, latency);
+        if (ctx->cfg.qlog != NULL)
+            log_answer(ctx, to, msg, len, note, latency);
+    }
+    switch (to->kind) {
+    case DP_Q_UDP:
+        dp_listener_udp_send(ctx, to->udp, to->peer, to->peerlen, to->dst, msg, len);
+        break;
+    case DP_Q_TCP:
+        dp_listener_tcp_send(ctx, to->tcp, msg, len);
+        break;
+    case DP_Q_API:
+        assert(ctx->in_process);
+        to->api_cb((int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]), msg, len,
+                   to->api_user);
+        break;
+    }
+}
+
+/* Where q's answer goes. */
+static void origin_of(const struct dp_query *q, struct dp_origin *o)
+{
+    o->kind = q->kind;
+    switch (q->kind) {
+    case DP_Q_UDP:
+        o->udp = q->from.udp.l;
+        o->peer = &q->from.udp.peer;
+        o->peerlen = q->from.udp.peerlen;
+        o->dst = &q->from.udp.dst;
+        break;
+    case DP_Q_TCP:
+        o->tcp = q->from.tcp;
+        break;
+    case DP_Q_API:
+        o->api_cb = q->from.api.cb;
+        o->api_user = q->from.api.user;
+        break;
+    }
+}
+
+/* An error reply of our own; it carries an OPT only if the query had one
+ * (make_reply adds a fresh one then). */
+static int make_error(uint8_t *out, size_t cap, const uint8_t *query, size_t len, unsigned rcode,
+                      int client_had_opt, uint16_t qname_len)
+{
+    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
+    if (n > 0 && !client_had_opt && out[10] == 0 && out[11] == 1) {
+        /* The query we hold was rewritten for the upstream and has our
+         * OPT: the client sent none, so its reply must have none. */
+        out[11] = 0;
+        n = DOTPROXY_DNS_HEADER_SIZE + qname_len + 4;
+    }
+    return n;
+}
+
+/* Our own answer to a client message that was never admitted (refused,
+ * malformed, over a limit). The message may not parse: 512 octets is all
+ * UDP may assume (RFC 1035 4.2.1). */
+static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *query,
+                        size_t len, unsigned rcode)
+{
+    uint8_t buf[DP_QUERY_INLINE + 64];
+    uint8_t *out = buf;
+    size_t cap = sizeof buf;
+    if (len + 11 > cap) {
+        out = malloc(len + 11);
+        if (out == NULL)
+            return;
+        cap = len + 11;
+    }
+    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
+    if (n > 0)
+        send_answer(ctx, o, DOTPROXY_DNS_UDP_MIN, out, (size_t)n, NULL);
+    if (out != buf)
+        free(out);
 }
 
 /* Send msg to q's client (from_cache: the answer came from the cache), log
@@ -284,24 +325,16 @@ static void log_query(struct dotproxy_ctx *ctx, int kind, const struct sockaddr 
 static void deliver_from(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len,
                          int from_cache)
 {
-    if (q->kind != DP_Q_REFRESH) {
-        uint64_t latency = dp_now(ctx) - q->arrived_us;
-        dp_stats_record_latency(ctx, latency);
-        if (ctx->cfg.qlog != NULL) {
-            const struct sockaddr *client = NULL;
-            socklen_t client_len = 0;
-            if (q->kind == DP_Q_UDP) {
-                client = (const struct sockaddr *)&q->from.udp.peer;
-                client_len = q->from.udp.peerlen;
-            } else if (q->kind == DP_Q_TCP && q->from.tcp != NULL) {
-                client = (const struct sockaddr *)&q->from.tcp->peer;
-                client_len = q->from.tcp->peerlen;
-            }
-            log_query(ctx, q->kind, client, client_len, msg, len, q->qtype, latency, from_cache,
-                      from_cache ? NULL : q->up);
-        }
-    }
-    send_to_client(ctx, q, msg, len);
+    struct dp_origin o;
+    origin_of(q, &o);
+    struct answer_note note = {
+        .arrived_us = q->arrived_us,
+        .up = from_cache ? NULL : q->up,
+        .qtype = q->qtype,
+        .from_cache = (uint8_t)from_cache,
+        .timed = 1,
+    };
+    send_answer(ctx, &o, q->udp_limit, msg, len, &note);
     query_free(ctx, q);
 }
 
@@ -339,14 +372,9 @@ static void fail_one(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
         return;
     }
     if (q->kind == DP_Q_API) {
-        if (!ctx->in_process) {
-            /* The callback runs only inside process() (or free()): park the
-             * query until the next turn, which is due at once. */
-            q->err = err;
-            dp_list_remove(&q->wait);
-            dp_list_push_back(&ctx->done, &q->wait);
-            return;
-        }
+        /* API queries enter the pipeline only inside process() or free(),
+         * where their callback may run. */
+        assert(ctx->in_process);
         q->from.api.cb(err, NULL, 0, q->from.api.user);
         query_free(ctx, q);
         return;
@@ -517,6 +545,115 @@ static void prefetch(struct dotproxy_ctx *ctx, const dotproxy_dns_info *info, co
     forward(ctx, q, info);
 }
 
+/* The forwarding pipeline, the same for every query whoever asked: the
+ * cache, then the same question already on its way (coalescing), then the
+ * upstream (EDNS rewritten for the TLS hop: padding, no ECS unless kept).
+ * o says where the answer goes; info describes msg, parsed once. q is the
+ * record when the query was admitted already (API queries: msg is q->q),
+ * else NULL and one is taken when the cache cannot answer. */
+static void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o, const dotproxy_dns_info *info,
+                uint8_t *msg, size_t len, struct dp_query *q)
+{
+    struct dp_cache_key key;
+    int cacheable = has_cache(ctx) && dp_cache_key_make(&key, msg, len, info) == 0;
+    int stale_known = 0;
+    if (cacheable) {
+        size_t n = 0;
+        int res = cache_lookup(ctx, &key, 0, msg, len, &n);
+        if (res == DP_CACHE_HIT || res == DP_CACHE_HIT_REFRESH) {
+            struct dp_edns_client ec;
+            dp_edns_client_from_query(&ec, info);
+            int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &ec, DP_EDNS_UDP_SIZE);
+            if (m > 0) {
+                dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_HITS);
+                /* Answered at once: not timed (proxy.h: the histogram
+                 * excludes cache hits). */
+                struct answer_note note = {
+                    .arrived_us = q != NULL ? q->arrived_us : dp_now(ctx),
+                    .qtype = info->qtype,
+                    .from_cache = 1,
+                };
+                send_answer(ctx, o, dotproxy_dns_udp_limit(info), ctx->scratch, (size_t)m,
+                            &note);
+                if (res == DP_CACHE_HIT_REFRESH && inflight_find(ctx, &key) == NULL)
+                    prefetch(ctx, info, msg, len, &key);
+                if (q != NULL)
+                    query_free(ctx, q);
+                return;
+            }
+        }
+        dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_MISSES);
+        stale_known = res == DP_CACHE_STALE;
+    }
+
+    if (q == NULL) {
+        q = ctx->stopping ? NULL : admit(ctx, info, msg, len);
+        if (q == NULL) {
+            dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
+            reply_error(ctx, o, msg, len, DOTPROXY_RCODE_SERVFAIL);
+            return;
+        }
+        q->kind = o->kind;
+        if (o->kind == DP_Q_UDP) {
+            q->from.udp.l = o->udp;
+            memcpy(&q->from.udp.peer, o->peer, o->peerlen);
+            q->from.udp.peerlen = o->peerlen;
+            if (o->dst != NULL)
+                q->from.udp.dst = *o->dst;
+            else
+                q->from.udp.dst.family = 0;
+            if (ctx->cfg.max_client_queries != 0) {
+                if (dp_policy_inflight_begin(ctx->policy, (const struct sockaddr *)o->peer) !=
+                    0) {
+                    /* Over its cap: drop; the client retries once some of
+                     * its queries are answered. */
+                    dp_ctr_inc(ctx, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);
+                    query_free(ctx, q);
+                    return;
+                }
+                q->counted = 1;
+                q->policy_gen = ctx->policy_gen;
+            }
+        } else {
+            q->from.tcp = o->tcp;
+            q->udp_limit = UINT16_MAX;
+            dp_list_push_back(&o->tcp->queries, &q->client);
+            o->tcp->n_queries++;
+        }
+    }
+    if (!cacheable) {
+        forward(ctx, q, info);
+        return;
+    }
+    q->key = key;
+    q->cacheable = 1;
+    struct dp_query *leader = inflight_find(ctx, &key);
+    if (leader != NULL && leader->served_stale) {
+        /* Its refresh is already late: this client gets the stale answer
+         * too, now, rather than when the refresh gives up. */
+        size_t n = cache_answer(ctx, q, 1);
+        if (n > 0) {
+            deliver_from(ctx, q, ctx->scratch, n, 1);
+            return;
+        }
+    }
+    if (leader != NULL) {
+        /* The same question is already on its way: wait for that answer
+         * rather than ask the upstream twice. */
+        q->leader = leader;
+        dp_list_push_back(&leader->followers, &q->wait);
+        return;
+    }
+    inflight_add(ctx, q);
+    if (stale_known) {
+        /* RFC 8767: if the refresh is slow, the client gets the stale
+         * answer after about 1.8 s while the refresh goes on. */
+        q->stale_due_us = dp_now(ctx) + DP_STALE_AFTER_US;
+        dp_list_push_back(&ctx->stale_watch, &q->stale);
+    }
+    forward(ctx, q, info);
+}
+
 void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, uint8_t *msg,
                            size_t len)
 {
@@ -553,104 +690,20 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
         return;
     }
+    ask(ctx, o, &info, msg, len, NULL);
+}
 
-    struct dp_cache_key key;
-    int cacheable = has_cache(ctx) && dp_cache_key_make(&key, msg, len, &info) == 0;
-    int stale_known = 0;
-    if (cacheable) {
-        size_t n = 0;
-        int res = cache_lookup(ctx, &key, 0, msg, len, &n);
-        if (res == DP_CACHE_HIT || res == DP_CACHE_HIT_REFRESH) {
-            struct dp_edns_client ec;
-            dp_edns_client_from_query(&ec, &info);
-            int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &ec, DP_EDNS_UDP_SIZE);
-            if (m > 0) {
-                dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_HITS);
-                size_t out = (size_t)m;
-                unsigned limit = o->kind == DP_Q_UDP ? dotproxy_dns_udp_limit(&info) : 65535u;
-                if (out > limit) {
-                    int t = dotproxy_dns_truncate(ctx->scratch, out, limit);
-                    out = t > 0 ? (size_t)t : 0;
-                    dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
-                }
-                if (out > 0)
-                    reply_origin(ctx, o, ctx->scratch, out);
-                if (ctx->cfg.qlog != NULL && out > 0)
-                    log_query(ctx, o->kind, peer,
-                              o->kind == DP_Q_UDP ? o->peerlen : o->tcp->peerlen, ctx->scratch,
-                              out, info.qtype, 0, 1, NULL);
-                if (res == DP_CACHE_HIT_REFRESH && inflight_find(ctx, &key) == NULL)
-                    prefetch(ctx, &info, msg, len, &key);
-                return;
-            }
-        }
-        dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_MISSES);
-        stale_known = res == DP_CACHE_STALE;
+/* API queries admitted since the last turn enter the pipeline, here, inside
+ * process(), where their callbacks may run (a cache hit answers at once). */
+static void run_api_queries(struct dotproxy_ctx *ctx)
+{
+    while (!dp_list_empty(&ctx->api_queue)) {
+        struct dp_query *q = DP_CONTAINER_OF(ctx->api_queue.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        struct dp_origin o;
+        origin_of(q, &o);
+        ask(ctx, &o, &q->from.api.info, q->q, q->qlen, q);
     }
-
-    struct dp_query *q = ctx->stopping ? NULL : admit(ctx, &info, msg, len);
-    if (q == NULL) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
-        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_SERVFAIL);
-        return;
-    }
-    q->kind = o->kind;
-    if (o->kind == DP_Q_UDP) {
-        q->from.udp.l = o->udp;
-        memcpy(&q->from.udp.peer, o->peer, o->peerlen);
-        q->from.udp.peerlen = o->peerlen;
-        if (o->dst != NULL)
-            q->from.udp.dst = *o->dst;
-        else
-            q->from.udp.dst.family = 0;
-        if (ctx->cfg.max_client_queries != 0) {
-            if (dp_policy_inflight_begin(ctx->policy, peer) != 0) {
-                /* Over its cap: drop; the client retries once some of its
-                 * queries are answered. */
-                dp_ctr_inc(ctx, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);
-                query_free(ctx, q);
-                return;
-            }
-            q->counted = 1;
-            q->policy_gen = ctx->policy_gen;
-        }
-    } else {
-        q->from.tcp = o->tcp;
-        q->udp_limit = UINT16_MAX;
-        dp_list_push_back(&o->tcp->queries, &q->client);
-        o->tcp->n_queries++;
-    }
-    if (!cacheable) {
-        forward(ctx, q, &info);
-        return;
-    }
-    q->key = key;
-    q->cacheable = 1;
-    struct dp_query *leader = inflight_find(ctx, &key);
-    if (leader != NULL && leader->served_stale) {
-        /* Its refresh is already late: this client gets the stale answer
-         * too, now, rather than when the refresh gives up. */
-        size_t n = cache_answer(ctx, q, 1);
-        if (n > 0) {
-            deliver_from(ctx, q, ctx->scratch, n, 1);
-            return;
-        }
-    }
-    if (leader != NULL) {
-        /* The same question is already on its way: wait for that answer
-         * rather than ask the upstream twice. */
-        q->leader = leader;
-        dp_list_push_back(&leader->followers, &q->wait);
-        return;
-    }
-    inflight_add(ctx, q);
-    if (stale_known) {
-        /* RFC 8767: if the refresh is slow, the client gets the stale
-         * answer after about 1.8 s while the refresh goes on. */
-        q->stale_due_us = dp_now(ctx) + DP_STALE_AFTER_US;
-        dp_list_push_back(&ctx->stale_watch, &q->stale);
-    }
-    forward(ctx, q, &info);
 }
 
 /* The refresh of q is slow: serve its clients the stale answer now and let
@@ -679,7 +732,11 @@ static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
     size_t n = cache_answer(ctx, q, 1);
     if (n == 0)
         return;
-    send_to_client(ctx, q, ctx->scratch, n);
+    struct dp_origin o;
+    origin_of(q, &o);
+    struct answer_note note = {
+        .arrived_us = q->arrived_us, .qtype = q->qtype, .from_cache = 1, .timed = 1};
+    send_answer(ctx, &o, q->udp_limit, ctx->scratch, n, &note);
     q->served_stale = 1;
     if (q->kind == DP_Q_TCP && q->from.tcp != NULL) {
         dp_listener_tcp_query_done(q->from.tcp, q);
@@ -725,6 +782,7 @@ void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
             dp_cache_flush(ctx->cache);
         dp_log(&ctx->log, DOTPROXY_LOG_INFO, "answer cache flushed");
     }
+    run_api_queries(ctx);
 }
 
 DOTPROXY_EXPORT void dotproxy_ctx_cache_flush(dotproxy_ctx *ctx)
@@ -753,12 +811,6 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
         dp_ctr_inc(ctx, DOTPROXY_CTR_TIMEOUTS);
         dp_proxy_fail(ctx, q, DOTPROXY_ETIMEDOUT);
     }
-    while (!dp_list_empty(&ctx->done)) {
-        struct dp_query *q = DP_CONTAINER_OF(ctx->done.next, struct dp_query, wait);
-        dp_list_remove(&q->wait);
-        q->from.api.cb(q->err, NULL, 0, q->from.api.user);
-        query_free(ctx, q);
-    }
     if (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped)
         begin_stop(ctx);
     /* Answers and queries produced this turn go out now, coalesced. Writing
@@ -782,7 +834,7 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
 
 uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
 {
-    if (!dp_list_empty(&ctx->done) || atomic_load(&ctx->pending_cfg) != NULL ||
+    if (!dp_list_empty(&ctx->api_queue) || atomic_load(&ctx->pending_cfg) != NULL ||
         atomic_load(&ctx->flush_cache) ||
         (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped))
         return 0;
@@ -870,7 +922,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     ctx->wake.fd = -1;
     pthread_mutex_init(&ctx->snap_lock, NULL);
     dp_list_init(&ctx->active);
-    dp_list_init(&ctx->done);
+    dp_list_init(&ctx->api_queue);
     dp_list_init(&ctx->sent);
     dp_list_init(&ctx->stale_watch);
     dp_list_init(&ctx->tcp_clients);
@@ -942,12 +994,6 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     while (!dp_list_empty(&ctx->active))
         dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active),
                       DOTPROXY_ESTATE);
-    while (!dp_list_empty(&ctx->done)) {
-        struct dp_query *q = DP_CONTAINER_OF(ctx->done.next, struct dp_query, wait);
-        dp_list_remove(&q->wait);
-        q->from.api.cb(q->err, NULL, 0, q->from.api.user);
-        query_free(ctx, q);
-    }
     dp_listener_close_clients(ctx);
     dp_listener_close(ctx);
     dp_tls_pool_shutdown(ctx);
@@ -1012,8 +1058,11 @@ DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, 
     q->udp_limit = UINT16_MAX;
     q->from.api.cb = cb;
     q->from.api.user = user;
+    q->from.api.info = info; /* offsets: valid for the copy at q->q */
     dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_API);
-    dp_proxy_dispatch(ctx, q);
+    /* The pipeline runs at the next turn (due at once), inside process(),
+     * where a cache hit may call cb. */
+    dp_list_push_back(&ctx->api_queue, &q->wait);
     return 0;
 }
 

@@ -76,10 +76,10 @@ struct dp_query {
         struct {
             dotproxy_answer_fn cb;
             void *user;
+            dotproxy_dns_info info; /* the query, parsed once (for the pipeline) */
         } api;
     } from;
     struct dp_query *next_free;
-    int err;                 /* API queries finished early: the error to report */
     uint8_t *q;              /* the query bytes: qbuf or a heap copy */
     uint8_t qbuf[DP_QUERY_INLINE];
 };
@@ -108,7 +108,7 @@ struct dotproxy_ctx {
     size_t qpool_used;
     struct dp_query *qfree;        /* singly linked through active.next */
     struct dp_list active;         /* all live queries, oldest deadline first */
-    struct dp_list done;           /* API queries finished outside process() */
+    struct dp_list api_queue;      /* API queries admitted, entering the pipeline next turn */
     struct dp_list sent;           /* queries on the wire, oldest write first */
     struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
     struct dp_cache *cache;        /* NULL: off */
@@ -164,14 +164,16 @@ static inline uint64_t dp_now(const struct dotproxy_ctx *ctx)
     return ctx->loop.now_us;
 }
 
-/* Where a client message came from. */
+/* Where a query came from, and so where its answer goes. */
 struct dp_origin {
-    uint8_t kind; /* DP_Q_UDP or DP_Q_TCP */
+    uint8_t kind; /* enum dp_query_kind */
     struct dp_udp_listener *udp;
     const struct sockaddr_storage *peer;
     socklen_t peerlen;
     const struct dp_pktinfo *dst;
     struct dp_tcp_client *tcp;
+    dotproxy_answer_fn api_cb;
+    void *api_user;
 };
 
 /* A client query arrived (UDP or TCP): validate, answer errors at once, else
