@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
@@ -212,7 +213,7 @@ static void log_answer(struct dotproxy_ctx *ctx, const struct dp_origin *to, con
         .transport = transport_names[to->kind],
         .qname = name,
         .qtype = note->qtype,
-        .rcode = len >= 4 ? (int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]) : -1,
+        .rcode = len >= 4 ? (int)DOTPROXY_DNS_RCODE(dp_get16(msg + 2)) : -1,
         .from_cache = note->from_cache,
         .latency_us = latency_us,
         .upstream = note->up != NULL ? note->up->label : NULL,
@@ -256,7 +257,7 @@ static void send_answer(struct dotproxy_ctx *ctx, const struct dp_origin *to, un
         break;
     case DP_Q_API:
         assert(ctx->in_process);
-        to->api_cb((int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]), msg, len,
+        to->api_cb((int)DOTPROXY_DNS_RCODE(dp_get16(msg + 2)), msg, len,
                    to->api_user);
         break;
     }

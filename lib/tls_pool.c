@@ -16,6 +16,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 
+#include "bytes.h"
 #include "dotproxy/error.h"
 #include "proxy.h"
 #include "upstream.h"
@@ -572,10 +573,7 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
             const uint8_t *a = msg + DOTPROXY_DNS_HEADER_SIZE;
             const uint8_t *b = q->q + DOTPROXY_DNS_HEADER_SIZE;
             for (unsigned i = 0; i < q->qname_len && same; i++) {
-                uint8_t x = a[i], y = b[i];
-                x = (x >= 'A' && x <= 'Z') ? (uint8_t)(x | 0x20) : x;
-                y = (y >= 'A' && y <= 'Z') ? (uint8_t)(y | 0x20) : y;
-                same = x == y;
+                same = dp_lower(a[i]) == dp_lower(b[i]);
             }
         } else {
             same = dotproxy_dns_same_question(msg, len, q->q, q->qlen) == 1;
