@@ -670,3 +670,52 @@ int dp_cache_store_parsed(struct dp_cache *c, const struct dp_cache_key *k, cons
     c->st.stores++;
     return 1;
 }
+
+/* ---- the handle (cache.h): this file's operations ---- */
+
+static int own_lookup(void *impl, const struct dp_cache_key *k, uint64_t now_us, int allow_stale,
+                      const uint8_t *query, size_t qlen, uint8_t *out, size_t cap, size_t *outlen)
+{
+    return dp_cache_lookup(impl, k, now_us, allow_stale, query, qlen, out, cap, outlen);
+}
+
+static int own_store(void *impl, const struct dp_cache_key *k, const uint8_t *ans, size_t len,
+                     const dotproxy_dns_info *info, uint64_t now_us)
+{
+    return dp_cache_store_parsed(impl, k, ans, len, info, now_us);
+}
+
+static void own_flush(void *impl)
+{
+    dp_cache_flush(impl);
+}
+
+static void own_stats(void *impl, struct dp_cache_stats *out)
+{
+    dp_cache_get_stats(impl, out);
+}
+
+static void own_release(void *impl)
+{
+    dp_cache_free(impl);
+}
+
+static const struct dp_cache_ops own_ops = {
+    .lookup = own_lookup,
+    .store = own_store,
+    .flush = own_flush,
+    .stats = own_stats,
+    .release = own_release,
+};
+
+int dp_cache_handle_own(struct dp_cache_handle *h, const struct dp_cache_config *cfg)
+{
+    struct dp_cache *c = NULL;
+    int rc = dp_cache_new(&c, cfg);
+    if (rc != 0)
+        return rc;
+    h->ops = &own_ops;
+    h->impl = c;
+    h->shared = 0;
+    return 0;
+}

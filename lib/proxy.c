@@ -88,31 +88,25 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
     ctx->qfree = q;
 }
 
-/* ---- the cache: the context's own, or one shared with other contexts ---- */
+/* ---- the cache: one handle, whether the context's own or shared ---- */
 
 static int has_cache(const struct dotproxy_ctx *ctx)
 {
-    return ctx->cache != NULL || ctx->cfg.shared_cache != NULL;
+    return dp_cache_handle_on(&ctx->cache);
 }
 
 static int cache_lookup(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, int allow_stale,
                         const uint8_t *query, size_t qlen, size_t *outlen)
 {
-    if (ctx->cfg.shared_cache != NULL)
-        return dp_shared_cache_lookup(ctx->cfg.shared_cache, k, dp_now(ctx), allow_stale, query,
-                                      qlen, ctx->scratch, DP_SCRATCH, outlen);
-    return dp_cache_lookup(ctx->cache, k, dp_now(ctx), allow_stale, query, qlen, ctx->scratch,
-                           DP_SCRATCH, outlen);
+    return ctx->cache.ops->lookup(ctx->cache.impl, k, dp_now(ctx), allow_stale, query, qlen,
+                                  ctx->scratch, DP_SCRATCH, outlen);
 }
 
 /* ans was parsed once already (info), to match it to its query. */
 static void cache_store(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, const uint8_t *ans,
                         size_t len, const dotproxy_dns_info *info)
 {
-    if (ctx->cfg.shared_cache != NULL)
-        dp_shared_cache_store(ctx->cfg.shared_cache, k, ans, len, info, dp_now(ctx));
-    else
-        dp_cache_store_parsed(ctx->cache, k, ans, len, info, dp_now(ctx));
+    ctx->cache.ops->store(ctx->cache.impl, k, ans, len, info, dp_now(ctx));
 }
 
 /* ---- in-flight table: identical questions share one upstream query ---- */
@@ -777,10 +771,7 @@ void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
     if (n != NULL)
         dp_reload_apply(ctx, n);
     if (atomic_exchange(&ctx->flush_cache, 0) && has_cache(ctx)) {
-        if (ctx->cfg.shared_cache != NULL)
-            dp_shared_cache_flush(ctx->cfg.shared_cache);
-        else
-            dp_cache_flush(ctx->cache);
+        ctx->cache.ops->flush(ctx->cache.impl);
         dp_log(&ctx->log, DOTPROXY_LOG_INFO, "answer cache flushed");
     }
     run_api_queries(ctx);
@@ -953,14 +944,16 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     if ((rc = dp_policy_new(&ctx->policy, &ctx->cfg)) != 0)
         goto fail;
     rc = DOTPROXY_ENOMEM;
-    if (ctx->cfg.cache_size > 0 && ctx->cfg.shared_cache == NULL) {
+    if (ctx->cfg.shared_cache != NULL) {
+        dp_shared_cache_handle(&ctx->cache, ctx->cfg.shared_cache);
+    } else if (ctx->cfg.cache_size > 0) {
         struct dp_cache_config cc = {
             .max_entries = ctx->cfg.cache_size,
             .min_ttl = ctx->cfg.cache_min_ttl,
             .max_ttl = ctx->cfg.cache_max_ttl,
             .stale_max_s = ctx->cfg.stale_max_s,
         };
-        if (dp_cache_new(&ctx->cache, &cc) != 0)
+        if (dp_cache_handle_own(&ctx->cache, &cc) != 0)
             goto fail;
     }
     for (size_t i = 0; i < ctx->cfg.n_upstream; i++) {
@@ -1022,7 +1015,7 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     free(ctx->qpool);
     free(ctx->inflight_tab);
     free(ctx->scratch);
-    dp_cache_free(ctx->cache);
+    dp_cache_handle_release(&ctx->cache);
     dp_policy_free(ctx->policy);
     free(ctx->udp);
     free(ctx->tcp);

@@ -111,7 +111,7 @@ struct dotproxy_ctx {
     struct dp_list api_queue;      /* API queries admitted, entering the pipeline next turn */
     struct dp_list sent;           /* queries on the wire, oldest write first */
     struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
-    struct dp_cache *cache;        /* NULL: off */
+    struct dp_cache_handle cache;  /* impl NULL: off */
     struct dp_policy *policy;      /* access control, rate limits, per-client caps */
     unsigned policy_gen;           /* bumped when a reload replaces it */
     struct dp_query **inflight_tab; /* leaders by question (coalescing) */

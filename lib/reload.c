@@ -115,15 +115,15 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     if (cache_changed) {
         /* Queries refer to the cache only through their key: a new cache
          * (empty) can replace the old one at once. */
-        struct dp_cache *nc = NULL;
         struct dp_cache_config cc = {
             .max_entries = n->cache_size,
             .min_ttl = n->cache_min_ttl,
             .max_ttl = n->cache_max_ttl,
             .stale_max_s = n->stale_max_s,
         };
-        if (n->cache_size == 0 || dp_cache_new(&nc, &cc) == 0) {
-            dp_cache_free(ctx->cache);
+        struct dp_cache_handle nc = {0};
+        if (n->cache_size == 0 || dp_cache_handle_own(&nc, &cc) == 0) {
+            dp_cache_handle_release(&ctx->cache);
             ctx->cache = nc;
         } else {
             dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the new cache; "

@@ -7,7 +7,6 @@
 
 #include "dotproxy/error.h"
 #include "proxy.h"
-#include "shared_cache.h"
 #include "tls_pool.h"
 #include "upstream.h"
 
@@ -35,14 +34,11 @@ void dp_stats_publish(struct dotproxy_ctx *ctx)
 {
     ctx->snap_next_us = dp_now(ctx) + 100000u;
     ctx->publish_pending = 0;
-    if (ctx->cache != NULL || ctx->cfg.shared_cache != NULL) {
+    if (dp_cache_handle_on(&ctx->cache)) {
         struct dp_cache_stats cs;
-        if (ctx->cfg.shared_cache != NULL)
-            dp_shared_cache_stats(ctx->cfg.shared_cache, &cs);
-        else
-            dp_cache_get_stats(ctx->cache, &cs);
-        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_SHARED],
-                              ctx->cfg.shared_cache != NULL, memory_order_relaxed);
+        ctx->cache.ops->stats(ctx->cache.impl, &cs);
+        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_SHARED], (uint64_t)ctx->cache.shared,
+                              memory_order_relaxed);
         atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_ENTRIES], cs.entries,
                               memory_order_relaxed);
         atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_EVICTIONS], cs.evictions,
