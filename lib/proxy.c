@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "bytes.h"
 #include "dotproxy/dns.h"
@@ -17,12 +15,8 @@
 #include "dns_msg.h"
 #include "edns.h"
 #include "policy.h"
-#include "reload.h"
-#include "shared_cache.h"
 #include "stats.h"
 #include "tls_pool.h"
-
-#define DRAIN_US 1500000u /* graceful stop: most time given to queries in flight */
 
 /* ---- query records ---- */
 
@@ -690,7 +684,7 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
 
 /* API queries admitted since the last turn enter the pipeline, here, inside
  * process(), where their callbacks may run (a cache hit answers at once). */
-static void run_api_queries(struct dotproxy_ctx *ctx)
+void dp_proxy_run_api_queries(struct dotproxy_ctx *ctx)
 {
     while (!dp_list_empty(&ctx->api_queue)) {
         struct dp_query *q = DP_CONTAINER_OF(ctx->api_queue.next, struct dp_query, wait);
@@ -740,55 +734,11 @@ static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
     q->kind = DP_Q_REFRESH;
 }
 
-/* ---- the turn ---- */
-
-static void begin_stop(struct dotproxy_ctx *ctx)
-{
-    ctx->stopping = 1;
-    ctx->drain_until_us = dp_now(ctx) + DRAIN_US;
-    dp_listener_quiesce(ctx);
-    dp_log(&ctx->log, DOTPROXY_LOG_INFO, "stopping: %zu queries in flight", ctx->n_active);
-}
-
-static void finish_stop(struct dotproxy_ctx *ctx)
-{
-    while (!dp_list_empty(&ctx->active))
-        dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active),
-                      DOTPROXY_ESTATE);
-    dp_tls_pool_flush(ctx, 1);
-    dp_listener_flush(ctx);
-    dp_listener_udp_flush(ctx);
-    dp_listener_close_clients(ctx);
-    dp_listener_close(ctx);
-    dp_tls_pool_shutdown(ctx);
-    ctx->stopped = 1;
-}
-
-void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
-{
-    ctx->in_process = 1;
-    struct dotproxy_config *n = atomic_exchange(&ctx->pending_cfg, NULL);
-    if (n != NULL)
-        dp_reload_apply(ctx, n);
-    if (atomic_exchange(&ctx->flush_cache, 0) && has_cache(ctx)) {
-        ctx->cache.ops->flush(ctx->cache.impl);
-        dp_log(&ctx->log, DOTPROXY_LOG_INFO, "answer cache flushed");
-    }
-    run_api_queries(ctx);
-}
-
-DOTPROXY_EXPORT void dotproxy_ctx_cache_flush(dotproxy_ctx *ctx)
-{
-    if (ctx == NULL)
-        return;
-    atomic_store(&ctx->flush_cache, 1);
-    dotproxy_ctx_wakeup(ctx);
-}
-
-void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
+/* Deadlines due by now: the stale fallback of slow refreshes first (RFC
+ * 8767), then queries out of time (SERVFAIL, or the API error). */
+void dp_proxy_expire(struct dotproxy_ctx *ctx)
 {
     uint64_t now = dp_now(ctx);
-    dp_tls_pool_sweep(ctx);
     while (!dp_list_empty(&ctx->stale_watch)) {
         struct dp_query *q = DP_CONTAINER_OF(ctx->stale_watch.next, struct dp_query, stale);
         if (q->stale_due_us > now)
@@ -803,131 +753,37 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
         dp_ctr_inc(ctx, DOTPROXY_CTR_TIMEOUTS);
         dp_proxy_fail(ctx, q, DOTPROXY_ETIMEDOUT);
     }
-    if (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped)
-        begin_stop(ctx);
-    /* Answers and queries produced this turn go out now, coalesced. Writing
-     * to clients can resume paused ones, whose queries then need a flush. */
-    do
-        dp_tls_pool_flush(ctx, 0);
-    while (dp_listener_flush(ctx));
-    dp_listener_udp_flush(ctx);
-    if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
-        finish_stop(ctx);
-    atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_INFLIGHT], ctx->n_active, memory_order_relaxed);
-    /* Gauges and the upstream snapshot follow at most 100 ms behind: a turn
-     * too soon after the last publish leaves one pending, and the loop wakes
-     * for it (once, not forever while idle). */
-    if (now >= ctx->snap_next_us)
-        dp_stats_publish(ctx);
-    else
-        ctx->publish_pending = 1;
-    ctx->in_process = 0;
 }
 
 uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
 {
-    if (!dp_list_empty(&ctx->api_queue) || atomic_load(&ctx->pending_cfg) != NULL ||
-        atomic_load(&ctx->flush_cache) ||
-        (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped))
+    if (!dp_list_empty(&ctx->api_queue))
         return 0;
-    uint64_t due = dp_loop_next_due(&ctx->loop);
+    uint64_t due = UINT64_MAX;
     if (!dp_list_empty(&ctx->stale_watch)) {
         const struct dp_query *q =
             DP_CONTAINER_OF(ctx->stale_watch.next, struct dp_query, stale);
-        if (q->stale_due_us < due)
-            due = q->stale_due_us;
+        due = q->stale_due_us;
     }
-    if (ctx->publish_pending && ctx->snap_next_us < due)
-        due = ctx->snap_next_us;
-    if (ctx->dirty != NULL && ctx->write_due_us < due)
-        due = ctx->write_due_us;
-    uint64_t sweep = dp_tls_pool_next_sweep(ctx);
-    if (sweep < due)
-        due = sweep;
     if (!dp_list_empty(&ctx->active)) {
         const struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
         if (q->deadline_us < due)
             due = q->deadline_us;
     }
-    if (ctx->stopping && !ctx->stopped && ctx->drain_until_us < due)
-        due = ctx->drain_until_us;
     return due;
 }
 
-static void wake_on_ready(struct dp_io *io, unsigned revents)
+void dp_proxy_fail_all(struct dotproxy_ctx *ctx, int err)
 {
-    uint64_t v;
-    (void)revents;
-    while (read(io->fd, &v, sizeof v) > 0)
-        ;
+    while (!dp_list_empty(&ctx->active))
+        dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active), err);
 }
 
-/* ---- public ---- */
-
-int dp_proxy_load_trust(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
-                        gnutls_certificate_credentials_t *credp, gnutls_priority_t *priop)
+int dp_proxy_init(struct dotproxy_ctx *ctx)
 {
-    gnutls_certificate_credentials_t cred;
-    gnutls_priority_t prio;
-    int rc = gnutls_certificate_allocate_credentials(&cred);
-    if (rc < 0)
-        return DOTPROXY_ENOMEM;
-    if (cfg->ca_file != NULL) {
-        rc = gnutls_certificate_set_x509_trust_file(cred, cfg->ca_file, GNUTLS_X509_FMT_PEM);
-        if (rc <= 0) {
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "CA file %s: %s", cfg->ca_file,
-                   rc == 0 ? "no certificate in it" : gnutls_strerror(rc));
-            gnutls_certificate_free_credentials(cred);
-            return DOTPROXY_ETLS;
-        }
-    } else {
-        rc = gnutls_certificate_set_x509_system_trust(cred);
-        if (rc <= 0) {
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "system trust store: %s",
-                   rc == 0 ? "no certificate found (install ca-certificates, or use a CA file)"
-                           : gnutls_strerror(rc));
-            gnutls_certificate_free_credentials(cred);
-            return DOTPROXY_ETLS;
-        }
-    }
-    const char *str = cfg->tls_priority ? cfg->tls_priority : DOTPROXY_TLS_PRIORITY_DEFAULT;
-    const char *err_pos = NULL;
-    rc = gnutls_priority_init(&prio, str, &err_pos);
-    if (rc < 0) {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "TLS priority string rejected at '%s': %s",
-               err_pos ? err_pos : str, gnutls_strerror(rc));
-        gnutls_certificate_free_credentials(cred);
-        return DOTPROXY_ETLS;
-    }
-    *credp = cred;
-    *priop = prio;
-    return 0;
-}
-
-DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
-{
-    if (out == NULL || cfg == NULL || cfg->n_upstream == 0)
-        return DOTPROXY_EINVAL;
-    struct dotproxy_ctx *ctx = calloc(1, sizeof *ctx);
-    if (ctx == NULL)
-        return DOTPROXY_ENOMEM;
-    ctx->wake.fd = -1;
-    pthread_mutex_init(&ctx->snap_lock, NULL);
     dp_list_init(&ctx->active);
     dp_list_init(&ctx->api_queue);
-    dp_list_init(&ctx->sent);
     dp_list_init(&ctx->stale_watch);
-    dp_list_init(&ctx->tcp_clients);
-    dp_loop_init(&ctx->loop);
-    int rc = dp_config_copy(&ctx->cfg, cfg);
-    if (rc != 0) {
-        free(ctx);
-        return rc;
-    }
-    ctx->log = ctx->cfg.log;
-    if ((rc = dp_proxy_load_trust(ctx, &ctx->cfg, &ctx->cred, &ctx->prio)) != 0)
-        goto fail;
-    rc = DOTPROXY_ENOMEM;
     /* calloc of a large block maps zero pages: records cost memory only
      * once used (and are reused LIFO). */
     ctx->qpool = calloc(ctx->cfg.max_queries, sizeof *ctx->qpool);
@@ -940,72 +796,12 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     ctx->inflight_mask = tab - 1;
     ctx->scratch = malloc(DP_SCRATCH);
     if (ctx->qpool == NULL || ctx->inflight_tab == NULL || ctx->scratch == NULL)
-        goto fail;
-    if ((rc = dp_policy_new(&ctx->policy, &ctx->cfg)) != 0)
-        goto fail;
-    rc = DOTPROXY_ENOMEM;
-    if (ctx->cfg.shared_cache != NULL) {
-        dp_shared_cache_handle(&ctx->cache, ctx->cfg.shared_cache);
-    } else if (ctx->cfg.cache_size > 0) {
-        struct dp_cache_config cc = {
-            .max_entries = ctx->cfg.cache_size,
-            .min_ttl = ctx->cfg.cache_min_ttl,
-            .max_ttl = ctx->cfg.cache_max_ttl,
-            .stale_max_s = ctx->cfg.stale_max_s,
-        };
-        if (dp_cache_handle_own(&ctx->cache, &cc) != 0)
-            goto fail;
-    }
-    for (size_t i = 0; i < ctx->cfg.n_upstream; i++) {
-        if ((ctx->ups[i] = dp_upstream_new(ctx, &ctx->cfg, (unsigned)i)) == NULL)
-            goto fail;
-        ctx->ups[i]->index = (unsigned)i;
-        ctx->n_ups++;
-    }
-    ctx->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    ctx->wake.on_ready = wake_on_ready;
-    if (ctx->wake.fd < 0) {
-        rc = DOTPROXY_ESYS;
-        goto fail;
-    }
-    if ((rc = dp_loop_add(&ctx->loop, &ctx->wake, DOTPROXY_EV_IN)) != 0)
-        goto fail;
-    if ((rc = dp_listener_open(ctx)) != 0)
-        goto fail;
-    dp_stats_publish(ctx);
-    *out = ctx;
+        return DOTPROXY_ENOMEM;
     return 0;
-fail:
-    dotproxy_ctx_free(ctx);
-    return rc;
 }
 
-DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
+void dp_proxy_fini(struct dotproxy_ctx *ctx)
 {
-    if (ctx == NULL)
-        return;
-    ctx->in_process = 1; /* API callbacks may run from here */
-    while (!dp_list_empty(&ctx->active))
-        dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active),
-                      DOTPROXY_ESTATE);
-    dp_listener_close_clients(ctx);
-    dp_listener_close(ctx);
-    dp_tls_pool_shutdown(ctx);
-    for (size_t i = 0; i < ctx->n_ups; i++)
-        dp_upstream_free(ctx->ups[i]);
-    if (ctx->wake.fd >= 0) {
-        dp_loop_del(&ctx->loop, &ctx->wake);
-        close(ctx->wake.fd);
-    }
-    struct dotproxy_config *pending = atomic_exchange(&ctx->pending_cfg, NULL);
-    if (pending != NULL) {
-        dp_config_clear(pending);
-        free(pending);
-    }
-    if (ctx->prio != NULL)
-        gnutls_priority_deinit(ctx->prio);
-    if (ctx->cred != NULL)
-        gnutls_certificate_free_credentials(ctx->cred);
     /* Query records and the scratch buffer held clients' questions and
      * answers: wipe what was used before handing the memory back. */
     if (ctx->qpool != NULL)
@@ -1015,23 +811,12 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     free(ctx->qpool);
     free(ctx->inflight_tab);
     free(ctx->scratch);
-    dp_cache_handle_release(&ctx->cache);
-    dp_policy_free(ctx->policy);
-    free(ctx->udp);
-    free(ctx->tcp);
-    free(ctx->udp_batch);
-    dp_loop_fini(&ctx->loop);
-    dp_config_clear(&ctx->cfg);
-    pthread_mutex_destroy(&ctx->snap_lock);
-    free(ctx);
+    ctx->qpool = NULL;
+    ctx->inflight_tab = NULL;
+    ctx->scratch = NULL;
 }
 
-DOTPROXY_EXPORT int dotproxy_ctx_listen_port(const dotproxy_ctx *ctx, size_t index)
-{
-    if (ctx == NULL || index >= ctx->cfg.n_listen || ctx->udp == NULL)
-        return DOTPROXY_EINVAL;
-    return ctx->udp[index].port;
-}
+/* ---- public ---- */
 
 DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, size_t len,
                                        dotproxy_answer_fn cb, void *user)
@@ -1060,26 +845,3 @@ DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, 
     return 0;
 }
 
-DOTPROXY_EXPORT void dotproxy_ctx_stop(dotproxy_ctx *ctx)
-{
-    if (ctx == NULL)
-        return;
-    atomic_store(&ctx->stop_requested, 1);
-    dotproxy_ctx_wakeup(ctx);
-}
-
-DOTPROXY_EXPORT int dotproxy_ctx_stopped(const dotproxy_ctx *ctx)
-{
-    return ctx != NULL && ctx->stopped;
-}
-
-DOTPROXY_EXPORT void dotproxy_ctx_wakeup(dotproxy_ctx *ctx)
-{
-    if (ctx == NULL || ctx->wake.fd < 0)
-        return;
-    uint64_t one = 1;
-    int saved = errno; /* may run in a signal handler */
-    ssize_t rc = write(ctx->wake.fd, &one, sizeof one);
-    (void)rc;
-    errno = saved;
-}

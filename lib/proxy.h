@@ -191,14 +191,18 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err);
  * usable. */
 void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q);
 
-/* Trust anchors and priority string of cfg, loaded fresh (creation, reload).
- * 0 or DOTPROXY_ETLS / DOTPROXY_ENOMEM (logged). */
-int dp_proxy_load_trust(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
-                        gnutls_certificate_credentials_t *cred, gnutls_priority_t *prio);
-
-/* Loop hooks. */
-void dp_proxy_turn_begin(struct dotproxy_ctx *ctx);
+/* For the turn (ctx.c). API queries admitted since the last turn enter the
+ * pipeline (inside process(), where their callbacks may run). */
+void dp_proxy_run_api_queries(struct dotproxy_ctx *ctx);
+/* Handle the query deadlines due by now (serve-stale fallback, timeouts). */
+void dp_proxy_expire(struct dotproxy_ctx *ctx);
+/* The next query deadline, 0 (API queries to run) or UINT64_MAX. */
 uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx);
-void dp_proxy_turn_end(struct dotproxy_ctx *ctx);
+/* Fail every live query with err (stop, teardown). */
+void dp_proxy_fail_all(struct dotproxy_ctx *ctx, int err);
+/* The pipeline's own state: query records, in-flight table, scratch. 0 or
+ * DOTPROXY_ENOMEM; fini (also after a failed init) wipes and frees it. */
+int dp_proxy_init(struct dotproxy_ctx *ctx);
+void dp_proxy_fini(struct dotproxy_ctx *ctx);
 
 #endif

@@ -12,6 +12,7 @@
 #include "proxy.h"
 #include "shared_cache.h"
 #include "tls_pool.h"
+#include "trust.h"
 #include "upstream.h"
 
 static int str_differs(const char *a, const char *b)
@@ -25,7 +26,7 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
                       str_differs(n->tls_priority, ctx->cfg.tls_priority);
     gnutls_certificate_credentials_t cred = NULL;
     gnutls_priority_t prio = NULL;
-    if (tls_changed && dp_proxy_load_trust(ctx, n, &cred, &prio) != 0) {
+    if (tls_changed && dp_trust_load(&ctx->log, n, &cred, &prio) != 0) {
         dp_log(&ctx->log, DOTPROXY_LOG_ERR,
                "reload: new TLS settings unusable; keeping the old configuration");
         dp_config_clear(n);
@@ -149,26 +150,4 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     dp_ctr_inc(ctx, DOTPROXY_CTR_RELOADS);
     dp_log(&ctx->log, DOTPROXY_LOG_INFO, "configuration reloaded: %zu upstream(s), %u kept warm",
            ctx->n_ups, n_kept);
-}
-
-DOTPROXY_EXPORT int dotproxy_ctx_reload(dotproxy_ctx *ctx, const dotproxy_config *cfg)
-{
-    if (ctx == NULL || cfg == NULL || cfg->n_upstream == 0)
-        return DOTPROXY_EINVAL;
-    struct dotproxy_config *copy = calloc(1, sizeof *copy);
-    if (copy == NULL)
-        return DOTPROXY_ENOMEM;
-    if (dp_config_copy(copy, cfg) != 0) {
-        free(copy);
-        return DOTPROXY_ENOMEM;
-    }
-    /* Only the driving thread takes the pending copy (by exchange), so one
-     * we displace here was never seen by it and is ours to free. */
-    struct dotproxy_config *old = atomic_exchange(&ctx->pending_cfg, copy);
-    if (old != NULL) {
-        dp_config_clear(old);
-        free(old);
-    }
-    dotproxy_ctx_wakeup(ctx);
-    return 0;
 }
