@@ -20,10 +20,42 @@
 #include "stats.h"
 #include "tls_pool.h"
 #include "trust.h"
+#include "upstream.h"
 
 #define DRAIN_US 1500000u /* graceful stop: most time given to queries in flight */
 
 /* ---- the turn (loop hooks) ---- */
+
+/* Gauges and the upstream snapshot, for other threads. */
+static void publish(struct dotproxy_ctx *ctx)
+{
+    uint64_t now = dp_now(ctx);
+    if (dp_cache_handle_on(&ctx->cache)) {
+        struct dp_cache_stats cs;
+        ctx->cache.ops->stats(ctx->cache.impl, &cs);
+        dp_ctr_set(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_SHARED, (uint64_t)ctx->cache.shared);
+        dp_ctr_set(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_ENTRIES, cs.entries);
+        dp_ctr_set(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_EVICTIONS, cs.evictions);
+    }
+    dotproxy_upstream_stats *snap = dp_stats_snap_begin(&ctx->stats);
+    for (size_t i = 0; i < ctx->n_ups; i++) {
+        const struct dp_upstream *up = ctx->ups[i];
+        dotproxy_upstream_stats *st = &snap[i];
+        memcpy(st->label, up->label, sizeof st->label);
+        st->healthy = dp_upstream_usable(up, now);
+        st->consecutive_failures = up->fails;
+        st->connections = up->n_conns;
+        unsigned inflight = 0;
+        for (unsigned k = 0; k < up->n_conns; k++)
+            inflight += up->conns[k]->inflight - up->conns[k]->n_dead;
+        st->inflight = inflight;
+        st->srtt_us = up->srtt_us;
+        st->idle_limit_us = up->idle_limit_us;
+        st->queries = up->n_queries;
+        st->answers = up->n_answers;
+    }
+    dp_stats_snap_end(&ctx->stats, ctx->n_ups, now);
+}
 
 static void begin_stop(struct dotproxy_ctx *ctx)
 {
@@ -75,14 +107,12 @@ static void turn_end(void *user)
     dp_listener_udp_flush(ctx);
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
         finish_stop(ctx);
-    atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_INFLIGHT], ctx->n_active, memory_order_relaxed);
+    dp_ctr_set(&ctx->stats.ctr, DOTPROXY_CTR_INFLIGHT, ctx->n_active);
     /* Gauges and the upstream snapshot follow at most 100 ms behind: a turn
      * too soon after the last publish leaves one pending, and the loop wakes
      * for it (once, not forever while idle). */
-    if (now >= ctx->snap_next_us)
-        dp_stats_publish(ctx);
-    else
-        ctx->publish_pending = 1;
+    if (dp_stats_due(&ctx->stats, now))
+        publish(ctx);
     ctx->in_process = 0;
 }
 
@@ -96,8 +126,9 @@ static uint64_t next_due(void *user)
     uint64_t t = dp_proxy_next_due(ctx);
     if (t < due)
         due = t;
-    if (ctx->publish_pending && ctx->snap_next_us < due)
-        due = ctx->snap_next_us;
+    t = dp_stats_next_due(&ctx->stats);
+    if (t < due)
+        due = t;
     if (ctx->dirty != NULL && ctx->write_due_us < due)
         due = ctx->write_due_us;
     t = dp_tls_pool_next_sweep(ctx);
@@ -131,7 +162,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     if (ctx == NULL)
         return DOTPROXY_ENOMEM;
     ctx->wake.fd = -1;
-    pthread_mutex_init(&ctx->snap_lock, NULL);
+    dp_stats_init(&ctx->stats);
     dp_list_init(&ctx->sent);
     dp_list_init(&ctx->tcp_clients);
     const struct dp_loop_hooks hooks = {
@@ -144,7 +175,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     dp_loop_init(&ctx->loop, &hooks);
     int rc = dp_config_copy(&ctx->cfg, cfg);
     if (rc != 0) {
-        pthread_mutex_destroy(&ctx->snap_lock);
+        dp_stats_fini(&ctx->stats);
         free(ctx);
         return rc;
     }
@@ -184,7 +215,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         goto fail;
     if ((rc = dp_listener_open(ctx)) != 0)
         goto fail;
-    dp_stats_publish(ctx);
+    publish(ctx);
     *out = ctx;
     return 0;
 fail:
@@ -224,7 +255,7 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     free(ctx->udp_batch);
     dp_loop_fini(&ctx->loop);
     dp_config_clear(&ctx->cfg);
-    pthread_mutex_destroy(&ctx->snap_lock);
+    dp_stats_fini(&ctx->stats);
     free(ctx);
 }
 
@@ -333,4 +364,36 @@ DOTPROXY_EXPORT int dotproxy_ctx_run(dotproxy_ctx *ctx)
     if (ctx == NULL)
         return DOTPROXY_EINVAL;
     return dp_loop_run(&ctx->loop);
+}
+
+/* ---- what it tells other threads (stats.c) ---- */
+
+DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
+                                                dotproxy_upstream_stats *out)
+{
+    if (ctx == NULL || out == NULL)
+        return DOTPROXY_EINVAL;
+    return dp_stats_upstream(&ctx->stats, index, out);
+}
+
+DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx)
+{
+    if (ctx == NULL)
+        return 0;
+    return dp_stats_upstream_count(&ctx->stats);
+}
+
+DOTPROXY_EXPORT size_t dotproxy_ctx_latency_histogram(const dotproxy_ctx *ctx, uint64_t *counts,
+                                                      size_t n)
+{
+    if (ctx == NULL || counts == NULL)
+        return 0;
+    return dp_stats_latency(&ctx->stats, counts, n);
+}
+
+DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which)
+{
+    if (ctx == NULL || which < 0 || which >= DOTPROXY_CTR_COUNT_)
+        return 0;
+    return dp_ctr_get(&ctx->stats.ctr, which);
 }

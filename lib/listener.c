@@ -150,7 +150,7 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
         }
         for (int i = 0; i < n; i++) {
             if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+                dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
                 continue;
             }
             struct dp_pktinfo dst = {0};
@@ -163,7 +163,7 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
                 .peerlen = b->msgs[i].msg_hdr.msg_namelen,
                 .dst = &dst,
             };
-            dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_UDP);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_QUERIES_UDP);
             dp_proxy_client_query(ctx, &o, b->buf[i], b->msgs[i].msg_len);
         }
         if (n < UDP_BATCH || ctx->stopping)
@@ -182,7 +182,7 @@ static void udp_flush_one(struct dotproxy_ctx *ctx, struct dp_udp_listener *l)
                 continue;
             /* A full socket buffer or a bad peer address: UDP may drop, the
              * client retries. Skip the datagram at fault and go on. */
-            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
             done++;
             continue;
         }
@@ -212,7 +212,7 @@ void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
             n = sendmsg(l->io.fd, &h, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0)
-            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
         return;
     }
     struct udp_out *o = l->out;
@@ -366,13 +366,13 @@ static int client_take_frames(struct dp_tcp_client *c)
         if (rc < 0) {
             /* A zero-length or impossible frame: the stream cannot be
              * resynchronised. */
-            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
             client_close(c);
             return -1;
         }
         struct dp_origin o = {.kind = DP_Q_TCP, .tcp = c};
         client_touch(c);
-        dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_TCP);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_QUERIES_TCP);
         dp_proxy_client_query(ctx, &o, c->inbuf + (m - c->inbuf), len);
         if (c->closed)
             return -1;
@@ -539,7 +539,7 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         if (dp_policy_allowed(ctx->policy, (const struct sockaddr *)&peer) == 0) {
             /* Not on the access list: no connection at all (no state, no
              * amplification). */
-            dp_ctr_inc(ctx, DOTPROXY_CTR_REFUSED_ACL);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_REFUSED_ACL);
             close(fd);
             continue;
         }
@@ -577,7 +577,7 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         }
         dp_list_push_back(&ctx->tcp_clients, &c->lru);
         ctx->n_tcp_clients++;
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TCP_CLIENTS);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TCP_CLIENTS);
         c->last_active_us = dp_now(ctx);
         dp_timer_set(&ctx->loop, &c->idle,
                      c->last_active_us + (uint64_t)ctx->cfg.tcp_idle_timeout_ms * 1000u);

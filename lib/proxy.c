@@ -227,12 +227,12 @@ static void send_answer(struct dotproxy_ctx *ctx, const struct dp_origin *to, un
         if (n < 0)
             return;
         len = (size_t)n;
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TRUNCATED);
     }
     if (note != NULL) {
         uint64_t latency = dp_now(ctx) - note->arrived_us;
         if (note->timed)
-            dp_stats_record_latency(ctx, latency);
+            dp_stats_record_latency(&ctx->stats, latency);
         if (ctx->cfg.qlog != NULL)
             log_answer(ctx, to, msg, len, note, latency);
     }
@@ -347,7 +347,7 @@ static size_t cache_answer(struct dotproxy_ctx *ctx, struct dp_query *r, int all
         return 0;
     dotproxy_dns_set_id(ctx->scratch, (size_t)m, r->client_id);
     if (res == DP_CACHE_STALE)
-        dp_ctr_inc(ctx, DOTPROXY_CTR_STALE_SERVED);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_STALE_SERVED);
     return (size_t)m;
 }
 
@@ -372,7 +372,7 @@ static void fail_one(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
         query_free(ctx, q);
         return;
     }
-    dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_SERVFAIL);
     dotproxy_dns_set_id(q->q, q->qlen, q->client_id);
     uint8_t buf[DP_QUERY_INLINE + 64];
     int m = q->qlen + 11u <= sizeof buf
@@ -422,14 +422,14 @@ static void answer_one(struct dotproxy_ctx *ctx, struct dp_query *r, const uint8
 void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len,
                      const dotproxy_dns_info *info)
 {
-    dp_ctr_inc(ctx, DOTPROXY_CTR_ANSWERS);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_ANSWERS);
     if (q->cacheable && has_cache(ctx))
         cache_store(ctx, &q->key, msg, len, info);
     struct dp_upstream *up = q->up;
     /* Everyone who asked the same question meanwhile, then the leader. */
     struct dp_query *f;
     while ((f = first_follower(q)) != NULL) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_COALESCED);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_COALESCED);
         answer_one(ctx, f, msg, len, info, up);
     }
     if (q->kind == DP_Q_REFRESH)
@@ -530,7 +530,7 @@ static void prefetch(struct dotproxy_ctx *ctx, const dotproxy_dns_info *info, co
     q->key = *key;
     q->cacheable = 1;
     inflight_add(ctx, q);
-    dp_ctr_inc(ctx, DOTPROXY_CTR_PREFETCHES);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_PREFETCHES);
     forward(ctx, q, info);
 }
 
@@ -554,7 +554,7 @@ static void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o, const dotpr
             dp_edns_client_from_query(&ec, info);
             int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &ec, DP_EDNS_UDP_SIZE);
             if (m > 0) {
-                dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_HITS);
+                dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_HITS);
                 /* Answered at once: not timed (proxy.h: the histogram
                  * excludes cache hits). */
                 struct answer_note note = {
@@ -571,14 +571,14 @@ static void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o, const dotpr
                 return;
             }
         }
-        dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_MISSES);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_MISSES);
         stale_known = res == DP_CACHE_STALE;
     }
 
     if (q == NULL) {
         q = ctx->stopping ? NULL : admit(ctx, info, msg, len);
         if (q == NULL) {
-            dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_SERVFAIL);
             reply_error(ctx, o, msg, len, DOTPROXY_RCODE_SERVFAIL);
             return;
         }
@@ -596,7 +596,7 @@ static void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o, const dotpr
                     0) {
                     /* Over its cap: drop; the client retries once some of
                      * its queries are answered. */
-                    dp_ctr_inc(ctx, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);
+                    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);
                     query_free(ctx, q);
                     return;
                 }
@@ -649,7 +649,7 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
     if (len < DOTPROXY_DNS_HEADER_SIZE || (msg[2] & 0x80)) {
         /* No header to answer, or a response: never answer those (that is
          * how two servers end up bouncing packets forever). */
-        dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
         return;
     }
     /* Who may ask, and how fast: before any parsing or state. */
@@ -659,14 +659,14 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
     int verdict = dp_policy_check(ctx->policy, peer, dp_now(ctx));
     if (verdict != DP_POLICY_ALLOW) {
         int acl = dp_policy_allowed(ctx->policy, peer) == 0;
-        dp_ctr_inc(ctx, acl ? DOTPROXY_CTR_REFUSED_ACL : DOTPROXY_CTR_RATE_LIMITED);
+        dp_ctr_inc(&ctx->stats.ctr, acl ? DOTPROXY_CTR_REFUSED_ACL : DOTPROXY_CTR_RATE_LIMITED);
         if (verdict == DP_POLICY_REFUSE)
             reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
         return;
     }
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_FORMERR);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_FORMERR);
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
         return;
     }
@@ -675,7 +675,7 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         return;
     }
     if (info.qdcount != 1) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_FORMERR);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_FORMERR);
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
         return;
     }
@@ -750,7 +750,7 @@ void dp_proxy_expire(struct dotproxy_ctx *ctx)
         struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
         if (q->deadline_us > now)
             break;
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TIMEOUTS);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TIMEOUTS);
         dp_proxy_fail(ctx, q, DOTPROXY_ETIMEDOUT);
     }
 }
@@ -838,7 +838,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, 
     q->from.api.cb = cb;
     q->from.api.user = user;
     q->from.api.info = info; /* offsets: valid for the copy at q->q */
-    dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_API);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_QUERIES_API);
     /* The pipeline runs at the next turn (due at once), inside process(),
      * where a cache hit may call cb. */
     dp_list_push_back(&ctx->api_queue, &q->wait);

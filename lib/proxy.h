@@ -18,6 +18,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "stats.h"
 #include "upstream.h"
 
 /* Queries up to this size live inside their record; larger ones (rare: no
@@ -128,34 +129,13 @@ struct dotproxy_ctx {
     struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */
     _Atomic(struct dotproxy_config *) pending_cfg; /* from dotproxy_ctx_reload */
     atomic_int flush_cache;        /* from dotproxy_ctx_cache_flush */
-    /* Upstream stats published for other threads, at most every 100 ms. */
-    pthread_mutex_t snap_lock;
-    dotproxy_upstream_stats snap[DP_MAX_UPSTREAMS];
-    size_t n_snap;
-    uint64_t snap_next_us;
-    int publish_pending;           /* something changed since the last publish */
-    _Atomic uint64_t latency[DOTPROXY_LATENCY_BUCKETS];
+    struct dp_stats stats;         /* counters, latency, upstream snapshot */
     atomic_int stop_requested;
     int stopping;
     int stopped;
     uint64_t drain_until_us;
 
-    /* Written only by the thread driving the context, read by any thread
-     * (metrics): relaxed atomics, so an increment stays a plain add. */
-    _Atomic uint64_t ctr[DOTPROXY_CTR_COUNT_];
 };
-
-static inline void dp_ctr_add(struct dotproxy_ctx *ctx, int which, uint64_t n)
-{
-    atomic_store_explicit(&ctx->ctr[which],
-                          atomic_load_explicit(&ctx->ctr[which], memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
-static inline void dp_ctr_inc(struct dotproxy_ctx *ctx, int which)
-{
-    dp_ctr_add(ctx, which, 1);
-}
 
 #define DP_CTX_OF_LOOP(l) DP_CONTAINER_OF(l, struct dotproxy_ctx, loop)
 

@@ -147,7 +147,7 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         dp_list_remove(&q->wait);
         dp_proxy_dispatch(ctx, q);
     }
-    dp_ctr_inc(ctx, DOTPROXY_CTR_RELOADS);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_RELOADS);
     dp_log(&ctx->log, DOTPROXY_LOG_INFO, "configuration reloaded: %zu upstream(s), %u kept warm",
            ctx->n_ups, n_kept);
 }

@@ -244,7 +244,7 @@ static void conn_open(struct dp_upstream *up)
         return;
     }
     up->conns[up->n_conns++] = c;
-    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CONNECTS);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_CONNECTS);
     c->state = DP_CONN_CONNECTING;
     unsigned hs_ms = ctx->cfg.handshake_timeout_ms < ctx->cfg.timeout_ms
                          ? ctx->cfg.handshake_timeout_ms
@@ -466,10 +466,10 @@ static void conn_ready(struct dp_conn *c)
         return;
     }
     c->state = DP_CONN_READY;
-    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_HANDSHAKES);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_HANDSHAKES);
     int resumed = gnutls_session_is_resumed(c->tls);
     if (resumed)
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_RESUMED);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_RESUMED);
     if (gnutls_protocol_get_version(c->tls) != GNUTLS_TLS1_3)
         take_ticket(c); /* TLS 1.2: the session is resumable right away */
     else
@@ -549,13 +549,13 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
     struct dotproxy_ctx *ctx = conn_ctx(c);
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0 || !(info.flags & DOTPROXY_DNS_FLAG_QR)) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "malformed answer", 0, 0);
         return -1;
     }
     unsigned idx = info.id & (c->n_slots - 1);
     if (c->slot[idx] == NULL || c->slot_id[idx] != info.id) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer with an ID we did not send", 0, 0);
         return -1;
     }
@@ -580,7 +580,7 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
         }
     }
     if (!same) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer to a different question", 0, 0);
         return -1;
     }
@@ -617,7 +617,7 @@ static void conn_read(struct dp_conn *c)
                     return;
             }
             if (rc < 0) {
-                dp_ctr_inc(conn_ctx(c), DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+                dp_ctr_inc(&conn_ctx(c)->stats.ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
                 conn_fail(c, "broken framing", 0, 0);
                 return;
             }
@@ -742,7 +742,7 @@ static void conn_timer_fire(struct dp_timer *t)
     }
     /* Idle (or only dead queries left, i.e. a silent upstream): close it
      * politely; nothing live is lost. */
-    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CLOSED_IDLE);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_CLOSED_IDLE);
     dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: closing idle connection", c->up->label);
     gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     struct dp_upstream *up = c->up;
@@ -769,7 +769,7 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         c->inflight--;
     }
     if (by_peer && was_ready) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
         uint64_t last = c->last_rx_us > c->last_tx_us ? c->last_rx_us : c->last_tx_us;
         uint64_t quiet = dp_now(ctx) - last;
         if (live_inflight(c) == 0 && quiet >= 1000000u) {
@@ -788,7 +788,7 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: %s", up->label, why);
     } else {
         if (!was_ready)
-            dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_FAILURES);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_FAILURES);
         dp_log(&ctx->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
     }
     conn_close(c);
@@ -805,7 +805,7 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         dp_list_remove(&q->wait);
         if (q->retries < DP_MAX_RESENDS) {
             q->retries++;
-            dp_ctr_inc(ctx, DOTPROXY_CTR_RETRIES);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_RETRIES);
             dp_proxy_dispatch(ctx, q);
         } else {
             dp_proxy_fail(ctx, q, DOTPROXY_EUPSTREAM);
@@ -981,7 +981,7 @@ void dp_tls_pool_sweep(struct dotproxy_ctx *ctx)
             dp_upstream_rtt_sample(up, 2 * h);
             dp_tls_pool_forget(ctx, q);
             q->tried = tried;
-            dp_ctr_inc(ctx, DOTPROXY_CTR_HEDGED);
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_HEDGED);
             dp_proxy_dispatch(ctx, q);
         }
     }
