@@ -38,23 +38,11 @@ static void publish(struct dotproxy_ctx *ctx)
         dp_ctr_set(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_EVICTIONS, cs.evictions);
     }
     dotproxy_upstream_stats *snap = dp_stats_snap_begin(&ctx->stats);
-    for (size_t i = 0; i < ctx->n_ups; i++) {
-        const struct dp_upstream *up = ctx->ups[i];
-        dotproxy_upstream_stats *st = &snap[i];
-        memcpy(st->label, up->label, sizeof st->label);
-        st->healthy = dp_upstream_usable(up, now);
-        st->consecutive_failures = up->fails;
-        st->connections = up->n_conns;
-        unsigned inflight = 0;
-        for (unsigned k = 0; k < up->n_conns; k++)
-            inflight += up->conns[k]->inflight - up->conns[k]->n_dead;
-        st->inflight = inflight;
-        st->srtt_us = up->srtt_us;
-        st->idle_limit_us = up->idle_limit_us;
-        st->queries = up->n_queries;
-        st->answers = up->n_answers;
+    for (size_t i = 0; i < ctx->upstreams.n; i++) {
+        dp_upstream_describe(ctx->upstreams.ups[i], now, &snap[i]);
+        dp_tls_pool_describe(ctx->upstreams.ups[i], &snap[i]);
     }
-    dp_stats_snap_end(&ctx->stats, ctx->n_ups, now);
+    dp_stats_snap_end(&ctx->stats, ctx->upstreams.n, now);
 }
 
 static void begin_stop(struct dotproxy_ctx *ctx)
@@ -152,6 +140,13 @@ static void wake_on_ready(struct dp_io *io, unsigned revents)
         ;
 }
 
+/* An upstream's backoff is over: let the pool try it again. */
+static void probe_upstream(struct dp_upstream *up, void *user)
+{
+    (void)user;
+    dp_tls_pool_probe(up);
+}
+
 /* ---- creation and teardown ---- */
 
 DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
@@ -173,6 +168,9 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         .user = ctx,
     };
     dp_loop_init(&ctx->loop, &hooks);
+    dp_prng_seed_random(&ctx->prng);
+    const struct dp_upstream_hooks up_hooks = {.probe = probe_upstream, .user = ctx};
+    dp_upstreams_init(&ctx->upstreams, &ctx->loop, &ctx->log, &ctx->prng, &ctx->cfg, &up_hooks);
     int rc = dp_config_copy(&ctx->cfg, cfg);
     if (rc != 0) {
         dp_stats_fini(&ctx->stats);
@@ -200,10 +198,10 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     }
     rc = DOTPROXY_ENOMEM;
     for (size_t i = 0; i < ctx->cfg.n_upstream; i++) {
-        if ((ctx->ups[i] = dp_upstream_new(ctx, &ctx->cfg, (unsigned)i)) == NULL)
+        struct dp_upstream *up = dp_upstream_new(&ctx->upstreams, &ctx->cfg, (unsigned)i);
+        if (up == NULL)
             goto fail;
-        ctx->ups[i]->index = (unsigned)i;
-        ctx->n_ups++;
+        ctx->upstreams.ups[ctx->upstreams.n++] = up;
     }
     ctx->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ctx->wake.on_ready = wake_on_ready;
@@ -232,8 +230,10 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     dp_listener_close_clients(ctx);
     dp_listener_close(ctx);
     dp_tls_pool_shutdown(ctx);
-    for (size_t i = 0; i < ctx->n_ups; i++)
-        dp_upstream_free(ctx->ups[i]);
+    for (size_t i = 0; i < ctx->upstreams.n; i++) {
+        dp_tls_pool_release(ctx->upstreams.ups[i]);
+        dp_upstream_free(ctx->upstreams.ups[i]);
+    }
     if (ctx->wake.fd >= 0) {
         dp_loop_del(&ctx->loop, &ctx->wake);
         close(ctx->wake.fd);

@@ -409,9 +409,7 @@ static void answer_one(struct dotproxy_ctx *ctx, struct dp_query *r, const uint8
         /* RFC 7828: the server's idle timeout, in 100 ms units: close a
          * little before it. */
         uint64_t lim = (uint64_t)keepalive * 100000u;
-        lim -= lim / 10;
-        if (up->idle_limit_us == 0 || lim < up->idle_limit_us)
-            up->idle_limit_us = lim;
+        dp_upstream_learn_idle_limit(up, lim - lim / 10);
     }
     if (n < 0)
         fail_one(ctx, r, DOTPROXY_EUPSTREAM);
@@ -451,7 +449,7 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
 
 void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q)
 {
-    struct dp_upstream *up = dp_upstream_select(ctx, q->tried);
+    struct dp_upstream *up = dp_upstreams_select(&ctx->upstreams, q->tried);
     if (up == NULL) {
         /* Every upstream is backing off or was tried: answer now rather
          * than queue behind a dead resolver. */

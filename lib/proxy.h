@@ -18,6 +18,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "prng.h"
 #include "stats.h"
 #include "upstream.h"
 
@@ -99,9 +100,8 @@ struct dotproxy_ctx {
     size_t n_tcp_clients;
     size_t tcp_buf_bytes;          /* all TCP client buffers (bounded) */
 
-    struct dp_upstream *ups[DP_MAX_UPSTREAMS];
-    size_t n_ups;
-    unsigned rr;                   /* exploration counter for selection */
+    struct dp_upstreams upstreams; /* health and selection (upstream.c) */
+    struct dp_prng prng;           /* the context's randomness (prng.h) */
 
     /* Query records: a bump region plus a LIFO free list, so only as many
      * records as were ever in flight at once are touched (RSS). */

@@ -47,18 +47,18 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     int kept[DP_MAX_UPSTREAMS] = {0};
     unsigned n_kept = 0;
     for (size_t i = 0; i < n->n_upstream; i++) {
-        for (size_t j = 0; !tls_changed && j < ctx->n_ups && nu[i] == NULL; j++) {
-            if (!kept[j] && dp_upstream_same(ctx->ups[j], n, (unsigned)i)) {
-                nu[i] = ctx->ups[j];
+        for (size_t j = 0; !tls_changed && j < ctx->upstreams.n && nu[i] == NULL; j++) {
+            if (!kept[j] && dp_upstream_same(ctx->upstreams.ups[j], n, (unsigned)i)) {
+                nu[i] = ctx->upstreams.ups[j];
                 kept[j] = 1;
                 n_kept++;
             }
         }
-        if (nu[i] == NULL && (nu[i] = dp_upstream_new(ctx, n, (unsigned)i)) == NULL) {
+        if (nu[i] == NULL && (nu[i] = dp_upstream_new(&ctx->upstreams, n, (unsigned)i)) == NULL) {
             for (size_t k = 0; k < i; k++) {
                 int was_kept = 0;
-                for (size_t j = 0; j < ctx->n_ups; j++)
-                    was_kept |= nu[k] == ctx->ups[j];
+                for (size_t j = 0; j < ctx->upstreams.n; j++)
+                    was_kept |= nu[k] == ctx->upstreams.ups[j];
                 if (!was_kept)
                     dp_upstream_free(nu[k]);
             }
@@ -75,11 +75,12 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     }
     struct dp_list orphans;
     dp_list_init(&orphans);
-    for (size_t j = 0; j < ctx->n_ups; j++) {
+    for (size_t j = 0; j < ctx->upstreams.n; j++) {
         if (kept[j])
             continue;
-        dp_tls_pool_evict(ctx->ups[j], &orphans);
-        dp_upstream_free(ctx->ups[j]);
+        dp_tls_pool_evict(ctx->upstreams.ups[j], &orphans);
+        dp_tls_pool_release(ctx->upstreams.ups[j]);
+        dp_upstream_free(ctx->upstreams.ups[j]);
     }
     if (tls_changed) {
         gnutls_certificate_free_credentials(ctx->cred);
@@ -87,10 +88,10 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         ctx->cred = cred;
         ctx->prio = prio;
     }
-    memcpy(ctx->ups, nu, sizeof ctx->ups);
-    ctx->n_ups = n->n_upstream;
-    for (size_t i = 0; i < ctx->n_ups; i++)
-        ctx->ups[i]->index = (unsigned)i;
+    memcpy(ctx->upstreams.ups, nu, sizeof ctx->upstreams.ups);
+    ctx->upstreams.n = n->n_upstream;
+    for (size_t i = 0; i < ctx->upstreams.n; i++)
+        ctx->upstreams.ups[i]->index = (unsigned)i;
     struct dp_policy *np = NULL;
     if (dp_policy_new(&np, n) == 0) {
         /* Queries counted by the old policy are not uncounted in the new. */
@@ -149,5 +150,5 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     }
     dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_RELOADS);
     dp_log(&ctx->log, DOTPROXY_LOG_INFO, "configuration reloaded: %zu upstream(s), %u kept warm",
-           ctx->n_ups, n_kept);
+           ctx->upstreams.n, n_kept);
 }

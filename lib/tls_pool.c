@@ -41,9 +41,14 @@ static void conn_on_ready(struct dp_io *io, unsigned revents);
 static void conn_timer_fire(struct dp_timer *t);
 static void conn_fail(struct dp_conn *c, const char *why, int health_failure, int by_peer);
 
+static struct dotproxy_ctx *up_ctx(const struct dp_upstream *up)
+{
+    return DP_CONTAINER_OF(up->set, struct dotproxy_ctx, upstreams);
+}
+
 static struct dotproxy_ctx *conn_ctx(const struct dp_conn *c)
 {
-    return c->up->ctx;
+    return up_ctx(c->up);
 }
 
 static unsigned live_inflight(const struct dp_conn *c);
@@ -54,7 +59,7 @@ static unsigned live_inflight(const struct dp_conn *c);
  * never write a query into a connection the server already closed. */
 static uint64_t idle_limit(const struct dp_conn *c)
 {
-    uint64_t cfg = (uint64_t)c->up->ctx->cfg.idle_timeout_ms * 1000u;
+    uint64_t cfg = (uint64_t)up_ctx(c->up)->cfg.idle_timeout_ms * 1000u;
     uint64_t learned = c->up->idle_limit_us;
     return learned != 0 && learned < cfg ? learned : cfg;
 }
@@ -98,10 +103,10 @@ static void conn_free(struct dp_conn *c)
 static void conn_close(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up->ctx;
-    for (unsigned i = 0; i < up->n_conns; i++) {
-        if (up->conns[i] == c) {
-            up->conns[i] = up->conns[--up->n_conns];
+    struct dotproxy_ctx *ctx = up_ctx(up);
+    for (unsigned i = 0; i < up->pool.n_conns; i++) {
+        if (up->pool.conns[i] == c) {
+            up->pool.conns[i] = up->pool.conns[--up->pool.n_conns];
             break;
         }
     }
@@ -114,7 +119,7 @@ static void conn_close(struct dp_conn *c)
 
 static struct dp_conn *conn_alloc(struct dp_upstream *up)
 {
-    struct dotproxy_ctx *ctx = up->ctx;
+    struct dotproxy_ctx *ctx = up_ctx(up);
     unsigned n = ctx->cfg.max_inflight;
     struct dp_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -199,7 +204,7 @@ static ssize_t conn_push(gnutls_transport_ptr_t ptr, const void *data, size_t si
 static int tls_setup(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up->ctx;
+    struct dotproxy_ctx *ctx = up_ctx(up);
     int rc = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
     if (rc < 0)
         return rc;
@@ -215,13 +220,13 @@ static int tls_setup(struct dp_conn *c)
      * or a name mismatch, so no query can ever be written before both hold. */
     gnutls_session_set_verify_cert(c->tls, up->verify_name, 0);
     gnutls_alpn_set_protocols(c->tls, &alpn_dot, 1, 0);
-    if (up->ticket.data != NULL) {
+    if (up->pool.ticket.data != NULL) {
         /* A ticket is used once (RFC 8446 C.4): hand it over and forget it. */
-        gnutls_session_set_data(c->tls, up->ticket.data, up->ticket.size);
-        gnutls_memset(up->ticket.data, 0, up->ticket.size);
-        gnutls_free(up->ticket.data);
-        up->ticket.data = NULL;
-        up->ticket.size = 0;
+        gnutls_session_set_data(c->tls, up->pool.ticket.data, up->pool.ticket.size);
+        gnutls_memset(up->pool.ticket.data, 0, up->pool.ticket.size);
+        gnutls_free(up->pool.ticket.data);
+        up->pool.ticket.data = NULL;
+        up->pool.ticket.size = 0;
     }
     gnutls_transport_set_int(c->tls, c->io.fd);
     gnutls_transport_set_ptr(c->tls, c);
@@ -234,8 +239,8 @@ static int tls_setup(struct dp_conn *c)
 
 static void conn_open(struct dp_upstream *up)
 {
-    struct dotproxy_ctx *ctx = up->ctx;
-    if (up->n_conns >= ctx->cfg.max_connections || up->n_conns >= DP_MAX_CONNS)
+    struct dotproxy_ctx *ctx = up_ctx(up);
+    if (up->pool.n_conns >= ctx->cfg.max_connections || up->pool.n_conns >= DP_MAX_CONNS)
         return;
     struct dp_conn *c = conn_alloc(up);
     if (c == NULL) {
@@ -243,7 +248,7 @@ static void conn_open(struct dp_upstream *up)
                up->label);
         return;
     }
-    up->conns[up->n_conns++] = c;
+    up->pool.conns[up->pool.n_conns++] = c;
     dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_CONNECTS);
     c->state = DP_CONN_CONNECTING;
     unsigned hs_ms = ctx->cfg.handshake_timeout_ms < ctx->cfg.timeout_ms
@@ -306,7 +311,7 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
     q->wire_id = wire;
     q->sent_us = dp_now(ctx);
     c->last_tx_us = q->sent_us;
-    c->up->n_queries++;
+    c->up->pool.n_queries++;
     /* In send order, for the stuck-query sweep (dp_tls_pool_sweep). */
     dp_list_remove(&q->sent);
     dp_list_push_back(&ctx->sent, &q->sent);
@@ -323,12 +328,12 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
 static void drain_waiting(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
-    while (up->n_waiting > 0) {
-        struct dp_query *q = DP_CONTAINER_OF(up->waiting.next, struct dp_query, wait);
+    while (up->pool.n_waiting > 0) {
+        struct dp_query *q = DP_CONTAINER_OF(up->pool.waiting.next, struct dp_query, wait);
         if (!conn_has_room(c, q))
             break;
         dp_list_remove(&q->wait);
-        up->n_waiting--;
+        up->pool.n_waiting--;
         conn_send(c, q);
     }
 }
@@ -337,10 +342,10 @@ static void kick(struct dp_upstream *up)
 {
     /* Open another connection only when none is on its way and every open
      * one is saturated: one busy connection beats several idle ones. */
-    if (up->n_waiting == 0)
+    if (up->pool.n_waiting == 0)
         return;
-    for (unsigned i = 0; i < up->n_conns; i++) {
-        struct dp_conn *c = up->conns[i];
+    for (unsigned i = 0; i < up->pool.n_conns; i++) {
+        struct dp_conn *c = up->pool.conns[i];
         if (c->state != DP_CONN_READY || c->n_free > 0)
             return;
     }
@@ -351,16 +356,16 @@ void dp_tls_pool_submit(struct dp_upstream *up, struct dp_query *q)
 {
     q->up = up;
     q->conn = NULL;
-    if (up->n_waiting == 0) {
-        for (unsigned i = 0; i < up->n_conns; i++) {
-            if (conn_has_room(up->conns[i], q)) {
-                conn_send(up->conns[i], q);
+    if (up->pool.n_waiting == 0) {
+        for (unsigned i = 0; i < up->pool.n_conns; i++) {
+            if (conn_has_room(up->pool.conns[i], q)) {
+                conn_send(up->pool.conns[i], q);
                 return;
             }
         }
     }
-    dp_list_push_back(&up->waiting, &q->wait);
-    up->n_waiting++;
+    dp_list_push_back(&up->pool.waiting, &q->wait);
+    up->pool.n_waiting++;
     kick(up);
 }
 
@@ -403,7 +408,7 @@ void dp_tls_pool_forget(struct dotproxy_ctx *ctx, struct dp_query *q)
         }
     } else if (q->up != NULL && dp_list_linked(&q->wait)) {
         dp_list_remove(&q->wait);
-        q->up->n_waiting--;
+        q->up->pool.n_waiting--;
     }
     q->up = NULL;
 }
@@ -414,11 +419,11 @@ static void take_ticket(struct dp_conn *c)
     gnutls_datum_t d = {NULL, 0};
     if (gnutls_session_get_data2(c->tls, &d) < 0)
         return;
-    if (up->ticket.data != NULL) {
-        gnutls_memset(up->ticket.data, 0, up->ticket.size);
-        gnutls_free(up->ticket.data);
+    if (up->pool.ticket.data != NULL) {
+        gnutls_memset(up->pool.ticket.data, 0, up->pool.ticket.size);
+        gnutls_free(up->pool.ticket.data);
     }
-    up->ticket = d;
+    up->pool.ticket = d;
     c->ticket_taken = 1;
 }
 
@@ -585,11 +590,11 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
         return -1;
     }
     dp_upstream_rtt_sample(c->up, dp_now(ctx) - q->sent_us);
-    c->up->n_answers++;
+    c->up->pool.n_answers++;
     q->conn = NULL;
     slot_release(c, idx);
     dp_proxy_answer(ctx, q, msg, len, &info);
-    if (c->up->n_waiting > 0)
+    if (c->up->pool.n_waiting > 0)
         drain_waiting(c);
     if (live_inflight(c) == 0)
         /* The answer may have taught a shorter idle limit (RFC 7828
@@ -753,7 +758,7 @@ static void conn_timer_fire(struct dp_timer *t)
 static void conn_fail(struct dp_conn *c, const char *why, int health_failure, int by_peer)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up->ctx;
+    struct dotproxy_ctx *ctx = up_ctx(up);
     int was_ready = c->state == DP_CONN_READY;
     struct dp_list retry;
     dp_list_init(&retry);
@@ -776,8 +781,7 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
             /* The server closed a connection idle for `quiet`: close ours a
              * little sooner from now on (public resolvers: about 10 s). */
             uint64_t limit = quiet - quiet / 5;
-            if (up->idle_limit_us == 0 || limit < up->idle_limit_us) {
-                up->idle_limit_us = limit;
+            if (dp_upstream_learn_idle_limit(up, limit)) {
                 dp_log(&ctx->log, DOTPROXY_LOG_INFO,
                        "upstream %s closes idle connections after about %llu ms; closing ours "
                        "after %llu ms",
@@ -811,12 +815,12 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
             dp_proxy_fail(ctx, q, DOTPROXY_EUPSTREAM);
         }
     }
-    if (health_failure && up->n_conns == 0) {
+    if (health_failure && up->pool.n_conns == 0) {
         /* This upstream cannot take its waiting queries now: move them on. */
-        while (up->n_waiting > 0) {
-            struct dp_query *q = DP_CONTAINER_OF(up->waiting.next, struct dp_query, wait);
+        while (up->pool.n_waiting > 0) {
+            struct dp_query *q = DP_CONTAINER_OF(up->pool.waiting.next, struct dp_query, wait);
             dp_list_remove(&q->wait);
-            up->n_waiting--;
+            up->pool.n_waiting--;
             q->tried |= 1u << up->index;
             dp_proxy_dispatch(ctx, q);
         }
@@ -878,14 +882,14 @@ void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force)
 
 void dp_tls_pool_probe(struct dp_upstream *up)
 {
-    dp_log(&up->ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: probing", up->label);
+    dp_log(&up_ctx(up)->log, DOTPROXY_LOG_DEBUG, "upstream %s: probing", up->label);
     conn_open(up);
 }
 
 void dp_tls_pool_close_all(struct dp_upstream *up)
 {
-    while (up->n_conns > 0) {
-        struct dp_conn *c = up->conns[0];
+    while (up->pool.n_conns > 0) {
+        struct dp_conn *c = up->pool.conns[0];
         for (unsigned i = 0; i < c->n_slots; i++)
             if (c->slot[i] != NULL && !c->slot_dead[i])
                 c->slot[i]->conn = NULL;
@@ -894,7 +898,7 @@ void dp_tls_pool_close_all(struct dp_upstream *up)
         if (c->dirty) {
             /* Held for a later flush (a reload removing this upstream): take
              * it off the list, since it is freed now. */
-            struct dp_conn **pp = &up->ctx->dirty;
+            struct dp_conn **pp = &up_ctx(up)->dirty;
             while (*pp != NULL && *pp != c)
                 pp = &(*pp)->next_dirty;
             if (*pp == c)
@@ -915,14 +919,14 @@ void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx)
         c->dirty = 0;
         if (c->state == DP_CONN_CLOSED && c->io.want == 0 && !dp_timer_armed(&c->timer)) {
             int listed = 0;
-            for (unsigned i = 0; c->up != NULL && i < c->up->n_conns; i++)
-                listed |= c->up->conns[i] == c;
+            for (unsigned i = 0; c->up != NULL && i < c->up->pool.n_conns; i++)
+                listed |= c->up->pool.conns[i] == c;
             if (!listed)
                 conn_free(c);
         }
     }
-    for (size_t i = 0; i < ctx->n_ups; i++)
-        dp_tls_pool_close_all(ctx->ups[i]);
+    for (size_t i = 0; i < ctx->upstreams.n; i++)
+        dp_tls_pool_close_all(ctx->upstreams.ups[i]);
 }
 
 /* Hedge delay for a query on up: long enough for a normal answer (four
@@ -974,7 +978,7 @@ void dp_tls_pool_sweep(struct dotproxy_ctx *ctx)
          * upstream can take it, move the query there. Its old slot stays
          * reserved until the late answer arrives (then it is discarded). */
         uint32_t tried = q->tried | (1u << up->index);
-        if (dp_upstream_select(ctx, tried) != NULL) {
+        if (dp_upstreams_select(&ctx->upstreams, tried) != NULL) {
             /* Count the wait as a (bad) round trip, so that an upstream that
              * never answers loses its place instead of being tried first for
              * ever as "unmeasured". */
@@ -999,8 +1003,8 @@ uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx)
 
 void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out)
 {
-    for (unsigned k = 0; k < up->n_conns; k++) {
-        struct dp_conn *c = up->conns[k];
+    for (unsigned k = 0; k < up->pool.n_conns; k++) {
+        struct dp_conn *c = up->pool.conns[k];
         for (unsigned i = 0; i < c->n_slots; i++) {
             struct dp_query *q = c->slot[i];
             if (q == NULL || c->slot_dead[i])
@@ -1016,11 +1020,33 @@ void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out)
             dp_list_push_back(out, &q->wait);
         }
     }
-    while (up->n_waiting > 0) {
-        struct dp_query *q = DP_CONTAINER_OF(up->waiting.next, struct dp_query, wait);
+    while (up->pool.n_waiting > 0) {
+        struct dp_query *q = DP_CONTAINER_OF(up->pool.waiting.next, struct dp_query, wait);
         dp_list_remove(&q->wait);
-        up->n_waiting--;
+        up->pool.n_waiting--;
         q->up = NULL;
         dp_list_push_back(out, &q->wait);
     }
+}
+
+void dp_tls_pool_release(struct dp_upstream *up)
+{
+    dp_tls_pool_close_all(up);
+    if (up->pool.ticket.data != NULL) {
+        gnutls_memset(up->pool.ticket.data, 0, up->pool.ticket.size);
+        gnutls_free(up->pool.ticket.data);
+        up->pool.ticket.data = NULL;
+        up->pool.ticket.size = 0;
+    }
+}
+
+void dp_tls_pool_describe(const struct dp_upstream *up, dotproxy_upstream_stats *out)
+{
+    unsigned inflight = 0;
+    for (unsigned k = 0; k < up->pool.n_conns; k++)
+        inflight += live_inflight(up->pool.conns[k]);
+    out->connections = up->pool.n_conns;
+    out->inflight = inflight;
+    out->queries = up->pool.n_queries;
+    out->answers = up->pool.n_answers;
 }

@@ -9,6 +9,7 @@
 #include <gnutls/gnutls.h>
 
 #include "dotproxy/dns.h"
+#include "dotproxy/proxy.h"
 #include "loop.h"
 
 struct dotproxy_ctx;
@@ -80,6 +81,11 @@ struct dp_list;
 void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out);
 /* Close every connection of up. */
 void dp_tls_pool_close_all(struct dp_upstream *up);
+/* Before up is freed: close its connections and wipe its session ticket. */
+void dp_tls_pool_release(struct dp_upstream *up);
+/* The pool's part of up's public stats (connections, in flight, queries,
+ * answers). */
+void dp_tls_pool_describe(const struct dp_upstream *up, dotproxy_upstream_stats *out);
 /* Close and free every connection of the context. */
 void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx);
 
