@@ -56,12 +56,12 @@ static void begin_stop(struct dotproxy_ctx *ctx)
 static void finish_stop(struct dotproxy_ctx *ctx)
 {
     dp_proxy_fail_all(ctx, DOTPROXY_ESTATE);
-    dp_tls_pool_flush(ctx, 1);
+    dp_tls_pool_flush(&ctx->pool, 1);
     dp_listener_flush(ctx);
     dp_listener_udp_flush(ctx);
     dp_listener_close_clients(ctx);
     dp_listener_close(ctx);
-    dp_tls_pool_shutdown(ctx);
+    dp_tls_pool_shutdown(&ctx->pool);
     ctx->stopped = 1;
 }
 
@@ -83,14 +83,14 @@ static void turn_end(void *user)
 {
     struct dotproxy_ctx *ctx = user;
     uint64_t now = dp_now(ctx);
-    dp_tls_pool_sweep(ctx);
+    dp_tls_pool_sweep(&ctx->pool);
     dp_proxy_expire(ctx);
     if (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped)
         begin_stop(ctx);
     /* Answers and queries produced this turn go out now, coalesced. Writing
      * to clients can resume paused ones, whose queries then need a flush. */
     do
-        dp_tls_pool_flush(ctx, 0);
+        dp_tls_pool_flush(&ctx->pool, 0);
     while (dp_listener_flush(ctx));
     dp_listener_udp_flush(ctx);
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
@@ -117,9 +117,7 @@ static uint64_t next_due(void *user)
     t = dp_stats_next_due(&ctx->stats);
     if (t < due)
         due = t;
-    if (ctx->dirty != NULL && ctx->write_due_us < due)
-        due = ctx->write_due_us;
-    t = dp_tls_pool_next_sweep(ctx);
+    t = dp_tls_pool_next_due(&ctx->pool);
     if (t < due)
         due = t;
     if (ctx->stopping && !ctx->stopped && ctx->drain_until_us < due)
@@ -143,8 +141,8 @@ static void wake_on_ready(struct dp_io *io, unsigned revents)
 /* An upstream's backoff is over: let the pool try it again. */
 static void probe_upstream(struct dp_upstream *up, void *user)
 {
-    (void)user;
-    dp_tls_pool_probe(up);
+    struct dotproxy_ctx *ctx = user;
+    dp_tls_pool_probe(&ctx->pool, up);
 }
 
 /* ---- creation and teardown ---- */
@@ -158,7 +156,6 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         return DOTPROXY_ENOMEM;
     ctx->wake.fd = -1;
     dp_stats_init(&ctx->stats);
-    dp_list_init(&ctx->sent);
     dp_list_init(&ctx->tcp_clients);
     const struct dp_loop_hooks hooks = {
         .turn_begin = turn_begin,
@@ -171,6 +168,10 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     dp_prng_seed_random(&ctx->prng);
     const struct dp_upstream_hooks up_hooks = {.probe = probe_upstream, .user = ctx};
     dp_upstreams_init(&ctx->upstreams, &ctx->loop, &ctx->log, &ctx->prng, &ctx->cfg, &up_hooks);
+    struct dp_pool_hooks pool_hooks;
+    dp_proxy_pool_hooks(ctx, &pool_hooks);
+    dp_tls_pool_init(&ctx->pool, &ctx->loop, &ctx->log, &ctx->stats.ctr, &ctx->cfg,
+                     &ctx->upstreams, &pool_hooks);
     int rc = dp_config_copy(&ctx->cfg, cfg);
     if (rc != 0) {
         dp_stats_fini(&ctx->stats);
@@ -180,8 +181,11 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     ctx->log = ctx->cfg.log;
     if ((rc = dp_proxy_init(ctx)) != 0)
         goto fail;
-    if ((rc = dp_trust_load(&ctx->log, &ctx->cfg, &ctx->cred, &ctx->prio)) != 0)
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+    if ((rc = dp_trust_load(&ctx->log, &ctx->cfg, &cred, &prio)) != 0)
         goto fail;
+    dp_tls_pool_set_trust(&ctx->pool, cred, prio);
     if ((rc = dp_policy_new(&ctx->policy, &ctx->cfg)) != 0)
         goto fail;
     if (ctx->cfg.shared_cache != NULL) {
@@ -229,9 +233,9 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     dp_proxy_fail_all(ctx, DOTPROXY_ESTATE);
     dp_listener_close_clients(ctx);
     dp_listener_close(ctx);
-    dp_tls_pool_shutdown(ctx);
+    dp_tls_pool_shutdown(&ctx->pool);
     for (size_t i = 0; i < ctx->upstreams.n; i++) {
-        dp_tls_pool_release(ctx->upstreams.ups[i]);
+        dp_tls_pool_release(&ctx->pool, ctx->upstreams.ups[i]);
         dp_upstream_free(ctx->upstreams.ups[i]);
     }
     if (ctx->wake.fd >= 0) {
@@ -243,10 +247,7 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
         dp_config_clear(pending);
         free(pending);
     }
-    if (ctx->prio != NULL)
-        gnutls_priority_deinit(ctx->prio);
-    if (ctx->cred != NULL)
-        gnutls_certificate_free_credentials(ctx->cred);
+    dp_tls_pool_fini(&ctx->pool);
     dp_proxy_fini(ctx);
     dp_cache_handle_release(&ctx->cache);
     dp_policy_free(ctx->policy);

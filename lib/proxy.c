@@ -438,7 +438,7 @@ void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg,
 
 void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
 {
-    dp_tls_pool_forget(ctx, q);
+    dp_tls_pool_forget(&ctx->pool, q);
     /* Whoever waits for the same answer shares the failure (or the stale
      * answer). Followers are unlinked as they are freed. */
     struct dp_query *f;
@@ -456,7 +456,32 @@ void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q)
         dp_proxy_fail(ctx, q, DOTPROXY_EUPSTREAM);
         return;
     }
-    dp_tls_pool_submit(up, q);
+    dp_tls_pool_submit(&ctx->pool, up, q);
+}
+
+/* The pool's hooks: answers and failures come back here. */
+static void pool_answer(void *user, struct dp_query *q, uint8_t *msg, size_t len,
+                        const dotproxy_dns_info *info)
+{
+    dp_proxy_answer(user, q, msg, len, info);
+}
+
+static void pool_fail(void *user, struct dp_query *q, int err)
+{
+    dp_proxy_fail(user, q, err);
+}
+
+static void pool_redispatch(void *user, struct dp_query *q)
+{
+    dp_proxy_dispatch(user, q);
+}
+
+void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out)
+{
+    out->answer = pool_answer;
+    out->fail = pool_fail;
+    out->redispatch = pool_redispatch;
+    out->user = ctx;
 }
 
 /* Common admission of a parsed query; returns NULL when over the limit.

@@ -16,82 +16,23 @@
 #include "dotproxy/proxy.h"
 #include "list.h"
 #include "listener.h"
+#include "query.h"
 #include "log.h"
 #include "loop.h"
 #include "prng.h"
 #include "stats.h"
+#include "tls_pool.h"
 #include "upstream.h"
-
-/* Queries up to this size live inside their record; larger ones (rare: no
- * common client sends one) get a buffer of their own. */
-#define DP_QUERY_INLINE 512
-
-enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API, DP_Q_REFRESH /* cache only */ };
 
 /* Room for any answer plus what the EDNS rewrite may add. */
 #define DP_SCRATCH (65535u + 512u)
 /* RFC 8767 5: a client waits about 1.8 s for a refresh before stale. */
 #define DP_STALE_AFTER_US 1800000u
 
-struct dp_conn;
-
-struct dp_query {
-    struct dp_list active;   /* ctx->active, in deadline order */
-    struct dp_list wait;     /* an upstream's waiting list, or the client's list */
-    struct dp_list client;   /* TCP: the client's list of its queries */
-    struct dp_list sent;     /* ctx->sent, in the order written upstream */
-    struct dp_list followers; /* leader: queries waiting for its answer (by `wait`) */
-    struct dp_list stale;    /* ctx->stale_watch */
-    struct dp_query *leader; /* follower: the query it waits for */
-    struct dp_query *hnext;  /* leader: next in its in-flight table chain */
-    uint64_t stale_due_us;
-    uint64_t deadline_us;
-    uint64_t sent_us;        /* when written to an upstream (RTT) */
-    uint64_t arrived_us;     /* when the client's query came (latency) */
-    struct dp_conn *conn;    /* connection it is in flight on, or NULL */
-    struct dp_upstream *up;  /* upstream chosen (waiting or in flight) */
-    uint32_t tried;          /* bit i: upstream i was tried */
-    uint16_t client_id;      /* ID the client used */
-    uint16_t wire_id;        /* ID on the upstream connection */
-    uint16_t udp_limit;
-    uint16_t qlen;
-    uint16_t qname_len;
-    uint16_t qtype, qclass;
-    uint8_t kind;            /* enum dp_query_kind */
-    uint8_t retries;
-    uint8_t cacheable;       /* key is valid */
-    uint8_t leading;         /* in the in-flight table */
-    uint8_t counted;         /* holds a per-client in-flight count (policy_gen) */
-    uint8_t served_stale;    /* its clients got the stale answer; refreshing only */
-    unsigned policy_gen;
-    uint32_t qcap;           /* room at q */
-    struct dp_edns_client edns; /* the client's EDNS, for its answer */
-    struct dp_cache_key key;
-    union {
-        struct {
-            struct dp_udp_listener *l;
-            struct sockaddr_storage peer;
-            socklen_t peerlen;
-            struct dp_pktinfo dst;
-        } udp;
-        struct dp_tcp_client *tcp; /* NULL once the client went away */
-        struct {
-            dotproxy_answer_fn cb;
-            void *user;
-            dotproxy_dns_info info; /* the query, parsed once (for the pipeline) */
-        } api;
-    } from;
-    struct dp_query *next_free;
-    uint8_t *q;              /* the query bytes: qbuf or a heap copy */
-    uint8_t qbuf[DP_QUERY_INLINE];
-};
-
 struct dotproxy_ctx {
     struct dotproxy_config cfg;
     struct dp_loop loop;
     struct dp_logger log;
-    gnutls_certificate_credentials_t cred;
-    gnutls_priority_t prio;
 
     struct dp_udp_listener *udp;   /* cfg.n_listen of each */
     void *udp_batch;               /* recvmmsg vectors and buffers (listener.c) */
@@ -102,6 +43,7 @@ struct dotproxy_ctx {
 
     struct dp_upstreams upstreams; /* health and selection (upstream.c) */
     struct dp_prng prng;           /* the context's randomness (prng.h) */
+    struct dp_pool pool;           /* TLS connections to the upstreams (tls_pool.c) */
 
     /* Query records: a bump region plus a LIFO free list, so only as many
      * records as were ever in flight at once are touched (RSS). */
@@ -110,7 +52,6 @@ struct dotproxy_ctx {
     struct dp_query *qfree;        /* singly linked through active.next */
     struct dp_list active;         /* all live queries, oldest deadline first */
     struct dp_list api_queue;      /* API queries admitted, entering the pipeline next turn */
-    struct dp_list sent;           /* queries on the wire, oldest write first */
     struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
     struct dp_cache_handle cache;  /* impl NULL: off */
     struct dp_policy *policy;      /* access control, rate limits, per-client caps */
@@ -120,8 +61,6 @@ struct dotproxy_ctx {
     uint8_t *scratch;              /* DP_SCRATCH: answers being rewritten */
     size_t n_active;
 
-    struct dp_conn *dirty;         /* connections with output to flush */
-    uint64_t write_due_us;         /* a held write must go out by then */
     struct dp_tcp_client *dirty_clients;
     struct dp_udp_listener *dirty_udp;
     int in_process;                /* inside dotproxy_ctx_process() */
@@ -170,6 +109,9 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err);
 /* Choose an upstream for q and hand it to the pool; fails q when none is
  * usable. */
 void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q);
+
+/* The pipeline's side of the pool (ctx.c gives them to dp_tls_pool_init). */
+void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out);
 
 /* For the turn (ctx.c). API queries admitted since the last turn enter the
  * pipeline (inside process(), where their callbacks may run). */

@@ -79,15 +79,11 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         if (kept[j])
             continue;
         dp_tls_pool_evict(ctx->upstreams.ups[j], &orphans);
-        dp_tls_pool_release(ctx->upstreams.ups[j]);
+        dp_tls_pool_release(&ctx->pool, ctx->upstreams.ups[j]);
         dp_upstream_free(ctx->upstreams.ups[j]);
     }
-    if (tls_changed) {
-        gnutls_certificate_free_credentials(ctx->cred);
-        gnutls_priority_deinit(ctx->prio);
-        ctx->cred = cred;
-        ctx->prio = prio;
-    }
+    if (tls_changed)
+        dp_tls_pool_set_trust(&ctx->pool, cred, prio); /* no connection was kept */
     memcpy(ctx->upstreams.ups, nu, sizeof ctx->upstreams.ups);
     ctx->upstreams.n = n->n_upstream;
     for (size_t i = 0; i < ctx->upstreams.n; i++)

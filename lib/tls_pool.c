@@ -18,7 +18,6 @@
 
 #include "bytes.h"
 #include "dotproxy/error.h"
-#include "proxy.h"
 #include "upstream.h"
 
 #define OUT_CAP (1u << 17)   /* any single framed query fits in an empty buffer */
@@ -41,14 +40,9 @@ static void conn_on_ready(struct dp_io *io, unsigned revents);
 static void conn_timer_fire(struct dp_timer *t);
 static void conn_fail(struct dp_conn *c, const char *why, int health_failure, int by_peer);
 
-static struct dotproxy_ctx *up_ctx(const struct dp_upstream *up)
+static uint64_t pool_now(const struct dp_pool *pool)
 {
-    return DP_CONTAINER_OF(up->set, struct dotproxy_ctx, upstreams);
-}
-
-static struct dotproxy_ctx *conn_ctx(const struct dp_conn *c)
-{
-    return up_ctx(c->up);
+    return pool->loop->now_us;
 }
 
 static unsigned live_inflight(const struct dp_conn *c);
@@ -59,7 +53,7 @@ static unsigned live_inflight(const struct dp_conn *c);
  * never write a query into a connection the server already closed. */
 static uint64_t idle_limit(const struct dp_conn *c)
 {
-    uint64_t cfg = (uint64_t)up_ctx(c->up)->cfg.idle_timeout_ms * 1000u;
+    uint64_t cfg = (uint64_t)c->pool->cfg->idle_timeout_ms * 1000u;
     uint64_t learned = c->up->idle_limit_us;
     return learned != 0 && learned < cfg ? learned : cfg;
 }
@@ -68,10 +62,10 @@ static void mark_dirty(struct dp_conn *c)
 {
     if (c->dirty)
         return;
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     c->dirty = 1;
-    c->next_dirty = ctx->dirty;
-    ctx->dirty = c;
+    c->next_dirty = pool->dirty;
+    pool->dirty = c;
 }
 
 static void wipe_free(void *p, size_t n)
@@ -103,28 +97,28 @@ static void conn_free(struct dp_conn *c)
 static void conn_close(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up_ctx(up);
+    struct dp_pool *pool = c->pool;
     for (unsigned i = 0; i < up->pool.n_conns; i++) {
         if (up->pool.conns[i] == c) {
             up->pool.conns[i] = up->pool.conns[--up->pool.n_conns];
             break;
         }
     }
-    dp_timer_cancel(&ctx->loop, &c->timer);
-    dp_loop_del(&ctx->loop, &c->io);
+    dp_timer_cancel(pool->loop, &c->timer);
+    dp_loop_del(pool->loop, &c->io);
     c->state = DP_CONN_CLOSED;
     if (!c->dirty)
         conn_free(c);
 }
 
-static struct dp_conn *conn_alloc(struct dp_upstream *up)
+static struct dp_conn *conn_alloc(struct dp_pool *pool, struct dp_upstream *up)
 {
-    struct dotproxy_ctx *ctx = up_ctx(up);
-    unsigned n = ctx->cfg.max_inflight;
+    unsigned n = pool->cfg->max_inflight;
     struct dp_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
     c->io.fd = -1;
+    c->pool = pool;
     c->up = up;
     c->n_slots = n;
     while ((1u << c->id_shift) < n)
@@ -204,12 +198,12 @@ static ssize_t conn_push(gnutls_transport_ptr_t ptr, const void *data, size_t si
 static int tls_setup(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up_ctx(up);
+    struct dp_pool *pool = c->pool;
     int rc = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
     if (rc < 0)
         return rc;
-    if ((rc = gnutls_priority_set(c->tls, ctx->prio)) < 0 ||
-        (rc = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, ctx->cred)) < 0)
+    if ((rc = gnutls_priority_set(c->tls, pool->prio)) < 0 ||
+        (rc = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, pool->cred)) < 0)
         return rc;
     /* SNI only carries host names, never address literals (RFC 6066 3). */
     if (up->ep.name[0] != '\0' &&
@@ -237,24 +231,23 @@ static int tls_setup(struct dp_conn *c)
     return 0;
 }
 
-static void conn_open(struct dp_upstream *up)
+static void conn_open(struct dp_pool *pool, struct dp_upstream *up)
 {
-    struct dotproxy_ctx *ctx = up_ctx(up);
-    if (up->pool.n_conns >= ctx->cfg.max_connections || up->pool.n_conns >= DP_MAX_CONNS)
+    if (up->pool.n_conns >= pool->cfg->max_connections || up->pool.n_conns >= DP_MAX_CONNS)
         return;
-    struct dp_conn *c = conn_alloc(up);
+    struct dp_conn *c = conn_alloc(pool, up);
     if (c == NULL) {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for a connection",
+        dp_log(pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for a connection",
                up->label);
         return;
     }
     up->pool.conns[up->pool.n_conns++] = c;
-    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_CONNECTS);
+    dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CONNECTS);
     c->state = DP_CONN_CONNECTING;
-    unsigned hs_ms = ctx->cfg.handshake_timeout_ms < ctx->cfg.timeout_ms
-                         ? ctx->cfg.handshake_timeout_ms
-                         : ctx->cfg.timeout_ms;
-    dp_timer_set(&ctx->loop, &c->timer, dp_now(ctx) + (uint64_t)hs_ms * 1000u);
+    unsigned hs_ms = pool->cfg->handshake_timeout_ms < pool->cfg->timeout_ms
+                         ? pool->cfg->handshake_timeout_ms
+                         : pool->cfg->timeout_ms;
+    dp_timer_set(pool->loop, &c->timer, pool_now(pool) + (uint64_t)hs_ms * 1000u);
 
     int fd = socket(up->ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -267,14 +260,14 @@ static void conn_open(struct dp_upstream *up)
     if (connect(fd, (const struct sockaddr *)&up->ep.addr, up->ep.addrlen) != 0 &&
         errno != EINPROGRESS)
         goto fail_later;
-    if (dp_loop_add(&ctx->loop, &c->io, DOTPROXY_EV_OUT) != 0)
+    if (dp_loop_add(pool->loop, &c->io, DOTPROXY_EV_OUT) != 0)
         goto fail_later;
     return;
 fail_later:
     /* Fail from the timer, never from inside the caller (which may be
      * dispatching the very query this connection was opened for). */
-    dp_log(&ctx->log, DOTPROXY_LOG_WARN, "upstream %s: connect: %s", up->label, strerror(errno));
-    dp_timer_set(&ctx->loop, &c->timer, dp_now(ctx));
+    dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: connect: %s", up->label, strerror(errno));
+    dp_timer_set(pool->loop, &c->timer, pool_now(pool));
     c->state = DP_CONN_CLOSED;
 }
 
@@ -299,7 +292,7 @@ static int conn_has_room(struct dp_conn *c, const struct dp_query *q)
 
 static void conn_send(struct dp_conn *c, struct dp_query *q)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     unsigned idx = c->free_slots[--c->n_free];
     uint16_t gen = (uint16_t)((c->slot_id[idx] >> c->id_shift) + 1u);
     uint16_t wire = (uint16_t)((gen << c->id_shift) | idx);
@@ -309,12 +302,12 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
     c->inflight++;
     q->conn = c;
     q->wire_id = wire;
-    q->sent_us = dp_now(ctx);
+    q->sent_us = pool_now(pool);
     c->last_tx_us = q->sent_us;
     c->up->pool.n_queries++;
     /* In send order, for the stuck-query sweep (dp_tls_pool_sweep). */
     dp_list_remove(&q->sent);
-    dp_list_push_back(&ctx->sent, &q->sent);
+    dp_list_push_back(&pool->sent, &q->sent);
     dotproxy_dns_set_id(q->q, q->qlen, wire);
     if (c->queued++ == 0)
         c->queued_since_us = q->sent_us;
@@ -338,7 +331,7 @@ static void drain_waiting(struct dp_conn *c)
     }
 }
 
-static void kick(struct dp_upstream *up)
+static void kick(struct dp_pool *pool, struct dp_upstream *up)
 {
     /* Open another connection only when none is on its way and every open
      * one is saturated: one busy connection beats several idle ones. */
@@ -349,10 +342,10 @@ static void kick(struct dp_upstream *up)
         if (c->state != DP_CONN_READY || c->n_free > 0)
             return;
     }
-    conn_open(up);
+    conn_open(pool, up);
 }
 
-void dp_tls_pool_submit(struct dp_upstream *up, struct dp_query *q)
+void dp_tls_pool_submit(struct dp_pool *pool, struct dp_upstream *up, struct dp_query *q)
 {
     q->up = up;
     q->conn = NULL;
@@ -366,21 +359,21 @@ void dp_tls_pool_submit(struct dp_upstream *up, struct dp_query *q)
     }
     dp_list_push_back(&up->pool.waiting, &q->wait);
     up->pool.n_waiting++;
-    kick(up);
+    kick(pool, up);
 }
 
 static void slot_release(struct dp_conn *c, unsigned idx)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     c->slot[idx] = NULL;
     c->n_dead -= c->slot_dead[idx];
     c->slot_dead[idx] = 0;
     c->free_slots[c->n_free++] = (uint16_t)idx;
     c->inflight--;
     if (live_inflight(c) == 0) {
-        c->idle_since_us = dp_now(ctx);
+        c->idle_since_us = pool_now(pool);
         if (!dp_timer_armed(&c->timer))
-            dp_timer_set(&ctx->loop, &c->timer,
+            dp_timer_set(pool->loop, &c->timer,
                          c->idle_since_us + idle_limit(c));
     }
 }
@@ -390,7 +383,7 @@ static unsigned live_inflight(const struct dp_conn *c)
     return c->inflight - c->n_dead;
 }
 
-void dp_tls_pool_forget(struct dotproxy_ctx *ctx, struct dp_query *q)
+void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q)
 {
     if (q->conn != NULL) {
         struct dp_conn *c = q->conn;
@@ -402,8 +395,8 @@ void dp_tls_pool_forget(struct dotproxy_ctx *ctx, struct dp_query *q)
         c->slot[idx] = (struct dp_query *)(void *)c; /* any non-NULL marker */
         q->conn = NULL;
         if (live_inflight(c) == 0) {
-            c->idle_since_us = dp_now(ctx);
-            dp_timer_set(&ctx->loop, &c->timer,
+            c->idle_since_us = pool_now(pool);
+            dp_timer_set(pool->loop, &c->timer,
                          c->idle_since_us + idle_limit(c));
         }
     } else if (q->up != NULL && dp_list_linked(&q->wait)) {
@@ -464,38 +457,38 @@ static int pins_match(struct dp_conn *c)
 
 static void conn_ready(struct dp_conn *c)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     struct dp_upstream *up = c->up;
     if (up->n_pins > 0 && !pins_match(c)) {
         conn_fail(c, "no certificate in the chain matches the SPKI pin set", 1, 0);
         return;
     }
     c->state = DP_CONN_READY;
-    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_HANDSHAKES);
+    dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_HANDSHAKES);
     int resumed = gnutls_session_is_resumed(c->tls);
     if (resumed)
-        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_RESUMED);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_RESUMED);
     if (gnutls_protocol_get_version(c->tls) != GNUTLS_TLS1_3)
         take_ticket(c); /* TLS 1.2: the session is resumable right away */
     else
         maybe_take_ticket(c);
-    if (dp_log_enabled(&ctx->log, DOTPROXY_LOG_DEBUG)) {
+    if (dp_log_enabled(pool->log, DOTPROXY_LOG_DEBUG)) {
         char *desc = gnutls_session_get_desc(c->tls);
-        dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: connected, %s%s", up->label,
+        dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: connected, %s%s", up->label,
                desc ? desc : "?", resumed ? ", resumed" : "");
         gnutls_free(desc);
     }
     dp_upstream_connect_succeeded(up);
-    dp_loop_want(&ctx->loop, &c->io, DOTPROXY_EV_IN);
-    c->idle_since_us = dp_now(ctx);
-    dp_timer_set(&ctx->loop, &c->timer, c->idle_since_us + idle_limit(c));
+    dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN);
+    c->idle_since_us = pool_now(pool);
+    dp_timer_set(pool->loop, &c->timer, c->idle_since_us + idle_limit(c));
     drain_waiting(c);
-    kick(up);
+    kick(pool, up);
 }
 
 static void handshake_step(struct dp_conn *c)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     int rc;
     do
         rc = gnutls_handshake(c->tls);
@@ -506,7 +499,7 @@ static void handshake_step(struct dp_conn *c)
         return;
     }
     if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
-        dp_loop_want(&ctx->loop, &c->io,
+        dp_loop_want(pool->loop, &c->io,
                      gnutls_record_get_direction(c->tls) ? DOTPROXY_EV_OUT : DOTPROXY_EV_IN);
         return;
     }
@@ -551,16 +544,16 @@ static void conn_connected(struct dp_conn *c)
  * (RFC 7858 3.3). Returns 0, or -1 when the connection was failed. */
 static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0 || !(info.flags & DOTPROXY_DNS_FLAG_QR)) {
-        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "malformed answer", 0, 0);
         return -1;
     }
     unsigned idx = info.id & (c->n_slots - 1);
     if (c->slot[idx] == NULL || c->slot_id[idx] != info.id) {
-        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer with an ID we did not send", 0, 0);
         return -1;
     }
@@ -585,21 +578,21 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
         }
     }
     if (!same) {
-        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer to a different question", 0, 0);
         return -1;
     }
-    dp_upstream_rtt_sample(c->up, dp_now(ctx) - q->sent_us);
+    dp_upstream_rtt_sample(c->up, pool_now(pool) - q->sent_us);
     c->up->pool.n_answers++;
     q->conn = NULL;
     slot_release(c, idx);
-    dp_proxy_answer(ctx, q, msg, len, &info);
+    pool->hooks.answer(pool->hooks.user, q, msg, len, &info);
     if (c->up->pool.n_waiting > 0)
         drain_waiting(c);
     if (live_inflight(c) == 0)
         /* The answer may have taught a shorter idle limit (RFC 7828
          * keepalive): the timer must follow it, not fire at the old one. */
-        dp_timer_set(&ctx->loop, &c->timer, c->idle_since_us + idle_limit(c));
+        dp_timer_set(pool->loop, &c->timer, c->idle_since_us + idle_limit(c));
     return 0;
 }
 
@@ -610,7 +603,7 @@ static void conn_read(struct dp_conn *c)
         size_t room = dotproxy_frame_space(&c->in, &p);
         ssize_t n = gnutls_record_recv(c->tls, p, room);
         if (n > 0) {
-            c->last_rx_us = dp_now(conn_ctx(c));
+            c->last_rx_us = pool_now(c->pool);
             dotproxy_frame_commit(&c->in, (size_t)n);
             const uint8_t *m;
             size_t mlen;
@@ -622,7 +615,7 @@ static void conn_read(struct dp_conn *c)
                     return;
             }
             if (rc < 0) {
-                dp_ctr_inc(&conn_ctx(c)->stats.ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+                dp_ctr_inc(c->pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
                 conn_fail(c, "broken framing", 0, 0);
                 return;
             }
@@ -670,7 +663,7 @@ static void conn_ack_now(struct dp_conn *c)
 /* Encrypt and send what is queued. Returns 0, or -1 when c was failed. */
 static int conn_write(struct dp_conn *c)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     while (c->gnutls_send_pending || c->out_head < c->out_tail) {
         ssize_t n;
         if (c->gnutls_send_pending) {
@@ -684,7 +677,7 @@ static int conn_write(struct dp_conn *c)
         }
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
             c->gnutls_send_pending = 1;
-            dp_loop_want(&ctx->loop, &c->io, DOTPROXY_EV_IN | DOTPROXY_EV_OUT);
+            dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN | DOTPROXY_EV_OUT);
             return 0;
         }
         if (n < 0) {
@@ -698,7 +691,7 @@ static int conn_write(struct dp_conn *c)
     }
     c->out_head = c->out_tail = 0;
     c->queued = 0;
-    dp_loop_want(&ctx->loop, &c->io, DOTPROXY_EV_IN);
+    dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN);
     return 0;
 }
 
@@ -726,7 +719,7 @@ static void conn_on_ready(struct dp_io *io, unsigned revents)
 static void conn_timer_fire(struct dp_timer *t)
 {
     struct dp_conn *c = DP_CONTAINER_OF(t, struct dp_conn, timer);
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     switch (c->state) {
     case DP_CONN_CONNECTING:
     case DP_CONN_HANDSHAKING:
@@ -741,24 +734,24 @@ static void conn_timer_fire(struct dp_timer *t)
     if (live_inflight(c) != 0)
         return; /* re-armed when it next becomes idle */
     uint64_t due = c->idle_since_us + idle_limit(c);
-    if (dp_now(ctx) < due) {
-        dp_timer_set(&ctx->loop, t, due);
+    if (pool_now(pool) < due) {
+        dp_timer_set(pool->loop, t, due);
         return;
     }
     /* Idle (or only dead queries left, i.e. a silent upstream): close it
      * politely; nothing live is lost. */
-    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_CLOSED_IDLE);
-    dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: closing idle connection", c->up->label);
+    dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CLOSED_IDLE);
+    dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: closing idle connection", c->up->label);
     gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     struct dp_upstream *up = c->up;
     conn_close(c);
-    kick(up);
+    kick(pool, up);
 }
 
 static void conn_fail(struct dp_conn *c, const char *why, int health_failure, int by_peer)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up_ctx(up);
+    struct dp_pool *pool = c->pool;
     int was_ready = c->state == DP_CONN_READY;
     struct dp_list retry;
     dp_list_init(&retry);
@@ -774,26 +767,26 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         c->inflight--;
     }
     if (by_peer && was_ready) {
-        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
         uint64_t last = c->last_rx_us > c->last_tx_us ? c->last_rx_us : c->last_tx_us;
-        uint64_t quiet = dp_now(ctx) - last;
+        uint64_t quiet = pool_now(pool) - last;
         if (live_inflight(c) == 0 && quiet >= 1000000u) {
             /* The server closed a connection idle for `quiet`: close ours a
              * little sooner from now on (public resolvers: about 10 s). */
             uint64_t limit = quiet - quiet / 5;
             if (dp_upstream_learn_idle_limit(up, limit)) {
-                dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+                dp_log(pool->log, DOTPROXY_LOG_INFO,
                        "upstream %s closes idle connections after about %llu ms; closing ours "
                        "after %llu ms",
                        up->label, (unsigned long long)(quiet / 1000),
                        (unsigned long long)(limit / 1000));
             }
         }
-        dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: %s", up->label, why);
+        dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: %s", up->label, why);
     } else {
         if (!was_ready)
-            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TLS_FAILURES);
-        dp_log(&ctx->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
+            dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_FAILURES);
+        dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
     }
     conn_close(c);
     if (health_failure)
@@ -809,10 +802,10 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         dp_list_remove(&q->wait);
         if (q->retries < DP_MAX_RESENDS) {
             q->retries++;
-            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_RETRIES);
-            dp_proxy_dispatch(ctx, q);
+            dp_ctr_inc(pool->ctr, DOTPROXY_CTR_RETRIES);
+            pool->hooks.redispatch(pool->hooks.user, q);
         } else {
-            dp_proxy_fail(ctx, q, DOTPROXY_EUPSTREAM);
+            pool->hooks.fail(pool->hooks.user, q, DOTPROXY_EUPSTREAM);
         }
     }
     if (health_failure && up->pool.n_conns == 0) {
@@ -822,10 +815,10 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
             dp_list_remove(&q->wait);
             up->pool.n_waiting--;
             q->tried |= 1u << up->index;
-            dp_proxy_dispatch(ctx, q);
+            pool->hooks.redispatch(pool->hooks.user, q);
         }
     } else {
-        kick(up);
+        kick(pool, up);
     }
 }
 
@@ -844,14 +837,14 @@ static int may_hold(const struct dp_conn *c, uint64_t now, uint64_t *due)
     return now < *due;
 }
 
-void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force)
+void dp_tls_pool_flush(struct dp_pool *pool, int force)
 {
     struct dp_conn *held = NULL;
-    uint64_t now = dp_now(ctx), due;
-    ctx->write_due_us = UINT64_MAX;
-    while (ctx->dirty != NULL) {
-        struct dp_conn *c = ctx->dirty;
-        ctx->dirty = c->next_dirty;
+    uint64_t now = pool_now(pool), due;
+    pool->write_due_us = UINT64_MAX;
+    while (pool->dirty != NULL) {
+        struct dp_conn *c = pool->dirty;
+        pool->dirty = c->next_dirty;
         c->dirty = 0;
         c->next_dirty = NULL;
         if (c->state == DP_CONN_CLOSED) {
@@ -865,8 +858,8 @@ void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force)
             c->dirty = 1;
             c->next_dirty = held;
             held = c;
-            if (due < ctx->write_due_us)
-                ctx->write_due_us = due;
+            if (due < pool->write_due_us)
+                pool->write_due_us = due;
             continue;
         }
         int writes = c->gnutls_send_pending || c->out_head < c->out_tail;
@@ -877,16 +870,16 @@ void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force)
         if (ack_owed && !writes && c->inflight > 0 && c->inflight <= ACK_NOW_MAX_INFLIGHT)
             conn_ack_now(c);
     }
-    ctx->dirty = held;
+    pool->dirty = held;
 }
 
-void dp_tls_pool_probe(struct dp_upstream *up)
+void dp_tls_pool_probe(struct dp_pool *pool, struct dp_upstream *up)
 {
-    dp_log(&up_ctx(up)->log, DOTPROXY_LOG_DEBUG, "upstream %s: probing", up->label);
-    conn_open(up);
+    dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: probing", up->label);
+    conn_open(pool, up);
 }
 
-void dp_tls_pool_close_all(struct dp_upstream *up)
+void dp_tls_pool_close_all(struct dp_pool *pool, struct dp_upstream *up)
 {
     while (up->pool.n_conns > 0) {
         struct dp_conn *c = up->pool.conns[0];
@@ -898,7 +891,7 @@ void dp_tls_pool_close_all(struct dp_upstream *up)
         if (c->dirty) {
             /* Held for a later flush (a reload removing this upstream): take
              * it off the list, since it is freed now. */
-            struct dp_conn **pp = &up_ctx(up)->dirty;
+            struct dp_conn **pp = &pool->dirty;
             while (*pp != NULL && *pp != c)
                 pp = &(*pp)->next_dirty;
             if (*pp == c)
@@ -909,13 +902,13 @@ void dp_tls_pool_close_all(struct dp_upstream *up)
     }
 }
 
-void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx)
+void dp_tls_pool_shutdown(struct dp_pool *pool)
 {
     /* Connections closed earlier this turn wait on the dirty list to be
      * freed; the others are closed below. */
-    while (ctx->dirty != NULL) {
-        struct dp_conn *c = ctx->dirty;
-        ctx->dirty = c->next_dirty;
+    while (pool->dirty != NULL) {
+        struct dp_conn *c = pool->dirty;
+        pool->dirty = c->next_dirty;
         c->dirty = 0;
         if (c->state == DP_CONN_CLOSED && c->io.want == 0 && !dp_timer_armed(&c->timer)) {
             int listed = 0;
@@ -925,20 +918,20 @@ void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx)
                 conn_free(c);
         }
     }
-    for (size_t i = 0; i < ctx->upstreams.n; i++)
-        dp_tls_pool_close_all(ctx->upstreams.ups[i]);
+    for (size_t i = 0; i < pool->ups->n; i++)
+        dp_tls_pool_close_all(pool, pool->ups->ups[i]);
 }
 
 /* Hedge delay for a query on up: long enough for a normal answer (four
  * smoothed RTTs, and never under 250 ms, since a recursive resolver may need
  * a few hundred ms for a name it has to look up), short enough to leave time
  * for a second try within the deadline. */
-static uint64_t hedge_delay(const struct dotproxy_ctx *ctx, const struct dp_upstream *up)
+static uint64_t hedge_delay(const struct dp_pool *pool, const struct dp_upstream *up)
 {
     uint64_t h = 4 * up->srtt_us;
     if (h < 250000u)
         h = 250000u;
-    uint64_t cap = (uint64_t)ctx->cfg.timeout_ms * 500u; /* half the deadline */
+    uint64_t cap = (uint64_t)pool->cfg->timeout_ms * 500u; /* half the deadline */
     return h < cap ? h : cap;
 }
 
@@ -953,17 +946,17 @@ static int conn_unacked_for(const struct dp_conn *c, uint64_t ms)
     return ti.tcpi_unacked > 0 && ti.tcpi_last_ack_recv >= ms;
 }
 
-void dp_tls_pool_sweep(struct dotproxy_ctx *ctx)
+void dp_tls_pool_sweep(struct dp_pool *pool)
 {
-    uint64_t now = dp_now(ctx);
-    while (!dp_list_empty(&ctx->sent)) {
-        struct dp_query *q = DP_CONTAINER_OF(ctx->sent.next, struct dp_query, sent);
+    uint64_t now = pool_now(pool);
+    while (!dp_list_empty(&pool->sent)) {
+        struct dp_query *q = DP_CONTAINER_OF(pool->sent.next, struct dp_query, sent);
         struct dp_conn *c = q->conn;
         if (c == NULL) {
             dp_list_remove(&q->sent);
             continue;
         }
-        uint64_t h = hedge_delay(ctx, c->up);
+        uint64_t h = hedge_delay(pool, c->up);
         if (q->sent_us + h > now)
             break; /* later ones were sent later */
         dp_list_remove(&q->sent);
@@ -978,27 +971,27 @@ void dp_tls_pool_sweep(struct dotproxy_ctx *ctx)
          * upstream can take it, move the query there. Its old slot stays
          * reserved until the late answer arrives (then it is discarded). */
         uint32_t tried = q->tried | (1u << up->index);
-        if (dp_upstreams_select(&ctx->upstreams, tried) != NULL) {
+        if (dp_upstreams_select(pool->ups, tried) != NULL) {
             /* Count the wait as a (bad) round trip, so that an upstream that
              * never answers loses its place instead of being tried first for
              * ever as "unmeasured". */
             dp_upstream_rtt_sample(up, 2 * h);
-            dp_tls_pool_forget(ctx, q);
+            dp_tls_pool_forget(pool, q);
             q->tried = tried;
-            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_HEDGED);
-            dp_proxy_dispatch(ctx, q);
+            dp_ctr_inc(pool->ctr, DOTPROXY_CTR_HEDGED);
+            pool->hooks.redispatch(pool->hooks.user, q);
         }
     }
 }
 
-uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx)
+static uint64_t next_sweep(const struct dp_pool *pool)
 {
-    if (dp_list_empty(&ctx->sent))
+    if (dp_list_empty(&pool->sent))
         return UINT64_MAX;
-    const struct dp_query *q = DP_CONTAINER_OF(ctx->sent.next, struct dp_query, sent);
+    const struct dp_query *q = DP_CONTAINER_OF(pool->sent.next, struct dp_query, sent);
     if (q->conn == NULL)
         return 0; /* a forgotten query to unlink: at once */
-    return q->sent_us + hedge_delay(ctx, q->conn->up);
+    return q->sent_us + hedge_delay(pool, q->conn->up);
 }
 
 void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out)
@@ -1029,9 +1022,9 @@ void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out)
     }
 }
 
-void dp_tls_pool_release(struct dp_upstream *up)
+void dp_tls_pool_release(struct dp_pool *pool, struct dp_upstream *up)
 {
-    dp_tls_pool_close_all(up);
+    dp_tls_pool_close_all(pool, up);
     if (up->pool.ticket.data != NULL) {
         gnutls_memset(up->pool.ticket.data, 0, up->pool.ticket.size);
         gnutls_free(up->pool.ticket.data);
@@ -1049,4 +1042,45 @@ void dp_tls_pool_describe(const struct dp_upstream *up, dotproxy_upstream_stats 
     out->inflight = inflight;
     out->queries = up->pool.n_queries;
     out->answers = up->pool.n_answers;
+}
+
+uint64_t dp_tls_pool_next_due(const struct dp_pool *pool)
+{
+    uint64_t due = next_sweep(pool);
+    if (pool->dirty != NULL && pool->write_due_us < due)
+        due = pool->write_due_us;
+    return due;
+}
+
+void dp_tls_pool_init(struct dp_pool *pool, struct dp_loop *loop, const struct dp_logger *log,
+                      struct dp_counters *ctr, const struct dotproxy_config *cfg,
+                      struct dp_upstreams *ups, const struct dp_pool_hooks *hooks)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->loop = loop;
+    pool->log = log;
+    pool->ctr = ctr;
+    pool->cfg = cfg;
+    pool->ups = ups;
+    pool->hooks = *hooks;
+    pool->write_due_us = UINT64_MAX;
+    dp_list_init(&pool->sent);
+}
+
+void dp_tls_pool_set_trust(struct dp_pool *pool, gnutls_certificate_credentials_t cred,
+                           gnutls_priority_t prio)
+{
+    dp_tls_pool_fini(pool);
+    pool->cred = cred;
+    pool->prio = prio;
+}
+
+void dp_tls_pool_fini(struct dp_pool *pool)
+{
+    if (pool->prio != NULL)
+        gnutls_priority_deinit(pool->prio);
+    if (pool->cred != NULL)
+        gnutls_certificate_free_credentials(pool->cred);
+    pool->prio = NULL;
+    pool->cred = NULL;
 }
