@@ -49,7 +49,7 @@ static void begin_stop(struct dotproxy_ctx *ctx)
 {
     ctx->stopping = 1;
     ctx->drain_until_us = dp_now(ctx) + DRAIN_US;
-    dp_listener_quiesce(ctx);
+    dp_listener_quiesce(&ctx->listeners);
     dp_log(&ctx->log, DOTPROXY_LOG_INFO, "stopping: %zu queries in flight", ctx->n_active);
 }
 
@@ -57,10 +57,10 @@ static void finish_stop(struct dotproxy_ctx *ctx)
 {
     dp_proxy_fail_all(ctx, DOTPROXY_ESTATE);
     dp_tls_pool_flush(&ctx->pool, 1);
-    dp_listener_flush(ctx);
-    dp_listener_udp_flush(ctx);
-    dp_listener_close_clients(ctx);
-    dp_listener_close(ctx);
+    dp_listener_flush(&ctx->listeners);
+    dp_listener_udp_flush(&ctx->listeners);
+    dp_listener_close_clients(&ctx->listeners);
+    dp_listener_close(&ctx->listeners);
     dp_tls_pool_shutdown(&ctx->pool);
     ctx->stopped = 1;
 }
@@ -91,8 +91,8 @@ static void turn_end(void *user)
      * to clients can resume paused ones, whose queries then need a flush. */
     do
         dp_tls_pool_flush(&ctx->pool, 0);
-    while (dp_listener_flush(ctx));
-    dp_listener_udp_flush(ctx);
+    while (dp_listener_flush(&ctx->listeners));
+    dp_listener_udp_flush(&ctx->listeners);
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
         finish_stop(ctx);
     dp_ctr_set(&ctx->stats.ctr, DOTPROXY_CTR_INFLIGHT, ctx->n_active);
@@ -156,7 +156,6 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         return DOTPROXY_ENOMEM;
     ctx->wake.fd = -1;
     dp_stats_init(&ctx->stats);
-    dp_list_init(&ctx->tcp_clients);
     const struct dp_loop_hooks hooks = {
         .turn_begin = turn_begin,
         .turn_end = turn_end,
@@ -172,6 +171,10 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     dp_proxy_pool_hooks(ctx, &pool_hooks);
     dp_tls_pool_init(&ctx->pool, &ctx->loop, &ctx->log, &ctx->stats.ctr, &ctx->cfg,
                      &ctx->upstreams, &pool_hooks);
+    struct dp_listener_hooks listener_hooks;
+    dp_proxy_listener_hooks(ctx, &listener_hooks);
+    dp_listener_init(&ctx->listeners, &ctx->loop, &ctx->log, &ctx->stats.ctr, &ctx->cfg,
+                     &ctx->policy, &listener_hooks);
     int rc = dp_config_copy(&ctx->cfg, cfg);
     if (rc != 0) {
         dp_stats_fini(&ctx->stats);
@@ -215,7 +218,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     }
     if ((rc = dp_loop_add(&ctx->loop, &ctx->wake, DOTPROXY_EV_IN)) != 0)
         goto fail;
-    if ((rc = dp_listener_open(ctx)) != 0)
+    if ((rc = dp_listener_open(&ctx->listeners)) != 0)
         goto fail;
     publish(ctx);
     *out = ctx;
@@ -231,8 +234,8 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
         return;
     ctx->in_process = 1; /* API callbacks may run from here */
     dp_proxy_fail_all(ctx, DOTPROXY_ESTATE);
-    dp_listener_close_clients(ctx);
-    dp_listener_close(ctx);
+    dp_listener_close_clients(&ctx->listeners);
+    dp_listener_close(&ctx->listeners);
     dp_tls_pool_shutdown(&ctx->pool);
     for (size_t i = 0; i < ctx->upstreams.n; i++) {
         dp_tls_pool_release(&ctx->pool, ctx->upstreams.ups[i]);
@@ -251,9 +254,7 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     dp_proxy_fini(ctx);
     dp_cache_handle_release(&ctx->cache);
     dp_policy_free(ctx->policy);
-    free(ctx->udp);
-    free(ctx->tcp);
-    free(ctx->udp_batch);
+    dp_listener_fini(&ctx->listeners);
     dp_loop_fini(&ctx->loop);
     dp_config_clear(&ctx->cfg);
     dp_stats_fini(&ctx->stats);
@@ -262,9 +263,9 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
 
 DOTPROXY_EXPORT int dotproxy_ctx_listen_port(const dotproxy_ctx *ctx, size_t index)
 {
-    if (ctx == NULL || index >= ctx->cfg.n_listen || ctx->udp == NULL)
+    if (ctx == NULL)
         return DOTPROXY_EINVAL;
-    return ctx->udp[index].port;
+    return dp_listener_port(&ctx->listeners, index);
 }
 
 /* ---- from other threads ---- */

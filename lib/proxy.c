@@ -33,8 +33,8 @@ static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
         return NULL;
     dp_list_init(&q->active);
     dp_list_init(&q->wait);
-    dp_list_init(&q->client);
     dp_list_init(&q->sent);
+    q->kind = DP_Q_REFRESH; /* no client claim to undo until one is made */
     q->conn = NULL;
     q->up = NULL;
     q->tried = 0;
@@ -76,8 +76,8 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
         dp_list_remove(&f->wait);
         f->leader = NULL;
     }
-    if (q->kind == DP_Q_TCP && q->from.tcp != NULL)
-        dp_listener_tcp_query_done(q->from.tcp, q);
+    if (q->kind == DP_Q_TCP)
+        dp_listener_tcp_unclaim(&q->from.tcp);
     q->next_free = ctx->qfree;
     ctx->qfree = q;
 }
@@ -190,8 +190,7 @@ static void log_answer(struct dotproxy_ctx *ctx, const struct dp_origin *to, con
         client = (const struct sockaddr *)to->peer;
         client_len = to->peerlen;
     } else if (to->kind == DP_Q_TCP && to->tcp != NULL) {
-        client = (const struct sockaddr *)&to->tcp->peer;
-        client_len = to->tcp->peerlen;
+        client = (const struct sockaddr *)dp_listener_tcp_peer(to->tcp, &client_len);
     }
     char name[DOTPROXY_DNS_MAX_NAME * 4 + 2];
     qname_text(msg, len, name, sizeof name);
@@ -238,10 +237,10 @@ static void send_answer(struct dotproxy_ctx *ctx, const struct dp_origin *to, un
     }
     switch (to->kind) {
     case DP_Q_UDP:
-        dp_listener_udp_send(ctx, to->udp, to->peer, to->peerlen, to->dst, msg, len);
+        dp_listener_udp_send(&ctx->listeners, to->udp, to->peer, to->peerlen, to->dst, msg, len);
         break;
     case DP_Q_TCP:
-        dp_listener_tcp_send(ctx, to->tcp, msg, len);
+        dp_listener_tcp_send(&ctx->listeners, to->tcp, msg, len);
         break;
     case DP_Q_API:
         assert(ctx->in_process);
@@ -263,7 +262,7 @@ static void origin_of(const struct dp_query *q, struct dp_origin *o)
         o->dst = &q->from.udp.dst;
         break;
     case DP_Q_TCP:
-        o->tcp = q->from.tcp;
+        o->tcp = q->from.tcp.client;
         break;
     case DP_Q_API:
         o->api_cb = q->from.api.cb;
@@ -476,6 +475,17 @@ static void pool_redispatch(void *user, struct dp_query *q)
     dp_proxy_dispatch(user, q);
 }
 
+static void listener_query(void *user, const struct dp_origin *o, uint8_t *msg, size_t len)
+{
+    dp_proxy_client_query(user, o, msg, len);
+}
+
+void dp_proxy_listener_hooks(struct dotproxy_ctx *ctx, struct dp_listener_hooks *out)
+{
+    out->query = listener_query;
+    out->user = ctx;
+}
+
 void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out)
 {
     out->answer = pool_answer;
@@ -627,10 +637,8 @@ static void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o, const dotpr
                 q->policy_gen = ctx->policy_gen;
             }
         } else {
-            q->from.tcp = o->tcp;
             q->udp_limit = UINT16_MAX;
-            dp_list_push_back(&o->tcp->queries, &q->client);
-            o->tcp->n_queries++;
+            dp_listener_tcp_claim(o->tcp, &q->from.tcp);
         }
     }
     if (!cacheable) {
@@ -676,9 +684,7 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         return;
     }
     /* Who may ask, and how fast: before any parsing or state. */
-    const struct sockaddr *peer = o->kind == DP_Q_UDP
-                                      ? (const struct sockaddr *)o->peer
-                                      : (const struct sockaddr *)&o->tcp->peer;
+    const struct sockaddr *peer = (const struct sockaddr *)o->peer;
     int verdict = dp_policy_check(ctx->policy, peer, dp_now(ctx));
     if (verdict != DP_POLICY_ALLOW) {
         int acl = dp_policy_allowed(ctx->policy, peer) == 0;
@@ -750,10 +756,8 @@ static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
         .arrived_us = q->arrived_us, .qtype = q->qtype, .from_cache = 1, .timed = 1};
     send_answer(ctx, &o, q->udp_limit, ctx->scratch, n, &note);
     q->served_stale = 1;
-    if (q->kind == DP_Q_TCP && q->from.tcp != NULL) {
-        dp_listener_tcp_query_done(q->from.tcp, q);
-        q->from.tcp = NULL;
-    }
+    if (q->kind == DP_Q_TCP)
+        dp_listener_tcp_unclaim(&q->from.tcp);
     q->kind = DP_Q_REFRESH;
 }
 

@@ -34,13 +34,7 @@ struct dotproxy_ctx {
     struct dp_loop loop;
     struct dp_logger log;
 
-    struct dp_udp_listener *udp;   /* cfg.n_listen of each */
-    void *udp_batch;               /* recvmmsg vectors and buffers (listener.c) */
-    struct dp_tcp_listener *tcp;
-    struct dp_list tcp_clients;    /* least recently active first */
-    size_t n_tcp_clients;
-    size_t tcp_buf_bytes;          /* all TCP client buffers (bounded) */
-
+    struct dp_listeners listeners; /* where clients reach us (listener.c) */
     struct dp_upstreams upstreams; /* health and selection (upstream.c) */
     struct dp_prng prng;           /* the context's randomness (prng.h) */
     struct dp_pool pool;           /* TLS connections to the upstreams (tls_pool.c) */
@@ -61,8 +55,6 @@ struct dotproxy_ctx {
     uint8_t *scratch;              /* DP_SCRATCH: answers being rewritten */
     size_t n_active;
 
-    struct dp_tcp_client *dirty_clients;
-    struct dp_udp_listener *dirty_udp;
     int in_process;                /* inside dotproxy_ctx_process() */
 
     struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */
@@ -73,27 +65,12 @@ struct dotproxy_ctx {
     int stopping;
     int stopped;
     uint64_t drain_until_us;
-
 };
-
-#define DP_CTX_OF_LOOP(l) DP_CONTAINER_OF(l, struct dotproxy_ctx, loop)
 
 static inline uint64_t dp_now(const struct dotproxy_ctx *ctx)
 {
     return ctx->loop.now_us;
 }
-
-/* Where a query came from, and so where its answer goes. */
-struct dp_origin {
-    uint8_t kind; /* enum dp_query_kind */
-    struct dp_udp_listener *udp;
-    const struct sockaddr_storage *peer;
-    socklen_t peerlen;
-    const struct dp_pktinfo *dst;
-    struct dp_tcp_client *tcp;
-    dotproxy_answer_fn api_cb;
-    void *api_user;
-};
 
 /* A client query arrived (UDP or TCP): validate, answer errors at once, else
  * admit and dispatch it. `msg` is writable and may be modified. */
@@ -110,8 +87,10 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err);
  * usable. */
 void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q);
 
-/* The pipeline's side of the pool (ctx.c gives them to dp_tls_pool_init). */
+/* The pipeline's side of the pool and the listeners (ctx.c gives them to
+ * dp_tls_pool_init and dp_listener_init). */
 void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out);
+void dp_proxy_listener_hooks(struct dotproxy_ctx *ctx, struct dp_listener_hooks *out);
 
 /* For the turn (ctx.c). API queries admitted since the last turn enter the
  * pipeline (inside process(), where their callbacks may run). */

@@ -23,15 +23,12 @@
  * common client sends one) get a buffer of their own. */
 #define DP_QUERY_INLINE 512
 
-enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API, DP_Q_REFRESH /* cache only */ };
-
 struct dp_conn;
 struct dp_upstream;
 
 struct dp_query {
     struct dp_list active;   /* ctx->active, in deadline order */
-    struct dp_list wait;     /* an upstream's waiting list, or the client's list */
-    struct dp_list client;   /* TCP: the client's list of its queries */
+    struct dp_list wait;     /* an upstream's waiting list, or its leader's followers */
     struct dp_list sent;     /* the pool's sent list, in the order written upstream */
     struct dp_list followers; /* leader: queries waiting for its answer (by `wait`) */
     struct dp_list stale;    /* ctx->stale_watch */
@@ -67,7 +64,7 @@ struct dp_query {
             socklen_t peerlen;
             struct dp_pktinfo dst;
         } udp;
-        struct dp_tcp_client *tcp; /* NULL once the client went away */
+        struct dp_tcp_claim tcp; /* client NULL once it went away */
         struct {
             dotproxy_answer_fn cb;
             void *user;
