@@ -318,7 +318,8 @@ static void client_idle_fire(struct dp_timer *t)
         client_close(c);
         return;
     }
-    dp_timer_set(ls->loop, t, due > ls->loop->now_us ? due : ls->loop->now_us + 1000u);
+    /* It just fired, so the heap has room for it: this cannot fail. */
+    (void)dp_timer_set(ls->loop, t, due > ls->loop->now_us ? due : ls->loop->now_us + 1000u);
 }
 
 static void client_update_want(struct dp_tcp_client *c)
@@ -595,8 +596,14 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         ls->n_tcp_clients++;
         dp_ctr_inc(ls->ctr, DOTPROXY_CTR_TCP_CLIENTS);
         c->last_active_us = ls->loop->now_us;
-        dp_timer_set(ls->loop, &c->idle,
-                     c->last_active_us + (uint64_t)ls->cfg->tcp_idle_timeout_ms * 1000u);
+        if (dp_timer_set(ls->loop, &c->idle,
+                         c->last_active_us + (uint64_t)ls->cfg->tcp_idle_timeout_ms * 1000u) !=
+            0) {
+            /* Without its idle timer nothing would ever close an idle
+             * client: refuse it rather than hold it for ever. */
+            dp_log(ls->log, DOTPROXY_LOG_ERR, "TCP client: out of memory for its idle timer");
+            client_close(c);
+        }
     }
 }
 

@@ -46,6 +46,7 @@ static uint64_t pool_now(const struct dp_pool *pool)
 }
 
 static unsigned live_inflight(const struct dp_conn *c);
+static void arm_idle_check(struct dp_conn *c);
 
 /* How long an idle connection is kept: the configured time, or less when
  * this upstream has shown (by closing idle connections itself, or by an RFC
@@ -241,13 +242,20 @@ static void conn_open(struct dp_pool *pool, struct dp_upstream *up)
                up->label);
         return;
     }
-    up->pool.conns[up->pool.n_conns++] = c;
-    dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CONNECTS);
-    c->state = DP_CONN_CONNECTING;
     unsigned hs_ms = pool->cfg->handshake_timeout_ms < pool->cfg->timeout_ms
                          ? pool->cfg->handshake_timeout_ms
                          : pool->cfg->timeout_ms;
-    dp_timer_set(pool->loop, &c->timer, pool_now(pool) + (uint64_t)hs_ms * 1000u);
+    /* No connection without its deadline: a handshake that never ends
+     * would hold the upstream's queries for ever. */
+    if (dp_timer_set(pool->loop, &c->timer, pool_now(pool) + (uint64_t)hs_ms * 1000u) != 0) {
+        dp_log(pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for a connection timer",
+               up->label);
+        conn_free(c);
+        return;
+    }
+    up->pool.conns[up->pool.n_conns++] = c;
+    dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CONNECTS);
+    c->state = DP_CONN_CONNECTING;
 
     int fd = socket(up->ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -267,7 +275,7 @@ fail_later:
     /* Fail from the timer, never from inside the caller (which may be
      * dispatching the very query this connection was opened for). */
     dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: connect: %s", up->label, strerror(errno));
-    dp_timer_set(pool->loop, &c->timer, pool_now(pool));
+    (void)dp_timer_set(pool->loop, &c->timer, pool_now(pool)); /* armed above: cannot fail */
     c->state = DP_CONN_CLOSED;
 }
 
@@ -373,14 +381,25 @@ static void slot_release(struct dp_conn *c, unsigned idx)
     if (live_inflight(c) == 0) {
         c->idle_since_us = pool_now(pool);
         if (!dp_timer_armed(&c->timer))
-            dp_timer_set(pool->loop, &c->timer,
-                         c->idle_since_us + idle_limit(c));
+            arm_idle_check(c);
     }
 }
 
 static unsigned live_inflight(const struct dp_conn *c)
 {
     return c->inflight - c->n_dead;
+}
+
+/* Arm (or move) c's idle check to idle_since + the idle limit. Arming a
+ * timer that is not armed needs room in the loop's heap, which can fail:
+ * the connection then has no idle check until a later arming succeeds or
+ * the upstream closes it, which costs an open socket and nothing live (the
+ * failure is logged). */
+static void arm_idle_check(struct dp_conn *c)
+{
+    if (dp_timer_set(c->pool->loop, &c->timer, c->idle_since_us + idle_limit(c)) != 0)
+        dp_log(c->pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for the idle timer",
+               c->up->label);
 }
 
 void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q)
@@ -396,8 +415,7 @@ void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q)
         q->conn = NULL;
         if (live_inflight(c) == 0) {
             c->idle_since_us = pool_now(pool);
-            dp_timer_set(pool->loop, &c->timer,
-                         c->idle_since_us + idle_limit(c));
+            arm_idle_check(c);
         }
     } else if (q->up != NULL && dp_list_linked(&q->wait)) {
         dp_list_remove(&q->wait);
@@ -481,7 +499,8 @@ static void conn_ready(struct dp_conn *c)
     dp_upstream_connect_succeeded(up);
     dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN);
     c->idle_since_us = pool_now(pool);
-    dp_timer_set(pool->loop, &c->timer, c->idle_since_us + idle_limit(c));
+    /* Still armed for the handshake deadline: moving it cannot fail. */
+    (void)dp_timer_set(pool->loop, &c->timer, c->idle_since_us + idle_limit(c));
     drain_waiting(c);
     kick(pool, up);
 }
@@ -592,7 +611,7 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
     if (live_inflight(c) == 0)
         /* The answer may have taught a shorter idle limit (RFC 7828
          * keepalive): the timer must follow it, not fire at the old one. */
-        dp_timer_set(pool->loop, &c->timer, c->idle_since_us + idle_limit(c));
+        arm_idle_check(c);
     return 0;
 }
 
@@ -735,7 +754,8 @@ static void conn_timer_fire(struct dp_timer *t)
         return; /* re-armed when it next becomes idle */
     uint64_t due = c->idle_since_us + idle_limit(c);
     if (pool_now(pool) < due) {
-        dp_timer_set(pool->loop, t, due);
+        /* It just fired, so the heap has room for it: this cannot fail. */
+        (void)dp_timer_set(pool->loop, t, due);
         return;
     }
     /* Idle (or only dead queries left, i.e. a silent upstream): close it
