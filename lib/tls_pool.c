@@ -86,10 +86,7 @@ static void conn_free(struct dp_conn *c)
     wipe_free(c->out, c->out_cap);
     wipe_free(c->inbuf, IN_CAP);
     wipe_free(c->rbuf, RBUF_CAP);
-    free(c->slot);
-    free(c->slot_id);
-    free(c->slot_dead);
-    free(c->free_slots);
+    dp_slots_fini(&c->slots);
     free(c);
 }
 
@@ -121,25 +118,14 @@ static struct dp_conn *conn_alloc(struct dp_pool *pool, struct dp_upstream *up)
     c->io.fd = -1;
     c->pool = pool;
     c->up = up;
-    c->n_slots = n;
-    while ((1u << c->id_shift) < n)
-        c->id_shift++;
-    c->slot = calloc(n, sizeof *c->slot);
-    c->slot_id = calloc(n, sizeof *c->slot_id);
-    c->slot_dead = calloc(n, 1);
-    c->free_slots = malloc(n * sizeof *c->free_slots);
+    int slots_rc = dp_slots_init(&c->slots, n);
     c->out = malloc(OUT_CAP);
     c->inbuf = malloc(IN_CAP);
     c->rbuf = malloc(RBUF_CAP);
-    if (!c->slot || !c->slot_id || !c->slot_dead || !c->free_slots || !c->out || !c->inbuf ||
-        !c->rbuf) {
+    if (slots_rc != 0 || !c->out || !c->inbuf || !c->rbuf) {
         conn_free(c);
         return NULL;
     }
-    /* Low slots on top of the stack: a lightly used connection touches few. */
-    for (unsigned i = 0; i < n; i++)
-        c->free_slots[i] = (uint16_t)(n - 1 - i);
-    c->n_free = n;
     c->out_cap = OUT_CAP;
     dotproxy_frame_init(&c->in, c->inbuf, IN_CAP);
     dp_timer_init(&c->timer, conn_timer_fire);
@@ -295,19 +281,14 @@ static size_t out_room(struct dp_conn *c)
 
 static int conn_has_room(struct dp_conn *c, const struct dp_query *q)
 {
-    return c->state == DP_CONN_READY && c->n_free > 0 && out_room(c) >= (size_t)q->qlen + 2u;
+    return c->state == DP_CONN_READY && c->slots.n_free > 0 &&
+           out_room(c) >= (size_t)q->qlen + 2u;
 }
 
 static void conn_send(struct dp_conn *c, struct dp_query *q)
 {
     struct dp_pool *pool = c->pool;
-    unsigned idx = c->free_slots[--c->n_free];
-    uint16_t gen = (uint16_t)((c->slot_id[idx] >> c->id_shift) + 1u);
-    uint16_t wire = (uint16_t)((gen << c->id_shift) | idx);
-    c->slot_id[idx] = wire;
-    c->slot[idx] = q;
-    c->slot_dead[idx] = 0;
-    c->inflight++;
+    uint16_t wire = dp_slots_take(&c->slots, q);
     q->conn = c;
     q->wire_id = wire;
     q->sent_us = pool_now(pool);
@@ -347,7 +328,7 @@ static void kick(struct dp_pool *pool, struct dp_upstream *up)
         return;
     for (unsigned i = 0; i < up->pool.n_conns; i++) {
         struct dp_conn *c = up->pool.conns[i];
-        if (c->state != DP_CONN_READY || c->n_free > 0)
+        if (c->state != DP_CONN_READY || c->slots.n_free > 0)
             return;
     }
     conn_open(pool, up);
@@ -373,11 +354,7 @@ void dp_tls_pool_submit(struct dp_pool *pool, struct dp_upstream *up, struct dp_
 static void slot_release(struct dp_conn *c, unsigned idx)
 {
     struct dp_pool *pool = c->pool;
-    c->slot[idx] = NULL;
-    c->n_dead -= c->slot_dead[idx];
-    c->slot_dead[idx] = 0;
-    c->free_slots[c->n_free++] = (uint16_t)idx;
-    c->inflight--;
+    dp_slots_release(&c->slots, idx);
     if (live_inflight(c) == 0) {
         c->idle_since_us = pool_now(pool);
         if (!dp_timer_armed(&c->timer))
@@ -387,7 +364,7 @@ static void slot_release(struct dp_conn *c, unsigned idx)
 
 static unsigned live_inflight(const struct dp_conn *c)
 {
-    return c->inflight - c->n_dead;
+    return dp_slots_live(&c->slots);
 }
 
 /* Arm (or move) c's idle check to idle_since + the idle limit. Arming a
@@ -406,12 +383,9 @@ void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q)
 {
     if (q->conn != NULL) {
         struct dp_conn *c = q->conn;
-        unsigned idx = q->wire_id & (c->n_slots - 1);
         /* Keep the slot until the answer arrives, so the ID is not reused
          * while the upstream may still answer it (RFC 7766 6.2.1.1). */
-        c->slot_dead[idx] = 1;
-        c->n_dead++;
-        c->slot[idx] = (struct dp_query *)(void *)c; /* any non-NULL marker */
+        dp_slots_kill(&c->slots, dp_slots_index(&c->slots, q->wire_id));
         q->conn = NULL;
         if (live_inflight(c) == 0) {
             c->idle_since_us = pool_now(pool);
@@ -570,17 +544,18 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
         conn_fail(c, "malformed answer", 0, 0);
         return -1;
     }
-    unsigned idx = info.id & (c->n_slots - 1);
-    if (c->slot[idx] == NULL || c->slot_id[idx] != info.id) {
+    unsigned idx = 0;
+    int match = dp_slots_match(&c->slots, info.id, &idx);
+    if (match == DP_SLOT_UNKNOWN) {
         dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer with an ID we did not send", 0, 0);
         return -1;
     }
-    if (c->slot_dead[idx]) {
+    if (match == DP_SLOT_DEAD) {
         slot_release(c, idx); /* late answer to a query that timed out */
         return 0;
     }
-    struct dp_query *q = c->slot[idx];
+    struct dp_query *q = c->slots.occupant[idx];
     int same = info.qdcount == 1 && info.qtype == q->qtype && info.qclass == q->qclass &&
                info.qname_len == q->qname_len;
     if (same) {
@@ -659,7 +634,7 @@ static void conn_read(struct dp_conn *c)
         return;
     }
     maybe_take_ticket(c);
-    if (c->inflight > 0) {
+    if (c->slots.used > 0) {
         c->ack_owed = 1;
         mark_dirty(c);
     }
@@ -773,24 +748,25 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
     struct dp_upstream *up = c->up;
     struct dp_pool *pool = c->pool;
     int was_ready = c->state == DP_CONN_READY;
+    /* Idle: nothing in flight, not even a forgotten query it still owed. */
+    int was_idle = c->slots.used == 0;
     struct dp_list retry;
     dp_list_init(&retry);
-    for (unsigned i = 0; i < c->n_slots && c->inflight > 0; i++) {
-        struct dp_query *q = c->slot[i];
+    for (unsigned i = 0; i < c->slots.n && c->slots.used > 0; i++) {
+        struct dp_query *q = c->slots.occupant[i];
         if (q == NULL)
             continue;
-        if (!c->slot_dead[i]) {
+        if (!c->slots.dead[i]) {
             q->conn = NULL;
             dp_list_push_back(&retry, &q->wait);
         }
-        c->slot[i] = NULL;
-        c->inflight--;
+        dp_slots_release(&c->slots, i);
     }
     if (by_peer && was_ready) {
         dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
         uint64_t last = c->last_rx_us > c->last_tx_us ? c->last_rx_us : c->last_tx_us;
         uint64_t quiet = pool_now(pool) - last;
-        if (live_inflight(c) == 0 && quiet >= 1000000u) {
+        if (was_idle && quiet >= 1000000u) {
             /* The server closed a connection idle for `quiet`: close ours a
              * little sooner from now on (public resolvers: about 10 s). */
             uint64_t limit = quiet - quiet / 5;
@@ -851,7 +827,7 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
 static int may_hold(const struct dp_conn *c, uint64_t now, uint64_t *due)
 {
     if (c->gnutls_send_pending || c->out_head == c->out_tail ||
-        c->out_tail - c->out_head >= HOLD_MAX_BYTES || c->inflight < c->queued + HOLD_MIN_DUE)
+        c->out_tail - c->out_head >= HOLD_MAX_BYTES || c->slots.used < c->queued + HOLD_MIN_DUE)
         return 0;
     *due = c->queued_since_us + HOLD_MAX_US;
     return now < *due;
@@ -887,7 +863,7 @@ void dp_tls_pool_flush(struct dp_pool *pool, int force)
         c->ack_owed = 0;
         if (conn_write(c) != 0)
             continue; /* c was failed (and freed) */
-        if (ack_owed && !writes && c->inflight > 0 && c->inflight <= ACK_NOW_MAX_INFLIGHT)
+        if (ack_owed && !writes && c->slots.used > 0 && c->slots.used <= ACK_NOW_MAX_INFLIGHT)
             conn_ack_now(c);
     }
     pool->dirty = held;
@@ -903,9 +879,9 @@ void dp_tls_pool_close_all(struct dp_pool *pool, struct dp_upstream *up)
 {
     while (up->pool.n_conns > 0) {
         struct dp_conn *c = up->pool.conns[0];
-        for (unsigned i = 0; i < c->n_slots; i++)
-            if (c->slot[i] != NULL && !c->slot_dead[i])
-                c->slot[i]->conn = NULL;
+        for (unsigned i = 0; i < c->slots.n; i++)
+            if (c->slots.occupant[i] != NULL && !c->slots.dead[i])
+                c->slots.occupant[i]->conn = NULL;
         if (c->state == DP_CONN_READY)
             gnutls_bye(c->tls, GNUTLS_SHUT_WR);
         if (c->dirty) {
@@ -1018,15 +994,13 @@ void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out)
 {
     for (unsigned k = 0; k < up->pool.n_conns; k++) {
         struct dp_conn *c = up->pool.conns[k];
-        for (unsigned i = 0; i < c->n_slots; i++) {
-            struct dp_query *q = c->slot[i];
-            if (q == NULL || c->slot_dead[i])
+        for (unsigned i = 0; i < c->slots.n; i++) {
+            struct dp_query *q = c->slots.occupant[i];
+            if (q == NULL || c->slots.dead[i])
                 continue;
             /* Its slot stays reserved as dead: the connection may still
              * bring the answer, which is then discarded. */
-            c->slot_dead[i] = 1;
-            c->n_dead++;
-            c->slot[i] = (struct dp_query *)(void *)c;
+            dp_slots_kill(&c->slots, i);
             q->conn = NULL;
             q->up = NULL;
             dp_list_remove(&q->wait);

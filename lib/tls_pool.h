@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "query.h"
+#include "slots.h"
 #include "stats.h"
 #include "upstream.h"
 
@@ -31,18 +32,7 @@ struct dp_conn {
     int ticket_taken;        /* session data already saved from this connection */
     int gnutls_send_pending; /* a record_send returned EAGAIN: finish it first */
     size_t send_pending_len;
-    /* In-flight table: the wire ID's low bits index slot[]; the high bits are
-     * a per-slot generation so a late answer to a timed-out query cannot be
-     * taken for the next query in that slot. */
-    struct dp_query **slot;
-    uint16_t *slot_id;       /* wire ID given to the slot's current occupant */
-    uint8_t *slot_dead;      /* 1: the occupant timed out; the answer is discarded */
-    uint16_t *free_slots;    /* stack of free slot indices */
-    unsigned n_free;
-    unsigned n_slots;        /* power of two */
-    unsigned id_shift;       /* log2(n_slots) */
-    unsigned inflight;       /* live + dead occupants */
-    unsigned n_dead;         /* occupants that timed out */
+    struct dp_slots slots;   /* in-flight table, by wire ID (slots.h) */
     /* Plain text waiting to be encrypted: framed queries added this turn are
      * written in as few TLS records as fit (one gnutls_record_send each). */
     uint8_t *out;
