@@ -1,25 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* The context and the query record, shared by the modules a query crosses. */
+/* The context: one part per module (each module owns its part and others
+ * ask it through functions), plus the state of the query pipeline
+ * (proxy.c). ctx.c builds it and drives the turn. One context = one loop =
+ * one thread. */
 #ifndef DP_PROXY_H
 #define DP_PROXY_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/socket.h>
-
-#include <gnutls/gnutls.h>
 
 #include "cache.h"
 #include "config.h"
-#include "edns.h"
 #include "dotproxy/proxy.h"
 #include "list.h"
 #include "listener.h"
-#include "query.h"
 #include "log.h"
 #include "loop.h"
 #include "prng.h"
+#include "query.h"
 #include "stats.h"
 #include "tls_pool.h"
 #include "upstream.h"
@@ -30,37 +28,37 @@
 #define DP_STALE_AFTER_US 1800000u
 
 struct dotproxy_ctx {
-    struct dotproxy_config cfg;
-    struct dp_loop loop;
+    struct dotproxy_config cfg;    /* the modules point at it: it stays in place */
+    struct dp_loop loop;           /* fds, timers, clock, the drive tiers (loop.c) */
     struct dp_logger log;
-
+    struct dp_prng prng;           /* the context's randomness (prng.h) */
+    struct dp_stats stats;         /* counters, latency, upstream snapshot (stats.c) */
     struct dp_listeners listeners; /* where clients reach us (listener.c) */
     struct dp_upstreams upstreams; /* health and selection (upstream.c) */
-    struct dp_prng prng;           /* the context's randomness (prng.h) */
     struct dp_pool pool;           /* TLS connections to the upstreams (tls_pool.c) */
+    struct dp_cache_handle cache;  /* the answer cache, own or shared; impl NULL: off */
+    struct dp_policy *policy;      /* access control, rate limits, per-client caps */
+    unsigned policy_gen;           /* bumped when a reload replaces it */
 
-    /* Query records: a bump region plus a LIFO free list, so only as many
-     * records as were ever in flight at once are touched (RSS). */
+    /* The pipeline (proxy.c). Query records: a bump region plus a LIFO free
+     * list, so only as many records as were ever in flight at once are
+     * touched (RSS). */
     struct dp_query *qpool;
     size_t qpool_used;
-    struct dp_query *qfree;        /* singly linked through active.next */
+    struct dp_query *qfree;        /* singly linked through next_free */
     struct dp_list active;         /* all live queries, oldest deadline first */
     struct dp_list api_queue;      /* API queries admitted, entering the pipeline next turn */
     struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
-    struct dp_cache_handle cache;  /* impl NULL: off */
-    struct dp_policy *policy;      /* access control, rate limits, per-client caps */
-    unsigned policy_gen;           /* bumped when a reload replaces it */
     struct dp_query **inflight_tab; /* leaders by question (coalescing) */
     size_t inflight_mask;
     uint8_t *scratch;              /* DP_SCRATCH: answers being rewritten */
     size_t n_active;
 
-    int in_process;                /* inside dotproxy_ctx_process() */
-
+    /* The turn and requests from other threads (ctx.c). */
+    int in_process;                /* inside dotproxy_ctx_process() or _free() */
     struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */
     _Atomic(struct dotproxy_config *) pending_cfg; /* from dotproxy_ctx_reload */
     atomic_int flush_cache;        /* from dotproxy_ctx_cache_flush */
-    struct dp_stats stats;         /* counters, latency, upstream snapshot */
     atomic_int stop_requested;
     int stopping;
     int stopped;

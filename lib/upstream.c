@@ -162,14 +162,6 @@ void dp_upstream_rtt_sample(struct dp_upstream *up, uint64_t rtt_us)
         up->srtt_us = up->srtt_us - up->srtt_us / 8 + rtt_us / 8;
 }
 
-int dp_upstream_learn_idle_limit(struct dp_upstream *up, uint64_t limit_us)
-{
-    if (limit_us == 0 || (up->idle_limit_us != 0 && limit_us >= up->idle_limit_us))
-        return 0;
-    up->idle_limit_us = limit_us;
-    return 1;
-}
-
 void dp_upstream_describe(const struct dp_upstream *up, uint64_t now_us,
                           dotproxy_upstream_stats *out)
 {

@@ -100,7 +100,15 @@ void dp_upstream_rtt_sample(struct dp_upstream *up, uint64_t rtt_us);
 /* up showed it drops idle connections after about limit_us (closing one
  * itself, or an RFC 7828 keepalive timeout): keep the shortest such limit.
  * Returns 1 when that lowered the limit. */
-int dp_upstream_learn_idle_limit(struct dp_upstream *up, uint64_t limit_us);
+static inline int dp_upstream_learn_idle_limit(struct dp_upstream *up, uint64_t limit_us)
+{
+    /* Inline: an upstream that sends RFC 7828 keepalive does so in every
+     * answer. */
+    if (limit_us == 0 || (up->idle_limit_us != 0 && limit_us >= up->idle_limit_us))
+        return 0;
+    up->idle_limit_us = limit_us;
+    return 1;
+}
 
 /* The health part of up's public stats (label, healthy, failures, srtt,
  * idle limit); the pool fills in the rest. */
