@@ -163,7 +163,8 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         .stopped = stopped,
         .user = ctx,
     };
-    dp_loop_init(&ctx->loop, &hooks);
+    dp_loop_init(&ctx->loop);
+    dp_loop_set_hooks(&ctx->loop, &hooks);
     dp_prng_seed_random(&ctx->prng);
     const struct dp_upstream_hooks up_hooks = {.probe = probe_upstream, .user = ctx};
     dp_upstreams_init(&ctx->upstreams, &ctx->loop, &ctx->log, &ctx->prng, &ctx->cfg, &up_hooks);

@@ -19,14 +19,18 @@ uint64_t dp_loop_clock(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int dp_loop_init(struct dp_loop *loop, const struct dp_loop_hooks *hooks)
+int dp_loop_init(struct dp_loop *loop)
 {
     memset(loop, 0, sizeof *loop);
     loop->epfd = -1;
-    loop->hooks = *hooks;
     loop->clock_us = dp_loop_clock;
     loop->now_us = loop->clock_us();
     return 0;
+}
+
+void dp_loop_set_hooks(struct dp_loop *loop, const struct dp_loop_hooks *hooks)
+{
+    loop->hooks = *hooks;
 }
 
 void dp_loop_set_clock(struct dp_loop *loop, uint64_t (*clock_us)(void))

@@ -58,7 +58,10 @@ struct dp_loop {
     struct dp_loop_hooks hooks;
 };
 
-int dp_loop_init(struct dp_loop *loop, const struct dp_loop_hooks *hooks);
+int dp_loop_init(struct dp_loop *loop);
+/* The owner's hooks; needed before the drive functions (process, timeout,
+ * run) are used. A loop used only for fds and timers needs none. */
+void dp_loop_set_hooks(struct dp_loop *loop, const struct dp_loop_hooks *hooks);
 void dp_loop_fini(struct dp_loop *loop);
 /* CLOCK_MONOTONIC in microseconds: the default clock. */
 uint64_t dp_loop_clock(void);

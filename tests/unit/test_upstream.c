@@ -61,7 +61,8 @@ static void rig_up(rig *r, unsigned n, int selection, uint64_t seed)
     memset(r, 0, sizeof *r);
     fake_now = T0;
     const struct dp_loop_hooks lh = {no_turn, no_turn, no_due, always_stopped, NULL};
-    ck_assert_int_eq(dp_loop_init(&r->loop, &lh), 0);
+    ck_assert_int_eq(dp_loop_init(&r->loop), 0);
+    dp_loop_set_hooks(&r->loop, &lh);
     dp_loop_set_clock(&r->loop, fake_clock);
     ck_assert_uint_eq(r->loop.now_us, T0);
     dp_prng_seed(&r->prng, seed);
