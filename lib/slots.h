@@ -51,8 +51,9 @@ static inline uint16_t dp_slots_take(struct dp_slots *s, struct dp_query *q)
     return wire;
 }
 
-/* The slot a wire ID names. Indexing by the low `shift` bits (not by
- * n - 1, which is no mask unless n is a power of two). */
+/* The slot a wire ID names: its low `shift` bits. The configuration only
+ * allows powers of two for max_inflight (dotproxy_config_set_max_inflight),
+ * where this equals id & (n - 1); the table does not depend on it. */
 static inline unsigned dp_slots_index(const struct dp_slots *s, uint16_t wire)
 {
     return wire & ((1u << s->shift) - 1u);
