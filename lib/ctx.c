@@ -205,12 +205,14 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
             goto fail;
     }
     rc = DOTPROXY_ENOMEM;
-    for (size_t i = 0; i < ctx->cfg.n_upstream; i++) {
-        struct dp_upstream *up = dp_upstream_new(&ctx->upstreams, &ctx->cfg, (unsigned)i);
-        if (up == NULL)
-            goto fail;
-        ctx->upstreams.ups[ctx->upstreams.n++] = up;
-    }
+    struct dp_upstream *ups[DP_MAX_UPSTREAMS];
+    size_t n_ups = 0;
+    while (n_ups < ctx->cfg.n_upstream &&
+           (ups[n_ups] = dp_upstream_new(&ctx->upstreams, &ctx->cfg, (unsigned)n_ups)) != NULL)
+        n_ups++;
+    dp_upstreams_set(&ctx->upstreams, ups, n_ups); /* freed with ctx, even the few */
+    if (n_ups < ctx->cfg.n_upstream)
+        goto fail;
     ctx->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ctx->wake.on_ready = wake_on_ready;
     if (ctx->wake.fd < 0) {

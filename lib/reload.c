@@ -84,10 +84,7 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     }
     if (tls_changed)
         dp_tls_pool_set_trust(&ctx->pool, cred, prio); /* no connection was kept */
-    memcpy(ctx->upstreams.ups, nu, sizeof ctx->upstreams.ups);
-    ctx->upstreams.n = n->n_upstream;
-    for (size_t i = 0; i < ctx->upstreams.n; i++)
-        ctx->upstreams.ups[i]->index = (unsigned)i;
+    dp_upstreams_set(&ctx->upstreams, nu, n->n_upstream);
     struct dp_policy *np = NULL;
     if (dp_policy_new(&np, n) == 0) {
         /* Queries counted by the old policy are not uncounted in the new. */

@@ -72,6 +72,15 @@ void dp_upstream_free(struct dp_upstream *up)
     free(up);
 }
 
+void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        set->ups[i] = ups[i];
+        ups[i]->index = (unsigned)i; /* the bit of a query's `tried` */
+    }
+    set->n = n;
+}
+
 int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
                      unsigned index)
 {

@@ -83,6 +83,10 @@ struct dp_upstream *dp_upstream_new(struct dp_upstreams *set, const struct dotpr
 /* Free up; the pool must have closed its connections and dropped its ticket
  * (dp_tls_pool_release). NULL-safe. */
 void dp_upstream_free(struct dp_upstream *up);
+/* Make ups[0..n) the set's list, in that order (creation, reload): each
+ * upstream's index becomes its position. The ones left out are the
+ * caller's to free. */
+void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, size_t n);
 /* Same endpoint, name and pins as cfg's index-th upstream. */
 int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
                      unsigned index);
