@@ -4,6 +4,7 @@
  * promotion, a ghost filter of recently evicted keys), RFC 2308 / RFC 8767
  * lifetimes. See cache.h for the contract. */
 #include "cache.h"
+#include "bytes.h"
 #include "siphash.h"
 
 #include <assert.h>
@@ -102,30 +103,6 @@ static inline uint64_t load_le64(const uint8_t *p)
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 static inline uint16_t *entry_ttl_off(struct entry *e)
 {
     return (uint16_t *)(void *)e->data;
@@ -170,10 +147,10 @@ int dp_cache_key_make(struct dp_cache_key *k, const uint8_t *msg, size_t len,
     const uint8_t *src = msg + HDR;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = src[i];
-        k->data[i] = (c >= 'A' && c <= 'Z') ? (uint8_t)(c | 0x20) : c;
+        k->data[i] = dp_lower(c);
     }
-    wr16(k->data + n, info->qtype);
-    wr16(k->data + n + 2, info->qclass);
+    dp_put16(k->data + n, info->qtype);
+    dp_put16(k->data + n + 2, info->qclass);
     unsigned f = (unsigned)DOTPROXY_DNS_OPCODE(info->flags) << KEY_OPCODE_SHIFT;
     if (info->opt_off != 0 && (info->edns_flags & DOTPROXY_DNS_EDNS_DO))
         f |= KEY_DO;
@@ -412,10 +389,7 @@ static int query_matches_key(const struct dp_cache_key *k, const uint8_t *query,
             return 0;
     }
     for (; i < name_len; i++) {
-        uint8_t ch = q[i];
-        if (ch >= 'A' && ch <= 'Z')
-            ch = (uint8_t)(ch + ('a' - 'A'));
-        if (ch != k->data[i])
+        if (dp_lower(q[i]) != k->data[i])
             return 0;
     }
     return memcmp(q + name_len, k->data + name_len, 4) == 0;
@@ -458,15 +432,15 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
     if (cap < need)
         return DOTPROXY_ENOSPC;
 
-    uint16_t qflags = rd16(query + 2);
+    uint16_t qflags = dp_get16(query + 2);
     const uint16_t keep = DOTPROXY_DNS_FLAG_RD | DOTPROXY_DNS_FLAG_CD;
     out[0] = query[0];
     out[1] = query[1];
-    wr16(out + 2, (uint16_t)((e->flags & ~keep) | (qflags & keep)));
-    wr16(out + 4, 1);
-    wr16(out + 6, e->an);
-    wr16(out + 8, e->ns);
-    wr16(out + 10, e->ar);
+    dp_put16(out + 2, (uint16_t)((e->flags & ~keep) | (qflags & keep)));
+    dp_put16(out + 4, 1);
+    dp_put16(out + 6, e->an);
+    dp_put16(out + 8, e->ns);
+    dp_put16(out + 10, e->ar);
     memcpy(out + HDR, query + HDR, qsz);
     uint8_t *rr = out + HDR + qsz;
     memcpy(rr, entry_rr(e), e->rr_len);
@@ -476,7 +450,7 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
     *outlen = need;
     if (stale) {
         for (unsigned i = 0; i < e->nttl; i++)
-            wr32(rr + off[i], STALE_TTL);
+            dp_put32(rr + off[i], STALE_TTL);
         c->st.stale_hits++;
         return DP_CACHE_STALE;
     }
@@ -484,7 +458,7 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
      * and no RR goes out with TTL 0 while the entry is fresh. */
     uint32_t age = now_us > e->stored_us ? (uint32_t)((now_us - e->stored_us) / US_PER_S) : 0;
     for (unsigned i = 0; i < e->nttl; i++)
-        wr32(rr + off[i], rd32(rr + off[i]) - age);
+        dp_put32(rr + off[i], dp_get32(rr + off[i]) - age);
     c->st.hits++;
     if (e->hits < UINT8_MAX)
         e->hits++;
@@ -522,8 +496,8 @@ static long walk_rrs(const uint8_t *msg, size_t len, size_t pos, unsigned count,
         if (end < 0 || (size_t)end + 10 > len)
             return DOTPROXY_EMALFORMED;
         size_t p = (size_t)end;
-        uint16_t type = rd16(msg + p);
-        size_t rdlen = rd16(msg + p + 8);
+        uint16_t type = dp_get16(msg + p);
+        size_t rdlen = dp_get16(msg + p + 8);
         size_t rd = p + 10;
         if (rd + rdlen > len)
             return DOTPROXY_EMALFORMED;
@@ -534,8 +508,8 @@ static long walk_rrs(const uint8_t *msg, size_t len, size_t pos, unsigned count,
              * MINIMUM is the last of the five counters ending the RDATA. */
             if (rdlen < 22)
                 return DOTPROXY_EMALFORMED;
-            uint32_t t = ttl_value(rd32(msg + p + 4));
-            uint32_t m = ttl_value(rd32(msg + rd + rdlen - 4));
+            uint32_t t = ttl_value(dp_get32(msg + p + 4));
+            uint32_t m = ttl_value(dp_get32(msg + rd + rdlen - 4));
             scan->soa_ttl_idx = (int)*n_offs;
             scan->soa_neg = t < m ? t : m;
         }
@@ -555,7 +529,7 @@ static int question_matches_key(const struct dp_cache_key *k, const uint8_t *ans
     uint8_t name[DOTPROXY_DNS_MAX_NAME];
     int n = dp_dns_msg_name_lower(ans, len, HDR, name, NULL);
     return n == (int)name_len && memcmp(name, k->data, name_len) == 0 &&
-           info->qtype == rd16(k->data + name_len) && info->qclass == rd16(k->data + name_len + 2);
+           info->qtype == dp_get16(k->data + name_len) && info->qclass == dp_get16(k->data + name_len + 2);
 }
 
 int dp_cache_store(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans,
@@ -649,11 +623,11 @@ int dp_cache_store_parsed(struct dp_cache *c, const struct dp_cache_key *k, cons
         uint32_t lo = negative ? 0 : c->cfg.min_ttl, hi = c->cfg.max_ttl;
         ttl = UINT32_MAX;
         for (unsigned i = 0; i < n_offs; i++) {
-            uint32_t t = ttl_value(rd32(rr + offs_buf[i]));
+            uint32_t t = ttl_value(dp_get32(rr + offs_buf[i]));
             if (negative && (int)i == scan.soa_ttl_idx)
                 t = scan.soa_neg;
             t = t < lo ? lo : t > hi ? hi : t;
-            wr32(rr + offs_buf[i], t);
+            dp_put32(rr + offs_buf[i], t);
             if (t < ttl)
                 ttl = t;
         }
@@ -695,4 +669,53 @@ int dp_cache_store_parsed(struct dp_cache *c, const struct dp_cache_key *k, cons
     c->bytes += size;
     c->st.stores++;
     return 1;
+}
+
+/* ---- the handle (cache.h): this file's operations ---- */
+
+static int own_lookup(void *impl, const struct dp_cache_key *k, uint64_t now_us, int allow_stale,
+                      const uint8_t *query, size_t qlen, uint8_t *out, size_t cap, size_t *outlen)
+{
+    return dp_cache_lookup(impl, k, now_us, allow_stale, query, qlen, out, cap, outlen);
+}
+
+static int own_store(void *impl, const struct dp_cache_key *k, const uint8_t *ans, size_t len,
+                     const dotproxy_dns_info *info, uint64_t now_us)
+{
+    return dp_cache_store_parsed(impl, k, ans, len, info, now_us);
+}
+
+static void own_flush(void *impl)
+{
+    dp_cache_flush(impl);
+}
+
+static void own_stats(void *impl, struct dp_cache_stats *out)
+{
+    dp_cache_get_stats(impl, out);
+}
+
+static void own_release(void *impl)
+{
+    dp_cache_free(impl);
+}
+
+static const struct dp_cache_ops own_ops = {
+    .lookup = own_lookup,
+    .store = own_store,
+    .flush = own_flush,
+    .stats = own_stats,
+    .release = own_release,
+};
+
+int dp_cache_handle_own(struct dp_cache_handle *h, const struct dp_cache_config *cfg)
+{
+    struct dp_cache *c = NULL;
+    int rc = dp_cache_new(&c, cfg);
+    if (rc != 0)
+        return rc;
+    h->ops = &own_ops;
+    h->impl = c;
+    h->shared = 0;
+    return 0;
 }

@@ -124,4 +124,43 @@ struct dp_cache_stats {
 /* Counters since creation (flush does not reset them) and current size. */
 void dp_cache_get_stats(const struct dp_cache *c, struct dp_cache_stats *out);
 
+/* ---- the handle a context holds ----
+ * A context answers from a cache of its own or from its share of one cache
+ * that several contexts use (shared_cache.h). The handle hides which behind
+ * one set of operations, so the context never asks. */
+struct dp_cache_ops {
+    int (*lookup)(void *impl, const struct dp_cache_key *k, uint64_t now_us, int allow_stale,
+                  const uint8_t *query, size_t qlen, uint8_t *out, size_t cap, size_t *outlen);
+    int (*store)(void *impl, const struct dp_cache_key *k, const uint8_t *ans, size_t len,
+                 const dotproxy_dns_info *info, uint64_t now_us);
+    void (*flush)(void *impl);
+    void (*stats)(void *impl, struct dp_cache_stats *out);
+    void (*release)(void *impl); /* drop the handle's hold on impl */
+};
+
+struct dp_cache_handle {
+    const struct dp_cache_ops *ops;
+    void *impl; /* NULL: no cache (every operation but release is then invalid) */
+    int shared; /* impl is shared with other contexts (stats count it once) */
+};
+
+/* A handle on a new cache of the caller's own; released, it is freed. 0, or
+ * the errors of dp_cache_new(); *h is written only on success. */
+int dp_cache_handle_own(struct dp_cache_handle *h, const struct dp_cache_config *cfg);
+
+static inline int dp_cache_handle_on(const struct dp_cache_handle *h)
+{
+    return h->impl != NULL;
+}
+
+/* Let go of h's cache and leave h off. NULL-safe on an empty handle. */
+static inline void dp_cache_handle_release(struct dp_cache_handle *h)
+{
+    if (h->impl != NULL)
+        h->ops->release(h->impl);
+    h->ops = NULL;
+    h->impl = NULL;
+    h->shared = 0;
+}
+
 #endif

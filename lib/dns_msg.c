@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dns_msg.h"
+#include "bytes.h"
 #include "dotproxy/error.h"
 
 #define HDR DOTPROXY_DNS_HEADER_SIZE
@@ -40,17 +41,6 @@ struct scan {
     dotproxy_dns_info info;
     size_t qsection_end; /* offset past the last question */
 };
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static void put16(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)(v & 0xFF);
-}
 
 /* A run of labels read after a pointer, msg[from..to): refused when it
  * touches the OPT, or remembered so that an OPT found later can be checked
@@ -127,8 +117,7 @@ static int walk_name(const uint8_t *msg, size_t stop, size_t len, size_t off, si
         if (lower != NULL) {
             lower[n] = (uint8_t)c;
             for (size_t i = 1; i <= c; i++) {
-                uint8_t ch = msg[pos + i];
-                lower[n + i] = (ch >= 'A' && ch <= 'Z') ? (uint8_t)(ch + ('a' - 'A')) : ch;
+                lower[n + i] = dp_lower(msg[pos + i]);
             }
         }
         n += 1 + c;
@@ -189,7 +178,7 @@ static int check_opt_options(const uint8_t *msg, size_t rd, size_t rdend)
     while (pos < rdend) {
         if (rdend - pos < 4)
             return DOTPROXY_EMALFORMED;
-        size_t olen = get16(msg + pos + 2);
+        size_t olen = dp_get16(msg + pos + 2);
         if (rdend - pos - 4 < olen)
             return DOTPROXY_EMALFORMED;
         pos += 4 + olen;
@@ -221,12 +210,12 @@ static int scan_msg(struct scan *s, const uint8_t *msg, size_t len)
     if (len < HDR || len > DOTPROXY_DNS_MAX_SIZE)
         return DOTPROXY_EMALFORMED;
     memset(in, 0, sizeof(*in));
-    in->id = get16(msg);
-    in->flags = get16(msg + 2);
-    in->qdcount = get16(msg + 4);
-    in->ancount = get16(msg + 6);
-    in->nscount = get16(msg + 8);
-    in->arcount = get16(msg + 10);
+    in->id = dp_get16(msg);
+    in->flags = dp_get16(msg + 2);
+    in->qdcount = dp_get16(msg + 4);
+    in->ancount = dp_get16(msg + 6);
+    in->nscount = dp_get16(msg + 8);
+    in->arcount = dp_get16(msg + 10);
 
     pos = HDR;
     for (unsigned i = 0; i < in->qdcount; i++) {
@@ -235,8 +224,8 @@ static int scan_msg(struct scan *s, const uint8_t *msg, size_t len)
         if (i == 0) {
             in->qname_off = HDR;
             in->qname_len = (uint16_t)wire;
-            in->qtype = get16(msg + end);
-            in->qclass = get16(msg + end + 2);
+            in->qtype = dp_get16(msg + end);
+            in->qclass = dp_get16(msg + end + 2);
             in->question_end = (uint16_t)(end + 4);
         }
         pos = end + 4;
@@ -249,9 +238,9 @@ static int scan_msg(struct scan *s, const uint8_t *msg, size_t len)
             size_t owner = pos;
             if (walk_name(msg, len, len, pos, &end, &wire, NULL, &g) < 0 || len - end < RR_FIXED)
                 return DOTPROXY_EMALFORMED;
-            unsigned type = get16(msg + end);
+            unsigned type = dp_get16(msg + end);
             size_t rd = end + RR_FIXED;
-            size_t rdlen = get16(msg + end + 8);
+            size_t rdlen = dp_get16(msg + end + 8);
             if (len - rd < rdlen)
                 return DOTPROXY_EMALFORMED;
             size_t rdend = rd + rdlen;
@@ -268,10 +257,10 @@ static int scan_msg(struct scan *s, const uint8_t *msg, size_t len)
                 g.opt_hi = rdend;
                 in->opt_off = (uint16_t)owner;
                 in->opt_len = (uint16_t)(rdend - owner);
-                in->udp_size = get16(msg + end + 2);
+                in->udp_size = dp_get16(msg + end + 2);
                 in->ext_rcode = msg[end + 4];
                 in->edns_version = msg[end + 5];
-                in->edns_flags = get16(msg + end + 6);
+                in->edns_flags = dp_get16(msg + end + 6);
             } else if (check_rdata(msg, len, type, rd, rdend, &g) < 0) {
                 return DOTPROXY_EMALFORMED;
             }
@@ -299,14 +288,14 @@ DOTPROXY_EXPORT int dotproxy_dns_get_id(const uint8_t *msg, size_t len)
 {
     if (msg == NULL || len < 2)
         return DOTPROXY_EINVAL;
-    return get16(msg);
+    return dp_get16(msg);
 }
 
 DOTPROXY_EXPORT int dotproxy_dns_set_id(uint8_t *msg, size_t len, uint16_t id)
 {
     if (msg == NULL || len < 2)
         return DOTPROXY_EINVAL;
-    put16(msg, id);
+    dp_put16(msg, id);
     return 0;
 }
 
@@ -352,8 +341,8 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
     if (qlen < HDR)
         return DOTPROXY_EMALFORMED;
 
-    unsigned qflags = get16(query + 2);
-    unsigned id = get16(query);
+    unsigned qflags = dp_get16(query + 2);
+    unsigned id = dp_get16(query);
     if (scan_msg(&s, query, qlen) == 0) {
         qend = s.info.question_end;
         /* The fresh OPT (RFC 6891 7) is added only when the query's EDNS
@@ -362,7 +351,7 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
             has_opt = 1;
             do_bit = s.info.edns_flags & DOTPROXY_DNS_EDNS_DO;
         }
-    } else if (get16(query + 4) > 0 && scan_first_question(query, qlen, &qend, &wire) < 0) {
+    } else if (dp_get16(query + 4) > 0 && scan_first_question(query, qlen, &qend, &wire) < 0) {
         qend = 0; /* unreadable question: a FORMERR carries none */
     }
 
@@ -377,21 +366,21 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
     /* RFC 1035 4.1.1: the opcode is copied from the query as well. */
     unsigned flags = DOTPROXY_DNS_FLAG_QR | DOTPROXY_DNS_FLAG_RA | (qflags & 0x7800u) |
                      (qflags & (DOTPROXY_DNS_FLAG_RD | DOTPROXY_DNS_FLAG_CD)) | rcode;
-    put16(out, id);
-    put16(out + 2, flags);
-    put16(out + 4, qsize > 0 ? 1 : 0);
-    put16(out + 6, 0);
-    put16(out + 8, 0);
-    put16(out + 10, has_opt ? 1 : 0);
+    dp_put16(out, id);
+    dp_put16(out + 2, flags);
+    dp_put16(out + 4, qsize > 0 ? 1 : 0);
+    dp_put16(out + 6, 0);
+    dp_put16(out + 8, 0);
+    dp_put16(out + 10, has_opt ? 1 : 0);
     if (has_opt) {
         uint8_t *o = out + HDR + qsize;
         o[0] = 0; /* root owner */
-        put16(o + 1, TYPE_OPT);
-        put16(o + 3, OUR_UDP_SIZE);
+        dp_put16(o + 1, TYPE_OPT);
+        dp_put16(o + 3, OUR_UDP_SIZE);
         o[5] = 0; /* extended rcode: none above 15 */
         o[6] = 0; /* version 0 */
-        put16(o + 7, do_bit);
-        put16(o + 9, 0); /* no options */
+        dp_put16(o + 7, do_bit);
+        dp_put16(o + 9, 0); /* no options */
     }
     return (int)need;
 }
@@ -419,10 +408,10 @@ DOTPROXY_EXPORT int dotproxy_dns_truncate(uint8_t *msg, size_t len, size_t limit
      * OPT has a literal root owner and no names, so it moves as a block. */
     if (opt_len > 0)
         memmove(msg + keep, msg + s.info.opt_off, opt_len);
-    put16(msg + 2, s.info.flags | DOTPROXY_DNS_FLAG_TC);
-    put16(msg + 6, 0);
-    put16(msg + 8, 0);
-    put16(msg + 10, opt_len > 0 ? 1 : 0);
+    dp_put16(msg + 2, s.info.flags | DOTPROXY_DNS_FLAG_TC);
+    dp_put16(msg + 6, 0);
+    dp_put16(msg + 8, 0);
+    dp_put16(msg + 10, opt_len > 0 ? 1 : 0);
     return (int)(keep + opt_len);
 }
 
@@ -588,7 +577,7 @@ int dp_dns_msg_rebase_tail(uint8_t *msg, size_t len, size_t cut, size_t from)
     /* Pass 1 reads only: on a refusal the message is as it was. Every name
      * is walked, not only those behind the block: after a pointer, a name
      * before it may read on into octets that move. */
-    unsigned qd = get16(msg + 4);
+    unsigned qd = dp_get16(msg + 4);
     for (pos = HDR; qd > 0; qd--) {
         if (rb_visit(&r, pos, len, &end) < 0 || len - end < 4)
             return DOTPROXY_EMALFORMED;
@@ -602,9 +591,9 @@ int dp_dns_msg_rebase_tail(uint8_t *msg, size_t len, size_t cut, size_t from)
         size_t rec = pos;
         if (rb_visit(&r, pos, len, &end) < 0 || len - end < RR_FIXED)
             return DOTPROXY_EMALFORMED;
-        unsigned type = get16(msg + end);
+        unsigned type = dp_get16(msg + end);
         size_t rd = end + RR_FIXED;
-        size_t rdlen = get16(msg + end + 8);
+        size_t rdlen = dp_get16(msg + end + 8);
         if (len - rd < rdlen || rb_rdata(&r, type, rd, rd + rdlen) < 0)
             return DOTPROXY_EMALFORMED;
         pos = rd + rdlen;
@@ -620,7 +609,7 @@ int dp_dns_msg_rebase_tail(uint8_t *msg, size_t len, size_t cut, size_t from)
             continue;
         size_t target = ((size_t)(msg[pos] & 0x3F) << 8) | msg[pos + 1];
         if (target >= from)
-            put16(msg + pos, 0xC000u | (unsigned)(target - shift));
+            dp_put16(msg + pos, 0xC000u | (unsigned)(target - shift));
     }
     return 0;
 }

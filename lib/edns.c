@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "dns_msg.h"
 #include "dotproxy/error.h"
 #include "edns.h"
@@ -17,17 +18,6 @@
 #define RCODE_MASK 0x000Fu
 
 enum hop { TO_UPSTREAM, TO_CLIENT };
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static void put16(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)(v & 0xFF);
-}
 
 /* The table of edns.h. */
 static int option_crosses(enum hop dir, unsigned code, int keep_ecs)
@@ -63,7 +53,7 @@ static int scan_opt(const uint8_t *msg, size_t len, size_t off, size_t optlen, e
     if (off < HDR || off > len || len - off < optlen || optlen < DP_EDNS_OPT_FIXED)
         return DOTPROXY_EMALFORMED;
     const uint8_t *o = msg + off;
-    if (o[0] != 0 || get16(o + 1) != TYPE_OPT || get16(o + 9) != optlen - DP_EDNS_OPT_FIXED)
+    if (o[0] != 0 || dp_get16(o + 1) != TYPE_OPT || dp_get16(o + 9) != optlen - DP_EDNS_OPT_FIXED)
         return DOTPROXY_EMALFORMED;
 
     size_t pos = off + DP_EDNS_OPT_FIXED;
@@ -73,14 +63,14 @@ static int scan_opt(const uint8_t *msg, size_t len, size_t off, size_t optlen, e
     while (pos < end) {
         if (end - pos < OPTION_HDR)
             return DOTPROXY_EMALFORMED;
-        unsigned code = get16(msg + pos);
-        size_t olen = get16(msg + pos + 2);
+        unsigned code = dp_get16(msg + pos);
+        size_t olen = dp_get16(msg + pos + 2);
         if (end - pos - OPTION_HDR < olen)
             return DOTPROXY_EMALFORMED;
         if (option_crosses(dir, code, keep_ecs))
             s->kept += OPTION_HDR + olen;
         else if (code == DP_EDNS_OPT_CODE_KEEPALIVE && olen == 2)
-            s->keepalive = get16(msg + pos + OPTION_HDR); /* RFC 7828 3.1: 100 ms units */
+            s->keepalive = dp_get16(msg + pos + OPTION_HDR); /* RFC 7828 3.1: 100 ms units */
         /* A keepalive without TIMEOUT in an answer breaks RFC 7828 3.2.2;
          * it is dropped like any other and teaches us nothing. */
         pos += OPTION_HDR + olen;
@@ -113,8 +103,8 @@ static size_t rebuild_opt(uint8_t *msg, size_t len, size_t off, size_t optlen, e
     if (kept != optlen - DP_EDNS_OPT_FIXED) {
         size_t w = rd;
         for (size_t pos = rd; pos < end;) {
-            size_t n = OPTION_HDR + get16(msg + pos + 2);
-            if (option_crosses(dir, get16(msg + pos), keep_ecs)) {
+            size_t n = OPTION_HDR + dp_get16(msg + pos + 2);
+            if (option_crosses(dir, dp_get16(msg + pos), keep_ecs)) {
                 if (w != pos)
                     memmove(msg + w, msg + pos, n);
                 w += n;
@@ -157,12 +147,12 @@ static void write_opt_fixed(uint8_t *p, unsigned udp_size, unsigned ext_rcode, u
                             size_t rdlen)
 {
     p[0] = 0;
-    put16(p + 1, TYPE_OPT);
-    put16(p + 3, udp_size);
+    dp_put16(p + 1, TYPE_OPT);
+    dp_put16(p + 3, udp_size);
     p[5] = (uint8_t)ext_rcode;
     p[6] = 0;
-    put16(p + 7, flags);
-    put16(p + 9, (unsigned)rdlen);
+    dp_put16(p + 7, flags);
+    dp_put16(p + 9, (unsigned)rdlen);
 }
 
 /* RFC 6840 5.8: AD only for a client that showed it understands it. */
@@ -201,7 +191,7 @@ int dp_edns_query_for_upstream(uint8_t *msg, size_t len, size_t cap, const dotpr
             return rc;
         base = len - info->opt_len;
         do_bit = info->edns_flags & DOTPROXY_DNS_EDNS_DO;
-    } else if (get16(msg + 10) == UINT16_MAX) {
+    } else if (dp_get16(msg + 10) == UINT16_MAX) {
         return DOTPROXY_EMALFORMED;
     }
 
@@ -225,19 +215,19 @@ int dp_edns_query_for_upstream(uint8_t *msg, size_t len, size_t cap, const dotpr
         at = rebuild_opt(msg, len, info->opt_off, info->opt_len, TO_UPSTREAM, o->keep_ecs, s.kept);
     } else {
         at = len;
-        put16(msg + 10, get16(msg + 10) + 1u);
+        dp_put16(msg + 10, dp_get16(msg + 10) + 1u);
     }
     size_t w = at + DP_EDNS_OPT_FIXED + s.kept;
     if (o->want_keepalive) {
         /* RFC 7828 3.2.1: a query's keepalive has no TIMEOUT. */
-        put16(msg + w, DP_EDNS_OPT_CODE_KEEPALIVE);
-        put16(msg + w + 2, 0);
+        dp_put16(msg + w, DP_EDNS_OPT_CODE_KEEPALIVE);
+        dp_put16(msg + w + 2, 0);
         w += OPTION_HDR;
     }
     if (o->pad_block > 0) {
         /* Last, since its size depends on all before it; RFC 7830 3: zeros. */
-        put16(msg + w, DP_EDNS_OPT_CODE_PADDING);
-        put16(msg + w + 2, (unsigned)pad);
+        dp_put16(msg + w, DP_EDNS_OPT_CODE_PADDING);
+        dp_put16(msg + w + 2, (unsigned)pad);
         memset(msg + w + OPTION_HDR, 0, pad);
         w += OPTION_HDR + pad;
     }
@@ -266,7 +256,7 @@ int dp_edns_answer_for_client_parsed(uint8_t *msg, size_t len, size_t cap,
             return rc;
         base = len - info->opt_len;
         ext_rcode = msg[info->opt_off + 5];
-    } else if (c->had_opt && get16(msg + 10) == UINT16_MAX) {
+    } else if (c->had_opt && dp_get16(msg + 10) == UINT16_MAX) {
         return DOTPROXY_EMALFORMED;
     }
     size_t need = base + (c->had_opt ? DP_EDNS_OPT_FIXED + s.kept : 0);
@@ -278,7 +268,7 @@ int dp_edns_answer_for_client_parsed(uint8_t *msg, size_t len, size_t cap,
         if (rc < 0)
             return rc;
     }
-    unsigned flags = gate_ad(get16(msg + 2), c);
+    unsigned flags = gate_ad(dp_get16(msg + 2), c);
     unsigned do_bit = c->do_bit ? DOTPROXY_DNS_EDNS_DO : 0;
     if (!c->had_opt) {
         /* RFC 6891 7: no OPT to a client that sent none. An rcode above 15
@@ -288,7 +278,7 @@ int dp_edns_answer_for_client_parsed(uint8_t *msg, size_t len, size_t cap,
         if (info->opt_off != 0) {
             size_t end = (size_t)info->opt_off + info->opt_len;
             memmove(msg + info->opt_off, msg + end, len - end);
-            put16(msg + 10, get16(msg + 10) - 1u);
+            dp_put16(msg + 10, dp_get16(msg + 10) - 1u);
         }
     } else if (info->opt_off != 0) {
         size_t at =
@@ -298,9 +288,9 @@ int dp_edns_answer_for_client_parsed(uint8_t *msg, size_t len, size_t cap,
         write_opt_fixed(msg + at, our_udp_size, ext_rcode, do_bit, s.kept);
     } else {
         write_opt_fixed(msg + len, our_udp_size, 0, do_bit, 0);
-        put16(msg + 10, get16(msg + 10) + 1u);
+        dp_put16(msg + 10, dp_get16(msg + 10) + 1u);
     }
-    put16(msg + 2, flags);
+    dp_put16(msg + 2, flags);
     if (s.keepalive >= 0 && keepalive_100ms != NULL)
         *keepalive_100ms = (uint16_t)s.keepalive;
     return (int)need;
@@ -328,17 +318,17 @@ int dp_edns_add_client_opt(uint8_t *msg, size_t len, size_t cap, const struct dp
         return DOTPROXY_EINVAL;
     if (len < HDR || len > DOTPROXY_DNS_MAX_SIZE)
         return DOTPROXY_EMALFORMED;
-    unsigned flags = gate_ad(get16(msg + 2), c);
+    unsigned flags = gate_ad(dp_get16(msg + 2), c);
     if (!c->had_opt) {
-        put16(msg + 2, flags);
+        dp_put16(msg + 2, flags);
         return (int)len;
     }
-    if (get16(msg + 10) == UINT16_MAX)
+    if (dp_get16(msg + 10) == UINT16_MAX)
         return DOTPROXY_EMALFORMED;
     if (len + DP_EDNS_OPT_FIXED > cap || len + DP_EDNS_OPT_FIXED > DOTPROXY_DNS_MAX_SIZE)
         return DOTPROXY_ENOSPC;
     write_opt_fixed(msg + len, our_udp_size, 0, c->do_bit ? DOTPROXY_DNS_EDNS_DO : 0, 0);
-    put16(msg + 10, get16(msg + 10) + 1u);
-    put16(msg + 2, flags);
+    dp_put16(msg + 10, dp_get16(msg + 10) + 1u);
+    dp_put16(msg + 2, flags);
     return (int)(len + DP_EDNS_OPT_FIXED);
 }

@@ -9,14 +9,11 @@
 #include <string.h>
 
 #include "dotproxy/dns.h"
+
+#include "bytes.h"
 #include "dotproxy/error.h"
 
 #define PREFIX_SIZE 2u
-
-static size_t read_prefix(const uint8_t *p)
-{
-    return ((size_t)p[0] << 8) | p[1];
-}
 
 DOTPROXY_EXPORT void dotproxy_frame_init(dotproxy_frame *f, uint8_t *buf, size_t cap)
 {
@@ -63,7 +60,7 @@ DOTPROXY_EXPORT int dotproxy_frame_next(dotproxy_frame *f, const uint8_t **msg, 
     size_t avail = f->tail - f->head;
     if (avail < PREFIX_SIZE)
         return 0;
-    size_t n = read_prefix(f->buf + f->head);
+    size_t n = dp_get16(f->buf + f->head);
     /* A zero-length frame carries no DNS message; RFC 7766 gives no way to
      * resynchronise, so the stream is dead. head is not moved, so the error
      * repeats on every later call. */
@@ -88,7 +85,7 @@ DOTPROXY_EXPORT size_t dotproxy_frame_pending(const dotproxy_frame *f)
      * even before draining with dotproxy_frame_next(). */
     size_t pos = f->head;
     while (f->tail - pos >= PREFIX_SIZE) {
-        size_t n = read_prefix(f->buf + pos);
+        size_t n = dp_get16(f->buf + pos);
         if (n == 0 || f->tail - pos - PREFIX_SIZE < n)
             break;
         pos += PREFIX_SIZE + n;
@@ -100,7 +97,6 @@ DOTPROXY_EXPORT int dotproxy_frame_put_prefix(uint8_t out[2], size_t len)
 {
     if (out == NULL || len == 0 || len > DOTPROXY_DNS_MAX_SIZE)
         return DOTPROXY_EINVAL;
-    out[0] = (uint8_t)(len >> 8);
-    out[1] = (uint8_t)(len & 0xFF);
+    dp_put16(out, (unsigned)len);
     return 0;
 }

@@ -14,7 +14,6 @@
 
 #include "dotproxy/error.h"
 #include "policy.h"
-#include "proxy.h"
 
 #define UDP_BATCH 32
 #define UDP_BUF 4096             /* a larger query is dropped (MSG_TRUNC) */
@@ -30,9 +29,9 @@
 /* Queries one TCP client may have in flight before we stop reading it:
  * the configured per-client cap, if lower. */
 #define TCP_CLIENT_MAX_QUERIES                                                                  \
-    (c->ctx->cfg.max_client_queries != 0 &&                                                     \
-             c->ctx->cfg.max_client_queries < TCP_CLIENT_MAX_QUERIES_DEFAULT                     \
-         ? c->ctx->cfg.max_client_queries                                                        \
+    (c->ls->cfg->max_client_queries != 0 &&                                                     \
+             c->ls->cfg->max_client_queries < TCP_CLIENT_MAX_QUERIES_DEFAULT                     \
+         ? c->ls->cfg->max_client_queries                                                        \
          : TCP_CLIENT_MAX_QUERIES_DEFAULT)
 
 /* Answers produced in one loop turn leave in one sendmmsg per listener. */
@@ -69,8 +68,8 @@ static void client_mark_dirty(struct dp_tcp_client *c)
     if (c->dirty)
         return;
     c->dirty = 1;
-    c->next_dirty = c->ctx->dirty_clients;
-    c->ctx->dirty_clients = c;
+    c->next_dirty = c->ls->dirty_clients;
+    c->ls->dirty_clients = c;
 }
 
 /* ---- UDP ---- */
@@ -123,8 +122,8 @@ static void pktinfo_write(struct msghdr *h, void *ctrl, const struct dp_pktinfo 
 static void udp_on_ready(struct dp_io *io, unsigned revents)
 {
     struct dp_udp_listener *l = DP_CONTAINER_OF(io, struct dp_udp_listener, io);
-    struct dotproxy_ctx *ctx = l->ctx;
-    struct udp_batch *b = ctx->udp_batch;
+    struct dp_listeners *ls = l->ls;
+    struct udp_batch *b = ls->udp_batch;
     (void)revents;
     for (;;) {
         for (unsigned i = 0; i < UDP_BATCH; i++) {
@@ -145,12 +144,12 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                dp_log(&ctx->log, DOTPROXY_LOG_WARN, "UDP receive: %s", strerror(errno));
+                dp_log(ls->log, DOTPROXY_LOG_WARN, "UDP receive: %s", strerror(errno));
             return;
         }
         for (int i = 0; i < n; i++) {
             if (b->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+                dp_ctr_inc(ls->ctr, DOTPROXY_CTR_DROPPED);
                 continue;
             }
             struct dp_pktinfo dst = {0};
@@ -163,15 +162,15 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
                 .peerlen = b->msgs[i].msg_hdr.msg_namelen,
                 .dst = &dst,
             };
-            dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_UDP);
-            dp_proxy_client_query(ctx, &o, b->buf[i], b->msgs[i].msg_len);
+            dp_ctr_inc(ls->ctr, DOTPROXY_CTR_QUERIES_UDP);
+            ls->hooks.query(ls->hooks.user, &o, b->buf[i], b->msgs[i].msg_len);
         }
-        if (n < UDP_BATCH || ctx->stopping)
+        if (n < UDP_BATCH || ls->quiescing)
             return;
     }
 }
 
-static void udp_flush_one(struct dotproxy_ctx *ctx, struct dp_udp_listener *l)
+static void udp_flush_one(struct dp_listeners *ls, struct dp_udp_listener *l)
 {
     struct udp_out *o = l->out;
     unsigned done = 0;
@@ -182,7 +181,7 @@ static void udp_flush_one(struct dotproxy_ctx *ctx, struct dp_udp_listener *l)
                 continue;
             /* A full socket buffer or a bad peer address: UDP may drop, the
              * client retries. Skip the datagram at fault and go on. */
-            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+            dp_ctr_inc(ls->ctr, DOTPROXY_CTR_DROPPED);
             done++;
             continue;
         }
@@ -191,7 +190,7 @@ static void udp_flush_one(struct dotproxy_ctx *ctx, struct dp_udp_listener *l)
     o->n = 0;
 }
 
-void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
+void dp_listener_udp_send(struct dp_listeners *ls, struct dp_udp_listener *l,
                           const struct sockaddr_storage *peer, socklen_t peerlen,
                           const struct dp_pktinfo *dst, const uint8_t *msg, size_t len)
 {
@@ -212,18 +211,18 @@ void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
             n = sendmsg(l->io.fd, &h, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0)
-            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+            dp_ctr_inc(ls->ctr, DOTPROXY_CTR_DROPPED);
         return;
     }
     struct udp_out *o = l->out;
     if (o->n == 0) {
         if (!l->dirty) {
             l->dirty = 1;
-            l->next_dirty = ctx->dirty_udp;
-            ctx->dirty_udp = l;
+            l->next_dirty = ls->dirty_udp;
+            ls->dirty_udp = l;
         }
     } else if (o->n == UDP_OUT_BATCH) {
-        udp_flush_one(ctx, l);
+        udp_flush_one(ls, l);
     }
     unsigned i = o->n++;
     memcpy(o->buf[i], msg, len);
@@ -239,35 +238,35 @@ void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
         pktinfo_write(&o->msgs[i].msg_hdr, o->ctrl[i].buf, dst);
 }
 
-void dp_listener_udp_flush(struct dotproxy_ctx *ctx)
+void dp_listener_udp_flush(struct dp_listeners *ls)
 {
-    while (ctx->dirty_udp != NULL) {
-        struct dp_udp_listener *l = ctx->dirty_udp;
-        ctx->dirty_udp = l->next_dirty;
+    while (ls->dirty_udp != NULL) {
+        struct dp_udp_listener *l = ls->dirty_udp;
+        ls->dirty_udp = l->next_dirty;
         l->dirty = 0;
         l->next_dirty = NULL;
         if (l->out != NULL && l->out->n > 0 && l->io.fd >= 0)
-            udp_flush_one(ctx, l);
+            udp_flush_one(ls, l);
     }
 }
 
 /* ---- TCP clients ---- */
 
-static int budget_take(struct dotproxy_ctx *ctx, size_t n)
+static int budget_take(struct dp_listeners *ls, size_t n)
 {
-    if (ctx->tcp_buf_bytes + n > TCP_BUDGET) {
-        dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+    if (ls->tcp_buf_bytes + n > TCP_BUDGET) {
+        dp_log(ls->log, DOTPROXY_LOG_INFO,
                "TCP buffers at their %u MiB bound: closing a client that wants more",
                TCP_BUDGET >> 20);
         return -1;
     }
-    ctx->tcp_buf_bytes += n;
+    ls->tcp_buf_bytes += n;
     return 0;
 }
 
 static void client_free(struct dp_tcp_client *c)
 {
-    c->ctx->tcp_buf_bytes -= c->in.cap + c->out_cap;
+    c->ls->tcp_buf_bytes -= c->in.cap + c->out_cap;
     if (c->inbuf != NULL) {
         memset(c->inbuf, 0, c->in.cap);
         free(c->inbuf);
@@ -281,22 +280,22 @@ static void client_free(struct dp_tcp_client *c)
 
 static void client_close(struct dp_tcp_client *c)
 {
-    struct dotproxy_ctx *ctx = c->ctx;
+    struct dp_listeners *ls = c->ls;
     if (c->closed)
         return;
     c->closed = 1;
     /* Its queries live on until answered or timed out; the answers are then
      * dropped instead of going to whoever gets this fd next. */
     while (!dp_list_empty(&c->queries)) {
-        struct dp_query *q = DP_CONTAINER_OF(c->queries.next, struct dp_query, client);
-        dp_list_remove(&q->client);
-        q->from.tcp = NULL;
+        struct dp_tcp_claim *cl = DP_CONTAINER_OF(c->queries.next, struct dp_tcp_claim, link);
+        dp_list_remove(&cl->link);
+        cl->client = NULL;
     }
     c->n_queries = 0;
     dp_list_remove(&c->lru);
-    ctx->n_tcp_clients--;
-    dp_timer_cancel(&ctx->loop, &c->idle);
-    dp_loop_del(&ctx->loop, &c->io);
+    ls->n_tcp_clients--;
+    dp_timer_cancel(ls->loop, &c->idle);
+    dp_loop_del(ls->loop, &c->io);
     close(c->io.fd);
     c->io.fd = -1;
     client_mark_dirty(c); /* freed by the flush, never inside a handler */
@@ -304,39 +303,40 @@ static void client_close(struct dp_tcp_client *c)
 
 static void client_touch(struct dp_tcp_client *c)
 {
-    struct dotproxy_ctx *ctx = c->ctx;
-    c->last_active_us = dp_now(ctx);
+    struct dp_listeners *ls = c->ls;
+    c->last_active_us = ls->loop->now_us;
     dp_list_remove(&c->lru);
-    dp_list_push_back(&ctx->tcp_clients, &c->lru);
+    dp_list_push_back(&ls->tcp_clients, &c->lru);
 }
 
 static void client_idle_fire(struct dp_timer *t)
 {
     struct dp_tcp_client *c = DP_CONTAINER_OF(t, struct dp_tcp_client, idle);
-    struct dotproxy_ctx *ctx = c->ctx;
-    uint64_t due = c->last_active_us + (uint64_t)ctx->cfg.tcp_idle_timeout_ms * 1000u;
-    if (c->n_queries == 0 && dp_now(ctx) >= due) {
+    struct dp_listeners *ls = c->ls;
+    uint64_t due = c->last_active_us + (uint64_t)ls->cfg->tcp_idle_timeout_ms * 1000u;
+    if (c->n_queries == 0 && ls->loop->now_us >= due) {
         client_close(c);
         return;
     }
-    dp_timer_set(&ctx->loop, t, due > dp_now(ctx) ? due : dp_now(ctx) + 1000u);
+    /* It just fired, so the heap has room for it: this cannot fail. */
+    (void)dp_timer_set(ls->loop, t, due > ls->loop->now_us ? due : ls->loop->now_us + 1000u);
 }
 
 static void client_update_want(struct dp_tcp_client *c)
 {
     unsigned want = 0;
     c->paused = c->n_queries >= TCP_CLIENT_MAX_QUERIES;
-    if (!c->read_closed && !c->paused && !c->ctx->stopping)
+    if (!c->read_closed && !c->paused && !c->ls->quiescing)
         want |= DOTPROXY_EV_IN;
     if (c->out_head < c->out_tail)
         want |= DOTPROXY_EV_OUT;
-    dp_loop_want(&c->ctx->loop, &c->io, want);
+    dp_loop_want(c->ls->loop, &c->io, want);
 }
 
 /* Hand every whole buffered query to the proxy. Returns -1 if c was closed. */
 static int client_take_frames(struct dp_tcp_client *c)
 {
-    struct dotproxy_ctx *ctx = c->ctx;
+    struct dp_listeners *ls = c->ls;
     for (;;) {
         if (c->n_queries >= TCP_CLIENT_MAX_QUERIES)
             return 0; /* back-pressure: the rest stays buffered */
@@ -348,13 +348,13 @@ static int client_take_frames(struct dp_tcp_client *c)
         if (rc == DOTPROXY_ENOSPC && c->in.cap < TCP_IN_MAX) {
             /* A query larger than the usual buffer: grow once to the most a
              * frame can hold, keeping what was read. */
-            if (budget_take(ctx, TCP_IN_MAX - c->in.cap) != 0) {
+            if (budget_take(ls, TCP_IN_MAX - c->in.cap) != 0) {
                 client_close(c);
                 return -1;
             }
             uint8_t *nb = realloc(c->inbuf, TCP_IN_MAX);
             if (nb == NULL) {
-                ctx->tcp_buf_bytes -= TCP_IN_MAX - c->in.cap;
+                ls->tcp_buf_bytes -= TCP_IN_MAX - c->in.cap;
                 client_close(c);
                 return -1;
             }
@@ -366,14 +366,15 @@ static int client_take_frames(struct dp_tcp_client *c)
         if (rc < 0) {
             /* A zero-length or impossible frame: the stream cannot be
              * resynchronised. */
-            dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
+            dp_ctr_inc(ls->ctr, DOTPROXY_CTR_DROPPED);
             client_close(c);
             return -1;
         }
-        struct dp_origin o = {.kind = DP_Q_TCP, .tcp = c};
+        struct dp_origin o = {
+            .kind = DP_Q_TCP, .peer = &c->peer, .peerlen = c->peerlen, .tcp = c};
         client_touch(c);
-        dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_TCP);
-        dp_proxy_client_query(ctx, &o, c->inbuf + (m - c->inbuf), len);
+        dp_ctr_inc(ls->ctr, DOTPROXY_CTR_QUERIES_TCP);
+        ls->hooks.query(ls->hooks.user, &o, c->inbuf + (m - c->inbuf), len);
         if (c->closed)
             return -1;
     }
@@ -436,7 +437,7 @@ static int client_write(struct dp_tcp_client *c)
         c->out_head = c->out_tail = 0;
         if (c->out_cap > TCP_OUT_KEEP) {
             /* A burst is over: give the memory back. */
-            c->ctx->tcp_buf_bytes -= c->out_cap;
+            c->ls->tcp_buf_bytes -= c->out_cap;
             memset(c->out, 0, c->out_cap);
             free(c->out);
             c->out = NULL;
@@ -460,7 +461,7 @@ static void client_on_ready(struct dp_io *io, unsigned revents)
         client_read(c);
 }
 
-void dp_listener_tcp_send(struct dotproxy_ctx *ctx, struct dp_tcp_client *c, const uint8_t *msg,
+void dp_listener_tcp_send(struct dp_listeners *ls, struct dp_tcp_client *c, const uint8_t *msg,
                           size_t len)
 {
     if (c == NULL || c->closed)
@@ -478,18 +479,18 @@ void dp_listener_tcp_send(struct dotproxy_ctx *ctx, struct dp_tcp_client *c, con
             while (cap - used < need)
                 cap *= 2;
             if (cap > TCP_OUT_MAX) {
-                dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+                dp_log(ls->log, DOTPROXY_LOG_INFO,
                        "TCP client not reading its answers: closing it");
                 client_close(c);
                 return;
             }
-            if (budget_take(ctx, cap - c->out_cap) != 0) {
+            if (budget_take(ls, cap - c->out_cap) != 0) {
                 client_close(c);
                 return;
             }
             uint8_t *nb = realloc(c->out, cap);
             if (nb == NULL) {
-                ctx->tcp_buf_bytes -= cap - c->out_cap;
+                ls->tcp_buf_bytes -= cap - c->out_cap;
                 client_close(c);
                 return;
             }
@@ -503,20 +504,36 @@ void dp_listener_tcp_send(struct dotproxy_ctx *ctx, struct dp_tcp_client *c, con
     client_mark_dirty(c);
 }
 
-void dp_listener_tcp_query_done(struct dp_tcp_client *c, struct dp_query *q)
+void dp_listener_tcp_claim(struct dp_tcp_client *c, struct dp_tcp_claim *cl)
 {
+    cl->client = c;
+    dp_list_push_back(&c->queries, &cl->link);
+    c->n_queries++;
+}
+
+void dp_listener_tcp_unclaim(struct dp_tcp_claim *cl)
+{
+    struct dp_tcp_client *c = cl->client;
     if (c == NULL)
         return;
-    dp_list_remove(&q->client);
+    dp_list_remove(&cl->link);
+    cl->client = NULL;
     c->n_queries--;
     if (c->paused)
         client_mark_dirty(c); /* the flush resumes reading its buffered queries */
 }
 
+const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *c,
+                                                    socklen_t *len)
+{
+    *len = c->peerlen;
+    return &c->peer;
+}
+
 static void tcp_on_accept(struct dp_io *io, unsigned revents)
 {
     struct dp_tcp_listener *l = DP_CONTAINER_OF(io, struct dp_tcp_listener, io);
-    struct dotproxy_ctx *ctx = l->ctx;
+    struct dp_listeners *ls = l->ls;
     (void)revents;
     for (;;) {
         struct sockaddr_storage peer;
@@ -528,31 +545,31 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
             if (errno == EMFILE || errno == ENFILE) {
                 /* Out of fds: make room by closing the longest-idle client,
                  * or the listener would spin on the pending connection. */
-                if (!dp_list_empty(&ctx->tcp_clients)) {
-                    client_close(DP_CONTAINER_OF(ctx->tcp_clients.next, struct dp_tcp_client, lru));
+                if (!dp_list_empty(&ls->tcp_clients)) {
+                    client_close(DP_CONTAINER_OF(ls->tcp_clients.next, struct dp_tcp_client, lru));
                     continue;
                 }
-                dp_log(&ctx->log, DOTPROXY_LOG_WARN, "accept: %s", strerror(errno));
+                dp_log(ls->log, DOTPROXY_LOG_WARN, "accept: %s", strerror(errno));
             }
             return;
         }
-        if (dp_policy_allowed(ctx->policy, (const struct sockaddr *)&peer) == 0) {
+        if (dp_policy_allowed(*ls->policy, (const struct sockaddr *)&peer) == 0) {
             /* Not on the access list: no connection at all (no state, no
              * amplification). */
-            dp_ctr_inc(ctx, DOTPROXY_CTR_REFUSED_ACL);
+            dp_ctr_inc(ls->ctr, DOTPROXY_CTR_REFUSED_ACL);
             close(fd);
             continue;
         }
-        if (ctx->n_tcp_clients >= ctx->cfg.max_tcp_clients)
-            client_close(DP_CONTAINER_OF(ctx->tcp_clients.next, struct dp_tcp_client, lru));
-        if (budget_take(ctx, TCP_IN_START) != 0) {
+        if (ls->n_tcp_clients >= ls->cfg->max_tcp_clients)
+            client_close(DP_CONTAINER_OF(ls->tcp_clients.next, struct dp_tcp_client, lru));
+        if (budget_take(ls, TCP_IN_START) != 0) {
             close(fd);
             continue;
         }
         struct dp_tcp_client *c = calloc(1, sizeof *c);
         uint8_t *inbuf = malloc(TCP_IN_START);
         if (c == NULL || inbuf == NULL) {
-            ctx->tcp_buf_bytes -= TCP_IN_START;
+            ls->tcp_buf_bytes -= TCP_IN_START;
             free(c);
             free(inbuf);
             close(fd);
@@ -560,7 +577,7 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        c->ctx = ctx;
+        c->ls = ls;
         c->io.fd = fd;
         c->io.on_ready = client_on_ready;
         c->inbuf = inbuf;
@@ -570,26 +587,32 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         dp_list_init(&c->queries);
         dp_list_init(&c->lru);
         dp_timer_init(&c->idle, client_idle_fire);
-        if (dp_loop_add(&ctx->loop, &c->io, DOTPROXY_EV_IN) != 0) {
+        if (dp_loop_add(ls->loop, &c->io, DOTPROXY_EV_IN) != 0) {
             close(fd);
             client_free(c);
             continue;
         }
-        dp_list_push_back(&ctx->tcp_clients, &c->lru);
-        ctx->n_tcp_clients++;
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TCP_CLIENTS);
-        c->last_active_us = dp_now(ctx);
-        dp_timer_set(&ctx->loop, &c->idle,
-                     c->last_active_us + (uint64_t)ctx->cfg.tcp_idle_timeout_ms * 1000u);
+        dp_list_push_back(&ls->tcp_clients, &c->lru);
+        ls->n_tcp_clients++;
+        dp_ctr_inc(ls->ctr, DOTPROXY_CTR_TCP_CLIENTS);
+        c->last_active_us = ls->loop->now_us;
+        if (dp_timer_set(ls->loop, &c->idle,
+                         c->last_active_us + (uint64_t)ls->cfg->tcp_idle_timeout_ms * 1000u) !=
+            0) {
+            /* Without its idle timer nothing would ever close an idle
+             * client: refuse it rather than hold it for ever. */
+            dp_log(ls->log, DOTPROXY_LOG_ERR, "TCP client: out of memory for its idle timer");
+            client_close(c);
+        }
     }
 }
 
-int dp_listener_flush(struct dotproxy_ctx *ctx)
+int dp_listener_flush(struct dp_listeners *ls)
 {
     int produced = 0;
-    while (ctx->dirty_clients != NULL) {
-        struct dp_tcp_client *c = ctx->dirty_clients;
-        ctx->dirty_clients = c->next_dirty;
+    while (ls->dirty_clients != NULL) {
+        struct dp_tcp_client *c = ls->dirty_clients;
+        ls->dirty_clients = c->next_dirty;
         c->dirty = 0;
         c->next_dirty = NULL;
         if (c->closed) {
@@ -608,13 +631,13 @@ int dp_listener_flush(struct dotproxy_ctx *ctx)
     return produced;
 }
 
-void dp_listener_close_clients(struct dotproxy_ctx *ctx)
+void dp_listener_close_clients(struct dp_listeners *ls)
 {
-    while (!dp_list_empty(&ctx->tcp_clients))
-        client_close(DP_CONTAINER_OF(ctx->tcp_clients.next, struct dp_tcp_client, lru));
-    while (ctx->dirty_clients != NULL) {
-        struct dp_tcp_client *c = ctx->dirty_clients;
-        ctx->dirty_clients = c->next_dirty;
+    while (!dp_list_empty(&ls->tcp_clients))
+        client_close(DP_CONTAINER_OF(ls->tcp_clients.next, struct dp_tcp_client, lru));
+    while (ls->dirty_clients != NULL) {
+        struct dp_tcp_client *c = ls->dirty_clients;
+        ls->dirty_clients = c->next_dirty;
         if (c->closed)
             client_free(c);
         else
@@ -624,7 +647,7 @@ void dp_listener_close_clients(struct dotproxy_ctx *ctx)
 
 /* ---- opening and closing listeners ---- */
 
-static int open_socket(struct dotproxy_ctx *ctx, const dotproxy_endpoint *ep, int type,
+static int open_socket(struct dp_listeners *ls, const dotproxy_endpoint *ep, int type,
                        int log_failure)
 {
     char label[128];
@@ -633,20 +656,20 @@ static int open_socket(struct dotproxy_ctx *ctx, const dotproxy_endpoint *ep, in
     const char *proto = type == SOCK_DGRAM ? "UDP" : "TCP";
     int fd = socket(ep->addr.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "cannot listen on %s (%s): socket: %s", label, proto,
+        dp_log(ls->log, DOTPROXY_LOG_ERR, "cannot listen on %s (%s): socket: %s", label, proto,
                strerror(errno));
         return -1;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ctx->cfg.reuseport)
+    if (ls->cfg->reuseport)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (ep->addr.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (const struct sockaddr *)&ep->addr, ep->addrlen) != 0 ||
         (type == SOCK_STREAM && listen(fd, 1024) != 0)) {
         if (log_failure)
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "cannot listen on %s (%s): %s", label, proto,
+            dp_log(ls->log, DOTPROXY_LOG_ERR, "cannot listen on %s (%s): %s", label, proto,
                    strerror(errno));
         close(fd);
         return -1;
@@ -665,23 +688,23 @@ static uint16_t bound_port(int fd)
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-int dp_listener_open(struct dotproxy_ctx *ctx)
+int dp_listener_open(struct dp_listeners *ls)
 {
-    size_t n = ctx->cfg.n_listen;
-    dp_list_init(&ctx->tcp_clients);
+    size_t n = ls->cfg->n_listen;
+    dp_list_init(&ls->tcp_clients);
     if (n == 0)
         return 0;
-    ctx->udp = calloc(n, sizeof *ctx->udp);
-    ctx->tcp = calloc(n, sizeof *ctx->tcp);
-    ctx->udp_batch = malloc(sizeof(struct udp_batch));
-    if (ctx->udp == NULL || ctx->tcp == NULL || ctx->udp_batch == NULL)
+    ls->udp = calloc(n, sizeof *ls->udp);
+    ls->tcp = calloc(n, sizeof *ls->tcp);
+    ls->udp_batch = malloc(sizeof(struct udp_batch));
+    if (ls->udp == NULL || ls->tcp == NULL || ls->udp_batch == NULL)
         return DOTPROXY_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        ctx->udp[i].io.fd = ctx->tcp[i].io.fd = -1;
-        ctx->udp[i].ctx = ctx->tcp[i].ctx = ctx;
+        ls->udp[i].io.fd = ls->tcp[i].io.fd = -1;
+        ls->udp[i].ls = ls->tcp[i].ls = ls;
     }
     for (size_t i = 0; i < n; i++) {
-        dotproxy_endpoint ep = ctx->cfg.listen[i];
+        dotproxy_endpoint ep = ls->cfg->listen[i];
         in_port_t *port = ep.addr.ss_family == AF_INET
                               ? &((struct sockaddr_in *)&ep.addr)->sin_port
                               : &((struct sockaddr_in6 *)&ep.addr)->sin6_port;
@@ -693,12 +716,12 @@ int dp_listener_open(struct dotproxy_ctx *ctx)
         for (int attempt = 0; attempt < 64 && tfd < 0; attempt++) {
             if (any_port)
                 *port = 0;
-            ufd = open_socket(ctx, &ep, SOCK_DGRAM, !any_port);
+            ufd = open_socket(ls, &ep, SOCK_DGRAM, !any_port);
             if (ufd < 0)
                 return DOTPROXY_EBIND;
-            ctx->udp[i].port = bound_port(ufd);
-            *port = htons(ctx->udp[i].port);
-            tfd = open_socket(ctx, &ep, SOCK_STREAM, !any_port || attempt == 63);
+            ls->udp[i].port = bound_port(ufd);
+            *port = htons(ls->udp[i].port);
+            tfd = open_socket(ls, &ep, SOCK_STREAM, !any_port || attempt == 63);
             if (tfd < 0) {
                 close(ufd);
                 ufd = -1;
@@ -708,60 +731,61 @@ int dp_listener_open(struct dotproxy_ctx *ctx)
         }
         if (tfd < 0)
             return DOTPROXY_EBIND;
-        ctx->udp[i].io.fd = ufd;
-        ctx->tcp[i].io.fd = tfd;
+        ls->udp[i].io.fd = ufd;
+        ls->tcp[i].io.fd = tfd;
         int one = 1;
         if (ep.addr.ss_family == AF_INET) {
-            ctx->udp[i].wildcard =
+            ls->udp[i].wildcard =
                 ((struct sockaddr_in *)&ep.addr)->sin_addr.s_addr == htonl(INADDR_ANY);
-            if (ctx->udp[i].wildcard)
+            if (ls->udp[i].wildcard)
                 setsockopt(ufd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
         } else {
-            ctx->udp[i].wildcard =
+            ls->udp[i].wildcard =
                 IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ep.addr)->sin6_addr);
-            if (ctx->udp[i].wildcard)
+            if (ls->udp[i].wildcard)
                 setsockopt(ufd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
         }
-        ctx->udp[i].io.on_ready = udp_on_ready;
-        ctx->tcp[i].io.on_ready = tcp_on_accept;
-        if (dp_loop_add(&ctx->loop, &ctx->udp[i].io, DOTPROXY_EV_IN) != 0 ||
-            dp_loop_add(&ctx->loop, &ctx->tcp[i].io, DOTPROXY_EV_IN) != 0)
+        ls->udp[i].io.on_ready = udp_on_ready;
+        ls->tcp[i].io.on_ready = tcp_on_accept;
+        if (dp_loop_add(ls->loop, &ls->udp[i].io, DOTPROXY_EV_IN) != 0 ||
+            dp_loop_add(ls->loop, &ls->tcp[i].io, DOTPROXY_EV_IN) != 0)
             return DOTPROXY_ENOMEM;
     }
     return 0;
 }
 
-void dp_listener_close(struct dotproxy_ctx *ctx)
+void dp_listener_close(struct dp_listeners *ls)
 {
-    for (size_t i = 0; ctx->udp != NULL && i < ctx->cfg.n_listen; i++) {
-        free(ctx->udp[i].out);
-        ctx->udp[i].out = NULL;
-        struct dp_io *ios[2] = {&ctx->udp[i].io, &ctx->tcp[i].io};
+    for (size_t i = 0; ls->udp != NULL && i < ls->cfg->n_listen; i++) {
+        free(ls->udp[i].out);
+        ls->udp[i].out = NULL;
+        struct dp_io *ios[2] = {&ls->udp[i].io, &ls->tcp[i].io};
         for (int k = 0; k < 2; k++) {
             if (ios[k]->fd < 0)
                 continue;
-            dp_loop_del(&ctx->loop, ios[k]);
+            dp_loop_del(ls->loop, ios[k]);
             close(ios[k]->fd);
             ios[k]->fd = -1;
         }
     }
 }
 
-void dp_listener_quiesce(struct dotproxy_ctx *ctx)
+void dp_listener_quiesce(struct dp_listeners *ls)
 {
+    ls->quiescing = 1;
     /* Stop taking new work but keep the UDP sockets: answers to queries
      * already in flight still leave through them. */
-    for (size_t i = 0; ctx->udp != NULL && i < ctx->cfg.n_listen; i++) {
-        if (ctx->udp[i].io.fd >= 0)
-            dp_loop_want(&ctx->loop, &ctx->udp[i].io, 0);
-        if (ctx->tcp[i].io.fd >= 0) {
-            dp_loop_del(&ctx->loop, &ctx->tcp[i].io);
-            close(ctx->tcp[i].io.fd);
-            ctx->tcp[i].io.fd = -1;
+    for (size_t i = 0; ls->udp != NULL && i < ls->cfg->n_listen; i++) {
+        if (ls->udp[i].io.fd >= 0)
+            dp_loop_want(ls->loop, &ls->udp[i].io, 0);
+        if (ls->tcp[i].io.fd >= 0) {
+            dp_loop_del(ls->loop, &ls->tcp[i].io);
+            close(ls->tcp[i].io.fd);
+            ls->tcp[i].io.fd = -1;
         }
     }
-    struct dp_list *e = ctx->tcp_clients.next;
-    while (e != &ctx->tcp_clients) {
+    struct dp_list *e = ls->tcp_clients.next;
+    while (e != &ls->tcp_clients) {
         struct dp_tcp_client *c = DP_CONTAINER_OF(e, struct dp_tcp_client, lru);
         e = e->next;
         if (c->n_queries == 0 && c->out_head == c->out_tail)
@@ -769,4 +793,35 @@ void dp_listener_quiesce(struct dotproxy_ctx *ctx)
         else
             client_update_want(c);
     }
+}
+
+void dp_listener_init(struct dp_listeners *ls, struct dp_loop *loop, const struct dp_logger *log,
+                      struct dp_counters *ctr, const struct dotproxy_config *cfg,
+                      struct dp_policy *const *policy, const struct dp_listener_hooks *hooks)
+{
+    memset(ls, 0, sizeof *ls);
+    ls->loop = loop;
+    ls->log = log;
+    ls->ctr = ctr;
+    ls->cfg = cfg;
+    ls->policy = policy;
+    ls->hooks = *hooks;
+    dp_list_init(&ls->tcp_clients);
+}
+
+void dp_listener_fini(struct dp_listeners *ls)
+{
+    free(ls->udp);
+    free(ls->tcp);
+    free(ls->udp_batch);
+    ls->udp = NULL;
+    ls->tcp = NULL;
+    ls->udp_batch = NULL;
+}
+
+int dp_listener_port(const struct dp_listeners *ls, size_t index)
+{
+    if (ls->udp == NULL || index >= ls->cfg->n_listen)
+        return DOTPROXY_EINVAL;
+    return ls->udp[index].port;
 }

@@ -8,14 +8,17 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "dotproxy/config.h"
 #include "dotproxy/dns.h"
+#include "dotproxy/proxy.h"
 #include "list.h"
+#include "log.h"
 #include "loop.h"
+#include "stats.h"
 
-struct dotproxy_ctx;
-struct dp_query;
-
+struct dp_listeners;
+struct dp_policy;
 struct udp_out;
 
 /* The local address a datagram came to, for a listener bound to a wildcard
@@ -32,7 +35,7 @@ struct dp_pktinfo {
 
 struct dp_udp_listener {
     struct dp_io io;
-    struct dotproxy_ctx *ctx;
+    struct dp_listeners *ls;
     uint16_t port;
     int wildcard;            /* bound to 0.0.0.0 or ::: answers need a source address */
     struct udp_out *out;     /* answers waiting for this turn's sendmmsg */
@@ -42,14 +45,14 @@ struct dp_udp_listener {
 
 struct dp_tcp_listener {
     struct dp_io io;
-    struct dotproxy_ctx *ctx;
+    struct dp_listeners *ls;
 };
 
 struct dp_tcp_client {
     struct dp_io io;
-    struct dotproxy_ctx *ctx;
-    struct dp_list lru;      /* ctx->tcp_clients, least recently active first */
-    struct dp_list queries;  /* its queries still waiting for an answer */
+    struct dp_listeners *ls;
+    struct dp_list lru;      /* ls->tcp_clients, least recently active first */
+    struct dp_list queries;  /* its claims (struct dp_tcp_claim): queries awaiting answers */
     unsigned n_queries;
     int read_closed;         /* the client sent FIN: answer what is pending, then close */
     int closed;              /* detached; freed by the next flush */
@@ -66,25 +69,96 @@ struct dp_tcp_client {
     int dirty;
 };
 
-int dp_listener_open(struct dotproxy_ctx *ctx);
-void dp_listener_close(struct dotproxy_ctx *ctx);
+/* Who asked: a client over UDP or TCP, the API, or nobody (a refresh for
+ * the cache alone). */
+enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API, DP_Q_REFRESH };
+
+/* Where a query came from, and so where its answer goes. The listener
+ * fills the UDP and TCP kinds; the API kind is the pipeline's own
+ * (dotproxy_ctx_query). */
+struct dp_origin {
+    uint8_t kind; /* enum dp_query_kind */
+    struct dp_udp_listener *udp;
+    const struct sockaddr_storage *peer; /* the client (UDP and TCP) */
+    socklen_t peerlen;
+    const struct dp_pktinfo *dst;
+    struct dp_tcp_client *tcp;
+    dotproxy_answer_fn api_cb;
+    void *api_user;
+};
+
+/* A TCP client's claim on a query it waits for, embedded in the query
+ * record: it counts against the client's pipelining limit, and when the
+ * client goes away its claims are cut (client NULL), so the answer is
+ * dropped rather than sent to whoever gets the fd next. */
+struct dp_tcp_claim {
+    struct dp_list link;          /* the client's `queries` */
+    struct dp_tcp_client *client; /* NULL once answered or the client went away */
+};
+
+/* What the listeners call up into, given at init. */
+struct dp_listener_hooks {
+    /* A client message arrived (o: from where; msg writable, borrowed for
+     * the call). */
+    void (*query)(void *user, const struct dp_origin *o, uint8_t *msg, size_t len);
+    void *user;
+};
+
+/* The listeners of a context and their TCP clients. */
+struct dp_listeners {
+    struct dp_udp_listener *udp;   /* cfg->n_listen of each */
+    struct dp_tcp_listener *tcp;
+    void *udp_batch;               /* recvmmsg vectors and buffers */
+    struct dp_list tcp_clients;    /* least recently active first */
+    size_t n_tcp_clients;
+    size_t tcp_buf_bytes;          /* all TCP client buffers (bounded) */
+    struct dp_tcp_client *dirty_clients;
+    struct dp_udp_listener *dirty_udp;
+    int quiescing;                 /* graceful stop: no new clients or queries */
+    struct dp_loop *loop;
+    const struct dp_logger *log;
+    struct dp_counters *ctr;
+    const struct dotproxy_config *cfg; /* listen addresses (never changed by a
+                                          reload) and client limits */
+    struct dp_policy *const *policy;   /* the current access policy (a reload
+                                          replaces it) */
+    struct dp_listener_hooks hooks;
+};
+
+/* No sockets yet; the pointers are borrowed and must outlive ls. */
+void dp_listener_init(struct dp_listeners *ls, struct dp_loop *loop, const struct dp_logger *log,
+                      struct dp_counters *ctr, const struct dotproxy_config *cfg,
+                      struct dp_policy *const *policy, const struct dp_listener_hooks *hooks);
+/* Bind every listen address (UDP and TCP on the same port). 0,
+ * DOTPROXY_EBIND (logged) or DOTPROXY_ENOMEM. */
+int dp_listener_open(struct dp_listeners *ls);
+void dp_listener_close(struct dp_listeners *ls);
+/* Free what open() allocated (after close). */
+void dp_listener_fini(struct dp_listeners *ls);
+/* The port the index-th listen address is bound to, or DOTPROXY_EINVAL. */
+int dp_listener_port(const struct dp_listeners *ls, size_t index);
 /* Send a datagram answer from listener l to peer (from local address dst
  * when the listener is a wildcard one; dst may be NULL otherwise). */
-void dp_listener_udp_send(struct dotproxy_ctx *ctx, struct dp_udp_listener *l,
+void dp_listener_udp_send(struct dp_listeners *ls, struct dp_udp_listener *l,
                           const struct sockaddr_storage *peer, socklen_t peerlen,
                           const struct dp_pktinfo *dst, const uint8_t *msg, size_t len);
 /* Send the datagrams queued this turn. */
-void dp_listener_udp_flush(struct dotproxy_ctx *ctx);
+void dp_listener_udp_flush(struct dp_listeners *ls);
 /* Queue a framed answer on a TCP client. */
-void dp_listener_tcp_send(struct dotproxy_ctx *ctx, struct dp_tcp_client *c, const uint8_t *msg,
+void dp_listener_tcp_send(struct dp_listeners *ls, struct dp_tcp_client *c, const uint8_t *msg,
                           size_t len);
-/* A query of c finished (answered, failed or forgotten). */
-void dp_listener_tcp_query_done(struct dp_tcp_client *c, struct dp_query *q);
+/* TCP query begin and end: c waits for the query holding cl; the query
+ * finished (answered, failed or forgotten; NULL-client claims are ignored). */
+void dp_listener_tcp_claim(struct dp_tcp_client *c, struct dp_tcp_claim *cl);
+void dp_listener_tcp_unclaim(struct dp_tcp_claim *cl);
+/* The client's address (query logs). */
+const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *c,
+                                                    socklen_t *len);
 /* Resume paused clients and write out queued answers (end of a loop turn).
  * Returns 1 if that produced upstream output (flush the pool again). */
-int dp_listener_flush(struct dotproxy_ctx *ctx);
-void dp_listener_close_clients(struct dotproxy_ctx *ctx);
+int dp_listener_flush(struct dp_listeners *ls);
+void dp_listener_close_clients(struct dp_listeners *ls);
 /* Graceful stop: no new clients or queries; pending answers still go out. */
-void dp_listener_quiesce(struct dotproxy_ctx *ctx);
+void dp_listener_quiesce(struct dp_listeners *ls);
 
 #endif

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* fd interest, timers, and the public tier-1 / tier-2 drive functions. */
+/* fd interest, timers, the clock, and the tier-1 / tier-2 drive functions
+ * (over the hooks of the loop's owner). */
 #include "loop.h"
 
 #include <errno.h>
@@ -10,7 +11,6 @@
 #include <unistd.h>
 
 #include "dotproxy/error.h"
-#include "proxy.h"
 
 uint64_t dp_loop_clock(void)
 {
@@ -28,13 +28,28 @@ int dp_loop_init(struct dp_loop *loop)
     return 0;
 }
 
+void dp_loop_set_hooks(struct dp_loop *loop, const struct dp_loop_hooks *hooks)
+{
+    loop->hooks = *hooks;
+}
+
+void dp_loop_set_clock(struct dp_loop *loop, uint64_t (*clock_us)(void))
+{
+    loop->clock_us = clock_us != NULL ? clock_us : dp_loop_clock;
+    loop->now_us = loop->clock_us();
+}
+
 void dp_loop_fini(struct dp_loop *loop)
 {
     if (loop->epfd >= 0)
         close(loop->epfd);
     free(loop->by_fd);
     free(loop->heap);
-    memset(loop, 0, sizeof *loop);
+    loop->by_fd = NULL;
+    loop->by_fd_cap = 0;
+    loop->n_io = 0;
+    loop->heap = NULL;
+    loop->heap_len = loop->heap_cap = 0;
     loop->epfd = -1;
 }
 
@@ -192,13 +207,10 @@ void dp_loop_run_timers(struct dp_loop *loop)
     }
 }
 
-/* ---- public: tier 1 ---- */
+/* ---- tier 1 ---- */
 
-DOTPROXY_EXPORT int dotproxy_ctx_set_watch(dotproxy_ctx *ctx, dotproxy_watch_fn fn, void *user)
+int dp_loop_set_watch(struct dp_loop *loop, dotproxy_watch_fn fn, void *user)
 {
-    if (ctx == NULL)
-        return DOTPROXY_EINVAL;
-    struct dp_loop *loop = &ctx->loop;
     loop->watch = fn;
     loop->watch_user = user;
     if (fn != NULL)
@@ -208,11 +220,10 @@ DOTPROXY_EXPORT int dotproxy_ctx_set_watch(dotproxy_ctx *ctx, dotproxy_watch_fn 
     return 0;
 }
 
-DOTPROXY_EXPORT int dotproxy_ctx_fds(const dotproxy_ctx *ctx, dotproxy_pollfd *fds, size_t cap)
+int dp_loop_fds(const struct dp_loop *loop, dotproxy_pollfd *fds, size_t cap)
 {
-    if (ctx == NULL || (fds == NULL && cap != 0))
+    if (fds == NULL && cap != 0)
         return DOTPROXY_EINVAL;
-    const struct dp_loop *loop = &ctx->loop;
     size_t n = 0;
     for (size_t fd = 0; fd < loop->by_fd_cap; fd++) {
         const struct dp_io *io = loop->by_fd[fd];
@@ -228,27 +239,24 @@ DOTPROXY_EXPORT int dotproxy_ctx_fds(const dotproxy_ctx *ctx, dotproxy_pollfd *f
     return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
 }
 
-DOTPROXY_EXPORT int dotproxy_ctx_timeout_ms(const dotproxy_ctx *ctx)
+int dp_loop_timeout_ms(const struct dp_loop *loop)
 {
-    if (ctx == NULL)
-        return -1;
-    uint64_t due = dp_proxy_next_due(ctx);
+    uint64_t due = loop->hooks.next_due(loop->hooks.user);
     if (due == UINT64_MAX)
         return -1;
-    uint64_t now = dp_loop_clock();
+    uint64_t now = loop->clock_us();
     if (due <= now)
         return 0;
     uint64_t ms = (due - now + 999) / 1000; /* rounded up: never wake early */
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-DOTPROXY_EXPORT int dotproxy_ctx_process(dotproxy_ctx *ctx, const dotproxy_pollfd *ready, size_t n)
+int dp_loop_process(struct dp_loop *loop, const dotproxy_pollfd *ready, size_t n)
 {
-    if (ctx == NULL || (ready == NULL && n != 0))
+    if (ready == NULL && n != 0)
         return DOTPROXY_EINVAL;
-    struct dp_loop *loop = &ctx->loop;
     dp_loop_update_time(loop);
-    dp_proxy_turn_begin(ctx);
+    loop->hooks.turn_begin(loop->hooks.user);
     for (size_t i = 0; i < n; i++) {
         if (ready[i].revents == 0)
             continue;
@@ -258,11 +266,11 @@ DOTPROXY_EXPORT int dotproxy_ctx_process(dotproxy_ctx *ctx, const dotproxy_pollf
             io->on_ready(io, ready[i].revents);
     }
     dp_loop_run_timers(loop);
-    dp_proxy_turn_end(ctx);
+    loop->hooks.turn_end(loop->hooks.user);
     return 0;
 }
 
-/* ---- public: tier 2, over epoll, using nothing but tier 1 ---- */
+/* ---- tier 2, over epoll, using nothing but tier 1 ---- */
 
 static void epoll_watch(int fd, unsigned events, void *user)
 {
@@ -282,18 +290,15 @@ static void epoll_watch(int fd, unsigned events, void *user)
 
 #define DP_EPOLL_BATCH 64
 
-DOTPROXY_EXPORT int dotproxy_ctx_run_once(dotproxy_ctx *ctx, int timeout_ms)
+int dp_loop_run_once(struct dp_loop *loop, int timeout_ms)
 {
-    if (ctx == NULL)
-        return DOTPROXY_EINVAL;
-    struct dp_loop *loop = &ctx->loop;
     if (loop->epfd < 0) {
         loop->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (loop->epfd < 0)
             return DOTPROXY_ESYS;
-        dotproxy_ctx_set_watch(ctx, epoll_watch, loop);
+        dp_loop_set_watch(loop, epoll_watch, loop);
     }
-    int t = dotproxy_ctx_timeout_ms(ctx);
+    int t = dp_loop_timeout_ms(loop);
     if (t < 0 || (timeout_ms >= 0 && timeout_ms < t))
         t = timeout_ms;
     struct epoll_event evs[DP_EPOLL_BATCH];
@@ -311,15 +316,13 @@ DOTPROXY_EXPORT int dotproxy_ctx_run_once(dotproxy_ctx *ctx, int timeout_ms)
                            ((evs[i].events & EPOLLOUT) ? DOTPROXY_EV_OUT : 0) |
                            ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? DOTPROXY_EV_ERR : 0);
     }
-    return dotproxy_ctx_process(ctx, ready, (size_t)n);
+    return dp_loop_process(loop, ready, (size_t)n);
 }
 
-DOTPROXY_EXPORT int dotproxy_ctx_run(dotproxy_ctx *ctx)
+int dp_loop_run(struct dp_loop *loop)
 {
-    if (ctx == NULL)
-        return DOTPROXY_EINVAL;
-    while (!dotproxy_ctx_stopped(ctx)) {
-        int rc = dotproxy_ctx_run_once(ctx, -1);
+    while (!loop->hooks.stopped(loop->hooks.user)) {
+        int rc = dp_loop_run_once(loop, -1);
         if (rc != 0)
             return rc;
     }

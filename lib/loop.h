@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The context's event machinery: which fds are wanted for what, a timer
- * heap, and a cached monotonic clock. The public tier-1/tier-2 functions in
- * loop.c are built on this. */
+/* The event machinery: which fds are wanted for what, a timer heap, a
+ * cached clock (settable, for tests), and the two drive tiers (tier 1: fds,
+ * timeout, process; tier 2: run over epoll, built on tier 1 only). It knows
+ * nothing of what it drives: its owner gives it hooks at init, called at
+ * the start and end of every turn and for the owner's own next deadline.
+ * The public dotproxy_ctx_* drive functions (ctx.c) are thin wrappers. */
 #ifndef DP_LOOP_H
 #define DP_LOOP_H
 
@@ -30,6 +33,17 @@ struct dp_timer {
     dp_timer_fn fire;
 };
 
+/* Calls up into the loop's owner (like nghttp2's session callbacks). */
+struct dp_loop_hooks {
+    void (*turn_begin)(void *user);
+    void (*turn_end)(void *user); /* after ready fds and due timers */
+    /* The owner's next deadline, its timers included (dp_loop_next_due), or
+     * UINT64_MAX; 0 for "at once". */
+    uint64_t (*next_due)(void *user);
+    int (*stopped)(void *user); /* tier 2 runs until this says 1 */
+    void *user;
+};
+
 struct dp_loop {
     struct dp_io **by_fd; /* indexed by fd; NULL where we own nothing */
     size_t by_fd_cap;
@@ -41,11 +55,19 @@ struct dp_loop {
     dotproxy_watch_fn watch;
     void *watch_user;
     int epfd; /* tier 2 only */
+    struct dp_loop_hooks hooks;
 };
 
 int dp_loop_init(struct dp_loop *loop);
+/* The owner's hooks; needed before the drive functions (process, timeout,
+ * run) are used. A loop used only for fds and timers needs none. */
+void dp_loop_set_hooks(struct dp_loop *loop, const struct dp_loop_hooks *hooks);
 void dp_loop_fini(struct dp_loop *loop);
+/* CLOCK_MONOTONIC in microseconds: the default clock. */
 uint64_t dp_loop_clock(void);
+/* Another clock (tests: a fake one that moves only when told); NULL: the
+ * default. Read once per turn, and by dp_loop_update_time. */
+void dp_loop_set_clock(struct dp_loop *loop, uint64_t (*clock_us)(void));
 void dp_loop_update_time(struct dp_loop *loop);
 
 /* Take ownership of io->fd with wanted events `want`. 0 or DOTPROXY_ENOMEM. */
@@ -75,5 +97,14 @@ void dp_timer_cancel(struct dp_loop *loop, struct dp_timer *t);
 uint64_t dp_loop_next_due(const struct dp_loop *loop);
 /* Fire every timer due at loop->now_us. */
 void dp_loop_run_timers(struct dp_loop *loop);
+
+/* The drive tiers; the public functions of dotproxy/loop.h in loop terms
+ * (same contracts and error codes). */
+int dp_loop_set_watch(struct dp_loop *loop, dotproxy_watch_fn fn, void *user);
+int dp_loop_fds(const struct dp_loop *loop, dotproxy_pollfd *fds, size_t cap);
+int dp_loop_timeout_ms(const struct dp_loop *loop);
+int dp_loop_process(struct dp_loop *loop, const dotproxy_pollfd *ready, size_t n);
+int dp_loop_run_once(struct dp_loop *loop, int timeout_ms);
+int dp_loop_run(struct dp_loop *loop);
 
 #endif

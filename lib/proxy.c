@@ -1,26 +1,29 @@
 /* SPDX-License-Identifier: MIT */
-/* The context: a query's life from client to upstream and back. */
+/* The query pipeline: a query's life from client (or API caller) to
+ * upstream and back, through the cache and the in-flight table, and the one
+ * road every answer leaves by. */
 #include "proxy.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
+#include "bytes.h"
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
 #include "dns_msg.h"
 #include "edns.h"
 #include "policy.h"
-#include "reload.h"
-#include "shared_cache.h"
 #include "stats.h"
 #include "tls_pool.h"
 
-#define DRAIN_US 1500000u /* graceful stop: most time given to queries in flight */
+/* The one road out and the pipeline are called from several places but sit
+ * on the path of every query: inlined, they cost what the code they replaced
+ * did (bench/instructions.sh). */
+#define DP_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* ---- query records ---- */
 
@@ -37,13 +40,12 @@ static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
         return NULL;
     dp_list_init(&q->active);
     dp_list_init(&q->wait);
-    dp_list_init(&q->client);
     dp_list_init(&q->sent);
+    q->kind = DP_Q_REFRESH; /* no client claim to undo until one is made */
     q->conn = NULL;
     q->up = NULL;
     q->tried = 0;
     q->retries = 0;
-    q->err = 0;
     q->next_free = NULL;
     q->cacheable = 0;
     q->leading = 0;
@@ -81,37 +83,31 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
         dp_list_remove(&f->wait);
         f->leader = NULL;
     }
-    if (q->kind == DP_Q_TCP && q->from.tcp != NULL)
-        dp_listener_tcp_query_done(q->from.tcp, q);
+    if (q->kind == DP_Q_TCP)
+        dp_listener_tcp_unclaim(&q->from.tcp);
     q->next_free = ctx->qfree;
     ctx->qfree = q;
 }
 
-/* ---- the cache: the context's own, or one shared with other contexts ---- */
+/* ---- the cache: one handle, whether the context's own or shared ---- */
 
 static int has_cache(const struct dotproxy_ctx *ctx)
 {
-    return ctx->cache != NULL || ctx->cfg.shared_cache != NULL;
+    return dp_cache_handle_on(&ctx->cache);
 }
 
 static int cache_lookup(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, int allow_stale,
                         const uint8_t *query, size_t qlen, size_t *outlen)
 {
-    if (ctx->cfg.shared_cache != NULL)
-        return dp_shared_cache_lookup(ctx->cfg.shared_cache, k, dp_now(ctx), allow_stale, query,
-                                      qlen, ctx->scratch, DP_SCRATCH, outlen);
-    return dp_cache_lookup(ctx->cache, k, dp_now(ctx), allow_stale, query, qlen, ctx->scratch,
-                           DP_SCRATCH, outlen);
+    return ctx->cache.ops->lookup(ctx->cache.impl, k, dp_now(ctx), allow_stale, query, qlen,
+                                  ctx->scratch, DP_SCRATCH, outlen);
 }
 
 /* ans was parsed once already (info), to match it to its query. */
 static void cache_store(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, const uint8_t *ans,
                         size_t len, const dotproxy_dns_info *info)
 {
-    if (ctx->cfg.shared_cache != NULL)
-        dp_shared_cache_store(ctx->cfg.shared_cache, k, ans, len, info, dp_now(ctx));
-    else
-        dp_cache_store_parsed(ctx->cache, k, ans, len, info, dp_now(ctx));
+    ctx->cache.ops->store(ctx->cache.impl, k, ans, len, info, dp_now(ctx));
 }
 
 /* ---- in-flight table: identical questions share one upstream query ---- */
@@ -150,84 +146,17 @@ static void inflight_del(struct dotproxy_ctx *ctx, struct dp_query *q)
     q->leading = 0;
 }
 
-/* ---- replies ---- */
+/* ---- the one road out ---- */
 
-static void reply_origin(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *msg,
-                         size_t len)
-{
-    if (o->kind == DP_Q_UDP)
-        dp_listener_udp_send(ctx, o->udp, o->peer, o->peerlen, o->dst, msg, len);
-    else
-        dp_listener_tcp_send(ctx, o->tcp, msg, len);
-}
-
-/* An error reply of our own; it carries an OPT only if the query had one
- * (make_reply adds a fresh one then). */
-static int make_error(uint8_t *out, size_t cap, const uint8_t *query, size_t len, unsigned rcode,
-                      int client_had_opt, uint16_t qname_len)
-{
-    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
-    if (n > 0 && !client_had_opt && out[10] == 0 && out[11] == 1) {
-        /* The query we hold was rewritten for the upstream and has our
-         * OPT: the client sent none, so its reply must have none. */
-        out[11] = 0;
-        n = DOTPROXY_DNS_HEADER_SIZE + qname_len + 4;
-    }
-    return n;
-}
-
-static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *query,
-                        size_t len, unsigned rcode)
-{
-    uint8_t buf[DP_QUERY_INLINE + 64];
-    uint8_t *out = buf;
-    size_t cap = sizeof buf;
-    if (len + 11 > cap) {
-        out = malloc(len + 11);
-        if (out == NULL)
-            return;
-        cap = len + 11;
-    }
-    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
-    if (n > 0) {
-        if (o->kind == DP_Q_UDP && (size_t)n > DOTPROXY_DNS_UDP_MIN)
-            n = dotproxy_dns_truncate(out, (size_t)n, DOTPROXY_DNS_UDP_MIN);
-        if (n > 0)
-            reply_origin(ctx, o, out, (size_t)n);
-    }
-    if (out != buf)
-        free(out);
-}
-
-/* Send msg (ID already the client's, EDNS already the client's) to whoever
- * asked q. Does not free q. */
-static void send_to_client(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len)
-{
-    switch (q->kind) {
-    case DP_Q_UDP:
-        if (len > q->udp_limit) {
-            /* RFC 1035 4.2.1 / RFC 6891 7: too big for this client's UDP:
-             * send what fits with TC=1 so it retries over TCP. */
-            int n = dotproxy_dns_truncate(msg, len, q->udp_limit);
-            if (n < 0)
-                break;
-            len = (size_t)n;
-            dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
-        }
-        dp_listener_udp_send(ctx, q->from.udp.l, &q->from.udp.peer, q->from.udp.peerlen,
-                             &q->from.udp.dst, msg, len);
-        break;
-    case DP_Q_TCP:
-        dp_listener_tcp_send(ctx, q->from.tcp, msg, len);
-        break;
-    case DP_Q_API:
-        q->from.api.cb((int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]), msg, len,
-                       q->from.api.user);
-        break;
-    case DP_Q_REFRESH:
-        break; /* a prefetch or a refresh after serve-stale: nobody waits */
-    }
-}
+/* What the query log and the latency histogram want to know of an answer.
+ * Our own error replies to messages never admitted carry none. */
+struct answer_note {
+    uint64_t arrived_us;
+    const struct dp_upstream *up; /* the upstream that answered, or NULL */
+    uint16_t qtype;
+    uint8_t from_cache;
+    uint8_t timed; /* the client waited for it: counts in the histogram */
+};
 
 /* The question name of msg in presentation form ("www.example.com."),
  * lower case, odd octets as \DDD; "?" if it cannot be read. */
@@ -259,24 +188,135 @@ static void qname_text(const uint8_t *msg, size_t len, char *out, size_t cap)
 
 static const char *const transport_names[] = {"udp", "tcp", "api", "refresh"};
 
-static void log_query(struct dotproxy_ctx *ctx, int kind, const struct sockaddr *client,
-                      socklen_t client_len, const uint8_t *msg, size_t len, uint16_t qtype,
-                      uint64_t latency_us, int from_cache, const struct dp_upstream *up)
+/* Out of line: only with a query log, and its buffers are large. */
+static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
+                                                 const struct dp_origin *to, const uint8_t *msg,
+                                                 size_t len, const struct answer_note *note,
+                                                 uint64_t latency_us)
 {
+    const struct sockaddr *client = NULL;
+    socklen_t client_len = 0;
+    if (to->kind == DP_Q_UDP) {
+        client = (const struct sockaddr *)to->peer;
+        client_len = to->peerlen;
+    } else if (to->kind == DP_Q_TCP && to->tcp != NULL) {
+        client = (const struct sockaddr *)dp_listener_tcp_peer(to->tcp, &client_len);
+    }
     char name[DOTPROXY_DNS_MAX_NAME * 4 + 2];
     qname_text(msg, len, name, sizeof name);
     dotproxy_query_log e = {
         .client = client,
         .client_len = client_len,
-        .transport = transport_names[kind],
+        .transport = transport_names[to->kind],
         .qname = name,
-        .qtype = qtype,
-        .rcode = len >= 4 ? (int)DOTPROXY_DNS_RCODE(((unsigned)msg[2] << 8) | msg[3]) : -1,
-        .from_cache = from_cache,
+        .qtype = note->qtype,
+        .rcode = len >= 4 ? (int)DOTPROXY_DNS_RCODE(dp_get16(msg + 2)) : -1,
+        .from_cache = note->from_cache,
         .latency_us = latency_us,
-        .upstream = up != NULL ? up->label : NULL,
+        .upstream = note->up != NULL ? note->up->label : NULL,
     };
     ctx->cfg.qlog(&e, ctx->cfg.qlog_user);
+}
+
+/* Every answer leaves here, whoever made it (the upstream, the cache, we)
+ * and whoever asked (UDP, TCP, the API): cut to the client's UDP size, timed,
+ * logged, sent. msg is the answer as the client must see it (its ID, its
+ * EDNS); it may be shortened in place. API callbacks run only inside
+ * dotproxy_ctx_process() or dotproxy_ctx_free(), as proxy.h promises: API
+ * queries enter the pipeline only from there (see run_api_queries). */
+DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_origin *to,
+                                  unsigned udp_limit, uint8_t *msg, size_t len,
+                                  const struct answer_note *note)
+{
+    if (to->kind == DP_Q_REFRESH)
+        return; /* a prefetch or a refresh after serve-stale: nobody waits */
+    if (to->kind == DP_Q_UDP && len > udp_limit) {
+        /* RFC 1035 4.2.1 / RFC 6891 7: too big for this client's UDP:
+         * send what fits with TC=1 so it retries over TCP. */
+        int n = dotproxy_dns_truncate(msg, len, udp_limit);
+        if (n < 0)
+            return;
+        len = (size_t)n;
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TRUNCATED);
+    }
+    if (note != NULL) {
+        uint64_t latency = dp_now(ctx) - note->arrived_us;
+        if (note->timed)
+            dp_stats_record_latency(&ctx->stats, latency);
+        if (ctx->cfg.qlog != NULL)
+            log_answer(ctx, to, msg, len, note, latency);
+    }
+    switch (to->kind) {
+    case DP_Q_UDP:
+        dp_listener_udp_send(&ctx->listeners, to->udp, to->peer, to->peerlen, to->dst, msg, len);
+        break;
+    case DP_Q_TCP:
+        dp_listener_tcp_send(&ctx->listeners, to->tcp, msg, len);
+        break;
+    case DP_Q_API:
+        assert(ctx->in_process);
+        to->api_cb((int)DOTPROXY_DNS_RCODE(dp_get16(msg + 2)), msg, len,
+                   to->api_user);
+        break;
+    }
+}
+
+/* Where q's answer goes. */
+static void origin_of(const struct dp_query *q, struct dp_origin *o)
+{
+    o->kind = q->kind;
+    switch (q->kind) {
+    case DP_Q_UDP:
+        o->udp = q->from.udp.l;
+        o->peer = &q->from.udp.peer;
+        o->peerlen = q->from.udp.peerlen;
+        o->dst = &q->from.udp.dst;
+        break;
+    case DP_Q_TCP:
+        o->tcp = q->from.tcp.client;
+        break;
+    case DP_Q_API:
+        o->api_cb = q->from.api.cb;
+        o->api_user = q->from.api.user;
+        break;
+    }
+}
+
+/* An error reply of our own; it carries an OPT only if the query had one
+ * (make_reply adds a fresh one then). */
+static int make_error(uint8_t *out, size_t cap, const uint8_t *query, size_t len, unsigned rcode,
+                      int client_had_opt, uint16_t qname_len)
+{
+    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
+    if (n > 0 && !client_had_opt && out[10] == 0 && out[11] == 1) {
+        /* The query we hold was rewritten for the upstream and has our
+         * OPT: the client sent none, so its reply must have none. */
+        out[11] = 0;
+        n = DOTPROXY_DNS_HEADER_SIZE + qname_len + 4;
+    }
+    return n;
+}
+
+/* Our own answer to a client message that was never admitted (refused,
+ * malformed, over a limit). The message may not parse: 512 octets is all
+ * UDP may assume (RFC 1035 4.2.1). */
+static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *query,
+                        size_t len, unsigned rcode)
+{
+    uint8_t buf[DP_QUERY_INLINE + 64];
+    uint8_t *out = buf;
+    size_t cap = sizeof buf;
+    if (len + 11 > cap) {
+        out = malloc(len + 11);
+        if (out == NULL)
+            return;
+        cap = len + 11;
+    }
+    int n = dotproxy_dns_make_reply(out, cap, query, len, rcode);
+    if (n > 0)
+        send_answer(ctx, o, DOTPROXY_DNS_UDP_MIN, out, (size_t)n, NULL);
+    if (out != buf)
+        free(out);
 }
 
 /* Send msg to q's client (from_cache: the answer came from the cache), log
@@ -284,24 +324,16 @@ static void log_query(struct dotproxy_ctx *ctx, int kind, const struct sockaddr 
 static void deliver_from(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len,
                          int from_cache)
 {
-    if (q->kind != DP_Q_REFRESH) {
-        uint64_t latency = dp_now(ctx) - q->arrived_us;
-        dp_stats_record_latency(ctx, latency);
-        if (ctx->cfg.qlog != NULL) {
-            const struct sockaddr *client = NULL;
-            socklen_t client_len = 0;
-            if (q->kind == DP_Q_UDP) {
-                client = (const struct sockaddr *)&q->from.udp.peer;
-                client_len = q->from.udp.peerlen;
-            } else if (q->kind == DP_Q_TCP && q->from.tcp != NULL) {
-                client = (const struct sockaddr *)&q->from.tcp->peer;
-                client_len = q->from.tcp->peerlen;
-            }
-            log_query(ctx, q->kind, client, client_len, msg, len, q->qtype, latency, from_cache,
-                      from_cache ? NULL : q->up);
-        }
-    }
-    send_to_client(ctx, q, msg, len);
+    struct dp_origin o;
+    origin_of(q, &o);
+    struct answer_note note = {
+        .arrived_us = q->arrived_us,
+        .up = from_cache ? NULL : q->up,
+        .qtype = q->qtype,
+        .from_cache = (uint8_t)from_cache,
+        .timed = 1,
+    };
+    send_answer(ctx, &o, q->udp_limit, msg, len, &note);
     query_free(ctx, q);
 }
 
@@ -325,7 +357,7 @@ static size_t cache_answer(struct dotproxy_ctx *ctx, struct dp_query *r, int all
         return 0;
     dotproxy_dns_set_id(ctx->scratch, (size_t)m, r->client_id);
     if (res == DP_CACHE_STALE)
-        dp_ctr_inc(ctx, DOTPROXY_CTR_STALE_SERVED);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_STALE_SERVED);
     return (size_t)m;
 }
 
@@ -339,14 +371,9 @@ static void fail_one(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
         return;
     }
     if (q->kind == DP_Q_API) {
-        if (!ctx->in_process) {
-            /* The callback runs only inside process() (or free()): park the
-             * query until the next turn, which is due at once. */
-            q->err = err;
-            dp_list_remove(&q->wait);
-            dp_list_push_back(&ctx->done, &q->wait);
-            return;
-        }
+        /* API queries enter the pipeline only inside process() or free(),
+         * where their callback may run. */
+        assert(ctx->in_process);
         q->from.api.cb(err, NULL, 0, q->from.api.user);
         query_free(ctx, q);
         return;
@@ -355,7 +382,7 @@ static void fail_one(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
         query_free(ctx, q);
         return;
     }
-    dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_SERVFAIL);
     dotproxy_dns_set_id(q->q, q->qlen, q->client_id);
     uint8_t buf[DP_QUERY_INLINE + 64];
     int m = q->qlen + 11u <= sizeof buf
@@ -392,9 +419,7 @@ static void answer_one(struct dotproxy_ctx *ctx, struct dp_query *r, const uint8
         /* RFC 7828: the server's idle timeout, in 100 ms units: close a
          * little before it. */
         uint64_t lim = (uint64_t)keepalive * 100000u;
-        lim -= lim / 10;
-        if (up->idle_limit_us == 0 || lim < up->idle_limit_us)
-            up->idle_limit_us = lim;
+        dp_upstream_learn_idle_limit(up, lim - lim / 10);
     }
     if (n < 0)
         fail_one(ctx, r, DOTPROXY_EUPSTREAM);
@@ -405,14 +430,14 @@ static void answer_one(struct dotproxy_ctx *ctx, struct dp_query *r, const uint8
 void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg, size_t len,
                      const dotproxy_dns_info *info)
 {
-    dp_ctr_inc(ctx, DOTPROXY_CTR_ANSWERS);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_ANSWERS);
     if (q->cacheable && has_cache(ctx))
         cache_store(ctx, &q->key, msg, len, info);
     struct dp_upstream *up = q->up;
     /* Everyone who asked the same question meanwhile, then the leader. */
     struct dp_query *f;
     while ((f = first_follower(q)) != NULL) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_COALESCED);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_COALESCED);
         answer_one(ctx, f, msg, len, info, up);
     }
     if (q->kind == DP_Q_REFRESH)
@@ -423,7 +448,7 @@ void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg,
 
 void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
 {
-    dp_tls_pool_forget(ctx, q);
+    dp_tls_pool_forget(&ctx->pool, q);
     /* Whoever waits for the same answer shares the failure (or the stale
      * answer). Followers are unlinked as they are freed. */
     struct dp_query *f;
@@ -434,14 +459,50 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
 
 void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q)
 {
-    struct dp_upstream *up = dp_upstream_select(ctx, q->tried);
+    struct dp_upstream *up = dp_upstreams_select(&ctx->upstreams, q->tried);
     if (up == NULL) {
         /* Every upstream is backing off or was tried: answer now rather
          * than queue behind a dead resolver. */
         dp_proxy_fail(ctx, q, DOTPROXY_EUPSTREAM);
         return;
     }
-    dp_tls_pool_submit(up, q);
+    dp_tls_pool_submit(&ctx->pool, up, q);
+}
+
+/* The pool's hooks: answers and failures come back here. */
+static void pool_answer(void *user, struct dp_query *q, uint8_t *msg, size_t len,
+                        const dotproxy_dns_info *info)
+{
+    dp_proxy_answer(user, q, msg, len, info);
+}
+
+static void pool_fail(void *user, struct dp_query *q, int err)
+{
+    dp_proxy_fail(user, q, err);
+}
+
+static void pool_redispatch(void *user, struct dp_query *q)
+{
+    dp_proxy_dispatch(user, q);
+}
+
+static void listener_query(void *user, const struct dp_origin *o, uint8_t *msg, size_t len)
+{
+    dp_proxy_client_query(user, o, msg, len);
+}
+
+void dp_proxy_listener_hooks(struct dotproxy_ctx *ctx, struct dp_listener_hooks *out)
+{
+    out->query = listener_query;
+    out->user = ctx;
+}
+
+void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out)
+{
+    out->answer = pool_answer;
+    out->fail = pool_fail;
+    out->redispatch = pool_redispatch;
+    out->user = ctx;
 }
 
 /* Common admission of a parsed query; returns NULL when over the limit.
@@ -513,115 +574,87 @@ static void prefetch(struct dotproxy_ctx *ctx, const dotproxy_dns_info *info, co
     q->key = *key;
     q->cacheable = 1;
     inflight_add(ctx, q);
-    dp_ctr_inc(ctx, DOTPROXY_CTR_PREFETCHES);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_PREFETCHES);
     forward(ctx, q, info);
 }
 
-void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, uint8_t *msg,
-                           size_t len)
+/* The forwarding pipeline, the same for every query whoever asked: the
+ * cache, then the same question already on its way (coalescing), then the
+ * upstream (EDNS rewritten for the TLS hop: padding, no ECS unless kept).
+ * o says where the answer goes; info describes msg, parsed once. q is the
+ * record when the query was admitted already (API queries: msg is q->q),
+ * else NULL and one is taken when the cache cannot answer. */
+DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
+                          const dotproxy_dns_info *info, uint8_t *msg, size_t len,
+                          struct dp_query *q)
 {
-    if (len < DOTPROXY_DNS_HEADER_SIZE || (msg[2] & 0x80)) {
-        /* No header to answer, or a response: never answer those (that is
-         * how two servers end up bouncing packets forever). */
-        dp_ctr_inc(ctx, DOTPROXY_CTR_DROPPED);
-        return;
-    }
-    /* Who may ask, and how fast: before any parsing or state. */
-    const struct sockaddr *peer = o->kind == DP_Q_UDP
-                                      ? (const struct sockaddr *)o->peer
-                                      : (const struct sockaddr *)&o->tcp->peer;
-    int verdict = dp_policy_check(ctx->policy, peer, dp_now(ctx));
-    if (verdict != DP_POLICY_ALLOW) {
-        int acl = dp_policy_allowed(ctx->policy, peer) == 0;
-        dp_ctr_inc(ctx, acl ? DOTPROXY_CTR_REFUSED_ACL : DOTPROXY_CTR_RATE_LIMITED);
-        if (verdict == DP_POLICY_REFUSE)
-            reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
-        return;
-    }
-    dotproxy_dns_info info;
-    if (dotproxy_dns_parse(&info, msg, len) != 0) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_FORMERR);
-        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
-        return;
-    }
-    if (DOTPROXY_DNS_OPCODE(info.flags) != 0) {
-        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_NOTIMP);
-        return;
-    }
-    if (info.qdcount != 1) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_FORMERR);
-        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
-        return;
-    }
-
     struct dp_cache_key key;
-    int cacheable = has_cache(ctx) && dp_cache_key_make(&key, msg, len, &info) == 0;
+    int cacheable = has_cache(ctx) && dp_cache_key_make(&key, msg, len, info) == 0;
     int stale_known = 0;
     if (cacheable) {
         size_t n = 0;
         int res = cache_lookup(ctx, &key, 0, msg, len, &n);
         if (res == DP_CACHE_HIT || res == DP_CACHE_HIT_REFRESH) {
             struct dp_edns_client ec;
-            dp_edns_client_from_query(&ec, &info);
+            dp_edns_client_from_query(&ec, info);
             int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &ec, DP_EDNS_UDP_SIZE);
             if (m > 0) {
-                dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_HITS);
-                size_t out = (size_t)m;
-                unsigned limit = o->kind == DP_Q_UDP ? dotproxy_dns_udp_limit(&info) : 65535u;
-                if (out > limit) {
-                    int t = dotproxy_dns_truncate(ctx->scratch, out, limit);
-                    out = t > 0 ? (size_t)t : 0;
-                    dp_ctr_inc(ctx, DOTPROXY_CTR_TRUNCATED);
-                }
-                if (out > 0)
-                    reply_origin(ctx, o, ctx->scratch, out);
-                if (ctx->cfg.qlog != NULL && out > 0)
-                    log_query(ctx, o->kind, peer,
-                              o->kind == DP_Q_UDP ? o->peerlen : o->tcp->peerlen, ctx->scratch,
-                              out, info.qtype, 0, 1, NULL);
+                dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_HITS);
+                /* Answered at once: not timed (proxy.h: the histogram
+                 * excludes cache hits). */
+                struct answer_note note = {
+                    .arrived_us = q != NULL ? q->arrived_us : dp_now(ctx),
+                    .qtype = info->qtype,
+                    .from_cache = 1,
+                };
+                send_answer(ctx, o, dotproxy_dns_udp_limit(info), ctx->scratch, (size_t)m,
+                            &note);
                 if (res == DP_CACHE_HIT_REFRESH && inflight_find(ctx, &key) == NULL)
-                    prefetch(ctx, &info, msg, len, &key);
+                    prefetch(ctx, info, msg, len, &key);
+                if (q != NULL)
+                    query_free(ctx, q);
                 return;
             }
         }
-        dp_ctr_inc(ctx, DOTPROXY_CTR_CACHE_MISSES);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_MISSES);
         stale_known = res == DP_CACHE_STALE;
     }
 
-    struct dp_query *q = ctx->stopping ? NULL : admit(ctx, &info, msg, len);
     if (q == NULL) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_SERVFAIL);
-        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_SERVFAIL);
-        return;
-    }
-    q->kind = o->kind;
-    if (o->kind == DP_Q_UDP) {
-        q->from.udp.l = o->udp;
-        memcpy(&q->from.udp.peer, o->peer, o->peerlen);
-        q->from.udp.peerlen = o->peerlen;
-        if (o->dst != NULL)
-            q->from.udp.dst = *o->dst;
-        else
-            q->from.udp.dst.family = 0;
-        if (ctx->cfg.max_client_queries != 0) {
-            if (dp_policy_inflight_begin(ctx->policy, peer) != 0) {
-                /* Over its cap: drop; the client retries once some of its
-                 * queries are answered. */
-                dp_ctr_inc(ctx, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);
-                query_free(ctx, q);
-                return;
-            }
-            q->counted = 1;
-            q->policy_gen = ctx->policy_gen;
+        q = ctx->stopping ? NULL : admit(ctx, info, msg, len);
+        if (q == NULL) {
+            dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_SERVFAIL);
+            reply_error(ctx, o, msg, len, DOTPROXY_RCODE_SERVFAIL);
+            return;
         }
-    } else {
-        q->from.tcp = o->tcp;
-        q->udp_limit = UINT16_MAX;
-        dp_list_push_back(&o->tcp->queries, &q->client);
-        o->tcp->n_queries++;
+        q->kind = o->kind;
+        if (o->kind == DP_Q_UDP) {
+            q->from.udp.l = o->udp;
+            memcpy(&q->from.udp.peer, o->peer, o->peerlen);
+            q->from.udp.peerlen = o->peerlen;
+            if (o->dst != NULL)
+                q->from.udp.dst = *o->dst;
+            else
+                q->from.udp.dst.family = 0;
+            if (ctx->cfg.max_client_queries != 0) {
+                if (dp_policy_inflight_begin(ctx->policy, (const struct sockaddr *)o->peer) !=
+                    0) {
+                    /* Over its cap: drop; the client retries once some of
+                     * its queries are answered. */
+                    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);
+                    query_free(ctx, q);
+                    return;
+                }
+                q->counted = 1;
+                q->policy_gen = ctx->policy_gen;
+            }
+        } else {
+            q->udp_limit = UINT16_MAX;
+            dp_listener_tcp_claim(o->tcp, &q->from.tcp);
+        }
     }
     if (!cacheable) {
-        forward(ctx, q, &info);
+        forward(ctx, q, info);
         return;
     }
     q->key = key;
@@ -650,7 +683,57 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         q->stale_due_us = dp_now(ctx) + DP_STALE_AFTER_US;
         dp_list_push_back(&ctx->stale_watch, &q->stale);
     }
-    forward(ctx, q, &info);
+    forward(ctx, q, info);
+}
+
+void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, uint8_t *msg,
+                           size_t len)
+{
+    if (len < DOTPROXY_DNS_HEADER_SIZE || (msg[2] & 0x80)) {
+        /* No header to answer, or a response: never answer those (that is
+         * how two servers end up bouncing packets forever). */
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
+        return;
+    }
+    /* Who may ask, and how fast: before any parsing or state. */
+    const struct sockaddr *peer = (const struct sockaddr *)o->peer;
+    int verdict = dp_policy_check(ctx->policy, peer, dp_now(ctx));
+    if (verdict != DP_POLICY_ALLOW) {
+        int acl = dp_policy_allowed(ctx->policy, peer) == 0;
+        dp_ctr_inc(&ctx->stats.ctr, acl ? DOTPROXY_CTR_REFUSED_ACL : DOTPROXY_CTR_RATE_LIMITED);
+        if (verdict == DP_POLICY_REFUSE)
+            reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
+        return;
+    }
+    dotproxy_dns_info info;
+    if (dotproxy_dns_parse(&info, msg, len) != 0) {
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_FORMERR);
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
+        return;
+    }
+    if (DOTPROXY_DNS_OPCODE(info.flags) != 0) {
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_NOTIMP);
+        return;
+    }
+    if (info.qdcount != 1) {
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_FORMERR);
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
+        return;
+    }
+    ask(ctx, o, &info, msg, len, NULL);
+}
+
+/* API queries admitted since the last turn enter the pipeline, here, inside
+ * process(), where their callbacks may run (a cache hit answers at once). */
+void dp_proxy_run_api_queries(struct dotproxy_ctx *ctx)
+{
+    while (!dp_list_empty(&ctx->api_queue)) {
+        struct dp_query *q = DP_CONTAINER_OF(ctx->api_queue.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        struct dp_origin o;
+        origin_of(q, &o);
+        ask(ctx, &o, &q->from.api.info, q->q, q->qlen, q);
+    }
 }
 
 /* The refresh of q is slow: serve its clients the stale answer now and let
@@ -679,66 +762,22 @@ static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
     size_t n = cache_answer(ctx, q, 1);
     if (n == 0)
         return;
-    send_to_client(ctx, q, ctx->scratch, n);
+    struct dp_origin o;
+    origin_of(q, &o);
+    struct answer_note note = {
+        .arrived_us = q->arrived_us, .qtype = q->qtype, .from_cache = 1, .timed = 1};
+    send_answer(ctx, &o, q->udp_limit, ctx->scratch, n, &note);
     q->served_stale = 1;
-    if (q->kind == DP_Q_TCP && q->from.tcp != NULL) {
-        dp_listener_tcp_query_done(q->from.tcp, q);
-        q->from.tcp = NULL;
-    }
+    if (q->kind == DP_Q_TCP)
+        dp_listener_tcp_unclaim(&q->from.tcp);
     q->kind = DP_Q_REFRESH;
 }
 
-/* ---- the turn ---- */
-
-static void begin_stop(struct dotproxy_ctx *ctx)
-{
-    ctx->stopping = 1;
-    ctx->drain_until_us = dp_now(ctx) + DRAIN_US;
-    dp_listener_quiesce(ctx);
-    dp_log(&ctx->log, DOTPROXY_LOG_INFO, "stopping: %zu queries in flight", ctx->n_active);
-}
-
-static void finish_stop(struct dotproxy_ctx *ctx)
-{
-    while (!dp_list_empty(&ctx->active))
-        dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active),
-                      DOTPROXY_ESTATE);
-    dp_tls_pool_flush(ctx, 1);
-    dp_listener_flush(ctx);
-    dp_listener_udp_flush(ctx);
-    dp_listener_close_clients(ctx);
-    dp_listener_close(ctx);
-    dp_tls_pool_shutdown(ctx);
-    ctx->stopped = 1;
-}
-
-void dp_proxy_turn_begin(struct dotproxy_ctx *ctx)
-{
-    ctx->in_process = 1;
-    struct dotproxy_config *n = atomic_exchange(&ctx->pending_cfg, NULL);
-    if (n != NULL)
-        dp_reload_apply(ctx, n);
-    if (atomic_exchange(&ctx->flush_cache, 0) && has_cache(ctx)) {
-        if (ctx->cfg.shared_cache != NULL)
-            dp_shared_cache_flush(ctx->cfg.shared_cache);
-        else
-            dp_cache_flush(ctx->cache);
-        dp_log(&ctx->log, DOTPROXY_LOG_INFO, "answer cache flushed");
-    }
-}
-
-DOTPROXY_EXPORT void dotproxy_ctx_cache_flush(dotproxy_ctx *ctx)
-{
-    if (ctx == NULL)
-        return;
-    atomic_store(&ctx->flush_cache, 1);
-    dotproxy_ctx_wakeup(ctx);
-}
-
-void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
+/* Deadlines due by now: the stale fallback of slow refreshes first (RFC
+ * 8767), then queries out of time (SERVFAIL, or the API error). */
+void dp_proxy_expire(struct dotproxy_ctx *ctx)
 {
     uint64_t now = dp_now(ctx);
-    dp_tls_pool_sweep(ctx);
     while (!dp_list_empty(&ctx->stale_watch)) {
         struct dp_query *q = DP_CONTAINER_OF(ctx->stale_watch.next, struct dp_query, stale);
         if (q->stale_due_us > now)
@@ -750,140 +789,40 @@ void dp_proxy_turn_end(struct dotproxy_ctx *ctx)
         struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
         if (q->deadline_us > now)
             break;
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TIMEOUTS);
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TIMEOUTS);
         dp_proxy_fail(ctx, q, DOTPROXY_ETIMEDOUT);
     }
-    while (!dp_list_empty(&ctx->done)) {
-        struct dp_query *q = DP_CONTAINER_OF(ctx->done.next, struct dp_query, wait);
-        dp_list_remove(&q->wait);
-        q->from.api.cb(q->err, NULL, 0, q->from.api.user);
-        query_free(ctx, q);
-    }
-    if (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped)
-        begin_stop(ctx);
-    /* Answers and queries produced this turn go out now, coalesced. Writing
-     * to clients can resume paused ones, whose queries then need a flush. */
-    do
-        dp_tls_pool_flush(ctx, 0);
-    while (dp_listener_flush(ctx));
-    dp_listener_udp_flush(ctx);
-    if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
-        finish_stop(ctx);
-    atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_INFLIGHT], ctx->n_active, memory_order_relaxed);
-    /* Gauges and the upstream snapshot follow at most 100 ms behind: a turn
-     * too soon after the last publish leaves one pending, and the loop wakes
-     * for it (once, not forever while idle). */
-    if (now >= ctx->snap_next_us)
-        dp_stats_publish(ctx);
-    else
-        ctx->publish_pending = 1;
-    ctx->in_process = 0;
 }
 
 uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
 {
-    if (!dp_list_empty(&ctx->done) || atomic_load(&ctx->pending_cfg) != NULL ||
-        atomic_load(&ctx->flush_cache) ||
-        (atomic_load(&ctx->stop_requested) && !ctx->stopping && !ctx->stopped))
+    if (!dp_list_empty(&ctx->api_queue))
         return 0;
-    uint64_t due = dp_loop_next_due(&ctx->loop);
+    uint64_t due = UINT64_MAX;
     if (!dp_list_empty(&ctx->stale_watch)) {
         const struct dp_query *q =
             DP_CONTAINER_OF(ctx->stale_watch.next, struct dp_query, stale);
-        if (q->stale_due_us < due)
-            due = q->stale_due_us;
+        due = q->stale_due_us;
     }
-    if (ctx->publish_pending && ctx->snap_next_us < due)
-        due = ctx->snap_next_us;
-    if (ctx->dirty != NULL && ctx->write_due_us < due)
-        due = ctx->write_due_us;
-    uint64_t sweep = dp_tls_pool_next_sweep(ctx);
-    if (sweep < due)
-        due = sweep;
     if (!dp_list_empty(&ctx->active)) {
         const struct dp_query *q = DP_CONTAINER_OF(ctx->active.next, struct dp_query, active);
         if (q->deadline_us < due)
             due = q->deadline_us;
     }
-    if (ctx->stopping && !ctx->stopped && ctx->drain_until_us < due)
-        due = ctx->drain_until_us;
     return due;
 }
 
-static void wake_on_ready(struct dp_io *io, unsigned revents)
+void dp_proxy_fail_all(struct dotproxy_ctx *ctx, int err)
 {
-    uint64_t v;
-    (void)revents;
-    while (read(io->fd, &v, sizeof v) > 0)
-        ;
+    while (!dp_list_empty(&ctx->active))
+        dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active), err);
 }
 
-/* ---- public ---- */
-
-int dp_proxy_load_trust(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
-                        gnutls_certificate_credentials_t *credp, gnutls_priority_t *priop)
+int dp_proxy_init(struct dotproxy_ctx *ctx)
 {
-    gnutls_certificate_credentials_t cred;
-    gnutls_priority_t prio;
-    int rc = gnutls_certificate_allocate_credentials(&cred);
-    if (rc < 0)
-        return DOTPROXY_ENOMEM;
-    if (cfg->ca_file != NULL) {
-        rc = gnutls_certificate_set_x509_trust_file(cred, cfg->ca_file, GNUTLS_X509_FMT_PEM);
-        if (rc <= 0) {
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "CA file %s: %s", cfg->ca_file,
-                   rc == 0 ? "no certificate in it" : gnutls_strerror(rc));
-            gnutls_certificate_free_credentials(cred);
-            return DOTPROXY_ETLS;
-        }
-    } else {
-        rc = gnutls_certificate_set_x509_system_trust(cred);
-        if (rc <= 0) {
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "system trust store: %s",
-                   rc == 0 ? "no certificate found (install ca-certificates, or use a CA file)"
-                           : gnutls_strerror(rc));
-            gnutls_certificate_free_credentials(cred);
-            return DOTPROXY_ETLS;
-        }
-    }
-    const char *str = cfg->tls_priority ? cfg->tls_priority : DOTPROXY_TLS_PRIORITY_DEFAULT;
-    const char *err_pos = NULL;
-    rc = gnutls_priority_init(&prio, str, &err_pos);
-    if (rc < 0) {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "TLS priority string rejected at '%s': %s",
-               err_pos ? err_pos : str, gnutls_strerror(rc));
-        gnutls_certificate_free_credentials(cred);
-        return DOTPROXY_ETLS;
-    }
-    *credp = cred;
-    *priop = prio;
-    return 0;
-}
-
-DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
-{
-    if (out == NULL || cfg == NULL || cfg->n_upstream == 0)
-        return DOTPROXY_EINVAL;
-    struct dotproxy_ctx *ctx = calloc(1, sizeof *ctx);
-    if (ctx == NULL)
-        return DOTPROXY_ENOMEM;
-    ctx->wake.fd = -1;
-    pthread_mutex_init(&ctx->snap_lock, NULL);
     dp_list_init(&ctx->active);
-    dp_list_init(&ctx->done);
-    dp_list_init(&ctx->sent);
+    dp_list_init(&ctx->api_queue);
     dp_list_init(&ctx->stale_watch);
-    dp_list_init(&ctx->tcp_clients);
-    dp_loop_init(&ctx->loop);
-    int rc = dp_config_copy(&ctx->cfg, cfg);
-    if (rc != 0) {
-        free(ctx);
-        return rc;
-    }
-    ctx->log = ctx->cfg.log;
-    if ((rc = dp_proxy_load_trust(ctx, &ctx->cfg, &ctx->cred, &ctx->prio)) != 0)
-        goto fail;
-    rc = DOTPROXY_ENOMEM;
     /* calloc of a large block maps zero pages: records cost memory only
      * once used (and are reused LIFO). */
     ctx->qpool = calloc(ctx->cfg.max_queries, sizeof *ctx->qpool);
@@ -896,76 +835,12 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     ctx->inflight_mask = tab - 1;
     ctx->scratch = malloc(DP_SCRATCH);
     if (ctx->qpool == NULL || ctx->inflight_tab == NULL || ctx->scratch == NULL)
-        goto fail;
-    if ((rc = dp_policy_new(&ctx->policy, &ctx->cfg)) != 0)
-        goto fail;
-    rc = DOTPROXY_ENOMEM;
-    if (ctx->cfg.cache_size > 0 && ctx->cfg.shared_cache == NULL) {
-        struct dp_cache_config cc = {
-            .max_entries = ctx->cfg.cache_size,
-            .min_ttl = ctx->cfg.cache_min_ttl,
-            .max_ttl = ctx->cfg.cache_max_ttl,
-            .stale_max_s = ctx->cfg.stale_max_s,
-        };
-        if (dp_cache_new(&ctx->cache, &cc) != 0)
-            goto fail;
-    }
-    for (size_t i = 0; i < ctx->cfg.n_upstream; i++) {
-        if ((ctx->ups[i] = dp_upstream_new(ctx, &ctx->cfg, (unsigned)i)) == NULL)
-            goto fail;
-        ctx->ups[i]->index = (unsigned)i;
-        ctx->n_ups++;
-    }
-    ctx->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    ctx->wake.on_ready = wake_on_ready;
-    if (ctx->wake.fd < 0) {
-        rc = DOTPROXY_ESYS;
-        goto fail;
-    }
-    if ((rc = dp_loop_add(&ctx->loop, &ctx->wake, DOTPROXY_EV_IN)) != 0)
-        goto fail;
-    if ((rc = dp_listener_open(ctx)) != 0)
-        goto fail;
-    dp_stats_publish(ctx);
-    *out = ctx;
+        return DOTPROXY_ENOMEM;
     return 0;
-fail:
-    dotproxy_ctx_free(ctx);
-    return rc;
 }
 
-DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
+void dp_proxy_fini(struct dotproxy_ctx *ctx)
 {
-    if (ctx == NULL)
-        return;
-    ctx->in_process = 1; /* API callbacks may run from here */
-    while (!dp_list_empty(&ctx->active))
-        dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active),
-                      DOTPROXY_ESTATE);
-    while (!dp_list_empty(&ctx->done)) {
-        struct dp_query *q = DP_CONTAINER_OF(ctx->done.next, struct dp_query, wait);
-        dp_list_remove(&q->wait);
-        q->from.api.cb(q->err, NULL, 0, q->from.api.user);
-        query_free(ctx, q);
-    }
-    dp_listener_close_clients(ctx);
-    dp_listener_close(ctx);
-    dp_tls_pool_shutdown(ctx);
-    for (size_t i = 0; i < ctx->n_ups; i++)
-        dp_upstream_free(ctx->ups[i]);
-    if (ctx->wake.fd >= 0) {
-        dp_loop_del(&ctx->loop, &ctx->wake);
-        close(ctx->wake.fd);
-    }
-    struct dotproxy_config *pending = atomic_exchange(&ctx->pending_cfg, NULL);
-    if (pending != NULL) {
-        dp_config_clear(pending);
-        free(pending);
-    }
-    if (ctx->prio != NULL)
-        gnutls_priority_deinit(ctx->prio);
-    if (ctx->cred != NULL)
-        gnutls_certificate_free_credentials(ctx->cred);
     /* Query records and the scratch buffer held clients' questions and
      * answers: wipe what was used before handing the memory back. */
     if (ctx->qpool != NULL)
@@ -975,23 +850,12 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     free(ctx->qpool);
     free(ctx->inflight_tab);
     free(ctx->scratch);
-    dp_cache_free(ctx->cache);
-    dp_policy_free(ctx->policy);
-    free(ctx->udp);
-    free(ctx->tcp);
-    free(ctx->udp_batch);
-    dp_loop_fini(&ctx->loop);
-    dp_config_clear(&ctx->cfg);
-    pthread_mutex_destroy(&ctx->snap_lock);
-    free(ctx);
+    ctx->qpool = NULL;
+    ctx->inflight_tab = NULL;
+    ctx->scratch = NULL;
 }
 
-DOTPROXY_EXPORT int dotproxy_ctx_listen_port(const dotproxy_ctx *ctx, size_t index)
-{
-    if (ctx == NULL || index >= ctx->cfg.n_listen || ctx->udp == NULL)
-        return DOTPROXY_EINVAL;
-    return ctx->udp[index].port;
-}
+/* ---- public ---- */
 
 DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, size_t len,
                                        dotproxy_answer_fn cb, void *user)
@@ -1012,31 +876,11 @@ DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, 
     q->udp_limit = UINT16_MAX;
     q->from.api.cb = cb;
     q->from.api.user = user;
-    dp_ctr_inc(ctx, DOTPROXY_CTR_QUERIES_API);
-    dp_proxy_dispatch(ctx, q);
+    q->from.api.info = info; /* offsets: valid for the copy at q->q */
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_QUERIES_API);
+    /* The pipeline runs at the next turn (due at once), inside process(),
+     * where a cache hit may call cb. */
+    dp_list_push_back(&ctx->api_queue, &q->wait);
     return 0;
 }
 
-DOTPROXY_EXPORT void dotproxy_ctx_stop(dotproxy_ctx *ctx)
-{
-    if (ctx == NULL)
-        return;
-    atomic_store(&ctx->stop_requested, 1);
-    dotproxy_ctx_wakeup(ctx);
-}
-
-DOTPROXY_EXPORT int dotproxy_ctx_stopped(const dotproxy_ctx *ctx)
-{
-    return ctx != NULL && ctx->stopped;
-}
-
-DOTPROXY_EXPORT void dotproxy_ctx_wakeup(dotproxy_ctx *ctx)
-{
-    if (ctx == NULL || ctx->wake.fd < 0)
-        return;
-    uint64_t one = 1;
-    int saved = errno; /* may run in a signal handler */
-    ssize_t rc = write(ctx->wake.fd, &one, sizeof one);
-    (void)rc;
-    errno = saved;
-}

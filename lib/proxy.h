@@ -1,178 +1,74 @@
 /* SPDX-License-Identifier: MIT */
-/* The context and the query record, shared by the modules a query crosses. */
+/* The context: one part per module (each module owns its part and others
+ * ask it through functions), plus the state of the query pipeline
+ * (proxy.c). ctx.c builds it and drives the turn. One context = one loop =
+ * one thread. */
 #ifndef DP_PROXY_H
 #define DP_PROXY_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/socket.h>
-
-#include <gnutls/gnutls.h>
 
 #include "cache.h"
 #include "config.h"
-#include "edns.h"
 #include "dotproxy/proxy.h"
 #include "list.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "prng.h"
+#include "query.h"
+#include "stats.h"
+#include "tls_pool.h"
 #include "upstream.h"
-
-/* Queries up to this size live inside their record; larger ones (rare: no
- * common client sends one) get a buffer of their own. */
-#define DP_QUERY_INLINE 512
-
-enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API, DP_Q_REFRESH /* cache only */ };
 
 /* Room for any answer plus what the EDNS rewrite may add. */
 #define DP_SCRATCH (65535u + 512u)
 /* RFC 8767 5: a client waits about 1.8 s for a refresh before stale. */
 #define DP_STALE_AFTER_US 1800000u
 
-struct dp_conn;
-
-struct dp_query {
-    struct dp_list active;   /* ctx->active, in deadline order */
-    struct dp_list wait;     /* an upstream's waiting list, or the client's list */
-    struct dp_list client;   /* TCP: the client's list of its queries */
-    struct dp_list sent;     /* ctx->sent, in the order written upstream */
-    struct dp_list followers; /* leader: queries waiting for its answer (by `wait`) */
-    struct dp_list stale;    /* ctx->stale_watch */
-    struct dp_query *leader; /* follower: the query it waits for */
-    struct dp_query *hnext;  /* leader: next in its in-flight table chain */
-    uint64_t stale_due_us;
-    uint64_t deadline_us;
-    uint64_t sent_us;        /* when written to an upstream (RTT) */
-    uint64_t arrived_us;     /* when the client's query came (latency) */
-    struct dp_conn *conn;    /* connection it is in flight on, or NULL */
-    struct dp_upstream *up;  /* upstream chosen (waiting or in flight) */
-    uint32_t tried;          /* bit i: upstream i was tried */
-    uint16_t client_id;      /* ID the client used */
-    uint16_t wire_id;        /* ID on the upstream connection */
-    uint16_t udp_limit;
-    uint16_t qlen;
-    uint16_t qname_len;
-    uint16_t qtype, qclass;
-    uint8_t kind;            /* enum dp_query_kind */
-    uint8_t retries;
-    uint8_t cacheable;       /* key is valid */
-    uint8_t leading;         /* in the in-flight table */
-    uint8_t counted;         /* holds a per-client in-flight count (policy_gen) */
-    uint8_t served_stale;    /* its clients got the stale answer; refreshing only */
-    unsigned policy_gen;
-    uint32_t qcap;           /* room at q */
-    struct dp_edns_client edns; /* the client's EDNS, for its answer */
-    struct dp_cache_key key;
-    union {
-        struct {
-            struct dp_udp_listener *l;
-            struct sockaddr_storage peer;
-            socklen_t peerlen;
-            struct dp_pktinfo dst;
-        } udp;
-        struct dp_tcp_client *tcp; /* NULL once the client went away */
-        struct {
-            dotproxy_answer_fn cb;
-            void *user;
-        } api;
-    } from;
-    struct dp_query *next_free;
-    int err;                 /* API queries finished early: the error to report */
-    uint8_t *q;              /* the query bytes: qbuf or a heap copy */
-    uint8_t qbuf[DP_QUERY_INLINE];
-};
-
 struct dotproxy_ctx {
-    struct dotproxy_config cfg;
-    struct dp_loop loop;
+    struct dotproxy_config cfg;    /* the modules point at it: it stays in place */
+    struct dp_loop loop;           /* fds, timers, clock, the drive tiers (loop.c) */
     struct dp_logger log;
-    gnutls_certificate_credentials_t cred;
-    gnutls_priority_t prio;
-
-    struct dp_udp_listener *udp;   /* cfg.n_listen of each */
-    void *udp_batch;               /* recvmmsg vectors and buffers (listener.c) */
-    struct dp_tcp_listener *tcp;
-    struct dp_list tcp_clients;    /* least recently active first */
-    size_t n_tcp_clients;
-    size_t tcp_buf_bytes;          /* all TCP client buffers (bounded) */
-
-    struct dp_upstream *ups[DP_MAX_UPSTREAMS];
-    size_t n_ups;
-    unsigned rr;                   /* exploration counter for selection */
-
-    /* Query records: a bump region plus a LIFO free list, so only as many
-     * records as were ever in flight at once are touched (RSS). */
-    struct dp_query *qpool;
-    size_t qpool_used;
-    struct dp_query *qfree;        /* singly linked through active.next */
-    struct dp_list active;         /* all live queries, oldest deadline first */
-    struct dp_list done;           /* API queries finished outside process() */
-    struct dp_list sent;           /* queries on the wire, oldest write first */
-    struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
-    struct dp_cache *cache;        /* NULL: off */
+    struct dp_prng prng;           /* the context's randomness (prng.h) */
+    struct dp_stats stats;         /* counters, latency, upstream snapshot (stats.c) */
+    struct dp_listeners listeners; /* where clients reach us (listener.c) */
+    struct dp_upstreams upstreams; /* health and selection (upstream.c) */
+    struct dp_pool pool;           /* TLS connections to the upstreams (tls_pool.c) */
+    struct dp_cache_handle cache;  /* the answer cache, own or shared; impl NULL: off */
     struct dp_policy *policy;      /* access control, rate limits, per-client caps */
     unsigned policy_gen;           /* bumped when a reload replaces it */
+
+    /* The pipeline (proxy.c). Query records: a bump region plus a LIFO free
+     * list, so only as many records as were ever in flight at once are
+     * touched (RSS). */
+    struct dp_query *qpool;
+    size_t qpool_used;
+    struct dp_query *qfree;        /* singly linked through next_free */
+    struct dp_list active;         /* all live queries, oldest deadline first */
+    struct dp_list api_queue;      /* API queries admitted, entering the pipeline next turn */
+    struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
     struct dp_query **inflight_tab; /* leaders by question (coalescing) */
     size_t inflight_mask;
     uint8_t *scratch;              /* DP_SCRATCH: answers being rewritten */
     size_t n_active;
 
-    struct dp_conn *dirty;         /* connections with output to flush */
-    uint64_t write_due_us;         /* a held write must go out by then */
-    struct dp_tcp_client *dirty_clients;
-    struct dp_udp_listener *dirty_udp;
-    int in_process;                /* inside dotproxy_ctx_process() */
-
+    /* The turn and requests from other threads (ctx.c). */
+    int in_process;                /* inside dotproxy_ctx_process() or _free() */
     struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */
     _Atomic(struct dotproxy_config *) pending_cfg; /* from dotproxy_ctx_reload */
     atomic_int flush_cache;        /* from dotproxy_ctx_cache_flush */
-    /* Upstream stats published for other threads, at most every 100 ms. */
-    pthread_mutex_t snap_lock;
-    dotproxy_upstream_stats snap[DP_MAX_UPSTREAMS];
-    size_t n_snap;
-    uint64_t snap_next_us;
-    int publish_pending;           /* something changed since the last publish */
-    _Atomic uint64_t latency[DOTPROXY_LATENCY_BUCKETS];
     atomic_int stop_requested;
     int stopping;
     int stopped;
     uint64_t drain_until_us;
-
-    /* Written only by the thread driving the context, read by any thread
-     * (metrics): relaxed atomics, so an increment stays a plain add. */
-    _Atomic uint64_t ctr[DOTPROXY_CTR_COUNT_];
 };
-
-static inline void dp_ctr_add(struct dotproxy_ctx *ctx, int which, uint64_t n)
-{
-    atomic_store_explicit(&ctx->ctr[which],
-                          atomic_load_explicit(&ctx->ctr[which], memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
-static inline void dp_ctr_inc(struct dotproxy_ctx *ctx, int which)
-{
-    dp_ctr_add(ctx, which, 1);
-}
-
-#define DP_CTX_OF_LOOP(l) DP_CONTAINER_OF(l, struct dotproxy_ctx, loop)
 
 static inline uint64_t dp_now(const struct dotproxy_ctx *ctx)
 {
     return ctx->loop.now_us;
 }
-
-/* Where a client message came from. */
-struct dp_origin {
-    uint8_t kind; /* DP_Q_UDP or DP_Q_TCP */
-    struct dp_udp_listener *udp;
-    const struct sockaddr_storage *peer;
-    socklen_t peerlen;
-    const struct dp_pktinfo *dst;
-    struct dp_tcp_client *tcp;
-};
 
 /* A client query arrived (UDP or TCP): validate, answer errors at once, else
  * admit and dispatch it. `msg` is writable and may be modified. */
@@ -189,14 +85,23 @@ void dp_proxy_fail(struct dotproxy_ctx *ctx, struct dp_query *q, int err);
  * usable. */
 void dp_proxy_dispatch(struct dotproxy_ctx *ctx, struct dp_query *q);
 
-/* Trust anchors and priority string of cfg, loaded fresh (creation, reload).
- * 0 or DOTPROXY_ETLS / DOTPROXY_ENOMEM (logged). */
-int dp_proxy_load_trust(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
-                        gnutls_certificate_credentials_t *cred, gnutls_priority_t *prio);
+/* The pipeline's side of the pool and the listeners (ctx.c gives them to
+ * dp_tls_pool_init and dp_listener_init). */
+void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out);
+void dp_proxy_listener_hooks(struct dotproxy_ctx *ctx, struct dp_listener_hooks *out);
 
-/* Loop hooks. */
-void dp_proxy_turn_begin(struct dotproxy_ctx *ctx);
+/* For the turn (ctx.c). API queries admitted since the last turn enter the
+ * pipeline (inside process(), where their callbacks may run). */
+void dp_proxy_run_api_queries(struct dotproxy_ctx *ctx);
+/* Handle the query deadlines due by now (serve-stale fallback, timeouts). */
+void dp_proxy_expire(struct dotproxy_ctx *ctx);
+/* The next query deadline, 0 (API queries to run) or UINT64_MAX. */
 uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx);
-void dp_proxy_turn_end(struct dotproxy_ctx *ctx);
+/* Fail every live query with err (stop, teardown). */
+void dp_proxy_fail_all(struct dotproxy_ctx *ctx, int err);
+/* The pipeline's own state: query records, in-flight table, scratch. 0 or
+ * DOTPROXY_ENOMEM; fini (also after a failed init) wipes and frees it. */
+int dp_proxy_init(struct dotproxy_ctx *ctx);
+void dp_proxy_fini(struct dotproxy_ctx *ctx);
 
 #endif

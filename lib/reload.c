@@ -12,6 +12,7 @@
 #include "proxy.h"
 #include "shared_cache.h"
 #include "tls_pool.h"
+#include "trust.h"
 #include "upstream.h"
 
 static int str_differs(const char *a, const char *b)
@@ -25,7 +26,7 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
                       str_differs(n->tls_priority, ctx->cfg.tls_priority);
     gnutls_certificate_credentials_t cred = NULL;
     gnutls_priority_t prio = NULL;
-    if (tls_changed && dp_proxy_load_trust(ctx, n, &cred, &prio) != 0) {
+    if (tls_changed && dp_trust_load(&ctx->log, n, &cred, &prio) != 0) {
         dp_log(&ctx->log, DOTPROXY_LOG_ERR,
                "reload: new TLS settings unusable; keeping the old configuration");
         dp_config_clear(n);
@@ -46,18 +47,18 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     int kept[DP_MAX_UPSTREAMS] = {0};
     unsigned n_kept = 0;
     for (size_t i = 0; i < n->n_upstream; i++) {
-        for (size_t j = 0; !tls_changed && j < ctx->n_ups && nu[i] == NULL; j++) {
-            if (!kept[j] && dp_upstream_same(ctx->ups[j], n, (unsigned)i)) {
-                nu[i] = ctx->ups[j];
+        for (size_t j = 0; !tls_changed && j < ctx->upstreams.n && nu[i] == NULL; j++) {
+            if (!kept[j] && dp_upstream_same(ctx->upstreams.ups[j], n, (unsigned)i)) {
+                nu[i] = ctx->upstreams.ups[j];
                 kept[j] = 1;
                 n_kept++;
             }
         }
-        if (nu[i] == NULL && (nu[i] = dp_upstream_new(ctx, n, (unsigned)i)) == NULL) {
+        if (nu[i] == NULL && (nu[i] = dp_upstream_new(&ctx->upstreams, n, (unsigned)i)) == NULL) {
             for (size_t k = 0; k < i; k++) {
                 int was_kept = 0;
-                for (size_t j = 0; j < ctx->n_ups; j++)
-                    was_kept |= nu[k] == ctx->ups[j];
+                for (size_t j = 0; j < ctx->upstreams.n; j++)
+                    was_kept |= nu[k] == ctx->upstreams.ups[j];
                 if (!was_kept)
                     dp_upstream_free(nu[k]);
             }
@@ -74,22 +75,16 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     }
     struct dp_list orphans;
     dp_list_init(&orphans);
-    for (size_t j = 0; j < ctx->n_ups; j++) {
+    for (size_t j = 0; j < ctx->upstreams.n; j++) {
         if (kept[j])
             continue;
-        dp_tls_pool_evict(ctx->ups[j], &orphans);
-        dp_upstream_free(ctx->ups[j]);
+        dp_tls_pool_evict(ctx->upstreams.ups[j], &orphans);
+        dp_tls_pool_release(&ctx->pool, ctx->upstreams.ups[j]);
+        dp_upstream_free(ctx->upstreams.ups[j]);
     }
-    if (tls_changed) {
-        gnutls_certificate_free_credentials(ctx->cred);
-        gnutls_priority_deinit(ctx->prio);
-        ctx->cred = cred;
-        ctx->prio = prio;
-    }
-    memcpy(ctx->ups, nu, sizeof ctx->ups);
-    ctx->n_ups = n->n_upstream;
-    for (size_t i = 0; i < ctx->n_ups; i++)
-        ctx->ups[i]->index = (unsigned)i;
+    if (tls_changed)
+        dp_tls_pool_set_trust(&ctx->pool, cred, prio); /* no connection was kept */
+    dp_upstreams_set(&ctx->upstreams, nu, n->n_upstream);
     struct dp_policy *np = NULL;
     if (dp_policy_new(&np, n) == 0) {
         /* Queries counted by the old policy are not uncounted in the new. */
@@ -115,15 +110,15 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     if (cache_changed) {
         /* Queries refer to the cache only through their key: a new cache
          * (empty) can replace the old one at once. */
-        struct dp_cache *nc = NULL;
         struct dp_cache_config cc = {
             .max_entries = n->cache_size,
             .min_ttl = n->cache_min_ttl,
             .max_ttl = n->cache_max_ttl,
             .stale_max_s = n->stale_max_s,
         };
-        if (n->cache_size == 0 || dp_cache_new(&nc, &cc) == 0) {
-            dp_cache_free(ctx->cache);
+        struct dp_cache_handle nc = {0};
+        if (n->cache_size == 0 || dp_cache_handle_own(&nc, &cc) == 0) {
+            dp_cache_handle_release(&ctx->cache);
             ctx->cache = nc;
         } else {
             dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the new cache; "
@@ -146,29 +141,7 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         dp_list_remove(&q->wait);
         dp_proxy_dispatch(ctx, q);
     }
-    dp_ctr_inc(ctx, DOTPROXY_CTR_RELOADS);
+    dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_RELOADS);
     dp_log(&ctx->log, DOTPROXY_LOG_INFO, "configuration reloaded: %zu upstream(s), %u kept warm",
-           ctx->n_ups, n_kept);
-}
-
-DOTPROXY_EXPORT int dotproxy_ctx_reload(dotproxy_ctx *ctx, const dotproxy_config *cfg)
-{
-    if (ctx == NULL || cfg == NULL || cfg->n_upstream == 0)
-        return DOTPROXY_EINVAL;
-    struct dotproxy_config *copy = calloc(1, sizeof *copy);
-    if (copy == NULL)
-        return DOTPROXY_ENOMEM;
-    if (dp_config_copy(copy, cfg) != 0) {
-        free(copy);
-        return DOTPROXY_ENOMEM;
-    }
-    /* Only the driving thread takes the pending copy (by exchange), so one
-     * we displace here was never seen by it and is ours to free. */
-    struct dotproxy_config *old = atomic_exchange(&ctx->pending_cfg, copy);
-    if (old != NULL) {
-        dp_config_clear(old);
-        free(old);
-    }
-    dotproxy_ctx_wakeup(ctx);
-    return 0;
+           ctx->upstreams.n, n_kept);
 }

@@ -90,30 +90,30 @@ void dp_shared_cache_unref(struct dotproxy_cache *c)
     free(c);
 }
 
-int dp_shared_cache_lookup(struct dotproxy_cache *c, const struct dp_cache_key *k,
-                           uint64_t now_us, int allow_stale, const uint8_t *query, size_t qlen,
-                           uint8_t *out, size_t cap, size_t *outlen)
+static int shared_lookup(void *impl, const struct dp_cache_key *k, uint64_t now_us,
+                         int allow_stale, const uint8_t *query, size_t qlen, uint8_t *out,
+                         size_t cap, size_t *outlen)
 {
-    struct shard *s = shard_of(c, k);
+    struct shard *s = shard_of(impl, k);
     pthread_mutex_lock(&s->lock);
     int rc = dp_cache_lookup(s->cache, k, now_us, allow_stale, query, qlen, out, cap, outlen);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-int dp_shared_cache_store(struct dotproxy_cache *c, const struct dp_cache_key *k,
-                          const uint8_t *ans, size_t len, const dotproxy_dns_info *info,
-                          uint64_t now_us)
+static int shared_store(void *impl, const struct dp_cache_key *k, const uint8_t *ans,
+                        size_t len, const dotproxy_dns_info *info, uint64_t now_us)
 {
-    struct shard *s = shard_of(c, k);
+    struct shard *s = shard_of(impl, k);
     pthread_mutex_lock(&s->lock);
     int rc = dp_cache_store_parsed(s->cache, k, ans, len, info, now_us);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-void dp_shared_cache_flush(struct dotproxy_cache *c)
+static void shared_flush(void *impl)
 {
+    struct dotproxy_cache *c = impl;
     for (unsigned i = 0; i < c->n_shards; i++) {
         pthread_mutex_lock(&c->shards[i].lock);
         dp_cache_flush(c->shards[i].cache);
@@ -121,8 +121,9 @@ void dp_shared_cache_flush(struct dotproxy_cache *c)
     }
 }
 
-void dp_shared_cache_stats(struct dotproxy_cache *c, struct dp_cache_stats *out)
+static void shared_stats(void *impl, struct dp_cache_stats *out)
 {
+    struct dotproxy_cache *c = impl;
     memset(out, 0, sizeof *out);
     for (unsigned i = 0; i < c->n_shards; i++) {
         struct dp_cache_stats st;
@@ -138,4 +139,24 @@ void dp_shared_cache_stats(struct dotproxy_cache *c, struct dp_cache_stats *out)
         out->entries += st.entries;
         out->bytes += st.bytes;
     }
+}
+
+static void shared_release(void *impl)
+{
+    dp_shared_cache_unref(impl);
+}
+
+static const struct dp_cache_ops shared_ops = {
+    .lookup = shared_lookup,
+    .store = shared_store,
+    .flush = shared_flush,
+    .stats = shared_stats,
+    .release = shared_release,
+};
+
+void dp_shared_cache_handle(struct dp_cache_handle *h, struct dotproxy_cache *c)
+{
+    h->ops = &shared_ops;
+    h->impl = dp_shared_cache_ref(c);
+    h->shared = 1;
 }

@@ -15,13 +15,8 @@ struct dotproxy_cache *dp_shared_cache_ref(struct dotproxy_cache *c);
 /* Drop a reference; the last one frees. NULL-safe. */
 void dp_shared_cache_unref(struct dotproxy_cache *c);
 
-int dp_shared_cache_lookup(struct dotproxy_cache *c, const struct dp_cache_key *k,
-                           uint64_t now_us, int allow_stale, const uint8_t *query, size_t qlen,
-                           uint8_t *out, size_t cap, size_t *outlen);
-int dp_shared_cache_store(struct dotproxy_cache *c, const struct dp_cache_key *k,
-                          const uint8_t *ans, size_t len, const dotproxy_dns_info *info,
-                          uint64_t now_us);
-void dp_shared_cache_flush(struct dotproxy_cache *c);
-void dp_shared_cache_stats(struct dotproxy_cache *c, struct dp_cache_stats *out);
+/* A handle (cache.h) on c for one context; it holds a reference of its own,
+ * dropped on release. */
+void dp_shared_cache_handle(struct dp_cache_handle *h, struct dotproxy_cache *c);
 
 #endif

@@ -6,10 +6,8 @@
 #include <string.h>
 
 #include "dotproxy/error.h"
-#include "proxy.h"
-#include "shared_cache.h"
-#include "tls_pool.h"
-#include "upstream.h"
+
+#define PUBLISH_EVERY_US 100000u
 
 static const uint64_t latency_bounds_us[DOTPROXY_LATENCY_BUCKETS] = {
     500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
@@ -21,93 +19,78 @@ DOTPROXY_EXPORT uint64_t dotproxy_latency_bound_us(size_t index)
     return index < DOTPROXY_LATENCY_BUCKETS ? latency_bounds_us[index] : UINT64_MAX;
 }
 
-void dp_stats_record_latency(struct dotproxy_ctx *ctx, uint64_t us)
+void dp_stats_init(struct dp_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_init(&st->snap_lock, NULL);
+}
+
+void dp_stats_fini(struct dp_stats *st)
+{
+    pthread_mutex_destroy(&st->snap_lock);
+}
+
+void dp_stats_record_latency(struct dp_stats *st, uint64_t us)
 {
     size_t i = 0;
     while (us > latency_bounds_us[i])
         i++;
-    atomic_store_explicit(&ctx->latency[i],
-                          atomic_load_explicit(&ctx->latency[i], memory_order_relaxed) + 1,
+    atomic_store_explicit(&st->latency[i],
+                          atomic_load_explicit(&st->latency[i], memory_order_relaxed) + 1,
                           memory_order_relaxed);
 }
 
-void dp_stats_publish(struct dotproxy_ctx *ctx)
+int dp_stats_due(struct dp_stats *st, uint64_t now_us)
 {
-    ctx->snap_next_us = dp_now(ctx) + 100000u;
-    ctx->publish_pending = 0;
-    if (ctx->cache != NULL || ctx->cfg.shared_cache != NULL) {
-        struct dp_cache_stats cs;
-        if (ctx->cfg.shared_cache != NULL)
-            dp_shared_cache_stats(ctx->cfg.shared_cache, &cs);
-        else
-            dp_cache_get_stats(ctx->cache, &cs);
-        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_SHARED],
-                              ctx->cfg.shared_cache != NULL, memory_order_relaxed);
-        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_ENTRIES], cs.entries,
-                              memory_order_relaxed);
-        atomic_store_explicit(&ctx->ctr[DOTPROXY_CTR_CACHE_EVICTIONS], cs.evictions,
-                              memory_order_relaxed);
-    }
-    pthread_mutex_lock(&ctx->snap_lock);
-    for (size_t i = 0; i < ctx->n_ups; i++) {
-        const struct dp_upstream *up = ctx->ups[i];
-        dotproxy_upstream_stats *st = &ctx->snap[i];
-        memcpy(st->label, up->label, sizeof st->label);
-        st->healthy = dp_upstream_usable(up, dp_now(ctx));
-        st->consecutive_failures = up->fails;
-        st->connections = up->n_conns;
-        unsigned inflight = 0;
-        for (unsigned k = 0; k < up->n_conns; k++)
-            inflight += up->conns[k]->inflight - up->conns[k]->n_dead;
-        st->inflight = inflight;
-        st->srtt_us = up->srtt_us;
-        st->idle_limit_us = up->idle_limit_us;
-        st->queries = up->n_queries;
-        st->answers = up->n_answers;
-    }
-    ctx->n_snap = ctx->n_ups;
-    pthread_mutex_unlock(&ctx->snap_lock);
+    if (now_us >= st->next_us)
+        return 1;
+    st->pending = 1;
+    return 0;
 }
 
-DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
-                                                dotproxy_upstream_stats *out)
+uint64_t dp_stats_next_due(const struct dp_stats *st)
 {
-    if (ctx == NULL || out == NULL)
-        return DOTPROXY_EINVAL;
+    return st->pending ? st->next_us : UINT64_MAX;
+}
+
+dotproxy_upstream_stats *dp_stats_snap_begin(struct dp_stats *st)
+{
+    pthread_mutex_lock(&st->snap_lock);
+    return st->snap;
+}
+
+void dp_stats_snap_end(struct dp_stats *st, size_t n, uint64_t now_us)
+{
+    st->n_snap = n;
+    pthread_mutex_unlock(&st->snap_lock);
+    st->next_us = now_us + PUBLISH_EVERY_US;
+    st->pending = 0;
+}
+
+int dp_stats_upstream(struct dp_stats *st, size_t index, dotproxy_upstream_stats *out)
+{
     int rc = DOTPROXY_EINVAL;
-    pthread_mutex_lock(&ctx->snap_lock);
-    if (index < ctx->n_snap) {
-        *out = ctx->snap[index];
+    pthread_mutex_lock(&st->snap_lock);
+    if (index < st->n_snap) {
+        *out = st->snap[index];
         rc = 0;
     }
-    pthread_mutex_unlock(&ctx->snap_lock);
+    pthread_mutex_unlock(&st->snap_lock);
     return rc;
 }
 
-DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx)
+size_t dp_stats_upstream_count(struct dp_stats *st)
 {
-    if (ctx == NULL)
-        return 0;
-    pthread_mutex_lock(&ctx->snap_lock);
-    size_t n = ctx->n_snap;
-    pthread_mutex_unlock(&ctx->snap_lock);
+    pthread_mutex_lock(&st->snap_lock);
+    size_t n = st->n_snap;
+    pthread_mutex_unlock(&st->snap_lock);
     return n;
 }
 
-DOTPROXY_EXPORT size_t dotproxy_ctx_latency_histogram(const dotproxy_ctx *ctx, uint64_t *counts,
-                                                      size_t n)
+size_t dp_stats_latency(const struct dp_stats *st, uint64_t *counts, size_t n)
 {
-    if (ctx == NULL || counts == NULL)
-        return 0;
     size_t k = n < DOTPROXY_LATENCY_BUCKETS ? n : DOTPROXY_LATENCY_BUCKETS;
     for (size_t i = 0; i < k; i++)
-        counts[i] = atomic_load_explicit(&ctx->latency[i], memory_order_relaxed);
+        counts[i] = atomic_load_explicit(&st->latency[i], memory_order_relaxed);
     return k;
-}
-
-DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which)
-{
-    if (ctx == NULL || which < 0 || which >= DOTPROXY_CTR_COUNT_)
-        return 0;
-    return atomic_load_explicit(&ctx->ctr[which], memory_order_relaxed);
 }

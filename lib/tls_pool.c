@@ -16,8 +16,8 @@
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 
+#include "bytes.h"
 #include "dotproxy/error.h"
-#include "proxy.h"
 #include "upstream.h"
 
 #define OUT_CAP (1u << 17)   /* any single framed query fits in an empty buffer */
@@ -40,12 +40,13 @@ static void conn_on_ready(struct dp_io *io, unsigned revents);
 static void conn_timer_fire(struct dp_timer *t);
 static void conn_fail(struct dp_conn *c, const char *why, int health_failure, int by_peer);
 
-static struct dotproxy_ctx *conn_ctx(const struct dp_conn *c)
+static uint64_t pool_now(const struct dp_pool *pool)
 {
-    return c->up->ctx;
+    return pool->loop->now_us;
 }
 
 static unsigned live_inflight(const struct dp_conn *c);
+static void arm_idle_check(struct dp_conn *c);
 
 /* How long an idle connection is kept: the configured time, or less when
  * this upstream has shown (by closing idle connections itself, or by an RFC
@@ -53,7 +54,7 @@ static unsigned live_inflight(const struct dp_conn *c);
  * never write a query into a connection the server already closed. */
 static uint64_t idle_limit(const struct dp_conn *c)
 {
-    uint64_t cfg = (uint64_t)c->up->ctx->cfg.idle_timeout_ms * 1000u;
+    uint64_t cfg = (uint64_t)c->pool->cfg->idle_timeout_ms * 1000u;
     uint64_t learned = c->up->idle_limit_us;
     return learned != 0 && learned < cfg ? learned : cfg;
 }
@@ -62,10 +63,10 @@ static void mark_dirty(struct dp_conn *c)
 {
     if (c->dirty)
         return;
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     c->dirty = 1;
-    c->next_dirty = ctx->dirty;
-    ctx->dirty = c;
+    c->next_dirty = pool->dirty;
+    pool->dirty = c;
 }
 
 static void wipe_free(void *p, size_t n)
@@ -85,10 +86,7 @@ static void conn_free(struct dp_conn *c)
     wipe_free(c->out, c->out_cap);
     wipe_free(c->inbuf, IN_CAP);
     wipe_free(c->rbuf, RBUF_CAP);
-    free(c->slot);
-    free(c->slot_id);
-    free(c->slot_dead);
-    free(c->free_slots);
+    dp_slots_fini(&c->slots);
     free(c);
 }
 
@@ -97,48 +95,37 @@ static void conn_free(struct dp_conn *c)
 static void conn_close(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up->ctx;
-    for (unsigned i = 0; i < up->n_conns; i++) {
-        if (up->conns[i] == c) {
-            up->conns[i] = up->conns[--up->n_conns];
+    struct dp_pool *pool = c->pool;
+    for (unsigned i = 0; i < up->pool.n_conns; i++) {
+        if (up->pool.conns[i] == c) {
+            up->pool.conns[i] = up->pool.conns[--up->pool.n_conns];
             break;
         }
     }
-    dp_timer_cancel(&ctx->loop, &c->timer);
-    dp_loop_del(&ctx->loop, &c->io);
+    dp_timer_cancel(pool->loop, &c->timer);
+    dp_loop_del(pool->loop, &c->io);
     c->state = DP_CONN_CLOSED;
     if (!c->dirty)
         conn_free(c);
 }
 
-static struct dp_conn *conn_alloc(struct dp_upstream *up)
+static struct dp_conn *conn_alloc(struct dp_pool *pool, struct dp_upstream *up)
 {
-    struct dotproxy_ctx *ctx = up->ctx;
-    unsigned n = ctx->cfg.max_inflight;
+    unsigned n = pool->cfg->max_inflight;
     struct dp_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
     c->io.fd = -1;
+    c->pool = pool;
     c->up = up;
-    c->n_slots = n;
-    while ((1u << c->id_shift) < n)
-        c->id_shift++;
-    c->slot = calloc(n, sizeof *c->slot);
-    c->slot_id = calloc(n, sizeof *c->slot_id);
-    c->slot_dead = calloc(n, 1);
-    c->free_slots = malloc(n * sizeof *c->free_slots);
+    int slots_rc = dp_slots_init(&c->slots, n);
     c->out = malloc(OUT_CAP);
     c->inbuf = malloc(IN_CAP);
     c->rbuf = malloc(RBUF_CAP);
-    if (!c->slot || !c->slot_id || !c->slot_dead || !c->free_slots || !c->out || !c->inbuf ||
-        !c->rbuf) {
+    if (slots_rc != 0 || !c->out || !c->inbuf || !c->rbuf) {
         conn_free(c);
         return NULL;
     }
-    /* Low slots on top of the stack: a lightly used connection touches few. */
-    for (unsigned i = 0; i < n; i++)
-        c->free_slots[i] = (uint16_t)(n - 1 - i);
-    c->n_free = n;
     c->out_cap = OUT_CAP;
     dotproxy_frame_init(&c->in, c->inbuf, IN_CAP);
     dp_timer_init(&c->timer, conn_timer_fire);
@@ -198,12 +185,12 @@ static ssize_t conn_push(gnutls_transport_ptr_t ptr, const void *data, size_t si
 static int tls_setup(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up->ctx;
+    struct dp_pool *pool = c->pool;
     int rc = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
     if (rc < 0)
         return rc;
-    if ((rc = gnutls_priority_set(c->tls, ctx->prio)) < 0 ||
-        (rc = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, ctx->cred)) < 0)
+    if ((rc = gnutls_priority_set(c->tls, pool->prio)) < 0 ||
+        (rc = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, pool->cred)) < 0)
         return rc;
     /* SNI only carries host names, never address literals (RFC 6066 3). */
     if (up->ep.name[0] != '\0' &&
@@ -214,13 +201,13 @@ static int tls_setup(struct dp_conn *c)
      * or a name mismatch, so no query can ever be written before both hold. */
     gnutls_session_set_verify_cert(c->tls, up->verify_name, 0);
     gnutls_alpn_set_protocols(c->tls, &alpn_dot, 1, 0);
-    if (up->ticket.data != NULL) {
+    if (up->pool.ticket.data != NULL) {
         /* A ticket is used once (RFC 8446 C.4): hand it over and forget it. */
-        gnutls_session_set_data(c->tls, up->ticket.data, up->ticket.size);
-        gnutls_memset(up->ticket.data, 0, up->ticket.size);
-        gnutls_free(up->ticket.data);
-        up->ticket.data = NULL;
-        up->ticket.size = 0;
+        gnutls_session_set_data(c->tls, up->pool.ticket.data, up->pool.ticket.size);
+        gnutls_memset(up->pool.ticket.data, 0, up->pool.ticket.size);
+        gnutls_free(up->pool.ticket.data);
+        up->pool.ticket.data = NULL;
+        up->pool.ticket.size = 0;
     }
     gnutls_transport_set_int(c->tls, c->io.fd);
     gnutls_transport_set_ptr(c->tls, c);
@@ -231,24 +218,30 @@ static int tls_setup(struct dp_conn *c)
     return 0;
 }
 
-static void conn_open(struct dp_upstream *up)
+static void conn_open(struct dp_pool *pool, struct dp_upstream *up)
 {
-    struct dotproxy_ctx *ctx = up->ctx;
-    if (up->n_conns >= ctx->cfg.max_connections || up->n_conns >= DP_MAX_CONNS)
+    if (up->pool.n_conns >= pool->cfg->max_connections || up->pool.n_conns >= DP_MAX_CONNS)
         return;
-    struct dp_conn *c = conn_alloc(up);
+    struct dp_conn *c = conn_alloc(pool, up);
     if (c == NULL) {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for a connection",
+        dp_log(pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for a connection",
                up->label);
         return;
     }
-    up->conns[up->n_conns++] = c;
-    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CONNECTS);
+    unsigned hs_ms = pool->cfg->handshake_timeout_ms < pool->cfg->timeout_ms
+                         ? pool->cfg->handshake_timeout_ms
+                         : pool->cfg->timeout_ms;
+    /* No connection without its deadline: a handshake that never ends
+     * would hold the upstream's queries for ever. */
+    if (dp_timer_set(pool->loop, &c->timer, pool_now(pool) + (uint64_t)hs_ms * 1000u) != 0) {
+        dp_log(pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for a connection timer",
+               up->label);
+        conn_free(c);
+        return;
+    }
+    up->pool.conns[up->pool.n_conns++] = c;
+    dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CONNECTS);
     c->state = DP_CONN_CONNECTING;
-    unsigned hs_ms = ctx->cfg.handshake_timeout_ms < ctx->cfg.timeout_ms
-                         ? ctx->cfg.handshake_timeout_ms
-                         : ctx->cfg.timeout_ms;
-    dp_timer_set(&ctx->loop, &c->timer, dp_now(ctx) + (uint64_t)hs_ms * 1000u);
 
     int fd = socket(up->ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -261,14 +254,14 @@ static void conn_open(struct dp_upstream *up)
     if (connect(fd, (const struct sockaddr *)&up->ep.addr, up->ep.addrlen) != 0 &&
         errno != EINPROGRESS)
         goto fail_later;
-    if (dp_loop_add(&ctx->loop, &c->io, DOTPROXY_EV_OUT) != 0)
+    if (dp_loop_add(pool->loop, &c->io, DOTPROXY_EV_OUT) != 0)
         goto fail_later;
     return;
 fail_later:
     /* Fail from the timer, never from inside the caller (which may be
      * dispatching the very query this connection was opened for). */
-    dp_log(&ctx->log, DOTPROXY_LOG_WARN, "upstream %s: connect: %s", up->label, strerror(errno));
-    dp_timer_set(&ctx->loop, &c->timer, dp_now(ctx));
+    dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: connect: %s", up->label, strerror(errno));
+    (void)dp_timer_set(pool->loop, &c->timer, pool_now(pool)); /* armed above: cannot fail */
     c->state = DP_CONN_CLOSED;
 }
 
@@ -288,27 +281,22 @@ static size_t out_room(struct dp_conn *c)
 
 static int conn_has_room(struct dp_conn *c, const struct dp_query *q)
 {
-    return c->state == DP_CONN_READY && c->n_free > 0 && out_room(c) >= (size_t)q->qlen + 2u;
+    return c->state == DP_CONN_READY && c->slots.n_free > 0 &&
+           out_room(c) >= (size_t)q->qlen + 2u;
 }
 
 static void conn_send(struct dp_conn *c, struct dp_query *q)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
-    unsigned idx = c->free_slots[--c->n_free];
-    uint16_t gen = (uint16_t)((c->slot_id[idx] >> c->id_shift) + 1u);
-    uint16_t wire = (uint16_t)((gen << c->id_shift) | idx);
-    c->slot_id[idx] = wire;
-    c->slot[idx] = q;
-    c->slot_dead[idx] = 0;
-    c->inflight++;
+    struct dp_pool *pool = c->pool;
+    uint16_t wire = dp_slots_take(&c->slots, q);
     q->conn = c;
     q->wire_id = wire;
-    q->sent_us = dp_now(ctx);
+    q->sent_us = pool_now(pool);
     c->last_tx_us = q->sent_us;
-    c->up->n_queries++;
+    c->up->pool.n_queries++;
     /* In send order, for the stuck-query sweep (dp_tls_pool_sweep). */
     dp_list_remove(&q->sent);
-    dp_list_push_back(&ctx->sent, &q->sent);
+    dp_list_push_back(&pool->sent, &q->sent);
     dotproxy_dns_set_id(q->q, q->qlen, wire);
     if (c->queued++ == 0)
         c->queued_since_us = q->sent_us;
@@ -322,87 +310,90 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
 static void drain_waiting(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
-    while (up->n_waiting > 0) {
-        struct dp_query *q = DP_CONTAINER_OF(up->waiting.next, struct dp_query, wait);
+    while (up->pool.n_waiting > 0) {
+        struct dp_query *q = DP_CONTAINER_OF(up->pool.waiting.next, struct dp_query, wait);
         if (!conn_has_room(c, q))
             break;
         dp_list_remove(&q->wait);
-        up->n_waiting--;
+        up->pool.n_waiting--;
         conn_send(c, q);
     }
 }
 
-static void kick(struct dp_upstream *up)
+static void kick(struct dp_pool *pool, struct dp_upstream *up)
 {
     /* Open another connection only when none is on its way and every open
      * one is saturated: one busy connection beats several idle ones. */
-    if (up->n_waiting == 0)
+    if (up->pool.n_waiting == 0)
         return;
-    for (unsigned i = 0; i < up->n_conns; i++) {
-        struct dp_conn *c = up->conns[i];
-        if (c->state != DP_CONN_READY || c->n_free > 0)
+    for (unsigned i = 0; i < up->pool.n_conns; i++) {
+        struct dp_conn *c = up->pool.conns[i];
+        if (c->state != DP_CONN_READY || c->slots.n_free > 0)
             return;
     }
-    conn_open(up);
+    conn_open(pool, up);
 }
 
-void dp_tls_pool_submit(struct dp_upstream *up, struct dp_query *q)
+void dp_tls_pool_submit(struct dp_pool *pool, struct dp_upstream *up, struct dp_query *q)
 {
     q->up = up;
     q->conn = NULL;
-    if (up->n_waiting == 0) {
-        for (unsigned i = 0; i < up->n_conns; i++) {
-            if (conn_has_room(up->conns[i], q)) {
-                conn_send(up->conns[i], q);
+    if (up->pool.n_waiting == 0) {
+        for (unsigned i = 0; i < up->pool.n_conns; i++) {
+            if (conn_has_room(up->pool.conns[i], q)) {
+                conn_send(up->pool.conns[i], q);
                 return;
             }
         }
     }
-    dp_list_push_back(&up->waiting, &q->wait);
-    up->n_waiting++;
-    kick(up);
+    dp_list_push_back(&up->pool.waiting, &q->wait);
+    up->pool.n_waiting++;
+    kick(pool, up);
 }
 
 static void slot_release(struct dp_conn *c, unsigned idx)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
-    c->slot[idx] = NULL;
-    c->n_dead -= c->slot_dead[idx];
-    c->slot_dead[idx] = 0;
-    c->free_slots[c->n_free++] = (uint16_t)idx;
-    c->inflight--;
+    struct dp_pool *pool = c->pool;
+    dp_slots_release(&c->slots, idx);
     if (live_inflight(c) == 0) {
-        c->idle_since_us = dp_now(ctx);
+        c->idle_since_us = pool_now(pool);
         if (!dp_timer_armed(&c->timer))
-            dp_timer_set(&ctx->loop, &c->timer,
-                         c->idle_since_us + idle_limit(c));
+            arm_idle_check(c);
     }
 }
 
 static unsigned live_inflight(const struct dp_conn *c)
 {
-    return c->inflight - c->n_dead;
+    return dp_slots_live(&c->slots);
 }
 
-void dp_tls_pool_forget(struct dotproxy_ctx *ctx, struct dp_query *q)
+/* Arm (or move) c's idle check to idle_since + the idle limit. Arming a
+ * timer that is not armed needs room in the loop's heap, which can fail:
+ * the connection then has no idle check until a later arming succeeds or
+ * the upstream closes it, which costs an open socket and nothing live (the
+ * failure is logged). */
+static void arm_idle_check(struct dp_conn *c)
+{
+    if (dp_timer_set(c->pool->loop, &c->timer, c->idle_since_us + idle_limit(c)) != 0)
+        dp_log(c->pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for the idle timer",
+               c->up->label);
+}
+
+void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q)
 {
     if (q->conn != NULL) {
         struct dp_conn *c = q->conn;
-        unsigned idx = q->wire_id & (c->n_slots - 1);
         /* Keep the slot until the answer arrives, so the ID is not reused
          * while the upstream may still answer it (RFC 7766 6.2.1.1). */
-        c->slot_dead[idx] = 1;
-        c->n_dead++;
-        c->slot[idx] = (struct dp_query *)(void *)c; /* any non-NULL marker */
+        dp_slots_kill(&c->slots, dp_slots_index(&c->slots, q->wire_id));
         q->conn = NULL;
         if (live_inflight(c) == 0) {
-            c->idle_since_us = dp_now(ctx);
-            dp_timer_set(&ctx->loop, &c->timer,
-                         c->idle_since_us + idle_limit(c));
+            c->idle_since_us = pool_now(pool);
+            arm_idle_check(c);
         }
     } else if (q->up != NULL && dp_list_linked(&q->wait)) {
         dp_list_remove(&q->wait);
-        q->up->n_waiting--;
+        q->up->pool.n_waiting--;
     }
     q->up = NULL;
 }
@@ -413,11 +404,11 @@ static void take_ticket(struct dp_conn *c)
     gnutls_datum_t d = {NULL, 0};
     if (gnutls_session_get_data2(c->tls, &d) < 0)
         return;
-    if (up->ticket.data != NULL) {
-        gnutls_memset(up->ticket.data, 0, up->ticket.size);
-        gnutls_free(up->ticket.data);
+    if (up->pool.ticket.data != NULL) {
+        gnutls_memset(up->pool.ticket.data, 0, up->pool.ticket.size);
+        gnutls_free(up->pool.ticket.data);
     }
-    up->ticket = d;
+    up->pool.ticket = d;
     c->ticket_taken = 1;
 }
 
@@ -458,38 +449,39 @@ static int pins_match(struct dp_conn *c)
 
 static void conn_ready(struct dp_conn *c)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     struct dp_upstream *up = c->up;
     if (up->n_pins > 0 && !pins_match(c)) {
         conn_fail(c, "no certificate in the chain matches the SPKI pin set", 1, 0);
         return;
     }
     c->state = DP_CONN_READY;
-    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_HANDSHAKES);
+    dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_HANDSHAKES);
     int resumed = gnutls_session_is_resumed(c->tls);
     if (resumed)
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_RESUMED);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_RESUMED);
     if (gnutls_protocol_get_version(c->tls) != GNUTLS_TLS1_3)
         take_ticket(c); /* TLS 1.2: the session is resumable right away */
     else
         maybe_take_ticket(c);
-    if (dp_log_enabled(&ctx->log, DOTPROXY_LOG_DEBUG)) {
+    if (dp_log_enabled(pool->log, DOTPROXY_LOG_DEBUG)) {
         char *desc = gnutls_session_get_desc(c->tls);
-        dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: connected, %s%s", up->label,
+        dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: connected, %s%s", up->label,
                desc ? desc : "?", resumed ? ", resumed" : "");
         gnutls_free(desc);
     }
     dp_upstream_connect_succeeded(up);
-    dp_loop_want(&ctx->loop, &c->io, DOTPROXY_EV_IN);
-    c->idle_since_us = dp_now(ctx);
-    dp_timer_set(&ctx->loop, &c->timer, c->idle_since_us + idle_limit(c));
+    dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN);
+    c->idle_since_us = pool_now(pool);
+    /* Still armed for the handshake deadline: moving it cannot fail. */
+    (void)dp_timer_set(pool->loop, &c->timer, c->idle_since_us + idle_limit(c));
     drain_waiting(c);
-    kick(up);
+    kick(pool, up);
 }
 
 static void handshake_step(struct dp_conn *c)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     int rc;
     do
         rc = gnutls_handshake(c->tls);
@@ -500,7 +492,7 @@ static void handshake_step(struct dp_conn *c)
         return;
     }
     if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
-        dp_loop_want(&ctx->loop, &c->io,
+        dp_loop_want(pool->loop, &c->io,
                      gnutls_record_get_direction(c->tls) ? DOTPROXY_EV_OUT : DOTPROXY_EV_IN);
         return;
     }
@@ -545,24 +537,25 @@ static void conn_connected(struct dp_conn *c)
  * (RFC 7858 3.3). Returns 0, or -1 when the connection was failed. */
 static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0 || !(info.flags & DOTPROXY_DNS_FLAG_QR)) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "malformed answer", 0, 0);
         return -1;
     }
-    unsigned idx = info.id & (c->n_slots - 1);
-    if (c->slot[idx] == NULL || c->slot_id[idx] != info.id) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+    unsigned idx = 0;
+    int match = dp_slots_match(&c->slots, info.id, &idx);
+    if (match == DP_SLOT_UNKNOWN) {
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer with an ID we did not send", 0, 0);
         return -1;
     }
-    if (c->slot_dead[idx]) {
+    if (match == DP_SLOT_DEAD) {
         slot_release(c, idx); /* late answer to a query that timed out */
         return 0;
     }
-    struct dp_query *q = c->slot[idx];
+    struct dp_query *q = c->slots.occupant[idx];
     int same = info.qdcount == 1 && info.qtype == q->qtype && info.qclass == q->qclass &&
                info.qname_len == q->qname_len;
     if (same) {
@@ -572,31 +565,28 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
             const uint8_t *a = msg + DOTPROXY_DNS_HEADER_SIZE;
             const uint8_t *b = q->q + DOTPROXY_DNS_HEADER_SIZE;
             for (unsigned i = 0; i < q->qname_len && same; i++) {
-                uint8_t x = a[i], y = b[i];
-                x = (x >= 'A' && x <= 'Z') ? (uint8_t)(x | 0x20) : x;
-                y = (y >= 'A' && y <= 'Z') ? (uint8_t)(y | 0x20) : y;
-                same = x == y;
+                same = dp_lower(a[i]) == dp_lower(b[i]);
             }
         } else {
             same = dotproxy_dns_same_question(msg, len, q->q, q->qlen) == 1;
         }
     }
     if (!same) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
         conn_fail(c, "answer to a different question", 0, 0);
         return -1;
     }
-    dp_upstream_rtt_sample(c->up, dp_now(ctx) - q->sent_us);
-    c->up->n_answers++;
+    dp_upstream_rtt_sample(c->up, pool_now(pool) - q->sent_us);
+    c->up->pool.n_answers++;
     q->conn = NULL;
     slot_release(c, idx);
-    dp_proxy_answer(ctx, q, msg, len, &info);
-    if (c->up->n_waiting > 0)
+    pool->hooks.answer(pool->hooks.user, q, msg, len, &info);
+    if (c->up->pool.n_waiting > 0)
         drain_waiting(c);
     if (live_inflight(c) == 0)
         /* The answer may have taught a shorter idle limit (RFC 7828
          * keepalive): the timer must follow it, not fire at the old one. */
-        dp_timer_set(&ctx->loop, &c->timer, c->idle_since_us + idle_limit(c));
+        arm_idle_check(c);
     return 0;
 }
 
@@ -607,7 +597,7 @@ static void conn_read(struct dp_conn *c)
         size_t room = dotproxy_frame_space(&c->in, &p);
         ssize_t n = gnutls_record_recv(c->tls, p, room);
         if (n > 0) {
-            c->last_rx_us = dp_now(conn_ctx(c));
+            c->last_rx_us = pool_now(c->pool);
             dotproxy_frame_commit(&c->in, (size_t)n);
             const uint8_t *m;
             size_t mlen;
@@ -619,7 +609,7 @@ static void conn_read(struct dp_conn *c)
                     return;
             }
             if (rc < 0) {
-                dp_ctr_inc(conn_ctx(c), DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
+                dp_ctr_inc(c->pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
                 conn_fail(c, "broken framing", 0, 0);
                 return;
             }
@@ -644,7 +634,7 @@ static void conn_read(struct dp_conn *c)
         return;
     }
     maybe_take_ticket(c);
-    if (c->inflight > 0) {
+    if (c->slots.used > 0) {
         c->ack_owed = 1;
         mark_dirty(c);
     }
@@ -667,7 +657,7 @@ static void conn_ack_now(struct dp_conn *c)
 /* Encrypt and send what is queued. Returns 0, or -1 when c was failed. */
 static int conn_write(struct dp_conn *c)
 {
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     while (c->gnutls_send_pending || c->out_head < c->out_tail) {
         ssize_t n;
         if (c->gnutls_send_pending) {
@@ -681,7 +671,7 @@ static int conn_write(struct dp_conn *c)
         }
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
             c->gnutls_send_pending = 1;
-            dp_loop_want(&ctx->loop, &c->io, DOTPROXY_EV_IN | DOTPROXY_EV_OUT);
+            dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN | DOTPROXY_EV_OUT);
             return 0;
         }
         if (n < 0) {
@@ -695,7 +685,7 @@ static int conn_write(struct dp_conn *c)
     }
     c->out_head = c->out_tail = 0;
     c->queued = 0;
-    dp_loop_want(&ctx->loop, &c->io, DOTPROXY_EV_IN);
+    dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN);
     return 0;
 }
 
@@ -723,7 +713,7 @@ static void conn_on_ready(struct dp_io *io, unsigned revents)
 static void conn_timer_fire(struct dp_timer *t)
 {
     struct dp_conn *c = DP_CONTAINER_OF(t, struct dp_conn, timer);
-    struct dotproxy_ctx *ctx = conn_ctx(c);
+    struct dp_pool *pool = c->pool;
     switch (c->state) {
     case DP_CONN_CONNECTING:
     case DP_CONN_HANDSHAKING:
@@ -738,60 +728,61 @@ static void conn_timer_fire(struct dp_timer *t)
     if (live_inflight(c) != 0)
         return; /* re-armed when it next becomes idle */
     uint64_t due = c->idle_since_us + idle_limit(c);
-    if (dp_now(ctx) < due) {
-        dp_timer_set(&ctx->loop, t, due);
+    if (pool_now(pool) < due) {
+        /* It just fired, so the heap has room for it: this cannot fail. */
+        (void)dp_timer_set(pool->loop, t, due);
         return;
     }
     /* Idle (or only dead queries left, i.e. a silent upstream): close it
      * politely; nothing live is lost. */
-    dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CLOSED_IDLE);
-    dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: closing idle connection", c->up->label);
+    dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CLOSED_IDLE);
+    dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: closing idle connection", c->up->label);
     gnutls_bye(c->tls, GNUTLS_SHUT_WR);
     struct dp_upstream *up = c->up;
     conn_close(c);
-    kick(up);
+    kick(pool, up);
 }
 
 static void conn_fail(struct dp_conn *c, const char *why, int health_failure, int by_peer)
 {
     struct dp_upstream *up = c->up;
-    struct dotproxy_ctx *ctx = up->ctx;
+    struct dp_pool *pool = c->pool;
     int was_ready = c->state == DP_CONN_READY;
+    /* Idle: nothing in flight, not even a forgotten query it still owed. */
+    int was_idle = c->slots.used == 0;
     struct dp_list retry;
     dp_list_init(&retry);
-    for (unsigned i = 0; i < c->n_slots && c->inflight > 0; i++) {
-        struct dp_query *q = c->slot[i];
+    for (unsigned i = 0; i < c->slots.n && c->slots.used > 0; i++) {
+        struct dp_query *q = c->slots.occupant[i];
         if (q == NULL)
             continue;
-        if (!c->slot_dead[i]) {
+        if (!c->slots.dead[i]) {
             q->conn = NULL;
             dp_list_push_back(&retry, &q->wait);
         }
-        c->slot[i] = NULL;
-        c->inflight--;
+        dp_slots_release(&c->slots, i);
     }
     if (by_peer && was_ready) {
-        dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CLOSED_BY_PEER);
         uint64_t last = c->last_rx_us > c->last_tx_us ? c->last_rx_us : c->last_tx_us;
-        uint64_t quiet = dp_now(ctx) - last;
-        if (live_inflight(c) == 0 && quiet >= 1000000u) {
+        uint64_t quiet = pool_now(pool) - last;
+        if (was_idle && quiet >= 1000000u) {
             /* The server closed a connection idle for `quiet`: close ours a
              * little sooner from now on (public resolvers: about 10 s). */
             uint64_t limit = quiet - quiet / 5;
-            if (up->idle_limit_us == 0 || limit < up->idle_limit_us) {
-                up->idle_limit_us = limit;
-                dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+            if (dp_upstream_learn_idle_limit(up, limit)) {
+                dp_log(pool->log, DOTPROXY_LOG_INFO,
                        "upstream %s closes idle connections after about %llu ms; closing ours "
                        "after %llu ms",
                        up->label, (unsigned long long)(quiet / 1000),
                        (unsigned long long)(limit / 1000));
             }
         }
-        dp_log(&ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: %s", up->label, why);
+        dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: %s", up->label, why);
     } else {
         if (!was_ready)
-            dp_ctr_inc(ctx, DOTPROXY_CTR_TLS_FAILURES);
-        dp_log(&ctx->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
+            dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_FAILURES);
+        dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
     }
     conn_close(c);
     if (health_failure)
@@ -807,23 +798,23 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         dp_list_remove(&q->wait);
         if (q->retries < DP_MAX_RESENDS) {
             q->retries++;
-            dp_ctr_inc(ctx, DOTPROXY_CTR_RETRIES);
-            dp_proxy_dispatch(ctx, q);
+            dp_ctr_inc(pool->ctr, DOTPROXY_CTR_RETRIES);
+            pool->hooks.redispatch(pool->hooks.user, q);
         } else {
-            dp_proxy_fail(ctx, q, DOTPROXY_EUPSTREAM);
+            pool->hooks.fail(pool->hooks.user, q, DOTPROXY_EUPSTREAM);
         }
     }
-    if (health_failure && up->n_conns == 0) {
+    if (health_failure && up->pool.n_conns == 0) {
         /* This upstream cannot take its waiting queries now: move them on. */
-        while (up->n_waiting > 0) {
-            struct dp_query *q = DP_CONTAINER_OF(up->waiting.next, struct dp_query, wait);
+        while (up->pool.n_waiting > 0) {
+            struct dp_query *q = DP_CONTAINER_OF(up->pool.waiting.next, struct dp_query, wait);
             dp_list_remove(&q->wait);
-            up->n_waiting--;
+            up->pool.n_waiting--;
             q->tried |= 1u << up->index;
-            dp_proxy_dispatch(ctx, q);
+            pool->hooks.redispatch(pool->hooks.user, q);
         }
     } else {
-        kick(up);
+        kick(pool, up);
     }
 }
 
@@ -836,20 +827,20 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
 static int may_hold(const struct dp_conn *c, uint64_t now, uint64_t *due)
 {
     if (c->gnutls_send_pending || c->out_head == c->out_tail ||
-        c->out_tail - c->out_head >= HOLD_MAX_BYTES || c->inflight < c->queued + HOLD_MIN_DUE)
+        c->out_tail - c->out_head >= HOLD_MAX_BYTES || c->slots.used < c->queued + HOLD_MIN_DUE)
         return 0;
     *due = c->queued_since_us + HOLD_MAX_US;
     return now < *due;
 }
 
-void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force)
+void dp_tls_pool_flush(struct dp_pool *pool, int force)
 {
     struct dp_conn *held = NULL;
-    uint64_t now = dp_now(ctx), due;
-    ctx->write_due_us = UINT64_MAX;
-    while (ctx->dirty != NULL) {
-        struct dp_conn *c = ctx->dirty;
-        ctx->dirty = c->next_dirty;
+    uint64_t now = pool_now(pool), due;
+    pool->write_due_us = UINT64_MAX;
+    while (pool->dirty != NULL) {
+        struct dp_conn *c = pool->dirty;
+        pool->dirty = c->next_dirty;
         c->dirty = 0;
         c->next_dirty = NULL;
         if (c->state == DP_CONN_CLOSED) {
@@ -863,8 +854,8 @@ void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force)
             c->dirty = 1;
             c->next_dirty = held;
             held = c;
-            if (due < ctx->write_due_us)
-                ctx->write_due_us = due;
+            if (due < pool->write_due_us)
+                pool->write_due_us = due;
             continue;
         }
         int writes = c->gnutls_send_pending || c->out_head < c->out_tail;
@@ -872,31 +863,31 @@ void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force)
         c->ack_owed = 0;
         if (conn_write(c) != 0)
             continue; /* c was failed (and freed) */
-        if (ack_owed && !writes && c->inflight > 0 && c->inflight <= ACK_NOW_MAX_INFLIGHT)
+        if (ack_owed && !writes && c->slots.used > 0 && c->slots.used <= ACK_NOW_MAX_INFLIGHT)
             conn_ack_now(c);
     }
-    ctx->dirty = held;
+    pool->dirty = held;
 }
 
-void dp_tls_pool_probe(struct dp_upstream *up)
+void dp_tls_pool_probe(struct dp_pool *pool, struct dp_upstream *up)
 {
-    dp_log(&up->ctx->log, DOTPROXY_LOG_DEBUG, "upstream %s: probing", up->label);
-    conn_open(up);
+    dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: probing", up->label);
+    conn_open(pool, up);
 }
 
-void dp_tls_pool_close_all(struct dp_upstream *up)
+void dp_tls_pool_close_all(struct dp_pool *pool, struct dp_upstream *up)
 {
-    while (up->n_conns > 0) {
-        struct dp_conn *c = up->conns[0];
-        for (unsigned i = 0; i < c->n_slots; i++)
-            if (c->slot[i] != NULL && !c->slot_dead[i])
-                c->slot[i]->conn = NULL;
+    while (up->pool.n_conns > 0) {
+        struct dp_conn *c = up->pool.conns[0];
+        for (unsigned i = 0; i < c->slots.n; i++)
+            if (c->slots.occupant[i] != NULL && !c->slots.dead[i])
+                c->slots.occupant[i]->conn = NULL;
         if (c->state == DP_CONN_READY)
             gnutls_bye(c->tls, GNUTLS_SHUT_WR);
         if (c->dirty) {
             /* Held for a later flush (a reload removing this upstream): take
              * it off the list, since it is freed now. */
-            struct dp_conn **pp = &up->ctx->dirty;
+            struct dp_conn **pp = &pool->dirty;
             while (*pp != NULL && *pp != c)
                 pp = &(*pp)->next_dirty;
             if (*pp == c)
@@ -907,36 +898,36 @@ void dp_tls_pool_close_all(struct dp_upstream *up)
     }
 }
 
-void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx)
+void dp_tls_pool_shutdown(struct dp_pool *pool)
 {
     /* Connections closed earlier this turn wait on the dirty list to be
      * freed; the others are closed below. */
-    while (ctx->dirty != NULL) {
-        struct dp_conn *c = ctx->dirty;
-        ctx->dirty = c->next_dirty;
+    while (pool->dirty != NULL) {
+        struct dp_conn *c = pool->dirty;
+        pool->dirty = c->next_dirty;
         c->dirty = 0;
         if (c->state == DP_CONN_CLOSED && c->io.want == 0 && !dp_timer_armed(&c->timer)) {
             int listed = 0;
-            for (unsigned i = 0; c->up != NULL && i < c->up->n_conns; i++)
-                listed |= c->up->conns[i] == c;
+            for (unsigned i = 0; c->up != NULL && i < c->up->pool.n_conns; i++)
+                listed |= c->up->pool.conns[i] == c;
             if (!listed)
                 conn_free(c);
         }
     }
-    for (size_t i = 0; i < ctx->n_ups; i++)
-        dp_tls_pool_close_all(ctx->ups[i]);
+    for (size_t i = 0; i < pool->ups->n; i++)
+        dp_tls_pool_close_all(pool, pool->ups->ups[i]);
 }
 
 /* Hedge delay for a query on up: long enough for a normal answer (four
  * smoothed RTTs, and never under 250 ms, since a recursive resolver may need
  * a few hundred ms for a name it has to look up), short enough to leave time
  * for a second try within the deadline. */
-static uint64_t hedge_delay(const struct dotproxy_ctx *ctx, const struct dp_upstream *up)
+static uint64_t hedge_delay(const struct dp_pool *pool, const struct dp_upstream *up)
 {
     uint64_t h = 4 * up->srtt_us;
     if (h < 250000u)
         h = 250000u;
-    uint64_t cap = (uint64_t)ctx->cfg.timeout_ms * 500u; /* half the deadline */
+    uint64_t cap = (uint64_t)pool->cfg->timeout_ms * 500u; /* half the deadline */
     return h < cap ? h : cap;
 }
 
@@ -951,17 +942,17 @@ static int conn_unacked_for(const struct dp_conn *c, uint64_t ms)
     return ti.tcpi_unacked > 0 && ti.tcpi_last_ack_recv >= ms;
 }
 
-void dp_tls_pool_sweep(struct dotproxy_ctx *ctx)
+void dp_tls_pool_sweep(struct dp_pool *pool)
 {
-    uint64_t now = dp_now(ctx);
-    while (!dp_list_empty(&ctx->sent)) {
-        struct dp_query *q = DP_CONTAINER_OF(ctx->sent.next, struct dp_query, sent);
+    uint64_t now = pool_now(pool);
+    while (!dp_list_empty(&pool->sent)) {
+        struct dp_query *q = DP_CONTAINER_OF(pool->sent.next, struct dp_query, sent);
         struct dp_conn *c = q->conn;
         if (c == NULL) {
             dp_list_remove(&q->sent);
             continue;
         }
-        uint64_t h = hedge_delay(ctx, c->up);
+        uint64_t h = hedge_delay(pool, c->up);
         if (q->sent_us + h > now)
             break; /* later ones were sent later */
         dp_list_remove(&q->sent);
@@ -976,53 +967,114 @@ void dp_tls_pool_sweep(struct dotproxy_ctx *ctx)
          * upstream can take it, move the query there. Its old slot stays
          * reserved until the late answer arrives (then it is discarded). */
         uint32_t tried = q->tried | (1u << up->index);
-        if (dp_upstream_select(ctx, tried) != NULL) {
+        if (dp_upstreams_select(pool->ups, tried) != NULL) {
             /* Count the wait as a (bad) round trip, so that an upstream that
              * never answers loses its place instead of being tried first for
              * ever as "unmeasured". */
             dp_upstream_rtt_sample(up, 2 * h);
-            dp_tls_pool_forget(ctx, q);
+            dp_tls_pool_forget(pool, q);
             q->tried = tried;
-            dp_ctr_inc(ctx, DOTPROXY_CTR_HEDGED);
-            dp_proxy_dispatch(ctx, q);
+            dp_ctr_inc(pool->ctr, DOTPROXY_CTR_HEDGED);
+            pool->hooks.redispatch(pool->hooks.user, q);
         }
     }
 }
 
-uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx)
+static uint64_t next_sweep(const struct dp_pool *pool)
 {
-    if (dp_list_empty(&ctx->sent))
+    if (dp_list_empty(&pool->sent))
         return UINT64_MAX;
-    const struct dp_query *q = DP_CONTAINER_OF(ctx->sent.next, struct dp_query, sent);
+    const struct dp_query *q = DP_CONTAINER_OF(pool->sent.next, struct dp_query, sent);
     if (q->conn == NULL)
         return 0; /* a forgotten query to unlink: at once */
-    return q->sent_us + hedge_delay(ctx, q->conn->up);
+    return q->sent_us + hedge_delay(pool, q->conn->up);
 }
 
 void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out)
 {
-    for (unsigned k = 0; k < up->n_conns; k++) {
-        struct dp_conn *c = up->conns[k];
-        for (unsigned i = 0; i < c->n_slots; i++) {
-            struct dp_query *q = c->slot[i];
-            if (q == NULL || c->slot_dead[i])
+    for (unsigned k = 0; k < up->pool.n_conns; k++) {
+        struct dp_conn *c = up->pool.conns[k];
+        for (unsigned i = 0; i < c->slots.n; i++) {
+            struct dp_query *q = c->slots.occupant[i];
+            if (q == NULL || c->slots.dead[i])
                 continue;
             /* Its slot stays reserved as dead: the connection may still
              * bring the answer, which is then discarded. */
-            c->slot_dead[i] = 1;
-            c->n_dead++;
-            c->slot[i] = (struct dp_query *)(void *)c;
+            dp_slots_kill(&c->slots, i);
             q->conn = NULL;
             q->up = NULL;
             dp_list_remove(&q->wait);
             dp_list_push_back(out, &q->wait);
         }
     }
-    while (up->n_waiting > 0) {
-        struct dp_query *q = DP_CONTAINER_OF(up->waiting.next, struct dp_query, wait);
+    while (up->pool.n_waiting > 0) {
+        struct dp_query *q = DP_CONTAINER_OF(up->pool.waiting.next, struct dp_query, wait);
         dp_list_remove(&q->wait);
-        up->n_waiting--;
+        up->pool.n_waiting--;
         q->up = NULL;
         dp_list_push_back(out, &q->wait);
     }
+}
+
+void dp_tls_pool_release(struct dp_pool *pool, struct dp_upstream *up)
+{
+    dp_tls_pool_close_all(pool, up);
+    if (up->pool.ticket.data != NULL) {
+        gnutls_memset(up->pool.ticket.data, 0, up->pool.ticket.size);
+        gnutls_free(up->pool.ticket.data);
+        up->pool.ticket.data = NULL;
+        up->pool.ticket.size = 0;
+    }
+}
+
+void dp_tls_pool_describe(const struct dp_upstream *up, dotproxy_upstream_stats *out)
+{
+    unsigned inflight = 0;
+    for (unsigned k = 0; k < up->pool.n_conns; k++)
+        inflight += live_inflight(up->pool.conns[k]);
+    out->connections = up->pool.n_conns;
+    out->inflight = inflight;
+    out->queries = up->pool.n_queries;
+    out->answers = up->pool.n_answers;
+}
+
+uint64_t dp_tls_pool_next_due(const struct dp_pool *pool)
+{
+    uint64_t due = next_sweep(pool);
+    if (pool->dirty != NULL && pool->write_due_us < due)
+        due = pool->write_due_us;
+    return due;
+}
+
+void dp_tls_pool_init(struct dp_pool *pool, struct dp_loop *loop, const struct dp_logger *log,
+                      struct dp_counters *ctr, const struct dotproxy_config *cfg,
+                      struct dp_upstreams *ups, const struct dp_pool_hooks *hooks)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->loop = loop;
+    pool->log = log;
+    pool->ctr = ctr;
+    pool->cfg = cfg;
+    pool->ups = ups;
+    pool->hooks = *hooks;
+    pool->write_due_us = UINT64_MAX;
+    dp_list_init(&pool->sent);
+}
+
+void dp_tls_pool_set_trust(struct dp_pool *pool, gnutls_certificate_credentials_t cred,
+                           gnutls_priority_t prio)
+{
+    dp_tls_pool_fini(pool);
+    pool->cred = cred;
+    pool->prio = prio;
+}
+
+void dp_tls_pool_fini(struct dp_pool *pool)
+{
+    if (pool->prio != NULL)
+        gnutls_priority_deinit(pool->prio);
+    if (pool->cred != NULL)
+        gnutls_certificate_free_credentials(pool->cred);
+    pool->prio = NULL;
+    pool->cred = NULL;
 }

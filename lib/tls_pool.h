@@ -8,35 +8,31 @@
 
 #include <gnutls/gnutls.h>
 
+#include "config.h"
 #include "dotproxy/dns.h"
+#include "dotproxy/proxy.h"
+#include "list.h"
+#include "log.h"
 #include "loop.h"
+#include "query.h"
+#include "slots.h"
+#include "stats.h"
+#include "upstream.h"
 
-struct dotproxy_ctx;
-struct dp_upstream;
-struct dp_query;
+struct dp_pool;
 
 enum dp_conn_state { DP_CONN_CONNECTING, DP_CONN_HANDSHAKING, DP_CONN_READY, DP_CONN_CLOSED };
 
 struct dp_conn {
     struct dp_io io;
+    struct dp_pool *pool;
     struct dp_upstream *up;
     gnutls_session_t tls;
     int state;               /* enum dp_conn_state */
     int ticket_taken;        /* session data already saved from this connection */
     int gnutls_send_pending; /* a record_send returned EAGAIN: finish it first */
     size_t send_pending_len;
-    /* In-flight table: the wire ID's low bits index slot[]; the high bits are
-     * a per-slot generation so a late answer to a timed-out query cannot be
-     * taken for the next query in that slot. */
-    struct dp_query **slot;
-    uint16_t *slot_id;       /* wire ID given to the slot's current occupant */
-    uint8_t *slot_dead;      /* 1: the occupant timed out; the answer is discarded */
-    uint16_t *free_slots;    /* stack of free slot indices */
-    unsigned n_free;
-    unsigned n_slots;        /* power of two */
-    unsigned id_shift;       /* log2(n_slots) */
-    unsigned inflight;       /* live + dead occupants */
-    unsigned n_dead;         /* occupants that timed out */
+    struct dp_slots slots;   /* in-flight table, by wire ID (slots.h) */
     /* Plain text waiting to be encrypted: framed queries added this turn are
      * written in as few TLS records as fit (one gnutls_record_send each). */
     uint8_t *out;
@@ -58,29 +54,77 @@ struct dp_conn {
     uint64_t queued_since_us; /* when the oldest of them was queued */
 };
 
+/* What the pool calls up into, given at init (the pipeline, proxy.c). */
+struct dp_pool_hooks {
+    /* The answer to q, matched by wire ID and question (RFC 7858 3.3); msg
+     * is writable and borrowed for the call, info its one parse. q is no
+     * longer the pool's. */
+    void (*answer)(void *user, struct dp_query *q, uint8_t *msg, size_t len,
+                   const dotproxy_dns_info *info);
+    /* No answer can be had for q here (err: DOTPROXY_EUPSTREAM). */
+    void (*fail)(void *user, struct dp_query *q, int err);
+    /* q must be placed again (its connection died, it is late, or its
+     * upstream cannot take it): choose an upstream and submit it. */
+    void (*redispatch)(void *user, struct dp_query *q);
+    void *user;
+};
+
+/* The pool's state: every connection is reached from its upstream in ups;
+ * these are what the pool shares across upstreams. */
+struct dp_pool {
+    struct dp_loop *loop;
+    const struct dp_logger *log;
+    struct dp_counters *ctr;
+    const struct dotproxy_config *cfg; /* limits and timeouts, read when used */
+    struct dp_upstreams *ups;
+    gnutls_certificate_credentials_t cred; /* owned; replaced by dp_tls_pool_set_trust */
+    gnutls_priority_t prio;
+    struct dp_conn *dirty;         /* connections with output to flush */
+    uint64_t write_due_us;         /* a held write must go out by then */
+    struct dp_list sent;           /* queries on the wire, oldest write first */
+    struct dp_pool_hooks hooks;
+};
+
+/* An empty pool; the pointers are borrowed and must outlive it. */
+void dp_tls_pool_init(struct dp_pool *pool, struct dp_loop *loop, const struct dp_logger *log,
+                      struct dp_counters *ctr, const struct dotproxy_config *cfg,
+                      struct dp_upstreams *ups, const struct dp_pool_hooks *hooks);
+/* Take over cred and prio (from dp_trust_load) for new connections and free
+ * the old ones: GnuTLS sessions only point at them, so no connection made
+ * with the old ones may be left (a reload that changes them closes every
+ * connection first). */
+void dp_tls_pool_set_trust(struct dp_pool *pool, gnutls_certificate_credentials_t cred,
+                           gnutls_priority_t prio);
+/* Free the trust objects (after dp_tls_pool_shutdown). */
+void dp_tls_pool_fini(struct dp_pool *pool);
+
 /* Give q to up's pool: send it on a ready connection with room, or queue it
  * and, when needed, open a connection. */
-void dp_tls_pool_submit(struct dp_upstream *up, struct dp_query *q);
+void dp_tls_pool_submit(struct dp_pool *pool, struct dp_upstream *up, struct dp_query *q);
 /* q timed out or its client vanished: release its place (a slot of a
  * connection becomes "dead" until the answer comes or the connection ends). */
-void dp_tls_pool_forget(struct dotproxy_ctx *ctx, struct dp_query *q);
+void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q);
 /* Look at queries unanswered for longer than their hedge delay: replace a
  * connection the peer stopped acknowledging, move a late query to another
  * upstream. Oldest first; stops at the first query still on time. */
-void dp_tls_pool_sweep(struct dotproxy_ctx *ctx);
-/* When the sweep next has work, or UINT64_MAX. */
-uint64_t dp_tls_pool_next_sweep(const struct dotproxy_ctx *ctx);
+void dp_tls_pool_sweep(struct dp_pool *pool);
+/* When the pool next has work (a sweep, or a held write), or UINT64_MAX. */
+uint64_t dp_tls_pool_next_due(const struct dp_pool *pool);
 /* Write out every connection's queued output (end of a loop turn). */
-void dp_tls_pool_flush(struct dotproxy_ctx *ctx, int force);
+void dp_tls_pool_flush(struct dp_pool *pool, int force);
 /* Open a connection to up (background probe). */
-void dp_tls_pool_probe(struct dp_upstream *up);
+void dp_tls_pool_probe(struct dp_pool *pool, struct dp_upstream *up);
 /* Take every live query off up (in flight or waiting) onto out, linked by
  * their `wait` member, for dispatching elsewhere. */
-struct dp_list;
 void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out);
 /* Close every connection of up. */
-void dp_tls_pool_close_all(struct dp_upstream *up);
-/* Close and free every connection of the context. */
-void dp_tls_pool_shutdown(struct dotproxy_ctx *ctx);
+void dp_tls_pool_close_all(struct dp_pool *pool, struct dp_upstream *up);
+/* Before up is freed: close its connections and wipe its session ticket. */
+void dp_tls_pool_release(struct dp_pool *pool, struct dp_upstream *up);
+/* Close and free every connection of the pool. */
+void dp_tls_pool_shutdown(struct dp_pool *pool);
+/* The pool's part of up's public stats (connections, in flight, queries,
+ * answers). */
+void dp_tls_pool_describe(const struct dp_upstream *up, dotproxy_upstream_stats *out);
 
 #endif

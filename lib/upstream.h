@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* One configured upstream: its endpoint, its connections, the queries
- * waiting for one, its health, and the choice among upstreams. */
+/* The configured upstreams: each one's endpoint and identity, its health
+ * (failures, backoff with jitter, smoothed RTT, the idle limit it showed),
+ * and the choice among them. No sockets here: the TLS pool (tls_pool.c)
+ * owns the connections and is told when a backoff ends through a hook, so
+ * selection and backoff can be tested with a fake clock and a seeded PRNG. */
 #ifndef DP_UPSTREAM_H
 #define DP_UPSTREAM_H
 
@@ -11,55 +14,109 @@
 #include "config.h"
 #include "dotproxy/config.h"
 #include "list.h"
+#include "log.h"
 #include "loop.h"
+#include "prng.h"
 
 #define DP_MAX_CONNS 64
 
-struct dotproxy_ctx;
 struct dp_conn;
-struct dp_query;
+struct dp_upstreams;
 
-struct dp_upstream {
-    struct dotproxy_ctx *ctx;
-    unsigned index;
-    dotproxy_endpoint ep;
-    char label[300];          /* "ADDR@PORT#NAME", for logs */
-    char verify_name[256];    /* name checked against the certificate */
-    uint8_t pins[DP_MAX_PINS][32]; /* SPKI SHA-256 pins, n_pins of them */
-    unsigned n_pins;
+/* The pool's part of an upstream: its connections and the queries waiting
+ * for one. Written by tls_pool.c alone; upstream.c only makes it empty. */
+struct dp_upstream_conns {
     struct dp_conn *conns[DP_MAX_CONNS];
     unsigned n_conns;
     struct dp_list waiting;   /* queries waiting for a connection slot */
     size_t n_waiting;
     gnutls_datum_t ticket;    /* session data for the next connection; used once */
-    /* health */
+    uint64_t n_queries;       /* sent to it */
+    uint64_t n_answers;       /* received from it */
+};
+
+struct dp_upstream {
+    struct dp_upstreams *set;
+    unsigned index;           /* position in the set (bit of a query's `tried`) */
+    dotproxy_endpoint ep;
+    char label[300];          /* "ADDR@PORT#NAME", for logs */
+    char verify_name[256];    /* name checked against the certificate */
+    uint8_t pins[DP_MAX_PINS][32]; /* SPKI SHA-256 pins, n_pins of them */
+    unsigned n_pins;
+    struct dp_upstream_conns pool;
+    /* Health: written by upstream.c alone (through the functions below). */
     unsigned fails;           /* consecutive failed connects/handshakes */
     uint64_t down_until_us;   /* not chosen before this */
     uint64_t backoff_us;
     uint64_t srtt_us;         /* EWMA of answer round trips, 0 = unknown */
     uint64_t idle_limit_us;   /* learnt: close idle connections before this; 0 = unknown */
     struct dp_timer probe;    /* reconnect attempt when the backoff ends */
-    uint64_t n_queries;       /* sent to it */
-    uint64_t n_answers;       /* received from it */
 };
 
-/* A new upstream for cfg's index-th entry (endpoint and pins). NULL: no memory. */
-struct dp_upstream *dp_upstream_new(struct dotproxy_ctx *ctx, const struct dotproxy_config *cfg,
+/* What the set calls up into, given at init. */
+struct dp_upstream_hooks {
+    /* up's backoff is over and it has no connection: try to open one. */
+    void (*probe)(struct dp_upstream *up, void *user);
+    void *user;
+};
+
+struct dp_upstreams {
+    struct dp_upstream *ups[DP_MAX_UPSTREAMS];
+    size_t n;
+    unsigned rr;                         /* round-robin and exploration counter */
+    struct dp_loop *loop;                /* timers, and the time of the turn */
+    const struct dp_logger *log;
+    struct dp_prng *prng;                /* backoff jitter */
+    const struct dotproxy_config *cfg;   /* the selection policy, read at each choice */
+    struct dp_upstream_hooks hooks;
+};
+
+/* An empty set. The pointers are borrowed and must outlive it. */
+void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop,
+                       const struct dp_logger *log, struct dp_prng *prng,
+                       const struct dotproxy_config *cfg, const struct dp_upstream_hooks *hooks);
+
+/* A new upstream for cfg's index-th entry (endpoint and pins), not yet in
+ * set->ups. NULL: no memory. */
+struct dp_upstream *dp_upstream_new(struct dp_upstreams *set, const struct dotproxy_config *cfg,
                                     unsigned index);
-/* Close its connections (their queries are dropped: move them first) and free. */
+/* Free up; the pool must have closed its connections and dropped its ticket
+ * (dp_tls_pool_release). NULL-safe. */
 void dp_upstream_free(struct dp_upstream *up);
+/* Make ups[0..n) the set's list, in that order (creation, reload): each
+ * upstream's index becomes its position. The ones left out are the
+ * caller's to free. */
+void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, size_t n);
 /* Same endpoint, name and pins as cfg's index-th upstream. */
 int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
                      unsigned index);
 
 /* Usable for a new query now (not backing off). */
 int dp_upstream_usable(const struct dp_upstream *up, uint64_t now_us);
-/* Pick the upstream for a query that already tried the ones in `tried`;
- * NULL when none is usable. */
-struct dp_upstream *dp_upstream_select(struct dotproxy_ctx *ctx, uint32_t tried);
+/* Pick the upstream for a query that already tried the ones in `tried` (bit
+ * i: set->ups[i]); NULL when none is usable. */
+struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried);
+
 /* Health events. */
 void dp_upstream_connect_failed(struct dp_upstream *up);
 void dp_upstream_connect_succeeded(struct dp_upstream *up);
 void dp_upstream_rtt_sample(struct dp_upstream *up, uint64_t rtt_us);
+/* up showed it drops idle connections after about limit_us (closing one
+ * itself, or an RFC 7828 keepalive timeout): keep the shortest such limit.
+ * Returns 1 when that lowered the limit. */
+static inline int dp_upstream_learn_idle_limit(struct dp_upstream *up, uint64_t limit_us)
+{
+    /* Inline: an upstream that sends RFC 7828 keepalive does so in every
+     * answer. */
+    if (limit_us == 0 || (up->idle_limit_us != 0 && limit_us >= up->idle_limit_us))
+        return 0;
+    up->idle_limit_us = limit_us;
+    return 1;
+}
+
+/* The health part of up's public stats (label, healthy, failures, srtt,
+ * idle limit); the pool fills in the rest. */
+void dp_upstream_describe(const struct dp_upstream *up, uint64_t now_us,
+                          dotproxy_upstream_stats *out);
 
 #endif

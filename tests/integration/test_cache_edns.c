@@ -79,6 +79,7 @@ typedef struct rig {
     dotproxy_ctx *ctx;
     uint16_t port; /* the proxy's UDP and TCP port */
     pthread_t thread;
+    int threaded;  /* 0: the test drives ctx itself (the API is not thread-safe) */
     int run_rc;
 } rig;
 
@@ -89,7 +90,7 @@ static void *rig_thread(void *arg)
     return NULL;
 }
 
-static void rig_up(rig *r, ts_dotserver_opts so, proxy_spec ps)
+static void rig_start(rig *r, ts_dotserver_opts so, proxy_spec ps, int threaded)
 {
     memset(r, 0, sizeof *r);
     char err[256] = "";
@@ -124,13 +125,27 @@ static void rig_up(rig *r, ts_dotserver_opts so, proxy_spec ps)
     int port = dotproxy_ctx_listen_port(r->ctx, 0);
     ck_assert_int_gt(port, 0);
     r->port = (uint16_t)port;
-    ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
+    r->threaded = threaded;
+    if (threaded)
+        ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
+}
+
+static void rig_up(rig *r, ts_dotserver_opts so, proxy_spec ps)
+{
+    rig_start(r, so, ps, 1);
 }
 
 static void rig_down(rig *r)
 {
     dotproxy_ctx_stop(r->ctx);
-    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
+    if (r->threaded) {
+        ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
+    } else {
+        int64_t end = ts_now_ms() + WAIT_MS;
+        while (!dotproxy_ctx_stopped(r->ctx) && ts_now_ms() < end)
+            ck_assert_int_eq(dotproxy_ctx_run_once(r->ctx, 10), 0);
+        ck_assert_msg(dotproxy_ctx_stopped(r->ctx), "context did not stop");
+    }
     ck_assert_int_eq(r->run_rc, 0);
     dotproxy_ctx_free(r->ctx);
     ts_dotserver_stop(r->srv);
@@ -865,6 +880,93 @@ START_TEST(test_edns_keepalive_timeout_from_upstream_makes_the_proxy_close_idle_
 }
 END_TEST
 
+/* ---- the API path (dotproxy_ctx_query) ------------------------------------------ */
+
+typedef struct api_result {
+    int calls;
+    int rcode;
+    uint8_t answer[4096];
+    size_t len;
+} api_result;
+
+static void on_api_answer(int rcode, const uint8_t *answer, size_t len, void *user)
+{
+    api_result *res = user;
+    res->calls++;
+    res->rcode = rcode;
+    res->len = 0;
+    if (answer != NULL && len <= sizeof res->answer) {
+        memcpy(res->answer, answer, len);
+        res->len = len;
+    }
+}
+
+/* Drive r's context from this thread until every result had its callback. */
+static void run_until_called(rig *r, api_result *res, size_t n)
+{
+    int64_t end = ts_now_ms() + WAIT_MS;
+    for (;;) {
+        size_t done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += res[i].calls > 0;
+        if (done == n || ts_now_ms() >= end)
+            break;
+        ck_assert_int_eq(dotproxy_ctx_run_once(r->ctx, 10), 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(res[i].calls == 1, "API query %zu: %d callbacks", i, res[i].calls);
+}
+
+/* proxy.h: dotproxy_ctx_query() asks "as if a client had asked": the same
+ * pipeline as a UDP or TCP query, so the upstream sees our OPT, padded, with
+ * the caller's client subnet and cookie stripped (RFC 7830/8467, RFC 7871 and
+ * 7873 are per hop); an identical question asked meanwhile waits for the
+ * same upstream answer; and the answer is cached for the next one. */
+START_TEST(test_api_query_goes_upstream_padded_without_ecs_and_is_answered_from_the_cache_next)
+{
+    rig r;
+    rig_start(&r, (ts_dotserver_opts){0}, DEFAULT_PROXY, 0);
+    static const char name[] = "ApI.PiPeLiNe.test";
+    qspec s = {.edns = 1232, .opts = ecs_and_cookie, .opts_len = sizeof ecs_and_cookie};
+    uint8_t q[512], uq[2048];
+    size_t qlen = build(q, sizeof q, 0xd001, name, TS_DNS_TYPE_A, s);
+    api_result res[3];
+    memset(res, 0, sizeof res);
+    ck_assert_int_eq(dotproxy_ctx_query(r.ctx, q, qlen, on_api_answer, &res[0]), 0);
+    ck_assert_int_eq(dotproxy_ctx_query(r.ctx, q, qlen, on_api_answer, &res[1]), 0);
+    memset(q, 0, sizeof q); /* copied */
+    run_until_called(&r, res, 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(res[i].rcode, TS_DNS_RCODE_NOERROR);
+        assert_a_answer(res[i].answer, (int)res[i].len, 0xd001, name);
+        /* The caller sent an OPT: its answer has one (ours, not the
+         * upstream's padding). */
+        ck_assert_int_ge(opt_ttl(res[i].answer, res[i].len), 0);
+        ck_assert_int_eq(find_option(res[i].answer, res[i].len, OPT_PADDING, NULL), -1);
+    }
+    /* One upstream query for the two, rewritten for the TLS hop. */
+    ck_assert_uint_eq(srv_queries(&r), 1);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_COALESCED), 1);
+    int qn = assert_our_opt_upstream(&r, uq, sizeof uq);
+    ck_assert_msg(qn % 128 == 0, "API query went up with %d octets, not padded", qn);
+    ck_assert_msg(find_option(uq, (size_t)qn, OPT_PADDING, NULL) > 0, "no padding option");
+    ck_assert_msg(find_option(uq, (size_t)qn, OPT_ECS, NULL) == -1, "ECS went upstream");
+    ck_assert_msg(find_option(uq, (size_t)qn, OPT_COOKIE, NULL) == -1, "cookie went upstream");
+
+    /* Asked again: from the cache, with this query's ID; the upstream sees
+     * nothing more. */
+    qlen = build(q, sizeof q, 0xd002, name, TS_DNS_TYPE_A, s);
+    ck_assert_int_eq(dotproxy_ctx_query(r.ctx, q, qlen, on_api_answer, &res[2]), 0);
+    run_until_called(&r, res + 2, 1);
+    ck_assert_int_eq(res[2].rcode, TS_DNS_RCODE_NOERROR);
+    assert_a_answer(res[2].answer, (int)res[2].len, 0xd002, name);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_CACHE_HITS), 1);
+    ck_assert_uint_eq(srv_queries(&r), 1);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_QUERIES_API), 3);
+    rig_down(&r);
+}
+END_TEST
+
 /* ---- the runner --------------------------------------------------------------- */
 
 
@@ -911,6 +1013,11 @@ static Suite *cache_edns_suite(void)
     tcase_add_test(
         tc,
         test_edns_keepalive_timeout_from_upstream_makes_the_proxy_close_idle_connections_first);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("api");
+    tcase_add_test(
+        tc, test_api_query_goes_upstream_padded_without_ecs_and_is_answered_from_the_cache_next);
     suite_add_tcase(s, tc);
     return s;
 }
