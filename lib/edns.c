@@ -245,8 +245,9 @@ int dp_edns_query_for_upstream(uint8_t *msg, size_t len, size_t cap, const dotpr
     /* Z bits are the client's business with its own hop; only DO crosses. */
     write_opt_fixed(msg + at, o->udp_size, 0, do_bit, w - at - DP_EDNS_OPT_FIXED);
     /* Ask for AD always (RFC 6840 5.7): the answer may be cached and serve
-     * a client that asked for it although this one did not. */
-    put16(msg + 2, get16(msg + 2) | DOTPROXY_DNS_FLAG_AD);
+     * a client that asked for it although this one did not. TC is no
+     * question's business: an upstream may refuse it, the cache ignores it. */
+    put16(msg + 2, (get16(msg + 2) | DOTPROXY_DNS_FLAG_AD) & ~DOTPROXY_DNS_FLAG_TC);
     return (int)need;
 }
 

@@ -559,6 +559,18 @@ START_TEST(test_query_asks_the_upstream_for_ad_always)
 }
 END_TEST
 
+/* TC means nothing in a query; an upstream may answer it FORMERR while a
+ * cached name is answered as usual: it is cleared on the way up. */
+START_TEST(test_query_clears_tc_on_the_way_up)
+{
+    struct msg m;
+    build_query(&m, "www.example.com", FLAGS_QUERY | DOTPROXY_DNS_FLAG_TC, 1, DO, NULL, 0);
+    dotproxy_dns_info out = to_upstream(&m, &NOPAD);
+    ck_assert_uint_eq(out.flags & DOTPROXY_DNS_FLAG_TC, 0);
+    ck_assert_uint_eq(out.flags, FLAGS_QUERY | DOTPROXY_DNS_FLAG_AD);
+}
+END_TEST
+
 /* ---- queries: bounds ----------------------------------------------------- */
 
 START_TEST(test_query_reports_enospc_without_writing_past_cap)
@@ -1380,6 +1392,7 @@ static Suite *edns_suite(void)
     tcase_add_test(query, test_query_moves_opt_that_is_not_last);
     tcase_add_test(query, test_query_leaves_header_and_other_sections_untouched);
     tcase_add_test(query, test_query_asks_the_upstream_for_ad_always);
+    tcase_add_test(query, test_query_clears_tc_on_the_way_up);
     suite_add_tcase(s, query);
 
     TCase *qbounds = tcase_create("query_bounds");
