@@ -36,6 +36,7 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     cfg->rl_v4_prefix = 32;
     cfg->rl_v6_prefix = 128;
     cfg->padding = 128;
+    cfg->udp_size = 1232; /* DNS flag day 2020 */
     cfg->handshake_timeout_ms = 5000;
     *out = cfg;
     return 0;
@@ -417,6 +418,14 @@ DOTPROXY_EXPORT int dotproxy_config_set_padding(dotproxy_config *cfg, unsigned b
     return 0;
 }
 
+DOTPROXY_EXPORT int dotproxy_config_set_udp_size(dotproxy_config *cfg, unsigned octets)
+{
+    if (cfg == NULL || octets < DOTPROXY_UDP_SIZE_MIN || octets > DOTPROXY_UDP_SIZE_MAX)
+        return DOTPROXY_EINVAL;
+    cfg->udp_size = octets;
+    return 0;
+}
+
 DOTPROXY_EXPORT int dotproxy_config_set_keep_ecs(dotproxy_config *cfg, int on)
 {
     if (cfg == NULL)
@@ -500,6 +509,7 @@ GETTER(unsigned, max_client_queries, max_client_queries)
 GETTER(size_t, cache_size, cache_size)
 GETTER(unsigned, stale_max_s, stale_max_s)
 GETTER(unsigned, padding, padding)
+GETTER(unsigned, udp_size, udp_size)
 GETTER(int, keep_ecs, keep_ecs)
 GETTER(int, selection, selection)
 GETTER(int, reuseport, reuseport)

@@ -45,6 +45,7 @@ struct dotproxy_config {
     int rl_action, rl_loopback;
     unsigned max_client_queries;
     unsigned padding;
+    unsigned udp_size; /* largest UDP answer to a client, and what our OPT says */
     int keep_ecs;
     int selection;
     unsigned handshake_timeout_ms;

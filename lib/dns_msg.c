@@ -336,7 +336,7 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
     int has_opt = 0;
     unsigned do_bit = 0;
 
-    if (out == NULL || query == NULL || rcode > 15)
+    if (out == NULL || query == NULL || rcode > 0xFFFu)
         return DOTPROXY_EINVAL;
     if (qlen < HDR)
         return DOTPROXY_EMALFORMED;
@@ -355,6 +355,10 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
         qend = 0; /* unreadable question: a FORMERR carries none */
     }
 
+    /* RFC 6891 6.1.3: the upper eight bits of a 12-bit rcode live in the
+     * OPT, so only a reply that carries one can say it. */
+    if (rcode > 15 && !has_opt)
+        return DOTPROXY_EINVAL;
     size_t qsize = qend > 0 ? qend - HDR : 0;
     size_t need = HDR + qsize + (has_opt ? OPT_RR_SIZE : 0);
     if (cap < need)
@@ -363,9 +367,13 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
     /* memmove: out may be the query buffer itself (a reply built in place). */
     if (qsize > 0)
         memmove(out + HDR, query + HDR, qsize);
-    /* RFC 1035 4.1.1: the opcode is copied from the query as well. */
-    unsigned flags = DOTPROXY_DNS_FLAG_QR | DOTPROXY_DNS_FLAG_RA | (qflags & 0x7800u) |
-                     (qflags & (DOTPROXY_DNS_FLAG_RD | DOTPROXY_DNS_FLAG_CD)) | rcode;
+    /* RFC 1035 4.1.1: the opcode is copied from the query as well. RD, CD
+     * and RA mean something for a standard query only; the reply to any
+     * other opcode (which we do not implement) says nothing but its opcode,
+     * as resolvers do and ISC's compliance tests expect. */
+    unsigned flags = DOTPROXY_DNS_FLAG_QR | (qflags & 0x7800u) | (rcode & 0xFu);
+    if (DOTPROXY_DNS_OPCODE(qflags) == 0)
+        flags |= DOTPROXY_DNS_FLAG_RA | (qflags & (DOTPROXY_DNS_FLAG_RD | DOTPROXY_DNS_FLAG_CD));
     dp_put16(out, id);
     dp_put16(out + 2, flags);
     dp_put16(out + 4, qsize > 0 ? 1 : 0);
@@ -377,7 +385,7 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
         o[0] = 0; /* root owner */
         dp_put16(o + 1, TYPE_OPT);
         dp_put16(o + 3, OUR_UDP_SIZE);
-        o[5] = 0; /* extended rcode: none above 15 */
+        o[5] = (uint8_t)(rcode >> 4); /* the rcode's upper bits */
         o[6] = 0; /* version 0 */
         dp_put16(o + 7, do_bit);
         dp_put16(o + 9, 0); /* no options */

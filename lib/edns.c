@@ -234,6 +234,10 @@ int dp_edns_query_for_upstream(uint8_t *msg, size_t len, size_t cap, const dotpr
     assert(w == need);
     /* Z bits are the client's business with its own hop; only DO crosses. */
     write_opt_fixed(msg + at, o->udp_size, 0, do_bit, w - at - DP_EDNS_OPT_FIXED);
+    /* Ask for AD always (RFC 6840 5.7): the answer may be cached and serve
+     * a client that asked for it although this one did not. TC is no
+     * question's business: an upstream may refuse it, the cache ignores it. */
+    dp_put16(msg + 2, (dp_get16(msg + 2) | DOTPROXY_DNS_FLAG_AD) & ~DOTPROXY_DNS_FLAG_TC);
     return (int)need;
 }
 

@@ -72,7 +72,14 @@ struct dp_edns_upstream_opts {
  * (RFC 7830, RFC 8467 4.1). A client's own padding is dropped first, so a
  * message is never padded twice. A query without OPT gets ours (DO clear).
  * The OPT ends up as the last RR of the additional section (moved there if
- * the client put it elsewhere); header and other records are untouched. A
+ * the client put it elsewhere). The header's AD bit is set: RFC 6840 5.7
+ * lets a query ask for AD without DO, so every upstream answer says whether
+ * it was validated, and an answer cached for one client serves another per
+ * that client's own DO/AD (dp_edns_answer_for_client gates AD). TC, which
+ * means nothing in a query (RFC 1035 4.1.1), is cleared: some upstreams
+ * answer it FORMERR, and a cached name would be answered normally, so the
+ * same query would get two answers. The rest of the header and the other
+ * records are untouched. A
  * client's EDNS version above 0 is rewritten to 0: answering BADVERS (RFC
  * 6891 6.1.3) instead is the caller's choice, made before calling this.
  *

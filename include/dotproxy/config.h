@@ -312,6 +312,16 @@ DOTPROXY_EXPORT int dotproxy_config_set_shared_cache(dotproxy_config *cfg, dotpr
 DOTPROXY_EXPORT int dotproxy_config_set_stale_max_s(dotproxy_config *cfg, unsigned s);
 DOTPROXY_EXPORT unsigned dotproxy_config_get_stale_max_s(const dotproxy_config *cfg);
 
+/* The largest answer sent to a client over UDP, and the payload size our OPT
+ * advertises to clients: an answer above min(this, the client's own
+ * advertised size) goes out truncated (TC=1), so the client retries over
+ * TCP instead of receiving IP fragments (DNS flag day 2020, RFC 9715).
+ * Default 1232; 512..4096, else DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_config_set_udp_size(dotproxy_config *cfg, unsigned octets);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_udp_size(const dotproxy_config *cfg);
+#define DOTPROXY_UDP_SIZE_MIN 512u
+#define DOTPROXY_UDP_SIZE_MAX 4096u
+
 /* ---- EDNS on the TLS leg (RFC 7830, RFC 8467, RFC 7871) ---- */
 
 /* Pad queries sent upstream to a multiple of `block` octets (default 128,

@@ -44,6 +44,9 @@ enum dotproxy_dns_rcode {
     DOTPROXY_RCODE_NXDOMAIN = 3,
     DOTPROXY_RCODE_NOTIMP = 4,
     DOTPROXY_RCODE_REFUSED = 5,
+    /* Extended rcodes (RFC 6891 6.1.3): the low 4 bits in the header, the
+     * rest in the OPT RR. */
+    DOTPROXY_RCODE_BADVERS = 16,
 };
 
 /* What dotproxy_dns_parse() learnt about a message. Offsets are from the
@@ -98,15 +101,19 @@ DOTPROXY_EXPORT int dotproxy_dns_same_question(const uint8_t *a, size_t alen,
                                                const uint8_t *b, size_t blen);
 
 /* Build, in out[0..cap), a reply to `query` that carries only a header, the
- * query's question (when it parses) and no records, with QR set, RD and CD
- * copied, RA set, and the given rcode (any value 0..15; usually FORMERR,
- * SERVFAIL or REFUSED). When the query has a readable header but a question
- * that does not parse, the reply has no question (qdcount 0), as a FORMERR
- * must. When the query had an OPT RR, the reply carries a fresh OPT (our
- * payload size 1232, version 0, DO copied) per RFC 6891 7.
+ * query's question (when it parses) and no records, with QR set, the query's
+ * opcode, and the given rcode (usually FORMERR, SERVFAIL or REFUSED). For a
+ * standard query (opcode 0) RD and CD are copied and RA set; a reply to any
+ * other opcode carries no other flag. When the query has a readable header
+ * but a question that does not parse, the reply has no question (qdcount
+ * 0), as a FORMERR must. When the query had an OPT RR, the reply carries a
+ * fresh OPT (our payload size 1232, version 0, DO copied) per RFC 6891 7.
+ * rcode is 0..4095: one above 15 (BADVERS) needs that OPT to carry its
+ * upper bits, so the query must have had one (and parsed whole).
  * Returns the reply's length, DOTPROXY_EMALFORMED when the query is shorter
  * than a header, DOTPROXY_ENOSPC when cap is too small (the reply never needs
- * more than qlen + 11 octets), or DOTPROXY_EINVAL. */
+ * more than qlen + 11 octets), or DOTPROXY_EINVAL (also for an rcode above 15
+ * when the query had no OPT). */
 DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint8_t *query,
                                             size_t qlen, unsigned rcode);
 

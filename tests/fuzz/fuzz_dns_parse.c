@@ -49,6 +49,21 @@ static void check_reply(const uint8_t *q, size_t qsize, const dotproxy_dns_info 
         if (qi->qdcount > 0)
             FUZZ_CHECK(dotproxy_dns_same_question(out, (size_t)n, q, qsize) == 1);
     }
+    /* the flags a reply carries: RA, RD and CD for a standard query only */
+    unsigned qflags = (unsigned)((q[2] << 8) | q[3]);
+    if (DOTPROXY_DNS_OPCODE(qflags) != 0)
+        FUZZ_CHECK((ri.flags & ~(DOTPROXY_DNS_FLAG_QR | 0x780Fu)) == 0);
+    else
+        FUZZ_CHECK((ri.flags & DOTPROXY_DNS_FLAG_RA) != 0);
+    /* an extended rcode (BADVERS) only with the query's OPT, in the reply's */
+    int bv = dotproxy_dns_make_reply(out, qsize + 11, q, qsize, DOTPROXY_RCODE_BADVERS);
+    if (qok && qi->opt_off != 0) {
+        FUZZ_CHECK(bv == n);
+        FUZZ_CHECK(dotproxy_dns_parse(&ri, out, (size_t)bv) == 0);
+        FUZZ_CHECK(DOTPROXY_DNS_RCODE(ri.flags) == 0 && ri.ext_rcode == 1 && ri.edns_version == 0);
+    } else {
+        FUZZ_CHECK(bv == DOTPROXY_EINVAL);
+    }
     /* one octet short of what it needed: ENOSPC, never a write past cap */
     uint8_t *tight = malloc((size_t)n - 1);
     FUZZ_CHECK(tight != NULL);

@@ -64,6 +64,7 @@ static const struct number_setting numbers[] = {
     {"stale_max_s", dotproxy_config_set_stale_max_s, dotproxy_config_get_stale_max_s, 86400, 0,
      604800},
     {"padding", dotproxy_config_set_padding, dotproxy_config_get_padding, 128, 0, 512},
+    {"udp_size", dotproxy_config_set_udp_size, dotproxy_config_get_udp_size, 1232, 512, 4096},
     {"cache_size", set_cache_size, get_cache_size, 0, 0, 268435456},
 };
 #define N_NUMBERS (sizeof numbers / sizeof numbers[0])

@@ -708,9 +708,14 @@ static void check_reply(const uint8_t *r, int rlen, const struct msg *q, unsigne
     ck_assert_uint_eq(ri.id, get16(q->b));
     unsigned qf = get16(q->b + 2);
     ck_assert(ri.flags & DOTPROXY_DNS_FLAG_QR);
-    ck_assert(ri.flags & DOTPROXY_DNS_FLAG_RA);
-    ck_assert_uint_eq(ri.flags & DOTPROXY_DNS_FLAG_RD, qf & DOTPROXY_DNS_FLAG_RD);
-    ck_assert_uint_eq(ri.flags & DOTPROXY_DNS_FLAG_CD, qf & DOTPROXY_DNS_FLAG_CD);
+    if (DOTPROXY_DNS_OPCODE(qf) == 0) {
+        ck_assert(ri.flags & DOTPROXY_DNS_FLAG_RA);
+        ck_assert_uint_eq(ri.flags & DOTPROXY_DNS_FLAG_RD, qf & DOTPROXY_DNS_FLAG_RD);
+        ck_assert_uint_eq(ri.flags & DOTPROXY_DNS_FLAG_CD, qf & DOTPROXY_DNS_FLAG_CD);
+    } else {
+        /* another opcode: nothing but QR, the opcode and the rcode */
+        ck_assert_uint_eq(ri.flags & ~(DOTPROXY_DNS_FLAG_QR | 0x7800u | 0xFu), 0);
+    }
     ck_assert_uint_eq(ri.flags & (DOTPROXY_DNS_FLAG_TC | DOTPROXY_DNS_FLAG_AA), 0);
     ck_assert_uint_eq(DOTPROXY_DNS_RCODE(ri.flags), rcode);
     ck_assert_uint_eq(ri.ancount + ri.nscount, 0);
@@ -750,18 +755,62 @@ START_TEST(test_make_reply_builds_formerr_servfail_refused)
 }
 END_TEST
 
-START_TEST(test_make_reply_copies_rd_and_cd_and_opcode)
+START_TEST(test_make_reply_copies_rd_and_cd_of_a_standard_query)
 {
     uint8_t out[600];
     build_query(&M, "a.b", 0, 0);
     set16(&M, 2, 0); /* RD and CD clear */
     int n = dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, DOTPROXY_RCODE_SERVFAIL);
     check_reply(out, n, &M, 2, 1, 0, 0);
-    set16(&M, 2, DOTPROXY_DNS_FLAG_AD | DOTPROXY_DNS_FLAG_AA | DOTPROXY_DNS_FLAG_TC | (2u << 11));
-    n = dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, DOTPROXY_RCODE_NOTIMP);
-    check_reply(out, n, &M, 4, 1, 0, 0);
-    ck_assert_uint_eq(DOTPROXY_DNS_OPCODE(get16(out + 2)), 2);
-    ck_assert_uint_eq(get16(out + 2) & DOTPROXY_DNS_FLAG_AD, 0);
+    set16(&M, 2, DOTPROXY_DNS_FLAG_RD | DOTPROXY_DNS_FLAG_CD);
+    n = dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, DOTPROXY_RCODE_SERVFAIL);
+    check_reply(out, n, &M, 2, 1, 0, 0);
+}
+END_TEST
+
+/* An opcode we do not implement gets NOTIMP that echoes only the opcode and
+ * the ID: no RA, and none of RD, CD, AD, Z, AA or TC (genreport's opcode and
+ * opcodeflg tests; what unbound and dnsdist answer). */
+START_TEST(test_make_reply_to_another_opcode_says_only_its_opcode)
+{
+    uint8_t out[600];
+    static const unsigned opcodes[] = {1, 2, 3, 6, 15};
+    for (size_t i = 0; i < sizeof opcodes / sizeof opcodes[0]; i++) {
+        build_query(&M, "a.b", 0, 0);
+        set16(&M, 2,
+              DOTPROXY_DNS_FLAG_AD | DOTPROXY_DNS_FLAG_AA | DOTPROXY_DNS_FLAG_TC |
+                  DOTPROXY_DNS_FLAG_RD | DOTPROXY_DNS_FLAG_CD | 0x0040u /* Z */ |
+                  (opcodes[i] << 11));
+        int n = dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, DOTPROXY_RCODE_NOTIMP);
+        check_reply(out, n, &M, 4, 1, 0, 0);
+        ck_assert_uint_eq(get16(out + 2), DOTPROXY_DNS_FLAG_QR | (opcodes[i] << 11) | 4u);
+    }
+}
+END_TEST
+
+/* RFC 6891 6.1.3: BADVERS (16) is 0 in the header and 1 in the OPT's
+ * extended rcode, with version 0: it needs the query's OPT. */
+START_TEST(test_make_reply_says_an_extended_rcode_in_the_opt)
+{
+    uint8_t out[600];
+    dotproxy_dns_info ri;
+    build_query(&M, "example.net", 1, DOTPROXY_DNS_EDNS_DO);
+    M.b[M.n - 5] = 1; /* the query's EDNS version: 1 */
+    int n = dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, DOTPROXY_RCODE_BADVERS);
+    ck_assert_int_eq(n, (int)M.n);
+    ck_assert_int_eq(dotproxy_dns_parse(&ri, out, (size_t)n), 0);
+    ck_assert_uint_eq(DOTPROXY_DNS_RCODE(ri.flags), 0);
+    ck_assert_uint_eq(ri.ext_rcode, 1);
+    ck_assert_uint_eq(ri.edns_version, 0);
+    ck_assert_uint_eq(ri.ancount + ri.nscount, 0);
+    ck_assert_uint_eq(ri.arcount, 1);
+    ck_assert_uint_eq(ri.edns_flags, DOTPROXY_DNS_EDNS_DO);
+    /* no OPT in the query: refused, nothing written */
+    build_query(&M, "example.net", 0, 0);
+    memset(out, 0xAA, sizeof out);
+    ck_assert_int_eq(dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, 16), DOTPROXY_EINVAL);
+    ck_assert_uint_eq(out[0], 0xAA);
+    ck_assert_int_eq(dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, 4096), DOTPROXY_EINVAL);
 }
 END_TEST
 
@@ -810,7 +859,7 @@ START_TEST(test_make_reply_reports_small_buffer_and_short_query)
     ck_assert_int_eq(dotproxy_dns_make_reply(out, need - 1, M.b, M.n, 2), DOTPROXY_ENOSPC);
     ck_assert_int_eq(dotproxy_dns_make_reply(out, need, M.b, M.n, 2), (int)need);
     ck_assert_int_eq(dotproxy_dns_make_reply(out, sizeof(out), M.b, 11, 2), DOTPROXY_EMALFORMED);
-    ck_assert_int_eq(dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, 16), DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_dns_make_reply(out, sizeof(out), M.b, M.n, 4096), DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_dns_make_reply(NULL, sizeof(out), M.b, M.n, 2), DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_dns_make_reply(out, sizeof(out), NULL, M.n, 2), DOTPROXY_EINVAL);
 }
@@ -931,7 +980,9 @@ static Suite *dns_msg_suite(void)
 
     TCase *reply = tcase_create("make_reply");
     tcase_add_test(reply, test_make_reply_builds_formerr_servfail_refused);
-    tcase_add_test(reply, test_make_reply_copies_rd_and_cd_and_opcode);
+    tcase_add_test(reply, test_make_reply_copies_rd_and_cd_of_a_standard_query);
+    tcase_add_test(reply, test_make_reply_to_another_opcode_says_only_its_opcode);
+    tcase_add_test(reply, test_make_reply_says_an_extended_rcode_in_the_opt);
     tcase_add_test(reply, test_make_reply_adds_fresh_opt_when_query_had_one);
     tcase_add_test(reply, test_make_reply_drops_unreadable_question);
     tcase_add_test(reply, test_make_reply_reports_small_buffer_and_short_query);

@@ -535,9 +535,39 @@ START_TEST(test_query_leaves_header_and_other_sections_untouched)
     uint8_t copy[128];
     memcpy(copy, m.b, prefix);
     dotproxy_dns_info out = to_upstream(&m, &PAD128);
+    copy[3] |= DOTPROXY_DNS_FLAG_AD & 0xFF; /* asked for always */
     ck_assert_mem_eq(m.b + 2, copy + 2, 8); /* flags, qd, an, ns */
     ck_assert_mem_eq(m.b, copy, prefix);
     ck_assert_uint_eq(out.opt_off, prefix);
+}
+END_TEST
+
+/* RFC 6840 5.7/5.8: the upstream is always asked for AD, with or without
+ * the client's DO or AD, so that a cached answer keeps what the upstream
+ * said about validation for every later client. */
+START_TEST(test_query_asks_the_upstream_for_ad_always)
+{
+    struct msg m;
+    for (int opt = 0; opt <= 1; opt++) {
+        build_query(&m, "www.example.com", FLAGS_QUERY, opt, 0, NULL, 0);
+        ck_assert_uint_eq(get16(m.b + 2) & DOTPROXY_DNS_FLAG_AD, 0);
+        dotproxy_dns_info out = to_upstream(&m, &NOPAD);
+        ck_assert_uint_ne(out.flags & DOTPROXY_DNS_FLAG_AD, 0);
+        ck_assert_uint_eq(out.edns_flags & DO, 0);
+        ck_assert_uint_eq(out.flags & ~DOTPROXY_DNS_FLAG_AD, FLAGS_QUERY);
+    }
+}
+END_TEST
+
+/* TC means nothing in a query; an upstream may answer it FORMERR while a
+ * cached name is answered as usual: it is cleared on the way up. */
+START_TEST(test_query_clears_tc_on_the_way_up)
+{
+    struct msg m;
+    build_query(&m, "www.example.com", FLAGS_QUERY | DOTPROXY_DNS_FLAG_TC, 1, DO, NULL, 0);
+    dotproxy_dns_info out = to_upstream(&m, &NOPAD);
+    ck_assert_uint_eq(out.flags & DOTPROXY_DNS_FLAG_TC, 0);
+    ck_assert_uint_eq(out.flags, FLAGS_QUERY | DOTPROXY_DNS_FLAG_AD);
 }
 END_TEST
 
@@ -1361,6 +1391,8 @@ static Suite *edns_suite(void)
     tcase_add_test(query, test_query_adds_empty_keepalive_before_padding_when_asked);
     tcase_add_test(query, test_query_moves_opt_that_is_not_last);
     tcase_add_test(query, test_query_leaves_header_and_other_sections_untouched);
+    tcase_add_test(query, test_query_asks_the_upstream_for_ad_always);
+    tcase_add_test(query, test_query_clears_tc_on_the_way_up);
     suite_add_tcase(s, query);
 
     TCase *qbounds = tcase_create("query_bounds");
