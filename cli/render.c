@@ -178,6 +178,7 @@ static const char *const counter_names[DOTPROXY_CTR_COUNT_] = {
     [DOTPROXY_CTR_RATE_LIMITED] = "rate_limited",
     [DOTPROXY_CTR_CLIENT_INFLIGHT_CAP] = "client_inflight_cap",
     [DOTPROXY_CTR_CACHE_SHARED] = "cache_shared",
+    [DOTPROXY_CTR_REFUSED_NORECURSE] = "refused_norecurse",
 };
 
 /* Every worker's counters, read once per request so that one response is
@@ -341,7 +342,8 @@ struct prom_sample {
 struct prom_family {
     const char *name, *type, *help;
     const char *label; /* the label name, NULL when none */
-    struct prom_sample s[4];
+    struct prom_sample s[6]; /* ended by ctr -1, or by a labelled family's first
+                                unlabelled (zero-filled) sample */
 };
 
 #define NO_LABEL(c)                                                                               \
@@ -364,13 +366,15 @@ static const struct prom_family prom_families[] = {
      {{DOTPROXY_CTR_SERVFAIL, "SERVFAIL"}, {DOTPROXY_CTR_FORMERR, "FORMERR"}, {-1, NULL}}},
     {"dotproxy_client_messages_rejected_total", "counter",
      "Client messages not served: unanswerable (no header, a response, too long, "
-     "reply undeliverable), refused by the access list, over the rate limit, or over the "
-     "client's in-flight cap",
+     "reply undeliverable), refused by the access list, over the rate limit, over the "
+     "client's in-flight cap, or refused for asking without recursion (RD clear)",
      "reason",
      {{DOTPROXY_CTR_DROPPED, "unanswerable"},
       {DOTPROXY_CTR_REFUSED_ACL, "acl"},
       {DOTPROXY_CTR_RATE_LIMITED, "rate_limit"},
-      {DOTPROXY_CTR_CLIENT_INFLIGHT_CAP, "client_inflight_cap"}}},
+      {DOTPROXY_CTR_CLIENT_INFLIGHT_CAP, "client_inflight_cap"},
+      {DOTPROXY_CTR_REFUSED_NORECURSE, "norecurse"},
+      {-1, NULL}}},
     {"dotproxy_udp_truncated_total", "counter", "UDP answers cut to TC=1", NULL,
      NO_LABEL(DOTPROXY_CTR_TRUNCATED)},
     {"dotproxy_query_timeouts_total", "counter", "Queries whose deadline passed", NULL,
@@ -434,7 +438,9 @@ static void prom_counters(struct dpd_render_buf *b, const struct snapshot *s)
     for (size_t f = 0; f < sizeof prom_families / sizeof prom_families[0]; f++) {
         const struct prom_family *pf = &prom_families[f];
         prom_head(b, pf->name, pf->type, pf->help);
-        for (size_t i = 0; i < 4 && pf->s[i].ctr >= 0; i++) {
+        for (size_t i = 0; i < sizeof pf->s / sizeof pf->s[0] && pf->s[i].ctr >= 0 &&
+                           (i == 0 || pf->s[i].label_value != NULL);
+             i++) {
             if (pf->label != NULL)
                 buf_printf(b, "%s{%s=\"%s\"} %" PRIu64 "\n", pf->name, pf->label,
                            pf->s[i].label_value, s->total[pf->s[i].ctr]);

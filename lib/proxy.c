@@ -282,6 +282,16 @@ static void origin_of(const struct dp_query *q, struct dp_origin *o)
     }
 }
 
+/* The largest UDP answer for the sender of info: its own advertised size
+ * (512 without EDNS), never above the configured udp-size (1232 by default,
+ * DNS flag day 2020): larger answers go out with TC=1 rather than as IP
+ * fragments. */
+static unsigned udp_limit_for(const struct dotproxy_ctx *ctx, const dotproxy_dns_info *info)
+{
+    unsigned lim = dotproxy_dns_udp_limit(info);
+    return lim < ctx->cfg.udp_size ? lim : ctx->cfg.udp_size;
+}
+
 /* An error reply of our own; it carries an OPT only if the query had one
  * (make_reply adds a fresh one then). */
 static int make_error(uint8_t *out, size_t cap, const uint8_t *query, size_t len, unsigned rcode,
@@ -352,7 +362,8 @@ static size_t cache_answer(struct dotproxy_ctx *ctx, struct dp_query *r, int all
     int res = cache_lookup(ctx, &r->key, allow_stale, r->q, r->qlen, &n);
     if (res <= 0)
         return 0;
-    int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &r->edns, DP_EDNS_UDP_SIZE);
+    int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &r->edns,
+                                   (uint16_t)ctx->cfg.udp_size);
     if (m < 0)
         return 0;
     dotproxy_dns_set_id(ctx->scratch, (size_t)m, r->client_id);
@@ -384,15 +395,20 @@ static void fail_one(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
     }
     dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_SERVFAIL);
     dotproxy_dns_set_id(q->q, q->qlen, q->client_id);
+    /* Every client gets its SERVFAIL, whatever its query's size: a large
+     * one (rare) has its reply built on the heap. */
     uint8_t buf[DP_QUERY_INLINE + 64];
-    int m = q->qlen + 11u <= sizeof buf
-                ? make_error(buf, sizeof buf, q->q, q->qlen, DOTPROXY_RCODE_SERVFAIL,
-                             q->edns.had_opt, q->qname_len)
-                : -1;
+    uint8_t *out = q->qlen + 11u <= sizeof buf ? buf : malloc(q->qlen + 11u);
+    int m = out != NULL ? make_error(out, q->qlen + 11u > sizeof buf ? q->qlen + 11u : sizeof buf,
+                                     q->q, q->qlen, DOTPROXY_RCODE_SERVFAIL, q->edns.had_opt,
+                                     q->qname_len)
+                        : -1;
     if (m > 0)
-        deliver(ctx, q, buf, (size_t)m);
+        deliver(ctx, q, out, (size_t)m);
     else
         query_free(ctx, q);
+    if (out != buf)
+        free(out);
 }
 
 static struct dp_query *first_follower(struct dp_query *q)
@@ -414,7 +430,8 @@ static void answer_one(struct dotproxy_ctx *ctx, struct dp_query *r, const uint8
         memcpy(buf + DOTPROXY_DNS_HEADER_SIZE, r->q + DOTPROXY_DNS_HEADER_SIZE, r->qname_len);
     uint16_t keepalive = 0;
     int n = dp_edns_answer_for_client_parsed(buf, len, DP_SCRATCH, info, &r->edns,
-                                             DP_EDNS_UDP_SIZE, ctx->cfg.keep_ecs, &keepalive);
+                                             (uint16_t)ctx->cfg.udp_size, ctx->cfg.keep_ecs,
+                                             &keepalive);
     if (keepalive != 0 && up != NULL) {
         /* RFC 7828: the server's idle timeout, in 100 ms units: close a
          * little before it. */
@@ -532,7 +549,7 @@ static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info 
     q->qname_len = info->qname_len;
     q->qtype = info->qtype;
     q->qclass = info->qclass;
-    q->udp_limit = (uint16_t)dotproxy_dns_udp_limit(info);
+    q->udp_limit = (uint16_t)udp_limit_for(ctx, info);
     dp_edns_client_from_query(&q->edns, info);
     q->arrived_us = dp_now(ctx);
     q->deadline_us = q->arrived_us + (uint64_t)ctx->cfg.timeout_ms * 1000u;
@@ -597,7 +614,8 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
         if (res == DP_CACHE_HIT || res == DP_CACHE_HIT_REFRESH) {
             struct dp_edns_client ec;
             dp_edns_client_from_query(&ec, info);
-            int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &ec, DP_EDNS_UDP_SIZE);
+            int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &ec,
+                                           (uint16_t)ctx->cfg.udp_size);
             if (m > 0) {
                 dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_HITS);
                 /* Answered at once: not timed (proxy.h: the histogram
@@ -607,7 +625,7 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
                     .qtype = info->qtype,
                     .from_cache = 1,
                 };
-                send_answer(ctx, o, dotproxy_dns_udp_limit(info), ctx->scratch, (size_t)m,
+                send_answer(ctx, o, udp_limit_for(ctx, info), ctx->scratch, (size_t)m,
                             &note);
                 if (res == DP_CACHE_HIT_REFRESH && inflight_find(ctx, &key) == NULL)
                     prefetch(ctx, info, msg, len, &key);
@@ -718,6 +736,21 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
     if (info.qdcount != 1) {
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_FORMERR);
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
+        return;
+    }
+    if (info.opt_off != 0 && info.edns_version != 0) {
+        /* RFC 6891 6.1.3: a version we do not speak gets BADVERS and our
+         * version (0), before the cache: its key ignores the version. */
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_BADVERS);
+        return;
+    }
+    if (!(info.flags & DOTPROXY_DNS_FLAG_RD)) {
+        /* Without RD a client asks for what we already hold: answering it
+         * from the cache would tell anyone what others looked up (cache
+         * snooping), in a proxy that exists for privacy. Refused, as
+         * unbound and kresd do by default. */
+        dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_REFUSED_NORECURSE);
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
         return;
     }
     ask(ctx, o, &info, msg, len, NULL);

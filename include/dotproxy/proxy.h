@@ -108,6 +108,7 @@ enum dotproxy_counter {
     DOTPROXY_CTR_CACHE_SHARED,         /* 1 if the cache is shared with other contexts:
                                           add its entries and evictions up once, not per
                                           context */
+    DOTPROXY_CTR_REFUSED_NORECURSE,    /* queries refused: RD clear (no cache snooping) */
     DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
 };
 

@@ -70,6 +70,7 @@ typedef struct proxy_spec {
     unsigned timeout_ms; /* 0: the default */
     int padding;         /* < 0: the default (128) */
     int keep_ecs;
+    unsigned udp_size;   /* 0: the default (1232) */
 } proxy_spec;
 
 #define DEFAULT_PROXY ((proxy_spec){.padding = -1})
@@ -115,6 +116,8 @@ static void rig_start(rig *r, ts_dotserver_opts so, proxy_spec ps, int threaded)
         ck_assert_int_eq(dotproxy_config_set_padding(cfg, (unsigned)ps.padding), 0);
     if (ps.keep_ecs)
         ck_assert_int_eq(dotproxy_config_set_keep_ecs(cfg, 1), 0);
+    if (ps.udp_size != 0)
+        ck_assert_int_eq(dotproxy_config_set_udp_size(cfg, ps.udp_size), 0);
     /* DP_TEST_LOG=1 shows the engine's view when a test fails. */
     if (getenv("DP_TEST_LOG") != NULL)
         ck_assert_int_eq(dotproxy_config_set_log(cfg, log_to_stderr, NULL, DOTPROXY_LOG_DEBUG),
@@ -967,6 +970,209 @@ START_TEST(test_api_query_goes_upstream_padded_without_ecs_and_is_answered_from_
 }
 END_TEST
 
+/* ---- DNS compliance (ISC genreport's findings, issue 11) ------------------------ */
+
+/* Send raw query bytes over UDP; the answer's length. */
+static int udp_raw(const rig *r, const uint8_t *q, size_t qlen, uint8_t *ans, size_t cap)
+{
+    int n = ts_dns_udp_exchange(r->port, q, qlen, ans, cap, WAIT_MS);
+    ck_assert_msg(n >= DOTPROXY_DNS_HEADER_SIZE, "UDP query: %s", n < 0 ? strerror(-n) : "short");
+    return n;
+}
+
+/* RFC 6891 6.1.3: EDNS version 1 gets BADVERS (16: 0 in the header, 1 in the
+ * OPT) with our version 0 and no records, cached name or not: the cache key
+ * ignores the version, so the check comes first. */
+START_TEST(test_compliance_edns_version_1_gets_badvers_cached_or_not)
+{
+    rig r;
+    rig_up(&r, (ts_dotserver_opts){0}, DEFAULT_PROXY);
+    uint8_t q[512], ans[4096];
+    const char *name = "VeRsIoN.compliance.test";
+    int n = udp_ask(&r, 0x1001, name, TS_DNS_TYPE_A, (qspec){.edns = 1232}, ans, sizeof ans);
+    assert_a_answer(ans, n, 0x1001, name);
+    for (int i = 0; i < 2; i++) {
+        const char *ask = i == 0 ? name : "NoT.cAcHeD.compliance.test";
+        size_t qlen = build(q, sizeof q, 0x1002, ask, TS_DNS_TYPE_A, (qspec){.edns = 1232});
+        q[qlen - 11 + 6] = 1; /* the OPT's VERSION */
+        n = udp_raw(&r, q, qlen, ans, sizeof ans);
+        assert_reply_to(ans, n, 0x1002, ask, 0);
+        int64_t ttl = opt_ttl(ans, (size_t)n);
+        ck_assert_msg(ttl >= 0, "BADVERS without an OPT");
+        ck_assert_int_eq((ttl >> 24) & 0xff, 1); /* extended rcode 16 >> 4 */
+        ck_assert_int_eq((ttl >> 16) & 0xff, 0); /* our version */
+        ck_assert_int_eq(ts_dns_count(ans, (size_t)n, 1), 0);
+        ck_assert_int_eq(ts_dns_count(ans, (size_t)n, 2), 0);
+    }
+    ck_assert_uint_eq(srv_queries(&r), 1);
+    rig_down(&r);
+}
+END_TEST
+
+/* No cache snooping: a query without RD asks what we hold; it is refused,
+ * cached name or not, and never reaches the upstream. */
+START_TEST(test_compliance_query_without_rd_is_refused_and_never_answered_from_the_cache)
+{
+    rig r;
+    rig_up(&r, (ts_dotserver_opts){0}, DEFAULT_PROXY);
+    uint8_t q[512], ans[4096];
+    const char *name = "SnOoP.compliance.test";
+    int n = udp_ask(&r, 0x2001, name, TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
+    assert_a_answer(ans, n, 0x2001, name);
+    for (int i = 0; i < 2; i++) {
+        const char *ask = i == 0 ? name : "NeVeR.compliance.test";
+        size_t qlen = build(q, sizeof q, 0x2002, ask, TS_DNS_TYPE_A, (qspec){.edns = 1232});
+        q[2] &= (uint8_t)~(TS_DNS_FLAG_RD >> 8);
+        n = udp_raw(&r, q, qlen, ans, sizeof ans);
+        assert_reply_to(ans, n, 0x2002, ask, DOTPROXY_RCODE_REFUSED);
+        ck_assert_int_eq(ts_dns_ancount(ans, (size_t)n), 0);
+        ck_assert_int_eq(flag(ans, n, TS_DNS_FLAG_RD), 0);
+    }
+    ck_assert_uint_eq(srv_queries(&r), 1);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_REFUSED_NORECURSE), 2);
+    rig_down(&r);
+}
+END_TEST
+
+/* RFC 6840 5.7/5.8: an answer cached for a client that asked for neither DO
+ * nor AD keeps the upstream's AD (the proxy always asks for it), so a later
+ * client that sets AD gets it from the cache; a plain client never does. */
+START_TEST(test_compliance_ad_survives_the_cache_for_a_later_client_that_asks)
+{
+    rig r;
+    rig_up(&r, (ts_dotserver_opts){.knobs = {.ad = 1}}, DEFAULT_PROXY);
+    uint8_t ans[4096], uq[2048];
+    const char *name = "VaLiDaTeD.compliance.test";
+    int n = udp_ask(&r, 0x3001, name, TS_DNS_TYPE_A, (qspec){0}, ans, sizeof ans);
+    assert_a_answer(ans, n, 0x3001, name);
+    ck_assert_int_eq(flag(ans, n, TS_DNS_FLAG_AD), 0);
+    int qn = last_upstream_query(&r, uq, sizeof uq);
+    ck_assert_msg(flag(uq, qn, TS_DNS_FLAG_AD), "the upstream was not asked for AD");
+    n = udp_ask(&r, 0x3002, name, TS_DNS_TYPE_A, (qspec){.ad = 1}, ans, sizeof ans);
+    assert_a_answer(ans, n, 0x3002, name);
+    ck_assert_msg(flag(ans, n, TS_DNS_FLAG_AD), "AD lost through the cache");
+    ck_assert_uint_eq(srv_queries(&r), 1);
+    rig_down(&r);
+}
+END_TEST
+
+/* TC means nothing in a query: the same answer whether or not the name is
+ * cached, and the upstream never sees the bit. */
+START_TEST(test_compliance_query_with_tc_gets_the_same_answer_cached_or_not)
+{
+    rig r;
+    rig_up(&r, (ts_dotserver_opts){0}, DEFAULT_PROXY);
+    uint8_t q[512], ans[2][4096], uq[2048];
+    const char *name = "TrUnC.compliance.test";
+    int n[2];
+    for (int i = 0; i < 2; i++) { /* upstream, then the cache */
+        size_t qlen = build(q, sizeof q, 0x4001, name, TS_DNS_TYPE_A, (qspec){.edns = 1232});
+        q[2] |= TS_DNS_FLAG_TC >> 8;
+        n[i] = udp_raw(&r, q, qlen, ans[i], sizeof ans[i]);
+        assert_a_answer(ans[i], n[i], 0x4001, name);
+        ck_assert_int_eq(flag(ans[i], n[i], TS_DNS_FLAG_TC), 0);
+        if (i == 0) {
+            int qn = last_upstream_query(&r, uq, sizeof uq);
+            ck_assert_msg(!flag(uq, qn, TS_DNS_FLAG_TC), "TC went upstream");
+        }
+    }
+    ck_assert_int_eq(n[0], n[1]);
+    ck_assert_int_eq(ts_dns_flags(ans[0], (size_t)n[0]), ts_dns_flags(ans[1], (size_t)n[1]));
+    ck_assert_uint_eq(srv_queries(&r), 1);
+    rig_down(&r);
+}
+END_TEST
+
+/* DNS flag day 2020 / RFC 9715: a UDP answer never exceeds min(the client's
+ * size, udp-size); larger ones go out with TC=1 and the client retries over
+ * TCP. The ~3000-octet "big" answer, asked with a 4096-octet buffer. */
+START_TEST(test_compliance_udp_answers_stay_within_udp_size_whatever_the_client_advertises)
+{
+    rig r;
+    rig_up(&r, (ts_dotserver_opts){0}, DEFAULT_PROXY);
+    uint8_t ans[8192];
+    for (int i = 0; i < 2; i++) { /* upstream, then the cache */
+        uint16_t id = (uint16_t)(0x5001 + i);
+        int n = udp_ask(&r, id, "big.compliance.test", TS_DNS_TYPE_TXT, (qspec){.edns = 4096},
+                        ans, sizeof ans);
+        ck_assert_int_le(n, 1232);
+        ck_assert_msg(flag(ans, n, TS_DNS_FLAG_TC), "a cut answer without TC");
+        ck_assert_int_eq(ts_dns_opt_size(ans, (size_t)n), 1232); /* what we advertise */
+    }
+    int n = tcp_ask(&r, 0x5003, "big.compliance.test", TS_DNS_TYPE_TXT, (qspec){.edns = 4096},
+                    ans, sizeof ans);
+    ck_assert_int_gt(n, 2000);
+    ck_assert_int_eq(flag(ans, n, TS_DNS_FLAG_TC), 0);
+    rig_down(&r);
+
+    /* --udp-size 4096: the same answer fits, and that size is advertised. */
+    proxy_spec ps = DEFAULT_PROXY;
+    ps.udp_size = 4096;
+    rig_up(&r, (ts_dotserver_opts){0}, ps);
+    n = udp_ask(&r, 0x5004, "big.compliance.test", TS_DNS_TYPE_TXT, (qspec){.edns = 4096}, ans,
+                sizeof ans);
+    ck_assert_int_gt(n, 2000);
+    ck_assert_int_eq(flag(ans, n, TS_DNS_FLAG_TC), 0);
+    ck_assert_int_eq(ts_dns_opt_size(ans, (size_t)n), 4096);
+    rig_down(&r);
+}
+END_TEST
+
+/* An opcode other than QUERY: NOTIMP carrying nothing but the opcode (no
+ * RA, no echoed RD, CD or AD). */
+START_TEST(test_compliance_unknown_opcode_gets_notimp_with_only_its_opcode)
+{
+    rig r;
+    rig_up(&r, (ts_dotserver_opts){0}, DEFAULT_PROXY);
+    uint8_t q[512], ans[4096];
+    size_t qlen =
+        build(q, sizeof q, 0x6001, "OpCoDe.compliance.test", TS_DNS_TYPE_A, (qspec){.cd = 1});
+    q[2] |= (uint8_t)(15u << 3); /* opcode 15 */
+    int n = udp_raw(&r, q, qlen, ans, sizeof ans);
+    ck_assert_int_eq(ts_dns_id(ans, (size_t)n), 0x6001);
+    ck_assert_int_eq(ts_dns_flags(ans, (size_t)n),
+                     (int)(TS_DNS_FLAG_QR | (15u << 11) | DOTPROXY_RCODE_NOTIMP));
+    ck_assert_uint_eq(srv_queries(&r), 0);
+    rig_down(&r);
+}
+END_TEST
+
+/* Every query gets an answer or SERVFAIL, whatever its size: a query of
+ * ~1400 octets (a large EDNS option) whose upstream never answers. */
+START_TEST(test_compliance_a_large_query_gets_servfail_when_the_upstream_fails)
+{
+    rig r;
+    proxy_spec ps = DEFAULT_PROXY;
+    ps.timeout_ms = 300;
+    rig_up(&r, (ts_dotserver_opts){.knobs = {.blackhole = 1}}, ps);
+    uint8_t q[2048], ans[4096];
+    static uint8_t big_option[4 + 1400];
+    big_option[0] = 0xfd; /* a local-use option code (RFC 6891 9), 1400 octets */
+    big_option[1] = 0xe9;
+    big_option[2] = 1400 >> 8;
+    big_option[3] = 1400 & 0xff;
+    for (int tcp = 0; tcp <= 1; tcp++) {
+        size_t qlen = build(q, sizeof q, 0x7001, "LaRgE.compliance.test", TS_DNS_TYPE_A,
+                            (qspec){.edns = 1232, .opts = big_option, .opts_len = sizeof big_option});
+        ck_assert_uint_gt(qlen, 1400);
+        int n;
+        if (tcp) {
+            int fd = ts_dns_tcp_connect(r.port);
+            ck_assert_int_ge(fd, 0);
+            ck_assert_int_eq(ts_dns_tcp_send(fd, q, qlen), 0);
+            n = ts_dns_tcp_recv(fd, ans, sizeof ans, WAIT_MS);
+            close(fd);
+        } else {
+            n = ts_dns_udp_exchange(r.port, q, qlen, ans, sizeof ans, WAIT_MS);
+        }
+        ck_assert_msg(n >= DOTPROXY_DNS_HEADER_SIZE, "no answer to a %zu-octet query over %s",
+                      qlen, tcp ? "TCP" : "UDP");
+        assert_reply_to(ans, n, 0x7001, "LaRgE.compliance.test", TS_DNS_RCODE_SERVFAIL);
+    }
+    rig_down(&r);
+}
+END_TEST
+
 /* ---- the runner --------------------------------------------------------------- */
 
 
@@ -1013,6 +1219,18 @@ static Suite *cache_edns_suite(void)
     tcase_add_test(
         tc,
         test_edns_keepalive_timeout_from_upstream_makes_the_proxy_close_idle_connections_first);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("compliance");
+    tcase_add_test(tc, test_compliance_edns_version_1_gets_badvers_cached_or_not);
+    tcase_add_test(tc,
+                   test_compliance_query_without_rd_is_refused_and_never_answered_from_the_cache);
+    tcase_add_test(tc, test_compliance_ad_survives_the_cache_for_a_later_client_that_asks);
+    tcase_add_test(tc, test_compliance_query_with_tc_gets_the_same_answer_cached_or_not);
+    tcase_add_test(
+        tc, test_compliance_udp_answers_stay_within_udp_size_whatever_the_client_advertises);
+    tcase_add_test(tc, test_compliance_unknown_opcode_gets_notimp_with_only_its_opcode);
+    tcase_add_test(tc, test_compliance_a_large_query_gets_servfail_when_the_upstream_fails);
     suite_add_tcase(s, tc);
 
     tc = tcase("api");

@@ -223,7 +223,7 @@ def test_metrics_parse_strictly_and_count_the_queries_sent(h):
     eq(fams["dotproxy_tcp_clients_total"].value(), 2, "TCP clients")
     eq(fams["dotproxy_tls_handshakes_total"].value(), 2, "one handshake per worker")
     eq(fams["dotproxy_generated_responses_total"].value(rcode="SERVFAIL"), 0, "SERVFAIL")
-    for reason in ("unanswerable", "acl", "rate_limit", "client_inflight_cap"):
+    for reason in ("unanswerable", "acl", "rate_limit", "client_inflight_cap", "norecurse"):
         eq(fams["dotproxy_client_messages_rejected_total"].value(reason=reason), 0, reason)
     lat = fams["dotproxy_answer_latency_seconds"]
     # Every upstream answer is timed; the cache hit is not.

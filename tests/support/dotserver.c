@@ -274,7 +274,7 @@ static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wr
         flags |= TS_DNS_RCODE_NXDOMAIN;
     if (forced)
         flags |= (uint16_t)k->rcode;
-    if (k->ad)
+    if (k->ad && ((q.flags & TS_DNS_FLAG_AD) || (q.has_opt && (q.opt_flags & 0x8000u))))
         flags |= TS_DNS_FLAG_AD;
     if (k->tc)
         flags |= TS_DNS_FLAG_TC;

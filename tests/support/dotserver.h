@@ -49,7 +49,9 @@ typedef struct ts_dotserver ts_dotserver;
 typedef struct ts_dotserver_knobs {
     uint32_t ttl; /* > 0: the TTL of A, AAAA, TXT and RRSIG records (default
                      300); SOA records keep TTL 60, MINIMUM 30 */
-    int ad;       /* set AD (RFC 4035 3.2.3) in every answer */
+    int ad;       /* the data is "validated": set AD (RFC 4035 3.2.3) in answers to
+                     queries that ask for it with AD or DO, and only those, as
+                     a validating resolver does (RFC 6840 5.7) */
     /* Answers to queries with DO set get, after each A or AAAA record, an
      * RRSIG-looking record (TYPE 46, algorithm 13, root signer, 64 octets
      * of fake signature) with the same TTL. */

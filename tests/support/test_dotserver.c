@@ -714,8 +714,16 @@ START_TEST(test_knobs_set_the_ttl_ad_tc_and_an_rrsig_for_do_queries)
         start((ts_dotserver_opts){.knobs = {.ttl = 7, .ad = 1, .rrsig = 1, .tc = 1}});
     tcli *c = tcli_new(ts_dotserver_port(s));
     uint8_t q[512], ans[65535];
-    tcli_send(c, q, query(q, 1, "knob.test", TS_DNS_TYPE_A, 1232));
+    /* AD only when asked (RFC 6840 5.7): not for a plain query... */
+    tcli_send(c, q, query(q, 9, "knob.test", TS_DNS_TYPE_A, 1232));
     int n = tcli_recv(c, ans, sizeof ans);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(ts_dns_flags(ans, (size_t)n) & TS_DNS_FLAG_AD, 0);
+    /* ...but for one that sets AD */
+    size_t ql0 = query(q, 1, "knob.test", TS_DNS_TYPE_A, 1232);
+    q[3] |= TS_DNS_FLAG_AD;
+    tcli_send(c, q, ql0);
+    n = tcli_recv(c, ans, sizeof ans);
     ck_assert_int_gt(n, 0);
     int f = ts_dns_flags(ans, (size_t)n);
     ck_assert_int_ne(f & TS_DNS_FLAG_AD, 0);
