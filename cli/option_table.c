@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_file.h"
 #include "http_server.h"
 #include "option_table.h"
 #include "options.h"
@@ -113,18 +114,10 @@ static int parse_string(const struct dpd_option *o, const char *text, struct dpd
 static int parse_path(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
                       size_t cap)
 {
-    struct stat st;
-    int fd = open(text, O_RDONLY | O_CLOEXEC);
+    int fd = dpd_open_regular(text, why, cap);
 
-    if (fd < 0) {
-        snprintf(why, cap, "cannot open: %s", strerror(errno));
+    if (fd < 0)
         return -1;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, cap, "not a regular file");
-        close(fd);
-        return -1;
-    }
     close(fd);
     v->s = text;
     return 0;

@@ -688,14 +688,15 @@ int dpd_options_read_token(const char *path, char *buf, size_t cap, char *err, s
     char raw[TOKEN_FILE_MAX + 1];
     struct stat st;
     size_t len = 0, start = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char why[256];
+    int fd = dpd_open_regular(path, why, sizeof why);
 
     if (fd < 0) {
-        snprintf(err, errlen, "api-token-file '%s': cannot open: %s", path, strerror(errno));
+        snprintf(err, errlen, "api-token-file '%s': %s", path, why);
         return -1;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "api-token-file '%s': not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "api-token-file '%s': cannot stat: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
