@@ -486,6 +486,7 @@ static int run(const struct dpd_options *opts)
         mo.ctxs = ctxs;
         mo.n_ctxs = opts->workers;
         mo.reload = metrics_reload;
+        mo.log_lines_dropped = dpd_log_dropped;
         block_signals(&old); /* its threads must never take our signals */
         r = dpd_http_server_start(&metrics, &mo, err, sizeof err);
         pthread_sigmask(SIG_SETMASK, &old, NULL);

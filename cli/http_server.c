@@ -82,6 +82,7 @@ struct dpd_http_server {
     size_t n_ctxs;
     int (*reload)(void *user);
     void *user;
+    unsigned long long (*log_lines_dropped)(void);
 };
 
 /* ---- HTTP plumbing ------------------------------------------------------------------------ */
@@ -378,6 +379,8 @@ static enum MHD_Result get_metrics(struct dpd_http_server *srv, struct MHD_Conne
     struct dpd_render_buf b = {0};
     if (dpd_render_metrics(&b, srv->ctxs, srv->n_ctxs) != 0)
         return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
+    if (srv->log_lines_dropped != NULL)
+        dpd_render_daemon_metrics(&b, srv->log_lines_dropped());
     return respond_buf(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
@@ -665,6 +668,7 @@ static struct dpd_http_server *server_new(const struct dpd_http_server_opts *o)
     }
     srv->reload = o->reload;
     srv->user = o->user;
+    srv->log_lines_dropped = o->log_lines_dropped;
     return srv;
 }
 

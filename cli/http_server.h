@@ -66,6 +66,9 @@ struct dpd_http_server_opts {
      * NULL: reload answers 501. */
     int (*reload)(void *user);
     void *user;
+    /* Read for GET /metrics: log lines the daemon dropped (its
+     * dotproxyd_log_lines_dropped_total), from any thread. NULL: left out. */
+    unsigned long long (*log_lines_dropped)(void);
 };
 
 /* Start serving; 0, or -1 with a message in err naming the value that is

@@ -3,7 +3,15 @@
  * worker), the query log and the main thread's own messages. Formats a line
  * as text ("dotproxyd[W]: LEVEL: MSG"), JSON (--log-format json) or for
  * syslog (--syslog), and writes it as one unit, so that lines from
- * concurrent workers never interleave. */
+ * concurrent workers never interleave.
+ *
+ * Logging never blocks the caller: lines go through a bounded queue to one
+ * writer thread, which alone may wait for stderr or syslog. A line that
+ * finds the queue full is dropped and counted (dpd_log_dropped); the count
+ * is written to the log once writing resumes. Warnings and errors from the
+ * workers repeated with the same text are written once, then summed up in
+ * at most one line a minute. Every function here may be called from any
+ * thread once dpd_log_open() has returned. */
 #ifndef DOTPROXYD_LOG_H
 #define DOTPROXYD_LOG_H
 
@@ -22,8 +30,13 @@ struct dpd_log_source {
     unsigned long qlog_suppressed;
 };
 
-/* The format, set once before any thread starts (opens syslog if asked). */
+/* The format, set once before any other thread starts (opens syslog if
+ * asked), and the writer thread started (with every signal blocked). If it
+ * cannot be started, lines are written synchronously, as said in the log. */
 void dpd_log_open(int json, int use_syslog);
+
+/* Lines dropped since the start because the queue was full. */
+unsigned long long dpd_log_dropped(void);
 
 /* The main thread's level (the library's is given to each context). */
 void dpd_log_set_level(int level);
@@ -40,7 +53,8 @@ void dpd_log_main(int level, const char *fmt, ...) __attribute__((format(printf,
  * text format (what supervisors and the tests look for). */
 void dpd_log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Undo dpd_log_open. */
+/* Write what is queued (waiting at most 2 s for an output that does not
+ * drain), stop the writer and undo dpd_log_open. For the end of main(). */
 void dpd_log_close(void);
 
 #endif

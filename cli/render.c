@@ -570,6 +570,13 @@ int dpd_render_metrics(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size
     return 0;
 }
 
+void dpd_render_daemon_metrics(struct dpd_render_buf *b, unsigned long long log_lines_dropped)
+{
+    prom_head(b, "dotproxyd_log_lines_dropped_total", "counter",
+              "Log lines dropped because the log output did not keep up");
+    buf_printf(b, "dotproxyd_log_lines_dropped_total %llu\n", log_lines_dropped);
+}
+
 /* ---- JSON API ---------------------------------------------------------------------- */
 
 static void json_counters(struct dpd_render_buf *b, const uint64_t *v)
