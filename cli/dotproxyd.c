@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -375,6 +376,18 @@ static void warn_restart_only(const struct dpd_options *n)
                  what);
 }
 
+/* A file others may write lets them change what the daemon does (or,
+ * for the token, who may): said at start and on every reload. */
+static void warn_if_writable(const char *what, const char *path)
+{
+    struct stat st;
+
+    if (path == NULL || stat(path, &st) != 0 || !(st.st_mode & (S_IWGRP | S_IWOTH)))
+        return;
+    dpd_log_main(DOTPROXY_LOG_WARN, "%s '%s' is writable by %s; chmod go-w it", what, path,
+                 (st.st_mode & S_IWOTH) ? "every user" : "its group");
+}
+
 /* Re-read the file (the command line still wins) and hand the result to
  * every worker. Any error keeps the running configuration: a reload never
  * stops the daemon. */
@@ -393,6 +406,7 @@ static void reload(void)
         dpd_log_main(DOTPROXY_LOG_ERR, "reload: %s; keeping the running configuration", err);
         return;
     }
+    warn_if_writable("config file", boot.config_path);
     warn_restart_only(&n);
     /* What needs a restart stays as it started; so the library sees the same
      * listen list (worker_config takes boot's, with the bound ports) and
@@ -445,6 +459,7 @@ static int run(const struct dpd_options *opts)
     struct dpd_http_server *metrics = NULL;
 
     dpd_log_set_level(dotproxy_config_get_log_level(opts->cfg));
+    warn_if_writable("config file", opts->config_path);
     if (install_signal_handlers() != 0) {
         dpd_log_fatal("cannot install signal handlers: %s", strerror(errno));
         return DPD_EXIT_RUNTIME;
@@ -461,8 +476,9 @@ static int run(const struct dpd_options *opts)
         }
         if (r == 1)
             dpd_log_main(DOTPROXY_LOG_WARN,
-                     "api-token-file '%s' is readable by every user; chmod o-r it",
-                     opts->api_token_file);
+                         "api-token-file '%s' is readable by every user; chmod o-r it",
+                         opts->api_token_file);
+        warn_if_writable("api-token-file", opts->api_token_file);
         token = token_buf;
     }
     if (create_contexts(opts) != 0) {
