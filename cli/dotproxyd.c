@@ -390,21 +390,21 @@ static void warn_if_writable(const char *what, const char *path)
 
 /* Re-read the file (the command line still wins) and hand the result to
  * every worker. Any error keeps the running configuration: a reload never
- * stops the daemon. */
-static void reload(void)
+ * stops the daemon. 0, or -1 with what failed in err (for the API). */
+static int reload(char *err, size_t errlen)
 {
     struct dpd_options n, view;
-    char err[1600];
     int failed = 0;
 
     if (boot.config_path == NULL) {
+        snprintf(err, errlen, "no configuration file (-c) to re-read");
         dpd_log_main(DOTPROXY_LOG_WARN, "reload: no configuration file (-c) to re-read; nothing "
-                                    "changed");
-        return;
+                                        "changed");
+        return -1;
     }
-    if (dpd_options_reparse(&n, &boot, err, sizeof err) != 0) {
+    if (dpd_options_reparse(&n, &boot, err, errlen) != 0) {
         dpd_log_main(DOTPROXY_LOG_ERR, "reload: %s; keeping the running configuration", err);
-        return;
+        return -1;
     }
     warn_if_writable("config file", boot.config_path);
     warn_restart_only(&n);
@@ -423,6 +423,8 @@ static void reload(void)
         }
         if (r < 0) {
             dpd_log_main(DOTPROXY_LOG_ERR, "reload: worker %u: %s", i, dotproxy_strerror(r));
+            if (!failed)
+                snprintf(err, errlen, "worker %u: %s", i, dotproxy_strerror(r));
             failed = 1;
         }
     }
@@ -434,16 +436,89 @@ static void reload(void)
     dpd_log_main(failed ? DOTPROXY_LOG_WARN : DOTPROXY_LOG_INFO,
              "reload: configuration re-read from %s and passed to %u worker%s%s", boot.config_path,
              boot.workers, boot.workers == 1 ? "" : "s", failed ? " (some failed, see above)" : "");
+    return failed ? -1 : 0;
 }
 
-/* POST /api/v1/reload, from the HTTP thread: the same path as SIGHUP. */
-static int metrics_reload(void *user)
+/* POST /api/v1/reload is answered with the reload's outcome: the HTTP
+ * thread asks (reload_asked), wakes the main thread as SIGHUP does and
+ * waits until a reload that started after its request is done
+ * (reload_done), for at most RELOAD_WAIT_S. Requests that come during one
+ * reload are served together by the next. */
+#define RELOAD_WAIT_S 10
+
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reload_cond; /* on CLOCK_MONOTONIC */
+static unsigned long reload_asked, reload_done;
+static int reload_result, reload_closed;
+static char reload_error[1024];
+
+static int reload_sync_init(void)
 {
+    pthread_condattr_t ca;
+    int r = pthread_condattr_init(&ca);
+
+    if (r != 0)
+        return r;
+    r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (r == 0)
+        r = pthread_cond_init(&reload_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return r;
+}
+
+/* The main thread: a reload covering every request up to `upto` ended
+ * with result r (err when r < 0). */
+static void reload_finished(unsigned long upto, int r, const char *err)
+{
+    pthread_mutex_lock(&reload_lock);
+    reload_done = upto;
+    reload_result = r;
+    snprintf(reload_error, sizeof reload_error, "%s", r < 0 ? err : "");
+    pthread_cond_broadcast(&reload_cond);
+    pthread_mutex_unlock(&reload_lock);
+}
+
+/* The daemon is stopping: no reload will come; waiting requests fail now
+ * (the HTTP server can only stop once they are answered). */
+static void reload_close(void)
+{
+    pthread_mutex_lock(&reload_lock);
+    reload_closed = 1;
+    pthread_cond_broadcast(&reload_cond);
+    pthread_mutex_unlock(&reload_lock);
+}
+
+static int metrics_reload(void *user, char *err, size_t errlen)
+{
+    struct timespec until;
+    unsigned long mine;
+    int r = -1;
+
     (void)user;
-    if (boot.config_path == NULL)
+    if (boot.config_path == NULL) {
+        snprintf(err, errlen, "no configuration file (-c) to re-read");
         return -1;
+    }
+    pthread_mutex_lock(&reload_lock);
+    mine = ++reload_asked;
+    pthread_mutex_unlock(&reload_lock);
     notify('h');
-    return 0;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += RELOAD_WAIT_S;
+    pthread_mutex_lock(&reload_lock);
+    while (reload_done < mine && !reload_closed &&
+           pthread_cond_timedwait(&reload_cond, &reload_lock, &until) != ETIMEDOUT)
+        ;
+    if (reload_done >= mine) {
+        r = reload_result;
+        snprintf(err, errlen, "%s", reload_error);
+    } else if (reload_closed) {
+        snprintf(err, errlen, "the daemon is stopping");
+    } else {
+        snprintf(err, errlen, "not done within %d s", RELOAD_WAIT_S);
+    }
+    pthread_mutex_unlock(&reload_lock);
+    return r;
 }
 
 /* ---- running ---- */
@@ -457,9 +532,15 @@ static int run(const struct dpd_options *opts)
     char token_buf[4097];
     char ready_status[1200];
     struct dpd_http_server *metrics = NULL;
+    int sync_r;
 
     dpd_log_set_level(dotproxy_config_get_log_level(opts->cfg));
     warn_if_writable("config file", opts->config_path);
+    sync_r = reload_sync_init();
+    if (sync_r != 0) {
+        dpd_log_fatal("cannot set up reloads: %s", strerror(sync_r));
+        return DPD_EXIT_RUNTIME;
+    }
     if (install_signal_handlers() != 0) {
         dpd_log_fatal("cannot install signal handlers: %s", strerror(errno));
         return DPD_EXIT_RUNTIME;
@@ -554,8 +635,14 @@ static int run(const struct dpd_options *opts)
             told_stopping = 1;
         }
         if (want_reload && !stop_requested) {
+            char err[1024] = "";
+            unsigned long upto;
+
+            pthread_mutex_lock(&reload_lock);
+            upto = reload_asked;
+            pthread_mutex_unlock(&reload_lock);
             notify_systemd(dpd_notify_reloading(), "RELOADING");
-            reload();
+            reload_finished(upto, reload(err, sizeof err), err);
             notify_systemd(dpd_notify_send("READY=1"), "READY");
         }
     }
@@ -568,6 +655,7 @@ static int run(const struct dpd_options *opts)
             status = DPD_EXIT_RUNTIME;
     }
 out:
+    reload_close();
     dpd_http_server_stop(metrics);
     free_contexts(opts->workers);
     if (status != DPD_EXIT_OK)

@@ -80,7 +80,7 @@ struct dpd_http_server {
     size_t token_len;
     dotproxy_ctx **ctxs;
     size_t n_ctxs;
-    int (*reload)(void *user);
+    int (*reload)(void *user, char *err, size_t errlen);
     void *user;
     unsigned long long (*log_lines_dropped)(void);
 };
@@ -426,10 +426,14 @@ static enum MHD_Result post_reload(struct dpd_http_server *srv, struct MHD_Conne
         return rc;
     if (srv->reload == NULL)
         return respond_json_error(c, MHD_HTTP_NOT_IMPLEMENTED, "reload not available", NULL);
-    if (srv->reload(srv->user) != 0)
-        return respond_json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                  "reload failed: the configuration in force is unchanged",
-                                  NULL);
+    char err[1024] = "", msg[1200];
+    if (srv->reload(srv->user, err, sizeof err) != 0) {
+        snprintf(msg, sizeof msg, "reload failed%s%s; the configuration in force is unchanged",
+                 err[0] != '\0' ? ": " : "", err);
+        struct dpd_render_buf b = {0};
+        dpd_render_reload_failed(&b, msg);
+        return respond_buf(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", &b);
+    }
     static const char ok[] = "{\"reloaded\":true}\n";
     return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
 }

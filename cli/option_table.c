@@ -194,19 +194,19 @@ static int parse_metrics(const struct dpd_option *o, const char *text, struct dp
     return 0;
 }
 
-static const struct dpd_kind kind_uint = {"uint", DPD_STORE_UINT, parse_uint};
-static const struct dpd_kind kind_flag = {"flag", DPD_STORE_INT, parse_flag};
-static const struct dpd_kind kind_enum = {"enum", DPD_STORE_INT, parse_enum};
-static const struct dpd_kind kind_string = {"string", DPD_STORE_STR, parse_string};
-static const struct dpd_kind kind_path = {"path", DPD_STORE_STR, parse_path};
-static const struct dpd_kind kind_endpoint = {"endpoint", DPD_STORE_STR, parse_text};
-static const struct dpd_kind kind_pin = {"pin", DPD_STORE_STR, parse_text};
-static const struct dpd_kind kind_cidr = {"cidr", DPD_STORE_STR, parse_text};
-static const struct dpd_kind kind_user = {"user", DPD_STORE_STR, parse_user};
-static const struct dpd_kind kind_qps_burst = {"qps-burst", DPD_STORE_UINT, parse_qps_burst};
-static const struct dpd_kind kind_prefixes = {"prefix-pair", DPD_STORE_UINT, parse_prefixes};
-static const struct dpd_kind kind_metrics = {"metrics", DPD_STORE_STR, parse_metrics};
-static const struct dpd_kind kind_none = {"none", DPD_STORE_INT, parse_flag};
+static const struct dpd_kind kind_uint = {"uint", DPD_STORE_UINT, parse_uint, 0};
+static const struct dpd_kind kind_flag = {"flag", DPD_STORE_INT, parse_flag, 0};
+static const struct dpd_kind kind_enum = {"enum", DPD_STORE_INT, parse_enum, 0};
+static const struct dpd_kind kind_string = {"string", DPD_STORE_STR, parse_string, 0};
+static const struct dpd_kind kind_path = {"path", DPD_STORE_STR, parse_path, 1};
+static const struct dpd_kind kind_endpoint = {"endpoint", DPD_STORE_STR, parse_text, 0};
+static const struct dpd_kind kind_pin = {"pin", DPD_STORE_STR, parse_text, 0};
+static const struct dpd_kind kind_cidr = {"cidr", DPD_STORE_STR, parse_text, 0};
+static const struct dpd_kind kind_user = {"user", DPD_STORE_STR, parse_user, 0};
+static const struct dpd_kind kind_qps_burst = {"qps-burst", DPD_STORE_UINT, parse_qps_burst, 0};
+static const struct dpd_kind kind_prefixes = {"prefix-pair", DPD_STORE_UINT, parse_prefixes, 0};
+static const struct dpd_kind kind_metrics = {"metrics", DPD_STORE_STR, parse_metrics, 0};
+static const struct dpd_kind kind_none = {"none", DPD_STORE_INT, parse_flag, 0};
 
 /* ---- appliers and shows that are more than one setter or field ---- */
 

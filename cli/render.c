@@ -663,6 +663,13 @@ void dpd_render_json_error(struct dpd_render_buf *b, const char *msg)
     buf_puts(b, "}\n");
 }
 
+void dpd_render_reload_failed(struct dpd_render_buf *b, const char *msg)
+{
+    buf_puts(b, "{\"reloaded\":false,\"error\":");
+    buf_json_str(b, msg);
+    buf_puts(b, "}\n");
+}
+
 /* ---- health --------------------------------------------------------------------------- */
 
 int dpd_render_health(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n)

@@ -477,6 +477,12 @@ def case_reload():
     status, body = http_req(mport, "POST", "/api/v1/reload", "s3cret-token")
     check(status == 200, "reload: second reload 200", body)
     check(query(port, "r.example", 3) == "answered", "reload: answering after reloads")
+
+    def reloads():
+        _, text = http_req(mport, "GET", "/metrics")
+        m = re.search(r"^dotproxy_config_reloads_total (\d+)$", text, re.M)
+        return int(m.group(1)) if m else -1
+    check(reloads() == 2, "reload: both reloads applied by the workers", str(reloads()))
     # The file made unreadable for nobody: the reload fails, and says so.
     os.chmod(conf, 0o600)
     status, body = http_req(mport, "POST", "/api/v1/reload", "s3cret-token")
@@ -486,6 +492,7 @@ def case_reload():
     check(re.search(r"error: reload: .*Permission denied", read_file(logf)) is not None,
           "reload: the failure is logged")
     check(query(port, "r2.example", 3) == "answered", "reload: still answering")
+    check(reloads() == 2, "reload: the failed one applied nothing", str(reloads()))
     print("figures: reload: POST after a failed re-read: %d %s" % (status, body.strip()))
     p.send_signal(signal.SIGTERM)
     check(p.wait(timeout=15) == 0, "reload: SIGTERM exit status 0")
