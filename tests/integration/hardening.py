@@ -271,10 +271,36 @@ def case_logblock():
     check(rc == 0, "logblock: SIGTERM exit status 0", str(rc))
     check(any(re.search(r"dotproxyd: info: stopped$", ln) for ln in log.lines),
           "logblock: the last line ('stopped') was written before the exit")
+    # Again, but the pipe is never read: SIGTERM still ends the daemon, the
+    # wait for the log to drain being bounded.
+    fifo2 = os.path.join(WORK, "stderr2.fifo")
+    os.mkfifo(fifo2)
+    rfd2 = os.open(fifo2, os.O_RDWR)
+    wfd2 = os.open(fifo2, os.O_WRONLY)
+    p2 = start([DOTPROXYD, "--listen", "127.0.0.1@0", "-u", "127.0.0.1@%d#dns.test" % up,
+                "--ca-file", pki + "/ca.pem", "--log-queries", "1000000"],
+               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=wfd2)
+    os.close(wfd2)
+    log2 = FdReader(rfd2)
+    m = log2.wait_for(r"listening on 127\.0\.0\.1@(\d+)", 20)
+    check(m is not None, "logblock: second daemon started")
+    port2 = int(m.group(1))
+    flood2 = sum(udp_batch(port2, ["cached.example"] * 50, 3) for _ in range(30))
+    check(flood2 == 1500, "logblock: second flood answered", "%d of 1500" % flood2)
+    t = time.monotonic()
+    p2.send_signal(signal.SIGTERM)
+    try:
+        rc2 = p2.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        rc2 = None
+    stop_ms = (time.monotonic() - t) * 1000
+    check(rc2 == 0, "logblock: SIGTERM ends it although its log is never read", str(rc2))
+    os.close(rfd2)
     print("figures: logblock: %d of %d flood queries answered in %.1f s with stderr blocked; "
           "cached query after the flood: %s in %.0f ms; dropped lines: %d on /metrics, "
-          "%d reported in the log" % (answered, sent, flood_s, cached, cached_ms, dropped,
-                                      reported), flush=True)
+          "%d reported in the log; SIGTERM with the log never read: exit %s after %.0f ms" %
+          (answered, sent, flood_s, cached, cached_ms, dropped, reported, rc2, stop_ms),
+          flush=True)
 
 
 # ---- repeat --------------------------------------------------------------------
