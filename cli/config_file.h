@@ -23,8 +23,9 @@
 typedef int (*dpd_config_file_fn)(void *user, const char *key, const char *value,
                                   unsigned line, int continuation, char *err, size_t errlen);
 
-/* Open path for reading, close-on-exec, only when it is a regular file: a
- * FIFO, a device or a directory is refused without waiting (the open itself
+/* Open path for reading, close-on-exec, only when it is a regular file (or
+ * /dev/null, an empty one): a FIFO, another device or a directory is
+ * refused without waiting (the open itself
  * does not block, since O_NONBLOCK is given, and is cleared after). Returns
  * the descriptor, or -1 with why ("cannot open: ...", "not a regular file
  * (a FIFO)") in why. Every file the daemon reads is opened through here. */

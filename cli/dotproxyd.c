@@ -382,8 +382,9 @@ static void warn_if_writable(const char *what, const char *path)
 {
     struct stat st;
 
-    if (path == NULL || stat(path, &st) != 0 || !(st.st_mode & (S_IWGRP | S_IWOTH)))
-        return;
+    if (path == NULL || stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        !(st.st_mode & (S_IWGRP | S_IWOTH)))
+        return; /* /dev/null is writable by all, and harmless */
     dpd_log_main(DOTPROXY_LOG_WARN, "%s '%s' is writable by %s; chmod go-w it", what, path,
                  (st.st_mode & S_IWOTH) ? "every user" : "its group");
 }

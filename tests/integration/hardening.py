@@ -370,6 +370,14 @@ def case_fifo():
         check(rc == 2, "fifo: %s: exit status 2 at once" % what, "%s, %s" % (rc, err.strip()))
         check(opt in err and fifo in err and "not a regular file" in err,
               "fifo: %s: message names the option and the path" % what, err.strip())
+    # A device that is not /dev/null is refused as well; /dev/null, the
+    # documented "no file", is still an empty configuration.
+    rc, err = run_exit(base + ["-c", "/dev/zero"])
+    check(rc == 2 and "config" in err and "/dev/zero" in err and "not a regular file" in err,
+          "fifo: /dev/zero as the config file refused", "%s, %s" % (rc, err.strip()))
+    rc, err = run_exit(base + ["--check-config", "-c", "/dev/null"])
+    check(rc == 0 and err == "", "fifo: -c /dev/null still accepted, without a warning",
+          "%s, %s" % (rc, err.strip()))
     # In the file: a FIFO as ca-file.
     conf = os.path.join(WORK, "fifo.conf")
     with open(conf, "w") as f:
@@ -452,6 +460,17 @@ def case_perms():
           "perms: started with private files")
     check("writable" not in read_file(logf), "perms: no warning for 0644 / 0600 files",
           read_file(logf))
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=15)
+    # /dev/null (mode 0666), the documented "no file": no warning either.
+    logf = os.path.join(WORK, "perms-null.log")
+    with open(logf, "w") as lf:
+        p = start([DOTPROXYD, "--listen", "127.0.0.1@0", "-c", "/dev/null", "-u",
+                   "127.0.0.1@%d#dns.test" % up, "--ca-file", pki + "/ca.pem"],
+                  stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+    check(wait_file(logf, r"listening on 127\.0\.0\.1@(\d+)", 20) is not None,
+          "perms: started with -c /dev/null")
+    check("writable" not in read_file(logf), "perms: no warning for /dev/null", read_file(logf))
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=15)
 
