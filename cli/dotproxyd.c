@@ -271,9 +271,10 @@ static int create_contexts(const struct dpd_options *opts)
     }
     if (r < 0) {
         dpd_log_fatal("cannot start: %s%s", dotproxy_strerror(r),
-              r == DOTPROXY_EBIND  ? " (the log above says which and why)"
-              : r == DOTPROXY_ETLS ? " (is the CA file PEM? is the TLS priority string valid?)"
-                                   : "");
+                      r == DOTPROXY_EBIND ? " (the log above says which and why)"
+                      : r == DOTPROXY_ETLS
+                          ? " (is the CA file PEM? is the TLS priority string valid?)"
+                          : "");
         return -1;
     }
     return 0;
@@ -334,23 +335,27 @@ static int drop_privileges(const char *user)
     gid = pw->pw_gid;
     snprintf(name, sizeof name, "%s", pw->pw_name);
     if (initgroups(name, gid) != 0) {
-        dpd_log_fatal("--user '%s': cannot set the supplementary groups: %s", user, strerror(errno));
+        dpd_log_fatal("--user '%s': cannot set the supplementary groups: %s", user,
+                      strerror(errno));
         return -1;
     }
     if (setgid(gid) != 0) {
-        dpd_log_fatal("--user '%s': cannot set group id %u: %s", user, (unsigned)gid, strerror(errno));
+        dpd_log_fatal("--user '%s': cannot set group id %u: %s", user, (unsigned)gid,
+                      strerror(errno));
         return -1;
     }
     if (setuid(uid) != 0) {
-        dpd_log_fatal("--user '%s': cannot set user id %u: %s", user, (unsigned)uid, strerror(errno));
+        dpd_log_fatal("--user '%s': cannot set user id %u: %s", user, (unsigned)uid,
+                      strerror(errno));
         return -1;
     }
     if (uid != 0 && setuid(0) == 0) {
-        dpd_log_fatal("--user '%s': root could be regained after the switch; refusing to run", user);
+        dpd_log_fatal("--user '%s': root could be regained after the switch; refusing to run",
+                      user);
         return -1;
     }
     dpd_log_main(DOTPROXY_LOG_INFO, "running as user %s (uid %u, gid %u)", name, (unsigned)uid,
-             (unsigned)gid);
+                 (unsigned)gid);
     return 0;
 }
 
@@ -373,7 +378,7 @@ static void warn_restart_only(const struct dpd_options *n)
     dpd_options_restart_changes(&boot, n, what, sizeof what);
     if (what[0] != '\0')
         dpd_log_main(DOTPROXY_LOG_WARN, "reload: changes to %s take effect only after a restart",
-                 what);
+                     what);
 }
 
 /* A file others may write lets them change what the daemon does (or,
@@ -435,8 +440,9 @@ static int reload(char *err, size_t errlen)
     current = n;
     have_current = 1;
     dpd_log_main(failed ? DOTPROXY_LOG_WARN : DOTPROXY_LOG_INFO,
-             "reload: configuration re-read from %s and passed to %u worker%s%s", boot.config_path,
-             boot.workers, boot.workers == 1 ? "" : "s", failed ? " (some failed, see above)" : "");
+                 "reload: configuration re-read from %s and passed to %u worker%s%s",
+                 boot.config_path, boot.workers, boot.workers == 1 ? "" : "s",
+                 failed ? " (some failed, see above)" : "");
     return failed ? -1 : 0;
 }
 
@@ -594,7 +600,8 @@ static int run(const struct dpd_options *opts)
             explicit_bzero(token_buf, sizeof token_buf);
             return DPD_EXIT_RUNTIME;
         }
-        dpd_log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d", dpd_http_server_port(metrics));
+        dpd_log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d",
+                     dpd_http_server_port(metrics));
     }
     explicit_bzero(token_buf, sizeof token_buf);
     if (opts->user != NULL && drop_privileges(opts->user) != 0) {

@@ -94,8 +94,8 @@ static size_t json_escape(char *out, size_t cap, const char *msg)
  * exported on /metrics (dpd_log_dropped). The lock is held only to copy a
  * line in or to move the ring's head, never across a write. */
 
-#define QUEUE_LINES 512
-#define LINE_CAP    2048
+#define QUEUE_LINES  512
+#define LINE_CAP     2048
 #define FLUSH_WAIT_S 2 /* at exit: how long queued lines may take to go out */
 
 struct queued {
@@ -444,8 +444,8 @@ static const char *qtype_name(unsigned t, char *buf, size_t cap)
 
 static const char *rcode_name(int rcode)
 {
-    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                        "NOTIMP",  "REFUSED"};
+    static const char *const names[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+                                        "NXDOMAIN", "NOTIMP",  "REFUSED"};
     return rcode >= 0 && rcode < 6 ? names[rcode] : "RCODE?";
 }
 
@@ -485,8 +485,8 @@ void dpd_log_query(const dotproxy_query_log *e, void *user)
         inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof a);
         snprintf(client, sizeof client, "%s#%u", a, ntohs(sin6->sin6_port));
     }
-    snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport,
-             e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
+    snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport, e->qname,
+             qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
              (double)e->latency_us / 1000.0, e->from_cache ? "cache" : "upstream ",
              e->from_cache ? "" : (e->upstream != NULL ? e->upstream : "-"));
     emit(DOTPROXY_LOG_INFO, (int)w->worker, line);
