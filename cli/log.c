@@ -223,6 +223,14 @@ static time_t mono_seconds(void)
     return now.tv_sec;
 }
 
+/* The clock of the repeat windows; a test sets its own (dpd_log_set_clock). */
+static time_t (*log_clock)(void) = mono_seconds;
+
+void dpd_log_set_clock(time_t (*now)(void))
+{
+    log_clock = now != NULL ? now : mono_seconds;
+}
+
 /* Written by the writer itself, past the queue: the queue may be full. */
 static void report_dropped(unsigned long long n)
 {
@@ -238,13 +246,13 @@ static void report_dropped(unsigned long long n)
 
 static void *writer_main(void *arg)
 {
-    time_t next_sweep = mono_seconds() + 1;
+    time_t next_sweep = log_clock() + 1;
     int final_sweep_done = 0;
 
     (void)arg;
     pthread_mutex_lock(&q_lock);
     for (;;) {
-        time_t now = mono_seconds();
+        time_t now = log_clock();
 
         if (now >= next_sweep) {
             /* Summaries of repeated lines go through the queue: not under
@@ -349,7 +357,7 @@ static int repeat_admit(int level, const char *msg)
 {
     uint64_t h = repeat_hash(level, msg);
     struct repeat *r = &repeats[h % REPEAT_SLOTS];
-    time_t now = mono_seconds();
+    time_t now = log_clock();
     char summary[REPEAT_TEXT + 100];
     int summary_level = 0, admit = 1;
 

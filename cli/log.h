@@ -35,6 +35,11 @@ struct dpd_log_source {
  * cannot be started, lines are written synchronously, as said in the log. */
 void dpd_log_open(int json, int use_syslog);
 
+/* For tests: the clock (monotonic seconds) the repeat windows are measured
+ * with; NULL: CLOCK_MONOTONIC. Set before dpd_log_open(). The writer looks at
+ * it at least once a second. */
+void dpd_log_set_clock(time_t (*now)(void));
+
 /* Lines dropped since the start because the queue was full. */
 unsigned long long dpd_log_dropped(void);
 
