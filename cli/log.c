@@ -313,11 +313,17 @@ unsigned long long dpd_log_dropped(void)
  * workers are remembered by level and text for a window: the first is
  * written, the repeats within the window are only counted, and when the
  * window ends a summary with the count is written (at most one a window),
- * after which a new window starts if they go on. A small direct-mapped
- * table: a message that takes another's slot first has the other's
- * summary written. */
+ * after which a new window starts if they go on.
+ *
+ * The table is set-associative (REPEAT_SETS sets of REPEAT_WAYS): the
+ * lines around a repeating one often differ by a number each time
+ * ("unusable for 472 ms"), and in a direct-mapped table they would keep
+ * evicting it. A new message takes a free way, else the way quiet the
+ * longest among those with nothing counted, else the oldest (whose summary
+ * is written first). */
 
-#define REPEAT_SLOTS    64
+#define REPEAT_SETS     64
+#define REPEAT_WAYS     4
 #define REPEAT_WINDOW_S 60
 #define REPEAT_TEXT     400
 
@@ -330,7 +336,7 @@ struct repeat {
     char text[REPEAT_TEXT];
 };
 
-static struct repeat repeats[REPEAT_SLOTS];
+static struct repeat repeats[REPEAT_SETS * REPEAT_WAYS];
 static pthread_mutex_t repeat_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* FNV-1a over the level and the text. */
@@ -352,17 +358,41 @@ static void repeat_summary(const struct repeat *r, time_t now, char *buf, size_t
              r->count == 1 ? "" : "s", (long)(now - r->since), r->text);
 }
 
+/* The way holding hash h in its set, or the one to give it; under
+ * repeat_lock. */
+static struct repeat *repeat_way(uint64_t h)
+{
+    struct repeat *set = &repeats[(h % REPEAT_SETS) * REPEAT_WAYS], *pick = NULL;
+
+    for (size_t i = 0; i < REPEAT_WAYS; i++) {
+        if (set[i].used && set[i].hash == h)
+            return &set[i];
+    }
+    for (size_t i = 0; i < REPEAT_WAYS; i++) {
+        struct repeat *r = &set[i];
+
+        if (!r->used)
+            return r;
+        /* Prefer one with nothing counted, then the oldest window. */
+        if (pick == NULL || (r->count == 0 && pick->count > 0) ||
+            ((r->count == 0) == (pick->count == 0) && r->since < pick->since))
+            pick = r;
+    }
+    return pick;
+}
+
 /* 1: write msg; 0: a repeat inside its window, counted. */
 static int repeat_admit(int level, const char *msg)
 {
     uint64_t h = repeat_hash(level, msg);
-    struct repeat *r = &repeats[h % REPEAT_SLOTS];
     time_t now = log_clock();
     char summary[REPEAT_TEXT + 100];
     int summary_level = 0, admit = 1;
+    struct repeat *r;
 
     summary[0] = '\0';
     pthread_mutex_lock(&repeat_lock);
+    r = repeat_way(h);
     if (r->used && r->hash == h && now - r->since < REPEAT_WINDOW_S) {
         r->count++;
         admit = 0;
@@ -398,7 +428,7 @@ static int repeat_admit(int level, const char *msg)
  * repeated are forgotten. */
 static void repeat_sweep(time_t now, int all)
 {
-    for (size_t i = 0; i < REPEAT_SLOTS; i++) {
+    for (size_t i = 0; i < REPEAT_SETS * REPEAT_WAYS; i++) {
         struct repeat *r = &repeats[i];
         char summary[REPEAT_TEXT + 100];
         int level = 0;

@@ -173,6 +173,33 @@ START_TEST(test_log_drops_and_counts_lines_when_stderr_is_full_without_blocking)
 }
 END_TEST
 
+START_TEST(test_log_keeps_folding_a_repeat_among_many_distinct_warnings)
+{
+    struct dpd_log_source src = {.worker = 0};
+    char buf[2048], want[64];
+
+    open_sink();
+    dpd_log_library(DOTPROXY_LOG_WARN, "connect: refused", &src);
+    for (int i = 0; i < 300; i++) {
+        /* as "unusable for N ms": a new text each time */
+        snprintf(want, sizeof want, "unusable for %d ms", i);
+        dpd_log_library(DOTPROXY_LOG_WARN, want, &src);
+        dpd_log_library(DOTPROXY_LOG_WARN, "connect: refused", &src);
+    }
+    ck_assert_str_eq(next_line(3000, buf, sizeof buf), "dotproxyd[0]: warning: connect: refused");
+    for (int i = 0; i < 300; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "dotproxyd[0]: warning: unusable for %d ms", i);
+        ck_assert_str_eq(next_line(3000, buf, sizeof buf), line);
+    }
+    atomic_fetch_add(&fake_now, 60);
+    ck_assert_str_eq(next_line(3000, buf, sizeof buf),
+                     "dotproxyd: warning: the last message was repeated 300 more times in 60 s: "
+                     "connect: refused");
+    dpd_log_close();
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -181,6 +208,7 @@ static Suite *log_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_log_writes_a_repeated_warning_once_then_one_summary_per_window);
     tcase_add_test(tc, test_log_folds_by_level_and_text_across_workers_but_never_info);
+    tcase_add_test(tc, test_log_keeps_folding_a_repeat_among_many_distinct_warnings);
     tcase_add_test(tc, test_log_drops_and_counts_lines_when_stderr_is_full_without_blocking);
     suite_add_tcase(s, tc);
     return s;
