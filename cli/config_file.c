@@ -9,9 +9,12 @@
  * parsed as a line of its own. After the first error the reader reports end
  * of file, so parsing stops there. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -91,6 +94,62 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return 1;
 }
 
+static const char *file_type(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "not a file";
+}
+
+/* /dev/null reads as an empty file and never blocks: "-c /dev/null" is the
+ * documented way to run without a file under a unit that always passes
+ * -c (deploy/systemd/dotproxyd.service). Known by its device number, not
+ * its name. */
+static int is_dev_null(const struct stat *st)
+{
+    struct stat null;
+
+    return S_ISCHR(st->st_mode) && stat("/dev/null", &null) == 0 && S_ISCHR(null.st_mode) &&
+           null.st_rdev == st->st_rdev;
+}
+
+int dpd_open_regular(const char *path, char *why, size_t cap)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    int flags;
+
+    if (fd < 0) {
+        snprintf(why, cap, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, cap, "cannot stat: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) && !is_dev_null(&st)) {
+        snprintf(why, cap, "not a regular file (%s)", file_type(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        snprintf(why, cap, "fcntl: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int dpd_config_file_read(const char *path, dpd_config_file_fn fn, void *user, char *err,
                          size_t errlen)
 {
@@ -103,10 +162,20 @@ int dpd_config_file_read(const char *path, dpd_config_file_fn fn, void *user, ch
     r.user = user;
     r.err = err;
     r.errlen = errlen;
-    r.f = fopen(path, "re");
-    if (r.f == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
+    {
+        char why[256];
+        int fd = dpd_open_regular(path, why, sizeof why);
+
+        if (fd < 0) {
+            snprintf(err, errlen, "config file %s: %s", path, why);
+            return -1;
+        }
+        r.f = fdopen(fd, "r");
+        if (r.f == NULL) {
+            snprintf(err, errlen, "config file %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
     }
     rc = ini_parse_stream(read_line, &r, on_key, &r);
     if (!r.failed && ferror(r.f)) {

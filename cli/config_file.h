@@ -23,9 +23,17 @@
 typedef int (*dpd_config_file_fn)(void *user, const char *key, const char *value,
                                   unsigned line, int continuation, char *err, size_t errlen);
 
+/* Open path for reading, close-on-exec, only when it is a regular file (or
+ * /dev/null, an empty one): a FIFO, another device or a directory is
+ * refused without waiting (the open itself
+ * does not block, since O_NONBLOCK is given, and is cleared after). Returns
+ * the descriptor, or -1 with why ("cannot open: ...", "not a regular file
+ * (a FIFO)") in why. Every file the daemon reads is opened through here. */
+int dpd_open_regular(const char *path, char *why, size_t cap);
+
 /* Read the file at path, calling fn for each key. Stops at the first error.
  * Returns 0, or -1 with err holding "PATH:LINE: what is wrong" (or
- * "PATH: cannot open: ..."). */
+ * "config file PATH: cannot open: ..." or "...: not a regular file (a FIFO)"). */
 int dpd_config_file_read(const char *path, dpd_config_file_fn fn, void *user, char *err,
                          size_t errlen);
 

@@ -20,29 +20,25 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <dotproxy/dotproxy.h>
 
 #include "http_server.h"
+#include "log.h"
 #include "notify.h"
 #include "options.h"
 
 struct worker {
     unsigned index;
     dotproxy_ctx *ctx;
-    /* Query log rate bound: lines in the current second, and those dropped. */
-    unsigned qlog_limit;
-    time_t qlog_second;
-    unsigned qlog_lines;
-    unsigned long qlog_suppressed;
+    struct dpd_log_source log; /* the log callbacks' argument */
     pthread_t thread;
     int result; /* what dotproxy_ctx_run() returned */
 };
@@ -61,235 +57,6 @@ static volatile sig_atomic_t stop_requested;
  * handler never blocks (a full pipe already holds a wake-up). */
 static int event_pipe[2] = {-1, -1};
 static atomic_uint workers_done;
-
-/* ---- logging ---- */
-
-/* Fixed before any thread starts and never changed after: the log callback
- * reads them from every worker. */
-static int log_json;
-static int log_syslog;
-
-static const char *level_name(int level)
-{
-    switch (level) {
-    case DOTPROXY_LOG_ERR: return "error";
-    case DOTPROXY_LOG_WARN: return "warning";
-    case DOTPROXY_LOG_INFO: return "info";
-    default: return "debug";
-    }
-}
-
-static int syslog_priority(int level)
-{
-    switch (level) {
-    case DOTPROXY_LOG_ERR: return LOG_ERR;
-    case DOTPROXY_LOG_WARN: return LOG_WARNING;
-    case DOTPROXY_LOG_INFO: return LOG_INFO;
-    default: return LOG_DEBUG;
-    }
-}
-
-/* msg as a JSON string body into out (cap > 0): quote, backslash and
- * control characters escaped; octets above 0x7f too (as \u00XX), so that
- * the line is valid JSON whatever the message holds. Never cuts an escape
- * in half. Returns the length written. */
-static size_t json_escape(char *out, size_t cap, const char *msg)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t len = 0;
-
-    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++) {
-        char esc[7];
-        size_t n;
-
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*p;
-            n = 2;
-        } else if (*p == '\n' || *p == '\t' || *p == '\r') {
-            esc[0] = '\\';
-            esc[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
-            n = 2;
-        } else if (*p < 0x20 || *p >= 0x7f) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 15];
-            n = 6;
-        } else {
-            esc[0] = (char)*p;
-            n = 1;
-        }
-        if (len + n >= cap)
-            break;
-        memcpy(out + len, esc, n);
-        len += n;
-    }
-    out[len] = '\0';
-    return len;
-}
-
-/* One log line, from worker `worker` (-1: the main thread). One write(2)
- * (or one syslog(3) call) per line: lines from concurrent workers must not
- * interleave, and writes of this size to a pipe or file are not split. */
-static void emit(int level, int worker, const char *msg)
-{
-    char line[2048];
-    size_t len;
-
-    if (log_json) {
-        char ts[40], wbuf[16], body[1500];
-        struct timespec now;
-        struct tm tm;
-
-        clock_gettime(CLOCK_REALTIME, &now);
-        gmtime_r(&now.tv_sec, &tm);
-        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (worker >= 0)
-            snprintf(wbuf, sizeof wbuf, "%d", worker);
-        else
-            snprintf(wbuf, sizeof wbuf, "null");
-        json_escape(body, sizeof body, msg);
-        snprintf(line, sizeof line - 1,
-                 "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"worker\":%s,\"msg\":\"%s\"}", ts,
-                 now.tv_nsec / 1000000, level_name(level), wbuf, body);
-    } else if (log_syslog) {
-        if (worker >= 0)
-            snprintf(line, sizeof line - 1, "[%d] %s", worker, msg);
-        else
-            snprintf(line, sizeof line - 1, "%s", msg);
-    } else if (worker >= 0) {
-        snprintf(line, sizeof line - 1, "dotproxyd[%d]: %s: %s", worker, level_name(level), msg);
-    } else {
-        snprintf(line, sizeof line - 1, "dotproxyd: %s: %s", level_name(level), msg);
-    }
-    if (log_syslog) {
-        syslog(syslog_priority(level), "%s", line);
-        return;
-    }
-    len = strlen(line); /* at most sizeof line - 2: room for the newline */
-    line[len++] = '\n';
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(STDERR_FILENO, line + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; /* nowhere left to report it */
-        off += (size_t)w;
-    }
-}
-
-static void log_from_library(int level, const char *msg, void *user)
-{
-    const struct worker *w = user;
-
-    emit(level, (int)w->index, msg);
-}
-
-static const char *qtype_name(unsigned t, char *buf, size_t cap)
-{
-    switch (t) {
-    case 1: return "A";
-    case 2: return "NS";
-    case 5: return "CNAME";
-    case 6: return "SOA";
-    case 12: return "PTR";
-    case 15: return "MX";
-    case 16: return "TXT";
-    case 28: return "AAAA";
-    case 33: return "SRV";
-    case 43: return "DS";
-    case 48: return "DNSKEY";
-    case 64: return "SVCB";
-    case 65: return "HTTPS";
-    default: snprintf(buf, cap, "TYPE%u", t); return buf;
-    }
-}
-
-static const char *rcode_name(int rcode)
-{
-    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                        "NOTIMP",  "REFUSED"};
-    return rcode >= 0 && rcode < 6 ? names[rcode] : "RCODE?";
-}
-
-/* One line per answer, on the worker's thread, at most qlog_limit a second:
- * past it lines are counted and the count reported when the next second
- * starts (a flood must not turn into a disk-filling log). */
-static void log_query(const dotproxy_query_log *e, void *user)
-{
-    struct worker *w = user;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec != w->qlog_second) {
-        if (w->qlog_suppressed > 0) {
-            char note[96];
-            snprintf(note, sizeof note, "query log: %lu lines suppressed (over %u per second)",
-                     w->qlog_suppressed, w->qlog_limit);
-            emit(DOTPROXY_LOG_INFO, (int)w->index, note);
-        }
-        w->qlog_second = now.tv_sec;
-        w->qlog_lines = 0;
-        w->qlog_suppressed = 0;
-    }
-    if (w->qlog_lines >= w->qlog_limit) {
-        w->qlog_suppressed++;
-        return;
-    }
-    w->qlog_lines++;
-    char client[INET6_ADDRSTRLEN + 8] = "-", tbuf[16], line[1300];
-    if (e->client != NULL && e->client->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)e->client;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &sin->sin_addr, a, sizeof a);
-        snprintf(client, sizeof client, "%s#%u", a, ntohs(sin->sin_port));
-    } else if (e->client != NULL && e->client->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)e->client;
-        char a[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof a);
-        snprintf(client, sizeof client, "%s#%u", a, ntohs(sin6->sin6_port));
-    }
-    snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport,
-             e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
-             (double)e->latency_us / 1000.0, e->from_cache ? "cache" : "upstream ",
-             e->from_cache ? "" : (e->upstream != NULL ? e->upstream : "-"));
-    emit(DOTPROXY_LOG_INFO, (int)w->index, line);
-}
-
-/* Messages from the main thread, filtered by the same level as the library's. */
-static int main_log_level = DOTPROXY_LOG_INFO;
-
-static void log_main(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void log_main(int level, const char *fmt, ...)
-{
-    char msg[1400];
-    va_list ap;
-
-    if (level > main_log_level)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    emit(level, -1, msg);
-}
-
-/* A failure that ends the daemon: always shown, as "dotproxyd: MSG" in the
- * text format (what supervisors and the tests look for). */
-static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void fatal(const char *fmt, ...)
-{
-    char msg[1400];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (log_json || log_syslog)
-        emit(DOTPROXY_LOG_ERR, -1, msg);
-    else
-        fprintf(stderr, "dotproxyd: %s\n", msg);
-}
 
 /* ---- signals and the event pipe ---- */
 
@@ -368,7 +135,7 @@ static void *worker_main(void *arg)
     if (w->result < 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "event loop failed: %s", dotproxy_strerror(w->result));
-        log_from_library(DOTPROXY_LOG_ERR, msg, w);
+        dpd_log_library(DOTPROXY_LOG_ERR, msg, &w->log);
         /* A daemon silently running on fewer workers than asked for would
          * hide the failure: take the others down too, and exit 1. */
         for (sig_atomic_t i = 0; i < n_published; i++)
@@ -423,7 +190,7 @@ static void log_startup(const struct dpd_options *opts, char *status, size_t sta
     if (len < sizeof line)
         snprintf(line + len, sizeof line - len, "; %u worker%s", opts->workers,
                  opts->workers == 1 ? "" : "s");
-    log_main(DOTPROXY_LOG_INFO, "%s", line);
+    dpd_log_main(DOTPROXY_LOG_INFO, "%s", line);
     snprintf(status, status_cap, "%s", line + status_from);
 }
 
@@ -431,7 +198,7 @@ static void log_startup(const struct dpd_options *opts, char *status, size_t sta
 static void notify_systemd(int r, const char *what)
 {
     if (r < 0)
-        log_main(DOTPROXY_LOG_DEBUG, "sd_notify %s: %s", what, strerror(-r));
+        dpd_log_main(DOTPROXY_LOG_DEBUG, "sd_notify %s: %s", what, strerror(-r));
 }
 
 /* The ports worker 0 bound, which the other workers (and every reload)
@@ -465,11 +232,11 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
             return r;
         }
     }
-    r = dotproxy_config_set_log(cfg, log_from_library, &workers[i],
+    r = dotproxy_config_set_log(cfg, dpd_log_library, &workers[i].log,
                                 dotproxy_config_get_log_level(opts->cfg));
     if (r == 0 && opts->log_queries > 0) {
-        workers[i].qlog_limit = opts->log_queries;
-        r = dotproxy_config_set_query_log(cfg, log_query, &workers[i]);
+        workers[i].log.qlog_limit = opts->log_queries;
+        r = dotproxy_config_set_query_log(cfg, dpd_log_query, &workers[i].log);
     }
     if (r < 0) {
         dotproxy_config_free(cfg);
@@ -490,6 +257,7 @@ static int create_contexts(const struct dpd_options *opts)
         dotproxy_config *cfg;
 
         workers[i].index = i;
+        workers[i].log.worker = i;
         r = worker_config(&cfg, opts, i);
         if (r < 0)
             break;
@@ -502,10 +270,11 @@ static int create_contexts(const struct dpd_options *opts)
         n_published = (sig_atomic_t)(i + 1);
     }
     if (r < 0) {
-        fatal("cannot start: %s%s", dotproxy_strerror(r),
-              r == DOTPROXY_EBIND  ? " (the log above says which and why)"
-              : r == DOTPROXY_ETLS ? " (is the CA file PEM? is the TLS priority string valid?)"
-                                   : "");
+        dpd_log_fatal("cannot start: %s%s", dotproxy_strerror(r),
+                      r == DOTPROXY_EBIND ? " (the log above says which and why)"
+                      : r == DOTPROXY_ETLS
+                          ? " (is the CA file PEM? is the TLS priority string valid?)"
+                          : "");
         return -1;
     }
     return 0;
@@ -538,7 +307,7 @@ static unsigned start_workers(unsigned n)
     for (; started < n; started++) {
         int r = pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]);
         if (r != 0) {
-            fatal("cannot start worker thread %u: %s", started, strerror(r));
+            dpd_log_fatal("cannot start worker thread %u: %s", started, strerror(r));
             break;
         }
     }
@@ -559,30 +328,34 @@ static int drop_privileges(const char *user)
     errno = 0;
     pw = getpwnam(user);
     if (pw == NULL) {
-        fatal("--user '%s': no such user", user);
+        dpd_log_fatal("--user '%s': no such user", user);
         return -1;
     }
     uid = pw->pw_uid;
     gid = pw->pw_gid;
     snprintf(name, sizeof name, "%s", pw->pw_name);
     if (initgroups(name, gid) != 0) {
-        fatal("--user '%s': cannot set the supplementary groups: %s", user, strerror(errno));
+        dpd_log_fatal("--user '%s': cannot set the supplementary groups: %s", user,
+                      strerror(errno));
         return -1;
     }
     if (setgid(gid) != 0) {
-        fatal("--user '%s': cannot set group id %u: %s", user, (unsigned)gid, strerror(errno));
+        dpd_log_fatal("--user '%s': cannot set group id %u: %s", user, (unsigned)gid,
+                      strerror(errno));
         return -1;
     }
     if (setuid(uid) != 0) {
-        fatal("--user '%s': cannot set user id %u: %s", user, (unsigned)uid, strerror(errno));
+        dpd_log_fatal("--user '%s': cannot set user id %u: %s", user, (unsigned)uid,
+                      strerror(errno));
         return -1;
     }
     if (uid != 0 && setuid(0) == 0) {
-        fatal("--user '%s': root could be regained after the switch; refusing to run", user);
+        dpd_log_fatal("--user '%s': root could be regained after the switch; refusing to run",
+                      user);
         return -1;
     }
-    log_main(DOTPROXY_LOG_INFO, "running as user %s (uid %u, gid %u)", name, (unsigned)uid,
-             (unsigned)gid);
+    dpd_log_main(DOTPROXY_LOG_INFO, "running as user %s (uid %u, gid %u)", name, (unsigned)uid,
+                 (unsigned)gid);
     return 0;
 }
 
@@ -604,28 +377,42 @@ static void warn_restart_only(const struct dpd_options *n)
 
     dpd_options_restart_changes(&boot, n, what, sizeof what);
     if (what[0] != '\0')
-        log_main(DOTPROXY_LOG_WARN, "reload: changes to %s take effect only after a restart",
-                 what);
+        dpd_log_main(DOTPROXY_LOG_WARN, "reload: changes to %s take effect only after a restart",
+                     what);
+}
+
+/* A file others may write lets them change what the daemon does (or,
+ * for the token, who may): said at start and on every reload. */
+static void warn_if_writable(const char *what, const char *path)
+{
+    struct stat st;
+
+    if (path == NULL || stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        !(st.st_mode & (S_IWGRP | S_IWOTH)))
+        return; /* /dev/null is writable by all, and harmless */
+    dpd_log_main(DOTPROXY_LOG_WARN, "%s '%s' is writable by %s; chmod go-w it", what, path,
+                 (st.st_mode & S_IWOTH) ? "every user" : "its group");
 }
 
 /* Re-read the file (the command line still wins) and hand the result to
  * every worker. Any error keeps the running configuration: a reload never
- * stops the daemon. */
-static void reload(void)
+ * stops the daemon. 0, or -1 with what failed in err (for the API). */
+static int reload(char *err, size_t errlen)
 {
     struct dpd_options n, view;
-    char err[1600];
     int failed = 0;
 
     if (boot.config_path == NULL) {
-        log_main(DOTPROXY_LOG_WARN, "reload: no configuration file (-c) to re-read; nothing "
-                                    "changed");
-        return;
+        snprintf(err, errlen, "no configuration file (-c) to re-read");
+        dpd_log_main(DOTPROXY_LOG_WARN, "reload: no configuration file (-c) to re-read; nothing "
+                                        "changed");
+        return -1;
     }
-    if (dpd_options_reparse(&n, &boot, err, sizeof err) != 0) {
-        log_main(DOTPROXY_LOG_ERR, "reload: %s; keeping the running configuration", err);
-        return;
+    if (dpd_options_reparse(&n, &boot, err, errlen) != 0) {
+        dpd_log_main(DOTPROXY_LOG_ERR, "reload: %s; keeping the running configuration", err);
+        return -1;
     }
+    warn_if_writable("config file", boot.config_path);
     warn_restart_only(&n);
     /* What needs a restart stays as it started; so the library sees the same
      * listen list (worker_config takes boot's, with the bound ports) and
@@ -641,28 +428,104 @@ static void reload(void)
             dotproxy_config_free(cfg);
         }
         if (r < 0) {
-            log_main(DOTPROXY_LOG_ERR, "reload: worker %u: %s", i, dotproxy_strerror(r));
+            dpd_log_main(DOTPROXY_LOG_ERR, "reload: worker %u: %s", i, dotproxy_strerror(r));
+            if (!failed)
+                snprintf(err, errlen, "worker %u: %s", i, dotproxy_strerror(r));
             failed = 1;
         }
     }
-    main_log_level = dotproxy_config_get_log_level(n.cfg);
+    dpd_log_set_level(dotproxy_config_get_log_level(n.cfg));
     if (have_current)
         dpd_options_release(&current);
     current = n;
     have_current = 1;
-    log_main(failed ? DOTPROXY_LOG_WARN : DOTPROXY_LOG_INFO,
-             "reload: configuration re-read from %s and passed to %u worker%s%s", boot.config_path,
-             boot.workers, boot.workers == 1 ? "" : "s", failed ? " (some failed, see above)" : "");
+    dpd_log_main(failed ? DOTPROXY_LOG_WARN : DOTPROXY_LOG_INFO,
+                 "reload: configuration re-read from %s and passed to %u worker%s%s",
+                 boot.config_path, boot.workers, boot.workers == 1 ? "" : "s",
+                 failed ? " (some failed, see above)" : "");
+    return failed ? -1 : 0;
 }
 
-/* POST /api/v1/reload, from the HTTP thread: the same path as SIGHUP. */
-static int metrics_reload(void *user)
+/* POST /api/v1/reload is answered with the reload's outcome: the HTTP
+ * thread asks (reload_asked), wakes the main thread as SIGHUP does and
+ * waits until a reload that started after its request is done
+ * (reload_done), for at most RELOAD_WAIT_S. Requests that come during one
+ * reload are served together by the next. */
+#define RELOAD_WAIT_S 10
+
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reload_cond; /* on CLOCK_MONOTONIC */
+static unsigned long reload_asked, reload_done;
+static int reload_result, reload_closed;
+static char reload_error[1024];
+
+static int reload_sync_init(void)
 {
+    pthread_condattr_t ca;
+    int r = pthread_condattr_init(&ca);
+
+    if (r != 0)
+        return r;
+    r = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (r == 0)
+        r = pthread_cond_init(&reload_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return r;
+}
+
+/* The main thread: a reload covering every request up to `upto` ended
+ * with result r (err when r < 0). */
+static void reload_finished(unsigned long upto, int r, const char *err)
+{
+    pthread_mutex_lock(&reload_lock);
+    reload_done = upto;
+    reload_result = r;
+    snprintf(reload_error, sizeof reload_error, "%s", r < 0 ? err : "");
+    pthread_cond_broadcast(&reload_cond);
+    pthread_mutex_unlock(&reload_lock);
+}
+
+/* The daemon is stopping: no reload will come; waiting requests fail now
+ * (the HTTP server can only stop once they are answered). */
+static void reload_close(void)
+{
+    pthread_mutex_lock(&reload_lock);
+    reload_closed = 1;
+    pthread_cond_broadcast(&reload_cond);
+    pthread_mutex_unlock(&reload_lock);
+}
+
+static int metrics_reload(void *user, char *err, size_t errlen)
+{
+    struct timespec until;
+    unsigned long mine;
+    int r = -1;
+
     (void)user;
-    if (boot.config_path == NULL)
+    if (boot.config_path == NULL) {
+        snprintf(err, errlen, "no configuration file (-c) to re-read");
         return -1;
+    }
+    pthread_mutex_lock(&reload_lock);
+    mine = ++reload_asked;
+    pthread_mutex_unlock(&reload_lock);
     notify('h');
-    return 0;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += RELOAD_WAIT_S;
+    pthread_mutex_lock(&reload_lock);
+    while (reload_done < mine && !reload_closed &&
+           pthread_cond_timedwait(&reload_cond, &reload_lock, &until) != ETIMEDOUT)
+        ;
+    if (reload_done >= mine) {
+        r = reload_result;
+        snprintf(err, errlen, "%s", reload_error);
+    } else if (reload_closed) {
+        snprintf(err, errlen, "the daemon is stopping");
+    } else {
+        snprintf(err, errlen, "not done within %d s", RELOAD_WAIT_S);
+    }
+    pthread_mutex_unlock(&reload_lock);
+    return r;
 }
 
 /* ---- running ---- */
@@ -676,10 +539,17 @@ static int run(const struct dpd_options *opts)
     char token_buf[4097];
     char ready_status[1200];
     struct dpd_http_server *metrics = NULL;
+    int sync_r;
 
-    main_log_level = dotproxy_config_get_log_level(opts->cfg);
+    dpd_log_set_level(dotproxy_config_get_log_level(opts->cfg));
+    warn_if_writable("config file", opts->config_path);
+    sync_r = reload_sync_init();
+    if (sync_r != 0) {
+        dpd_log_fatal("cannot set up reloads: %s", strerror(sync_r));
+        return DPD_EXIT_RUNTIME;
+    }
     if (install_signal_handlers() != 0) {
-        fatal("cannot install signal handlers: %s", strerror(errno));
+        dpd_log_fatal("cannot install signal handlers: %s", strerror(errno));
         return DPD_EXIT_RUNTIME;
     }
     /* Read while still privileged: the token file may be root's alone. */
@@ -689,13 +559,14 @@ static int run(const struct dpd_options *opts)
                                        sizeof err);
 
         if (r < 0) {
-            fatal("%s", err);
+            dpd_log_fatal("%s", err);
             return DPD_EXIT_USAGE;
         }
         if (r == 1)
-            log_main(DOTPROXY_LOG_WARN,
-                     "api-token-file '%s' is readable by every user; chmod o-r it",
-                     opts->api_token_file);
+            dpd_log_main(DOTPROXY_LOG_WARN,
+                         "api-token-file '%s' is readable by every user; chmod o-r it",
+                         opts->api_token_file);
+        warn_if_writable("api-token-file", opts->api_token_file);
         token = token_buf;
     }
     if (create_contexts(opts) != 0) {
@@ -719,16 +590,18 @@ static int run(const struct dpd_options *opts)
         mo.ctxs = ctxs;
         mo.n_ctxs = opts->workers;
         mo.reload = metrics_reload;
+        mo.log_lines_dropped = dpd_log_dropped;
         block_signals(&old); /* its threads must never take our signals */
         r = dpd_http_server_start(&metrics, &mo, err, sizeof err);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r != 0) {
-            fatal("cannot start the metrics server on %s: %s", opts->metrics, err);
+            dpd_log_fatal("cannot start the metrics server on %s: %s", opts->metrics, err);
             free_contexts(opts->workers);
             explicit_bzero(token_buf, sizeof token_buf);
             return DPD_EXIT_RUNTIME;
         }
-        log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d", dpd_http_server_port(metrics));
+        dpd_log_main(DOTPROXY_LOG_INFO, "metrics and API on port %d",
+                     dpd_http_server_port(metrics));
     }
     explicit_bzero(token_buf, sizeof token_buf);
     if (opts->user != NULL && drop_privileges(opts->user) != 0) {
@@ -758,7 +631,7 @@ static int run(const struct dpd_options *opts)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            fatal("event pipe: %s", n < 0 ? strerror(errno) : "closed");
+            dpd_log_fatal("event pipe: %s", n < 0 ? strerror(errno) : "closed");
             stop_all(opts->workers);
             status = DPD_EXIT_RUNTIME;
             break;
@@ -770,8 +643,14 @@ static int run(const struct dpd_options *opts)
             told_stopping = 1;
         }
         if (want_reload && !stop_requested) {
+            char err[1024] = "";
+            unsigned long upto;
+
+            pthread_mutex_lock(&reload_lock);
+            upto = reload_asked;
+            pthread_mutex_unlock(&reload_lock);
             notify_systemd(dpd_notify_reloading(), "RELOADING");
-            reload();
+            reload_finished(upto, reload(err, sizeof err), err);
             notify_systemd(dpd_notify_send("READY=1"), "READY");
         }
     }
@@ -784,12 +663,13 @@ static int run(const struct dpd_options *opts)
             status = DPD_EXIT_RUNTIME;
     }
 out:
+    reload_close();
     dpd_http_server_stop(metrics);
     free_contexts(opts->workers);
     if (status != DPD_EXIT_OK)
-        fatal("stopped after a failure");
+        dpd_log_fatal("stopped after a failure");
     else
-        log_main(DOTPROXY_LOG_INFO, "stopped");
+        dpd_log_main(DOTPROXY_LOG_INFO, "stopped");
     return status;
 }
 
@@ -820,16 +700,12 @@ int main(int argc, char **argv)
         dpd_options_release(&boot);
         return DPD_EXIT_USAGE;
     }
-    log_json = boot.log_json;
-    log_syslog = boot.log_syslog;
-    if (log_syslog)
-        openlog("dotproxyd", LOG_PID, LOG_DAEMON);
+    dpd_log_open(boot.log_json, boot.log_syslog);
     status = run(&boot);
     if (have_current)
         dpd_options_release(&current);
     dpd_options_release(&boot);
     free(bound_ports);
-    if (log_syslog)
-        closelog();
+    dpd_log_close();
     return status;
 }

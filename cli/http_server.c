@@ -80,8 +80,9 @@ struct dpd_http_server {
     size_t token_len;
     dotproxy_ctx **ctxs;
     size_t n_ctxs;
-    int (*reload)(void *user);
+    int (*reload)(void *user, char *err, size_t errlen);
     void *user;
+    unsigned long long (*log_lines_dropped)(void);
 };
 
 /* ---- HTTP plumbing ------------------------------------------------------------------------ */
@@ -378,6 +379,8 @@ static enum MHD_Result get_metrics(struct dpd_http_server *srv, struct MHD_Conne
     struct dpd_render_buf b = {0};
     if (dpd_render_metrics(&b, srv->ctxs, srv->n_ctxs) != 0)
         return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
+    if (srv->log_lines_dropped != NULL)
+        dpd_render_daemon_metrics(&b, srv->log_lines_dropped());
     return respond_buf(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
@@ -423,10 +426,14 @@ static enum MHD_Result post_reload(struct dpd_http_server *srv, struct MHD_Conne
         return rc;
     if (srv->reload == NULL)
         return respond_json_error(c, MHD_HTTP_NOT_IMPLEMENTED, "reload not available", NULL);
-    if (srv->reload(srv->user) != 0)
-        return respond_json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                  "reload failed: the configuration in force is unchanged",
-                                  NULL);
+    char err[1024] = "", msg[1200];
+    if (srv->reload(srv->user, err, sizeof err) != 0) {
+        snprintf(msg, sizeof msg, "reload failed%s%s; the configuration in force is unchanged",
+                 err[0] != '\0' ? ": " : "", err);
+        struct dpd_render_buf b = {0};
+        dpd_render_reload_failed(&b, msg);
+        return respond_buf(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", &b);
+    }
     static const char ok[] = "{\"reloaded\":true}\n";
     return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
 }
@@ -665,6 +672,7 @@ static struct dpd_http_server *server_new(const struct dpd_http_server_opts *o)
     }
     srv->reload = o->reload;
     srv->user = o->user;
+    srv->log_lines_dropped = o->log_lines_dropped;
     return srv;
 }
 

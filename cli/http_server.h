@@ -23,7 +23,9 @@
  *   GET  /api/v1/upstreams    one object per upstream, aggregated over the
  *                             workers (matched by label)
  *   POST /api/v1/cache/flush  empty every worker's answer cache
- *   POST /api/v1/reload       call opts->reload
+ *   POST /api/v1/reload       call opts->reload: 200 {"reloaded":true}, or
+ *                             500 {"reloaded":false,"error":MSG} when it
+ *                             failed
  * The two POSTs need "Authorization: Bearer <token>": 403 when no token is
  * configured, 401 (with WWW-Authenticate) when it is missing or wrong.
  *
@@ -62,10 +64,16 @@ struct dpd_http_server_opts {
      * reached by besides IP literals and "localhost": "NAME[,NAME...]",
      * compared ignoring case and a final dot. NULL: none. Copied. */
     const char *allowed_hosts;
-    /* Called from the HTTP thread for POST /api/v1/reload; returns 0 or -1.
-     * NULL: reload answers 501. */
-    int (*reload)(void *user);
+    /* Called from the HTTP thread for POST /api/v1/reload; returns 0 when
+     * the reload was applied, or -1 with what went wrong in err (errlen >
+     * 0; may be left empty). It may block until the reload is done (the
+     * daemon's is bounded), holding up the other requests meanwhile. NULL:
+     * reload answers 501. */
+    int (*reload)(void *user, char *err, size_t errlen);
     void *user;
+    /* Read for GET /metrics: log lines the daemon dropped (its
+     * dotproxyd_log_lines_dropped_total), from any thread. NULL: left out. */
+    unsigned long long (*log_lines_dropped)(void);
 };
 
 /* Start serving; 0, or -1 with a message in err naming the value that is

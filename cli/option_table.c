@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_file.h"
 #include "http_server.h"
 #include "option_table.h"
 #include "options.h"
@@ -113,18 +114,10 @@ static int parse_string(const struct dpd_option *o, const char *text, struct dpd
 static int parse_path(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
                       size_t cap)
 {
-    struct stat st;
-    int fd = open(text, O_RDONLY | O_CLOEXEC);
+    int fd = dpd_open_regular(text, why, cap);
 
-    if (fd < 0) {
-        snprintf(why, cap, "cannot open: %s", strerror(errno));
+    if (fd < 0)
         return -1;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, cap, "not a regular file");
-        close(fd);
-        return -1;
-    }
     close(fd);
     v->s = text;
     return 0;
@@ -201,19 +194,19 @@ static int parse_metrics(const struct dpd_option *o, const char *text, struct dp
     return 0;
 }
 
-static const struct dpd_kind kind_uint = {"uint", DPD_STORE_UINT, parse_uint};
-static const struct dpd_kind kind_flag = {"flag", DPD_STORE_INT, parse_flag};
-static const struct dpd_kind kind_enum = {"enum", DPD_STORE_INT, parse_enum};
-static const struct dpd_kind kind_string = {"string", DPD_STORE_STR, parse_string};
-static const struct dpd_kind kind_path = {"path", DPD_STORE_STR, parse_path};
-static const struct dpd_kind kind_endpoint = {"endpoint", DPD_STORE_STR, parse_text};
-static const struct dpd_kind kind_pin = {"pin", DPD_STORE_STR, parse_text};
-static const struct dpd_kind kind_cidr = {"cidr", DPD_STORE_STR, parse_text};
-static const struct dpd_kind kind_user = {"user", DPD_STORE_STR, parse_user};
-static const struct dpd_kind kind_qps_burst = {"qps-burst", DPD_STORE_UINT, parse_qps_burst};
-static const struct dpd_kind kind_prefixes = {"prefix-pair", DPD_STORE_UINT, parse_prefixes};
-static const struct dpd_kind kind_metrics = {"metrics", DPD_STORE_STR, parse_metrics};
-static const struct dpd_kind kind_none = {"none", DPD_STORE_INT, parse_flag};
+static const struct dpd_kind kind_uint = {"uint", DPD_STORE_UINT, parse_uint, 0};
+static const struct dpd_kind kind_flag = {"flag", DPD_STORE_INT, parse_flag, 0};
+static const struct dpd_kind kind_enum = {"enum", DPD_STORE_INT, parse_enum, 0};
+static const struct dpd_kind kind_string = {"string", DPD_STORE_STR, parse_string, 0};
+static const struct dpd_kind kind_path = {"path", DPD_STORE_STR, parse_path, 1};
+static const struct dpd_kind kind_endpoint = {"endpoint", DPD_STORE_STR, parse_text, 0};
+static const struct dpd_kind kind_pin = {"pin", DPD_STORE_STR, parse_text, 0};
+static const struct dpd_kind kind_cidr = {"cidr", DPD_STORE_STR, parse_text, 0};
+static const struct dpd_kind kind_user = {"user", DPD_STORE_STR, parse_user, 0};
+static const struct dpd_kind kind_qps_burst = {"qps-burst", DPD_STORE_UINT, parse_qps_burst, 0};
+static const struct dpd_kind kind_prefixes = {"prefix-pair", DPD_STORE_UINT, parse_prefixes, 0};
+static const struct dpd_kind kind_metrics = {"metrics", DPD_STORE_STR, parse_metrics, 0};
+static const struct dpd_kind kind_none = {"none", DPD_STORE_INT, parse_flag, 0};
 
 /* ---- appliers and shows that are more than one setter or field ---- */
 

@@ -78,6 +78,9 @@ struct dpd_kind {
     enum dpd_store store; /* the value's member: u, i or s */
     int (*parse)(const struct dpd_option *o, const char *text, struct dpd_value *v, char *why,
                  size_t cap);
+    /* 1: the value names a file the daemon reads, which parse opens (as a
+     * regular file) to check. */
+    int names_file;
 };
 
 struct dpd_option {

@@ -31,6 +31,9 @@
 
 /* ---- errors ---- */
 
+/* Set while dpd_options_reparse() runs: see take(). */
+static int reparsing;
+
 /* The first error of a parse, and where it goes. */
 static char *err_buf;
 static size_t err_cap;
@@ -95,7 +98,13 @@ static int take(struct dpd_apply *ap, const struct dpd_item *it)
     char why[512] = "";
     int r;
 
-    if (o->kind->parse(o, it->value, &v, why, sizeof why) != 0) {
+    if (reparsing && (o->flags & DPD_OPT_RESTART) && o->kind->names_file) {
+        /* On a reload the daemon keeps what a restart-only file gave it at
+         * start (the API token, read before --user dropped the right to
+         * read it): the path is compared, not used, so the file is not
+         * opened again. */
+        v.s = it->value;
+    } else if (o->kind->parse(o, it->value, &v, why, sizeof why) != 0) {
         bad(it, why);
         return -1;
     }
@@ -522,7 +531,10 @@ int dpd_options_reparse(struct dpd_options *out, const struct dpd_options *cur, 
     err_buf = err;
     err_cap = errlen;
     err_set = err_nomem = 0;
-    if (build(out, cur->cli, cur->n_cli, cur->config_path, cur->check_config) != 0) {
+    reparsing = 1;
+    int r = build(out, cur->cli, cur->n_cli, cur->config_path, cur->check_config);
+    reparsing = 0;
+    if (r != 0) {
         dpd_options_release(out);
         return -1;
     }
@@ -688,14 +700,15 @@ int dpd_options_read_token(const char *path, char *buf, size_t cap, char *err, s
     char raw[TOKEN_FILE_MAX + 1];
     struct stat st;
     size_t len = 0, start = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char why[256];
+    int fd = dpd_open_regular(path, why, sizeof why);
 
     if (fd < 0) {
-        snprintf(err, errlen, "api-token-file '%s': cannot open: %s", path, strerror(errno));
+        snprintf(err, errlen, "api-token-file '%s': %s", path, why);
         return -1;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "api-token-file '%s': not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "api-token-file '%s': cannot stat: %s", path, strerror(errno));
         close(fd);
         return -1;
     }

@@ -576,6 +576,13 @@ int dpd_render_metrics(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size
     return 0;
 }
 
+void dpd_render_daemon_metrics(struct dpd_render_buf *b, unsigned long long log_lines_dropped)
+{
+    prom_head(b, "dotproxyd_log_lines_dropped_total", "counter",
+              "Log lines dropped because the log output did not keep up");
+    buf_printf(b, "dotproxyd_log_lines_dropped_total %llu\n", log_lines_dropped);
+}
+
 /* ---- JSON API ---------------------------------------------------------------------- */
 
 static void json_counters(struct dpd_render_buf *b, const uint64_t *v)
@@ -658,6 +665,13 @@ void dpd_render_upstreams(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, s
 void dpd_render_json_error(struct dpd_render_buf *b, const char *msg)
 {
     buf_puts(b, "{\"error\":");
+    buf_json_str(b, msg);
+    buf_puts(b, "}\n");
+}
+
+void dpd_render_reload_failed(struct dpd_render_buf *b, const char *msg)
+{
+    buf_puts(b, "{\"reloaded\":false,\"error\":");
     buf_json_str(b, msg);
     buf_puts(b, "}\n");
 }

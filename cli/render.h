@@ -59,4 +59,11 @@ int dpd_render_health(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_
 /* {"error":MSG} and a line feed; MSG escaped as any JSON string here. */
 void dpd_render_json_error(struct dpd_render_buf *b, const char *msg);
 
+/* {"reloaded":false,"error":MSG} and a line feed: a failed POST /api/v1/reload. */
+void dpd_render_reload_failed(struct dpd_render_buf *b, const char *msg);
+
+/* The daemon's own families after dpd_render_metrics: the counter
+ * dotproxyd_log_lines_dropped_total (lines its log queue had no room for). */
+void dpd_render_daemon_metrics(struct dpd_render_buf *b, unsigned long long log_lines_dropped);
+
 #endif

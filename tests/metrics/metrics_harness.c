@@ -94,9 +94,11 @@ static void *worker_main(void *arg)
 
 /* The daemon's reload re-reads its configuration; here the same one is
  * applied again, which the library counts (DOTPROXY_CTR_RELOADS). */
-static int on_reload(void *user)
+static int on_reload(void *user, char *err, size_t errlen)
 {
     (void)user;
+    (void)err;
+    (void)errlen;
     atomic_fetch_add(&reload_calls, 1);
     if (atomic_load(&reload_fail))
         return -1;
