@@ -423,6 +423,118 @@ START_TEST(test_trust_answers_through_an_rsa_2048_leaf)
 }
 END_TEST
 
+/* ---- reload re-reads the trust --------------------------------------------------- */
+
+/* The operator removes the server's CA from the CA file (same path) and
+ * reloads with the same configuration: the next connection must verify
+ * against the new contents, neither riding the old connection nor resuming
+ * the old session (a resumed session sends no certificate). Putting the CA
+ * back and reloading again restores service. */
+START_TEST(test_trust_reload_rereads_a_changed_ca_file_and_drops_the_old_session)
+{
+    cat_files("reload-ca.pem", (const char *const[]){"ca.pem", NULL});
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t up = ts_dotserver_port(srv);
+    dotproxy_config *cfg = config_one(up, "reload-ca.pem");
+    ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 300), 0);
+    rig r;
+    rig_up(&r, cfg);
+    ask_ok(r.port, 0x7401, "BeFoRe.ca.removed.test");
+    /* A session ticket is kept for the next connection once this one closes;
+     * another query in the meantime keeps the connection open. */
+    ck_assert_uint_eq(wait_server(ts_dotserver_handshakes, srv, 1), 1);
+
+    cat_files("reload-ca.pem", (const char *const[]){"ca2.pem", NULL}); /* ca.pem removed */
+    cfg = config_one(up, "reload-ca.pem");
+    ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 300), 0);
+    ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, cfg), 0);
+    dotproxy_config_free(cfg);
+    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
+
+    ask_servfail(r.port, 0x7402, "AfTeR.ca.removed.test");
+    ck_assert_uint_eq(ts_dotserver_queries(srv), 1);
+    ck_assert_uint_eq(ts_dotserver_resumed(srv), 0);
+    ck_assert_uint_ge(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 1);
+    ck_assert_msg(logged_err("certificate", NULL), "no certificate error logged:\n%s", log_dump());
+
+    cat_files("reload-ca.pem", (const char *const[]){"ca2.pem", "ca.pem", NULL});
+    cfg = config_one(up, "reload-ca.pem");
+    ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, cfg), 0);
+    dotproxy_config_free(cfg);
+    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 2), 2);
+    /* The upstream failed a moment ago and may be backing off: ask until it
+     * answers (bounded). */
+    int64_t end = ts_now_ms() + WAIT_MS;
+    uint16_t id = 0x7410;
+    for (;;) {
+        uint8_t ans[1024];
+        int n = udp_ask(r.port, id, "AgAiN.ca.restored.test", ans, sizeof ans);
+        if (ts_dns_rcode(ans, (size_t)n) == TS_DNS_RCODE_NOERROR || ts_now_ms() > end) {
+            assert_reply_to(ans, n, id, "AgAiN.ca.restored.test", TS_DNS_RCODE_NOERROR);
+            break;
+        }
+        id++;
+        poll(NULL, 0, 50);
+    }
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+/* The same reload against the ticket path: the first connection closed idle,
+ * so only its session ticket is left when the CA is removed. */
+START_TEST(test_trust_reload_with_a_removed_ca_does_not_resume_the_old_ticket)
+{
+    cat_files("reload-ca.pem", (const char *const[]){"ca.pem", NULL});
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t up = ts_dotserver_port(srv);
+    dotproxy_config *cfg = config_one(up, "reload-ca.pem");
+    ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 200), 0);
+    rig r;
+    rig_up(&r, cfg);
+    ask_ok(r.port, 0x7501, "BeFoRe.ticket.test");
+    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE, 1), 1);
+
+    cat_files("reload-ca.pem", (const char *const[]){"ca2.pem", NULL});
+    cfg = config_one(up, "reload-ca.pem");
+    ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 200), 0);
+    ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, cfg), 0);
+    dotproxy_config_free(cfg);
+    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
+
+    ask_servfail(r.port, 0x7502, "AfTeR.ticket.test");
+    ck_assert_uint_eq(ts_dotserver_resumed(srv), 0);
+    ck_assert_uint_eq(ts_dotserver_queries(srv), 1);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_RESUMED), 0);
+    ck_assert_uint_ge(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 1);
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+/* Unchanged contents at the same path: the reload keeps the warm connection
+ * (re-reading is not a reason to reconnect). */
+START_TEST(test_trust_reload_with_an_unchanged_ca_file_keeps_the_warm_connection)
+{
+    cat_files("same-ca.pem", (const char *const[]){"ca.pem", NULL});
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t up = ts_dotserver_port(srv);
+    rig r;
+    rig_up(&r, config_one(up, "same-ca.pem"));
+    ask_ok(r.port, 0x7601, "BeFoRe.same.ca.test");
+    cat_files("same-ca.pem", (const char *const[]){"ca.pem", NULL}); /* rewritten, same bytes */
+    dotproxy_config *cfg = config_one(up, "same-ca.pem");
+    ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, cfg), 0);
+    dotproxy_config_free(cfg);
+    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
+    ask_ok(r.port, 0x7602, "AfTeR.same.ca.test");
+    ck_assert_uint_eq(ts_dotserver_connections(srv), 1);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_CONNECTS), 1);
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
 static Suite *trust_suite(void)
 {
     Suite *s = suite_create("trust");
@@ -442,6 +554,12 @@ static Suite *trust_suite(void)
     tcase_add_test(tc, test_trust_answers_through_an_rsa_2048_leaf);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("reload");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_trust_reload_rereads_a_changed_ca_file_and_drops_the_old_session);
+    tcase_add_test(tc, test_trust_reload_with_a_removed_ca_does_not_resume_the_old_ticket);
+    tcase_add_test(tc, test_trust_reload_with_an_unchanged_ca_file_keeps_the_warm_connection);
+    suite_add_tcase(s, tc);
     return s;
 }
 
