@@ -26,12 +26,31 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
                       str_differs(n->tls_priority, ctx->cfg.tls_priority);
     gnutls_certificate_credentials_t cred = NULL;
     gnutls_priority_t prio = NULL;
-    if (tls_changed && dp_trust_load(&ctx->log, n, &cred, &prio) != 0) {
+    /* The trust is read afresh on every reload, whatever the path: an
+     * operator removing a distrusted CA edits the file in place. */
+    if (dp_trust_load(&ctx->log, n, &cred, &prio) != 0) {
         dp_log(&ctx->log, DOTPROXY_LOG_ERR,
                "reload: new TLS settings unusable; keeping the old configuration");
         dp_config_clear(n);
         free(n);
         return;
+    }
+    if (!tls_changed) {
+        uint8_t was[DP_TRUST_DIGEST_SIZE], now[DP_TRUST_DIGEST_SIZE];
+        tls_changed = dp_trust_digest(ctx->pool.cred, was) != 0 ||
+                      dp_trust_digest(cred, now) != 0 || memcmp(was, now, sizeof was) != 0;
+        if (tls_changed)
+            dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+                   "reload: the trust anchors changed; every upstream connection and session "
+                   "ticket made under the old ones is dropped");
+    }
+    if (!tls_changed) {
+        /* Same anchors, same priorities: keep the credentials that the
+         * warm connections were verified with. */
+        gnutls_certificate_free_credentials(cred);
+        gnutls_priority_deinit(prio);
+        cred = NULL;
+        prio = NULL;
     }
     int listen_changed = n->n_listen != ctx->cfg.n_listen;
     for (size_t i = 0; !listen_changed && i < n->n_listen; i++)

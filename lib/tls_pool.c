@@ -18,6 +18,7 @@
 
 #include "bytes.h"
 #include "dotproxy/error.h"
+#include "trust.h"
 #include "upstream.h"
 
 #define OUT_CAP (1u << 17)   /* any single framed query fits in an empty buffer */
@@ -420,39 +421,17 @@ static void maybe_take_ticket(struct dp_conn *c)
         take_ticket(c);
 }
 
-/* RFC 7858 4.2: with a pin set, one certificate of the chain the server
- * presented must carry a pinned key. Checked after every handshake: GnuTLS
- * keeps the peer's chain in resumed sessions, so resumption cannot skip it. */
-static int pins_match(struct dp_conn *c)
-{
-    const struct dp_upstream *up = c->up;
-    unsigned n = 0;
-    const gnutls_datum_t *certs = gnutls_certificate_get_peers(c->tls, &n);
-    for (unsigned i = 0; certs != NULL && i < n; i++) {
-        gnutls_pubkey_t pk;
-        gnutls_datum_t spki = {NULL, 0};
-        uint8_t digest[32];
-        int ok = gnutls_pubkey_init(&pk) >= 0;
-        if (ok) {
-            ok = gnutls_pubkey_import_x509_raw(pk, &certs[i], GNUTLS_X509_FMT_DER, 0) >= 0 &&
-                 gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &spki) >= 0 &&
-                 gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, digest) >= 0;
-            gnutls_free(spki.data);
-            gnutls_pubkey_deinit(pk);
-        }
-        for (unsigned k = 0; ok && k < up->n_pins; k++)
-            if (memcmp(digest, up->pins[k], sizeof digest) == 0)
-                return 1;
-    }
-    return 0;
-}
-
 static void conn_ready(struct dp_conn *c)
 {
     struct dp_pool *pool = c->pool;
     struct dp_upstream *up = c->up;
-    if (up->n_pins > 0 && !pins_match(c)) {
-        conn_fail(c, "no certificate in the chain matches the SPKI pin set", 1, 0);
+    /* Before any query crosses, on full and resumed handshakes alike: the
+     * chain against the trust in force now, the leaf's names and key, and
+     * the pins against the validated chain (trust.c says why each). */
+    char why[512];
+    if (dp_trust_check_peer(c->tls, pool->cred, up->verify_name, (const uint8_t(*)[32])up->pins,
+                            up->n_pins, why, sizeof why) != 0) {
+        conn_fail(c, why, 1, 0);
         return;
     }
     c->state = DP_CONN_READY;

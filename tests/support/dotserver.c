@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
@@ -887,6 +888,54 @@ static int start_failed(ts_dotserver *s, const ts_dotserver_opts *o, const char 
     return -1;
 }
 
+/* opts.raw_chain: the certificates of cert_file unsorted, as given, with the
+ * key of key_file. 0 or a GnuTLS error code. (Each certificate is imported on
+ * its own: GnuTLS's list importers sort a chain and drop what is unrelated.) */
+static int load_raw_chain(gnutls_certificate_credentials_t cred, const char *cert_file,
+                          const char *key_file)
+{
+    enum { MAX_CHAIN = 8 };
+    gnutls_pcert_st pcerts[MAX_CHAIN];
+    unsigned n = 0;
+    gnutls_datum_t pem = {NULL, 0}, key_pem = {NULL, 0};
+    gnutls_privkey_t key = NULL;
+    int ret = gnutls_load_file(cert_file, &pem);
+    if (ret < 0)
+        return ret;
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    const char *p = (const char *)pem.data, *end = p + pem.size;
+    while (n < MAX_CHAIN && (p = memmem(p, (size_t)(end - p), begin, sizeof begin - 1)) != NULL) {
+        /* gnutls_pcert_import_x509_raw reads the first PEM block of what
+         * it is given. */
+        gnutls_datum_t one = {(unsigned char *)(uintptr_t)p, (unsigned)(end - p)};
+        if ((ret = gnutls_pcert_import_x509_raw(&pcerts[n], &one, GNUTLS_X509_FMT_PEM, 0)) < 0)
+            goto fail;
+        n++;
+        p += sizeof begin - 1;
+    }
+    if (n == 0) {
+        ret = GNUTLS_E_NO_CERTIFICATE_FOUND;
+        goto fail;
+    }
+    if ((ret = gnutls_load_file(key_file, &key_pem)) < 0 || (ret = gnutls_privkey_init(&key)) < 0 ||
+        (ret = gnutls_privkey_import_x509_raw(key, &key_pem, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
+        goto fail;
+    /* On success the credentials own the certificates and the key. */
+    if ((ret = gnutls_certificate_set_key(cred, NULL, 0, pcerts, (int)n, key)) < 0)
+        goto fail;
+    gnutls_free(key_pem.data);
+    gnutls_free(pem.data);
+    return 0;
+fail:
+    gnutls_free(key_pem.data);
+    gnutls_free(pem.data);
+    if (key != NULL)
+        gnutls_privkey_deinit(key);
+    for (unsigned i = 0; i < n; i++)
+        gnutls_pcert_deinit(&pcerts[i]);
+    return ret;
+}
+
 int ts_dotserver_start(ts_dotserver **out, const ts_dotserver_opts *o)
 {
     if (out == NULL || o == NULL)
@@ -906,8 +955,11 @@ int ts_dotserver_start(ts_dotserver **out, const ts_dotserver_opts *o)
     int ret;
     if ((ret = gnutls_certificate_allocate_credentials(&s->cred)) < 0)
         return start_failed(s, o, "credentials", gnutls_strerror(ret));
-    ret = gnutls_certificate_set_x509_key_file(s->cred, o->cert_file, o->key_file,
-                                               GNUTLS_X509_FMT_PEM);
+    if (o->raw_chain)
+        ret = load_raw_chain(s->cred, o->cert_file, o->key_file);
+    else
+        ret = gnutls_certificate_set_x509_key_file(s->cred, o->cert_file, o->key_file,
+                                                   GNUTLS_X509_FMT_PEM);
     if (ret < 0)
         return start_failed(s, o, o->cert_file, gnutls_strerror(ret));
     /* The system default (TLS 1.3 and 1.2), with 1.0/1.1 ruled out whatever

@@ -74,6 +74,11 @@ typedef struct ts_dotserver_knobs {
 typedef struct ts_dotserver_opts {
     const char *cert_file; /* PEM certificate (chain), read at start */
     const char *key_file;  /* PEM private key, read at start */
+    /* Send cert_file's certificates exactly as they stand in the file, in
+     * that order, extra ones included (GnuTLS otherwise sorts a chain and
+     * drops what does not belong to it): a server appending an unrelated
+     * certificate to its chain. */
+    int raw_chain;
     uint16_t port;         /* 0: the kernel picks (see ts_dotserver_port) */
     /* > 1: hold answers until this many queries are pending on a connection,
      * then answer those in reverse order of arrival (a pipelining client must

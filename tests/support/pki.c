@@ -79,18 +79,22 @@ static int save(const char *dir, const char *crt_name, const char *key_name, con
     return ret;
 }
 
-/* Issue a certificate for a fresh key. ca == NULL: a self-signed CA named cn.
- * Otherwise a TLS server leaf signed by ca, with the DNS SAN dns_name and,
- * when with_ips, IP SANs 127.0.0.1 and ::1. */
-static int issue(pki_ent *out, const pki_ent *ca, const char *cn, const char *dns_name,
-                 int with_ips)
+/* Issue a certificate for a fresh key (ECDSA P-256, unless rsa_bits > 0:
+ * RSA of that size). ca == NULL: a self-signed CA named cn. Otherwise a TLS
+ * server leaf signed by ca, with the DNS SAN dns_name (none when dns_name is
+ * NULL: a CN-only certificate) and, when with_ips, IP SANs 127.0.0.1 and ::1. */
+static int issue_key(pki_ent *out, const pki_ent *ca, const char *cn, const char *dns_name,
+                     int with_ips, unsigned rsa_bits)
 {
     pki_ent e = {NULL, NULL};
     int ret;
     if ((ret = gnutls_x509_privkey_init(&e.key)) < 0)
         goto fail;
-    ret = gnutls_x509_privkey_generate(
-        e.key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+    if (rsa_bits > 0)
+        ret = gnutls_x509_privkey_generate(e.key, GNUTLS_PK_RSA, rsa_bits, 0);
+    else
+        ret = gnutls_x509_privkey_generate(e.key, GNUTLS_PK_ECDSA,
+                                           GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
     if (ret < 0)
         goto fail;
     if ((ret = gnutls_x509_crt_init(&e.crt)) < 0)
@@ -128,12 +132,16 @@ static int issue(pki_ent *out, const pki_ent *ca, const char *cn, const char *dn
         return 0;
     }
 
+    /* RSA keys also encipher (TLS 1.2 RSA key exchange); harmless for ECDSA. */
+    unsigned usage =
+        GNUTLS_KEY_DIGITAL_SIGNATURE | (rsa_bits > 0 ? GNUTLS_KEY_KEY_ENCIPHERMENT : 0);
     if ((ret = gnutls_x509_crt_set_basic_constraints(e.crt, 0, -1)) < 0 ||
-        (ret = gnutls_x509_crt_set_key_usage(e.crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
-        (ret = gnutls_x509_crt_set_key_purpose_oid(e.crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0 ||
-        (ret = gnutls_x509_crt_set_subject_alt_name(e.crt, GNUTLS_SAN_DNSNAME, dns_name,
-                                                    (unsigned)strlen(dns_name),
-                                                    GNUTLS_FSAN_APPEND)) < 0)
+        (ret = gnutls_x509_crt_set_key_usage(e.crt, usage)) < 0 ||
+        (ret = gnutls_x509_crt_set_key_purpose_oid(e.crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0)
+        goto fail;
+    if (dns_name != NULL && (ret = gnutls_x509_crt_set_subject_alt_name(
+                                 e.crt, GNUTLS_SAN_DNSNAME, dns_name, (unsigned)strlen(dns_name),
+                                 GNUTLS_FSAN_APPEND)) < 0)
         goto fail;
     if (with_ips) {
         unsigned char v4[4], v6[16];
@@ -157,9 +165,15 @@ fail:
     return ret;
 }
 
+static int issue(pki_ent *out, const pki_ent *ca, const char *cn, const char *dns_name,
+                 int with_ips)
+{
+    return issue_key(out, ca, cn, dns_name, with_ips, 0);
+}
+
 int ts_pki_make(const char *dir)
 {
-    pki_ent ca = {NULL, NULL}, leaf = {NULL, NULL}, rogue_ca = {NULL, NULL};
+    pki_ent ca = {NULL, NULL}, leaf = {NULL, NULL}, rogue_ca = {NULL, NULL}, ca2 = {NULL, NULL};
     int ret;
     if (dir == NULL)
         return GNUTLS_E_INVALID_REQUEST;
@@ -182,12 +196,38 @@ int ts_pki_make(const char *dir)
     if ((ret = issue(&leaf, &rogue_ca, TS_PKI_SERVER_NAME, TS_PKI_SERVER_NAME, 1)) < 0 ||
         (ret = save(dir, "rogue.pem", "rogue-key.pem", &leaf)) < 0)
         goto out;
+    ent_free(&leaf);
+    /* Certificates a careful client refuses although the chain and the name
+     * check out: a CN and no subjectAltName (RFC 9525 6.3: SANs only), and an
+     * RSA key too short to trust (1024 bits). */
+    if ((ret = issue_key(&leaf, &ca, TS_PKI_SERVER_NAME, NULL, 0, 0)) < 0 ||
+        (ret = save(dir, "cnonly.pem", "cnonly-key.pem", &leaf)) < 0)
+        goto out;
+    ent_free(&leaf);
+    if ((ret = issue_key(&leaf, &ca, TS_PKI_SERVER_NAME, TS_PKI_SERVER_NAME, 1, 1024)) < 0 ||
+        (ret = save(dir, "rsa1024.pem", "rsa1024-key.pem", &leaf)) < 0)
+        goto out;
+    ent_free(&leaf);
+    if ((ret = issue_key(&leaf, &ca, TS_PKI_SERVER_NAME, TS_PKI_SERVER_NAME, 1, 2048)) < 0 ||
+        (ret = save(dir, "rsa2048.pem", "rsa2048-key.pem", &leaf)) < 0)
+        goto out;
+    ent_free(&leaf);
+    /* A second, distinct CA that a test may trust beside the first, and a
+     * leaf for the real name that it issued: what a mis-issuing trusted CA
+     * hands an attacker (the case SPKI pins exist for). */
+    if ((ret = issue(&ca2, NULL, "dotproxy second test CA", NULL, 0)) < 0 ||
+        (ret = save(dir, "ca2.pem", "ca2-key.pem", &ca2)) < 0)
+        goto out;
+    if ((ret = issue(&leaf, &ca2, TS_PKI_SERVER_NAME, TS_PKI_SERVER_NAME, 1)) < 0 ||
+        (ret = save(dir, "attacker.pem", "attacker-key.pem", &leaf)) < 0)
+        goto out;
     ret = 0;
 out:;
     int saved = errno; /* the caller reads it after GNUTLS_E_FILE_ERROR */
     ent_free(&leaf);
     ent_free(&ca);
     ent_free(&rogue_ca);
+    ent_free(&ca2);
     errno = saved;
     return ret;
 }

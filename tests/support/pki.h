@@ -17,6 +17,12 @@
  *   wrongname.pem, wrongname-key.pem signed by the CA; SAN DNS "wrong.test" only
  *   rogue-ca.pem                     a second CA nobody trusts
  *   rogue.pem, rogue-key.pem         signed by the rogue CA; SAN DNS "dns.test"
+ *   cnonly.pem, cnonly-key.pem       signed by the CA; CN "dns.test", no SAN at all
+ *   rsa1024.pem, rsa1024-key.pem     signed by the CA; like server.pem, but an
+ *                                    RSA-1024 key (too short to trust)
+ *   rsa2048.pem, rsa2048-key.pem     the same with an RSA-2048 key (long enough)
+ *   ca2.pem, ca2-key.pem             a second CA, distinct from the first
+ *   attacker.pem, attacker-key.pem   signed by ca2; SANs like server.pem
  * Every certificate is valid from one hour ago to one day ahead.
  * Returns 0 or a negative GnuTLS error code; GNUTLS_E_FILE_ERROR when a file
  * cannot be written, with errno telling why. Thread-safe. */
