@@ -34,12 +34,25 @@
 #define HOLD_MIN_DUE 32u
 #define HOLD_MAX_US 200u
 #define HOLD_MAX_BYTES 2048u
+/* Race delay (RFC 8305's spirit): queries waiting for a connect or a
+ * handshake that has not completed after max(2 x SRTT, RACE_MIN_US), at
+ * most RACE_MAX_US, are given to another upstream as well as can be. */
+#define RACE_MIN_US 250000u
+#define RACE_MAX_US 500000u
+/* A connection whose slots are dead (queries forgotten, never answered) in
+ * this proportion (1/RETIRE_DEAD_DIV of them) is retired and replaced:
+ * only its end frees their wire IDs (RFC 7766 6.2.1.1). */
+#define RETIRE_DEAD_DIV 2u
+
+enum { HEALTH_NONE = 0, HEALTH_CONNECT = 1, HEALTH_PROTOCOL = 2 };
 
 static const gnutls_datum_t alpn_dot = {(unsigned char *)"dot", 3}; /* RFC 7858 / IANA */
 
 static void conn_on_ready(struct dp_io *io, unsigned revents);
 static void conn_timer_fire(struct dp_timer *t);
 static void conn_fail(struct dp_conn *c, const char *why, int health_failure, int by_peer);
+static void conn_retire(struct dp_conn *c);
+static void race_sweep(struct dp_pool *pool);
 
 static uint64_t pool_now(const struct dp_pool *pool)
 {
@@ -282,7 +295,7 @@ static size_t out_room(struct dp_conn *c)
 
 static int conn_has_room(struct dp_conn *c, const struct dp_query *q)
 {
-    return c->state == DP_CONN_READY && c->slots.n_free > 0 &&
+    return c->state == DP_CONN_READY && !c->retiring && c->slots.n_free > 0 &&
            out_room(c) >= (size_t)q->qlen + 2u;
 }
 
@@ -329,6 +342,8 @@ static void kick(struct dp_pool *pool, struct dp_upstream *up)
         return;
     for (unsigned i = 0; i < up->pool.n_conns; i++) {
         struct dp_conn *c = up->pool.conns[i];
+        if (c->retiring)
+            continue; /* on its way out: it takes nothing new */
         if (c->state != DP_CONN_READY || c->slots.n_free > 0)
             return;
     }
@@ -347,6 +362,7 @@ void dp_tls_pool_submit(struct dp_pool *pool, struct dp_upstream *up, struct dp_
             }
         }
     }
+    q->sent_us = pool_now(pool); /* while waiting: since when (the race delay) */
     dp_list_push_back(&up->pool.waiting, &q->wait);
     up->pool.n_waiting++;
     kick(pool, up);
@@ -375,6 +391,8 @@ static unsigned live_inflight(const struct dp_conn *c)
  * failure is logged). */
 static void arm_idle_check(struct dp_conn *c)
 {
+    if (c->retiring)
+        return; /* its timer is due now: keep it so */
     if (dp_timer_set(c->pool->loop, &c->timer, c->idle_since_us + idle_limit(c)) != 0)
         dp_log(c->pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for the idle timer",
                c->up->label);
@@ -388,7 +406,18 @@ void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q)
          * while the upstream may still answer it (RFC 7766 6.2.1.1). */
         dp_slots_kill(&c->slots, dp_slots_index(&c->slots, q->wire_id));
         q->conn = NULL;
-        if (live_inflight(c) == 0) {
+        if (!c->retiring && c->slots.n_dead * RETIRE_DEAD_DIV >= c->slots.n) {
+            /* Retired from its timer, never from inside the caller (which
+             * may be failing this very query). Arming the timer can fail
+             * (no room in the heap): then the idle check retires it. */
+            c->retiring = 1;
+            dp_log(pool->log, DOTPROXY_LOG_INFO,
+                   "upstream %s: %u queries on a connection were never answered; replacing it",
+                   c->up->label, c->slots.n_dead);
+            if (dp_timer_set(pool->loop, &c->timer, pool_now(pool)) != 0)
+                dp_log(pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for a timer",
+                       c->up->label);
+        } else if (live_inflight(c) == 0) {
             c->idle_since_us = pool_now(pool);
             arm_idle_check(c);
         }
@@ -520,14 +549,14 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0 || !(info.flags & DOTPROXY_DNS_FLAG_QR)) {
         dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
-        conn_fail(c, "malformed answer", 0, 0);
+        conn_fail(c, "malformed answer", HEALTH_PROTOCOL, 0);
         return -1;
     }
     unsigned idx = 0;
     int match = dp_slots_match(&c->slots, info.id, &idx);
     if (match == DP_SLOT_UNKNOWN) {
         dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
-        conn_fail(c, "answer with an ID we did not send", 0, 0);
+        conn_fail(c, "answer with an ID we did not send", HEALTH_PROTOCOL, 0);
         return -1;
     }
     if (match == DP_SLOT_DEAD) {
@@ -552,10 +581,12 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
     }
     if (!same) {
         dp_ctr_inc(pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
-        conn_fail(c, "answer to a different question", 0, 0);
+        conn_fail(c, "answer to a different question", HEALTH_PROTOCOL, 0);
         return -1;
     }
     dp_upstream_rtt_sample(c->up, pool_now(pool) - q->sent_us);
+    dp_upstream_answered(c->up, pool_now(pool));
+    c->n_answered++;
     c->up->pool.n_answers++;
     q->conn = NULL;
     slot_release(c, idx);
@@ -589,7 +620,7 @@ static void conn_read(struct dp_conn *c)
             }
             if (rc < 0) {
                 dp_ctr_inc(c->pool->ctr, DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS);
-                conn_fail(c, "broken framing", 0, 0);
+                conn_fail(c, "broken framing", HEALTH_PROTOCOL, 0);
                 return;
             }
             continue;
@@ -704,6 +735,10 @@ static void conn_timer_fire(struct dp_timer *t)
     case DP_CONN_READY:
         break;
     }
+    if (c->retiring) {
+        conn_retire(c);
+        return;
+    }
     if (live_inflight(c) != 0)
         return; /* re-armed when it next becomes idle */
     uint64_t due = c->idle_since_us + idle_limit(c);
@@ -729,6 +764,10 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
     int was_ready = c->state == DP_CONN_READY;
     /* Idle: nothing in flight, not even a forgotten query it still owed. */
     int was_idle = c->slots.used == 0;
+    /* Closed with queries on it and not one answered: it takes queries and
+     * fails them (a server that closes after N queries answers some). */
+    if (by_peer && was_ready && live_inflight(c) > 0 && c->n_answered == 0)
+        health_failure = HEALTH_PROTOCOL;
     struct dp_list retry;
     dp_list_init(&retry);
     for (unsigned i = 0; i < c->slots.n && c->slots.used > 0; i++) {
@@ -764,7 +803,9 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
     }
     conn_close(c);
-    if (health_failure)
+    if (health_failure == HEALTH_PROTOCOL)
+        dp_upstream_protocol_failed(up);
+    else if (health_failure)
         dp_upstream_connect_failed(up);
 
     /* Queries that were on the wire are sent again (RFC 7858 3.4 asks
@@ -778,6 +819,10 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
         if (q->retries < DP_MAX_RESENDS) {
             q->retries++;
             dp_ctr_inc(pool->ctr, DOTPROXY_CTR_RETRIES);
+            /* The upstream failed it: another one, if any is left. */
+            uint32_t tried = q->tried | (1u << up->index);
+            if (health_failure && dp_upstreams_any_usable(pool->ups, tried))
+                q->tried = tried;
             pool->hooks.redispatch(pool->hooks.user, q);
         } else {
             pool->hooks.fail(pool->hooks.user, q, DOTPROXY_EUPSTREAM);
@@ -795,6 +840,35 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
     } else {
         kick(pool, up);
     }
+}
+
+/* c holds too many dead slots: close it, and give its live queries (still
+ * on time) to a fresh connection or another upstream. Not a failure of the
+ * upstream (its silence was counted through the hedge's RTT samples). */
+static void conn_retire(struct dp_conn *c)
+{
+    struct dp_upstream *up = c->up;
+    struct dp_pool *pool = c->pool;
+    struct dp_list again;
+    dp_list_init(&again);
+    for (unsigned i = 0; i < c->slots.n && c->slots.used > 0; i++) {
+        struct dp_query *q = c->slots.occupant[i];
+        if (q == NULL)
+            continue;
+        if (!c->slots.dead[i]) {
+            q->conn = NULL;
+            dp_list_push_back(&again, &q->wait);
+        }
+        dp_slots_release(&c->slots, i);
+    }
+    gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+    conn_close(c);
+    while (!dp_list_empty(&again)) {
+        struct dp_query *q = DP_CONTAINER_OF(again.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        pool->hooks.redispatch(pool->hooks.user, q);
+    }
+    kick(pool, up);
 }
 
 /* May c's queued queries wait for a later turn? Only while the upstream
@@ -946,7 +1020,7 @@ void dp_tls_pool_sweep(struct dp_pool *pool)
          * upstream can take it, move the query there. Its old slot stays
          * reserved until the late answer arrives (then it is discarded). */
         uint32_t tried = q->tried | (1u << up->index);
-        if (dp_upstreams_select(pool->ups, tried) != NULL) {
+        if (dp_upstreams_any_usable(pool->ups, tried)) {
             /* Count the wait as a (bad) round trip, so that an upstream that
              * never answers loses its place instead of being tried first for
              * ever as "unmeasured". */
@@ -957,16 +1031,101 @@ void dp_tls_pool_sweep(struct dp_pool *pool)
             pool->hooks.redispatch(pool->hooks.user, q);
         }
     }
+    race_sweep(pool);
+}
+
+/* See RACE_MIN_US. */
+static uint64_t race_delay(const struct dp_upstream *up)
+{
+    uint64_t d = 2 * up->srtt_us;
+    if (d < RACE_MIN_US)
+        d = RACE_MIN_US;
+    return d < RACE_MAX_US ? d : RACE_MAX_US;
+}
+
+/* up has no connection ready: its waiting queries wait for a connect. */
+static int connecting(const struct dp_upstream *up)
+{
+    if (up->pool.n_waiting == 0)
+        return 0;
+    for (unsigned i = 0; i < up->pool.n_conns; i++)
+        if (up->pool.conns[i]->state == DP_CONN_READY)
+            return 0;
+    return 1;
+}
+
+/* When up's oldest waiting query is due to be raced, or UINT64_MAX. */
+static uint64_t race_due(const struct dp_upstream *up)
+{
+    if (!connecting(up))
+        return UINT64_MAX;
+    const struct dp_query *q = DP_CONTAINER_OF(up->pool.waiting.next, struct dp_query, wait);
+    return q->sent_us + race_delay(up);
+}
+
+/* Queries that waited for up's connect longer than its race delay go to
+ * another upstream (when one is usable; else they keep waiting), and up
+ * is "slow" for new queries until its connect ends either way. */
+static void race(struct dp_pool *pool, struct dp_upstream *up, uint64_t now)
+{
+    uint64_t d = race_delay(up);
+    uint32_t bit = 1u << up->index;
+    int moved = 0;
+    struct dp_list late;
+    dp_list_init(&late);
+    while (up->pool.n_waiting > 0) {
+        struct dp_query *q = DP_CONTAINER_OF(up->pool.waiting.next, struct dp_query, wait);
+        if (q->sent_us + d > now)
+            break; /* later ones came later */
+        if (!dp_upstreams_any_usable(pool->ups, q->tried | bit)) {
+            /* Nowhere else to go: keep waiting, and stop looking (its
+             * deadline ends the wait). */
+            q->sent_us = UINT64_MAX - d;
+            break;
+        }
+        dp_list_remove(&q->wait);
+        up->pool.n_waiting--;
+        q->up = NULL;
+        q->tried |= bit;
+        dp_list_push_back(&late, &q->wait);
+        moved = 1;
+    }
+    if (moved) {
+        dp_upstream_connect_slow(up);
+        dp_ctr_inc(pool->ctr, DOTPROXY_CTR_HEDGED);
+    }
+    while (!dp_list_empty(&late)) {
+        struct dp_query *q = DP_CONTAINER_OF(late.next, struct dp_query, wait);
+        dp_list_remove(&q->wait);
+        pool->hooks.redispatch(pool->hooks.user, q);
+    }
+}
+
+static void race_sweep(struct dp_pool *pool)
+{
+    uint64_t now = pool_now(pool);
+    for (size_t i = 0; i < pool->ups->n; i++) {
+        struct dp_upstream *up = pool->ups->ups[i];
+        if (race_due(up) <= now)
+            race(pool, up, now);
+    }
 }
 
 static uint64_t next_sweep(const struct dp_pool *pool)
 {
+    uint64_t due = UINT64_MAX;
+    for (size_t i = 0; i < pool->ups->n; i++) {
+        uint64_t r = race_due(pool->ups->ups[i]);
+        if (r < due)
+            due = r;
+    }
     if (dp_list_empty(&pool->sent))
-        return UINT64_MAX;
+        return due;
     const struct dp_query *q = DP_CONTAINER_OF(pool->sent.next, struct dp_query, sent);
     if (q->conn == NULL)
         return 0; /* a forgotten query to unlink: at once */
-    return q->sent_us + hedge_delay(pool, q->conn->up);
+    uint64_t h = q->sent_us + hedge_delay(pool, q->conn->up);
+    return h < due ? h : due;
 }
 
 void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out)

@@ -50,6 +50,8 @@ struct dp_conn {
     struct dp_conn *next_dirty;
     int dirty;
     int ack_owed;            /* answers read this turn while more are due */
+    int retiring;            /* too many dead slots: no new queries, closed at its timer */
+    uint64_t n_answered;     /* answers matched on this connection */
     unsigned queued;         /* queries in out not yet written */
     uint64_t queued_since_us; /* when the oldest of them was queued */
 };
@@ -106,7 +108,9 @@ void dp_tls_pool_submit(struct dp_pool *pool, struct dp_upstream *up, struct dp_
 void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q);
 /* Look at queries unanswered for longer than their hedge delay: replace a
  * connection the peer stopped acknowledging, move a late query to another
- * upstream. Oldest first; stops at the first query still on time. */
+ * upstream. Oldest first; stops at the first query still on time. Then
+ * queries waiting for a connect or handshake that is late (race delay,
+ * RFC 8305's spirit) move to another upstream. */
 void dp_tls_pool_sweep(struct dp_pool *pool);
 /* When the pool next has work (a sweep, or a held write), or UINT64_MAX. */
 uint64_t dp_tls_pool_next_due(const struct dp_pool *pool);

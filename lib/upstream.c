@@ -16,11 +16,53 @@
 #define BACKOFF_MIN_US 250000u
 #define BACKOFF_MAX_US 5000000u
 
+/* Idle health: an upstream nobody used for this long, with no connection
+ * open, gets a probe (a TCP connect and TLS handshake), so that one that
+ * went away while the clients were quiet shows down, and one that came
+ * back shows up, within about this period without client traffic. One
+ * handshake per period and upstream at most, jittered +-20 % (in practice
+ * one per idle limit plus up to a period, as the probe's connection is kept
+ * until then); while it fails, the backoff (BACKOFF_*) paces the probes
+ * instead. Only upstreams that carried a query in the last
+ * HEALTH_IDLE_MAX_US are probed: an unused proxy stays quiet (and one that
+ * was never used has nothing to report but its configuration). */
+#define HEALTH_PERIOD_US 5000000u
+#define HEALTH_IDLE_MAX_US 600000000u
+
 static void probe_fire(struct dp_timer *t)
 {
     struct dp_upstream *up = DP_CONTAINER_OF(t, struct dp_upstream, probe);
-    if (up->pool.n_conns == 0)
+    /* One that failed after TLS gets a query as its trial (select), not a
+     * handshake that would prove nothing. */
+    if (up->pool.n_conns == 0 && !up->suspect)
         up->set->hooks.probe(up, up->set->hooks.user);
+}
+
+static void health_arm(struct dp_upstream *up)
+{
+    struct dp_upstreams *set = up->set;
+    uint64_t jitter = dp_prng_below(set->prng, HEALTH_PERIOD_US / 5 + 1);
+    uint64_t due = set->loop->now_us + HEALTH_PERIOD_US - HEALTH_PERIOD_US / 10 + jitter;
+    if (dp_timer_set(set->loop, &up->health, due) != 0)
+        dp_log(set->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for the health timer",
+               up->label);
+}
+
+static void health_fire(struct dp_timer *t)
+{
+    struct dp_upstream *up = DP_CONTAINER_OF(t, struct dp_upstream, health);
+    uint64_t now = up->set->loop->now_us;
+    if (up->pool.n_queries != up->seen_queries) {
+        up->seen_queries = up->pool.n_queries;
+        up->last_used_us = now;
+    }
+    /* Failing ones are probed on their backoff (probe_fire); busy ones tell
+     * their health through their queries. */
+    if (up->pool.n_conns == 0 && up->fails == 0 && dp_upstream_usable(up, now) &&
+        up->last_used_us != 0 && now - up->last_used_us < HEALTH_IDLE_MAX_US &&
+        now - up->last_ok_us >= HEALTH_PERIOD_US - HEALTH_PERIOD_US / 10)
+        up->set->hooks.probe(up, up->set->hooks.user);
+    health_arm(up);
 }
 
 void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop,
@@ -49,6 +91,7 @@ struct dp_upstream *dp_upstream_new(struct dp_upstreams *set, const struct dotpr
     up->ep = *ep;
     dp_list_init(&up->pool.waiting);
     dp_timer_init(&up->probe, probe_fire);
+    dp_timer_init(&up->health, health_fire);
     if (dotproxy_endpoint_format(ep, up->label, sizeof up->label) < 0)
         snprintf(up->label, sizeof up->label, "upstream %u", index);
     if (ep->name[0] != '\0') {
@@ -69,6 +112,7 @@ void dp_upstream_free(struct dp_upstream *up)
     if (up == NULL)
         return;
     dp_timer_cancel(up->set->loop, &up->probe);
+    dp_timer_cancel(up->set->loop, &up->health);
     free(up);
 }
 
@@ -77,6 +121,11 @@ void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, 
     for (size_t i = 0; i < n; i++) {
         set->ups[i] = ups[i];
         ups[i]->index = (unsigned)i; /* the bit of a query's `tried` */
+        ups[i]->idle_limit_us = 0;
+        if (!dp_timer_armed(&ups[i]->health)) {
+            ups[i]->last_ok_us = set->loop->now_us;
+            health_arm(ups[i]);
+        }
     }
     set->n = n;
 }
@@ -95,14 +144,29 @@ int dp_upstream_usable(const struct dp_upstream *up, uint64_t now_us)
     return up->down_until_us <= now_us;
 }
 
-struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried)
+int dp_upstream_healthy(const struct dp_upstream *up, uint64_t now_us)
+{
+    return up->fails == 0 && dp_upstream_usable(up, now_us);
+}
+
+/* Rank of an upstream for a new query: 2 healthy and not slow, 1 usable
+ * but failed (or slow), 0 not usable (backing off, or tried). */
+static int rank(const struct dp_upstream *up, uint32_t tried, uint64_t now)
+{
+    if ((tried & (1u << up->index)) || !dp_upstream_usable(up, now))
+        return 0;
+    return up->fails == 0 && !up->slow ? 2 : 1;
+}
+
+/* The choice among the upstreams of rank `want`, per the policy. */
+static struct dp_upstream *choose(struct dp_upstreams *set, uint32_t tried, int want)
 {
     uint64_t now = set->loop->now_us;
     struct dp_upstream *best = NULL;
     unsigned n_usable = 0;
     for (size_t i = 0; i < set->n; i++) {
         struct dp_upstream *up = set->ups[i];
-        if ((tried & (1u << i)) || !dp_upstream_usable(up, now))
+        if (rank(up, tried, now) != want)
             continue;
         if (set->cfg->selection == DOTPROXY_SELECT_ORDERED)
             return up; /* failover: the first healthy one in the list */
@@ -125,7 +189,7 @@ struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried
         return best;
     for (size_t i = 0; i < set->n; i++) {
         struct dp_upstream *up = set->ups[i];
-        if ((tried & (1u << i)) || !dp_upstream_usable(up, now))
+        if (rank(up, tried, now) != want)
             continue;
         if (pick-- == 0)
             return up;
@@ -133,9 +197,41 @@ struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried
     return best;
 }
 
-void dp_upstream_connect_failed(struct dp_upstream *up)
+int dp_upstreams_any_usable(const struct dp_upstreams *set, uint32_t tried)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (rank(set->ups[i], tried, set->loop->now_us) != 0)
+            return 1;
+    return 0;
+}
+
+struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried)
+{
+    uint64_t now = set->loop->now_us;
+    struct dp_upstream *good = choose(set, tried, 2);
+    if (good == NULL)
+        return choose(set, tried, 1); /* nothing better: every query */
+    /* An upstream that failed after TLS (suspect) whose backoff is over gets
+     * this one query as its trial, and no other before the trial's outcome
+     * (or another backoff period): an answer makes it healthy, a failure
+     * doubles the backoff. One whose connects failed needs no client query:
+     * its probe's handshake (probe_fire) tells. */
+    for (size_t i = 0; i < set->n; i++) {
+        struct dp_upstream *up = set->ups[i];
+        if (rank(up, tried, now) != 1 || !up->suspect || up->fails == 0 || up->slow)
+            continue;
+        if (set->cfg->selection == DOTPROXY_SELECT_ORDERED && up->index > good->index)
+            break; /* failover: only one before the healthy one is retried */
+        up->down_until_us = now + (up->backoff_us ? up->backoff_us : BACKOFF_MIN_US);
+        return up;
+    }
+    return good;
+}
+
+static void failed(struct dp_upstream *up)
 {
     struct dp_upstreams *set = up->set;
+    up->slow = 0;
     up->fails++;
     up->backoff_us = up->backoff_us == 0 ? BACKOFF_MIN_US : up->backoff_us * 2;
     if (up->backoff_us > BACKOFF_MAX_US)
@@ -152,10 +248,39 @@ void dp_upstream_connect_failed(struct dp_upstream *up)
                up->label);
 }
 
+void dp_upstream_connect_failed(struct dp_upstream *up)
+{
+    failed(up);
+}
+
+void dp_upstream_protocol_failed(struct dp_upstream *up)
+{
+    up->suspect = 1;
+    failed(up);
+}
+
+void dp_upstream_connect_slow(struct dp_upstream *up)
+{
+    if (!up->slow)
+        dp_log(up->set->log, DOTPROXY_LOG_INFO,
+               "upstream %s: connect or handshake is late; using others meanwhile", up->label);
+    up->slow = 1;
+}
+
 void dp_upstream_connect_succeeded(struct dp_upstream *up)
+{
+    up->slow = 0;
+    up->last_ok_us = up->set->loop->now_us;
+    if (up->suspect)
+        return; /* a handshake does not prove it answers: a query will */
+    dp_upstream_recovered(up);
+}
+
+void dp_upstream_recovered(struct dp_upstream *up)
 {
     if (up->fails != 0)
         dp_log(up->set->log, DOTPROXY_LOG_INFO, "upstream %s is back", up->label);
+    up->suspect = 0;
     up->fails = 0;
     up->backoff_us = 0;
     up->down_until_us = 0;
@@ -175,7 +300,7 @@ void dp_upstream_describe(const struct dp_upstream *up, uint64_t now_us,
                           dotproxy_upstream_stats *out)
 {
     memcpy(out->label, up->label, sizeof out->label);
-    out->healthy = dp_upstream_usable(up, now_us);
+    out->healthy = dp_upstream_healthy(up, now_us);
     out->consecutive_failures = up->fails;
     out->srtt_us = up->srtt_us;
     out->idle_limit_us = up->idle_limit_us;

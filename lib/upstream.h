@@ -45,12 +45,19 @@ struct dp_upstream {
     unsigned n_pins;
     struct dp_upstream_conns pool;
     /* Health: written by upstream.c alone (through the functions below). */
-    unsigned fails;           /* consecutive failed connects/handshakes */
+    unsigned fails;           /* consecutive failures: connects, handshakes, answers */
+    int suspect;              /* the last failure came after TLS (closes, garbage):
+                                 only an answer clears it, not a handshake */
+    int slow;                 /* its connect or handshake is late: others first */
     uint64_t down_until_us;   /* not chosen before this */
     uint64_t backoff_us;
     uint64_t srtt_us;         /* EWMA of answer round trips, 0 = unknown */
     uint64_t idle_limit_us;   /* learnt: close idle connections before this; 0 = unknown */
+    uint64_t last_ok_us;      /* last handshake or answer */
     struct dp_timer probe;    /* reconnect attempt when the backoff ends */
+    uint64_t seen_queries;    /* pool.n_queries at the last idle check */
+    uint64_t last_used_us;    /* when a query was last seen sent to it; 0 never */
+    struct dp_timer health;   /* idle check: probe it while nobody uses it */
 };
 
 /* What the set calls up into, given at init. */
@@ -84,8 +91,9 @@ struct dp_upstream *dp_upstream_new(struct dp_upstreams *set, const struct dotpr
  * (dp_tls_pool_release). NULL-safe. */
 void dp_upstream_free(struct dp_upstream *up);
 /* Make ups[0..n) the set's list, in that order (creation, reload): each
- * upstream's index becomes its position. The ones left out are the
- * caller's to free. */
+ * upstream's index becomes its position, what it taught about idle limits
+ * is forgotten (a reload starts afresh) and its idle health check is
+ * armed. The ones left out are the caller's to free. */
 void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, size_t n);
 /* Same endpoint, name and pins as cfg's index-th upstream. */
 int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
@@ -93,22 +101,55 @@ int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config 
 
 /* Usable for a new query now (not backing off). */
 int dp_upstream_usable(const struct dp_upstream *up, uint64_t now_us);
+/* Healthy: usable, and its last attempt (connect, handshake or answer)
+ * did not fail. */
+int dp_upstream_healthy(const struct dp_upstream *up, uint64_t now_us);
 /* Pick the upstream for a query that already tried the ones in `tried` (bit
- * i: set->ups[i]); NULL when none is usable. */
+ * i: set->ups[i]); NULL when none is usable. Healthy upstreams come first;
+ * one that failed gets one query (a trial) each time its backoff ends
+ * while healthy ones are left, and every query while none is. */
 struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried);
+/* Would dp_upstreams_select give a query an upstream (no trial taken)? */
+int dp_upstreams_any_usable(const struct dp_upstreams *set, uint32_t tried);
 
 /* Health events. */
 void dp_upstream_connect_failed(struct dp_upstream *up);
 void dp_upstream_connect_succeeded(struct dp_upstream *up);
+/* After a completed handshake, the upstream failed a query: closed the
+ * connection without answering, or answered with something that is not an
+ * answer to it. Counts as a failure (backoff), and a handshake alone does
+ * not end it: an answer does. */
+void dp_upstream_protocol_failed(struct dp_upstream *up);
+/* It answered: every failure is forgiven, backoff and probe end. */
+void dp_upstream_recovered(struct dp_upstream *up);
+/* An answer matched its query. */
+static inline void dp_upstream_answered(struct dp_upstream *up, uint64_t now_us)
+{
+    up->last_ok_us = now_us;
+    if (up->fails != 0 || up->suspect)
+        dp_upstream_recovered(up);
+}
+/* Its connect or handshake has been pending longer than the race delay:
+ * choose others while it lasts (cleared by the connect's outcome). */
+void dp_upstream_connect_slow(struct dp_upstream *up);
 void dp_upstream_rtt_sample(struct dp_upstream *up, uint64_t rtt_us);
+
+/* Bounds of a learnt idle limit: an answer with keepalive TIMEOUT=1 (100 ms)
+ * would otherwise mean a handshake per query. */
+#define DP_IDLE_LIMIT_MIN_US 1000000u
 /* up showed it drops idle connections after about limit_us (closing one
- * itself, or an RFC 7828 keepalive timeout): keep the shortest such limit.
- * Returns 1 when that lowered the limit. */
+ * itself, or an RFC 7828 keepalive timeout): the latest such limit holds,
+ * up or down, never below DP_IDLE_LIMIT_MIN_US (the configured idle timeout
+ * caps it where used). Returns 1 when the limit changed. */
 static inline int dp_upstream_learn_idle_limit(struct dp_upstream *up, uint64_t limit_us)
 {
     /* Inline: an upstream that sends RFC 7828 keepalive does so in every
      * answer. */
-    if (limit_us == 0 || (up->idle_limit_us != 0 && limit_us >= up->idle_limit_us))
+    if (limit_us == 0)
+        return 0;
+    if (limit_us < DP_IDLE_LIMIT_MIN_US)
+        limit_us = DP_IDLE_LIMIT_MIN_US;
+    if (limit_us == up->idle_limit_us)
         return 0;
     up->idle_limit_us = limit_us;
     return 1;

@@ -146,7 +146,7 @@ START_TEST(test_upstream_rtt_is_smoothed_with_weight_one_eighth)
 }
 END_TEST
 
-START_TEST(test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_after_the_backoff)
+START_TEST(test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_once_its_probe_connects)
 {
     rig r;
     rig_up(&r, 3, DOTPROXY_SELECT_ORDERED, 1);
@@ -158,9 +158,62 @@ START_TEST(test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_aft
     ck_assert_int_eq(pick(&r, 0), 1);
     dp_upstream_connect_failed(r.set.ups[1]);
     ck_assert_int_eq(pick(&r, 0), 2);
-    /* The first backoff is at most 250 ms + 10 %. */
+    /* The first backoff is at most 250 ms + 10 %; then its probe (not a
+     * client's query) is tried, and once it connects, the order holds. */
+    advance(&r, 275 * MS + 1);
+    ck_assert_uint_eq(r.probes[0], 1);
+    ck_assert_int_eq(pick(&r, 0), 2);
+    dp_upstream_connect_succeeded(r.set.ups[0]);
+    ck_assert_int_eq(pick(&r, 0), 0);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(test_upstream_a_failed_unmeasured_one_gets_one_trial_per_backoff_not_every_query)
+{
+    rig r;
+    rig_up(&r, 2, DOTPROXY_SELECT_LATENCY, 3);
+    dp_upstream_rtt_sample(r.set.ups[1], 20 * MS); /* 0 is unmeasured */
+    ck_assert_int_eq(pick(&r, 0), 0);                /* unmeasured first */
+    dp_upstream_protocol_failed(r.set.ups[0]);       /* it closed without answering */
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(pick(&r, 0), 1);
+    ck_assert_int_eq(dp_upstream_healthy(r.set.ups[0], fake_now), 0);
+    /* Backoff over: exactly one query is its trial, the rest go on to 1. */
     advance(&r, 275 * MS + 1);
     ck_assert_int_eq(pick(&r, 0), 0);
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(pick(&r, 0), 1);
+    /* A handshake alone proves nothing after a protocol failure... */
+    dp_upstream_connect_succeeded(r.set.ups[0]);
+    ck_assert_uint_eq(r.set.ups[0]->fails, 1);
+    ck_assert_int_eq(pick(&r, 0), 1);
+    /* ...an answer does; the backoff's probe is not a handshake either. */
+    ck_assert_uint_eq(r.probes[0], 0);
+    dp_upstream_answered(r.set.ups[0], fake_now);
+    ck_assert_int_eq(dp_upstream_healthy(r.set.ups[0], fake_now), 1);
+    ck_assert_int_eq(pick(&r, 0), 0);
+    /* Tried ones are skipped even when healthy. */
+    ck_assert_int_eq(pick(&r, 1u << 1), 0);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(test_upstream_a_slow_connect_sends_new_queries_elsewhere_until_it_ends)
+{
+    rig r;
+    rig_up(&r, 2, DOTPROXY_SELECT_ORDERED, 4);
+    ck_assert_int_eq(pick(&r, 0), 0);
+    dp_upstream_connect_slow(r.set.ups[0]);
+    ck_assert_int_eq(pick(&r, 0), 1);
+    ck_assert_int_eq(dp_upstreams_any_usable(&r.set, 1u << 1), 1); /* as a last resort */
+    ck_assert_int_eq(pick(&r, 1u << 1), 0);
+    dp_upstream_connect_succeeded(r.set.ups[0]);
+    ck_assert_int_eq(pick(&r, 0), 0);
+    dp_upstream_connect_slow(r.set.ups[0]);
+    dp_upstream_connect_failed(r.set.ups[0]);
+    ck_assert_int_eq(r.set.ups[0]->slow, 0);
+    ck_assert_int_eq(pick(&r, 0), 1);
     rig_down(&r);
 }
 END_TEST
@@ -277,7 +330,7 @@ START_TEST(test_upstream_success_ends_the_backoff_and_cancels_the_probe)
 }
 END_TEST
 
-START_TEST(test_upstream_keeps_the_shortest_idle_limit_it_learns)
+START_TEST(test_upstream_learns_the_idle_limit_both_ways_within_bounds)
 {
     rig r;
     rig_up(&r, 1, DOTPROXY_SELECT_LATENCY, 5);
@@ -285,8 +338,13 @@ START_TEST(test_upstream_keeps_the_shortest_idle_limit_it_learns)
     ck_assert_int_eq(dp_upstream_learn_idle_limit(up, 0), 0);
     ck_assert_uint_eq(up->idle_limit_us, 0);
     ck_assert_int_eq(dp_upstream_learn_idle_limit(up, 10000 * MS), 1);
+    /* The latest word holds: a larger limit raises it again. */
+    ck_assert_int_eq(dp_upstream_learn_idle_limit(up, 12000 * MS), 1);
+    ck_assert_uint_eq(up->idle_limit_us, 12000 * MS);
     ck_assert_int_eq(dp_upstream_learn_idle_limit(up, 12000 * MS), 0);
-    ck_assert_int_eq(dp_upstream_learn_idle_limit(up, 10000 * MS), 0);
+    /* Never below 1 s (keepalive TIMEOUT=1 would mean 90 ms). */
+    ck_assert_int_eq(dp_upstream_learn_idle_limit(up, 90 * MS), 1);
+    ck_assert_uint_eq(up->idle_limit_us, 1000 * MS);
     ck_assert_int_eq(dp_upstream_learn_idle_limit(up, 8000 * MS), 1);
     ck_assert_uint_eq(up->idle_limit_us, 8000 * MS);
 
@@ -313,7 +371,7 @@ static Suite *upstream_suite(void)
     tcase_add_test(tc, test_upstream_latency_tries_unmeasured_ones_first_then_prefers_the_lowest_rtt);
     tcase_add_test(tc, test_upstream_rtt_is_smoothed_with_weight_one_eighth);
     tcase_add_test(tc,
-                   test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_after_the_backoff);
+                   test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_once_its_probe_connects);
     tcase_add_test(tc, test_upstream_round_robin_takes_the_usable_ones_in_turn);
     tcase_add_test(tc, test_upstream_select_skips_tried_ones_and_gives_none_when_all_are_out);
     suite_add_tcase(s, tc);
@@ -322,7 +380,9 @@ static Suite *upstream_suite(void)
                    test_upstream_backoff_doubles_from_250_ms_to_5_s_with_jitter_and_ends_with_a_probe);
     tcase_add_test(tc, test_upstream_backoff_jitter_comes_from_the_context_prng);
     tcase_add_test(tc, test_upstream_success_ends_the_backoff_and_cancels_the_probe);
-    tcase_add_test(tc, test_upstream_keeps_the_shortest_idle_limit_it_learns);
+    tcase_add_test(tc, test_upstream_learns_the_idle_limit_both_ways_within_bounds);
+    tcase_add_test(tc, test_upstream_a_failed_unmeasured_one_gets_one_trial_per_backoff_not_every_query);
+    tcase_add_test(tc, test_upstream_a_slow_connect_sends_new_queries_elsewhere_until_it_ends);
     suite_add_tcase(s, tc);
     return s;
 }

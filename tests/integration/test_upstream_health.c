@@ -1,0 +1,608 @@
+/* SPDX-License-Identifier: MIT */
+/* Upstream health (issue 11, "Upstream failures"), in process: a real
+ * dotproxy_ctx on loopback in front of the in-tree DoT server
+ * (tests/support/dotserver.h), with a throwaway PKI made once per run.
+ * The rig (a context on a thread of its own) is the one of
+ * test_reliability.c.
+ *
+ *
+ * Every context runs on a thread of its own with dotproxy_ctx_run(); the
+ * test thread reads its counters while it runs (proxy.h: safe from any
+ * thread) and reloads it (dotproxy_ctx_reload: safe from any thread).
+ * Nothing waits by sleeping: every wait is a poll() on a socket, or a bounded
+ * loop on a counter with a deadline. Timing checks are one-sided bounds wide
+ * enough for a loaded two-core machine under sanitizers. */
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "dotproxy/config.h"
+#include "dotproxy/dns.h"
+#include "dotproxy/error.h"
+#include "dotproxy/loop.h"
+#include "dotproxy/proxy.h"
+
+#include "dnsclient.h"
+#include "dotserver.h"
+#include "pki.h"
+
+/* Bound on anything that should happen promptly. */
+#define WAIT_MS 5000
+
+static char pki_dir[PATH_MAX];
+
+/* ---- upstreams --------------------------------------------------------------- */
+
+static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert)
+{
+    char err[256] = "", crt[64], key[64];
+    snprintf(crt, sizeof crt, "%s.pem", cert);
+    snprintf(key, sizeof key, "%s-key.pem", cert);
+    o.cert_file = ts_pki_path(pki_dir, crt);
+    o.key_file = ts_pki_path(pki_dir, key);
+    o.errbuf = err;
+    o.errbuf_len = sizeof err;
+    ts_dotserver *s = NULL;
+    ck_assert_msg(ts_dotserver_start(&s, &o) == 0, "DoT server start: %s", err);
+    return s;
+}
+
+/* A TCP port on 127.0.0.1 that refuses connections: bound, never listening,
+ * and kept bound (so nobody else takes it) until the caller closes fd. */
+static uint16_t refusing_port(int *fd)
+{
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
+    return ntohs(sa.sin_port);
+}
+
+/* ---- the proxy --------------------------------------------------------------- */
+
+/* ERR lines logged by any context of this test process (one per test: Check
+ * forks each test). Written from the proxy's thread. */
+static atomic_uint log_errors;
+
+static void log_sink(int level, const char *msg, void *user)
+{
+    (void)user;
+    if (level == DOTPROXY_LOG_ERR)
+        atomic_fetch_add(&log_errors, 1);
+    /* DP_TEST_LOG=1 shows the engine's view when a test fails. */
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr, "%lld dotproxy[%d]: %s\n", (long long)(ts_now_ms() % 100000), level, msg);
+}
+
+static void add_upstream(dotproxy_config *cfg, uint16_t port)
+{
+    char spec[128];
+    ck_assert_int_lt(snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port,
+                              TS_PKI_SERVER_NAME),
+                     (int)sizeof spec);
+    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
+}
+
+/* A configuration listening on 127.0.0.1, port 0, trusting the test CA, with
+ * the given upstreams (in order); the caller adds the rest. */
+static dotproxy_config *config_for(const uint16_t *ports, size_t n)
+{
+    dotproxy_config *cfg = NULL;
+    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
+    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
+    for (size_t i = 0; i < n; i++)
+        add_upstream(cfg, ports[i]);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
+    return cfg;
+}
+
+static dotproxy_config *config_one(uint16_t port)
+{
+    return config_for(&port, 1);
+}
+
+/* A context on a thread of its own. */
+typedef struct rig {
+    dotproxy_ctx *ctx;
+    uint16_t port; /* the proxy's UDP and TCP port */
+    pthread_t thread;
+    int running;
+    int run_rc;
+} rig;
+
+static void *rig_thread(void *arg)
+{
+    rig *r = arg;
+    r->run_rc = dotproxy_ctx_run(r->ctx);
+    return NULL;
+}
+
+/* Start a context from cfg (freed here) and run it. */
+static void rig_up(rig *r, dotproxy_config *cfg)
+{
+    memset(r, 0, sizeof *r);
+    int rc = dotproxy_ctx_new(&r->ctx, cfg);
+    ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
+    dotproxy_config_free(cfg);
+    int port = dotproxy_ctx_listen_port(r->ctx, 0);
+    ck_assert_int_gt(port, 0);
+    ck_assert_int_le(port, 65535);
+    r->port = (uint16_t)port;
+    ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
+    r->running = 1;
+}
+
+static void rig_stop(rig *r)
+{
+    if (!r->running)
+        return;
+    dotproxy_ctx_stop(r->ctx);
+    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
+    r->running = 0;
+    ck_assert_int_eq(r->run_rc, 0);
+    ck_assert_int_eq(dotproxy_ctx_stopped(r->ctx), 1);
+}
+
+static void rig_down(rig *r)
+{
+    rig_stop(r);
+    dotproxy_ctx_free(r->ctx);
+    memset(r, 0, sizeof *r);
+}
+
+static uint64_t ctr(const rig *r, int which)
+{
+    return dotproxy_ctx_counter(r->ctx, which);
+}
+
+/* Wait (at most ms) until a context counter reaches want; the last value. */
+static uint64_t wait_ctr_for(const rig *r, int which, uint64_t want, int ms)
+{
+    int64_t end = ts_now_ms() + ms;
+    uint64_t v;
+    while ((v = ctr(r, which)) < want && ts_now_ms() < end)
+        poll(NULL, 0, 2);
+    return v;
+}
+
+static uint64_t wait_ctr(const rig *r, int which, uint64_t want)
+{
+    return wait_ctr_for(r, which, want, WAIT_MS);
+}
+
+/* Reload r's context with cfg (freed here). */
+static void rig_reload(rig *r, dotproxy_config *cfg)
+{
+    int rc = dotproxy_ctx_reload(r->ctx, cfg);
+    ck_assert_msg(rc == 0, "dotproxy_ctx_reload: %s", dotproxy_strerror(rc));
+    dotproxy_config_free(cfg);
+}
+
+/* ---- queries and answers ------------------------------------------------------ */
+
+static size_t query(uint8_t *buf, size_t cap, uint16_t id, const char *name)
+{
+    int n = ts_dns_build_query(buf, cap, id, name, TS_DNS_TYPE_A, 0);
+    ck_assert_int_gt(n, 0);
+    return (size_t)n;
+}
+
+/* One UDP exchange on a fresh socket: the answer's length (> 0). */
+static int udp_ask(uint16_t port, uint16_t id, const char *name, uint8_t *ans, size_t cap)
+{
+    uint8_t q[512];
+    size_t qlen = query(q, sizeof q, id, name);
+    int n = ts_dns_udp_exchange(port, q, qlen, ans, cap, WAIT_MS);
+    ck_assert_msg(n > 0, "UDP query %s: %s", name, n < 0 ? strerror(-n) : "empty");
+    return n;
+}
+
+static void assert_reply_to(const uint8_t *ans, int len, uint16_t id, const char *name, int rcode)
+{
+    ck_assert_int_ge(len, DOTPROXY_DNS_HEADER_SIZE);
+    ck_assert_int_eq(ts_dns_id(ans, (size_t)len), id);
+    ck_assert_msg(ts_dns_flags(ans, (size_t)len) & TS_DNS_FLAG_QR, "not a response");
+    ck_assert_msg(ts_dns_rcode(ans, (size_t)len) == rcode, "%s: rcode %d, wanted %d", name,
+                  ts_dns_rcode(ans, (size_t)len), rcode);
+    ck_assert_int_eq(ts_dns_count(ans, (size_t)len, 0), 1);
+    char got[300];
+    ck_assert_int_gt(ts_dns_qname(ans, (size_t)len, got, sizeof got), 0);
+    ck_assert_str_eq(got, name);
+}
+
+/* A NOERROR answer to (id, name) carrying the A record the server makes. */
+static void assert_a_answer(const uint8_t *ans, int len, uint16_t id, const char *name)
+{
+    assert_reply_to(ans, len, id, name, TS_DNS_RCODE_NOERROR);
+    uint8_t got[4], want[4];
+    ck_assert_msg(ts_dns_first_a(ans, (size_t)len, got) == 0, "no A record for %s", name);
+    ck_assert_int_eq(ts_dns_expected_a(name, want), 0);
+    ck_assert_mem_eq(got, want, 4);
+}
+
+/* Ask for name over UDP and check the server's A record comes back. */
+static void ask_ok(uint16_t port, uint16_t id, const char *name)
+{
+    uint8_t ans[1024];
+    int n = udp_ask(port, id, name, ans, sizeof ans);
+    assert_a_answer(ans, n, id, name);
+}
+
+/* A TCP port on 127.0.0.1 that accepts connections (the kernel completes
+ * the TCP handshake from its backlog) and never answers a byte: a resolver
+ * whose TLS never completes, as behind a black-holing middlebox. */
+static uint16_t mute_tls_port(int *fd)
+{
+    uint16_t port = refusing_port(fd);
+    ck_assert_int_eq(listen(*fd, 64), 0);
+    return port;
+}
+
+static int upstream_stats(const rig *r, size_t i, dotproxy_upstream_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    return dotproxy_ctx_upstream_stats(r->ctx, i, st);
+}
+
+/* Wait (at most ms) until upstream i's published health is `healthy`;
+ * the milliseconds it took, or -1. */
+static int64_t wait_health(const rig *r, size_t i, int healthy, int ms)
+{
+    int64_t t0 = ts_now_ms(), end = t0 + ms;
+    dotproxy_upstream_stats st;
+    do {
+        ck_assert_int_eq(upstream_stats(r, i, &st), 0);
+        if (st.healthy == healthy)
+            return ts_now_ms() - t0;
+        poll(NULL, 0, 20);
+    } while (ts_now_ms() < end);
+    return -1;
+}
+
+/* ---- a handshake that never completes (RFC 8305 spirit) ------------------------- */
+
+START_TEST(test_health_races_the_next_upstream_when_the_first_never_completes_tls)
+{
+    int hold;
+    uint16_t mute = mute_tls_port(&hold);
+    ts_dotserver *good = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t ports[2] = {mute, ts_dotserver_port(good)};
+    dotproxy_config *cfg = config_for(ports, 2);
+    ck_assert_int_eq(dotproxy_config_get_timeout_ms(cfg), 4000); /* the default */
+    rig r;
+    rig_up(&r, cfg);
+
+    /* The very first query: the first upstream is chosen (nothing is known
+     * yet), its TLS never completes. */
+    int64_t t0 = ts_now_ms();
+    uint8_t ans[1024];
+    int n = udp_ask(r.port, 0x6001, "FiRsT.mute.test", ans, sizeof ans);
+    int64_t first = ts_now_ms() - t0;
+    assert_a_answer(ans, n, 0x6001, "FiRsT.mute.test");
+    ck_assert_msg(first < 1000, "first query answered after %lld ms (want < 1000)",
+                  (long long)first);
+    /* A burst right after: every one answered within the same bound. */
+    int64_t worst = 0;
+    for (unsigned i = 0; i < 10; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "NeXt%u.mute.test", i);
+        t0 = ts_now_ms();
+        ask_ok(r.port, (uint16_t)(0x6010 + i), name);
+        int64_t t = ts_now_ms() - t0;
+        if (t > worst)
+            worst = t;
+    }
+    ck_assert_msg(worst < 1000, "a later query answered after %lld ms", (long long)worst);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
+    /* The handshake that never completed counts against the upstream. */
+    int64_t down = wait_health(&r, 0, 0, 6000);
+    ck_assert_msg(down >= 0, "the mute upstream still shows healthy");
+    dotproxy_upstream_stats st;
+    ck_assert_int_eq(upstream_stats(&r, 0, &st), 0);
+    ck_assert_uint_ge(st.consecutive_failures, 1);
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr, "mute TLS: first answer %lld ms, worst of 10 more %lld ms\n",
+                (long long)first, (long long)worst);
+    rig_down(&r);
+    close(hold);
+    ts_dotserver_stop(good);
+}
+END_TEST
+
+/* ---- an upstream that completes TLS, then fails every query --------------------- */
+
+#define BROKEN_QUERIES 50
+
+/* The broken upstream first, a healthy one second; 50 queries over about 3 s
+ * with the given selection. Returns how many got their A record. */
+static unsigned run_broken_first(ts_dotserver_opts broken_opts, int policy, const char *what)
+{
+    ts_dotserver *bad = server_start(broken_opts, "server");
+    ts_dotserver *good = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t ports[2] = {ts_dotserver_port(bad), ts_dotserver_port(good)};
+    dotproxy_config *cfg = config_for(ports, 2);
+    ck_assert_int_eq(dotproxy_config_set_selection(cfg, policy), 0);
+    rig r;
+    rig_up(&r, cfg);
+    unsigned ok = 0;
+    for (unsigned i = 0; i < BROKEN_QUERIES; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "q%u.%s.broken.test", i, what);
+        uint8_t q[256], ans[1024];
+        size_t qlen = query(q, sizeof q, (uint16_t)(0x5000 + i), name);
+        int n = ts_dns_udp_exchange(r.port, q, qlen, ans, sizeof ans, WAIT_MS);
+        uint8_t got[4], want[4];
+        if (n > 0 && ts_dns_rcode(ans, (size_t)n) == TS_DNS_RCODE_NOERROR &&
+            ts_dns_first_a(ans, (size_t)n, got) == 0 && ts_dns_expected_a(name, want) == 0 &&
+            memcmp(got, want, 4) == 0)
+            ok++;
+        poll(NULL, 0, 60);
+    }
+    unsigned hs = ts_dotserver_handshakes(bad);
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr, "%s, policy %d: %u of %d answered, %u handshakes with the broken one\n",
+                what, policy, ok, BROKEN_QUERIES, hs);
+    /* Avoided once it is known broken: a few handshakes, not one per query. */
+    ck_assert_msg(hs <= 12, "%s: %u handshakes with the broken upstream for %d queries", what, hs,
+                  BROKEN_QUERIES);
+    rig_down(&r);
+    ts_dotserver_stop(bad);
+    ts_dotserver_stop(good);
+    return ok;
+}
+
+static void assert_nearly_all(unsigned ok, const char *what)
+{
+    ck_assert_msg(ok >= BROKEN_QUERIES - 2, "%s: %u of %d queries answered", what, ok,
+                  BROKEN_QUERIES);
+}
+
+START_TEST(test_health_avoids_an_upstream_that_closes_after_every_query_latency)
+{
+    assert_nearly_all(run_broken_first((ts_dotserver_opts){.close_after = 1},
+                                       DOTPROXY_SELECT_LATENCY, "closing"),
+                      "closing, latency");
+}
+END_TEST
+
+START_TEST(test_health_avoids_an_upstream_that_closes_after_every_query_ordered)
+{
+    assert_nearly_all(run_broken_first((ts_dotserver_opts){.close_after = 1},
+                                       DOTPROXY_SELECT_ORDERED, "closing"),
+                      "closing, ordered");
+}
+END_TEST
+
+START_TEST(test_health_avoids_an_upstream_that_answers_garbage_latency)
+{
+    assert_nearly_all(run_broken_first((ts_dotserver_opts){.garbage = 1},
+                                       DOTPROXY_SELECT_LATENCY, "garbage"),
+                      "garbage, latency");
+}
+END_TEST
+
+START_TEST(test_health_avoids_an_upstream_that_answers_garbage_ordered)
+{
+    assert_nearly_all(run_broken_first((ts_dotserver_opts){.garbage = 1},
+                                       DOTPROXY_SELECT_ORDERED, "garbage"),
+                      "garbage, ordered");
+}
+END_TEST
+
+/* ---- dead wire slots --------------------------------------------------------------- */
+
+#define DEAD_BURST 400
+
+START_TEST(test_health_never_answered_queries_free_their_slots_for_other_clients)
+{
+    ts_dotserver_knobs hole = {.blackhole = 1};
+    ts_dotserver *srv = server_start((ts_dotserver_opts){.knobs = hole}, "server");
+    dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
+    ck_assert_int_eq(dotproxy_config_set_max_inflight(cfg, 64), 0);
+    ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, 1000), 0);
+    rig r;
+    rig_up(&r, cfg);
+
+    /* One client's burst the upstream never answers: every slot of both
+     * connections (2 x 64) is taken, then forgotten at the deadline. */
+    int fd = ts_dns_udp_socket(r.port);
+    ck_assert_int_ge(fd, 0);
+    for (unsigned i = 0; i < DEAD_BURST; i++) {
+        char name[48];
+        uint8_t q[128];
+        snprintf(name, sizeof name, "d%u.dead.test", i);
+        size_t qlen = query(q, sizeof q, (uint16_t)i, name);
+        ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
+        if (i % 50 == 49)
+            poll(NULL, 0, 5);
+    }
+    /* Every query the proxy received gets its SERVFAIL at the deadline. On a
+     * loaded machine the kernel may drop some of the burst before the proxy
+     * reads it (a full socket buffer, ~256 datagrams by default): count what
+     * arrived, and require enough to have taken every slot of both
+     * connections many times over. */
+    poll(NULL, 0, 100);
+    uint64_t got = ctr(&r, DOTPROXY_CTR_QUERIES_UDP);
+    ck_assert_uint_ge(got, 2 * 64 + 64);
+    ck_assert_uint_ge(wait_ctr(&r, DOTPROXY_CTR_SERVFAIL, got), got);
+    close(fd);
+    /* The upstream answers again; another client must be served within a
+     * few seconds (the 1 s deadline, again and again). */
+    ts_dotserver_set_knobs(srv, &(ts_dotserver_knobs){0});
+    int64_t t0 = ts_now_ms(), first_ok = -1;
+    unsigned fails = 0;
+    for (unsigned i = 0; i < 12 && first_ok < 0; i++) {
+        char name[48];
+        uint8_t q[128], ans[1024];
+        snprintf(name, sizeof name, "OtHeR%u.dead.test", i);
+        size_t qlen = query(q, sizeof q, (uint16_t)(0x4000 + i), name);
+        int n = ts_dns_udp_exchange(r.port, q, qlen, ans, sizeof ans, 2000);
+        if (n > 0 && ts_dns_rcode(ans, (size_t)n) == TS_DNS_RCODE_NOERROR)
+            first_ok = ts_now_ms() - t0;
+        else
+            fails++;
+    }
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr, "dead slots: other client served after %lld ms, %u failures first\n",
+                (long long)first_ok, fails);
+    ck_assert_msg(first_ok >= 0 && first_ok < 2500,
+                  "another client first served after %lld ms (%u failures before)",
+                  (long long)first_ok, fails);
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+/* ---- learned idle limits (RFC 7828) ------------------------------------------------ */
+
+static uint64_t wait_idle_limit(const rig *r, int (*ok)(uint64_t), int ms)
+{
+    int64_t end = ts_now_ms() + ms;
+    dotproxy_upstream_stats st;
+    do {
+        ck_assert_int_eq(upstream_stats(r, 0, &st), 0);
+        if (ok(st.idle_limit_us))
+            break;
+        poll(NULL, 0, 20);
+    } while (ts_now_ms() < end);
+    return st.idle_limit_us;
+}
+
+static int is_learnt(uint64_t v) { return v != 0; }
+static int is_large(uint64_t v) { return v >= 20000000u; }
+static int is_small(uint64_t v) { return v != 0 && v < 20000000u; }
+static int is_reset(uint64_t v) { return v == 0; }
+
+START_TEST(test_health_learned_idle_limit_is_bounded_rises_again_and_resets_on_reload)
+{
+    ts_dotserver_knobs k = {.keepalive_100ms = 1}; /* TIMEOUT = 100 ms */
+    ts_dotserver *srv = server_start((ts_dotserver_opts){.knobs = k}, "server");
+    uint16_t port = ts_dotserver_port(srv);
+    dotproxy_config *cfg = config_one(port);
+    ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 60000), 0);
+    rig r;
+    rig_up(&r, cfg);
+
+    ask_ok(r.port, 0x3001, "OnE.idle.test");
+    uint64_t low = wait_idle_limit(&r, is_learnt, 2000);
+    ck_assert_msg(low >= 1000000u, "one TIMEOUT=1 answer set the idle limit to %llu us",
+                  (unsigned long long)low);
+    /* A later, larger TIMEOUT raises it again (300 = 30 s). */
+    k.keepalive_100ms = 300;
+    ts_dotserver_set_knobs(srv, &k);
+    ask_ok(r.port, 0x3002, "TwO.idle.test");
+    uint64_t high = wait_idle_limit(&r, is_large, 2000);
+    ck_assert_msg(is_large(high), "a TIMEOUT of 30 s left the idle limit at %llu us",
+                  (unsigned long long)high);
+    /* Back to 100 ms, then a reload with the same upstream: forgotten. */
+    k.keepalive_100ms = 1;
+    ts_dotserver_set_knobs(srv, &k);
+    ask_ok(r.port, 0x3003, "ThReE.idle.test");
+    uint64_t again = wait_idle_limit(&r, is_small, 2000);
+    ck_assert_msg(is_small(again), "TIMEOUT=1 after 30 s left the idle limit at %llu us",
+                  (unsigned long long)again);
+    ck_assert_uint_ge(again, 1000000u);
+    cfg = config_one(port);
+    ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 60000), 0);
+    rig_reload(&r, cfg);
+    uint64_t after = wait_idle_limit(&r, is_reset, 2000);
+    ck_assert_msg(after == 0, "after a reload the idle limit is still %llu us",
+                  (unsigned long long)after);
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+/* ---- health while idle ------------------------------------------------------------- */
+
+START_TEST(test_health_sees_an_idle_upstream_go_away_and_come_back_without_traffic)
+{
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t port = ts_dotserver_port(srv);
+    rig r;
+    rig_up(&r, config_one(port));
+    ask_ok(r.port, 0x2001, "WaRm.idle.test");
+    ck_assert_int_eq(wait_health(&r, 0, 1, 1000), 0);
+
+    /* It goes away while no client asks anything. */
+    ts_dotserver_stop(srv);
+    int64_t gone = wait_health(&r, 0, 0, 16000);
+    ck_assert_msg(gone >= 0, "the stopped upstream still shows healthy after 16 s");
+    ck_assert_msg(gone < 15000, "unhealthy seen only after %lld ms", (long long)gone);
+    /* And comes back, still without traffic. */
+    srv = server_start((ts_dotserver_opts){.port = port}, "server");
+    int64_t back = wait_health(&r, 0, 1, 16000);
+    ck_assert_msg(back >= 0 && back < 15000, "recovery seen after %lld ms", (long long)back);
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr, "idle health: down seen after %lld ms, back after %lld ms\n",
+                (long long)gone, (long long)back);
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+static TCase *tcase(const char *name, int timeout)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, timeout);
+    return tc;
+}
+
+static Suite *health_suite(void)
+{
+    Suite *s = suite_create("upstream health");
+    TCase *tc = tcase("handshake", 30);
+    tcase_add_test(tc, test_health_races_the_next_upstream_when_the_first_never_completes_tls);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("protocol failures", 60);
+    tcase_add_test(tc, test_health_avoids_an_upstream_that_closes_after_every_query_latency);
+    tcase_add_test(tc, test_health_avoids_an_upstream_that_closes_after_every_query_ordered);
+    tcase_add_test(tc, test_health_avoids_an_upstream_that_answers_garbage_latency);
+    tcase_add_test(tc, test_health_avoids_an_upstream_that_answers_garbage_ordered);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("slots", 60);
+    tcase_add_test(tc, test_health_never_answered_queries_free_their_slots_for_other_clients);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("idle", 60);
+    tcase_add_test(tc, test_health_learned_idle_limit_is_bounded_rises_again_and_resets_on_reload);
+    tcase_add_test(tc, test_health_sees_an_idle_upstream_go_away_and_come_back_without_traffic);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    if (ts_pki_tmpdir(pki_dir, sizeof pki_dir, "dotproxy-test-health") != 0)
+        return EXIT_FAILURE;
+    SRunner *sr = srunner_create(health_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    ts_pki_tmpdir_remove(pki_dir);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
