@@ -165,7 +165,8 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     /* More connections allowed: an upstream with queries waiting for room
      * opens one now, not at its next new query. */
     for (size_t i = 0; conns_raised && i < ctx->upstreams.n; i++)
-        if (ctx->upstreams.ups[i]->pool.n_waiting > 0)
+        if (ctx->upstreams.ups[i]->pool.n_waiting > 0 &&
+            dp_upstream_usable(ctx->upstreams.ups[i], dp_now(ctx)))
             dp_tls_pool_probe(&ctx->pool, ctx->upstreams.ups[i]);
     /* A lower max-tcp-clients closes the least recently active clients. */
     dp_listener_apply_limits(&ctx->listeners);
