@@ -30,6 +30,10 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     cfg->max_inflight = 1024;
     cfg->max_queries = 8192;
     cfg->max_tcp_clients = 1024;
+    /* Half of max_queries: one client can never hold every query slot, and
+     * a busy legitimate one (a NAT gateway, a local dnsmasq) does not reach
+     * it: it bounds queries in flight, not the rate (README "Limits"). */
+    cfg->max_client_queries = 4096;
     cfg->log.max_level = DOTPROXY_LOG_INFO;
     cfg->cache_max_ttl = 86400;
     cfg->stale_max_s = 86400;

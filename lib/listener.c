@@ -16,14 +16,20 @@
 #include "policy.h"
 
 #define UDP_BATCH 32
+/* Batches read from one UDP socket per loop turn: under a flood the turn
+ * must end, so that TCP clients, upstream answers and timers are served
+ * too (the socket stays readable, so the next turn reads on). */
+#define UDP_TURN_BATCHES 4
 #define UDP_BUF 4096             /* a larger query is dropped (MSG_TRUNC) */
 #define TCP_IN_START (2u + 1024u) /* grows to 2 + 65535 for the rare big query */
 #define TCP_IN_MAX (2u + 65535u)
 #define TCP_OUT_MAX (256u << 10) /* a client that reads slower than this is dropped */
 #define TCP_OUT_KEEP 16384u      /* an emptied output buffer larger than this is freed */
 /* All TCP client buffers of one context together: the bound that makes
- * memory independent of what clients do (README "Limits"). A client that
- * would push past it is closed. */
+ * memory independent of what clients do (README "Limits"). Past it the
+ * client holding the most above its share (the budget divided among the
+ * clients) is closed first, so that a few clients that never read their
+ * answers cannot lock everyone else out (budget_take). */
 #define TCP_BUDGET (32u << 20)
 #define TCP_CLIENT_MAX_QUERIES_DEFAULT 256
 /* Queries one TCP client may have in flight before we stop reading it:
@@ -125,7 +131,7 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
     struct dp_listeners *ls = l->ls;
     struct udp_batch *b = ls->udp_batch;
     (void)revents;
-    for (;;) {
+    for (unsigned turn = 0; turn < UDP_TURN_BATCHES; turn++) {
         for (unsigned i = 0; i < UDP_BATCH; i++) {
             b->iov[i].iov_base = b->buf[i];
             b->iov[i].iov_len = UDP_BUF;
@@ -141,8 +147,10 @@ static void udp_on_ready(struct dp_io *io, unsigned revents)
         }
         int n = recvmmsg(io->fd, b->msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR) {
+                turn--;
                 continue;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 dp_log(ls->log, DOTPROXY_LOG_WARN, "UDP receive: %s", strerror(errno));
             return;
@@ -252,13 +260,54 @@ void dp_listener_udp_flush(struct dp_listeners *ls)
 
 /* ---- TCP clients ---- */
 
-static int budget_take(struct dp_listeners *ls, size_t n)
+static size_t client_bytes(const struct dp_tcp_client *c)
 {
-    if (ls->tcp_buf_bytes + n > TCP_BUDGET) {
+    return c->in.cap + c->out_cap;
+}
+
+/* Give back c's output buffer now (it is closed): its answers will never
+ * be read, and the budget needs the room at once. */
+static void client_drop_output(struct dp_tcp_client *c)
+{
+    if (c->out == NULL)
+        return;
+    c->ls->tcp_buf_bytes -= c->out_cap;
+    memset(c->out, 0, c->out_cap);
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = c->out_head = c->out_tail = 0;
+}
+
+/* Room for n more octets of TCP buffers for c (NULL: a client being
+ * accepted). Past the budget, the client holding the most above its fair
+ * share is closed to make room, unless that is c itself; a client that
+ * reads its answers stays well below its share. 0, or -1 when c must be
+ * closed (or the new client refused). */
+static int budget_take(struct dp_listeners *ls, struct dp_tcp_client *c, size_t n)
+{
+    while (ls->tcp_buf_bytes + n > TCP_BUDGET) {
+        size_t share = TCP_BUDGET / (ls->n_tcp_clients + (c == NULL ? 1u : 0u));
+        struct dp_tcp_client *worst = NULL;
+        size_t worst_bytes = share;
+        for (struct dp_list *e = ls->tcp_clients.next; e != &ls->tcp_clients; e = e->next) {
+            struct dp_tcp_client *k = DP_CONTAINER_OF(e, struct dp_tcp_client, lru);
+            size_t b = client_bytes(k) + (k == c ? n : 0);
+            if (b > worst_bytes) {
+                worst = k;
+                worst_bytes = b;
+            }
+        }
+        if (worst == NULL || worst == c) {
+            dp_log(ls->log, DOTPROXY_LOG_INFO,
+                   "TCP buffers at their %u MiB bound: closing a client that wants more",
+                   TCP_BUDGET >> 20);
+            return -1;
+        }
         dp_log(ls->log, DOTPROXY_LOG_INFO,
-               "TCP buffers at their %u MiB bound: closing a client that wants more",
-               TCP_BUDGET >> 20);
-        return -1;
+               "TCP buffers at their %u MiB bound: closing the client holding the most "
+               "(%zu KiB, over its share of %zu KiB)",
+               TCP_BUDGET >> 20, worst_bytes >> 10, share >> 10);
+        client_close(worst);
     }
     ls->tcp_buf_bytes += n;
     return 0;
@@ -266,7 +315,7 @@ static int budget_take(struct dp_listeners *ls, size_t n)
 
 static void client_free(struct dp_tcp_client *c)
 {
-    c->ls->tcp_buf_bytes -= c->in.cap + c->out_cap;
+    c->ls->tcp_buf_bytes -= client_bytes(c);
     if (c->inbuf != NULL) {
         memset(c->inbuf, 0, c->in.cap);
         free(c->inbuf);
@@ -298,6 +347,9 @@ static void client_close(struct dp_tcp_client *c)
     dp_loop_del(ls->loop, &c->io);
     close(c->io.fd);
     c->io.fd = -1;
+    /* The input buffer may be what a handler up the stack is reading from:
+     * it goes with the rest in the flush. */
+    client_drop_output(c);
     client_mark_dirty(c); /* freed by the flush, never inside a handler */
 }
 
@@ -326,7 +378,7 @@ static void client_update_want(struct dp_tcp_client *c)
 {
     unsigned want = 0;
     c->paused = c->n_queries >= TCP_CLIENT_MAX_QUERIES;
-    if (!c->read_closed && !c->paused && !c->ls->quiescing)
+    if ((!c->read_closed && !c->paused && !c->ls->quiescing) || c->broken == 1)
         want |= DOTPROXY_EV_IN;
     if (c->out_head < c->out_tail)
         want |= DOTPROXY_EV_OUT;
@@ -348,7 +400,7 @@ static int client_take_frames(struct dp_tcp_client *c)
         if (rc == DOTPROXY_ENOSPC && c->in.cap < TCP_IN_MAX) {
             /* A query larger than the usual buffer: grow once to the most a
              * frame can hold, keeping what was read. */
-            if (budget_take(ls, TCP_IN_MAX - c->in.cap) != 0) {
+            if (budget_take(ls, c, TCP_IN_MAX - c->in.cap) != 0) {
                 client_close(c);
                 return -1;
             }
@@ -365,10 +417,18 @@ static int client_take_frames(struct dp_tcp_client *c)
         }
         if (rc < 0) {
             /* A zero-length or impossible frame: the stream cannot be
-             * resynchronised. */
+             * resynchronised. The queries before it still get their answers
+             * (as after a FIN); whatever follows is read and discarded, so
+             * that the close is not a reset that destroys those answers. */
             dp_ctr_inc(ls->ctr, DOTPROXY_CTR_DROPPED);
-            client_close(c);
-            return -1;
+            c->broken = 1;
+            c->read_closed = 1;
+            dotproxy_frame_init(&c->in, c->inbuf, c->in.cap);
+            if (c->n_queries == 0 && c->out_head == c->out_tail) {
+                client_close(c);
+                return -1;
+            }
+            return 0;
         }
         struct dp_origin o = {
             .kind = DP_Q_TCP, .peer = &c->peer, .peerlen = c->peerlen, .tcp = c};
@@ -380,11 +440,43 @@ static int client_take_frames(struct dp_tcp_client *c)
     }
 }
 
+/* A broken stream: read and drop what the client still sends until it
+ * closes. Returns -1 if c was closed. */
+static int client_discard(struct dp_tcp_client *c)
+{
+    uint8_t sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->io.fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        c->broken = 2; /* EOF or error: nothing more to read */
+        if (n < 0 || (c->n_queries == 0 && c->out_head == c->out_tail)) {
+            client_close(c);
+            return -1;
+        }
+        return 0;
+    }
+}
+
 static void client_read(struct dp_tcp_client *c)
 {
+    if (c->broken) {
+        if (client_discard(c) == 0)
+            client_update_want(c);
+        return;
+    }
     for (;;) {
         if (client_take_frames(c) != 0)
             return;
+        if (c->broken) {
+            if (client_discard(c) != 0)
+                return;
+            break;
+        }
         if (c->paused || c->n_queries >= TCP_CLIENT_MAX_QUERIES)
             break;
         uint8_t *p;
@@ -484,7 +576,7 @@ void dp_listener_tcp_send(struct dp_listeners *ls, struct dp_tcp_client *c, cons
                 client_close(c);
                 return;
             }
-            if (budget_take(ls, cap - c->out_cap) != 0) {
+            if (budget_take(ls, c, cap - c->out_cap) != 0) {
                 client_close(c);
                 return;
             }
@@ -560,9 +652,9 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
             close(fd);
             continue;
         }
-        if (ls->n_tcp_clients >= ls->cfg->max_tcp_clients)
+        while (ls->n_tcp_clients >= ls->cfg->max_tcp_clients)
             client_close(DP_CONTAINER_OF(ls->tcp_clients.next, struct dp_tcp_client, lru));
-        if (budget_take(ls, TCP_IN_START) != 0) {
+        if (budget_take(ls, NULL, TCP_IN_START) != 0) {
             close(fd);
             continue;
         }
@@ -619,7 +711,7 @@ int dp_listener_flush(struct dp_listeners *ls)
             client_free(c);
             continue;
         }
-        if (c->paused && c->n_queries < TCP_CLIENT_MAX_QUERIES) {
+        if (c->paused && !c->broken && c->n_queries < TCP_CLIENT_MAX_QUERIES) {
             c->paused = 0;
             if (client_take_frames(c) != 0)
                 continue;
@@ -629,6 +721,12 @@ int dp_listener_flush(struct dp_listeners *ls)
         client_write(c);
     }
     return produced;
+}
+
+void dp_listener_apply_limits(struct dp_listeners *ls)
+{
+    while (ls->n_tcp_clients > ls->cfg->max_tcp_clients)
+        client_close(DP_CONTAINER_OF(ls->tcp_clients.next, struct dp_tcp_client, lru));
 }
 
 void dp_listener_close_clients(struct dp_listeners *ls)

@@ -57,6 +57,8 @@ struct dp_tcp_client {
     int read_closed;         /* the client sent FIN: answer what is pending, then close */
     int closed;              /* detached; freed by the next flush */
     int paused;              /* too many queries in flight: not reading */
+    int broken;              /* 1: a bad frame came: answer what was asked, drop the
+                                rest of the input, then close; 2: and the input ended */
     dotproxy_frame in;
     uint8_t *inbuf;
     uint8_t *out;
@@ -157,6 +159,9 @@ const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *
 /* Resume paused clients and write out queued answers (end of a loop turn).
  * Returns 1 if that produced upstream output (flush the pool again). */
 int dp_listener_flush(struct dp_listeners *ls);
+/* After a reload: close the least recently active TCP clients beyond
+ * max_tcp_clients. */
+void dp_listener_apply_limits(struct dp_listeners *ls);
 void dp_listener_close_clients(struct dp_listeners *ls);
 /* Graceful stop: no new clients or queries; pending answers still go out. */
 void dp_listener_quiesce(struct dp_listeners *ls);

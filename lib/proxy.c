@@ -27,17 +27,35 @@
 
 /* ---- query records ---- */
 
+/* A block of records. calloc of a large block maps zero pages: records cost
+ * memory only once used (and are reused LIFO). */
+struct dp_qregion {
+    struct dp_qregion *next;
+    size_t n, used;
+    struct dp_query rec[];
+};
+
 static void inflight_del(struct dotproxy_ctx *ctx, struct dp_query *q);
 
 static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
 {
-    struct dp_query *q = ctx->qfree;
-    if (q != NULL)
-        ctx->qfree = q->next_free;
-    else if (ctx->qpool_used < ctx->cfg.max_queries)
-        q = &ctx->qpool[ctx->qpool_used++];
-    else
+    /* The bound is the configuration's, not the regions' size: a reload
+     * may lower it below what was allocated. */
+    if (ctx->n_records >= ctx->cfg.max_queries)
         return NULL;
+    struct dp_query *q = ctx->qfree;
+    if (q != NULL) {
+        ctx->qfree = q->next_free;
+    } else {
+        struct dp_qregion *r = ctx->qbump;
+        while (r != NULL && r->used == r->n)
+            r = r->next;
+        if (r == NULL)
+            return NULL;
+        ctx->qbump = r;
+        q = &r->rec[r->used++];
+    }
+    ctx->n_records++;
     dp_list_init(&q->active);
     dp_list_init(&q->wait);
     dp_list_init(&q->sent);
@@ -87,6 +105,7 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
         dp_listener_tcp_unclaim(&q->from.tcp);
     q->next_free = ctx->qfree;
     ctx->qfree = q;
+    ctx->n_records--;
 }
 
 /* ---- the cache: one handle, whether the context's own or shared ---- */
@@ -851,39 +870,90 @@ void dp_proxy_fail_all(struct dotproxy_ctx *ctx, int err)
         dp_proxy_fail(ctx, DP_CONTAINER_OF(ctx->active.next, struct dp_query, active), err);
 }
 
+static int qregion_add(struct dotproxy_ctx *ctx, size_t n)
+{
+    struct dp_qregion *r = calloc(1, sizeof *r + n * sizeof r->rec[0]);
+    if (r == NULL)
+        return DOTPROXY_ENOMEM;
+    r->n = n;
+    struct dp_qregion **pp = &ctx->qregions;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    *pp = r;
+    if (ctx->qbump == NULL)
+        ctx->qbump = r;
+    ctx->qpool_cap += n;
+    return 0;
+}
+
+/* The in-flight table of leaders by question: a power of two at least
+ * max_queries (short chains, a mask for an index). Rehashed into a larger
+ * one when max_queries grows; nothing outside a call points into it. */
+static int inflight_resize(struct dotproxy_ctx *ctx, size_t max_queries)
+{
+    size_t tab = 64;
+    while (tab < max_queries)
+        tab *= 2;
+    if (ctx->inflight_tab != NULL && tab <= ctx->inflight_mask + 1)
+        return 0;
+    struct dp_query **nt = calloc(tab, sizeof *nt);
+    if (nt == NULL)
+        return DOTPROXY_ENOMEM;
+    for (size_t i = 0; ctx->inflight_tab != NULL && i <= ctx->inflight_mask; i++) {
+        struct dp_query *q = ctx->inflight_tab[i];
+        while (q != NULL) {
+            struct dp_query *next = q->hnext;
+            struct dp_query **slot = &nt[q->key.hash & (tab - 1)];
+            q->hnext = *slot;
+            *slot = q;
+            q = next;
+        }
+    }
+    free(ctx->inflight_tab);
+    ctx->inflight_tab = nt;
+    ctx->inflight_mask = tab - 1;
+    return 0;
+}
+
 int dp_proxy_init(struct dotproxy_ctx *ctx)
 {
     dp_list_init(&ctx->active);
     dp_list_init(&ctx->api_queue);
     dp_list_init(&ctx->stale_watch);
-    /* calloc of a large block maps zero pages: records cost memory only
-     * once used (and are reused LIFO). */
-    ctx->qpool = calloc(ctx->cfg.max_queries, sizeof *ctx->qpool);
-    /* A power of two at least max_queries: short chains, a mask for an
-     * index. */
-    size_t tab = 64;
-    while (tab < ctx->cfg.max_queries)
-        tab *= 2;
-    ctx->inflight_tab = calloc(tab, sizeof *ctx->inflight_tab);
-    ctx->inflight_mask = tab - 1;
     ctx->scratch = malloc(DP_SCRATCH);
-    if (ctx->qpool == NULL || ctx->inflight_tab == NULL || ctx->scratch == NULL)
+    if (qregion_add(ctx, ctx->cfg.max_queries) != 0 ||
+        inflight_resize(ctx, ctx->cfg.max_queries) != 0 || ctx->scratch == NULL)
         return DOTPROXY_ENOMEM;
     return 0;
+}
+
+int dp_proxy_resize(struct dotproxy_ctx *ctx, unsigned max_queries)
+{
+    /* Records in use cannot move, so growth is a new region beside the old
+     * ones; the table is grown first so that a failure changes nothing. */
+    if (max_queries <= ctx->qpool_cap)
+        return 0;
+    if (inflight_resize(ctx, max_queries) != 0)
+        return DOTPROXY_ENOMEM;
+    return qregion_add(ctx, max_queries - ctx->qpool_cap);
 }
 
 void dp_proxy_fini(struct dotproxy_ctx *ctx)
 {
     /* Query records and the scratch buffer held clients' questions and
      * answers: wipe what was used before handing the memory back. */
-    if (ctx->qpool != NULL)
-        memset(ctx->qpool, 0, ctx->qpool_used * sizeof *ctx->qpool);
+    while (ctx->qregions != NULL) {
+        struct dp_qregion *r = ctx->qregions;
+        ctx->qregions = r->next;
+        memset(r->rec, 0, r->used * sizeof r->rec[0]);
+        free(r);
+    }
+    ctx->qbump = NULL;
+    ctx->qpool_cap = 0;
     if (ctx->scratch != NULL)
         memset(ctx->scratch, 0, DP_SCRATCH);
-    free(ctx->qpool);
     free(ctx->inflight_tab);
     free(ctx->scratch);
-    ctx->qpool = NULL;
     ctx->inflight_tab = NULL;
     ctx->scratch = NULL;
 }

@@ -40,11 +40,14 @@ struct dotproxy_ctx {
     struct dp_policy *policy;      /* access control, rate limits, per-client caps */
     unsigned policy_gen;           /* bumped when a reload replaces it */
 
-    /* The pipeline (proxy.c). Query records: a bump region plus a LIFO free
+    /* The pipeline (proxy.c). Query records: bump regions plus a LIFO free
      * list, so only as many records as were ever in flight at once are
-     * touched (RSS). */
-    struct dp_query *qpool;
-    size_t qpool_used;
+     * touched (RSS). Records never move (lists, wire slots and TCP claims
+     * point at them): a reload raising max_queries adds a region. */
+    struct dp_qregion *qregions;   /* every region, oldest first */
+    struct dp_qregion *qbump;      /* the region records are bumped from */
+    size_t qpool_cap;              /* records in all regions */
+    size_t n_records;              /* records out of the pool (<= cfg.max_queries) */
     struct dp_query *qfree;        /* singly linked through next_free */
     struct dp_list active;         /* all live queries, oldest deadline first */
     struct dp_list api_queue;      /* API queries admitted, entering the pipeline next turn */
@@ -103,5 +106,10 @@ void dp_proxy_fail_all(struct dotproxy_ctx *ctx, int err);
  * DOTPROXY_ENOMEM; fini (also after a failed init) wipes and frees it. */
 int dp_proxy_init(struct dotproxy_ctx *ctx);
 void dp_proxy_fini(struct dotproxy_ctx *ctx);
+/* Make room for max_queries records before a reload sets it: a region is
+ * added when it is above what was ever allocated, and the in-flight table
+ * grows with it. Lowering only lowers the bound (records in use stay).
+ * 0, or DOTPROXY_ENOMEM with nothing changed. */
+int dp_proxy_resize(struct dotproxy_ctx *ctx, unsigned max_queries);
 
 #endif

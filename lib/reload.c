@@ -61,6 +61,15 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         memcpy(n->listen, ctx->cfg.listen, sizeof n->listen);
         n->n_listen = ctx->cfg.n_listen;
     }
+    /* Capacity limits: what was sized from them grows now, before the new
+     * value is read anywhere (query records, the in-flight table), or the
+     * old value stays. */
+    if (n->max_queries != ctx->cfg.max_queries && dp_proxy_resize(ctx, n->max_queries) != 0) {
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR,
+               "reload: out of memory for %u query records; keeping max-queries %u", n->max_queries,
+               ctx->cfg.max_queries);
+        n->max_queries = ctx->cfg.max_queries;
+    }
 
     struct dp_upstream *nu[DP_MAX_UPSTREAMS] = {0};
     int kept[DP_MAX_UPSTREAMS] = {0};
@@ -101,6 +110,26 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         dp_tls_pool_release(&ctx->pool, ctx->upstreams.ups[j]);
         dp_upstream_free(ctx->upstreams.ups[j]);
     }
+    /* A connection's wire-ID table is sized from max_inflight when it opens
+     * and cannot change while IDs are on the wire; more connections than
+     * max_connections would stay. Kept upstreams whose connections no
+     * longer fit are reconnected: their queries move to the new ones. */
+    int inflight_changed = n->max_inflight != ctx->cfg.max_inflight;
+    int conns_raised = n->max_connections > ctx->cfg.max_connections;
+    unsigned n_reconnected = 0;
+    for (size_t j = 0; j < ctx->upstreams.n; j++) {
+        struct dp_upstream *up = ctx->upstreams.ups[j];
+        if (!kept[j] || up->pool.n_conns == 0 ||
+            (!inflight_changed && up->pool.n_conns <= n->max_connections))
+            continue;
+        dp_tls_pool_evict(up, &orphans);
+        dp_tls_pool_close_all(&ctx->pool, up);
+        n_reconnected++;
+    }
+    if (n_reconnected > 0)
+        dp_log(&ctx->log, DOTPROXY_LOG_INFO,
+               "reload: max-inflight or max-connections changed: reconnecting %u upstream(s)",
+               n_reconnected);
     if (tls_changed)
         dp_tls_pool_set_trust(&ctx->pool, cred, prio); /* no connection was kept */
     dp_upstreams_set(&ctx->upstreams, nu, n->n_upstream);
@@ -152,6 +181,14 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     ctx->cfg = *n;
     free(n); /* its strings now belong to ctx->cfg */
     ctx->log = ctx->cfg.log;
+    /* More connections allowed: an upstream with queries waiting for room
+     * opens one now, not at its next new query. */
+    for (size_t i = 0; conns_raised && i < ctx->upstreams.n; i++)
+        if (ctx->upstreams.ups[i]->pool.n_waiting > 0 &&
+            dp_upstream_usable(ctx->upstreams.ups[i], dp_now(ctx)))
+            dp_tls_pool_probe(&ctx->pool, ctx->upstreams.ups[i]);
+    /* A lower max-tcp-clients closes the least recently active clients. */
+    dp_listener_apply_limits(&ctx->listeners);
     /* "tried" bits named positions in the old list. */
     for (struct dp_list *e = ctx->active.next; e != &ctx->active; e = e->next)
         DP_CONTAINER_OF(e, struct dp_query, active)->tried = 0;

@@ -272,9 +272,12 @@ DOTPROXY_EXPORT int dotproxy_config_get_rate_limit(const dotproxy_config *cfg, u
                                                    unsigned *v6_prefix, int *action,
                                                    int *limit_loopback);
 
-/* Most queries one client address may have waiting at once (default 0: no
- * cap beyond the context's). Past it a UDP query is dropped (the client will
- * retry) and a TCP client is not read until its answers go out. */
+/* Most queries one client address may have waiting at once (default 4096,
+ * half of the default max_queries; 0: no cap beyond the context's). It
+ * bounds concurrency, not rate: at 50 ms per upstream answer 4096 in flight
+ * is about 80,000 queries a second from one address. Past it a UDP query is
+ * dropped (the client will retry); a TCP connection may pipeline at most
+ * min(256, this) queries before it is not read until answers go out. */
 DOTPROXY_EXPORT int dotproxy_config_set_max_client_queries(dotproxy_config *cfg, unsigned n);
 DOTPROXY_EXPORT unsigned dotproxy_config_get_max_client_queries(const dotproxy_config *cfg);
 #define DOTPROXY_MAX_CLIENT_QUERIES_MAX 1048576u

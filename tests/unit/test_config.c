@@ -60,7 +60,7 @@ static const struct number_setting numbers[] = {
     {"max_tcp_clients", dotproxy_config_set_max_tcp_clients, dotproxy_config_get_max_tcp_clients,
      1024, 1, 1048576},
     {"max_client_queries", dotproxy_config_set_max_client_queries,
-     dotproxy_config_get_max_client_queries, 0, 0, 1048576},
+     dotproxy_config_get_max_client_queries, 4096, 0, 1048576},
     {"stale_max_s", dotproxy_config_set_stale_max_s, dotproxy_config_get_stale_max_s, 86400, 0,
      604800},
     {"padding", dotproxy_config_set_padding, dotproxy_config_get_padding, 128, 0, 512},

@@ -597,9 +597,20 @@ START_TEST(test_policy_inflight_cap_counts_begins_and_ends_per_address)
 }
 END_TEST
 
-START_TEST(test_policy_inflight_cap_off_admits_everything)
+START_TEST(test_policy_inflight_default_cap_is_half_of_the_default_max_queries)
 {
     struct dp_policy *p = policy(config());
+    for (int i = 0; i < 4096; i++)
+        ck_assert_int_eq(begin(p, "10.0.0.1"), 0);
+    ck_assert_int_eq(begin(p, "10.0.0.1"), -1);
+    ck_assert_int_eq(begin(p, "10.0.0.2"), 0);
+    dp_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_policy_inflight_cap_off_admits_everything)
+{
+    struct dp_policy *p = capped(0, 8192);
     int refused = 0;
     for (int i = 0; i < 100000; i++)
         refused += begin(p, "10.0.0.1") != 0;
@@ -684,6 +695,7 @@ static Suite *policy_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_policy_inflight_cap_counts_begins_and_ends_per_address);
     tcase_add_test(tc, test_policy_inflight_cap_off_admits_everything);
+    tcase_add_test(tc, test_policy_inflight_default_cap_is_half_of_the_default_max_queries);
     tcase_add_test(tc, test_policy_inflight_counts_stay_exact_under_churn);
     tcase_add_test(tc, test_policy_inflight_table_refuses_new_clients_when_full);
     suite_add_tcase(s, tc);
