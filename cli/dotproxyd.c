@@ -414,6 +414,33 @@ static int reload(char *err, size_t errlen)
     }
     warn_if_writable("config file", boot.config_path);
     warn_restart_only(&n);
+    /* Several workers share one cache, made with the settings of its day:
+     * changed ones need a new cache, which every worker moves to (the old
+     * one goes with the last worker that lets it go). */
+    dotproxy_cache *old_cache = NULL;
+    int cache_switch = 0; /* on or off: a restart's job, the contexts keep theirs */
+    const dotproxy_config *was = have_current ? current.cfg : boot.cfg;
+    unsigned was_min, was_max, now_min, now_max;
+    dotproxy_config_get_cache_ttl(was, &was_min, &was_max);
+    dotproxy_config_get_cache_ttl(n.cfg, &now_min, &now_max);
+    size_t was_size = dotproxy_config_get_cache_size(was);
+    size_t now_size = dotproxy_config_get_cache_size(n.cfg);
+    if (boot.workers > 1 && !boot.cache_per_worker && (was_size == 0) != (now_size == 0)) {
+        cache_switch = 1;
+        dpd_log_main(DOTPROXY_LOG_WARN,
+                     "reload: turning the cache %s with %u workers takes a restart; it stays %s",
+                     now_size == 0 ? "off" : "on", boot.workers, was_size == 0 ? "off" : "on");
+    } else if (shared_cache != NULL &&
+        (was_size != now_size ||
+         was_min != now_min || was_max != now_max ||
+         dotproxy_config_get_stale_max_s(was) != dotproxy_config_get_stale_max_s(n.cfg))) {
+        old_cache = shared_cache;
+        shared_cache = NULL; /* worker_config makes the new one */
+        dpd_log_main(DOTPROXY_LOG_INFO,
+                     "reload: cache settings changed: the %u workers move to a new, empty "
+                     "shared cache",
+                     boot.workers);
+    }
     /* What needs a restart stays as it started; so the library sees the same
      * listen list (worker_config takes boot's, with the bound ports) and
      * keeps its sockets quietly. */
@@ -433,6 +460,12 @@ static int reload(char *err, size_t errlen)
                 snprintf(err, errlen, "worker %u: %s", i, dotproxy_strerror(r));
             failed = 1;
         }
+    }
+    dotproxy_cache_free(old_cache); /* the workers hold their own references */
+    if (cache_switch && now_size > 0) {
+        /* worker_config made one that no context took */
+        dotproxy_cache_free(shared_cache);
+        shared_cache = NULL;
     }
     dpd_log_set_level(dotproxy_config_get_log_level(n.cfg));
     if (have_current)

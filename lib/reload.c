@@ -148,7 +148,14 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
                         n->cache_min_ttl != ctx->cfg.cache_min_ttl ||
                         n->cache_max_ttl != ctx->cfg.cache_max_ttl ||
                         n->stale_max_s != ctx->cfg.stale_max_s);
-    if (n->shared_cache != ctx->cfg.shared_cache) {
+    if (n->shared_cache != NULL && ctx->cfg.shared_cache != NULL &&
+        n->shared_cache != ctx->cfg.shared_cache) {
+        /* One shared cache for another: the embedder made a new one for
+         * changed cache settings (dotproxyd -w N does) and moves every
+         * context to it. Queries refer to the cache only by key. */
+        dp_cache_handle_release(&ctx->cache);
+        dp_shared_cache_handle(&ctx->cache, n->shared_cache);
+    } else if (n->shared_cache != ctx->cfg.shared_cache) {
         /* Switching between a shared cache and the context's own is not a
          * reload's job: keep what the context was made with. */
         dp_shared_cache_unref(n->shared_cache);
