@@ -63,16 +63,16 @@
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 
-#define N_CATALOGUE 100000u
-#define N_CLIENTS 1000u
-#define PERSONAL_KEYS 30u
+#define N_CATALOGUE       100000u
+#define N_CLIENTS         1000u
+#define PERSONAL_KEYS     30u
 #define PERSONAL_FRACTION 0.20
-#define UNIQUE_FRACTION 0.10
-#define WARMUP_FRACTION 0.25 /* "after warm-up" counts queries past this share of the stream */
-#define ANSWER_TTL 300u
-#define T0_US 1000000000ull  /* virtual clock origin (any value well above 0) */
-#define MAX_THREADS 64
-#define MAX_REPS 15
+#define UNIQUE_FRACTION   0.10
+#define WARMUP_FRACTION   0.25 /* "after warm-up" counts queries past this share of the stream */
+#define ANSWER_TTL        300u
+#define T0_US             1000000000ull /* virtual clock origin (any value well above 0) */
+#define MAX_THREADS       64
+#define MAX_REPS          15
 
 /* ---- deterministic randomness ------------------------------------------- */
 
@@ -359,10 +359,10 @@ struct run_cfg {
 
 struct worker {
     const struct run_cfg *cfg;
-    struct dp_cache *own;  /* per-worker designs */
-    struct shard *shards;  /* shared designs */
-    unsigned shard_shift;  /* 32 - log2(shards) */
-    uint32_t *ops;         /* stream indexes, in stream order */
+    struct dp_cache *own; /* per-worker designs */
+    struct shard *shards; /* shared designs */
+    unsigned shard_shift; /* 32 - log2(shards) */
+    uint32_t *ops;        /* stream indexes, in stream order */
     size_t n;
     pthread_barrier_t *start;
     /* results */
@@ -509,15 +509,15 @@ static void *worker_main(void *arg)
 }
 
 struct result {
-    double hit, warm_hit;      /* % */
-    double cpu_ns_per_op;      /* thread CPU time summed over threads / ops */
-    double wall_ns_per_op;     /* wall time / ops (all threads) */
-    double mops;               /* total throughput, million queries per second */
-    double contended;          /* % of lock acquisitions that had to wait */
-    double imbalance;          /* largest worker's share of queries / fair share */
-    double shard_skew;         /* busiest shard's acquisitions / mean per shard */
-    size_t entries, distinct;  /* held at the end; distinct = keys in >= 1 cache */
-    size_t bytes;              /* octets charged (dp_cache_stats.bytes), summed */
+    double hit, warm_hit;     /* % */
+    double cpu_ns_per_op;     /* thread CPU time summed over threads / ops */
+    double wall_ns_per_op;    /* wall time / ops (all threads) */
+    double mops;              /* total throughput, million queries per second */
+    double contended;         /* % of lock acquisitions that had to wait */
+    double imbalance;         /* largest worker's share of queries / fair share */
+    double shard_skew;        /* busiest shard's acquisitions / mean per shard */
+    size_t entries, distinct; /* held at the end; distinct = keys in >= 1 cache */
+    size_t bytes;             /* octets charged (dp_cache_stats.bytes), summed */
 };
 
 static struct dp_cache *cache_make(size_t entries)
@@ -742,8 +742,8 @@ static void run_cfg(const struct run_cfg *cfg, int reps)
 static void self_check(void)
 {
     struct dp_cache *c = cache_make(1024);
-    const size_t probe[] = {0, 2, 7, N_CATALOGUE, N_CATALOGUE + 1, N_CATALOGUE + 2,
-                            N_CATALOGUE + 3, N_CATALOGUE + 4};
+    const size_t probe[] = {
+        0, 2, 7, N_CATALOGUE, N_CATALOGUE + 1, N_CATALOGUE + 2, N_CATALOGUE + 3, N_CATALOGUE + 4};
     uint8_t out[4096];
     for (size_t i = 0; i < sizeof(probe) / sizeof(probe[0]); i++) {
         if (probe[i] >= n_items)
@@ -825,9 +825,10 @@ static void baselines(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: cache_workers [--ops N] [--reps N] [--zipf S] [--budget ENTRIES]\n"
-                    "                     [--work-ns NS] [--threads LIST] [--assign random|sticky|both]\n"
-                    "                     [--quick]\n");
+    fprintf(stderr,
+            "usage: cache_workers [--ops N] [--reps N] [--zipf S] [--budget ENTRIES]\n"
+            "                     [--work-ns NS] [--threads LIST] [--assign random|sticky|both]\n"
+            "                     [--quick]\n");
     exit(2);
 }
 
@@ -898,8 +899,8 @@ int main(int argc, char **argv)
     static const unsigned shard_counts[] = {16, 64};
     for (int sticky = assign_from; sticky <= assign_to; sticky++) {
         for (unsigned ti = 0; ti < nthr; ti++) {
-            struct run_cfg cfg = {.threads = thr[ti], .sticky = sticky, .budget = budget,
-                                  .work_ns = work_ns};
+            struct run_cfg cfg = {
+                .threads = thr[ti], .sticky = sticky, .budget = budget, .work_ns = work_ns};
             cfg.design = D_WORKER;
             run_cfg(&cfg, reps);
             if (cfg.threads > 1 && !quick) {

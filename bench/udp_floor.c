@@ -62,7 +62,7 @@ static void *serve(void *arg)
         perror("udp_floor: bind");
         exit(1);
     }
-    uint8_t (*buf)[BUF] = malloc(sizeof(uint8_t[BATCH][BUF]));
+    uint8_t(*buf)[BUF] = malloc(sizeof(uint8_t[BATCH][BUF]));
     struct sockaddr_in peer[BATCH];
     struct iovec iov[BATCH];
     struct mmsghdr in[BATCH], out[BATCH];

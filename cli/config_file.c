@@ -23,16 +23,17 @@
 struct reader {
     FILE *f;
     const char *path;
-    unsigned line;     /* number of the line being parsed, from 1 */
-    int continuation;  /* the current line starts with whitespace */
-    int failed;        /* err holds the first error */
+    unsigned line;    /* number of the line being parsed, from 1 */
+    int continuation; /* the current line starts with whitespace */
+    int failed;       /* err holds the first error */
     dpd_config_file_fn fn;
     void *user;
     char *err;
     size_t errlen;
 };
 
-static void reader_fail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reader_fail(struct reader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void reader_fail(struct reader *r, const char *fmt, ...)
 {
@@ -67,8 +68,9 @@ static char *read_line(char *str, int num, void *stream)
 
         if (c == EOF || c == '\n')
             return str;
-        reader_fail(r, "line longer than %d characters (continue a long value on "
-                       "lines that start with a space)",
+        reader_fail(r,
+                    "line longer than %d characters (continue a long value on "
+                    "lines that start with a space)",
                     num - 1);
         return NULL;
     }
@@ -82,8 +84,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     if (r->failed)
         return 0;
     if (section[0] != '\0' && strcmp(section, "dotproxyd") != 0) {
-        reader_fail(r, "unknown section [%s] (keys go at the top of the file or under "
-                       "[dotproxyd])",
+        reader_fail(r,
+                    "unknown section [%s] (keys go at the top of the file or under "
+                    "[dotproxyd])",
                     section);
         return 0;
     }
@@ -187,8 +190,7 @@ int dpd_config_file_read(const char *path, dpd_config_file_fn fn, void *user, ch
         return -1;
     if (rc != 0) {
         /* A line libinih could not parse: our handler was never called. */
-        snprintf(err, errlen, "%s:%d: expected 'key = value', a comment or [dotproxyd]", path,
-                 rc);
+        snprintf(err, errlen, "%s:%d: expected 'key = value', a comment or [dotproxyd]", path, rc);
         return -1;
     }
     return 0;

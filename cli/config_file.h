@@ -20,8 +20,8 @@
  * when the line started with whitespace and so continues the previous key's
  * value (libinih calls back again with the same key). Return 0 to go on, or
  * -1 after writing why into err (the caller prefixes "PATH:LINE: "). */
-typedef int (*dpd_config_file_fn)(void *user, const char *key, const char *value,
-                                  unsigned line, int continuation, char *err, size_t errlen);
+typedef int (*dpd_config_file_fn)(void *user, const char *key, const char *value, unsigned line,
+                                  int continuation, char *err, size_t errlen);
 
 /* Open path for reading, close-on-exec, only when it is a regular file (or
  * /dev/null, an empty one): a FIFO, another device or a directory is

@@ -431,9 +431,8 @@ static int reload(char *err, size_t errlen)
                      "reload: turning the cache %s with %u workers takes a restart; it stays %s",
                      now_size == 0 ? "off" : "on", boot.workers, was_size == 0 ? "off" : "on");
     } else if (shared_cache != NULL &&
-        (was_size != now_size ||
-         was_min != now_min || was_max != now_max ||
-         dotproxy_config_get_stale_max_s(was) != dotproxy_config_get_stale_max_s(n.cfg))) {
+               (was_size != now_size || was_min != now_min || was_max != now_max ||
+                dotproxy_config_get_stale_max_s(was) != dotproxy_config_get_stale_max_s(n.cfg))) {
         old_cache = shared_cache;
         shared_cache = NULL; /* worker_config makes the new one */
         dpd_log_main(DOTPROXY_LOG_INFO,

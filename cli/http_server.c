@@ -76,7 +76,7 @@ struct dpd_http_server {
     struct conn *lru_head, *lru_tail;
     unsigned live;
     char *allowed_hosts; /* NULL: IP literals and localhost only */
-    char *token; /* NULL: mutating calls refused */
+    char *token;         /* NULL: mutating calls refused */
     size_t token_len;
     dotproxy_ctx **ctxs;
     size_t n_ctxs;
@@ -87,8 +87,8 @@ struct dpd_http_server {
 
 /* ---- HTTP plumbing ------------------------------------------------------------------------ */
 
-#define CSP                                                                                       \
-    "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "           \
+#define CSP                                                                                        \
+    "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "            \
     "object-src 'none'"
 
 struct header {
@@ -168,8 +168,7 @@ static int authorise(const struct dpd_http_server *srv, struct MHD_Connection *c
         *rc = respond_json_error(c, MHD_HTTP_FORBIDDEN, "no API token configured", NULL);
         return -1;
     }
-    const char *h =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     /* The scheme name is case-insensitive (RFC 9110 section 11.1). */
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
         static const struct header hdr[] = {
@@ -184,10 +183,9 @@ static int authorise(const struct dpd_http_server *srv, struct MHD_Connection *c
     while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
         n--;
     if (!token_equal(t, n, srv->token, srv->token_len)) {
-        static const struct header hdr[] = {
-            {MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-             "Bearer realm=\"dotproxyd\", error=\"invalid_token\""},
-            {NULL, NULL}};
+        static const struct header hdr[] = {{MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                             "Bearer realm=\"dotproxyd\", error=\"invalid_token\""},
+                                            {NULL, NULL}};
         *rc = respond_json_error(c, MHD_HTTP_UNAUTHORIZED, "invalid token", hdr);
         return -1;
     }
@@ -353,9 +351,10 @@ static int host_allowed(const struct dpd_http_server *srv, const char *host)
 static enum MHD_Result get_page(struct dpd_http_server *srv, struct MHD_Connection *c)
 {
     (void)srv;
-    static const struct header hdr[] = {
-        {"Content-Security-Policy", CSP}, {"X-Frame-Options", "DENY"},
-        {"Referrer-Policy", "no-referrer"}, {NULL, NULL}};
+    static const struct header hdr[] = {{"Content-Security-Policy", CSP},
+                                        {"X-Frame-Options", "DENY"},
+                                        {"Referrer-Policy", "no-referrer"},
+                                        {NULL, NULL}};
     return respond(c, MHD_HTTP_OK, "text/html; charset=utf-8", (const char *)dpd_status_html,
                    dpd_status_html_len, 1, hdr);
 }
@@ -363,8 +362,8 @@ static enum MHD_Result get_page(struct dpd_http_server *srv, struct MHD_Connecti
 static enum MHD_Result get_js(struct dpd_http_server *srv, struct MHD_Connection *c)
 {
     (void)srv;
-    return respond(c, MHD_HTTP_OK, "text/javascript; charset=utf-8",
-                   (const char *)dpd_status_js, dpd_status_js_len, 1, NULL);
+    return respond(c, MHD_HTTP_OK, "text/javascript; charset=utf-8", (const char *)dpd_status_js,
+                   dpd_status_js_len, 1, NULL);
 }
 
 static enum MHD_Result get_css(struct dpd_http_server *srv, struct MHD_Connection *c)
@@ -496,9 +495,8 @@ static enum MHD_Result dispatch(struct dpd_http_server *srv, struct MHD_Connecti
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct dpd_http_server *srv = cls;
     (void)upload_data;
@@ -549,8 +547,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
  * has no room for: as dotproxy_config_add_listen does for "@0", the address
  * is then parsed alone with 0 as its default port ("00" too: the option
  * parser lets it through, and the spec grammar takes leading zeros). */
-int dpd_http_server_parse_listen(const char *spec, dotproxy_endpoint *ep, char *err,
-                                 size_t errlen)
+int dpd_http_server_parse_listen(const char *spec, dotproxy_endpoint *ep, char *err, size_t errlen)
 {
     if (spec == NULL || *spec == '\0') {
         snprintf(err, errlen, "empty (want [ADDR@]PORT)");

@@ -92,7 +92,6 @@ void dpd_http_server_stop(struct dpd_http_server *s);
  * let the kernel choose) as an endpoint, read by the library's spec parser:
  * the one reading of it, for the option parser and the server alike. 0, or
  * -1 with what is wrong (naming the value) in err. */
-int dpd_http_server_parse_listen(const char *spec, dotproxy_endpoint *ep, char *err,
-                                 size_t errlen);
+int dpd_http_server_parse_listen(const char *spec, dotproxy_endpoint *ep, char *err, size_t errlen);
 
 #endif

@@ -93,21 +93,11 @@ static void buf_json_str(struct dpd_render_buf *b, const char *s)
     buf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
         switch (*p) {
-        case '"':
-            buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            buf_puts(b, "\\\\");
-            break;
-        case '\n':
-            buf_puts(b, "\\n");
-            break;
-        case '\r':
-            buf_puts(b, "\\r");
-            break;
-        case '\t':
-            buf_puts(b, "\\t");
-            break;
+        case '"': buf_puts(b, "\\\""); break;
+        case '\\': buf_puts(b, "\\\\"); break;
+        case '\n': buf_puts(b, "\\n"); break;
+        case '\r': buf_puts(b, "\\r"); break;
+        case '\t': buf_puts(b, "\\t"); break;
         default:
             if (*p < 0x20 || *p >= 0x7f || *p == '<' || *p == '>' || *p == '&')
                 buf_printf(b, "\\u%04x", (unsigned)*p);
@@ -237,7 +227,7 @@ static void snapshot_free(struct snapshot *s)
 
 /* One upstream over all workers (rules in render.h). */
 struct upstream_agg {
-    char label[sizeof ((dotproxy_upstream_stats *)0)->label];
+    char label[sizeof((dotproxy_upstream_stats *)0)->label];
     unsigned workers, healthy_workers;
     unsigned consecutive_failures; /* max */
     uint64_t connections, inflight, queries, answers;
@@ -298,8 +288,7 @@ static void upstream_add(struct upstream_agg *u, const dotproxy_upstream_stats *
 
 /* Every upstream of every worker, merged by label, in order of first
  * appearance; *out is the caller's to free. */
-static size_t upstreams_collect(struct upstream_agg **out, dotproxy_ctx *const *ctxs,
-                                size_t n_ctxs)
+static size_t upstreams_collect(struct upstream_agg **out, dotproxy_ctx *const *ctxs, size_t n_ctxs)
 {
     struct upstream_list l = {0};
     for (size_t w = 0; w < n_ctxs; w++) {
@@ -341,30 +330,39 @@ struct prom_sample {
 
 struct prom_family {
     const char *name, *type, *help;
-    const char *label; /* the label name, NULL when none */
+    const char *label;       /* the label name, NULL when none */
     struct prom_sample s[6]; /* ended by ctr -1, or by a labelled family's first
                                 unlabelled (zero-filled) sample */
 };
 
-#define NO_LABEL(c)                                                                               \
-    {                                                                                             \
-        {(c), NULL }, { -1, NULL }                                                                \
+#define NO_LABEL(c)                                                                                \
+    {                                                                                              \
+        {(c), NULL},                                                                               \
+        {                                                                                          \
+            -1, NULL                                                                               \
+        }                                                                                          \
     }
 
 /* Counters summed over the workers (the exceptions: see render.h).
  * A sample list ends at ctr -1 or after four. */
 static const struct prom_family prom_families[] = {
-    {"dotproxy_queries_total", "counter", "DNS queries received, by transport", "transport",
+    {"dotproxy_queries_total",
+     "counter",
+     "DNS queries received, by transport",
+     "transport",
      {{DOTPROXY_CTR_QUERIES_UDP, "udp"},
       {DOTPROXY_CTR_QUERIES_TCP, "tcp"},
       {DOTPROXY_CTR_QUERIES_API, "api"},
       {-1, NULL}}},
     {"dotproxy_answers_total", "counter", "Upstream answers passed to clients", NULL,
      NO_LABEL(DOTPROXY_CTR_ANSWERS)},
-    {"dotproxy_generated_responses_total", "counter",
-     "Error responses made by the proxy itself, by RCODE", "rcode",
+    {"dotproxy_generated_responses_total",
+     "counter",
+     "Error responses made by the proxy itself, by RCODE",
+     "rcode",
      {{DOTPROXY_CTR_SERVFAIL, "SERVFAIL"}, {DOTPROXY_CTR_FORMERR, "FORMERR"}, {-1, NULL}}},
-    {"dotproxy_client_messages_rejected_total", "counter",
+    {"dotproxy_client_messages_rejected_total",
+     "counter",
      "Client messages not served: unanswerable (no header, a response, too long, "
      "reply undeliverable), refused by the access list, over the rate limit, over the "
      "client's in-flight cap, or refused for asking without recursion (RD clear)",
@@ -391,9 +389,13 @@ static const struct prom_family prom_families[] = {
      NO_LABEL(DOTPROXY_CTR_TLS_RESUMED)},
     {"dotproxy_tls_failures_total", "counter", "Upstream connects or handshakes that failed", NULL,
      NO_LABEL(DOTPROXY_CTR_TLS_FAILURES)},
-    {"dotproxy_tls_closed_total", "counter",
-     "Upstream connections closed, by the upstream (peer) or by us as idle", "by",
-     {{DOTPROXY_CTR_TLS_CLOSED_BY_PEER, "peer"}, {DOTPROXY_CTR_TLS_CLOSED_IDLE, "idle"}, {-1, NULL}}},
+    {"dotproxy_tls_closed_total",
+     "counter",
+     "Upstream connections closed, by the upstream (peer) or by us as idle",
+     "by",
+     {{DOTPROXY_CTR_TLS_CLOSED_BY_PEER, "peer"},
+      {DOTPROXY_CTR_TLS_CLOSED_IDLE, "idle"},
+      {-1, NULL}}},
     {"dotproxy_upstream_bad_answers_total", "counter",
      "Upstream answers with an unknown ID or the wrong question", NULL,
      NO_LABEL(DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS)},
@@ -403,8 +405,8 @@ static const struct prom_family prom_families[] = {
      NO_LABEL(DOTPROXY_CTR_INFLIGHT)},
     {"dotproxy_cache_hits_total", "counter", "Queries answered from the cache", NULL,
      NO_LABEL(DOTPROXY_CTR_CACHE_HITS)},
-    {"dotproxy_cache_misses_total", "counter", "Cacheable queries the cache could not answer",
-     NULL, NO_LABEL(DOTPROXY_CTR_CACHE_MISSES)},
+    {"dotproxy_cache_misses_total", "counter", "Cacheable queries the cache could not answer", NULL,
+     NO_LABEL(DOTPROXY_CTR_CACHE_MISSES)},
     {"dotproxy_cache_entries", "gauge", "Entries in the answer cache now", NULL,
      NO_LABEL(DOTPROXY_CTR_CACHE_ENTRIES)},
     {"dotproxy_cache_evictions_total", "counter", "Cache entries evicted to make room", NULL,

@@ -19,21 +19,21 @@
 #include "dotproxy/error.h"
 #include "list.h"
 
-#define HDR DOTPROXY_DNS_HEADER_SIZE
-#define US_PER_S 1000000u
-#define TYPE_SOA 6
-#define TYPE_OPT 41
-#define STALE_TTL 30u          /* RFC 8767 4: the TTL of a stale answer */
+#define HDR                  DOTPROXY_DNS_HEADER_SIZE
+#define US_PER_S             1000000u
+#define TYPE_SOA             6
+#define TYPE_OPT             41
+#define STALE_TTL            30u /* RFC 8767 4: the TTL of a stale answer */
 #define SERVFAIL_TTL_DEFAULT 5u
-#define SERVFAIL_TTL_MAX 300u  /* RFC 2308 7.1: at most five minutes */
-#define REFRESH_MIN_TTL 10u    /* prefetch only entries that live at least this long */
-#define REFRESH_MIN_HITS 3u    /* ... and were hit this often (this hit included) */
-#define FREQ_MAX 3u            /* S3-FIFO: 2-bit access counter */
-#define MAX_ENTRIES_LIMIT ((size_t)1 << 28)
+#define SERVFAIL_TTL_MAX     300u /* RFC 2308 7.1: at most five minutes */
+#define REFRESH_MIN_TTL      10u  /* prefetch only entries that live at least this long */
+#define REFRESH_MIN_HITS     3u   /* ... and were hit this often (this hit included) */
+#define FREQ_MAX             3u   /* S3-FIFO: 2-bit access counter */
+#define MAX_ENTRIES_LIMIT    ((size_t)1 << 28)
 
 /* The key's flags octet. */
-#define KEY_DO 0x01u
-#define KEY_CD 0x02u
+#define KEY_DO           0x01u
+#define KEY_CD           0x02u
 #define KEY_OPCODE_SHIFT 2 /* opcode in bits 2..5 so a NOTIFY never meets a QUERY's answer */
 
 enum { Q_SMALL = 0, Q_MAIN = 1 };
@@ -474,9 +474,9 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
 
 /* What one walk over an answer's RRs learnt. */
 struct rr_scan {
-    uint32_t min_ttl;  /* over all RRs but the OPT, after clamping */
-    int soa_ttl_idx;   /* index in offs[] of the authority SOA's TTL, -1 none */
-    uint32_t soa_neg;  /* min(SOA TTL, SOA MINIMUM) of that SOA */
+    uint32_t min_ttl; /* over all RRs but the OPT, after clamping */
+    int soa_ttl_idx;  /* index in offs[] of the authority SOA's TTL, -1 none */
+    uint32_t soa_neg; /* min(SOA TTL, SOA MINIMUM) of that SOA */
 };
 
 static inline uint32_t ttl_value(uint32_t raw)
@@ -529,11 +529,12 @@ static int question_matches_key(const struct dp_cache_key *k, const uint8_t *ans
     uint8_t name[DOTPROXY_DNS_MAX_NAME];
     int n = dp_dns_msg_name_lower(ans, len, HDR, name, NULL);
     return n == (int)name_len && memcmp(name, k->data, name_len) == 0 &&
-           info->qtype == dp_get16(k->data + name_len) && info->qclass == dp_get16(k->data + name_len + 2);
+           info->qtype == dp_get16(k->data + name_len) &&
+           info->qclass == dp_get16(k->data + name_len + 2);
 }
 
-int dp_cache_store(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans,
-                   size_t len, uint64_t now_us)
+int dp_cache_store(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans, size_t len,
+                   uint64_t now_us)
 {
     if (ans == NULL)
         return DOTPROXY_EINVAL;

@@ -105,8 +105,8 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
  * - answers whose question does not match k are rejected (DOTPROXY_EINVAL).
  * Returns 1 stored, 0 not cacheable, or DOTPROXY_EINVAL, DOTPROXY_EMALFORMED
  * (ans does not parse) or DOTPROXY_ENOMEM (the old entry, if any, is kept). */
-int dp_cache_store(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans,
-                   size_t len, uint64_t now_us);
+int dp_cache_store(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans, size_t len,
+                   uint64_t now_us);
 /* The same for an answer the caller has already parsed (info from
  * dotproxy_dns_parse of exactly ans[0..len)): the proxy's path, which parses
  * every upstream answer once to match it to its query. */

@@ -170,8 +170,8 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     dp_upstreams_init(&ctx->upstreams, &ctx->loop, &ctx->log, &ctx->prng, &ctx->cfg, &up_hooks);
     struct dp_pool_hooks pool_hooks;
     dp_proxy_pool_hooks(ctx, &pool_hooks);
-    dp_tls_pool_init(&ctx->pool, &ctx->loop, &ctx->log, &ctx->stats.ctr, &ctx->cfg,
-                     &ctx->upstreams, &pool_hooks);
+    dp_tls_pool_init(&ctx->pool, &ctx->loop, &ctx->log, &ctx->stats.ctr, &ctx->cfg, &ctx->upstreams,
+                     &pool_hooks);
     struct dp_listener_hooks listener_hooks;
     dp_proxy_listener_hooks(ctx, &listener_hooks);
     dp_listener_init(&ctx->listeners, &ctx->loop, &ctx->log, &ctx->stats.ctr, &ctx->cfg,

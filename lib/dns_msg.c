@@ -9,13 +9,13 @@
 #include "bytes.h"
 #include "dotproxy/error.h"
 
-#define HDR DOTPROXY_DNS_HEADER_SIZE
-#define RR_FIXED 10u          /* TYPE, CLASS, TTL, RDLENGTH */
-#define OPT_RR_SIZE 11u       /* root owner + RR_FIXED, no options */
-#define MAX_LABEL 63u         /* RFC 1035 2.3.4 */
-#define OUR_UDP_SIZE 1232u    /* DNS flag day 2020: avoids IP fragmentation */
-#define TYPE_OPT 41u
-#define CLASS_IN 1u
+#define HDR          DOTPROXY_DNS_HEADER_SIZE
+#define RR_FIXED     10u   /* TYPE, CLASS, TTL, RDLENGTH */
+#define OPT_RR_SIZE  11u   /* root owner + RR_FIXED, no options */
+#define MAX_LABEL    63u   /* RFC 1035 2.3.4 */
+#define OUR_UDP_SIZE 1232u /* DNS flag day 2020: avoids IP fragmentation */
+#define TYPE_OPT     41u
+#define CLASS_IN     1u
 
 /* Legitimate compression needs at most one pointer per label, so 127 labels
  * in a 255-octet name bound the hops. The strictly-decreasing rule below
@@ -165,8 +165,7 @@ static int check_rdata(const uint8_t *msg, size_t len, unsigned type, size_t rd,
         if (rc < 0 || rdend - end != 20)
             return DOTPROXY_EMALFORMED;
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -386,7 +385,7 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
         dp_put16(o + 1, TYPE_OPT);
         dp_put16(o + 3, OUR_UDP_SIZE);
         o[5] = (uint8_t)(rcode >> 4); /* the rcode's upper bits */
-        o[6] = 0; /* version 0 */
+        o[6] = 0;                     /* version 0 */
         dp_put16(o + 7, do_bit);
         dp_put16(o + 9, 0); /* no options */
     }
@@ -542,8 +541,14 @@ static int rb_rdata(struct rebase *r, unsigned type, size_t rd, size_t rdend)
     int rc;
 
     switch (type) {
-    case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12: /* as check_rdata */
-        return rb_visit(r, rd, rdend, &end);
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 7:
+    case 8:
+    case 9:
+    case 12: /* as check_rdata */ return rb_visit(r, rd, rdend, &end);
     case 15: /* MX */
         return rdend - rd < 2 ? DOTPROXY_EMALFORMED : rb_visit(r, rd + 2, rdend, &end);
     case 6: /* SOA */
@@ -562,8 +567,7 @@ static int rb_rdata(struct rebase *r, unsigned type, size_t rd, size_t rdend)
         if (rb_visit(r, rd, rdend, &end) == 0)
             (void)rb_visit(r, end, rdend, &end);
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 

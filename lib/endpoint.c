@@ -25,7 +25,7 @@
 
 /* RFC 1035 2.3.4 as presentation text: 255 wire octets are 253 characters
  * without the root's trailing dot. */
-#define NAME_MAX_LEN 253
+#define NAME_MAX_LEN  253
 #define LABEL_MAX_LEN 63
 
 static int is_digit(char c)

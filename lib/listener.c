@@ -20,24 +20,24 @@
  * must end, so that TCP clients, upstream answers and timers are served
  * too (the socket stays readable, so the next turn reads on). */
 #define UDP_TURN_BATCHES 4
-#define UDP_BUF 4096             /* a larger query is dropped (MSG_TRUNC) */
-#define TCP_IN_START (2u + 1024u) /* grows to 2 + 65535 for the rare big query */
-#define TCP_IN_MAX (2u + 65535u)
-#define TCP_OUT_MAX (256u << 10) /* a client that reads slower than this is dropped */
-#define TCP_OUT_KEEP 16384u      /* an emptied output buffer larger than this is freed */
+#define UDP_BUF          4096         /* a larger query is dropped (MSG_TRUNC) */
+#define TCP_IN_START     (2u + 1024u) /* grows to 2 + 65535 for the rare big query */
+#define TCP_IN_MAX       (2u + 65535u)
+#define TCP_OUT_MAX      (256u << 10) /* a client that reads slower than this is dropped */
+#define TCP_OUT_KEEP     16384u       /* an emptied output buffer larger than this is freed */
 /* All TCP client buffers of one context together: the bound that makes
  * memory independent of what clients do (README "Limits"). Past it the
  * client holding the most above its share (the budget divided among the
  * clients) is closed first, so that a few clients that never read their
  * answers cannot lock everyone else out (budget_take). */
-#define TCP_BUDGET (32u << 20)
+#define TCP_BUDGET                     (32u << 20)
 #define TCP_CLIENT_MAX_QUERIES_DEFAULT 256
 /* Queries one TCP client may have in flight before we stop reading it:
  * the configured per-client cap, if lower. */
-#define TCP_CLIENT_MAX_QUERIES                                                                  \
-    (c->ls->cfg->max_client_queries != 0 &&                                                     \
-             c->ls->cfg->max_client_queries < TCP_CLIENT_MAX_QUERIES_DEFAULT                     \
-         ? c->ls->cfg->max_client_queries                                                        \
+#define TCP_CLIENT_MAX_QUERIES                                                                     \
+    (c->ls->cfg->max_client_queries != 0 &&                                                        \
+             c->ls->cfg->max_client_queries < TCP_CLIENT_MAX_QUERIES_DEFAULT                       \
+         ? c->ls->cfg->max_client_queries                                                          \
          : TCP_CLIENT_MAX_QUERIES_DEFAULT)
 
 /* Answers produced in one loop turn leave in one sendmmsg per listener. */
@@ -210,8 +210,10 @@ void dp_listener_udp_send(struct dp_listeners *ls, struct dp_udp_listener *l,
             _Alignas(struct cmsghdr) uint8_t buf[PKTINFO_CMSG_SPACE];
         } ctrl;
         struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = len};
-        struct msghdr h = {.msg_name = (void *)(uintptr_t)peer, .msg_namelen = peerlen,
-                           .msg_iov = &iov, .msg_iovlen = 1};
+        struct msghdr h = {.msg_name = (void *)(uintptr_t)peer,
+                           .msg_namelen = peerlen,
+                           .msg_iov = &iov,
+                           .msg_iovlen = 1};
         if (with_src)
             pktinfo_write(&h, ctrl.buf, dst);
         ssize_t n;
@@ -430,8 +432,7 @@ static int client_take_frames(struct dp_tcp_client *c)
             }
             return 0;
         }
-        struct dp_origin o = {
-            .kind = DP_Q_TCP, .peer = &c->peer, .peerlen = c->peerlen, .tcp = c};
+        struct dp_origin o = {.kind = DP_Q_TCP, .peer = &c->peer, .peerlen = c->peerlen, .tcp = c};
         client_touch(c);
         dp_ctr_inc(ls->ctr, DOTPROXY_CTR_QUERIES_TCP);
         ls->hooks.query(ls->hooks.user, &o, c->inbuf + (m - c->inbuf), len);
@@ -615,8 +616,7 @@ void dp_listener_tcp_unclaim(struct dp_tcp_claim *cl)
         client_mark_dirty(c); /* the flush resumes reading its buffered queries */
 }
 
-const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *c,
-                                                    socklen_t *len)
+const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *c, socklen_t *len)
 {
     *len = c->peerlen;
     return &c->peer;
@@ -689,8 +689,7 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
         dp_ctr_inc(ls->ctr, DOTPROXY_CTR_TCP_CLIENTS);
         c->last_active_us = ls->loop->now_us;
         if (dp_timer_set(ls->loop, &c->idle,
-                         c->last_active_us + (uint64_t)ls->cfg->tcp_idle_timeout_ms * 1000u) !=
-            0) {
+                         c->last_active_us + (uint64_t)ls->cfg->tcp_idle_timeout_ms * 1000u) != 0) {
             /* Without its idle timer nothing would ever close an idle
              * client: refuse it rather than hold it for ever. */
             dp_log(ls->log, DOTPROXY_LOG_ERR, "TCP client: out of memory for its idle timer");

@@ -37,8 +37,8 @@ struct dp_udp_listener {
     struct dp_io io;
     struct dp_listeners *ls;
     uint16_t port;
-    int wildcard;            /* bound to 0.0.0.0 or ::: answers need a source address */
-    struct udp_out *out;     /* answers waiting for this turn's sendmmsg */
+    int wildcard;        /* bound to 0.0.0.0 or ::: answers need a source address */
+    struct udp_out *out; /* answers waiting for this turn's sendmmsg */
     struct dp_udp_listener *next_dirty;
     int dirty;
 };
@@ -51,14 +51,14 @@ struct dp_tcp_listener {
 struct dp_tcp_client {
     struct dp_io io;
     struct dp_listeners *ls;
-    struct dp_list lru;      /* ls->tcp_clients, least recently active first */
-    struct dp_list queries;  /* its claims (struct dp_tcp_claim): queries awaiting answers */
+    struct dp_list lru;     /* ls->tcp_clients, least recently active first */
+    struct dp_list queries; /* its claims (struct dp_tcp_claim): queries awaiting answers */
     unsigned n_queries;
-    int read_closed;         /* the client sent FIN: answer what is pending, then close */
-    int closed;              /* detached; freed by the next flush */
-    int paused;              /* too many queries in flight: not reading */
-    int broken;              /* 1: a bad frame came: answer what was asked, drop the
-                                rest of the input, then close; 2: and the input ended */
+    int read_closed; /* the client sent FIN: answer what is pending, then close */
+    int closed;      /* detached; freed by the next flush */
+    int paused;      /* too many queries in flight: not reading */
+    int broken;      /* 1: a bad frame came: answer what was asked, drop the
+                        rest of the input, then close; 2: and the input ended */
     dotproxy_frame in;
     uint8_t *inbuf;
     uint8_t *out;
@@ -108,15 +108,15 @@ struct dp_listener_hooks {
 
 /* The listeners of a context and their TCP clients. */
 struct dp_listeners {
-    struct dp_udp_listener *udp;   /* cfg->n_listen of each */
+    struct dp_udp_listener *udp; /* cfg->n_listen of each */
     struct dp_tcp_listener *tcp;
-    void *udp_batch;               /* recvmmsg vectors and buffers */
-    struct dp_list tcp_clients;    /* least recently active first */
+    void *udp_batch;            /* recvmmsg vectors and buffers */
+    struct dp_list tcp_clients; /* least recently active first */
     size_t n_tcp_clients;
-    size_t tcp_buf_bytes;          /* all TCP client buffers (bounded) */
+    size_t tcp_buf_bytes; /* all TCP client buffers (bounded) */
     struct dp_tcp_client *dirty_clients;
     struct dp_udp_listener *dirty_udp;
-    int quiescing;                 /* graceful stop: no new clients or queries */
+    int quiescing; /* graceful stop: no new clients or queries */
     struct dp_loop *loop;
     const struct dp_logger *log;
     struct dp_counters *ctr;
@@ -154,8 +154,7 @@ void dp_listener_tcp_send(struct dp_listeners *ls, struct dp_tcp_client *c, cons
 void dp_listener_tcp_claim(struct dp_tcp_client *c, struct dp_tcp_claim *cl);
 void dp_listener_tcp_unclaim(struct dp_tcp_claim *cl);
 /* The client's address (query logs). */
-const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *c,
-                                                    socklen_t *len);
+const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *c, socklen_t *len);
 /* Resume paused clients and write out queued answers (end of a loop turn).
  * Returns 1 if that produced upstream output (flush the pool again). */
 int dp_listener_flush(struct dp_listeners *ls);

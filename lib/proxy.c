@@ -269,13 +269,10 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
     case DP_Q_UDP:
         dp_listener_udp_send(&ctx->listeners, to->udp, to->peer, to->peerlen, to->dst, msg, len);
         break;
-    case DP_Q_TCP:
-        dp_listener_tcp_send(&ctx->listeners, to->tcp, msg, len);
-        break;
+    case DP_Q_TCP: dp_listener_tcp_send(&ctx->listeners, to->tcp, msg, len); break;
     case DP_Q_API:
         assert(ctx->in_process);
-        to->api_cb((int)DOTPROXY_DNS_RCODE(dp_get16(msg + 2)), msg, len,
-                   to->api_user);
+        to->api_cb((int)DOTPROXY_DNS_RCODE(dp_get16(msg + 2)), msg, len, to->api_user);
         break;
     }
 }
@@ -291,9 +288,7 @@ static void origin_of(const struct dp_query *q, struct dp_origin *o)
         o->peerlen = q->from.udp.peerlen;
         o->dst = &q->from.udp.dst;
         break;
-    case DP_Q_TCP:
-        o->tcp = q->from.tcp.client;
-        break;
+    case DP_Q_TCP: o->tcp = q->from.tcp.client; break;
     case DP_Q_API:
         o->api_cb = q->from.api.cb;
         o->api_user = q->from.api.user;
@@ -381,8 +376,8 @@ static size_t cache_answer(struct dotproxy_ctx *ctx, struct dp_query *r, int all
     int res = cache_lookup(ctx, &r->key, allow_stale, r->q, r->qlen, &n);
     if (res <= 0)
         return 0;
-    int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &r->edns,
-                                   (uint16_t)ctx->cfg.udp_size);
+    int m =
+        dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &r->edns, (uint16_t)ctx->cfg.udp_size);
     if (m < 0)
         return 0;
     dotproxy_dns_set_id(ctx->scratch, (size_t)m, r->client_id);
@@ -418,10 +413,10 @@ static void fail_one(struct dotproxy_ctx *ctx, struct dp_query *q, int err)
      * one (rare) has its reply built on the heap. */
     uint8_t buf[DP_QUERY_INLINE + 64];
     uint8_t *out = q->qlen + 11u <= sizeof buf ? buf : malloc(q->qlen + 11u);
-    int m = out != NULL ? make_error(out, q->qlen + 11u > sizeof buf ? q->qlen + 11u : sizeof buf,
-                                     q->q, q->qlen, DOTPROXY_RCODE_SERVFAIL, q->edns.had_opt,
-                                     q->qname_len)
-                        : -1;
+    int m = out != NULL
+                ? make_error(out, q->qlen + 11u > sizeof buf ? q->qlen + 11u : sizeof buf, q->q,
+                             q->qlen, DOTPROXY_RCODE_SERVFAIL, q->edns.had_opt, q->qname_len)
+                : -1;
     if (m > 0)
         deliver(ctx, q, out, (size_t)m);
     else
@@ -644,8 +639,7 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
                     .qtype = info->qtype,
                     .from_cache = 1,
                 };
-                send_answer(ctx, o, udp_limit_for(ctx, info), ctx->scratch, (size_t)m,
-                            &note);
+                send_answer(ctx, o, udp_limit_for(ctx, info), ctx->scratch, (size_t)m, &note);
                 if (res == DP_CACHE_HIT_REFRESH && inflight_find(ctx, &key) == NULL)
                     prefetch(ctx, info, msg, len, &key);
                 if (q != NULL)
@@ -674,8 +668,7 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
             else
                 q->from.udp.dst.family = 0;
             if (ctx->cfg.max_client_queries != 0) {
-                if (dp_policy_inflight_begin(ctx->policy, (const struct sockaddr *)o->peer) !=
-                    0) {
+                if (dp_policy_inflight_begin(ctx->policy, (const struct sockaddr *)o->peer) != 0) {
                     /* Over its cap: drop; the client retries once some of
                      * its queries are answered. */
                     dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);
@@ -852,8 +845,7 @@ uint64_t dp_proxy_next_due(const struct dotproxy_ctx *ctx)
         return 0;
     uint64_t due = UINT64_MAX;
     if (!dp_list_empty(&ctx->stale_watch)) {
-        const struct dp_query *q =
-            DP_CONTAINER_OF(ctx->stale_watch.next, struct dp_query, stale);
+        const struct dp_query *q = DP_CONTAINER_OF(ctx->stale_watch.next, struct dp_query, stale);
         due = q->stale_due_us;
     }
     if (!dp_list_empty(&ctx->active)) {
@@ -986,4 +978,3 @@ DOTPROXY_EXPORT int dotproxy_ctx_query(dotproxy_ctx *ctx, const uint8_t *query, 
     dp_list_push_back(&ctx->api_queue, &q->wait);
     return 0;
 }
-

@@ -28,8 +28,8 @@
 #define DP_STALE_AFTER_US 1800000u
 
 struct dotproxy_ctx {
-    struct dotproxy_config cfg;    /* the modules point at it: it stays in place */
-    struct dp_loop loop;           /* fds, timers, clock, the drive tiers (loop.c) */
+    struct dotproxy_config cfg; /* the modules point at it: it stays in place */
+    struct dp_loop loop;        /* fds, timers, clock, the drive tiers (loop.c) */
     struct dp_logger log;
     struct dp_prng prng;           /* the context's randomness (prng.h) */
     struct dp_stats stats;         /* counters, latency, upstream snapshot (stats.c) */
@@ -44,24 +44,24 @@ struct dotproxy_ctx {
      * list, so only as many records as were ever in flight at once are
      * touched (RSS). Records never move (lists, wire slots and TCP claims
      * point at them): a reload raising max_queries adds a region. */
-    struct dp_qregion *qregions;   /* every region, oldest first */
-    struct dp_qregion *qbump;      /* the region records are bumped from */
-    size_t qpool_cap;              /* records in all regions */
-    size_t n_records;              /* records out of the pool (<= cfg.max_queries) */
-    struct dp_query *qfree;        /* singly linked through next_free */
-    struct dp_list active;         /* all live queries, oldest deadline first */
-    struct dp_list api_queue;      /* API queries admitted, entering the pipeline next turn */
-    struct dp_list stale_watch;    /* queries that may fall back to stale, by due time */
+    struct dp_qregion *qregions;    /* every region, oldest first */
+    struct dp_qregion *qbump;       /* the region records are bumped from */
+    size_t qpool_cap;               /* records in all regions */
+    size_t n_records;               /* records out of the pool (<= cfg.max_queries) */
+    struct dp_query *qfree;         /* singly linked through next_free */
+    struct dp_list active;          /* all live queries, oldest deadline first */
+    struct dp_list api_queue;       /* API queries admitted, entering the pipeline next turn */
+    struct dp_list stale_watch;     /* queries that may fall back to stale, by due time */
     struct dp_query **inflight_tab; /* leaders by question (coalescing) */
     size_t inflight_mask;
-    uint8_t *scratch;              /* DP_SCRATCH: answers being rewritten */
+    uint8_t *scratch; /* DP_SCRATCH: answers being rewritten */
     size_t n_active;
 
     /* The turn and requests from other threads (ctx.c). */
-    int in_process;                /* inside dotproxy_ctx_process() or _free() */
-    struct dp_io wake;             /* eventfd: wakeup/stop from anywhere */
+    int in_process;                                /* inside dotproxy_ctx_process() or _free() */
+    struct dp_io wake;                             /* eventfd: wakeup/stop from anywhere */
     _Atomic(struct dotproxy_config *) pending_cfg; /* from dotproxy_ctx_reload */
-    atomic_int flush_cache;        /* from dotproxy_ctx_cache_flush */
+    atomic_int flush_cache;                        /* from dotproxy_ctx_cache_flush */
     atomic_int stop_requested;
     int stopping;
     int stopped;

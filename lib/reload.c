@@ -140,14 +140,14 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         ctx->policy = np;
         ctx->policy_gen++;
     } else {
-        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the access policy; "
-                                             "keeping the old one");
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR,
+               "reload: out of memory for the access policy; "
+               "keeping the old one");
     }
-    int cache_changed = n->shared_cache == NULL && ctx->cfg.shared_cache == NULL &&
-                        (n->cache_size != ctx->cfg.cache_size ||
-                        n->cache_min_ttl != ctx->cfg.cache_min_ttl ||
-                        n->cache_max_ttl != ctx->cfg.cache_max_ttl ||
-                        n->stale_max_s != ctx->cfg.stale_max_s);
+    int cache_changed =
+        n->shared_cache == NULL && ctx->cfg.shared_cache == NULL &&
+        (n->cache_size != ctx->cfg.cache_size || n->cache_min_ttl != ctx->cfg.cache_min_ttl ||
+         n->cache_max_ttl != ctx->cfg.cache_max_ttl || n->stale_max_s != ctx->cfg.stale_max_s);
     if (n->shared_cache != NULL && ctx->cfg.shared_cache != NULL &&
         n->shared_cache != ctx->cfg.shared_cache) {
         /* One shared cache for another: the embedder made a new one for
@@ -176,8 +176,9 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
             dp_cache_handle_release(&ctx->cache);
             ctx->cache = nc;
         } else {
-            dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: out of memory for the new cache; "
-                                                 "keeping the old one");
+            dp_log(&ctx->log, DOTPROXY_LOG_ERR,
+                   "reload: out of memory for the new cache; "
+                   "keeping the old one");
         }
     }
     /* A reload config without a log callback keeps the one in use, rather

@@ -90,9 +90,9 @@ void dp_shared_cache_unref(struct dotproxy_cache *c)
     free(c);
 }
 
-static int shared_lookup(void *impl, const struct dp_cache_key *k, uint64_t now_us,
-                         int allow_stale, const uint8_t *query, size_t qlen, uint8_t *out,
-                         size_t cap, size_t *outlen)
+static int shared_lookup(void *impl, const struct dp_cache_key *k, uint64_t now_us, int allow_stale,
+                         const uint8_t *query, size_t qlen, uint8_t *out, size_t cap,
+                         size_t *outlen)
 {
     struct shard *s = shard_of(impl, k);
     pthread_mutex_lock(&s->lock);
@@ -101,8 +101,8 @@ static int shared_lookup(void *impl, const struct dp_cache_key *k, uint64_t now_
     return rc;
 }
 
-static int shared_store(void *impl, const struct dp_cache_key *k, const uint8_t *ans,
-                        size_t len, const dotproxy_dns_info *info, uint64_t now_us)
+static int shared_store(void *impl, const struct dp_cache_key *k, const uint8_t *ans, size_t len,
+                        const dotproxy_dns_info *info, uint64_t now_us)
 {
     struct shard *s = shard_of(impl, k);
     pthread_mutex_lock(&s->lock);

@@ -22,9 +22,9 @@ struct dp_slots {
     uint8_t *dead;              /* 1: its occupant was forgotten */
     uint16_t *free;             /* stack of free slot indices, low ones on top */
     unsigned n_free;
-    unsigned n;                 /* slots (at most 32768) */
-    unsigned shift;             /* index bits: 2^shift >= n */
-    unsigned used;              /* live + dead occupants */
+    unsigned n;     /* slots (at most 32768) */
+    unsigned shift; /* index bits: 2^shift >= n */
+    unsigned used;  /* live + dead occupants */
     unsigned n_dead;
 };
 

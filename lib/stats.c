@@ -10,8 +10,8 @@
 #define PUBLISH_EVERY_US 100000u
 
 static const uint64_t latency_bounds_us[DOTPROXY_LATENCY_BUCKETS] = {
-    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
-    UINT64_MAX,
+    500,    1000,   2500,   5000,    10000,   25000,   50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, UINT64_MAX,
 };
 
 DOTPROXY_EXPORT uint64_t dotproxy_latency_bound_us(size_t index)

@@ -50,8 +50,8 @@ struct dp_stats {
     pthread_mutex_t snap_lock;
     dotproxy_upstream_stats snap[DP_MAX_UPSTREAMS];
     size_t n_snap;
-    uint64_t next_us;    /* not published again before this */
-    int pending;         /* something changed since the last publish */
+    uint64_t next_us; /* not published again before this */
+    int pending;      /* something changed since the last publish */
 };
 
 void dp_stats_init(struct dp_stats *st);

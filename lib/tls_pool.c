@@ -21,18 +21,18 @@
 #include "trust.h"
 #include "upstream.h"
 
-#define OUT_CAP (1u << 17)   /* any single framed query fits in an empty buffer */
-#define IN_CAP (2u + 65535u) /* any single framed answer fits */
+#define OUT_CAP        (1u << 17)    /* any single framed query fits in an empty buffer */
+#define IN_CAP         (2u + 65535u) /* any single framed answer fits */
 #define TLS_RECORD_MAX 16384u
-#define RBUF_CAP 65536u     /* read-ahead: many TLS records per recv() */
-#define DP_MAX_RESENDS 4     /* per query, after lost connections */
+#define RBUF_CAP       65536u /* read-ahead: many TLS records per recv() */
+#define DP_MAX_RESENDS 4      /* per query, after lost connections */
 /* Acknowledge the upstream's bytes at once only while few answers are due:
  * a busy connection acknowledges with the queries it writes anyway, and
  * forced ACKs there only make the upstream send smaller segments. */
 #define ACK_NOW_MAX_INFLIGHT 8u
 /* Holding queries for a fuller write: see may_hold(). */
-#define HOLD_MIN_DUE 32u
-#define HOLD_MAX_US 200u
+#define HOLD_MIN_DUE   32u
+#define HOLD_MAX_US    200u
 #define HOLD_MAX_BYTES 2048u
 /* Race delay (RFC 8305's spirit): queries waiting for a connect or a
  * handshake that has not completed after max(2 x SRTT, RACE_MIN_US), at
@@ -207,9 +207,8 @@ static int tls_setup(struct dp_conn *c)
         (rc = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, pool->cred)) < 0)
         return rc;
     /* SNI only carries host names, never address literals (RFC 6066 3). */
-    if (up->ep.name[0] != '\0' &&
-        (rc = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, up->ep.name,
-                                     strlen(up->ep.name))) < 0)
+    if (up->ep.name[0] != '\0' && (rc = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, up->ep.name,
+                                                               strlen(up->ep.name))) < 0)
         return rc;
     /* Strict profile (RFC 8310): the handshake itself fails on a bad chain
      * or a name mismatch, so no query can ever be written before both hold. */
@@ -703,20 +702,15 @@ static void conn_on_ready(struct dp_io *io, unsigned revents)
 {
     struct dp_conn *c = DP_CONTAINER_OF(io, struct dp_conn, io);
     switch (c->state) {
-    case DP_CONN_CONNECTING:
-        conn_connected(c);
-        return;
-    case DP_CONN_HANDSHAKING:
-        handshake_step(c);
-        return;
+    case DP_CONN_CONNECTING: conn_connected(c); return;
+    case DP_CONN_HANDSHAKING: handshake_step(c); return;
     case DP_CONN_READY:
         if ((revents & DOTPROXY_EV_OUT) && c->gnutls_send_pending && conn_write(c) != 0)
             return;
         if (revents & (DOTPROXY_EV_IN | DOTPROXY_EV_ERR))
             conn_read(c);
         return;
-    default:
-        return;
+    default: return;
     }
 }
 
@@ -726,14 +720,11 @@ static void conn_timer_fire(struct dp_timer *t)
     struct dp_pool *pool = c->pool;
     switch (c->state) {
     case DP_CONN_CONNECTING:
-    case DP_CONN_HANDSHAKING:
-        conn_fail(c, "connect or handshake timed out", 1, 0);
-        return;
+    case DP_CONN_HANDSHAKING: conn_fail(c, "connect or handshake timed out", 1, 0); return;
     case DP_CONN_CLOSED: /* a connect that failed at once */
         conn_fail(c, "connect failed", 1, 0);
         return;
-    case DP_CONN_READY:
-        break;
+    case DP_CONN_READY: break;
     }
     if (c->retiring) {
         conn_retire(c);

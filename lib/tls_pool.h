@@ -32,7 +32,7 @@ struct dp_conn {
     int ticket_taken;        /* session data already saved from this connection */
     int gnutls_send_pending; /* a record_send returned EAGAIN: finish it first */
     size_t send_pending_len;
-    struct dp_slots slots;   /* in-flight table, by wire ID (slots.h) */
+    struct dp_slots slots; /* in-flight table, by wire ID (slots.h) */
     /* Plain text waiting to be encrypted: framed queries added this turn are
      * written in as few TLS records as fit (one gnutls_record_send each). */
     uint8_t *out;
@@ -43,16 +43,16 @@ struct dp_conn {
     /* Reassembly of framed answers. */
     dotproxy_frame in;
     uint8_t *inbuf;
-    uint64_t idle_since_us;  /* when inflight last became 0 */
-    uint64_t last_rx_us;     /* last TLS bytes received */
-    uint64_t last_tx_us;     /* last query queued */
-    struct dp_timer timer;   /* handshake deadline, then idle check */
+    uint64_t idle_since_us; /* when inflight last became 0 */
+    uint64_t last_rx_us;    /* last TLS bytes received */
+    uint64_t last_tx_us;    /* last query queued */
+    struct dp_timer timer;  /* handshake deadline, then idle check */
     struct dp_conn *next_dirty;
     int dirty;
-    int ack_owed;            /* answers read this turn while more are due */
-    int retiring;            /* too many dead slots: no new queries, closed at its timer */
-    uint64_t n_answered;     /* answers matched on this connection */
-    unsigned queued;         /* queries in out not yet written */
+    int ack_owed;             /* answers read this turn while more are due */
+    int retiring;             /* too many dead slots: no new queries, closed at its timer */
+    uint64_t n_answered;      /* answers matched on this connection */
+    unsigned queued;          /* queries in out not yet written */
     uint64_t queued_since_us; /* when the oldest of them was queued */
 };
 
@@ -81,9 +81,9 @@ struct dp_pool {
     struct dp_upstreams *ups;
     gnutls_certificate_credentials_t cred; /* owned; replaced by dp_tls_pool_set_trust */
     gnutls_priority_t prio;
-    struct dp_conn *dirty;         /* connections with output to flush */
-    uint64_t write_due_us;         /* a held write must go out by then */
-    struct dp_list sent;           /* queries on the wire, oldest write first */
+    struct dp_conn *dirty; /* connections with output to flush */
+    uint64_t write_due_us; /* a held write must go out by then */
+    struct dp_list sent;   /* queries on the wire, oldest write first */
     struct dp_pool_hooks hooks;
 };
 

@@ -26,7 +26,7 @@
  * instead. Only upstreams that carried a query in the last
  * HEALTH_IDLE_MAX_US are probed: an unused proxy stays quiet (and one that
  * was never used has nothing to report but its configuration). */
-#define HEALTH_PERIOD_US 5000000u
+#define HEALTH_PERIOD_US   5000000u
 #define HEALTH_IDLE_MAX_US 600000000u
 
 static void probe_fire(struct dp_timer *t)
@@ -65,9 +65,9 @@ static void health_fire(struct dp_timer *t)
     health_arm(up);
 }
 
-void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop,
-                       const struct dp_logger *log, struct dp_prng *prng,
-                       const struct dotproxy_config *cfg, const struct dp_upstream_hooks *hooks)
+void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop, const struct dp_logger *log,
+                       struct dp_prng *prng, const struct dotproxy_config *cfg,
+                       const struct dp_upstream_hooks *hooks)
 {
     memset(set, 0, sizeof *set);
     set->loop = loop;

@@ -28,36 +28,36 @@ struct dp_upstreams;
 struct dp_upstream_conns {
     struct dp_conn *conns[DP_MAX_CONNS];
     unsigned n_conns;
-    struct dp_list waiting;   /* queries waiting for a connection slot */
+    struct dp_list waiting; /* queries waiting for a connection slot */
     size_t n_waiting;
-    gnutls_datum_t ticket;    /* session data for the next connection; used once */
-    uint64_t n_queries;       /* sent to it */
-    uint64_t n_answers;       /* received from it */
+    gnutls_datum_t ticket; /* session data for the next connection; used once */
+    uint64_t n_queries;    /* sent to it */
+    uint64_t n_answers;    /* received from it */
 };
 
 struct dp_upstream {
     struct dp_upstreams *set;
-    unsigned index;           /* position in the set (bit of a query's `tried`) */
+    unsigned index; /* position in the set (bit of a query's `tried`) */
     dotproxy_endpoint ep;
-    char label[300];          /* "ADDR@PORT#NAME", for logs */
-    char verify_name[256];    /* name checked against the certificate */
+    char label[300];               /* "ADDR@PORT#NAME", for logs */
+    char verify_name[256];         /* name checked against the certificate */
     uint8_t pins[DP_MAX_PINS][32]; /* SPKI SHA-256 pins, n_pins of them */
     unsigned n_pins;
     struct dp_upstream_conns pool;
     /* Health: written by upstream.c alone (through the functions below). */
-    unsigned fails;           /* consecutive failures: connects, handshakes, answers */
-    int suspect;              /* the last failure came after TLS (closes, garbage):
-                                 only an answer clears it, not a handshake */
-    int slow;                 /* its connect or handshake is late: others first */
-    uint64_t down_until_us;   /* not chosen before this */
+    unsigned fails;         /* consecutive failures: connects, handshakes, answers */
+    int suspect;            /* the last failure came after TLS (closes, garbage):
+                               only an answer clears it, not a handshake */
+    int slow;               /* its connect or handshake is late: others first */
+    uint64_t down_until_us; /* not chosen before this */
     uint64_t backoff_us;
-    uint64_t srtt_us;         /* EWMA of answer round trips, 0 = unknown */
-    uint64_t idle_limit_us;   /* learnt: close idle connections before this; 0 = unknown */
-    uint64_t last_ok_us;      /* last handshake or answer */
-    struct dp_timer probe;    /* reconnect attempt when the backoff ends */
-    uint64_t seen_queries;    /* pool.n_queries at the last idle check */
-    uint64_t last_used_us;    /* when a query was last seen sent to it; 0 never */
-    struct dp_timer health;   /* idle check: probe it while nobody uses it */
+    uint64_t srtt_us;       /* EWMA of answer round trips, 0 = unknown */
+    uint64_t idle_limit_us; /* learnt: close idle connections before this; 0 = unknown */
+    uint64_t last_ok_us;    /* last handshake or answer */
+    struct dp_timer probe;  /* reconnect attempt when the backoff ends */
+    uint64_t seen_queries;  /* pool.n_queries at the last idle check */
+    uint64_t last_used_us;  /* when a query was last seen sent to it; 0 never */
+    struct dp_timer health; /* idle check: probe it while nobody uses it */
 };
 
 /* What the set calls up into, given at init. */
@@ -70,18 +70,18 @@ struct dp_upstream_hooks {
 struct dp_upstreams {
     struct dp_upstream *ups[DP_MAX_UPSTREAMS];
     size_t n;
-    unsigned rr;                         /* round-robin and exploration counter */
-    struct dp_loop *loop;                /* timers, and the time of the turn */
+    unsigned rr;          /* round-robin and exploration counter */
+    struct dp_loop *loop; /* timers, and the time of the turn */
     const struct dp_logger *log;
-    struct dp_prng *prng;                /* backoff jitter */
-    const struct dotproxy_config *cfg;   /* the selection policy, read at each choice */
+    struct dp_prng *prng;              /* backoff jitter */
+    const struct dotproxy_config *cfg; /* the selection policy, read at each choice */
     struct dp_upstream_hooks hooks;
 };
 
 /* An empty set. The pointers are borrowed and must outlive it. */
-void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop,
-                       const struct dp_logger *log, struct dp_prng *prng,
-                       const struct dotproxy_config *cfg, const struct dp_upstream_hooks *hooks);
+void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop, const struct dp_logger *log,
+                       struct dp_prng *prng, const struct dotproxy_config *cfg,
+                       const struct dp_upstream_hooks *hooks);
 
 /* A new upstream for cfg's index-th entry (endpoint and pins), not yet in
  * set->ups. NULL: no memory. */

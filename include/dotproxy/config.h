@@ -196,9 +196,9 @@ DOTPROXY_EXPORT unsigned dotproxy_config_get_tcp_idle_timeout_ms(const dotproxy_
 
 /* How a query's upstream is chosen among those not backing off. */
 enum dotproxy_select {
-    DOTPROXY_SELECT_LATENCY = 0, /* lowest smoothed RTT; 1 query in 32 explores (default) */
+    DOTPROXY_SELECT_LATENCY = 0,     /* lowest smoothed RTT; 1 query in 32 explores (default) */
     DOTPROXY_SELECT_ROUND_ROBIN = 1, /* each in turn */
-    DOTPROXY_SELECT_ORDERED = 2, /* the first healthy one in configuration order (failover) */
+    DOTPROXY_SELECT_ORDERED = 2,     /* the first healthy one in configuration order (failover) */
 };
 DOTPROXY_EXPORT int dotproxy_config_set_selection(dotproxy_config *cfg, int policy);
 DOTPROXY_EXPORT int dotproxy_config_get_selection(const dotproxy_config *cfg);
@@ -214,9 +214,9 @@ DOTPROXY_EXPORT unsigned dotproxy_config_get_handshake_timeout_ms(const dotproxy
 
 /* GnuTLS priority string for upstream connections. Default
  * DOTPROXY_TLS_PRIORITY_DEFAULT. Checked by dotproxy_ctx_new(). */
-#define DOTPROXY_TLS_PRIORITY_DEFAULT                                                            \
-    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"         \
-    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:-GROUP-ALL:"              \
+#define DOTPROXY_TLS_PRIORITY_DEFAULT                                                              \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"            \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:-GROUP-ALL:"                \
     "+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1"
 DOTPROXY_EXPORT int dotproxy_config_set_tls_priority(dotproxy_config *cfg, const char *prio);
 /* The string in effect: DOTPROXY_TLS_PRIORITY_DEFAULT until one is set. */
@@ -343,13 +343,13 @@ DOTPROXY_EXPORT int dotproxy_config_get_keep_ecs(const dotproxy_config *cfg);
 typedef struct dotproxy_query_log {
     const struct sockaddr *client; /* NULL for dotproxy_ctx_query() */
     socklen_t client_len;
-    const char *transport;   /* "udp", "tcp" or "api" */
-    const char *qname;       /* presentation form, lower case, ending in '.' */
+    const char *transport; /* "udp", "tcp" or "api" */
+    const char *qname;     /* presentation form, lower case, ending in '.' */
     uint16_t qtype;
-    int rcode;               /* of the answer sent */
-    int from_cache;          /* 1 for a cache hit (or a stale answer) */
-    uint64_t latency_us;     /* arrival to answer */
-    const char *upstream;    /* "ADDR@PORT#NAME" that answered, or NULL */
+    int rcode;            /* of the answer sent */
+    int from_cache;       /* 1 for a cache hit (or a stale answer) */
+    uint64_t latency_us;  /* arrival to answer */
+    const char *upstream; /* "ADDR@PORT#NAME" that answered, or NULL */
 } dotproxy_query_log;
 
 /* Called once for every answer sent to a client (upstream answers, cache

@@ -19,20 +19,20 @@ extern "C" {
 #endif
 
 #define DOTPROXY_DNS_HEADER_SIZE 12
-#define DOTPROXY_DNS_MAX_SIZE 65535u /* largest message a 2-octet prefix can carry */
-#define DOTPROXY_DNS_MAX_NAME 255    /* RFC 1035 2.3.4, wire octets */
-#define DOTPROXY_DNS_UDP_MIN 512     /* RFC 1035 / RFC 6891 6.2.5 floor */
+#define DOTPROXY_DNS_MAX_SIZE    65535u /* largest message a 2-octet prefix can carry */
+#define DOTPROXY_DNS_MAX_NAME    255    /* RFC 1035 2.3.4, wire octets */
+#define DOTPROXY_DNS_UDP_MIN     512    /* RFC 1035 / RFC 6891 6.2.5 floor */
 
 /* Header flag bits (the third and fourth octets as a host-order uint16_t). */
-#define DOTPROXY_DNS_FLAG_QR 0x8000u
-#define DOTPROXY_DNS_FLAG_AA 0x0400u
-#define DOTPROXY_DNS_FLAG_TC 0x0200u
-#define DOTPROXY_DNS_FLAG_RD 0x0100u
-#define DOTPROXY_DNS_FLAG_RA 0x0080u
-#define DOTPROXY_DNS_FLAG_AD 0x0020u
-#define DOTPROXY_DNS_FLAG_CD 0x0010u
+#define DOTPROXY_DNS_FLAG_QR       0x8000u
+#define DOTPROXY_DNS_FLAG_AA       0x0400u
+#define DOTPROXY_DNS_FLAG_TC       0x0200u
+#define DOTPROXY_DNS_FLAG_RD       0x0100u
+#define DOTPROXY_DNS_FLAG_RA       0x0080u
+#define DOTPROXY_DNS_FLAG_AD       0x0020u
+#define DOTPROXY_DNS_FLAG_CD       0x0010u
 #define DOTPROXY_DNS_OPCODE(flags) (((flags) >> 11) & 0xFu)
-#define DOTPROXY_DNS_RCODE(flags) ((flags) & 0xFu)
+#define DOTPROXY_DNS_RCODE(flags)  ((flags)&0xFu)
 
 /* The DO bit in dotproxy_dns_info.edns_flags (RFC 3225). */
 #define DOTPROXY_DNS_EDNS_DO 0x8000u
@@ -54,24 +54,24 @@ enum dotproxy_dns_rcode {
  * freely; it points into nothing. */
 typedef struct dotproxy_dns_info {
     uint16_t id;
-    uint16_t flags;        /* QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode */
+    uint16_t flags; /* QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode */
     uint16_t qdcount;
     uint16_t ancount;
     uint16_t nscount;
     uint16_t arcount;
     /* The first question (all zero when qdcount is 0). */
-    uint16_t qname_off;    /* always DOTPROXY_DNS_HEADER_SIZE when qdcount > 0 */
-    uint16_t qname_len;    /* uncompressed wire length of the name, 1..255 */
+    uint16_t qname_off; /* always DOTPROXY_DNS_HEADER_SIZE when qdcount > 0 */
+    uint16_t qname_len; /* uncompressed wire length of the name, 1..255 */
     uint16_t qtype;
     uint16_t qclass;
     uint16_t question_end; /* offset just past the first question's QCLASS */
     /* The EDNS OPT pseudo-RR (RFC 6891), when present. */
-    uint16_t opt_off;      /* offset of the OPT owner name (a root label); 0 = none */
-    uint16_t opt_len;      /* whole OPT RR, owner name to end of RDATA */
-    uint16_t udp_size;     /* the requestor's payload size (OPT CLASS), raw */
-    uint8_t ext_rcode;     /* upper 8 bits of the extended rcode */
+    uint16_t opt_off;  /* offset of the OPT owner name (a root label); 0 = none */
+    uint16_t opt_len;  /* whole OPT RR, owner name to end of RDATA */
+    uint16_t udp_size; /* the requestor's payload size (OPT CLASS), raw */
+    uint8_t ext_rcode; /* upper 8 bits of the extended rcode */
     uint8_t edns_version;
-    uint16_t edns_flags;   /* DO bit and Z */
+    uint16_t edns_flags; /* DO bit and Z */
 } dotproxy_dns_info;
 
 /* Validate the whole message msg[0..len) and describe it in *out.
@@ -97,8 +97,8 @@ DOTPROXY_EXPORT unsigned dotproxy_dns_udp_limit(const dotproxy_dns_info *q);
 /* 1 when the first questions of a and b are the same (name compared without
  * regard to ASCII case, type and class equal), 0 when they differ or either
  * message fails to parse. Compression in either name is followed. */
-DOTPROXY_EXPORT int dotproxy_dns_same_question(const uint8_t *a, size_t alen,
-                                               const uint8_t *b, size_t blen);
+DOTPROXY_EXPORT int dotproxy_dns_same_question(const uint8_t *a, size_t alen, const uint8_t *b,
+                                               size_t blen);
 
 /* Build, in out[0..cap), a reply to `query` that carries only a header, the
  * query's question (when it parses) and no records, with QR set, the query's

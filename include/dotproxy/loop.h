@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define DOTPROXY_EV_IN 0x1u  /* wait until readable */
+#define DOTPROXY_EV_IN  0x1u /* wait until readable */
 #define DOTPROXY_EV_OUT 0x2u /* wait until writable */
 #define DOTPROXY_EV_ERR 0x4u /* (revents only) error or hang-up */
 
@@ -53,8 +53,7 @@ DOTPROXY_EXPORT int dotproxy_ctx_timeout_ms(const dotproxy_ctx *ctx);
  * does not own are skipped), then every due timer, then write out what that
  * produced (answers to clients, queries to upstreams, coalesced per call).
  * ready may be NULL when n is 0 (timers only). Returns 0 or DOTPROXY_EINVAL. */
-DOTPROXY_EXPORT int dotproxy_ctx_process(dotproxy_ctx *ctx, const dotproxy_pollfd *ready,
-                                         size_t n);
+DOTPROXY_EXPORT int dotproxy_ctx_process(dotproxy_ctx *ctx, const dotproxy_pollfd *ready, size_t n);
 
 /* Wait at most timeout_ms (-1: until something happens; it is also capped by
  * dotproxy_ctx_timeout_ms) and process what is ready. Returns 0, or

@@ -114,15 +114,15 @@ enum dotproxy_counter {
 
 /* What an operator wants to know about one upstream. A value type. */
 typedef struct dotproxy_upstream_stats {
-    char label[300];          /* "ADDR@PORT#NAME" */
-    int healthy;              /* 1 unless backing off after failed connects */
+    char label[300]; /* "ADDR@PORT#NAME" */
+    int healthy;     /* 1 unless backing off after failed connects */
     unsigned consecutive_failures;
-    unsigned connections;     /* open TLS connections */
-    unsigned inflight;        /* queries on the wire now */
-    uint64_t srtt_us;         /* smoothed answer round trip, 0 = not measured */
-    uint64_t idle_limit_us;   /* learnt idle limit, 0 = none learnt */
-    uint64_t queries;         /* queries sent to it */
-    uint64_t answers;         /* answers received from it */
+    unsigned connections;   /* open TLS connections */
+    unsigned inflight;      /* queries on the wire now */
+    uint64_t srtt_us;       /* smoothed answer round trip, 0 = not measured */
+    uint64_t idle_limit_us; /* learnt idle limit, 0 = none learnt */
+    uint64_t queries;       /* queries sent to it */
+    uint64_t answers;       /* answers received from it */
 } dotproxy_upstream_stats;
 
 /* Copy the stats of the index-th upstream as of the context's last loop

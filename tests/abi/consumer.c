@@ -34,7 +34,7 @@ int main(void)
     printf("endpoint_parse %d\n", r);
     if (r == 0 && dotproxy_endpoint_format(&ep, text, sizeof text) > 0)
         printf("endpoint_format %s\n", text);
-    printf("endpoint_bad_port %d\n", dotproxy_endpoint_parse(&ep, "127.0.0.1@0", 53, 0) ==
-                                         DOTPROXY_EPORT);
+    printf("endpoint_bad_port %d\n",
+           dotproxy_endpoint_parse(&ep, "127.0.0.1@0", 53, 0) == DOTPROXY_EPORT);
     return 0;
 }

@@ -65,9 +65,14 @@ static uint64_t digest(const uint8_t *msg, size_t len, unsigned *rrs)
         h = mix_name(h, msg, len, owner);
         h = mix(h, msg + f, 8);
         switch (type) {
-        case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12:
-            h = mix_name(h, msg, len, rd);
-            break;
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+        case 7:
+        case 8:
+        case 9:
+        case 12: h = mix_name(h, msg, len, rd); break;
         case 15:
             h = mix(h, msg + rd, 2);
             h = mix_name(h, msg, len, rd + 2);
@@ -81,13 +86,15 @@ static uint64_t digest(const uint8_t *msg, size_t len, unsigned *rrs)
             h = mix(h, msg + e, 20);
             break;
         }
-        case 17: case 18: case 21: case 33:
+        case 17:
+        case 18:
+        case 21:
+        case 33:
             /* names re-aimed where they read (RFC 3597 4 types), else left:
              * the octets may change, only their length is promised */
             h = mix(h, msg + f + 8, 2);
             break;
-        default:
-            h = mix(h, msg + rd, rdlen);
+        default: h = mix(h, msg + rd, rdlen);
         }
     }
     return h;

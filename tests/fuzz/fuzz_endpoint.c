@@ -19,8 +19,8 @@ static void check_spec(const char *spec, int allow_name)
 {
     dotproxy_endpoint ep, back;
     int rc = dotproxy_endpoint_parse(&ep, spec, 853, allow_name);
-    FUZZ_CHECK(rc == 0 || rc == DOTPROXY_EINVAL || rc == DOTPROXY_EADDR ||
-               rc == DOTPROXY_EPORT || rc == DOTPROXY_ENAME);
+    FUZZ_CHECK(rc == 0 || rc == DOTPROXY_EINVAL || rc == DOTPROXY_EADDR || rc == DOTPROXY_EPORT ||
+               rc == DOTPROXY_ENAME);
     if (rc != 0)
         return;
     FUZZ_CHECK(ep.addr.ss_family == AF_INET || ep.addr.ss_family == AF_INET6);

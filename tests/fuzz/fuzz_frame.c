@@ -38,8 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     dotproxy_frame f;
     dotproxy_frame_init(&f, buf, cap);
-    size_t ref = 0;   /* reference position in the stream: next frame prefix */
-    size_t fed = 0;   /* stream octets committed so far */
+    size_t ref = 0; /* reference position in the stream: next frame prefix */
+    size_t fed = 0; /* stream octets committed so far */
     int dead = 0;
     for (size_t c = 0; c < nchunks && !dead; c++) {
         size_t left = chunks[c];

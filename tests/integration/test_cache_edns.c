@@ -38,14 +38,14 @@
 #include "pki.h"
 
 /* Bound on anything that should happen promptly. */
-#define WAIT_MS 5000
+#define WAIT_MS    5000
 #define CACHE_SIZE 1000
 
-#define TYPE_RRSIG 46
-#define OPT_ECS 8
-#define OPT_COOKIE 10
+#define TYPE_RRSIG    46
+#define OPT_ECS       8
+#define OPT_COOKIE    10
 #define OPT_KEEPALIVE 11
-#define OPT_PADDING 12
+#define OPT_PADDING   12
 
 static char pki_dir[PATH_MAX];
 
@@ -70,7 +70,7 @@ typedef struct proxy_spec {
     unsigned timeout_ms; /* 0: the default */
     int padding;         /* < 0: the default (128) */
     int keep_ecs;
-    unsigned udp_size;   /* 0: the default (1232) */
+    unsigned udp_size; /* 0: the default (1232) */
 } proxy_spec;
 
 #define DEFAULT_PROXY ((proxy_spec){.padding = -1})
@@ -80,7 +80,7 @@ typedef struct rig {
     dotproxy_ctx *ctx;
     uint16_t port; /* the proxy's UDP and TCP port */
     pthread_t thread;
-    int threaded;  /* 0: the test drives ctx itself (the API is not thread-safe) */
+    int threaded; /* 0: the test drives ctx itself (the API is not thread-safe) */
     int run_rc;
 } rig;
 
@@ -120,8 +120,7 @@ static void rig_start(rig *r, ts_dotserver_opts so, proxy_spec ps, int threaded)
         ck_assert_int_eq(dotproxy_config_set_udp_size(cfg, ps.udp_size), 0);
     /* DP_TEST_LOG=1 shows the engine's view when a test fails. */
     if (getenv("DP_TEST_LOG") != NULL)
-        ck_assert_int_eq(dotproxy_config_set_log(cfg, log_to_stderr, NULL, DOTPROXY_LOG_DEBUG),
-                         0);
+        ck_assert_int_eq(dotproxy_config_set_log(cfg, log_to_stderr, NULL, DOTPROXY_LOG_DEBUG), 0);
     int rc = dotproxy_ctx_new(&r->ctx, cfg);
     ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
     dotproxy_config_free(cfg);
@@ -183,9 +182,9 @@ static void set_knobs(rig *r, ts_dotserver_knobs k)
 /* ---- queries ------------------------------------------------------------------ */
 
 typedef struct qspec {
-    int edns;                 /* advertised UDP size; 0: no OPT */
-    int do_bit, cd, ad;       /* DO in the OPT; CD, AD in the header */
-    const uint8_t *opts;      /* raw EDNS options appended to the OPT */
+    int edns;            /* advertised UDP size; 0: no OPT */
+    int do_bit, cd, ad;  /* DO in the OPT; CD, AD in the header */
+    const uint8_t *opts; /* raw EDNS options appended to the OPT */
     size_t opts_len;
 } qspec;
 
@@ -513,8 +512,8 @@ START_TEST(test_cache_serves_a_stale_answer_while_the_upstream_is_silent_and_a_f
     rig r;
     /* A 2.5 s deadline: past the ~1.8 s after which a stale answer is due,
      * and short enough that the abandoned refresh is over soon. */
-    rig_up(&r, (ts_dotserver_opts){.knobs = {.ttl = 1}}, (proxy_spec){.padding = -1,
-                                                                       .timeout_ms = 2500});
+    rig_up(&r, (ts_dotserver_opts){.knobs = {.ttl = 1}},
+           (proxy_spec){.padding = -1, .timeout_ms = 2500});
     uint8_t ans[4096];
     const char *name = "StAlE.serve.test";
 
@@ -566,8 +565,8 @@ START_TEST(test_cache_coalesces_twenty_identical_questions_into_one_upstream_que
             if ((i >> (b % 5)) & 1 && (b + i) % 2 == 0)
                 names[i][b] = (char)(names[i][b] - 'a' + 'A');
         uint8_t q[128];
-        size_t qlen = build(q, sizeof q, (uint16_t)(0x9000 + i), names[i], TS_DNS_TYPE_A,
-                            (qspec){0});
+        size_t qlen =
+            build(q, sizeof q, (uint16_t)(0x9000 + i), names[i], TS_DNS_TYPE_A, (qspec){0});
         fds[i] = ts_dns_udp_socket(r.port);
         ck_assert_int_ge(fds[i], 0);
         ck_assert_int_eq(ts_dns_udp_send(fds[i], q, qlen), 0);
@@ -643,8 +642,7 @@ START_TEST(test_cache_entries_gauge_catches_up_with_the_cache_while_the_proxy_is
     rig r;
     rig_up(&r, (ts_dotserver_opts){0}, DEFAULT_PROXY);
     uint8_t ans[4096];
-    static const char *const names[] = {"one.gauge.test", "two.gauge.test",
-                                        "three.gauge.test"};
+    static const char *const names[] = {"one.gauge.test", "two.gauge.test", "three.gauge.test"};
     for (unsigned i = 0; i < 3; i++) {
         int n = udp_ask(&r, (uint16_t)(0x4800 + i), names[i], TS_DNS_TYPE_A, (qspec){0}, ans,
                         sizeof ans);
@@ -725,8 +723,8 @@ END_TEST
 /* An ECS option (RFC 7871 6): IPv4, source /24, scope 0, 192.0.2. */
 static const uint8_t ecs_option[] = {0, OPT_ECS, 0, 7, 0, 1, 24, 0, 192, 0, 2};
 /* An ECS and a client cookie (RFC 7873 4.1, 8 octets). */
-static const uint8_t ecs_and_cookie[] = {0, OPT_ECS, 0, 7, 0, 1, 24, 0, 192, 0, 2,
-                                         0, OPT_COOKIE, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8};
+static const uint8_t ecs_and_cookie[] = {0,          OPT_ECS, 0, 7, 0, 1, 24, 0, 192, 0, 2, 0,
+                                         OPT_COOKIE, 0,       8, 1, 2, 3, 4,  5, 6,   7, 8};
 
 START_TEST(test_edns_strips_client_subnet_and_cookies_by_default)
 {
@@ -815,8 +813,8 @@ START_TEST(test_edns_answers_with_an_opt_only_to_clients_that_sent_one)
         if (round == 0) /* although the upstream query carried ours */
             assert_our_opt_upstream(&r, q, sizeof q);
 
-        n = udp_ask(&r, (uint16_t)(id + 1), "EdNs.opt.test", TS_DNS_TYPE_A,
-                    (qspec){.edns = 4096}, ans, sizeof ans);
+        n = udp_ask(&r, (uint16_t)(id + 1), "EdNs.opt.test", TS_DNS_TYPE_A, (qspec){.edns = 4096},
+                    ans, sizeof ans);
         assert_a_answer(ans, n, (uint16_t)(id + 1), "EdNs.opt.test");
         ck_assert_int_eq(ts_dns_count(ans, (size_t)n, 3), 1);
         ck_assert_int_eq(ts_dns_opt_size(ans, (size_t)n), 1232); /* ours, not the client's */
@@ -1022,7 +1020,7 @@ START_TEST(test_compliance_query_without_rd_is_refused_and_never_answered_from_t
     for (int i = 0; i < 2; i++) {
         const char *ask = i == 0 ? name : "NeVeR.compliance.test";
         size_t qlen = build(q, sizeof q, 0x2002, ask, TS_DNS_TYPE_A, (qspec){.edns = 1232});
-        q[2] &= (uint8_t)~(TS_DNS_FLAG_RD >> 8);
+        q[2] &= (uint8_t) ~(TS_DNS_FLAG_RD >> 8);
         n = udp_raw(&r, q, qlen, ans, sizeof ans);
         assert_reply_to(ans, n, 0x2002, ask, DOTPROXY_RCODE_REFUSED);
         ck_assert_int_eq(ts_dns_ancount(ans, (size_t)n), 0);
@@ -1093,14 +1091,14 @@ START_TEST(test_compliance_udp_answers_stay_within_udp_size_whatever_the_client_
     uint8_t ans[8192];
     for (int i = 0; i < 2; i++) { /* upstream, then the cache */
         uint16_t id = (uint16_t)(0x5001 + i);
-        int n = udp_ask(&r, id, "big.compliance.test", TS_DNS_TYPE_TXT, (qspec){.edns = 4096},
-                        ans, sizeof ans);
+        int n = udp_ask(&r, id, "big.compliance.test", TS_DNS_TYPE_TXT, (qspec){.edns = 4096}, ans,
+                        sizeof ans);
         ck_assert_int_le(n, 1232);
         ck_assert_msg(flag(ans, n, TS_DNS_FLAG_TC), "a cut answer without TC");
         ck_assert_int_eq(ts_dns_opt_size(ans, (size_t)n), 1232); /* what we advertise */
     }
-    int n = tcp_ask(&r, 0x5003, "big.compliance.test", TS_DNS_TYPE_TXT, (qspec){.edns = 4096},
-                    ans, sizeof ans);
+    int n = tcp_ask(&r, 0x5003, "big.compliance.test", TS_DNS_TYPE_TXT, (qspec){.edns = 4096}, ans,
+                    sizeof ans);
     ck_assert_int_gt(n, 2000);
     ck_assert_int_eq(flag(ans, n, TS_DNS_FLAG_TC), 0);
     rig_down(&r);
@@ -1152,8 +1150,9 @@ START_TEST(test_compliance_a_large_query_gets_servfail_when_the_upstream_fails)
     big_option[2] = 1400 >> 8;
     big_option[3] = 1400 & 0xff;
     for (int tcp = 0; tcp <= 1; tcp++) {
-        size_t qlen = build(q, sizeof q, 0x7001, "LaRgE.compliance.test", TS_DNS_TYPE_A,
-                            (qspec){.edns = 1232, .opts = big_option, .opts_len = sizeof big_option});
+        size_t qlen =
+            build(q, sizeof q, 0x7001, "LaRgE.compliance.test", TS_DNS_TYPE_A,
+                  (qspec){.edns = 1232, .opts = big_option, .opts_len = sizeof big_option});
         ck_assert_uint_gt(qlen, 1400);
         int n;
         if (tcp) {
@@ -1165,8 +1164,8 @@ START_TEST(test_compliance_a_large_query_gets_servfail_when_the_upstream_fails)
         } else {
             n = ts_dns_udp_exchange(r.port, q, qlen, ans, sizeof ans, WAIT_MS);
         }
-        ck_assert_msg(n >= DOTPROXY_DNS_HEADER_SIZE, "no answer to a %zu-octet query over %s",
-                      qlen, tcp ? "TCP" : "UDP");
+        ck_assert_msg(n >= DOTPROXY_DNS_HEADER_SIZE, "no answer to a %zu-octet query over %s", qlen,
+                      tcp ? "TCP" : "UDP");
         assert_reply_to(ans, n, 0x7001, "LaRgE.compliance.test", TS_DNS_RCODE_SERVFAIL);
     }
     rig_down(&r);
@@ -1174,7 +1173,6 @@ START_TEST(test_compliance_a_large_query_gets_servfail_when_the_upstream_fails)
 END_TEST
 
 /* ---- the runner --------------------------------------------------------------- */
-
 
 static TCase *tcase(const char *name)
 {
@@ -1194,31 +1192,26 @@ static Suite *cache_edns_suite(void)
         tc, test_cache_answers_a_repeated_question_with_the_second_clients_id_case_and_an_aged_ttl);
     tcase_add_test(tc, test_cache_keeps_do_cd_and_plain_answers_apart);
     tcase_add_test(
-        tc,
-        test_cache_remembers_nxdomain_and_nodata_for_the_soa_ttl_or_minimum_whichever_is_less);
+        tc, test_cache_remembers_nxdomain_and_nodata_for_the_soa_ttl_or_minimum_whichever_is_less);
     tcase_add_test(tc, test_cache_keeps_an_upstream_servfail_only_a_few_seconds);
     tcase_add_test(tc, test_cache_never_keeps_a_truncated_answer);
     tcase_add_test(
         tc, test_cache_serves_a_stale_answer_while_the_upstream_is_silent_and_a_fresh_one_after);
     tcase_add_test(tc, test_cache_coalesces_twenty_identical_questions_into_one_upstream_query);
-    tcase_add_test(tc,
-                   test_cache_prefetches_a_popular_entry_before_it_expires_so_it_never_misses);
-    tcase_add_test(tc,
-                   test_cache_entries_gauge_catches_up_with_the_cache_while_the_proxy_is_idle);
+    tcase_add_test(tc, test_cache_prefetches_a_popular_entry_before_it_expires_so_it_never_misses);
+    tcase_add_test(tc, test_cache_entries_gauge_catches_up_with_the_cache_while_the_proxy_is_idle);
     suite_add_tcase(s, tc);
 
     tc = tcase("edns");
     tcase_add_test(
-        tc,
-        test_edns_pads_upstream_queries_to_128_octet_blocks_and_relays_no_padding_or_keepalive);
+        tc, test_edns_pads_upstream_queries_to_128_octet_blocks_and_relays_no_padding_or_keepalive);
     tcase_add_test(tc, test_edns_sends_no_padding_upstream_when_padding_is_off);
     tcase_add_test(tc, test_edns_strips_client_subnet_and_cookies_by_default);
     tcase_add_test(tc, test_edns_keeps_client_subnet_when_asked_to_but_never_the_cookie);
     tcase_add_test(tc, test_edns_clears_ad_for_clients_that_set_neither_do_nor_ad);
     tcase_add_test(tc, test_edns_answers_with_an_opt_only_to_clients_that_sent_one);
     tcase_add_test(
-        tc,
-        test_edns_keepalive_timeout_from_upstream_makes_the_proxy_close_idle_connections_first);
+        tc, test_edns_keepalive_timeout_from_upstream_makes_the_proxy_close_idle_connections_first);
     suite_add_tcase(s, tc);
 
     tc = tcase("compliance");
@@ -1227,8 +1220,8 @@ static Suite *cache_edns_suite(void)
                    test_compliance_query_without_rd_is_refused_and_never_answered_from_the_cache);
     tcase_add_test(tc, test_compliance_ad_survives_the_cache_for_a_later_client_that_asks);
     tcase_add_test(tc, test_compliance_query_with_tc_gets_the_same_answer_cached_or_not);
-    tcase_add_test(
-        tc, test_compliance_udp_answers_stay_within_udp_size_whatever_the_client_advertises);
+    tcase_add_test(tc,
+                   test_compliance_udp_answers_stay_within_udp_size_whatever_the_client_advertises);
     tcase_add_test(tc, test_compliance_unknown_opcode_gets_notimp_with_only_its_opcode);
     tcase_add_test(tc, test_compliance_a_large_query_gets_servfail_when_the_upstream_fails);
     suite_add_tcase(s, tc);

@@ -133,7 +133,7 @@ static void rig_reload(rig *r, dotproxy_config *cfg)
 /* Up to 64 queries per socket: answers that all come at once must fit in
  * the test's own receive buffers. */
 #define BURST_PER_FD 64
-#define BURST_FDS 64
+#define BURST_FDS    64
 
 typedef struct burst {
     int fd[BURST_FDS];
@@ -272,8 +272,10 @@ START_TEST(test_limits_reload_raising_max_queries_admits_more_queries_without_ov
     burst_send_paced(&b, r.port, 300, 1, srv);
     burst_collect(&b, WAIT_MS);
     burst_close(&b);
-    ck_assert_msg(b.noerror == 300, "after raising max-queries to 4096: %u of 300 answered, "
-                  "%u SERVFAIL, %u other", b.noerror, b.servfail, b.other);
+    ck_assert_msg(b.noerror == 300,
+                  "after raising max-queries to 4096: %u of 300 answered, "
+                  "%u SERVFAIL, %u other",
+                  b.noerror, b.servfail, b.other);
     /* And again, now that records were reused. */
     burst_send_paced(&b, r.port, 300, 2, srv);
     burst_collect(&b, WAIT_MS);
@@ -507,8 +509,8 @@ START_TEST(test_limits_answers_a_tcp_query_followed_by_a_zero_length_frame_then_
     int fd = ts_dns_tcp_connect(r.port);
     ck_assert_int_ge(fd, 0);
     uint8_t msg[512];
-    int len = ts_dns_build_query(msg + 2, sizeof msg - 4, 0x4242, "zero.frame.test",
-                                 TS_DNS_TYPE_A, 0);
+    int len =
+        ts_dns_build_query(msg + 2, sizeof msg - 4, 0x4242, "zero.frame.test", TS_DNS_TYPE_A, 0);
     ck_assert_int_gt(len, 0);
     msg[0] = (uint8_t)(len >> 8);
     msg[1] = (uint8_t)len;
@@ -623,8 +625,10 @@ static void fake_up(fake *f)
     ck_assert_int_eq(dotproxy_config_add_listen(f->cfg, "127.0.0.1@0"), 0);
     ck_assert_int_eq(dp_loop_init(&f->loop), 0);
     const struct dp_loop_hooks lh = {.turn_begin = fake_turn_begin,
-                                     .turn_end = fake_turn_end, .next_due = fake_next_due,
-                                     .stopped = fake_stopped, .user = f};
+                                     .turn_end = fake_turn_end,
+                                     .next_due = fake_next_due,
+                                     .stopped = fake_stopped,
+                                     .user = f};
     dp_loop_set_hooks(&f->loop, &lh);
     dp_stats_init(&f->stats);
     f->log.fn = log_sink;
@@ -667,7 +671,7 @@ static struct dp_tcp_client *fake_client(fake *f, int fd)
 }
 
 #define GREEDY 130
-#define IDLE 200
+#define IDLE   200
 
 START_TEST(test_limits_clients_that_never_read_cannot_lock_other_tcp_clients_out)
 {
@@ -745,16 +749,18 @@ static Suite *limits_suite(void)
     Suite *s = suite_create("limits");
     TCase *tc = tcase_create("reload");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_limits_reload_raising_max_queries_admits_more_queries_without_overrunning);
+    tcase_add_test(tc,
+                   test_limits_reload_raising_max_queries_admits_more_queries_without_overrunning);
     tcase_add_test(tc,
                    test_limits_reload_lowering_max_queries_under_load_bounds_the_queries_admitted);
-    tcase_add_test(tc, test_limits_reload_raising_and_lowering_max_inflight_under_load_takes_effect);
+    tcase_add_test(tc,
+                   test_limits_reload_raising_and_lowering_max_inflight_under_load_takes_effect);
     tcase_add_test(tc,
                    test_limits_reload_raising_and_lowering_max_connections_under_load_takes_effect);
     tcase_add_test(tc,
                    test_limits_reload_raising_and_lowering_max_tcp_clients_under_load_takes_effect);
-    tcase_add_test(tc,
-                   test_limits_reload_raising_and_lowering_cache_size_under_load_answers_every_query);
+    tcase_add_test(
+        tc, test_limits_reload_raising_and_lowering_cache_size_under_load_answers_every_query);
     suite_add_tcase(s, tc);
     tc = tcase_create("clients");
     tcase_set_timeout(tc, 60);

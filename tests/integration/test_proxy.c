@@ -134,8 +134,7 @@ static dotproxy_ctx *proxy_new(const proxy_spec *ps)
         ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, ps->idle_timeout_ms), 0);
     /* DP_TEST_LOG=1 shows the engine's view when a test fails. */
     if (getenv("DP_TEST_LOG") != NULL)
-        ck_assert_int_eq(dotproxy_config_set_log(cfg, log_to_stderr, NULL, DOTPROXY_LOG_DEBUG),
-                         0);
+        ck_assert_int_eq(dotproxy_config_set_log(cfg, log_to_stderr, NULL, DOTPROXY_LOG_DEBUG), 0);
     dotproxy_ctx *ctx = NULL;
     int rc = dotproxy_ctx_new(&ctx, cfg);
     ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
@@ -362,8 +361,7 @@ START_TEST(test_proxy_answers_fifty_queries_pipelined_on_one_tcp_connection)
     for (unsigned k = 0; k < PIPELINED; k++) {
         uint8_t ans[1024];
         int n = ts_dns_tcp_recv(fd, ans, sizeof ans, WAIT_MS);
-        ck_assert_msg(n > 0, "answer %u of %u: %s", k, PIPELINED,
-                      n < 0 ? strerror(-n) : "closed");
+        ck_assert_msg(n > 0, "answer %u of %u: %s", k, PIPELINED, n < 0 ? strerror(-n) : "closed");
         int i = ts_dns_id(ans, (size_t)n) - 7000;
         ck_assert_msg(i >= 0 && i < PIPELINED, "answer with unexpected ID %d", i + 7000);
         ck_assert_msg(!seen[i], "two answers for ID %d", i + 7000);
@@ -432,7 +430,8 @@ START_TEST(test_proxy_truncates_a_big_answer_for_udp_without_edns_and_sends_it_w
 }
 END_TEST
 
-START_TEST(test_proxy_truncates_a_big_answer_for_a_1232_octet_edns_client_and_relays_a_huge_one_over_tcp)
+START_TEST(
+    test_proxy_truncates_a_big_answer_for_a_1232_octet_edns_client_and_relays_a_huge_one_over_tcp)
 {
     rig r;
     rig_up(&r, (ts_dotserver_opts){0}, (proxy_spec){0});
@@ -713,8 +712,7 @@ START_TEST(test_proxy_skips_an_unreachable_first_upstream_and_uses_the_second)
         char name[32];
         uint8_t ans[1024];
         snprintf(name, sizeof name, "FaIl%u.over.test", i);
-        int n = udp_ask(r.port, (uint16_t)(0xf000 + i), name, TS_DNS_TYPE_A, 0, ans,
-                        sizeof ans);
+        int n = udp_ask(r.port, (uint16_t)(0xf000 + i), name, TS_DNS_TYPE_A, 0, ans, sizeof ans);
         assert_a_answer(ans, n, (uint16_t)(0xf000 + i), name);
     }
     ck_assert_uint_eq(ts_dotserver_queries(srv), FAILOVER_QUERIES);
@@ -785,8 +783,7 @@ START_TEST(test_proxy_answers_an_api_query_on_a_context_without_a_listen_address
     /* A response is not a query. */
     qlen = query(q, sizeof q, 0xa003, "ReSpOnSe.embed.test", TS_DNS_TYPE_A, 0);
     q[2] |= 0x80;
-    ck_assert_int_eq(dotproxy_ctx_query(ctx, q, qlen, on_api_answer, &res[1]),
-                     DOTPROXY_EMALFORMED);
+    ck_assert_int_eq(dotproxy_ctx_query(ctx, q, qlen, on_api_answer, &res[1]), DOTPROXY_EMALFORMED);
 
     run_until_called(ctx, res, 2);
     ck_assert_int_eq(res[0].calls, 1);
@@ -967,7 +964,7 @@ END_TEST
  * until 4244272). With 2000 TCP ports taken out of the ~28000 ephemeral
  * ones, 150 contexts collide at least once with probability > 0.9999, so
  * the bug cannot hide; without it the test cannot fail. */
-#define BUSY_TCP_PORTS 2000
+#define BUSY_TCP_PORTS     2000
 #define PORT_ZERO_CONTEXTS 150
 
 START_TEST(test_proxy_listens_on_port_zero_even_when_tcp_holds_the_port_udp_got)
@@ -1020,7 +1017,6 @@ END_TEST
 
 /* ---- the runner ------------------------------------------------------------- */
 
-
 static TCase *tcase(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1037,8 +1033,7 @@ static Suite *proxy_suite(void)
     TCase *tc = tcase("answers");
     tcase_add_test(tc, test_proxy_answers_udp_and_tcp_queries_with_the_clients_id_and_question);
     tcase_add_test(tc, test_proxy_answers_fifty_queries_pipelined_on_one_tcp_connection);
-    tcase_add_test(tc,
-                   test_proxy_gives_each_client_its_own_answer_when_the_upstream_reorders_them);
+    tcase_add_test(tc, test_proxy_gives_each_client_its_own_answer_when_the_upstream_reorders_them);
     tcase_add_test(
         tc, test_proxy_truncates_a_big_answer_for_udp_without_edns_and_sends_it_whole_over_tcp);
     tcase_add_test(
@@ -1049,8 +1044,7 @@ static Suite *proxy_suite(void)
 
     tc = tcase("connections");
     tcase_add_test(tc, test_proxy_sends_a_thousand_sequential_queries_over_one_tls_connection);
-    tcase_add_test(tc,
-                   test_proxy_resumes_the_tls_session_when_it_reconnects_after_an_idle_close);
+    tcase_add_test(tc, test_proxy_resumes_the_tls_session_when_it_reconnects_after_an_idle_close);
     suite_add_tcase(s, tc);
 
     tc = tcase("upstream failures");

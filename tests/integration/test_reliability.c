@@ -176,9 +176,9 @@ static void log_sink(int level, const char *msg, void *user)
 static void add_upstream(dotproxy_config *cfg, uint16_t port)
 {
     char spec[128];
-    ck_assert_int_lt(snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port,
-                              TS_PKI_SERVER_NAME),
-                     (int)sizeof spec);
+    ck_assert_int_lt(
+        snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port, TS_PKI_SERVER_NAME),
+        (int)sizeof spec);
     ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
 }
 
@@ -413,8 +413,9 @@ START_TEST(test_reliability_rejects_malformed_pins_and_pins_for_missing_upstream
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, NULL), DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, ""), DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, "sha256/"), DOTPROXY_EINVAL);
-    ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, "sha256/not*base64!at#all~~~~~~~~~~~~~~~~~~~="),
-                     DOTPROXY_EINVAL);
+    ck_assert_int_eq(
+        dotproxy_config_add_pin(cfg, 0, "sha256/not*base64!at#all~~~~~~~~~~~~~~~~~~~="),
+        DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, short_pin), DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, long_pin), DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, other_algo), DOTPROXY_EINVAL);
@@ -628,7 +629,7 @@ END_TEST
  * while one is held must neither lose those queries nor touch the freed
  * connection (AddressSanitizer runs this suite in CI). */
 #define HELD_BACKLOG 40
-#define HELD_ROUNDS 6
+#define HELD_ROUNDS  6
 
 START_TEST(test_reliability_reload_while_queries_are_held_for_a_fuller_write_loses_none)
 {
@@ -708,8 +709,7 @@ START_TEST(test_reliability_answers_well_within_the_timeout_when_the_first_upstr
         int64_t t0 = ts_now_ms();
         ask_ok(r.port, (uint16_t)(0x7100 + i), name);
         int64_t t = ts_now_ms() - t0;
-        ck_assert_msg(t < 1500, "query %u answered after %lld ms (timeout 2000)", i,
-                      (long long)t);
+        ck_assert_msg(t < 1500, "query %u answered after %lld ms (timeout 2000)", i, (long long)t);
         if (t > worst)
             worst = t;
     }
@@ -723,7 +723,8 @@ START_TEST(test_reliability_answers_well_within_the_timeout_when_the_first_upstr
     ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
     ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TIMEOUTS), 0);
     if (getenv("DP_TEST_LOG") != NULL)
-        fprintf(stderr, "silent upstream: %u of %u queries sent to it, %llu hedged, worst %lld ms\n",
+        fprintf(stderr,
+                "silent upstream: %u of %u queries sent to it, %llu hedged, worst %lld ms\n",
                 to_mute, SILENT_QUERIES, (unsigned long long)hedged, (long long)worst);
     rig_down(&r);
     ts_dotserver_stop(mute);
@@ -843,8 +844,7 @@ START_TEST(test_reliability_learns_the_upstreams_idle_limit_and_closes_idle_conn
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE, 1), 1);
     int64_t idle = ts_now_ms() - t0;
     ck_assert_msg(ts_dotserver_closed_by_server(srv) == 1,
-                  "the server closed the idle connection first (after %lld ms)",
-                  (long long)idle);
+                  "the server closed the idle connection first (after %lld ms)", (long long)idle);
     ck_assert_msg(idle < 1200, "closed only after %lld ms idle", (long long)idle);
     ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_CLOSED_BY_PEER), 1);
 
@@ -1095,7 +1095,6 @@ START_TEST(test_reliability_rejects_an_unknown_selection_policy)
 }
 END_TEST
 
-
 static TCase *tcase(const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1117,10 +1116,11 @@ static Suite *reliability_suite(void)
 
     tc = tcase("reload");
     tcase_add_test(tc, test_reliability_reload_with_the_same_upstream_keeps_its_warm_connection);
-    tcase_add_test(tc,
-                   test_reliability_reload_to_another_upstream_sends_new_queries_there_on_the_same_port);
+    tcase_add_test(
+        tc, test_reliability_reload_to_another_upstream_sends_new_queries_there_on_the_same_port);
     tcase_add_test(tc, test_reliability_reload_keeps_the_listeners_when_the_listen_list_changed);
-    tcase_add_test(tc, test_reliability_reload_while_queries_are_held_for_a_fuller_write_loses_none);
+    tcase_add_test(tc,
+                   test_reliability_reload_while_queries_are_held_for_a_fuller_write_loses_none);
     tcase_add_test(tc,
                    test_reliability_reload_with_an_unreadable_ca_file_keeps_the_old_configuration);
     tcase_add_test(
@@ -1128,32 +1128,32 @@ static Suite *reliability_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase("failover");
-    tcase_add_test(tc,
-                   test_reliability_answers_well_within_the_timeout_when_the_first_upstream_is_silent);
-    tcase_add_test(tc,
-                   test_reliability_skips_a_refusing_upstream_while_it_backs_off_instead_of_per_query);
     tcase_add_test(
-        tc,
-        test_reliability_fails_fast_while_every_upstream_is_down_and_recovers_when_one_returns);
+        tc, test_reliability_answers_well_within_the_timeout_when_the_first_upstream_is_silent);
+    tcase_add_test(
+        tc, test_reliability_skips_a_refusing_upstream_while_it_backs_off_instead_of_per_query);
+    tcase_add_test(
+        tc, test_reliability_fails_fast_while_every_upstream_is_down_and_recovers_when_one_returns);
     suite_add_tcase(s, tc);
 
     tc = tcase("reload cache");
     tcase_add_test(tc, test_reliability_reload_applies_a_changed_cache_size);
     tcase_add_test(tc, test_reliability_contexts_sharing_a_cache_answer_each_others_questions);
     tcase_add_test(tc, test_reliability_refuses_a_shared_cache_without_a_size);
-    tcase_add_test(tc, test_reliability_query_log_reports_each_answer_and_whether_the_cache_gave_it);
+    tcase_add_test(tc,
+                   test_reliability_query_log_reports_each_answer_and_whether_the_cache_gave_it);
     suite_add_tcase(s, tc);
 
     tc = tcase("selection");
-    tcase_add_test(tc,
-                   test_reliability_ordered_selection_sends_everything_to_the_first_healthy_upstream);
+    tcase_add_test(
+        tc, test_reliability_ordered_selection_sends_everything_to_the_first_healthy_upstream);
     tcase_add_test(tc, test_reliability_round_robin_selection_spreads_queries_over_the_upstreams);
     tcase_add_test(tc, test_reliability_rejects_an_unknown_selection_policy);
     suite_add_tcase(s, tc);
 
     tc = tcase("connections");
-    tcase_add_test(tc,
-                   test_reliability_learns_the_upstreams_idle_limit_and_closes_idle_connections_first);
+    tcase_add_test(
+        tc, test_reliability_learns_the_upstreams_idle_limit_and_closes_idle_connections_first);
     tcase_add_test(tc,
                    test_reliability_answers_every_pipelined_query_when_the_upstream_keeps_closing);
     suite_add_tcase(s, tc);

@@ -98,9 +98,9 @@ static void log_sink(int level, const char *msg, void *user)
 static void add_upstream(dotproxy_config *cfg, uint16_t port)
 {
     char spec[128];
-    ck_assert_int_lt(snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port,
-                              TS_PKI_SERVER_NAME),
-                     (int)sizeof spec);
+    ck_assert_int_lt(
+        snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port, TS_PKI_SERVER_NAME),
+        (int)sizeof spec);
     ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
 }
 
@@ -381,33 +381,33 @@ static void assert_nearly_all(unsigned ok, const char *what)
 
 START_TEST(test_health_avoids_an_upstream_that_closes_after_every_query_latency)
 {
-    assert_nearly_all(run_broken_first((ts_dotserver_opts){.close_after = 1},
-                                       DOTPROXY_SELECT_LATENCY, "closing"),
-                      "closing, latency");
+    assert_nearly_all(
+        run_broken_first((ts_dotserver_opts){.close_after = 1}, DOTPROXY_SELECT_LATENCY, "closing"),
+        "closing, latency");
 }
 END_TEST
 
 START_TEST(test_health_avoids_an_upstream_that_closes_after_every_query_ordered)
 {
-    assert_nearly_all(run_broken_first((ts_dotserver_opts){.close_after = 1},
-                                       DOTPROXY_SELECT_ORDERED, "closing"),
-                      "closing, ordered");
+    assert_nearly_all(
+        run_broken_first((ts_dotserver_opts){.close_after = 1}, DOTPROXY_SELECT_ORDERED, "closing"),
+        "closing, ordered");
 }
 END_TEST
 
 START_TEST(test_health_avoids_an_upstream_that_answers_garbage_latency)
 {
-    assert_nearly_all(run_broken_first((ts_dotserver_opts){.garbage = 1},
-                                       DOTPROXY_SELECT_LATENCY, "garbage"),
-                      "garbage, latency");
+    assert_nearly_all(
+        run_broken_first((ts_dotserver_opts){.garbage = 1}, DOTPROXY_SELECT_LATENCY, "garbage"),
+        "garbage, latency");
 }
 END_TEST
 
 START_TEST(test_health_avoids_an_upstream_that_answers_garbage_ordered)
 {
-    assert_nearly_all(run_broken_first((ts_dotserver_opts){.garbage = 1},
-                                       DOTPROXY_SELECT_ORDERED, "garbage"),
-                      "garbage, ordered");
+    assert_nearly_all(
+        run_broken_first((ts_dotserver_opts){.garbage = 1}, DOTPROXY_SELECT_ORDERED, "garbage"),
+        "garbage, ordered");
 }
 END_TEST
 
@@ -490,10 +490,22 @@ static uint64_t wait_idle_limit(const rig *r, int (*ok)(uint64_t), int ms)
     return st.idle_limit_us;
 }
 
-static int is_learnt(uint64_t v) { return v != 0; }
-static int is_large(uint64_t v) { return v >= 20000000u; }
-static int is_small(uint64_t v) { return v != 0 && v < 20000000u; }
-static int is_reset(uint64_t v) { return v == 0; }
+static int is_learnt(uint64_t v)
+{
+    return v != 0;
+}
+static int is_large(uint64_t v)
+{
+    return v >= 20000000u;
+}
+static int is_small(uint64_t v)
+{
+    return v != 0 && v < 20000000u;
+}
+static int is_reset(uint64_t v)
+{
+    return v == 0;
+}
 
 START_TEST(test_health_learned_idle_limit_is_bounded_rises_again_and_resets_on_reload)
 {

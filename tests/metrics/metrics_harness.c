@@ -51,7 +51,7 @@
 #include "http_server.h"
 #include "pki.h"
 
-#define WORKERS 2
+#define WORKERS       2
 #define QUERY_WAIT_MS 5000
 
 static char pki_dir[PATH_MAX];
@@ -291,8 +291,8 @@ int main(int argc, char **argv)
         goto out;
     }
     printf("ready metrics=%d notoken=%d dns0=%u dns1=%u upstream=%s\n",
-           dpd_http_server_port(with_token), dpd_http_server_port(without_token), (unsigned)dns_port(0),
-           (unsigned)dns_port(1), up);
+           dpd_http_server_port(with_token), dpd_http_server_port(without_token),
+           (unsigned)dns_port(0), (unsigned)dns_port(1), up);
 
     char line[512];
     while (fgets(line, sizeof line, stdin) != NULL) {

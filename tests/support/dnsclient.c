@@ -57,8 +57,8 @@ int ts_dns_name_to_wire(uint8_t *out, size_t cap, const char *name)
     return (int)w;
 }
 
-int ts_dns_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name,
-                       uint16_t qtype, int edns_udp_size)
+int ts_dns_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name, uint16_t qtype,
+                       int edns_udp_size)
 {
     if (buf == NULL || name == NULL || edns_udp_size < 0 || edns_udp_size > 65535)
         return -EINVAL;

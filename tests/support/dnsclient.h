@@ -11,12 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TS_DNS_TYPE_A 1
-#define TS_DNS_TYPE_NS 2
-#define TS_DNS_TYPE_SOA 6
-#define TS_DNS_TYPE_TXT 16
+#define TS_DNS_TYPE_A    1
+#define TS_DNS_TYPE_NS   2
+#define TS_DNS_TYPE_SOA  6
+#define TS_DNS_TYPE_TXT  16
 #define TS_DNS_TYPE_AAAA 28
-#define TS_DNS_TYPE_OPT 41
+#define TS_DNS_TYPE_OPT  41
 
 #define TS_DNS_FLAG_QR 0x8000u
 #define TS_DNS_FLAG_AA 0x0400u
@@ -26,8 +26,8 @@
 #define TS_DNS_FLAG_AD 0x0020u
 #define TS_DNS_FLAG_CD 0x0010u
 
-#define TS_DNS_RCODE_NOERROR 0
-#define TS_DNS_RCODE_FORMERR 1
+#define TS_DNS_RCODE_NOERROR  0
+#define TS_DNS_RCODE_FORMERR  1
 #define TS_DNS_RCODE_SERVFAIL 2
 #define TS_DNS_RCODE_NXDOMAIN 3
 
@@ -42,8 +42,8 @@ int ts_dns_name_to_wire(uint8_t *out, size_t cap, const char *name);
 /* Build a standard query (RD set, class IN, one question) with the given ID.
  * edns_udp_size > 0 adds an OPT RR advertising that payload size (version 0,
  * no DO, no options); 0 means no OPT. Returns the length, -EINVAL or -ENOSPC. */
-int ts_dns_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name,
-                       uint16_t qtype, int edns_udp_size);
+int ts_dns_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name, uint16_t qtype,
+                       int edns_udp_size);
 
 /* ---- transport (127.0.0.1 only) ------------------------------------------ */
 

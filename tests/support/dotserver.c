@@ -25,17 +25,17 @@
 
 #include "dnsclient.h"
 
-#define SYNTH_CAP 16384u
-#define IN_CAP (65535u + 2u) /* any frame fits (RFC 1035 4.2.2 prefix is 16 bits) */
-#define TTL_ANSWER 300u
-#define TTL_SOA 60u
-#define SOA_MINIMUM 30u
-#define OUR_UDP_SIZE 1232u
-#define BIG_RRS 11u
-#define HUGE_RRS 45u
-#define TYPE_RRSIG 46u
+#define SYNTH_CAP     16384u
+#define IN_CAP        (65535u + 2u) /* any frame fits (RFC 1035 4.2.2 prefix is 16 bits) */
+#define TTL_ANSWER    300u
+#define TTL_SOA       60u
+#define SOA_MINIMUM   30u
+#define OUR_UDP_SIZE  1232u
+#define BIG_RRS       11u
+#define HUGE_RRS      45u
+#define TYPE_RRSIG    46u
 #define OPT_KEEPALIVE 11u /* RFC 7828 */
-#define OPT_PADDING 12u   /* RFC 7830 */
+#define OPT_PADDING   12u /* RFC 7830 */
 
 /* ---- answer synthesis ---------------------------------------------------- */
 
@@ -116,7 +116,7 @@ static void wb_rr_end(wbuf *w, size_t rdlen_at)
 
 static void wb_soa(wbuf *w, uint16_t owner_off)
 {
-    static const uint8_t mname[] = "\2ns\4test";           /* + final zero */
+    static const uint8_t mname[] = "\2ns\4test"; /* + final zero */
     static const uint8_t rname[] = "\12hostmaster\4test";
     size_t at = wb_rr_head(w, owner_off, TS_DNS_TYPE_SOA, TTL_SOA);
     wb_bytes(w, mname, sizeof mname);
@@ -234,11 +234,11 @@ static void wb_rrsig(wbuf *w, uint16_t type, uint32_t ttl)
     wb_16(w, type);
     uint8_t alg_labels[2] = {13, 2}; /* ECDSAP256SHA256, labels: not checked */
     wb_bytes(w, alg_labels, 2);
-    wb_32(w, ttl);          /* original TTL */
-    wb_32(w, 2000000000u);  /* expiration */
-    wb_32(w, 1700000000u);  /* inception */
-    wb_16(w, 12345);        /* key tag */
-    wb_bytes(w, "", 1);     /* signer: the root */
+    wb_32(w, ttl);         /* original TTL */
+    wb_32(w, 2000000000u); /* expiration */
+    wb_32(w, 1700000000u); /* inception */
+    wb_16(w, 12345);       /* key tag */
+    wb_bytes(w, "", 1);    /* signer: the root */
     uint8_t *sig = wb_take(w, 64);
     if (sig)
         memset(sig, 0x5a, 64);
@@ -803,7 +803,8 @@ static void *server_main(void *arg)
         }
         int timeout = -1;
         if (deadline != INT64_MAX)
-            timeout = deadline <= now ? 0 : (int)(deadline - now > INT_MAX ? INT_MAX : deadline - now);
+            timeout =
+                deadline <= now ? 0 : (int)(deadline - now > INT_MAX ? INT_MAX : deadline - now);
         int r = poll(pfd, k, timeout);
         if (r < 0 && errno != EINTR)
             break;

@@ -56,9 +56,9 @@ typedef struct ts_dotserver_knobs {
      * RRSIG-looking record (TYPE 46, algorithm 13, root signer, 64 octets
      * of fake signature) with the same TTL. */
     int rrsig;
-    int rcode;    /* 1..15: answer with this rcode, the question echoed and
-                     no records (an OPT still, when the query had one) */
-    int tc;       /* set TC in every answer (the records are kept) */
+    int rcode;     /* 1..15: answer with this rcode, the question echoed and
+                      no records (an OPT still, when the query had one) */
+    int tc;        /* set TC in every answer (the records are kept) */
     int blackhole; /* read and count queries, record them, never answer them
                       (unlike opts.silent they are forgotten: turning this
                       off later does not answer them) */
@@ -79,7 +79,7 @@ typedef struct ts_dotserver_opts {
      * drops what does not belong to it): a server appending an unrelated
      * certificate to its chain. */
     int raw_chain;
-    uint16_t port;         /* 0: the kernel picks (see ts_dotserver_port) */
+    uint16_t port; /* 0: the kernel picks (see ts_dotserver_port) */
     /* > 1: hold answers until this many queries are pending on a connection,
      * then answer those in reverse order of arrival (a pipelining client must
      * match answers by ID). Fewer than this many are never answered. */
@@ -93,12 +93,12 @@ typedef struct ts_dotserver_opts {
     /* Instead of each answer send one frame of 2..11 random octets: shorter
      * than a DNS header, so never a valid message. */
     int garbage;
-    int silent;             /* handshake and read queries, never answer */
-    unsigned idle_close_ms; /* > 0: close (with close_notify) a connection
-                               from which nothing arrived for this long */
-    unsigned delay_ms;      /* hold each answer this long after its query */
+    int silent;               /* handshake and read queries, never answer */
+    unsigned idle_close_ms;   /* > 0: close (with close_notify) a connection
+                                 from which nothing arrived for this long */
+    unsigned delay_ms;        /* hold each answer this long after its query */
     ts_dotserver_knobs knobs; /* from the start; see ts_dotserver_set_knobs */
-    char *errbuf;           /* optional: why ts_dotserver_start failed */
+    char *errbuf;             /* optional: why ts_dotserver_start failed */
     size_t errbuf_len;
 } ts_dotserver_opts;
 
@@ -132,7 +132,7 @@ unsigned ts_dotserver_closed_by_server(const ts_dotserver *s);
 void ts_dotserver_set_knobs(ts_dotserver *s, const ts_dotserver_knobs *k);
 
 /* How many raw queries are remembered, and how many octets of each. */
-#define TS_DOTSERVER_RECENT 64
+#define TS_DOTSERVER_RECENT       64
 #define TS_DOTSERVER_RECENT_BYTES 2048
 
 /* The raw bytes of the query read `back` queries ago (0: the latest one), as

@@ -70,8 +70,8 @@ static int save(const char *dir, const char *crt_name, const char *key_name, con
         return ret;
     d.data = NULL;
     /* PKCS#8 unencrypted: the form every TLS tool (kdig, openssl, GnuTLS) reads. */
-    ret = gnutls_x509_privkey_export2_pkcs8(e->key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
-                                            &d);
+    ret =
+        gnutls_x509_privkey_export2_pkcs8(e->key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &d);
     if (ret < 0)
         return ret;
     ret = write_file(dir, key_name, &d, 0600);
@@ -124,8 +124,8 @@ static int issue_key(pki_ent *out, const pki_ent *ca, const char *cn, const char
 
     if (ca == NULL) {
         if ((ret = gnutls_x509_crt_set_basic_constraints(e.crt, 1, -1)) < 0 ||
-            (ret = gnutls_x509_crt_set_key_usage(
-                 e.crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN)) < 0 ||
+            (ret = gnutls_x509_crt_set_key_usage(e.crt, GNUTLS_KEY_KEY_CERT_SIGN |
+                                                            GNUTLS_KEY_CRL_SIGN)) < 0 ||
             (ret = gnutls_x509_crt_sign2(e.crt, e.crt, e.key, GNUTLS_DIG_SHA256, 0)) < 0)
             goto fail;
         *out = e;
@@ -147,10 +147,10 @@ static int issue_key(pki_ent *out, const pki_ent *ca, const char *cn, const char
         unsigned char v4[4], v6[16];
         inet_pton(AF_INET, "127.0.0.1", v4);
         inet_pton(AF_INET6, "::1", v6);
-        if ((ret = gnutls_x509_crt_set_subject_alt_name(e.crt, GNUTLS_SAN_IPADDRESS, v4,
-                                                        sizeof v4, GNUTLS_FSAN_APPEND)) < 0 ||
-            (ret = gnutls_x509_crt_set_subject_alt_name(e.crt, GNUTLS_SAN_IPADDRESS, v6,
-                                                        sizeof v6, GNUTLS_FSAN_APPEND)) < 0)
+        if ((ret = gnutls_x509_crt_set_subject_alt_name(e.crt, GNUTLS_SAN_IPADDRESS, v4, sizeof v4,
+                                                        GNUTLS_FSAN_APPEND)) < 0 ||
+            (ret = gnutls_x509_crt_set_subject_alt_name(e.crt, GNUTLS_SAN_IPADDRESS, v6, sizeof v6,
+                                                        GNUTLS_FSAN_APPEND)) < 0)
             goto fail;
     }
     kid_len = sizeof kid;

@@ -83,8 +83,8 @@ static int tcli_open(tcli *c, uint16_t port, const char *ca_file, const char *na
     struct timeval tv = {WAIT_MS / 1000, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ck_assert_int_eq(gnutls_certificate_allocate_credentials(&c->cred), 0);
-    ck_assert_int_gt(
-        gnutls_certificate_set_x509_trust_file(c->cred, ca_file, GNUTLS_X509_FMT_PEM), 0);
+    ck_assert_int_gt(gnutls_certificate_set_x509_trust_file(c->cred, ca_file, GNUTLS_X509_FMT_PEM),
+                     0);
     ck_assert_int_eq(gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL), 0);
     ck_assert_int_eq(gnutls_set_default_priority(c->tls), 0);
     ck_assert_int_eq(gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->cred), 0);
@@ -206,8 +206,7 @@ static size_t query(uint8_t *buf, uint16_t id, const char *name, uint16_t type, 
 }
 
 /* Send one query on a fresh connection and return the answer's length. */
-static int ask(ts_dotserver *s, const char *name, uint16_t type, int edns, uint8_t *ans,
-               size_t cap)
+static int ask(ts_dotserver *s, const char *name, uint16_t type, int edns, uint8_t *ans, size_t cap)
 {
     tcli *c = tcli_new(ts_dotserver_port(s));
     uint8_t q[512];
@@ -223,8 +222,9 @@ static int ask(ts_dotserver *s, const char *name, uint16_t type, int edns, uint8
 START_TEST(test_pki_writes_every_file)
 {
     static const char *const files[] = {
-        "ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "wrongname.pem",
-        "wrongname-key.pem", "rogue-ca.pem", "rogue.pem", "rogue-key.pem",
+        "ca.pem",         "ca-key.pem",    "server.pem",
+        "server-key.pem", "wrongname.pem", "wrongname-key.pem",
+        "rogue-ca.pem",   "rogue.pem",     "rogue-key.pem",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         ck_assert_msg(access(ts_pki_path(pki_dir, files[i]), R_OK) == 0, "%s missing", files[i]);
@@ -672,8 +672,7 @@ static void set_do(uint8_t *q, size_t len)
 }
 
 /* Append one option to the (last, option-less) OPT of a query. */
-static size_t add_option(uint8_t *q, size_t len, uint16_t code, const uint8_t *data,
-                         uint16_t dlen)
+static size_t add_option(uint8_t *q, size_t len, uint16_t code, const uint8_t *data, uint16_t dlen)
 {
     uint8_t *o = q + len;
     o[0] = (uint8_t)(code >> 8);
@@ -710,8 +709,7 @@ static int find_option(const uint8_t *m, size_t len, uint16_t code, uint16_t *ol
 
 START_TEST(test_knobs_set_the_ttl_ad_tc_and_an_rrsig_for_do_queries)
 {
-    ts_dotserver *s =
-        start((ts_dotserver_opts){.knobs = {.ttl = 7, .ad = 1, .rrsig = 1, .tc = 1}});
+    ts_dotserver *s = start((ts_dotserver_opts){.knobs = {.ttl = 7, .ad = 1, .rrsig = 1, .tc = 1}});
     tcli *c = tcli_new(ts_dotserver_port(s));
     uint8_t q[512], ans[65535];
     /* AD only when asked (RFC 6840 5.7): not for a plain query... */

@@ -14,20 +14,20 @@
 #include "dotproxy/error.h"
 #include "msgbuild.h"
 
-#define T0 ((uint64_t)1000000 * 1000000) /* an arbitrary "now" in microseconds */
-#define SEC(s) ((uint64_t)(s) * 1000000)
+#define T0     ((uint64_t)1000000 * 1000000) /* an arbitrary "now" in microseconds */
+#define SEC(s) ((uint64_t)(s)*1000000)
 
-#define T_A 1
-#define T_NS 2
+#define T_A     1
+#define T_NS    2
 #define T_CNAME 5
-#define T_SOA 6
-#define T_AAAA 28
+#define T_SOA   6
+#define T_AAAA  28
 #define T_HTTPS 65
-#define QR DOTPROXY_DNS_FLAG_QR
-#define RD DOTPROXY_DNS_FLAG_RD
-#define RA DOTPROXY_DNS_FLAG_RA
-#define CD DOTPROXY_DNS_FLAG_CD
-#define TC DOTPROXY_DNS_FLAG_TC
+#define QR      DOTPROXY_DNS_FLAG_QR
+#define RD      DOTPROXY_DNS_FLAG_RD
+#define RA      DOTPROXY_DNS_FLAG_RA
+#define CD      DOTPROXY_DNS_FLAG_CD
+#define TC      DOTPROXY_DNS_FLAG_TC
 
 /* ---- messages (the primitives are in msgbuild.h) ------------------------- */
 
@@ -98,8 +98,8 @@ static void m_opt(struct msg *m, int do_bit)
     m_count(m, 2);
 }
 
-static void m_query(struct msg *m, unsigned id, const char *qname, unsigned qtype,
-                    unsigned flags, int opt, int do_bit)
+static void m_query(struct msg *m, unsigned id, const char *qname, unsigned qtype, unsigned flags,
+                    int opt, int do_bit)
 {
     m_start(m, id, flags, qname, qtype);
     if (opt)
@@ -569,9 +569,9 @@ START_TEST(test_cache_lookup_rejects_query_that_is_not_the_keys)
     fx_answer_a(&f, "www.example.com", 300, 300);
     ck_assert_int_eq(dp_cache_store(c, &f.k, f.a.b, f.a.n, T0), 1);
     m_query(&other, 9, "www.example.org", T_A, RD, 0, 0);
-    ck_assert_int_eq(dp_cache_lookup(c, &f.k, T0, 0, other.b, other.n, f.out, sizeof(f.out),
-                                     &f.outlen),
-                     DOTPROXY_EINVAL);
+    ck_assert_int_eq(
+        dp_cache_lookup(c, &f.k, T0, 0, other.b, other.n, f.out, sizeof(f.out), &f.outlen),
+        DOTPROXY_EINVAL);
     ck_assert_int_eq(dp_cache_lookup(c, &f.k, T0, 0, f.q.b, 20, f.out, sizeof(f.out), &f.outlen),
                      DOTPROXY_EINVAL);
     dp_cache_free(c);
@@ -586,7 +586,10 @@ START_TEST(test_cache_lookup_folds_only_ascii_letters_in_the_query_name)
     static const char *pairs[][2] = {
         {"x[abcdefgh.com", "x{abcdefgh.com"},
         {"abcdefg@.com", "abcdefg`.com"},
-        {"\xC1" "bcdefgh.com", "\xE1" "bcdefgh.com"},
+        {"\xC1"
+         "bcdefgh.com",
+         "\xE1"
+         "bcdefgh.com"},
         {"abcdefgh.co\xC1", "abcdefgh.co\xE1"},
         {"a[.com", "a{.com"},
     };
@@ -598,9 +601,9 @@ START_TEST(test_cache_lookup_folds_only_ascii_letters_in_the_query_name)
         fx_answer_a(&f, pairs[i][0], 300, 300);
         ck_assert_int_eq(dp_cache_store(c, &f.k, f.a.b, f.a.n, T0), 1);
         m_query(&other, 9, pairs[i][1], T_A, RD, 0, 0);
-        ck_assert_int_eq(dp_cache_lookup(c, &f.k, T0, 0, other.b, other.n, f.out,
-                                         sizeof(f.out), &f.outlen),
-                         DOTPROXY_EINVAL);
+        ck_assert_int_eq(
+            dp_cache_lookup(c, &f.k, T0, 0, other.b, other.n, f.out, sizeof(f.out), &f.outlen),
+            DOTPROXY_EINVAL);
         ck_assert_int_eq(fx_lookup(c, &f, T0, 0), DP_CACHE_HIT);
     }
     dp_cache_free(c);

@@ -77,8 +77,8 @@ static void build_query(struct msg *m, const char *name, int with_opt, unsigned 
  * OPT in additional. */
 static void build_answer(struct msg *m, int with_opt)
 {
-    m_header(m, 0x1234, DOTPROXY_DNS_FLAG_QR | DOTPROXY_DNS_FLAG_RD | DOTPROXY_DNS_FLAG_RA, 1, 3,
-             1, with_opt ? 2 : 1);
+    m_header(m, 0x1234, DOTPROXY_DNS_FLAG_QR | DOTPROXY_DNS_FLAG_RD | DOTPROXY_DNS_FLAG_RA, 1, 3, 1,
+             with_opt ? 2 : 1);
     m_question(m, "www.example.com", 1, 1); /* www at 12, example at 16 */
     /* CNAME www.example.com -> web.example.com */
     m_ptr(m, 12);

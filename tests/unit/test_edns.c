@@ -1036,8 +1036,8 @@ static void names_of(const uint8_t *b, size_t n, char *out, size_t cap)
     }
 }
 
-#define COMPRESSED_NAMES                                                                    \
-    "www.example.com.|ns1.example.com.|a.ns1.example.com.|b.example.com.>a.ns1.example.com.|"        \
+#define COMPRESSED_NAMES                                                                           \
+    "www.example.com.|ns1.example.com.|a.ns1.example.com.|b.example.com.>a.ns1.example.com.|"      \
     "b.example.com.>mx.a.ns1.example.com.|"
 
 START_TEST(test_answer_keeps_names_that_point_behind_a_moved_opt)
@@ -1138,9 +1138,9 @@ START_TEST(test_answer_refuses_a_chain_through_opaque_rdata_behind_the_opt)
     m_u16(&m, 0xC000 | 16); /* owner example.com */
     m_u16(&m, 16), m_u16(&m, 1), m_u32(&m, 60), m_u16(&m, 6);
     size_t hidden = m.n;
-    m_u8(&m, 1), m_u8(&m, 'h'); /* a label ... */
+    m_u8(&m, 1), m_u8(&m, 'h');        /* a label ... */
     m_u16(&m, 0xC000 | (unsigned)txt); /* ... then a pointer behind the OPT */
-    m_u16(&m, 0); /* padding octets of the TXT */
+    m_u16(&m, 0);                      /* padding octets of the TXT */
     m_labels(&m, "x");
     m_u16(&m, 0xC000 | (unsigned)hidden);
     m_u16(&m, 1), m_u16(&m, 1), m_u32(&m, 60), m_u16(&m, 4), m_u32(&m, 0xC0000201);

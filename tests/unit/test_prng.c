@@ -72,8 +72,8 @@ START_TEST(test_prng_below_stays_in_range_and_reaches_every_value)
                 hit[v] = 1;
             }
             for (uint64_t v = 0; v < n; v++)
-                ck_assert_msg(hit[v], "value %llu of [0, %llu) never drawn",
-                              (unsigned long long)v, (unsigned long long)n);
+                ck_assert_msg(hit[v], "value %llu of [0, %llu) never drawn", (unsigned long long)v,
+                              (unsigned long long)n);
         } else {
             for (int i = 0; i < 100000; i++)
                 ck_assert_uint_lt(dp_prng_below(&p, n), n);

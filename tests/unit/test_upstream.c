@@ -146,7 +146,8 @@ START_TEST(test_upstream_rtt_is_smoothed_with_weight_one_eighth)
 }
 END_TEST
 
-START_TEST(test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_once_its_probe_connects)
+START_TEST(
+    test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_once_its_probe_connects)
 {
     rig r;
     rig_up(&r, 3, DOTPROXY_SELECT_ORDERED, 1);
@@ -174,8 +175,8 @@ START_TEST(test_upstream_a_failed_unmeasured_one_gets_one_trial_per_backoff_not_
     rig r;
     rig_up(&r, 2, DOTPROXY_SELECT_LATENCY, 3);
     dp_upstream_rtt_sample(r.set.ups[1], 20 * MS); /* 0 is unmeasured */
-    ck_assert_int_eq(pick(&r, 0), 0);                /* unmeasured first */
-    dp_upstream_protocol_failed(r.set.ups[0]);       /* it closed without answering */
+    ck_assert_int_eq(pick(&r, 0), 0);              /* unmeasured first */
+    dp_upstream_protocol_failed(r.set.ups[0]);     /* it closed without answering */
     for (int i = 0; i < 50; i++)
         ck_assert_int_eq(pick(&r, 0), 1);
     ck_assert_int_eq(dp_upstream_healthy(r.set.ups[0], fake_now), 0);
@@ -368,20 +369,23 @@ static Suite *upstream_suite(void)
 {
     Suite *s = suite_create("upstream");
     TCase *tc = tcase_create("select");
-    tcase_add_test(tc, test_upstream_latency_tries_unmeasured_ones_first_then_prefers_the_lowest_rtt);
-    tcase_add_test(tc, test_upstream_rtt_is_smoothed_with_weight_one_eighth);
     tcase_add_test(tc,
-                   test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_once_its_probe_connects);
+                   test_upstream_latency_tries_unmeasured_ones_first_then_prefers_the_lowest_rtt);
+    tcase_add_test(tc, test_upstream_rtt_is_smoothed_with_weight_one_eighth);
+    tcase_add_test(
+        tc,
+        test_upstream_ordered_fails_over_to_the_next_healthy_one_and_back_once_its_probe_connects);
     tcase_add_test(tc, test_upstream_round_robin_takes_the_usable_ones_in_turn);
     tcase_add_test(tc, test_upstream_select_skips_tried_ones_and_gives_none_when_all_are_out);
     suite_add_tcase(s, tc);
     tc = tcase_create("health");
-    tcase_add_test(tc,
-                   test_upstream_backoff_doubles_from_250_ms_to_5_s_with_jitter_and_ends_with_a_probe);
+    tcase_add_test(
+        tc, test_upstream_backoff_doubles_from_250_ms_to_5_s_with_jitter_and_ends_with_a_probe);
     tcase_add_test(tc, test_upstream_backoff_jitter_comes_from_the_context_prng);
     tcase_add_test(tc, test_upstream_success_ends_the_backoff_and_cancels_the_probe);
     tcase_add_test(tc, test_upstream_learns_the_idle_limit_both_ways_within_bounds);
-    tcase_add_test(tc, test_upstream_a_failed_unmeasured_one_gets_one_trial_per_backoff_not_every_query);
+    tcase_add_test(
+        tc, test_upstream_a_failed_unmeasured_one_gets_one_trial_per_backoff_not_every_query);
     tcase_add_test(tc, test_upstream_a_slow_connect_sends_new_queries_elsewhere_until_it_ends);
     suite_add_tcase(s, tc);
     return s;
