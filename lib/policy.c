@@ -381,11 +381,18 @@ static bool rl_take(struct dp_policy *p, const struct client *c, uint64_t now)
 
 /* ---- in-flight counts: linear probing with backward-shift deletion ---- */
 
-static struct fl_slot *fl_find(struct dp_policy *p, const struct client *c, uint32_t *home,
+static uint32_t fl_home(const struct dp_policy *p, const struct client *c)
+{
+    return (uint32_t)sip13(p, c->hi, c->lo) & p->fl_mask;
+}
+
+/* The client's slot, probing from its home (fl_home: a key's home never
+ * changes while the table lives; backward-shift deletion moves entries
+ * towards their home, never past it). */
+static struct fl_slot *fl_find(struct dp_policy *p, const struct client *c, uint32_t home,
                                uint32_t *empty)
 {
-    uint32_t i = (uint32_t)sip13(p, c->hi, c->lo) & p->fl_mask;
-    *home = i;
+    uint32_t i = home;
     /* The table is never more than 3/4 full, so an empty slot ends the walk. */
     for (;;) {
         struct fl_slot *s = &p->fl[i];
@@ -401,13 +408,22 @@ static struct fl_slot *fl_find(struct dp_policy *p, const struct client *c, uint
 
 int dp_policy_inflight_begin(struct dp_policy *p, const struct sockaddr *sa)
 {
+    uint32_t home;
+    return dp_policy_inflight_begin_home(p, sa, &home);
+}
+
+int dp_policy_inflight_begin_home(struct dp_policy *p, const struct sockaddr *sa,
+                                  uint32_t *home_out)
+{
     struct client c;
+    *home_out = 0;
     if (p->fl == NULL)
         return 0;
     if (client_from(sa, &c) != 0)
         return 0;
-    uint32_t home, empty;
-    struct fl_slot *s = fl_find(p, &c, &home, &empty);
+    uint32_t home = fl_home(p, &c), empty;
+    *home_out = home;
+    struct fl_slot *s = fl_find(p, &c, home, &empty);
     if (s != NULL) {
         if (s->count >= p->fl_cap) {
             p->inflight_capped++;
@@ -432,8 +448,16 @@ void dp_policy_inflight_end(struct dp_policy *p, const struct sockaddr *sa)
     struct client c;
     if (p->fl == NULL || client_from(sa, &c) != 0)
         return;
-    uint32_t home, empty;
-    struct fl_slot *s = fl_find(p, &c, &home, &empty);
+    dp_policy_inflight_end_home(p, sa, fl_home(p, &c));
+}
+
+void dp_policy_inflight_end_home(struct dp_policy *p, const struct sockaddr *sa, uint32_t home)
+{
+    struct client c;
+    if (p->fl == NULL || client_from(sa, &c) != 0)
+        return;
+    uint32_t empty;
+    struct fl_slot *s = fl_find(p, &c, home & p->fl_mask, &empty);
     assert(s != NULL); /* an end without its begin */
     if (s == NULL || --s->count > 0)
         return;

@@ -43,6 +43,11 @@ int dp_policy_allowed(const struct dp_policy *p, const struct sockaddr *sa);
  * max_client_queries 0, begin always returns 0 and nothing is counted. */
 int dp_policy_inflight_begin(struct dp_policy *p, const struct sockaddr *sa);
 void dp_policy_inflight_end(struct dp_policy *p, const struct sockaddr *sa);
+/* The same, keeping the address's place in the table (*home, written when
+ * begin returns 0 and counted) for its end: the keyed hash is then computed
+ * once per query, not twice. home is only valid for the policy that gave it. */
+int dp_policy_inflight_begin_home(struct dp_policy *p, const struct sockaddr *sa, uint32_t *home);
+void dp_policy_inflight_end_home(struct dp_policy *p, const struct sockaddr *sa, uint32_t home);
 
 /* Counters for metrics: queries refused by the access list, refused or
  * dropped by the rate limit, refused by the in-flight cap, rate-limit buckets

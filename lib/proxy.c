@@ -94,7 +94,8 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
     if (q->leading)
         inflight_del(ctx, q);
     if (q->counted && q->policy_gen == ctx->policy_gen)
-        dp_policy_inflight_end(ctx->policy, (const struct sockaddr *)&q->from.udp.peer);
+        dp_policy_inflight_end_home(ctx->policy, (const struct sockaddr *)&q->from.udp.peer,
+                                    q->policy_home);
     /* Followers left (context teardown): they no longer have a leader. */
     while (!dp_list_empty(&q->followers)) {
         struct dp_query *f = DP_CONTAINER_OF(q->followers.next, struct dp_query, wait);
@@ -668,7 +669,8 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
             else
                 q->from.udp.dst.family = 0;
             if (ctx->cfg.max_client_queries != 0) {
-                if (dp_policy_inflight_begin(ctx->policy, (const struct sockaddr *)o->peer) != 0) {
+                if (dp_policy_inflight_begin_home(ctx->policy, (const struct sockaddr *)o->peer,
+                                                  &q->policy_home) != 0) {
                     /* Over its cap: drop; the client retries once some of
                      * its queries are answered. */
                     dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CLIENT_INFLIGHT_CAP);

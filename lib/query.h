@@ -54,6 +54,7 @@ struct dp_query {
     uint8_t counted;      /* holds a per-client in-flight count (policy_gen) */
     uint8_t served_stale; /* its clients got the stale answer; refreshing only */
     unsigned policy_gen;
+    uint32_t policy_home;       /* counted: the client's place in the policy's table */
     uint32_t qcap;              /* room at q */
     struct dp_edns_client edns; /* the client's EDNS, for its answer */
     struct dp_cache_key key;

@@ -648,6 +648,44 @@ START_TEST(test_policy_inflight_counts_stay_exact_under_churn)
 }
 END_TEST
 
+/* The pipeline keeps each counted query's home (begin_home) and ends it
+ * there without hashing again: the home must stay right while deletions of
+ * other clients shift entries around it. Same churn as above, ends by home. */
+START_TEST(test_policy_inflight_home_kept_from_begin_ends_the_right_count_under_churn)
+{
+    enum { CLIENTS = 40, CAP = 3 };
+    struct dp_policy *p = capped(CAP, 16);
+    int count[CLIENTS] = {0};
+    uint32_t homes[CLIENTS][CAP];
+    for (int n = 0; n < 200000; n++) {
+        int c = (int)(rng() % CLIENTS);
+        struct sockaddr_storage ss = addr4(0x0a000000u + (uint32_t)c * 65537u);
+        if (rng() % 2 == 0) {
+            int want = count[c] < CAP ? 0 : -1;
+            uint32_t home = 0;
+            int got = dp_policy_inflight_begin_home(p, (const struct sockaddr *)&ss, &home);
+            if (got != want)
+                ck_abort_msg("step %d, client %d at %d: begin %d", n, c, count[c], got);
+            if (want == 0)
+                homes[c][count[c]++] = home;
+        } else if (count[c] > 0) {
+            dp_policy_inflight_end_home(p, (const struct sockaddr *)&ss, homes[c][--count[c]]);
+        }
+    }
+    /* every count ended: the table is empty, so each client may begin CAP */
+    for (int c = 0; c < CLIENTS; c++) {
+        struct sockaddr_storage ss = addr4(0x0a000000u + (uint32_t)c * 65537u);
+        while (count[c] > 0)
+            dp_policy_inflight_end(p, (const struct sockaddr *)&ss), count[c]--;
+    }
+    struct sockaddr_storage one = addr4(0x0a000000u);
+    for (int i = 0; i < CAP; i++)
+        ck_assert_int_eq(dp_policy_inflight_begin(p, (const struct sockaddr *)&one), 0);
+    ck_assert_int_eq(dp_policy_inflight_begin(p, (const struct sockaddr *)&one), -1);
+    dp_policy_free(p);
+}
+END_TEST
+
 START_TEST(test_policy_inflight_table_refuses_new_clients_when_full)
 {
     /* max_queries 16 gives 64 slots, filled to 3/4 at most. */
@@ -697,6 +735,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_policy_inflight_cap_off_admits_everything);
     tcase_add_test(tc, test_policy_inflight_default_cap_is_half_of_the_default_max_queries);
     tcase_add_test(tc, test_policy_inflight_counts_stay_exact_under_churn);
+    tcase_add_test(tc, test_policy_inflight_home_kept_from_begin_ends_the_right_count_under_churn);
     tcase_add_test(tc, test_policy_inflight_table_refuses_new_clients_when_full);
     suite_add_tcase(s, tc);
     return s;
