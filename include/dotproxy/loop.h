@@ -4,7 +4,11 @@
  * Tier 1, for programs with their own event loop: learn which fds to watch
  * (dotproxy_ctx_set_watch, or dotproxy_ctx_fds), sleep until one is ready or
  * dotproxy_ctx_timeout_ms() passes, then hand the ready fds to
- * dotproxy_ctx_process(), which also runs the due timers.
+ * dotproxy_ctx_process(), which also runs the due timers. Watch the fds
+ * level-triggered (as poll(2) does, or epoll without EPOLLET): process()
+ * reads a bounded amount from a busy socket per call so that one flood
+ * cannot starve the others, and relies on being told again that the socket
+ * is still readable.
  *
  * Tier 2, for everyone else: dotproxy_ctx_run() / dotproxy_ctx_run_once(),
  * written on tier 1 over epoll, so it is itself the reference embedder. */
