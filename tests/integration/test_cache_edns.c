@@ -1116,6 +1116,55 @@ START_TEST(test_compliance_udp_answers_stay_within_udp_size_whatever_the_client_
 }
 END_TEST
 
+/* udp-size is reloadable: raised and lowered while clients keep asking, each
+ * new value holds for the next answers (the same cached ~3000-octet answer
+ * before and after). */
+static void reload_udp_size(rig *r, unsigned size)
+{
+    dotproxy_config *cfg = NULL;
+    char spec[128];
+    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
+    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
+    snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)ts_dotserver_port(r->srv),
+             TS_PKI_SERVER_NAME);
+    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, CACHE_SIZE), 0);
+    ck_assert_int_eq(dotproxy_config_set_udp_size(cfg, size), 0);
+    uint64_t before = ctr(r, DOTPROXY_CTR_RELOADS);
+    ck_assert_int_eq(dotproxy_ctx_reload(r->ctx, cfg), 0);
+    dotproxy_config_free(cfg);
+    ck_assert_uint_eq(wait_ctr(r, DOTPROXY_CTR_RELOADS, before + 1), before + 1);
+}
+
+START_TEST(test_compliance_udp_size_reloads_up_and_down_while_clients_ask)
+{
+    rig r;
+    rig_up(&r, (ts_dotserver_opts){0}, DEFAULT_PROXY);
+    uint8_t ans[8192];
+    static const unsigned sizes[] = {1232, 4096, 512, 1232};
+    uint16_t id = 0x5100;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        if (i > 0)
+            reload_udp_size(&r, sizes[i]);
+        for (int k = 0; k < 20; k++, id++) {
+            int n = udp_ask(&r, id, "big.reload.compliance.test", TS_DNS_TYPE_TXT,
+                            (qspec){.edns = 4096}, ans, sizeof ans);
+            if (sizes[i] >= 4096) {
+                ck_assert_int_gt(n, 2000);
+                ck_assert_int_eq(flag(ans, n, TS_DNS_FLAG_TC), 0);
+            } else {
+                ck_assert_int_le(n, (int)sizes[i]);
+                ck_assert_msg(flag(ans, n, TS_DNS_FLAG_TC), "size %u: no TC", sizes[i]);
+            }
+            ck_assert_int_eq(ts_dns_opt_size(ans, (size_t)n), (int)sizes[i]);
+        }
+    }
+    ck_assert_uint_eq(srv_queries(&r), 1); /* one upstream query, the rest cached */
+    rig_down(&r);
+}
+END_TEST
+
 /* An opcode other than QUERY: NOTIMP carrying nothing but the opcode (no
  * RA, no echoed RD, CD or AD). */
 START_TEST(test_compliance_unknown_opcode_gets_notimp_with_only_its_opcode)
@@ -1222,6 +1271,7 @@ static Suite *cache_edns_suite(void)
     tcase_add_test(tc, test_compliance_query_with_tc_gets_the_same_answer_cached_or_not);
     tcase_add_test(tc,
                    test_compliance_udp_answers_stay_within_udp_size_whatever_the_client_advertises);
+    tcase_add_test(tc, test_compliance_udp_size_reloads_up_and_down_while_clients_ask);
     tcase_add_test(tc, test_compliance_unknown_opcode_gets_notimp_with_only_its_opcode);
     tcase_add_test(tc, test_compliance_a_large_query_gets_servfail_when_the_upstream_fails);
     suite_add_tcase(s, tc);
