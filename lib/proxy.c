@@ -590,6 +590,9 @@ static void forward(struct dotproxy_ctx *ctx, struct dp_query *q, const dotproxy
         return;
     }
     q->qlen = (uint16_t)n;
+    /* Its name decides, once, which upstreams it may use (forward zones):
+     * the others count as tried for every choice the pool makes. */
+    q->tried = dp_forward_excluded(&ctx->forward, q->q + DOTPROXY_DNS_HEADER_SIZE, q->qname_len);
     dp_proxy_dispatch(ctx, q);
 }
 
