@@ -125,8 +125,8 @@ DOTPROXY_EXPORT int dotproxy_config_add_forward(dotproxy_config *cfg, const char
     if (rc != 0)
         return rc;
     size_t zi = 0, k = 0;
-    while (zi < cfg->n_fwd_zone && (cfg->fwd_zone[zi].len != wlen ||
-                                    memcmp(cfg->fwd_zone[zi].wire, wire, wlen) != 0))
+    while (zi < cfg->n_fwd_zone &&
+           (cfg->fwd_zone[zi].len != wlen || memcmp(cfg->fwd_zone[zi].wire, wire, wlen) != 0))
         zi++;
     while (k < cfg->n_fwd_up && !same_upstream(&cfg->fwd_up[k], &u))
         k++;
@@ -285,8 +285,8 @@ void dp_forward_announce(const struct dotproxy_config *cfg, const struct dp_logg
                        "zone and their answers cross the network unencrypted",
                        zone, up);
             else
-                dp_log(log, DOTPROXY_LOG_INFO, "forward zone %s: upstream %s (DNS over TLS)",
-                       zone, up);
+                dp_log(log, DOTPROXY_LOG_INFO, "forward zone %s: upstream %s (DNS over TLS)", zone,
+                       up);
         }
     }
 }

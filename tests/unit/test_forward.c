@@ -73,8 +73,7 @@ START_TEST(test_forward_zone_upstreams_are_read_back_as_typed)
     ck_assert_str_eq(buf, ".=plain:[::1]@5353");
     /* What the getter writes is taken back as the same zone. */
     dotproxy_config *again = new_cfg();
-    ck_assert_int_eq(dotproxy_config_add_forward(again, "corp.example",
-                                                 "[2001:db8::1]@853^" PIN_A),
+    ck_assert_int_eq(dotproxy_config_add_forward(again, "corp.example", "[2001:db8::1]@853^" PIN_A),
                      0);
     char b2[8192];
     zone_text(again, 0, b2, sizeof b2);
