@@ -232,8 +232,8 @@ static unsigned ask_many_tcp(uint16_t port, const char *zone, unsigned n, unsign
         int id = ts_dns_id(ans, (size_t)len);
         uint8_t a[4], want[4];
         if (id >= 0 && (unsigned)id < n && ts_dns_rcode(ans, (size_t)len) == 0 &&
-            ts_dns_first_a(ans, (size_t)len, a) == 0 &&
-            ts_dns_expected_a(names[id], want) == 0 && memcmp(a, want, 4) == 0)
+            ts_dns_first_a(ans, (size_t)len, a) == 0 && ts_dns_expected_a(names[id], want) == 0 &&
+            memcmp(a, want, 4) == 0)
             ok++;
     }
     close(fd);
@@ -482,7 +482,8 @@ static unsigned collect(int *fds, unsigned nfd)
         for (unsigned k = 0; k < nfd; k++) {
             uint8_t ans[1024];
             int len;
-            if (!(p[k].revents & POLLIN) || (len = ts_dns_udp_recv(fds[k], ans, sizeof ans, 0)) <= 0)
+            if (!(p[k].revents & POLLIN) ||
+                (len = ts_dns_udp_recv(fds[k], ans, sizeof ans, 0)) <= 0)
                 continue;
             int id = ts_dns_id(ans, (size_t)len);
             if (id < 0 || id >= BURST || got[id])
@@ -519,8 +520,7 @@ START_TEST(test_forward_reload_raising_and_lowering_zones_under_load_answers_eve
             add_zone(cfg, "other.test", plain_spec_port(ts_plainserver_port(plain)));
         rig_reload(&r, cfg);
         unsigned ok = collect(fds, nfd);
-        ck_assert_msg(ok == BURST, "reload step %u under load: %u of %d answered", step, ok,
-                      BURST);
+        ck_assert_msg(ok == BURST, "reload step %u under load: %u of %d answered", step, ok, BURST);
     }
     /* And the last configuration (no zones) is the one in force. */
     unsigned zq = ts_dotserver_queries(zone), pq = ts_plainserver_tcp_queries(plain);
@@ -545,18 +545,20 @@ static Suite *forward_suite(void)
     tcase_add_test(
         tc, test_forward_sends_names_at_or_under_a_zone_to_its_upstream_and_others_to_the_default);
     tcase_add_test(tc, test_forward_longest_zone_wins);
-    tcase_add_test(tc,
-                   test_forward_plain_upstream_answers_pipelined_over_tcp_and_is_logged_as_not_private);
+    tcase_add_test(
+        tc, test_forward_plain_upstream_answers_pipelined_over_tcp_and_is_logged_as_not_private);
     suite_add_tcase(s, tc);
     tc = tcase_create("failover");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_forward_fails_over_within_the_zones_upstreams);
-    tcase_add_test(tc, test_forward_zone_without_a_working_upstream_fails_and_never_uses_the_default);
+    tcase_add_test(tc,
+                   test_forward_zone_without_a_working_upstream_fails_and_never_uses_the_default);
     suite_add_tcase(s, tc);
     tc = tcase_create("reload");
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_forward_reload_adds_changes_and_removes_zones);
-    tcase_add_test(tc, test_forward_reload_raising_and_lowering_zones_under_load_answers_every_query);
+    tcase_add_test(tc,
+                   test_forward_reload_raising_and_lowering_zones_under_load_answers_every_query);
     suite_add_tcase(s, tc);
     return s;
 }
