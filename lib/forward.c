@@ -215,6 +215,10 @@ void dp_forward_build(struct dp_forward *fw, const struct dotproxy_config *cfg)
     for (size_t k = 0; k < cfg->n_fwd_up; k++)
         zone_bits |= 1u << (cfg->n_upstream + k);
     fw->def_excluded = zone_bits;
+    fw->tls_bits = cfg->n_upstream >= 32 ? ~0u : (1u << cfg->n_upstream) - 1u;
+    for (size_t k = 0; k < cfg->n_fwd_up; k++)
+        if (!cfg->fwd_up[k].plain)
+            fw->tls_bits |= 1u << (cfg->n_upstream + k);
     fw->n = 0;
     for (size_t i = 0; i < cfg->n_fwd_zone; i++) {
         const struct dp_fwd_zone *z = &cfg->fwd_zone[i];

@@ -27,6 +27,7 @@ struct dp_forward {
     struct dp_forward_zone z[DP_MAX_FWD_ZONES];
     size_t n;
     uint32_t def_excluded; /* names under no zone: every zone upstream */
+    uint32_t tls_bits;     /* upstreams of the set reached over TLS */
 };
 
 /* Build fw from cfg: the context's upstream set holds cfg->upstream[] at
@@ -36,6 +37,14 @@ void dp_forward_build(struct dp_forward *fw, const struct dotproxy_config *cfg);
 /* The upstreams a query for the wire-form name qname[0..len) may not use
  * (the name is uncompressed, as a question's is). */
 uint32_t dp_forward_excluded(const struct dp_forward *fw, const uint8_t *qname, size_t len);
+
+/* Would a query that may not use `excluded` reach only plain upstreams?
+ * Padding (RFC 8467) is then pointless, and RFC 8467 4 says not to pad on an
+ * unencrypted transport. */
+static inline int dp_forward_plain_only(const struct dp_forward *fw, uint32_t excluded)
+{
+    return (fw->tls_bits & ~excluded) == 0;
+}
 
 /* Log each zone and say, for each plain upstream, that what crosses it is
  * not private (at start and on reload). */

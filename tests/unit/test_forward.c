@@ -182,12 +182,20 @@ START_TEST(test_forward_table_picks_the_longest_zone_on_whole_labels)
     ck_assert_uint_eq(excluded(&fw, "x.other"), ~(1u << 2));
     uint8_t root = 0;
     ck_assert_uint_eq(dp_forward_excluded(&fw, &root, 1), zone_bits);
+    /* Only plain upstreams in these zones: their queries go unpadded. */
+    ck_assert(dp_forward_plain_only(&fw, excluded(&fw, "x.b.a.test")));
+    ck_assert(!dp_forward_plain_only(&fw, excluded(&fw, "example.org")));
     /* The root zone takes every name no longer zone has. */
     ck_assert_int_eq(dotproxy_config_add_forward(cfg, ".", "plain:198.51.100.9"), 0);
     dp_forward_build(&fw, cfg);
     ck_assert_uint_eq(excluded(&fw, "example.org"), ~(1u << 5));
     ck_assert_uint_eq(dp_forward_excluded(&fw, &root, 1), ~(1u << 5));
     ck_assert_uint_eq(excluded(&fw, "x.b.a.test"), ~(1u << 3 | 1u << 4));
+    /* A zone with a DoT upstream beside a plain one is padded. */
+    ck_assert_int_eq(dotproxy_config_add_forward(cfg, "b.a.test", "192.0.2.9#ns.example"), 0);
+    dp_forward_build(&fw, cfg);
+    ck_assert(!dp_forward_plain_only(&fw, excluded(&fw, "x.b.a.test")));
+    ck_assert(dp_forward_plain_only(&fw, excluded(&fw, "x.a.test")));
     dotproxy_config_free(cfg);
 }
 END_TEST
