@@ -260,8 +260,11 @@ static int parse_forward_zone(const struct dpd_option *o, const char *text, stru
     else if (bad_zone)
         snprintf(why, cap,
                  "zone '%s' is not a domain name (labels of letters, digits, '-' and '_')", zone);
-    else if (r == DOTPROXY_ELIMIT)
+    else if (r == DOTPROXY_ELIMIT && strchr(up, '^') != NULL)
         snprintf(why, cap, "upstream '%s': more than %d pins", up, DOTPROXY_PINS_MAX);
+    else if (r == DOTPROXY_ELIMIT)
+        snprintf(why, cap, "upstream '%s': more than %d distinct forward upstreams", up,
+                 DOTPROXY_FORWARD_UPSTREAMS_MAX);
     else if (r == DOTPROXY_EINVAL)
         snprintf(why, cap,
                  "upstream '%s': a pin is not a SHA-256 SPKI pin ('sha256/' and the "

@@ -54,6 +54,15 @@ for bad in 'cluster..local=plain:127.0.0.1' 'cluster.local=plain:127.0.0.1#dns.t
     check_eq "--check-config --forward-zone '$bad': exit status" 2 "$?"
     check_match "--check-config names the bad value" "^dotproxyd: --forward-zone '$bad': " "$msg"
 done
+ups=$(for i in $(seq 1 17); do printf 'plain:10.0.0.%d,' "$i"; done)
+msg=$("$DOTPROXYD" --check-config -u 127.0.0.1 --forward-zone "many.test=${ups%,}" 2>&1)
+check_match "--check-config: the 17th zone upstream is one too many" \
+    "upstream 'plain:10\.0\.0\.17': more than 16 distinct forward upstreams" "$msg"
+zones=()
+for i in $(seq 1 65); do zones+=(--forward-zone "z$i.test=plain:10.0.0.1"); done
+msg=$("$DOTPROXYD" --check-config -u 127.0.0.1 "${zones[@]}" 2>&1)
+check_match "--check-config: the 65th zone is one too many" \
+    "^dotproxyd: --forward-zone 'z65\.test=plain:10\.0\.0\.1': more than 64 forward zones" "$msg"
 msg=$("$DOTPROXYD" --check-config -u 127.0.0.1 --forward-zone 'a.test=127.0.0.1,plain:1.2.3' 2>&1)
 check_match "--check-config names the bad upstream of a list" \
     "upstream 'plain:1\.2\.3' of zone 'a\.test': " "$msg"
