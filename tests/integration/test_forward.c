@@ -345,6 +345,47 @@ START_TEST(test_forward_plain_upstream_answers_pipelined_over_tcp_and_is_logged_
 }
 END_TEST
 
+/* Does msg carry an OPT with a padding option (RFC 7830, code 12)? */
+static int has_padding(const uint8_t *msg, size_t len)
+{
+    uint16_t rdlen = 0;
+    int rd = ts_dns_find_rr(msg, len, 3, 41, &rdlen, NULL);
+    if (rd < 0)
+        return 0;
+    for (size_t o = (size_t)rd; o + 4 <= (size_t)rd + rdlen;) {
+        unsigned code = (unsigned)msg[o] << 8 | msg[o + 1];
+        unsigned olen = (unsigned)msg[o + 2] << 8 | msg[o + 3];
+        if (code == 12)
+            return 1;
+        o += 4u + olen;
+    }
+    return 0;
+}
+
+START_TEST(test_forward_pads_queries_to_tls_upstreams_only)
+{
+    ts_dotserver *def = dot_start((ts_dotserver_opts){0});
+    ts_plainserver *cluster = plain_start();
+    dotproxy_config *cfg = config_with(def);
+    add_zone(cfg, "cluster.local", plain_spec_port(ts_plainserver_port(cluster)));
+    rig r;
+    rig_up(&r, cfg);
+    ask_ok(r.port, "web.default.svc.cluster.local");
+    ask_ok(r.port, "example.org");
+    uint8_t q[4096];
+    int n = ts_plainserver_last_query(cluster, q, sizeof q);
+    ck_assert_int_gt(n, DOTPROXY_DNS_HEADER_SIZE);
+    ck_assert_msg(ts_dns_opt_size(q, (size_t)n) > 0, "no OPT towards the plain upstream");
+    ck_assert_msg(!has_padding(q, (size_t)n), "a query to a plain upstream was padded");
+    n = ts_dotserver_recent_query(def, 0, q, sizeof q);
+    ck_assert_int_gt(n, DOTPROXY_DNS_HEADER_SIZE);
+    ck_assert_msg(has_padding(q, (size_t)n), "a query to a TLS upstream was not padded");
+    rig_down(&r);
+    ts_plainserver_stop(cluster);
+    ts_dotserver_stop(def);
+}
+END_TEST
+
 /* ---- failover ------------------------------------------------------------------- */
 
 START_TEST(test_forward_fails_over_within_the_zones_upstreams)
@@ -547,6 +588,7 @@ static Suite *forward_suite(void)
     tcase_add_test(tc, test_forward_longest_zone_wins);
     tcase_add_test(
         tc, test_forward_plain_upstream_answers_pipelined_over_tcp_and_is_logged_as_not_private);
+    tcase_add_test(tc, test_forward_pads_queries_to_tls_upstreams_only);
     suite_add_tcase(s, tc);
     tc = tcase_create("failover");
     tcase_set_timeout(tc, 60);

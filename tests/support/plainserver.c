@@ -33,6 +33,9 @@ struct ts_plainserver {
     pthread_t thread;
     pconn conns[MAX_CONNS];
     atomic_uint tcp_queries, udp_queries, connections;
+    pthread_mutex_t last_lock;
+    uint8_t last[4096];
+    int last_len; /* -1: none yet */
 };
 
 static void conn_close(pconn *c)
@@ -80,6 +83,10 @@ static int conn_serve(ts_plainserver *s, pconn *c)
         if (c->len - off < 2 + m)
             break;
         atomic_fetch_add(&s->tcp_queries, 1);
+        pthread_mutex_lock(&s->last_lock);
+        s->last_len = (int)m;
+        memcpy(s->last, c->in + off + 2, m < sizeof s->last ? m : sizeof s->last);
+        pthread_mutex_unlock(&s->last_lock);
         int a = ts_dotserver_synth_answer(c->in + off + 2, m, ans + 2, ANS_CAP);
         off += 2 + m;
         if (a < 0)
@@ -177,6 +184,7 @@ static void server_free(ts_plainserver *s)
         close(s->wake[0]);
     if (s->wake[1] >= 0)
         close(s->wake[1]);
+    pthread_mutex_destroy(&s->last_lock);
     free(s);
 }
 
@@ -186,6 +194,8 @@ int ts_plainserver_start(ts_plainserver **out, uint16_t port)
     if (s == NULL)
         return -1;
     s->tcp = s->udp = s->wake[0] = s->wake[1] = -1;
+    s->last_len = -1;
+    pthread_mutex_init(&s->last_lock, NULL);
     for (int i = 0; i < MAX_CONNS; i++)
         s->conns[i].fd = -1;
     if (pipe2(s->wake, O_CLOEXEC) != 0)
@@ -249,4 +259,18 @@ unsigned ts_plainserver_udp_queries(const ts_plainserver *s)
 unsigned ts_plainserver_connections(const ts_plainserver *s)
 {
     return atomic_load(&s->connections);
+}
+
+int ts_plainserver_last_query(ts_plainserver *s, uint8_t *buf, size_t cap)
+{
+    pthread_mutex_lock(&s->last_lock);
+    int n = s->last_len;
+    if (n > 0) {
+        size_t k = (size_t)n < cap ? (size_t)n : cap;
+        if (k > sizeof s->last)
+            k = sizeof s->last;
+        memcpy(buf, s->last, k);
+    }
+    pthread_mutex_unlock(&s->last_lock);
+    return n;
 }

@@ -8,6 +8,7 @@
 #ifndef TS_PLAINSERVER_H
 #define TS_PLAINSERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct ts_plainserver ts_plainserver;
@@ -22,5 +23,10 @@ void ts_plainserver_stop(ts_plainserver *s);
 unsigned ts_plainserver_tcp_queries(const ts_plainserver *s);
 unsigned ts_plainserver_udp_queries(const ts_plainserver *s);
 unsigned ts_plainserver_connections(const ts_plainserver *s);
+
+/* The last query read over TCP, as sent (without its length prefix): copies
+ * min(length, cap) octets to buf and returns its length, or -1 before the
+ * first. Safe from any thread. */
+int ts_plainserver_last_query(ts_plainserver *s, uint8_t *buf, size_t cap);
 
 #endif
