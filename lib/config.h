@@ -4,6 +4,7 @@
 #define DP_CONFIG_H
 
 #include "dotproxy/config.h"
+#include "dotproxy/tap.h"
 #include "log.h"
 
 /* The limits are public (include/dotproxy/config.h); these are their names
@@ -53,6 +54,8 @@ struct dotproxy_config {
     struct dp_logger log;
     dotproxy_query_log_fn qlog;
     void *qlog_user;
+    dotproxy_tap_fn tap; /* lib/tap.c; NULL: no tap */
+    void *tap_user;
 };
 
 /* Deep-copy src into dst (strings duplicated). 0 or DOTPROXY_ENOMEM. */

@@ -318,6 +318,8 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
     memcpy(c->out + c->out_tail + 2, q->q, q->qlen);
     c->out_tail += (size_t)q->qlen + 2u;
     mark_dirty(c);
+    if (pool->cfg->tap != NULL)
+        pool->hooks.sent(pool->hooks.user, q);
 }
 
 static void drain_waiting(struct dp_conn *c)

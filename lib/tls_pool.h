@@ -68,6 +68,9 @@ struct dp_pool_hooks {
     /* q must be placed again (its connection died, it is late, or its
      * upstream cannot take it): choose an upstream and submit it. */
     void (*redispatch)(void *user, struct dp_query *q);
+    /* q was just written for its upstream (q->q as sent, wire ID in):
+     * called only while the config has a tap (the message tap). */
+    void (*sent)(void *user, const struct dp_query *q);
     void *user;
 };
 
