@@ -33,8 +33,7 @@ __attribute__((noinline)) void dp_tap_emit(const struct dotproxy_config *cfg, in
     if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
         wall_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     uint64_t ago_ns = now_us > query_us ? (now_us - query_us) * 1000u : 0;
-    int response =
-        kind == DOTPROXY_TAP_CLIENT_RESPONSE || kind == DOTPROXY_TAP_FORWARDER_RESPONSE;
+    int response = kind == DOTPROXY_TAP_CLIENT_RESPONSE || kind == DOTPROXY_TAP_FORWARDER_RESPONSE;
     dotproxy_tap_event ev = {
         .size = sizeof ev,
         .kind = kind,

@@ -30,6 +30,7 @@ struct dp_conn {
     gnutls_session_t tls;
     int state;               /* enum dp_conn_state */
     int ticket_taken;        /* session data already saved from this connection */
+    int connect_errno;       /* a connect that failed at once: why (the timer tells it) */
     int gnutls_send_pending; /* a record_send returned EAGAIN: finish it first */
     size_t send_pending_len;
     struct dp_slots slots; /* in-flight table, by wire ID (slots.h) */
