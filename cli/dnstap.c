@@ -4,6 +4,7 @@
 #include "dnstap.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef DPD_HAVE_DNSTAP
@@ -301,10 +303,55 @@ void dpd_dnstap_counts(unsigned long long *queued, unsigned long long *dropped)
     }
 }
 
+/* Closing: libfstrm's destroy flushes and joins its I/O thread, which may
+ * be stuck in a handshake with a receiver that accepted the connection and
+ * never answers (seen: the exit held until the receiver went away). So it
+ * runs on a thread of its own, given CLOSE_WAIT_S; past that the process
+ * exits without it, as the log writer does with an output that never
+ * drains. */
+#define CLOSE_WAIT_S 2
+
+static pthread_mutex_t close_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t close_cond = PTHREAD_COND_INITIALIZER;
+static int close_done;
+
+static void *closer_main(void *arg)
+{
+    struct fstrm_iothr *t = arg;
+    fstrm_iothr_destroy(&t);
+    pthread_mutex_lock(&close_lock);
+    close_done = 1;
+    pthread_cond_broadcast(&close_cond);
+    pthread_mutex_unlock(&close_lock);
+    return NULL;
+}
+
 void dpd_dnstap_close(void)
 {
-    if (iothr != NULL)
-        fstrm_iothr_destroy(&iothr); /* flushes, then joins its thread */
+    if (iothr != NULL) {
+        pthread_t closer;
+        int done = 0;
+
+        if (pthread_create(&closer, NULL, closer_main, iothr) == 0) {
+            struct timespec until;
+
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += CLOSE_WAIT_S;
+            pthread_mutex_lock(&close_lock);
+            while (!close_done &&
+                   pthread_cond_timedwait(&close_cond, &close_lock, &until) != ETIMEDOUT)
+                ;
+            done = close_done;
+            pthread_mutex_unlock(&close_lock);
+            if (done)
+                pthread_join(closer, NULL);
+            else
+                pthread_detach(closer); /* the exit ends it */
+        } else {
+            fstrm_iothr_destroy(&iothr); /* no thread to spare: wait for it */
+        }
+        iothr = NULL; /* outs below is ours alone: the workers have stopped */
+    }
     free(outs);
     outs = NULL;
     n_outs = 0;

@@ -110,4 +110,57 @@ cap_port=$(ss -ltnpH | sed -n "s/.*127\.0\.0\.1:\([0-9]*\) .*pid=$CAP_PID,.*/\1/
 [ -n "$cap_port" ] || die "cannot find fstrm_capture's TCP port"
 run_case tcp "tcp:127.0.0.1@$cap_port"
 
+# A receiver that accepts the connection and never answers the Frame Streams
+# handshake: libfstrm's I/O thread is stuck, the queue fills. Queries must
+# still be answered at once, the records that find the queue full dropped
+# and counted on /metrics, and the daemon must still stop promptly.
+start_bg stall '^listening$' python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+print("listening", flush=True)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+' "$WORK/stall.sock"
+PROXY_NAME=dotproxyd-stall start_proxy -u "127.0.0.1@$SRV_PORT#dns.test" \
+    --ca-file "$PKI/ca.pem" --timeout 3000 --dnstap "unix:$WORK/stall.sock" --metrics 127.0.0.1@0
+mport=""
+for ((i = 0; i < 200; i++)); do
+    mport=$(sed -n 's/.*metrics and API on port \([0-9]*\).*/\1/p' "$WORK/dotproxyd-stall.log")
+    [ -n "$mport" ] && break
+    sleep 0.05
+done
+[ -n "$mport" ] || die "no metrics port in the log"
+# 3000 queries for one name, one at a time (the first goes upstream, the
+# rest are cache hits): 6002 records (a client query and response each, and
+# the first's upstream query and response) for a queue of 4096.
+answered=$(python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+n = 0
+for i in range(3000):
+    q = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + b"\x05stall\x07example\x00\x00\x01\x00\x01"
+    s.sendto(q, ("127.0.0.1", int(sys.argv[1])))
+    try:
+        a = s.recv(4096)
+        n += a[:2] == q[:2] and (a[3] & 15) == 0
+    except socket.timeout:
+        pass
+print(n)
+' "$PROXY_PORT")
+check_eq "stalled receiver: every query answered" 3000 "$answered"
+metrics=$(curl -s "http://127.0.0.1:$mport/metrics")
+queued=$(sed -n 's/^dotproxyd_dnstap_messages_total \([0-9]*\)$/\1/p' <<<"$metrics")
+dropped=$(sed -n 's/^dotproxyd_dnstap_dropped_total \([0-9]*\)$/\1/p' <<<"$metrics")
+check_eq "stalled receiver: every record queued or counted as dropped" 6002 \
+    "$((${queued:-0} + ${dropped:-0}))"
+check_match "stalled receiver: drops counted" '^[1-9][0-9]*$' "${dropped:-}"
+stop_proxy
+check_eq "stalled receiver: dotproxyd exit status" 0 "$STOP_STATUS"
+check_match "stalled receiver: stopped within 10 s ($STOP_MS ms)" '^[0-9]{1,4}$' "$STOP_MS"
+
 finish
