@@ -91,7 +91,7 @@ struct dp_rpz {
     struct iprange range[4][129];
     uint8_t lens[4][129]; /* prefix lengths present, longest first */
     uint8_t nlens[4];
-    size_t nwild; /* wildcard QNAME rules: none = no suffix probes */
+    size_t nwild;            /* wildcard QNAME rules: none = no suffix probes */
     uint8_t wild_min_labels; /* fewest labels of a wildcard base name */
 };
 
@@ -100,6 +100,27 @@ struct dp_rpz {
 static uint8_t lower(uint8_t c)
 {
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
+}
+
+/* Copy len octets folding ASCII upper case to lower, 8 at a time: a byte
+ * is upper case when its low 7 bits are >= 'A' and <= 'Z' and its top bit
+ * is clear; adding 0x20 is then OR-ing 0x80 >> 2. */
+static void fold_case(uint8_t *dst, const uint8_t *src, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        uint64_t low7 = w & ~high;
+        uint64_t ge_a = low7 + (0x80u - 'A') * ones;
+        uint64_t gt_z = low7 + (0x80u - 'Z' - 1) * ones;
+        uint64_t upper = ge_a & ~gt_z & ~w & high;
+        w |= upper >> 2;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < len; i++)
+        dst[i] = lower(src[i]);
 }
 
 /* Length of a valid uncompressed wire name (terminating zero included), or
@@ -148,33 +169,65 @@ static size_t slot_index(uint32_t h, size_t size)
     return (size_t)(((uint64_t)h * (uint64_t)size) >> 32);
 }
 
+/* Presentation class of an octet in a label: 0 as is, 1 escaped with a
+ * backslash, 2 written \DDD (RFC 4343 section 2.1). */
+static uint8_t text_class(uint8_t c)
+{
+    if (c == '.' || c == '\\' || c == '"' || c == ';' || c == '(' || c == ')')
+        return 1;
+    return (c <= 0x20 || c >= 0x7f) ? 2 : 0;
+}
+
 /* Wire name to presentation text (no trailing dot for a relative name),
- * escaping as RFC 4343 section 2.1 does; truncated to cap. */
+ * truncated to cap. On the match path (rule_text): no stdio, and a label
+ * of plain octets, the usual case, is one memcpy. */
 static void name_to_text(const uint8_t *n, bool trailing_dot, char *out, size_t cap)
 {
     size_t o = 0;
-    char tmp[8];
     if (cap == 0)
         return;
     for (size_t i = 0; n[i] != 0;) {
         uint8_t l = n[i++];
-        if (o > 0 && o + 1 < cap)
+        if (o > 0) {
+            if (o + 1 >= cap)
+                goto done;
             out[o++] = '.';
+        }
+        bool plain = true;
+        for (uint8_t k = 0; k < l && plain; k++)
+            plain = text_class(n[i + k]) == 0;
+        if (plain && o + l < cap) {
+            memcpy(out + o, n + i, l);
+            o += l;
+            i += l;
+            continue;
+        }
         for (uint8_t k = 0; k < l; k++, i++) {
             uint8_t c = n[i];
-            int w;
-            if (c == '.' || c == '\\' || c == '"' || c == ';' || c == '(' || c == ')')
-                w = snprintf(tmp, sizeof tmp, "\\%c", c);
-            else if (c <= 0x20 || c >= 0x7f)
-                w = snprintf(tmp, sizeof tmp, "\\%03u", c);
-            else
-                w = snprintf(tmp, sizeof tmp, "%c", c);
-            for (int j = 0; j < w && o + 1 < cap; j++)
-                out[o++] = tmp[j];
+            char tmp[4];
+            size_t w = 0;
+            switch (text_class(c)) {
+            case 1:
+                tmp[w++] = '\\';
+                tmp[w++] = (char)c;
+                break;
+            case 2:
+                tmp[w++] = '\\';
+                tmp[w++] = (char)('0' + c / 100);
+                tmp[w++] = (char)('0' + c / 10 % 10);
+                tmp[w++] = (char)('0' + c % 10);
+                break;
+            default: tmp[w++] = (char)c;
+            }
+            if (o + w >= cap)
+                goto done;
+            memcpy(out + o, tmp, w);
+            o += w;
         }
     }
     if (trailing_dot && o + 1 < cap)
         out[o++] = '.';
+done:
     out[o] = '\0';
 }
 
@@ -225,8 +278,7 @@ fail(struct parser *P, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(what, sizeof what, fmt, ap);
         va_end(ap);
-        snprintf(P->diag->error, sizeof P->diag->error, "%s:%lu: %s", P->file, P->rec_line,
-                 what);
+        snprintf(P->diag->error, sizeof P->diag->error, "%s:%lu: %s", P->file, P->rec_line, what);
         P->record_err = true;
     }
     return DOTPROXY_EMALFORMED;
@@ -309,8 +361,7 @@ static int next_record(struct parser *P)
                         P->p += 2;
                         continue;
                     }
-                    if (is_space(d) || d == '\n' || d == ';' || d == '(' || d == ')' ||
-                        d == '"')
+                    if (is_space(d) || d == '\n' || d == ';' || d == '(' || d == ')' || d == '"')
                         break;
                     P->p++;
                 }
@@ -500,12 +551,11 @@ static uint16_t type_code(const struct tok *t)
         const char *name;
         uint16_t code;
     } types[] = {
-        {"a", T_A},       {"ns", T_NS},         {"cname", T_CNAME}, {"soa", T_SOA},
-        {"ptr", T_PTR},   {"mx", T_MX},         {"txt", T_TXT},     {"aaaa", T_AAAA},
-        {"srv", T_SRV},   {"dname", T_DNAME},   {"spf", 99},        {"hinfo", 13},
-        {"caa", 257},     {"naptr", 35},        {"sshfp", 44},      {"https", 65},
-        {"svcb", 64},     {"tlsa", 52},         {"ds", 43},         {"dnskey", 48},
-        {"rrsig", 46},    {"nsec", 47},         {"nsec3", 50},      {"nsec3param", 51},
+        {"a", T_A},    {"ns", T_NS},   {"cname", T_CNAME}, {"soa", T_SOA},     {"ptr", T_PTR},
+        {"mx", T_MX},  {"txt", T_TXT}, {"aaaa", T_AAAA},   {"srv", T_SRV},     {"dname", T_DNAME},
+        {"spf", 99},   {"hinfo", 13},  {"caa", 257},       {"naptr", 35},      {"sshfp", 44},
+        {"https", 65}, {"svcb", 64},   {"tlsa", 52},       {"ds", 43},         {"dnskey", 48},
+        {"rrsig", 46}, {"nsec", 47},   {"nsec3", 50},      {"nsec3param", 51},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (tok_is(t, types[i].name))
@@ -855,8 +905,8 @@ static int table_resize(struct dp_rpz *z, size_t nsize)
 
 static const char *action_name(unsigned a)
 {
-    static const char *const names[] = {"NXDOMAIN", "NODATA", "PASSTHRU", "DROP",
-                                        "TCP-ONLY", "local data"};
+    static const char *const names[] = {"NXDOMAIN", "NODATA",   "PASSTHRU",
+                                        "DROP",     "TCP-ONLY", "local data"};
     return a < 6 ? names[a] : "?";
 }
 
@@ -925,8 +975,7 @@ static int add_qname(struct parser *P, const uint8_t *name, size_t len, bool wil
 }
 
 /* Decode the labels of an address trigger: PREFIXLEN.reversed-address. */
-static int parse_ip_trigger(struct parser *P, const uint8_t *rel, size_t nlabels,
-                            struct iprule *r)
+static int parse_ip_trigger(struct parser *P, const uint8_t *rel, size_t nlabels, struct iprule *r)
 {
     const uint8_t *lab[130];
     size_t k = 0;
@@ -1007,7 +1056,8 @@ static int parse_ip_trigger(struct parser *P, const uint8_t *rel, size_t nlabels
     size_t bytes = v4 ? 4 : 16;
     for (size_t b = 0; b < bytes; b++) {
         size_t lo = b * 8;
-        uint8_t mask = lo >= plen ? 0 : (plen >= lo + 8 ? 0xff : (uint8_t)(0xff << (8 - (plen - lo))));
+        uint8_t mask =
+            lo >= plen ? 0 : (plen >= lo + 8 ? 0xff : (uint8_t)(0xff << (8 - (plen - lo))));
         if (r->addr[b] & (uint8_t)~mask)
             return fail(P, "address trigger has bits set beyond its prefix length /%u",
                         (unsigned)plen);
@@ -1577,7 +1627,7 @@ static void fill_name_hit(const uint8_t *rec, struct dp_rpz_hit *hit)
     const uint8_t *n = rec_name(rec);
     if (rec[0] & F_WILD) {
         if (n[0] == 0) {
-            snprintf(hit->rule_text, sizeof hit->rule_text, "*");
+            memcpy(hit->rule_text, "*", 2);
         } else {
             hit->rule_text[0] = '*';
             hit->rule_text[1] = '.';
@@ -1592,17 +1642,24 @@ int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct
 {
     if (z == NULL || qname_wire == NULL || hit == NULL)
         return 0;
-    size_t len = wire_len(qname_wire);
-    if (len == 0)
-        return 0;
+    /* Validate and note where each label starts, then fold case over the
+     * whole name at once: length octets are at most 63, below 'A', so
+     * folding leaves them alone. */
     uint8_t n[256];
     size_t starts[128];
-    size_t nl = 0;
-    for (size_t i = 0; i < len; i++)
-        n[i] = lower(qname_wire[i]);
-    for (size_t i = 0; n[i] != 0; i += 1 + n[i])
-        starts[nl++] = i;
-    starts[nl] = len - 1; /* the root */
+    size_t nl = 0, len = 0;
+    for (;;) {
+        uint8_t l = qname_wire[len];
+        if (l == 0)
+            break;
+        if (l > 63 || len + 1 + l >= 255)
+            return 0;
+        starts[nl++] = len;
+        len += 1 + (size_t)l;
+    }
+    starts[nl] = len; /* the root */
+    len++;
+    fold_case(n, qname_wire, len);
 
     const uint8_t *rec = table_find(z, n, len, false, name_hash(n, len, false));
     if (rec == NULL && z->nwild > 0) {
@@ -1623,21 +1680,31 @@ int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct
     return 1;
 }
 
+static size_t put_dec(char *out, unsigned v)
+{
+    char t[4];
+    size_t n = 0, o = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n > 0)
+        out[o++] = t[--n];
+    return o;
+}
+
 /* "PLEN.reversed.labels.rpz-client-ip", IPv6 with zz for the longest run
- * of two or more zero groups (the first such run on a tie). */
+ * of two or more zero groups (the first such run on a tie). At most
+ * 3 + 8 * 5 + 15 characters: cap is always 256 here. No stdio (match path). */
 static void ip_text(const struct iprule *r, char *out, size_t cap)
 {
-    size_t o = 0;
-    int w = snprintf(out, cap, "%u", r->plen);
-    if (w < 0 || (size_t)w >= cap)
-        return;
-    o = (size_t)w;
+    static const char hex[] = "0123456789abcdef";
+    char buf[96];
+    size_t o = put_dec(buf, r->plen);
     if (!(r->kind & 1)) {
         for (int i = 3; i >= 0; i--) {
-            w = snprintf(out + o, cap - o, ".%u", r->addr[i]);
-            if (w < 0 || (size_t)w >= cap - o)
-                return;
-            o += (size_t)w;
+            buf[o++] = '.';
+            o += put_dec(buf + o, r->addr[i]);
         }
     } else {
         uint16_t g[8];
@@ -1661,20 +1728,30 @@ static void ip_text(const struct iprule *r, char *out, size_t cap)
         for (int i = 7; i >= 0; i--) {
             if (best >= 0 && i >= best && i < best + bestlen) {
                 if (i == best) {
-                    w = snprintf(out + o, cap - o, ".zz");
-                    if (w < 0 || (size_t)w >= cap - o)
-                        return;
-                    o += (size_t)w;
+                    memcpy(buf + o, ".zz", 3);
+                    o += 3;
                 }
                 continue;
             }
-            w = snprintf(out + o, cap - o, ".%x", g[i]);
-            if (w < 0 || (size_t)w >= cap - o)
-                return;
-            o += (size_t)w;
+            buf[o++] = '.';
+            bool lead = true;
+            for (int sh = 12; sh >= 0; sh -= 4) {
+                unsigned d = (g[i] >> sh) & 15u;
+                if (d == 0 && lead && sh > 0)
+                    continue;
+                lead = false;
+                buf[o++] = hex[d];
+            }
         }
     }
-    snprintf(out + o, cap - o, "%s", (r->kind & 2) ? ".rpz-ip" : ".rpz-client-ip");
+    const char *tail = (r->kind & 2) ? ".rpz-ip" : ".rpz-client-ip";
+    size_t tl = strlen(tail);
+    memcpy(buf + o, tail, tl);
+    o += tl;
+    if (o >= cap)
+        o = cap - 1;
+    memcpy(out, buf, o);
+    out[o] = '\0';
 }
 
 static int match_addr(const struct dp_rpz *z, unsigned kind, const uint8_t *addr,
@@ -1753,8 +1830,8 @@ int dp_rpz_match_ip(const struct dp_rpz *z, int family, const void *addr, struct
 /* ---------------------------------------------------------------- answers */
 
 static int put_rr(uint8_t *out, size_t cap, size_t *o, const uint8_t *owner, size_t olen,
-                  uint16_t type, uint32_t ttl, const uint8_t *rd, size_t rdlen,
-                  const uint8_t *rd2, size_t rd2len)
+                  uint16_t type, uint32_t ttl, const uint8_t *rd, size_t rdlen, const uint8_t *rd2,
+                  size_t rd2len)
 {
     size_t need = olen + 10 + rdlen + rd2len;
     if (*o + need > cap)
