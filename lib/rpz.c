@@ -1216,6 +1216,10 @@ static int record(struct parser *P)
     int rc = parse_rdata(P, type, i, &rdlen);
     if (rc < 0)
         return rc;
+    /* Two names and five numbers; the generic form could give less, and
+     * the SOA minimum is read below. */
+    if (type == T_SOA && rdlen < 22)
+        return fail(P, "SOA rdata too short");
 
     /* The apex: the SOA owner when the zone starts with one (as a zone
      * must), else the origin of the first record. */

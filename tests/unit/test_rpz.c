@@ -613,6 +613,7 @@ START_TEST(test_rpz_strict_load_names_file_and_line_of_the_first_error)
         {"$INCLUDE other.zone\n", "test.rpz:5: $INCLUDE is not supported"},
         {"x.example MX 10\n", "test.rpz:5: MX needs"},
         {"sub SOA a b 1 2 3 4 5\n", "test.rpz:5: SOA below the zone apex"},
+        {"sub SOA \\# 1 00\n", "test.rpz:5: SOA rdata too short"},
         {"x.example TYPE65000 \\# 2 abc\n", "test.rpz:5: \\# rdata length"},
         {"32.1.2.0.192.rpz-ip CNAME .\n32.1.2.0.192.rpz-ip CNAME rpz-drop.\n",
          "test.rpz:6: conflicting"},
