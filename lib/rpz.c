@@ -1411,7 +1411,7 @@ static int finish(struct parser *P)
         }
     }
     size_t want = z->tab_used * 10 / 7 + 1;
-    if (z->tab_size > want) {
+    if (z->tab_size > want + want / 8) {
         rc = table_resize(z, want);
         if (rc < 0)
             return rc;
@@ -1498,6 +1498,20 @@ int dp_rpz_load_mem_origin(struct dp_rpz **out, const char *name_for_errors, con
             rc = parse_name(P, &t, P->origin, &P->origin_len, true);
             free(abs);
         }
+    }
+
+    /* Size the table once for the number of lines (a record per line is
+     * the common feed): no rehash while loading, one trim at the end when
+     * comments or multi-record owners made it too big. */
+    if (rc == 0) {
+        size_t lines = 1;
+        for (const char *c = text; c != NULL && c < text + len; lines++) {
+            c = memchr(c, '\n', (size_t)(text + len - c));
+            if (c != NULL)
+                c++;
+        }
+        size_t want = lines * 10 / 7 + 1;
+        rc = table_resize(z, want < 1024 ? 1024 : want);
     }
 
     while (rc == 0) {
