@@ -1656,15 +1656,10 @@ static void fill_name_hit(const uint8_t *rec, struct dp_rpz_hit *hit)
     }
 }
 
-int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct dp_rpz_hit *hit)
+/* Validate qname, fold it to lower case into n and note where its labels
+ * start (starts[nl] is the root). Returns the wire length, 0 when invalid. */
+static size_t prepare_qname(const uint8_t *qname_wire, uint8_t *n, size_t *starts, size_t *nlabels)
 {
-    if (z == NULL || qname_wire == NULL || hit == NULL)
-        return 0;
-    /* Validate and note where each label starts, then fold case over the
-     * whole name at once: length octets are at most 63, below 'A', so
-     * folding leaves them alone. */
-    uint8_t n[256];
-    size_t starts[128];
     size_t nl = 0, len = 0;
     for (;;) {
         uint8_t l = qname_wire[len];
@@ -1675,27 +1670,78 @@ int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct
         starts[nl++] = len;
         len += 1 + (size_t)l;
     }
-    starts[nl] = len; /* the root */
+    starts[nl] = len;
     len++;
+    /* length octets are at most 63, below 'A': folding leaves them alone */
     fold_case(n, qname_wire, len);
+    *nlabels = nl;
+    return len;
+}
 
-    const uint8_t *rec = table_find(z, n, len, false, name_hash(n, len, false));
-    if (rec == NULL && z->nwild > 0) {
-        /* *.x matches names strictly below x: try x = the qname minus its
-         * first label, then shorter, so the longest wildcard wins. A base of
-         * k labels can only match while the suffix has at least k. */
-        for (size_t k = 1; k <= nl && rec == NULL; k++) {
-            if (nl - k < z->wild_min_labels)
-                break;
-            const uint8_t *s = n + starts[k];
-            size_t sl = len - starts[k];
-            rec = table_find(z, s, sl, true, name_hash(s, sl, true));
+/* The k-th candidate rule for a prepared qname: k = 0 the exact owner,
+ * k >= 1 the wildcard whose base is the qname minus its first k labels
+ * (*.x matches names strictly below x), so the longest wildcard comes
+ * first. NULL when there is none; *stop set when no later k can match. */
+static const uint8_t *candidate(const struct dp_rpz *z, const uint8_t *n, size_t len,
+                                const size_t *starts, size_t nl, size_t k, bool *stop)
+{
+    *stop = false;
+    if (k == 0)
+        return table_find(z, n, len, false, name_hash(n, len, false));
+    /* a base of j labels only matches while the suffix has at least j */
+    if (z->nwild == 0 || k > nl || nl - k < z->wild_min_labels) {
+        *stop = true;
+        return NULL;
+    }
+    const uint8_t *s = n + starts[k];
+    size_t sl = len - starts[k];
+    return table_find(z, s, sl, true, name_hash(s, sl, true));
+}
+
+int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct dp_rpz_hit *hit)
+{
+    if (z == NULL || qname_wire == NULL || hit == NULL)
+        return 0;
+    uint8_t n[256];
+    size_t starts[128], nl;
+    size_t len = prepare_qname(qname_wire, n, starts, &nl);
+    if (len == 0)
+        return 0;
+    for (size_t k = 0;; k++) {
+        bool stop;
+        const uint8_t *rec = candidate(z, n, len, starts, nl, k, &stop);
+        if (stop)
+            return 0;
+        if (rec != NULL) {
+            fill_name_hit(rec, hit);
+            return 1;
         }
     }
-    if (rec == NULL)
+}
+
+size_t dp_rpz_match_qname_all(const struct dp_rpz *z, const uint8_t *qname_wire,
+                              struct dp_rpz_hit *hit,
+                              int (*cb)(const struct dp_rpz_hit *hit, void *user), void *user)
+{
+    if (z == NULL || qname_wire == NULL || hit == NULL || cb == NULL)
         return 0;
-    fill_name_hit(rec, hit);
-    return 1;
+    uint8_t n[256];
+    size_t starts[128], nl, calls = 0;
+    size_t len = prepare_qname(qname_wire, n, starts, &nl);
+    if (len == 0)
+        return 0;
+    for (size_t k = 0;; k++) {
+        bool stop;
+        const uint8_t *rec = candidate(z, n, len, starts, nl, k, &stop);
+        if (stop)
+            return calls;
+        if (rec != NULL) {
+            fill_name_hit(rec, hit);
+            calls++;
+            if (cb(hit, user) != 0)
+                return calls;
+        }
+    }
 }
 
 static size_t put_dec(char *out, unsigned v)

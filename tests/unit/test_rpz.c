@@ -218,6 +218,19 @@ START_TEST(test_rpz_names_match_in_any_case)
 }
 END_TEST
 
+struct collected {
+    char rules[8][256];
+    int n, stop_after;
+};
+
+static int collect(const struct dp_rpz_hit *h, void *user)
+{
+    struct collected *c = user;
+    ck_assert_int_lt(c->n, 8);
+    snprintf(c->rules[c->n++], 256, "%s", h->rule_text);
+    return c->n == c->stop_after;
+}
+
 START_TEST(test_rpz_exact_beats_wildcard_and_the_longest_wildcard_wins)
 {
     char rule[256];
@@ -238,6 +251,22 @@ START_TEST(test_rpz_exact_beats_wildcard_and_the_longest_wildcard_wins)
     ck_assert_int_eq(qaction(z, "corp.example", rule), DP_RPZ_NXDOMAIN);
     ck_assert_str_eq(rule, "*.example");
     ck_assert_int_eq(qaction(z, "example", NULL), -1);
+
+    /* every rule that covers a name, in precedence order */
+    struct dp_rpz_hit h;
+    struct collected c = {.n = 0, .stop_after = 0};
+    ck_assert_uint_eq(dp_rpz_match_qname_all(z, wire("WWW.lab.corp.example"), &h, collect, &c), 4);
+    ck_assert_str_eq(c.rules[0], "www.lab.corp.example");
+    ck_assert_str_eq(c.rules[1], "*.lab.corp.example");
+    ck_assert_str_eq(c.rules[2], "*.corp.example");
+    ck_assert_str_eq(c.rules[3], "*.example");
+    c.n = 0;
+    ck_assert_uint_eq(dp_rpz_match_qname_all(z, wire("a.b.lab.corp.example"), &h, collect, &c), 3);
+    ck_assert_str_eq(c.rules[0], "*.lab.corp.example");
+    c = (struct collected){.n = 0, .stop_after = 1};
+    ck_assert_uint_eq(dp_rpz_match_qname_all(z, wire("www.lab.corp.example"), &h, collect, &c), 1);
+    c.n = 0;
+    ck_assert_uint_eq(dp_rpz_match_qname_all(z, wire("example"), &h, collect, &c), 0);
     dp_rpz_free(z);
 }
 END_TEST
