@@ -178,7 +178,24 @@ static void log_startup(const struct dpd_options *opts, char *status, size_t sta
         len += (size_t)snprintf(line + len, sizeof line - len, "%s %s", i ? "," : "", ep_text);
     }
     if (len < sizeof line)
-        len += (size_t)snprintf(line + len, sizeof line - len, " (UDP and TCP); upstreams");
+        len += (size_t)snprintf(line + len, sizeof line - len, " (UDP and TCP)");
+    for (size_t i = 0; i < dotproxy_config_listen_tls_count(opts->cfg) && len < sizeof line; i++) {
+        dotproxy_endpoint ep;
+        int port = dotproxy_ctx_listen_tls_port(workers[0].ctx, i);
+
+        if (dotproxy_config_get_listen_tls(opts->cfg, i, &ep) != 0)
+            memset(&ep, 0, sizeof ep);
+        if (port > 0 && ep.addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ep.addr)->sin_port = htons((uint16_t)port);
+        else if (port > 0 && ep.addr.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ep.addr)->sin6_port = htons((uint16_t)port);
+        if (dotproxy_endpoint_format(&ep, ep_text, sizeof ep_text) < 0)
+            snprintf(ep_text, sizeof ep_text, "?");
+        len +=
+            (size_t)snprintf(line + len, sizeof line - len, "%s %s", i ? "," : ", TLS on", ep_text);
+    }
+    if (len < sizeof line)
+        len += (size_t)snprintf(line + len, sizeof line - len, "; upstreams");
     for (size_t i = 0; i < dotproxy_config_upstream_count(opts->cfg) && len < sizeof line; i++) {
         dotproxy_endpoint ep;
 

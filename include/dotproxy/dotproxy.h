@@ -9,6 +9,7 @@
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
 #include "dotproxy/proxy.h"
+#include "dotproxy/tls.h"
 #include "dotproxy/version.h"
 
 #endif
