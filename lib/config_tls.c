@@ -165,7 +165,7 @@ DOTPROXY_EXPORT size_t dotproxy_config_tls_client_id_count(const dotproxy_config
 }
 
 DOTPROXY_EXPORT const char *dotproxy_config_get_tls_client_id(const dotproxy_config *cfg,
-                                                               size_t index)
+                                                              size_t index)
 {
     if (cfg == NULL || index >= cfg->tls.n_client_ids)
         return NULL;

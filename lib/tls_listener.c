@@ -35,7 +35,7 @@
  * read past it while paused. */
 #define IN_MAX (2u + 65535u + READ_CHUNK)
 /* A client that reads its answers slower than this is closed. */
-#define OUT_MAX (256u << 10)
+#define OUT_MAX   (256u << 10)
 #define OUT_START 2048u
 /* Queries one TLS client may have in flight before we stop reading it. */
 #define CLIENT_MAX_QUERIES_DEFAULT 256u
@@ -268,8 +268,8 @@ static void watch_dirs(struct dp_tls_listeners *tl)
                                           IN_MOVED_FROM | IN_ATTRIB);
         if (tl->wd[i] < 0)
             dp_log(tl->log, DOTPROXY_LOG_WARN,
-                   "TLS listener: cannot watch %s for new certificates (%s); reload to rotate",
-                   dir, strerror(errno));
+                   "TLS listener: cannot watch %s for new certificates (%s); reload to rotate", dir,
+                   strerror(errno));
     }
 }
 
@@ -660,8 +660,7 @@ static void client_on_ready(struct dp_io *io, unsigned revents)
  * edns-tcp-keepalive with our idle timeout, then padding to a multiple of
  * 468 octets. Only when the answer ends with its OPT RR, as those made for
  * a client with EDNS always do. Returns the new length. */
-static size_t answer_options(uint8_t *msg, size_t len, size_t cap, unsigned flags,
-                             unsigned idle_ms)
+static size_t answer_options(uint8_t *msg, size_t len, size_t cap, unsigned flags, unsigned idle_ms)
 {
     dotproxy_dns_info info;
     if (dotproxy_dns_parse(&info, msg, len) != 0 || info.opt_off == 0 ||
@@ -725,9 +724,9 @@ void dp_tls_listener_send(struct dp_tls_client *c, unsigned flags, const uint8_t
     }
     uint8_t *at = c->out + c->out_tail;
     memcpy(at + 2, msg, len);
-    size_t n = flags ? answer_options(at + 2, len, len + extra,
-                                      flags, c->tl->cfg->tls.idle_timeout_ms)
-                     : len;
+    size_t n =
+        flags ? answer_options(at + 2, len, len + extra, flags, c->tl->cfg->tls.idle_timeout_ms)
+              : len;
     dotproxy_frame_put_prefix(at, n);
     c->out_tail += (uint32_t)(2 + n);
     mark_dirty(c);
@@ -753,8 +752,7 @@ void dp_tls_listener_unclaim(struct dp_tls_claim *cl)
         mark_dirty(c); /* the flush resumes it */
 }
 
-const struct sockaddr_storage *dp_tls_listener_peer(const struct dp_tls_client *c,
-                                                    socklen_t *len)
+const struct sockaddr_storage *dp_tls_listener_peer(const struct dp_tls_client *c, socklen_t *len)
 {
     *len = c->peerlen;
     return &c->peer;
@@ -832,8 +830,7 @@ static void on_accept(struct dp_io *io, unsigned revents)
         dp_ctr_inc(tl->ctr, DOTPROXY_CTR_TLS_CLIENTS);
         c->last_active_us = tl->loop->now_us;
         if (dp_timer_set(tl->loop, &c->timer,
-                         tl->loop->now_us + (uint64_t)tl->cfg->handshake_timeout_ms * 1000u) !=
-            0)
+                         tl->loop->now_us + (uint64_t)tl->cfg->handshake_timeout_ms * 1000u) != 0)
             client_close(c);
     }
 }

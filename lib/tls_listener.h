@@ -50,12 +50,10 @@ int dp_tls_listener_port(const struct dp_tls_listeners *tl, size_t index);
  * the old material (logged, counted). */
 void dp_tls_listener_reload(struct dp_tls_listeners *tl);
 /* Queue an answer for c (NULL or closed: dropped); flags from its claim. */
-void dp_tls_listener_send(struct dp_tls_client *c, unsigned flags, const uint8_t *msg,
-                          size_t len);
+void dp_tls_listener_send(struct dp_tls_client *c, unsigned flags, const uint8_t *msg, size_t len);
 void dp_tls_listener_claim(struct dp_tls_client *c, struct dp_tls_claim *cl, unsigned flags);
 void dp_tls_listener_unclaim(struct dp_tls_claim *cl);
-const struct sockaddr_storage *dp_tls_listener_peer(const struct dp_tls_client *c,
-                                                    socklen_t *len);
+const struct sockaddr_storage *dp_tls_listener_peer(const struct dp_tls_client *c, socklen_t *len);
 /* End of turn: write queued answers, resume paused clients, free closed
  * ones. Returns 1 when that produced queries (flush the pool again). */
 int dp_tls_listener_flush(struct dp_tls_listeners *tl);

@@ -167,8 +167,8 @@ enum dp_tls_refusal dp_tls_server_check_client(gnutls_session_t s, const struct 
         snprintf(why, cap, "out of memory");
         return DP_TLS_REFUSED_UNTRUSTED;
     }
-    int ok = gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) >= 0 &&
-             leaf_has_id(crt, t);
+    int ok =
+        gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) >= 0 && leaf_has_id(crt, t);
     gnutls_x509_crt_deinit(crt);
     if (ok)
         return DP_TLS_REFUSED_NONE;

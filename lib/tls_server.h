@@ -26,9 +26,9 @@ enum dp_tls_refusal {
 struct dp_tls_material {
     unsigned refs;
     gnutls_certificate_credentials_t cred;
-    int mutual;           /* a client CA is set: certificates required */
-    int64_t not_after;    /* our leaf certificate's notAfter (Unix time) */
-    char serial[41];      /* its serial number, hex (logs, tests) */
+    int mutual;        /* a client CA is set: certificates required */
+    int64_t not_after; /* our leaf certificate's notAfter (Unix time) */
+    char serial[41];   /* its serial number, hex (logs, tests) */
 };
 
 /* Load t's certificate, key and client CA afresh. 0, DOTPROXY_ETLS (why

@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 /* RFC 7858 3.1: DNS over TLS listens on 853 unless told otherwise. */
-#define DOTPROXY_DOT_PORT 853
+#define DOTPROXY_DOT_PORT       853
 #define DOTPROXY_LISTEN_TLS_MAX 16
 /* subjectAltName values accepted with dotproxy_config_add_tls_client_id. */
 #define DOTPROXY_TLS_CLIENT_IDS_MAX 64
@@ -55,7 +55,7 @@ DOTPROXY_EXPORT int dotproxy_config_add_tls_client_id(dotproxy_config *cfg, cons
 DOTPROXY_EXPORT int dotproxy_config_clear_tls_client_id(dotproxy_config *cfg);
 DOTPROXY_EXPORT size_t dotproxy_config_tls_client_id_count(const dotproxy_config *cfg);
 DOTPROXY_EXPORT const char *dotproxy_config_get_tls_client_id(const dotproxy_config *cfg,
-                                                               size_t index);
+                                                              size_t index);
 
 /* A TLS client with no query in flight for this long is closed; it is also
  * the timeout the edns-tcp-keepalive option announces (RFC 7828). Default

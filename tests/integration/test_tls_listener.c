@@ -207,8 +207,8 @@ static int client_open(client *c, uint16_t port, const char *cert, const char *k
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     ck_assert_int_eq(gnutls_certificate_allocate_credentials(&c->cred), 0);
-    ck_assert_int_gt(gnutls_certificate_set_x509_trust_file(
-                         c->cred, ts_pki_path(pki_dir, "ca.pem"), GNUTLS_X509_FMT_PEM),
+    ck_assert_int_gt(gnutls_certificate_set_x509_trust_file(c->cred, ts_pki_path(pki_dir, "ca.pem"),
+                                                            GNUTLS_X509_FMT_PEM),
                      0);
     if (cert != NULL)
         ck_assert_int_eq(gnutls_certificate_set_x509_key_file(c->cred, ts_pki_path(pki_dir, cert),
@@ -670,8 +670,7 @@ START_TEST(test_tls_listener_reload_loads_a_new_certificate_path)
     char new_sn[64], seen[64];
     file_serial(ts_pki_path(pki_dir, "rsa2048.pem"), new_sn, sizeof new_sn);
     ck_assert_int_eq(dotproxy_config_set_tls_cert(next, ts_pki_path(pki_dir, "rsa2048.pem")), 0);
-    ck_assert_int_eq(
-        dotproxy_config_set_tls_key(next, ts_pki_path(pki_dir, "rsa2048-key.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_key(next, ts_pki_path(pki_dir, "rsa2048-key.pem")), 0);
     ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, next), 0);
     dotproxy_config_free(next);
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
