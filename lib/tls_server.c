@@ -12,28 +12,37 @@
 
 #include "dotproxy/error.h"
 
-/* Read our leaf's notAfter and serial, for the metrics and the logs. */
-static void describe_leaf(const char *path, struct dp_tls_material *m)
+/* Parse the chain file ourselves first: it gives the leaf's notAfter and
+ * serial (metrics, logs), and a file that is not PEM is refused here, where
+ * nothing leaks (GnuTLS 3.7's key_file loader leaks on that error path, and
+ * a rotation may meet half-written files many times). 0 or a GnuTLS error. */
+static int read_leaf(const char *path, struct dp_tls_material *m)
 {
     gnutls_datum_t pem = {NULL, 0};
-    gnutls_x509_crt_t crt;
-    m->not_after = 0;
-    m->serial[0] = '\0';
-    if (gnutls_load_file(path, &pem) < 0)
-        return;
-    if (gnutls_x509_crt_init(&crt) >= 0) {
-        if (gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) >= 0) {
-            m->not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
-            uint8_t sn[20];
-            size_t snlen = sizeof sn;
-            if (gnutls_x509_crt_get_serial(crt, sn, &snlen) >= 0) {
-                for (size_t i = 0; i < snlen; i++)
-                    snprintf(m->serial + 2 * i, 3, "%02x", sn[i]);
-            }
-        }
-        gnutls_x509_crt_deinit(crt);
-    }
+    gnutls_x509_crt_t *list = NULL;
+    unsigned n = 0;
+    int rc = gnutls_load_file(path, &pem);
+    if (rc < 0)
+        return rc;
+    rc = gnutls_x509_crt_list_import2(&list, &n, &pem, GNUTLS_X509_FMT_PEM, 0);
     gnutls_free(pem.data);
+    if (rc < 0)
+        return rc;
+    if (n == 0) {
+        gnutls_free(list);
+        return GNUTLS_E_NO_CERTIFICATE_FOUND;
+    }
+    m->not_after = (int64_t)gnutls_x509_crt_get_expiration_time(list[0]);
+    uint8_t sn[20];
+    size_t snlen = sizeof sn;
+    m->serial[0] = '\0';
+    if (gnutls_x509_crt_get_serial(list[0], sn, &snlen) >= 0)
+        for (size_t i = 0; i < snlen; i++)
+            snprintf(m->serial + 2 * i, 3, "%02x", sn[i]);
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(list[i]);
+    gnutls_free(list);
+    return 0;
 }
 
 int dp_tls_server_load(const struct dp_logger *lg, const struct dp_tls_config *t,
@@ -50,6 +59,12 @@ int dp_tls_server_load(const struct dp_logger *lg, const struct dp_tls_config *t
     if (rc < 0) {
         free(m);
         return DOTPROXY_ENOMEM;
+    }
+    rc = read_leaf(t->cert, m);
+    if (rc < 0) {
+        dp_log(lg, DOTPROXY_LOG_ERR, "TLS listener: certificate %s: %s", t->cert,
+               gnutls_strerror(rc));
+        goto fail;
     }
     /* GnuTLS checks that the key belongs to the certificate: a rotation that
      * caught one file new and the other old fails here and keeps the old. */
@@ -68,7 +83,6 @@ int dp_tls_server_load(const struct dp_logger *lg, const struct dp_tls_config *t
         }
         m->mutual = 1;
     }
-    describe_leaf(t->cert, m);
     m->refs = 1;
     *out = m;
     return 0;
