@@ -74,6 +74,9 @@ struct dpd_http_server_opts {
     /* Read for GET /metrics: log lines the daemon dropped (its
      * dotproxyd_log_lines_dropped_total), from any thread. NULL: left out. */
     unsigned long long (*log_lines_dropped)(void);
+    /* The blocklists, for GET /metrics and /api/v1/blocklist/check. NULL:
+     * none (the check answers 404). Must outlive the server. */
+    dotproxy_blocker *blocker;
 };
 
 /* Start serving; 0, or -1 with a message in err naming the value that is

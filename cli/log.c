@@ -523,10 +523,15 @@ void dpd_log_query(const dotproxy_query_log *e, void *user)
         inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof a);
         snprintf(client, sizeof client, "%s#%u", a, ntohs(sin6->sin6_port));
     }
-    snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport, e->qname,
-             qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
-             (double)e->latency_us / 1000.0, e->from_cache ? "cache" : "upstream ",
-             e->from_cache ? "" : (e->upstream != NULL ? e->upstream : "-"));
+    if (e->policy != NULL) /* a block answer: which list and rule decided */
+        snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms blocked by %s", client,
+                 e->transport, e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf),
+                 rcode_name(e->rcode), (double)e->latency_us / 1000.0, e->policy);
+    else
+        snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport,
+                 e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
+                 (double)e->latency_us / 1000.0, e->from_cache ? "cache" : "upstream ",
+                 e->from_cache ? "" : (e->upstream != NULL ? e->upstream : "-"));
     emit(DOTPROXY_LOG_INFO, (int)w->worker, line);
 }
 

@@ -3,6 +3,7 @@
 #ifndef DP_CONFIG_H
 #define DP_CONFIG_H
 
+#include "block_config.h"
 #include "dotproxy/config.h"
 #include "log.h"
 
@@ -53,6 +54,7 @@ struct dotproxy_config {
     struct dp_logger log;
     dotproxy_query_log_fn qlog;
     void *qlog_user;
+    struct dp_block_config block; /* blocklists (block.c) */
 };
 
 /* Deep-copy src into dst (strings duplicated). 0 or DOTPROXY_ENOMEM. */

@@ -175,7 +175,8 @@ struct answer_note {
     const struct dp_upstream *up; /* the upstream that answered, or NULL */
     uint16_t qtype;
     uint8_t from_cache;
-    uint8_t timed; /* the client waited for it: counts in the histogram */
+    uint8_t timed;      /* the client waited for it: counts in the histogram */
+    const char *policy; /* a block answer: which list and rule (block.c) */
 };
 
 /* The question name of msg in presentation form ("www.example.com."),
@@ -212,7 +213,7 @@ static const char *const transport_names[] = {"udp", "tcp", "api", "refresh"};
 static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
                                                  const struct dp_origin *to, const uint8_t *msg,
                                                  size_t len, const struct answer_note *note,
-                                                 uint64_t latency_us)
+                                                 uint64_t latency_us, const char *policy)
 {
     const struct sockaddr *client = NULL;
     socklen_t client_len = 0;
@@ -234,8 +235,30 @@ static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
         .from_cache = note->from_cache,
         .latency_us = latency_us,
         .upstream = note->up != NULL ? note->up->label : NULL,
+        .policy = policy,
     };
     ctx->cfg.qlog(&e, ctx->cfg.qlog_user);
+}
+
+/* An answer on its way out (from the upstream or the cache) whose CNAME
+ * chain reaches a blocked name leaves as the block answer instead, with
+ * "via cname" in its EDE text. The check runs on every answer, cached ones
+ * too, so a cached answer never outlives a block added later, and nothing
+ * blocked is ever cached (the cache holds the real answer). */
+static __attribute__((noinline)) int block_chain(struct dotproxy_ctx *ctx, uint8_t **msg,
+                                                 size_t *len)
+{
+    struct dp_block_verdict v;
+    if (!dp_block_check_answer(&ctx->block, *msg, *len, &v))
+        return 0;
+    int n = dp_block_answer(&ctx->block, &v, *msg, v.qend, v.had_opt, (uint16_t)ctx->cfg.udp_size,
+                            ctx->block.answer, sizeof ctx->block.answer);
+    if (n < 0)
+        return 0;
+    dp_block_describe(&v, ctx->block.text, sizeof ctx->block.text);
+    *msg = ctx->block.answer;
+    *len = (size_t)n;
+    return 1;
 }
 
 /* Every answer leaves here, whoever made it (the upstream, the cache, we)
@@ -250,6 +273,10 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
 {
     if (to->kind == DP_Q_REFRESH)
         return; /* a prefetch or a refresh after serve-stale: nobody waits */
+    const char *policy = note != NULL ? note->policy : NULL;
+    if (policy == NULL && note != NULL && dp_block_on(&ctx->block) && len > 12 &&
+        (msg[6] | msg[7]) != 0 && block_chain(ctx, &msg, &len))
+        policy = ctx->block.text; /* CNAME cloaking: the chain reached a blocked name */
     if (to->kind == DP_Q_UDP && len > udp_limit) {
         /* RFC 1035 4.2.1 / RFC 6891 7: too big for this client's UDP:
          * send what fits with TC=1 so it retries over TCP. */
@@ -264,7 +291,7 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         if (note->timed)
             dp_stats_record_latency(&ctx->stats, latency);
         if (ctx->cfg.qlog != NULL)
-            log_answer(ctx, to, msg, len, note, latency);
+            log_answer(ctx, to, msg, len, note, latency, policy);
     }
     switch (to->kind) {
     case DP_Q_UDP:
@@ -610,6 +637,37 @@ static void prefetch(struct dotproxy_ctx *ctx, const dotproxy_dns_info *info, co
     forward(ctx, q, info);
 }
 
+/* The policy's word on a query, before the cache: a blocked name is
+ * answered here (or dropped) and 1 returned; 0: go on. */
+static __attribute__((noinline)) int block_query(struct dotproxy_ctx *ctx,
+                                                 const struct dp_origin *o,
+                                                 const dotproxy_dns_info *info, uint8_t *msg,
+                                                 size_t len, struct dp_query *q)
+{
+    struct dp_block_verdict v;
+    int what = dp_block_decide(&ctx->block, msg + DOTPROXY_DNS_HEADER_SIZE,
+                               len - DOTPROXY_DNS_HEADER_SIZE, &v);
+    if (what == DP_BLOCK_PASS || what == DP_BLOCK_ALLOWED)
+        return 0;
+    if (what == DP_BLOCK_ANSWER) {
+        int n = dp_block_answer(&ctx->block, &v, msg, info->question_end, info->opt_off != 0,
+                                (uint16_t)ctx->cfg.udp_size, ctx->block.answer,
+                                sizeof ctx->block.answer);
+        if (n < 0)
+            return 0;
+        dp_block_describe(&v, ctx->block.text, sizeof ctx->block.text);
+        struct answer_note note = {
+            .arrived_us = q != NULL ? q->arrived_us : dp_now(ctx),
+            .qtype = info->qtype,
+            .policy = ctx->block.text,
+        };
+        send_answer(ctx, o, udp_limit_for(ctx, info), ctx->block.answer, (size_t)n, &note);
+    }
+    if (q != NULL)
+        query_free(ctx, q);
+    return 1;
+}
+
 /* The forwarding pipeline, the same for every query whoever asked: the
  * cache, then the same question already on its way (coalescing), then the
  * upstream (EDNS rewritten for the TLS hop: padding, no ECS unless kept).
@@ -620,6 +678,8 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
                           const dotproxy_dns_info *info, uint8_t *msg, size_t len,
                           struct dp_query *q)
 {
+    if (dp_block_on(&ctx->block) && block_query(ctx, o, info, msg, len, q))
+        return;
     struct dp_cache_key key;
     int cacheable = has_cache(ctx) && dp_cache_key_make(&key, msg, len, info) == 0;
     int stale_known = 0;

@@ -350,6 +350,8 @@ typedef struct dotproxy_query_log {
     int from_cache;       /* 1 for a cache hit (or a stale answer) */
     uint64_t latency_us;  /* arrival to answer */
     const char *upstream; /* "ADDR@PORT#NAME" that answered, or NULL */
+    const char *policy;   /* a block answer: "blocklist FILE: RULE[ via cname NAME]", or NULL
+                           * (since 0.3) */
 } dotproxy_query_log;
 
 /* Called once for every answer sent to a client (upstream answers, cache

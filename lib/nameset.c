@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/* Name sets: fingerprints of names in an open-addressed table (nameset.h).
+ * Suffix fingerprints chain from the root towards the first label, so the
+ * fingerprints of all suffixes of a name cost one pass over its octets. */
+#include "nameset.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "siphash.h"
+
+static uint64_t name_key[2];
+static pthread_once_t name_key_once = PTHREAD_ONCE_INIT;
+
+static void name_key_init(void)
+{
+    dp_siphash_key(name_key);
+}
+
+/* The 64-bit finaliser of MurmurHash3: every input bit reaches every
+ * output bit, so table indexes taken from the low bits are uniform. */
+static inline uint64_t fmix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
+}
+
+static inline uint8_t lower(uint8_t c)
+{
+    return (uint8_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+}
+
+/* Absorb one label (length octet and lower-cased octets) into the chain
+ * state: eight octets a multiply. The length goes in first, so that label
+ * boundaries are part of what is hashed ("ab.c" differs from "a.bc"). */
+static inline uint64_t absorb_label(uint64_t h, const uint8_t *p, unsigned n)
+{
+    h = (h ^ (n + 0x100u)) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 31;
+    unsigned i = 0;
+    while (i < n) {
+        uint64_t w = 0;
+        for (unsigned k = 0; k < 8 && i < n; k++, i++)
+            w |= (uint64_t)lower(p[i]) << (8 * k);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+int dp_name_hashes_make(struct dp_name_hashes *h, const uint8_t *wire, size_t cap)
+{
+    pthread_once(&name_key_once, name_key_init);
+    unsigned n = 0;
+    size_t o = 0;
+    for (;;) {
+        if (o >= cap || o >= 255)
+            return -1;
+        unsigned len = wire[o];
+        if (len == 0)
+            break;
+        if (len > 63 || n == DP_NAME_MAX_LABELS || o + 1 + len >= cap || o + 1 + len > 254)
+            return -1;
+        h->off[n++] = (uint8_t)o;
+        o += 1 + len;
+    }
+    h->n = n;
+    uint64_t s = name_key[0];
+    for (unsigned i = n; i-- > 0;) {
+        s = absorb_label(s, wire + h->off[i] + 1, wire[h->off[i]]);
+        uint64_t fp = fmix64(s ^ name_key[1]);
+        h->fp[i] = fp != 0 ? fp : 1; /* 0 marks an empty slot */
+    }
+    return 0;
+}
+
+struct dp_nameset {
+    uint64_t *slot; /* 0: empty */
+    size_t mask;    /* slots - 1, a power of two minus one */
+    size_t count;
+};
+
+/* The smallest power of two holding n names at load 3/4 or less. */
+static size_t slots_for(size_t n)
+{
+    size_t s = 16;
+    while (s - s / 4 < n)
+        s *= 2;
+    return s;
+}
+
+struct dp_nameset *dp_nameset_new(size_t expect)
+{
+    struct dp_nameset *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    size_t n = slots_for(expect);
+    s->slot = calloc(n, sizeof *s->slot);
+    if (s->slot == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->mask = n - 1;
+    return s;
+}
+
+void dp_nameset_free(struct dp_nameset *s)
+{
+    if (s == NULL)
+        return;
+    free(s->slot);
+    free(s);
+}
+
+static void place(uint64_t *slot, size_t mask, uint64_t fp)
+{
+    size_t i = (size_t)fp & mask;
+    while (slot[i] != 0)
+        i = (i + 1) & mask;
+    slot[i] = fp;
+}
+
+static int rehash(struct dp_nameset *s, size_t nslots)
+{
+    uint64_t *ns = calloc(nslots, sizeof *ns);
+    if (ns == NULL)
+        return -1;
+    for (size_t i = 0; i <= s->mask; i++)
+        if (s->slot[i] != 0)
+            place(ns, nslots - 1, s->slot[i]);
+    free(s->slot);
+    s->slot = ns;
+    s->mask = nslots - 1;
+    return 0;
+}
+
+int dp_nameset_add(struct dp_nameset *s, uint64_t fp)
+{
+    if (dp_nameset_has(s, fp))
+        return 0;
+    size_t n = s->mask + 1;
+    if (s->count + 1 > n - n / 4 && rehash(s, n * 2) != 0)
+        return -1;
+    place(s->slot, s->mask, fp);
+    s->count++;
+    return 1;
+}
+
+void dp_nameset_shrink(struct dp_nameset *s)
+{
+    size_t want = slots_for(s->count);
+    if (want < s->mask + 1)
+        (void)rehash(s, want); /* on failure the larger table stays: still right */
+}
+
+int dp_nameset_has(const struct dp_nameset *s, uint64_t fp)
+{
+    size_t i = (size_t)fp & s->mask;
+    for (;;) {
+        uint64_t v = s->slot[i];
+        if (v == fp)
+            return 1;
+        if (v == 0)
+            return 0;
+        i = (i + 1) & s->mask;
+    }
+}
+
+int dp_nameset_match(const struct dp_nameset *s, const struct dp_name_hashes *h)
+{
+    if (s->count == 0)
+        return -1;
+    /* Every suffix's first slot is fetched before any is compared: the
+     * misses to memory overlap instead of queueing. */
+    for (unsigned i = 0; i < h->n; i++)
+        __builtin_prefetch(&s->slot[(size_t)h->fp[i] & s->mask]);
+    for (unsigned i = 0; i < h->n; i++)
+        if (dp_nameset_has(s, h->fp[i]))
+            return (int)i;
+    return -1;
+}
+
+size_t dp_nameset_count(const struct dp_nameset *s)
+{
+    return s->count;
+}
+
+size_t dp_nameset_bytes(const struct dp_nameset *s)
+{
+    return sizeof *s + (s->mask + 1) * sizeof *s->slot;
+}
