@@ -276,8 +276,8 @@ static struct dp_list_stat *stat_for(struct dotproxy_blocker *b, int kind, const
 /* Read one file into a new list. NULL with err set when it cannot be read
  * (or, strict, has a bad line). Runs without the mutex: it is the slow
  * part. */
-static struct dp_block_list *list_load(int kind, const char *path, int strict, int *rc,
-                                       char *err, size_t errlen)
+static struct dp_block_list *list_load(int kind, const char *path, int strict, int *rc, char *err,
+                                       size_t errlen)
 {
     *rc = DOTPROXY_ENOMEM;
     struct dp_block_list *l = calloc(1, sizeof *l);
@@ -411,8 +411,8 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
                 l->kind = kind;
                 l->size = -1; /* never equal to a file's: any file is a change */
             } else {
-                double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                            (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+                double ms =
+                    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
                 dp_log(&b->log, DOTPROXY_LOG_INFO,
                        "%s %s: %zu names, %lu lines skipped, %zu octets, loaded in %.0f ms",
                        kind_names[kind], path,
@@ -480,8 +480,10 @@ static void *blocker_thread(void *arg)
             char err[600];
             rc = snap_build(b, &conf, old, all, 0, &changed, &s, err, sizeof err);
             if (rc != 0)
-                dp_log(&b->log, DOTPROXY_LOG_ERR, "blocklists: reload failed: %s; keeping the "
-                       "lists in use", err);
+                dp_log(&b->log, DOTPROXY_LOG_ERR,
+                       "blocklists: reload failed: %s; keeping the "
+                       "lists in use",
+                       err);
             else if (changed)
                 blocker_swap(b, s);
             else
@@ -787,8 +789,8 @@ static size_t put_rr_head(uint8_t *p, uint16_t type, uint32_t ttl, uint16_t rdle
 }
 
 int dp_block_answer(const struct dp_block_part *p, const struct dp_block_verdict *v,
-                    const uint8_t *query, size_t qend, int had_opt, uint16_t udp_size,
-                    uint8_t *out, size_t cap)
+                    const uint8_t *query, size_t qend, int had_opt, uint16_t udp_size, uint8_t *out,
+                    size_t cap)
 {
     const struct dp_block_snap *s = p->snap;
     if (qend < DOTPROXY_DNS_HEADER_SIZE + 5 || qend > 512 || cap < 1024)

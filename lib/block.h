@@ -29,13 +29,13 @@ int dp_block_config_has_lists(const struct dp_block_config *c);
 
 /* A context's part. */
 struct dp_block_part {
-    struct dotproxy_blocker *b;  /* a reference, NULL: blocking off */
-    struct dp_block_snap *snap;  /* a reference to the snapshot in use */
-    unsigned gen;                /* the blocker's generation of snap */
-    int own;                     /* b was made from the context's own lists */
-    void (*wake)(void *user);    /* asks the context's thread for a turn */
+    struct dotproxy_blocker *b; /* a reference, NULL: blocking off */
+    struct dp_block_snap *snap; /* a reference to the snapshot in use */
+    unsigned gen;               /* the blocker's generation of snap */
+    int own;                    /* b was made from the context's own lists */
+    void (*wake)(void *user);   /* asks the context's thread for a turn */
     void *wake_user;
-    struct dp_list waiter;       /* in the blocker's list of parts to wake */
+    struct dp_list waiter; /* in the blocker's list of parts to wake */
     /* The block answer being sent and its description (query log). */
     uint8_t answer[2048];
     char text[400];
@@ -68,13 +68,13 @@ enum dp_block_what {
 };
 
 struct dp_block_verdict {
-    int what;                          /* enum dp_block_what */
-    int action;                        /* DOTPROXY_BLOCK_* for DP_BLOCK_ANSWER */
-    const struct dp_block_list *list;  /* the deciding list */
-    uint8_t rule[256];                 /* the rule: the listed name, wire form */
-    uint8_t via[256];                  /* the chain member, wire form; via[0] = 0xff: none */
-    size_t qend;                       /* dp_block_check_answer: end of the question */
-    int had_opt;                       /* dp_block_check_answer: the answer has an OPT */
+    int what;                         /* enum dp_block_what */
+    int action;                       /* DOTPROXY_BLOCK_* for DP_BLOCK_ANSWER */
+    const struct dp_block_list *list; /* the deciding list */
+    uint8_t rule[256];                /* the rule: the listed name, wire form */
+    uint8_t via[256];                 /* the chain member, wire form; via[0] = 0xff: none */
+    size_t qend;                      /* dp_block_check_answer: end of the question */
+    int had_opt;                      /* dp_block_check_answer: the answer has an OPT */
 };
 
 /* Decide for the query name qname (wire form, uncompressed, cap octets
@@ -91,8 +91,8 @@ int dp_block_check_answer(const struct dp_block_part *p, const uint8_t *msg, siz
 /* The block answer for query (whose question ends at qend; had_opt: the
  * client sent EDNS), into out. Returns its length, or -1. */
 int dp_block_answer(const struct dp_block_part *p, const struct dp_block_verdict *v,
-                    const uint8_t *query, size_t qend, int had_opt, uint16_t udp_size,
-                    uint8_t *out, size_t cap);
+                    const uint8_t *query, size_t qend, int had_opt, uint16_t udp_size, uint8_t *out,
+                    size_t cap);
 
 /* "blocklist ads.txt: ads.example.com." and the like, for the query log and
  * the EDE text. */

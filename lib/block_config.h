@@ -13,9 +13,9 @@
 struct dp_block_config {
     char *path[DP_LIST_KINDS][DOTPROXY_BLOCKLISTS_MAX];
     size_t n[DP_LIST_KINDS];
-    int action;                   /* enum dotproxy_block_action */
-    unsigned ttl;                 /* seconds */
-    unsigned check_s;             /* 0: files are not watched */
+    int action;                       /* enum dotproxy_block_action */
+    unsigned ttl;                     /* seconds */
+    unsigned check_s;                 /* 0: files are not watched */
     struct dotproxy_blocker *blocker; /* a reference, or NULL */
 };
 

@@ -22,8 +22,8 @@ static int is_space(char c)
 
 static int name_octet(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 int dp_name_from_text(const char *p, size_t n, uint8_t out[256])
@@ -83,8 +83,8 @@ static int sink_address(const char *p, size_t n)
 static int hosts_boilerplate(const char *p, size_t n)
 {
     static const char *const names[] = {
-        "localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost",
-        "ip6-loopback", "0.0.0.0", NULL,
+        "localhost",     "localhost.localdomain", "local",   "broadcasthost",
+        "ip6-localhost", "ip6-loopback",          "0.0.0.0", NULL,
     };
     for (size_t i = 0; names[i] != NULL; i++)
         if (strlen(names[i]) == n && strncasecmp(names[i], p, n) == 0)

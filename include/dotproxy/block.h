@@ -88,13 +88,13 @@ DOTPROXY_EXPORT unsigned dotproxy_blocker_generation(const dotproxy_blocker *b);
 
 /* One list as it stands. Pointers valid during the callback only. */
 typedef struct dotproxy_list_info {
-    int kind;           /* enum dotproxy_list_kind */
-    const char *path;   /* as configured */
-    uint64_t entries;   /* names (rules, for a zone) loaded */
-    uint64_t skipped;   /* lines skipped at the last load */
-    uint64_t blocked;   /* queries this list decided to block (or allow) */
-    uint64_t failures;  /* loads that failed (the previous names were kept) */
-    int64_t loaded_s;   /* Unix time of the last successful load, 0 never */
+    int kind;          /* enum dotproxy_list_kind */
+    const char *path;  /* as configured */
+    uint64_t entries;  /* names (rules, for a zone) loaded */
+    uint64_t skipped;  /* lines skipped at the last load */
+    uint64_t blocked;  /* queries this list decided to block (or allow) */
+    uint64_t failures; /* loads that failed (the previous names were kept) */
+    int64_t loaded_s;  /* Unix time of the last successful load, 0 never */
 } dotproxy_list_info;
 typedef void (*dotproxy_list_info_fn)(const dotproxy_list_info *info, void *user);
 /* Call fn for each configured list, allowlists first. Safe from any
