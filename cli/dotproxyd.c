@@ -240,7 +240,8 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
                                 dotproxy_config_get_log_level(opts->cfg));
     if (r == 0 && blocker == NULL &&
         dotproxy_config_list_count(cfg, DOTPROXY_LIST_BLOCK) +
-                dotproxy_config_list_count(cfg, DOTPROXY_LIST_ALLOW) >
+                dotproxy_config_list_count(cfg, DOTPROXY_LIST_ALLOW) +
+                dotproxy_config_list_count(cfg, DOTPROXY_LIST_RPZ) >
             0)
         r = dotproxy_blocker_new(&blocker, cfg, 0, NULL, 0);
     if (r == 0 && blocker != NULL)

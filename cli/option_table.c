@@ -555,6 +555,11 @@ const struct dpd_option dpd_table[] = {
      .max = DOTPROXY_BLOCKLISTS_MAX, .unit = "allowlists",
      .help = "never block the names in PATH nor any name below them; repeatable",
      .set_str = dotproxy_config_add_allowlist, .show = show_nothing},
+    {.name = "rpz", .flags = DPD_OPT_REPEAT, .metavar = "PATH", .kind = &kind_path,
+     .max = DOTPROXY_BLOCKLISTS_MAX, .unit = "response policy zones",
+     .help = "apply the Response Policy Zone in PATH (master-file format); repeatable, the "
+             "first zone with a rule decides",
+     .set_str = dotproxy_config_add_rpz, .show = show_nothing},
     {.name = "block-action", .metavar = "ACTION", .kind = &kind_enum,
      .choices = block_action_choices,
      .help = "answer to a blocklisted name: nxdomain, nodata, refused or zero (0.0.0.0, ::)",

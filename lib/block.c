@@ -13,6 +13,7 @@
  * peak of a reload is the old lists plus the new ones, never more. */
 #include "block.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,6 +30,7 @@
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 #include "nameset.h"
+#include "rpz.h"
 
 /* RR types and class this file writes or reads (RFC 1035, 3596, 6891). */
 enum {
@@ -111,6 +113,11 @@ DOTPROXY_EXPORT int dotproxy_config_add_blocklist(dotproxy_config *cfg, const ch
 DOTPROXY_EXPORT int dotproxy_config_add_allowlist(dotproxy_config *cfg, const char *path)
 {
     return add_list(cfg, DOTPROXY_LIST_ALLOW, path);
+}
+
+DOTPROXY_EXPORT int dotproxy_config_add_rpz(dotproxy_config *cfg, const char *path)
+{
+    return add_list(cfg, DOTPROXY_LIST_RPZ, path);
 }
 
 DOTPROXY_EXPORT size_t dotproxy_config_list_count(const dotproxy_config *cfg, int kind)
@@ -198,7 +205,8 @@ struct dp_block_list {
     atomic_uint refs;
     int kind;
     struct dp_list_stat *stat;
-    struct dp_list_sets sets;
+    struct dp_list_sets sets; /* empty sets for a zone */
+    struct dp_rpz *rpz;       /* DOTPROXY_LIST_RPZ: the zone */
     /* The file as it was read: a change of any means a rebuild. */
     dev_t dev;
     ino_t ino;
@@ -218,6 +226,7 @@ static void list_unref(struct dp_block_list *l)
 {
     if (l != NULL && atomic_fetch_sub(&l->refs, 1) == 1) {
         dp_list_sets_clear(&l->sets);
+        dp_rpz_free(l->rpz);
         free(l);
     }
 }
@@ -292,7 +301,34 @@ static struct dp_block_list *list_load(int kind, const char *path, int strict, i
         free(l);
         return NULL;
     }
-    *rc = dp_list_load(&l->sets, path, kind == DOTPROXY_LIST_ALLOW, strict, err, errlen);
+    if (kind == DOTPROXY_LIST_RPZ) {
+        struct dp_rpz_diag diag;
+        *rc = dp_rpz_load(&l->rpz, path, strict, &diag);
+        if (*rc == 0 && ((l->sets.block = dp_nameset_new(0)) == NULL ||
+                         (l->sets.allow = dp_nameset_new(0)) == NULL)) {
+            dp_list_sets_clear(&l->sets);
+            dp_rpz_free(l->rpz);
+            *rc = DOTPROXY_ENOMEM;
+            snprintf(err, errlen, "%s: out of memory", path);
+        } else if (*rc != 0) {
+            snprintf(err, errlen, "%s",
+                     diag.error[0] != '\0' ? diag.error : dotproxy_strerror(*rc));
+        } else {
+            l->sets.skipped = diag.skipped;
+            /* A forwarder sees no delegation: those triggers can never
+             * fire, and the operator should know the zone is not applied
+             * whole. */
+            if (diag.has_nsdname || diag.has_nsip)
+                snprintf(err, errlen,
+                         "%s: rpz-nsdname/rpz-nsip rules are ignored: a forwarder sees no "
+                         "delegation",
+                         path);
+            else
+                err[0] = '\0';
+        }
+    } else {
+        *rc = dp_list_load(&l->sets, path, kind == DOTPROXY_LIST_ALLOW, strict, err, errlen);
+    }
     if (*rc != 0) {
         free(l);
         return NULL;
@@ -360,7 +396,7 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
                 s->list[s->n++] = prev;
                 continue;
             }
-            char why[600];
+            char why[600] = "";
             struct timespec t0, t1;
             clock_gettime(CLOCK_MONOTONIC, &t0);
             int lrc = 0;
@@ -369,7 +405,8 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
             pthread_mutex_lock(&b->mu);
             struct dp_list_stat *st = stat_for(b, kind, path);
             if (st != NULL && l != NULL) {
-                st->entries = dp_nameset_count(l->sets.block) + dp_nameset_count(l->sets.allow);
+                st->entries = dp_nameset_count(l->sets.block) + dp_nameset_count(l->sets.allow) +
+                              (l->rpz != NULL ? dp_rpz_rule_count(l->rpz) : 0);
                 st->skipped = l->sets.skipped;
                 st->loaded_s = (int64_t)time(NULL);
             } else if (st != NULL) {
@@ -414,11 +451,15 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
                 double ms =
                     (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
                 dp_log(&b->log, DOTPROXY_LOG_INFO,
-                       "%s %s: %zu names, %lu lines skipped, %zu octets, loaded in %.0f ms",
+                       "%s %s: %zu %s, %lu %s skipped, %zu octets, loaded in %.0f ms",
                        kind_names[kind], path,
-                       dp_nameset_count(l->sets.block) + dp_nameset_count(l->sets.allow),
-                       l->sets.skipped,
-                       dp_nameset_bytes(l->sets.block) + dp_nameset_bytes(l->sets.allow), ms);
+                       dp_nameset_count(l->sets.block) + dp_nameset_count(l->sets.allow) +
+                           (l->rpz != NULL ? dp_rpz_rule_count(l->rpz) : 0),
+                       l->rpz != NULL ? "rules" : "names", l->sets.skipped,
+                       l->rpz != NULL ? "records" : "lines",
+                       dp_nameset_bytes(l->sets.block) + dp_nameset_bytes(l->sets.allow) +
+                           (l->rpz != NULL ? dp_rpz_memory(l->rpz) : 0),
+                       ms);
             }
             l->stat = st;
             s->list[s->n++] = l;
@@ -666,14 +707,46 @@ static void copy_rule(uint8_t *dst, const uint8_t *wire, const struct dp_name_ha
     memcpy(dst, p, n + 1);
 }
 
-/* The snapshot's verdict for a name whose suffix hashes are h. */
+/* An RPZ rule's verdict: the draft's actions. */
+static int rpz_verdict(const struct dp_block_list *l, const struct dp_rpz_hit *hit,
+                       const uint8_t *wire, const struct dp_name_hashes *h,
+                       struct dp_block_verdict *v)
+{
+    v->list = l;
+    v->zone = l->rpz;
+    v->hit = *hit;
+    copy_rule(v->rule, wire, h, 0); /* the SOA of an RPZ answer is the name's own */
+    switch (hit->action) {
+    case DP_RPZ_PASSTHRU: v->what = DP_BLOCK_ALLOWED; break;
+    case DP_RPZ_NXDOMAIN:
+        v->what = DP_BLOCK_ANSWER;
+        v->action = DOTPROXY_BLOCK_NXDOMAIN;
+        break;
+    case DP_RPZ_NODATA:
+        v->what = DP_BLOCK_ANSWER;
+        v->action = DOTPROXY_BLOCK_NODATA;
+        break;
+    case DP_RPZ_DROP: v->what = DP_BLOCK_DROP; break;
+    case DP_RPZ_TCP_ONLY: v->what = DP_BLOCK_TCP_ONLY; break;
+    case DP_RPZ_LOCAL: v->what = DP_BLOCK_LOCAL; break;
+    }
+    return v->what;
+}
+
+/* The snapshot's verdict for a name whose suffix hashes are h (client:
+ * who asked, NULL when unknown or for a chain member). Precedence: an
+ * allowlist match or an exception in any list passes the name, whatever
+ * else matches, even a more specific blocked name; then RPZ zones in order
+ * (the first zone with a rule decides; in a zone client-ip before QNAME, as
+ * the draft says); then blocklists in order. */
 static int decide_hashes(const struct dp_block_snap *s, const uint8_t *wire,
-                         const struct dp_name_hashes *h, struct dp_block_verdict *v)
+                         const struct dp_name_hashes *h, const struct sockaddr *client,
+                         struct dp_block_verdict *v)
 {
     v->what = DP_BLOCK_PASS;
     v->list = NULL;
-    /* An allowlist match, or an exception in any list, passes the name
-     * whatever else matches, even a more specific blocked name. */
+    v->zone = NULL;
+    v->via_addr[0] = '\0';
     for (size_t i = 0; i < s->n; i++) {
         const struct dp_block_list *l = s->list[i];
         int m = dp_nameset_match(l->sets.allow, h);
@@ -686,6 +759,13 @@ static int decide_hashes(const struct dp_block_snap *s, const uint8_t *wire,
     }
     for (size_t i = 0; i < s->n; i++) {
         const struct dp_block_list *l = s->list[i];
+        if (l->rpz != NULL) {
+            struct dp_rpz_hit hit;
+            if ((client != NULL && dp_rpz_match_client(l->rpz, client, &hit)) ||
+                dp_rpz_match_qname(l->rpz, wire, &hit))
+                return rpz_verdict(l, &hit, wire, h, v);
+            continue;
+        }
         if (l->kind != DOTPROXY_LIST_BLOCK)
             continue;
         int m = dp_nameset_match(l->sets.block, h);
@@ -700,18 +780,40 @@ static int decide_hashes(const struct dp_block_snap *s, const uint8_t *wire,
     return v->what;
 }
 
+static void count(const struct dp_block_verdict *v)
+{
+    atomic_fetch_add_explicit(&v->list->stat->decided, 1, memory_order_relaxed);
+}
+
 int dp_block_decide(const struct dp_block_part *p, const uint8_t *qname, size_t cap,
-                    struct dp_block_verdict *v)
+                    const struct sockaddr *client, struct dp_block_verdict *v)
 {
     struct dp_name_hashes h;
     v->via[0] = 0xff;
     v->what = DP_BLOCK_PASS;
     if (p->snap == NULL || dp_name_hashes_make(&h, qname, cap) != 0)
         return DP_BLOCK_PASS;
-    int what = decide_hashes(p->snap, qname, &h, v);
+    int what = decide_hashes(p->snap, qname, &h, client, v);
     if (what != DP_BLOCK_PASS)
-        atomic_fetch_add_explicit(&v->list->stat->decided, 1, memory_order_relaxed);
+        count(v);
     return what;
+}
+
+/* An address in an answer against the zones' rpz-ip rules, in zone order. */
+static int ip_verdict(const struct dp_block_snap *s, int family, const uint8_t *addr,
+                      const uint8_t *qname, const struct dp_name_hashes *qh,
+                      struct dp_block_verdict *v)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct dp_block_list *l = s->list[i];
+        struct dp_rpz_hit hit;
+        if (l->rpz == NULL || !dp_rpz_match_ip(l->rpz, family, addr, &hit))
+            continue;
+        int what = rpz_verdict(l, &hit, qname, qh, v);
+        inet_ntop(family, addr, v->via_addr, sizeof v->via_addr);
+        return what;
+    }
+    return DP_BLOCK_PASS;
 }
 
 int dp_block_check_answer(const struct dp_block_part *p, const uint8_t *msg, size_t len,
@@ -720,16 +822,25 @@ int dp_block_check_answer(const struct dp_block_part *p, const uint8_t *msg, siz
     if (p->snap == NULL || len < DOTPROXY_DNS_HEADER_SIZE)
         return 0;
     unsigned an = dp_get16(msg + 6);
-    unsigned total = an + dp_get16(msg + 8) + dp_get16(msg + 10);
+    unsigned ar = dp_get16(msg + 10);
+    unsigned total = an + dp_get16(msg + 8) + ar;
     if (an == 0 || dp_get16(msg + 4) != 1)
         return 0;
-    int o = dp_dns_msg_skip_name(msg, len, DOTPROXY_DNS_HEADER_SIZE);
-    if (o < 0 || (size_t)o + 4 > len)
+    uint8_t qname[DOTPROXY_DNS_MAX_NAME];
+    size_t qoff = 0;
+    struct dp_name_hashes qh;
+    int ql = dp_dns_msg_name_lower(msg, len, DOTPROXY_DNS_HEADER_SIZE, qname, &qoff);
+    if (ql <= 0 || qoff + 4 > len || dp_name_hashes_make(&qh, qname, (size_t)ql) != 0)
         return 0;
-    size_t off = (size_t)o + 4;
+    /* The question's own verdict was had before the query went out; only
+     * an allowed name matters here: its chain is never blocked. */
+    if (decide_hashes(p->snap, qname, &qh, NULL, v) == DP_BLOCK_ALLOWED)
+        return 0;
+    size_t off = qoff + 4;
     v->qend = off;
     v->had_opt = 0;
-    int hit = 0;
+    v->via[0] = 0xff;
+    int hit = DP_BLOCK_PASS;
     for (unsigned i = 0; i < total; i++) {
         int e = dp_dns_msg_skip_name(msg, len, off);
         if (e < 0 || (size_t)e + 10 > len)
@@ -739,40 +850,57 @@ int dp_block_check_answer(const struct dp_block_part *p, const uint8_t *msg, siz
         size_t rdata = (size_t)e + 10;
         if (rdata + rdlen > len)
             return 0;
-        if (type == T_OPT && i >= total - dp_get16(msg + 10))
+        if (type == T_OPT && i >= total - ar)
             v->had_opt = 1;
-        if (type == T_CNAME && i < an && !hit) {
-            /* The chain's members are the CNAME targets (its start, the
-             * question, was decided before the query went out). */
-            uint8_t target[DOTPROXY_DNS_MAX_NAME];
-            struct dp_name_hashes h;
-            int tl = dp_dns_msg_name_lower(msg, len, rdata, target, NULL);
-            if (tl > 0 && dp_name_hashes_make(&h, target, (size_t)tl) == 0) {
-                int what = decide_hashes(p->snap, target, &h, v);
-                if (what == DP_BLOCK_ALLOWED)
-                    return 0; /* the rest of the chain is an allowed name's */
-                if (what != DP_BLOCK_PASS) {
-                    memcpy(v->via, target, (size_t)tl);
-                    hit = 1;
+        if (i < an && hit == DP_BLOCK_PASS) {
+            if (type == T_CNAME) {
+                /* The chain's members are the CNAME targets (its start, the
+                 * question, was decided before the query went out). */
+                uint8_t target[DOTPROXY_DNS_MAX_NAME];
+                struct dp_name_hashes h;
+                int tl = dp_dns_msg_name_lower(msg, len, rdata, target, NULL);
+                if (tl > 0 && dp_name_hashes_make(&h, target, (size_t)tl) == 0) {
+                    int what = decide_hashes(p->snap, target, &h, NULL, v);
+                    if (what == DP_BLOCK_ALLOWED)
+                        return 0; /* the rest of the chain is an allowed name's */
+                    if (what != DP_BLOCK_PASS) {
+                        memcpy(v->via, target, (size_t)tl);
+                        hit = what;
+                    }
                 }
+            } else if ((type == T_A && rdlen == 4) || (type == T_AAAA && rdlen == 16)) {
+                int what = ip_verdict(p->snap, type == T_A ? AF_INET : AF_INET6, msg + rdata, qname,
+                                      &qh, v);
+                if (what == DP_BLOCK_ALLOWED)
+                    return 0; /* rpz-passthru for this address */
+                hit = what;
             }
         }
         off = rdata + rdlen;
     }
-    if (hit)
-        atomic_fetch_add_explicit(&v->list->stat->decided, 1, memory_order_relaxed);
+    if (hit != DP_BLOCK_PASS)
+        count(v);
     return hit;
 }
 
 void dp_block_describe(const struct dp_block_verdict *v, char *out, size_t cap)
 {
     char rule[DOTPROXY_DNS_MAX_NAME * 4 + 2];
-    name_text(v->rule, rule, sizeof rule);
-    int n = snprintf(out, cap, "%s %s: %s", kind_names[v->list->kind], v->list->stat->base, rule);
-    if (v->via[0] != 0xff && n > 0 && (size_t)n < cap) {
+    int n;
+    if (v->zone != NULL) {
+        n = snprintf(out, cap, "rpz %s: %s", dp_rpz_origin(v->zone), v->hit.rule_text);
+    } else {
+        name_text(v->rule, rule, sizeof rule);
+        n = snprintf(out, cap, "%s %s: %s", kind_names[v->list->kind], v->list->stat->base, rule);
+    }
+    if (n < 0 || (size_t)n >= cap)
+        return;
+    if (v->via[0] != 0xff) {
         char via[DOTPROXY_DNS_MAX_NAME * 4 + 2];
         name_text(v->via, via, sizeof via);
         snprintf(out + n, cap - (size_t)n, " via cname %s", via);
+    } else if (v->via_addr[0] != '\0') {
+        snprintf(out + n, cap - (size_t)n, " via address %s", v->via_addr);
     }
 }
 
@@ -802,8 +930,23 @@ int dp_block_answer(const struct dp_block_part *p, const struct dp_block_verdict
     uint16_t qtype = dp_get16(query + qend - 4);
     unsigned flags = dp_get16(query + 2);
     unsigned rcode = DOTPROXY_RCODE_NOERROR;
+    unsigned tc = 0;
     int soa = 1, zero = 0;
-    switch (v->action) {
+    uint16_t local_an = 0;
+    int local_len = 0;
+    if (v->what == DP_BLOCK_TCP_ONLY) {
+        /* rpz-tcp-only over UDP: an empty truncated answer; the client asks
+         * again over TCP, where the query is forwarded. */
+        tc = DOTPROXY_DNS_FLAG_TC;
+        soa = 0;
+    } else if (v->what == DP_BLOCK_LOCAL) {
+        local_len = dp_rpz_local_answer(v->zone, &v->hit, query + DOTPROXY_DNS_HEADER_SIZE, qtype,
+                                        out + qend, cap - qend - 600, &local_an);
+        if (local_len < 0)
+            return -1;
+        soa = local_an == 0; /* NODATA: no data of that type in the zone */
+    }
+    switch (v->what != DP_BLOCK_ANSWER ? -1 : v->action) {
     case DOTPROXY_BLOCK_NXDOMAIN: rcode = DOTPROXY_RCODE_NXDOMAIN; break;
     case DOTPROXY_BLOCK_NODATA: break;
     case DOTPROXY_BLOCK_REFUSED:
@@ -819,14 +962,15 @@ int dp_block_answer(const struct dp_block_part *p, const struct dp_block_verdict
     }
     /* RFC 1035 4.1.1: the ID and question as asked, RD copied, RA set; CD
      * copied (RFC 6840 5.9); not authoritative: we are no zone's server. */
-    memcpy(out, query, qend);
-    dp_put16(out + 2, (uint16_t)(DOTPROXY_DNS_FLAG_QR | (flags & DOTPROXY_DNS_FLAG_RD) |
-                                 DOTPROXY_DNS_FLAG_RA | (flags & DOTPROXY_DNS_FLAG_CD) | rcode));
+    memmove(out, query, qend); /* out + qend may hold the local data already */
+    dp_put16(out + 2,
+             (uint16_t)(DOTPROXY_DNS_FLAG_QR | (flags & DOTPROXY_DNS_FLAG_RD) |
+                        DOTPROXY_DNS_FLAG_RA | (flags & DOTPROXY_DNS_FLAG_CD) | tc | rcode));
     dp_put16(out + 4, 1);
-    dp_put16(out + 6, zero ? 1 : 0);
+    dp_put16(out + 6, zero ? 1 : local_an);
     dp_put16(out + 8, soa ? 1 : 0);
     dp_put16(out + 10, had_opt ? 1 : 0);
-    size_t o = qend;
+    size_t o = qend + (size_t)local_len;
     if (zero) {
         out[o++] = 0xc0; /* the question's name */
         out[o++] = DOTPROXY_DNS_HEADER_SIZE;
@@ -980,12 +1124,27 @@ DOTPROXY_EXPORT int dotproxy_blocker_explain(dotproxy_blocker *b, const char *na
     if (s == NULL)
         return 0;
     struct dp_block_verdict v;
-    decide_hashes(s, wire, &h, &v);
+    decide_hashes(s, wire, &h, NULL, &v);
     int count = 0;
     /* Allow matches first (they decide when there is one), then blocks. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < s->n; i++) {
             const struct dp_block_list *l = s->list[i];
+            struct dp_rpz_hit hit;
+            if (pass == 1 && l->rpz != NULL && dp_rpz_match_qname(l->rpz, wire, &hit)) {
+                static const char *const rpz_actions[] = {"nxdomain", "nodata",   "passthru",
+                                                          "drop",     "tcp-only", "local-data"};
+                dotproxy_block_match m = {
+                    .kind = l->kind,
+                    .path = l->stat->path,
+                    .rule = hit.rule_text,
+                    .action = rpz_actions[hit.action],
+                    .decides = v.list == l,
+                };
+                fn(&m, user);
+                count++;
+                continue;
+            }
             const struct dp_nameset *set = pass == 0 ? l->sets.allow : l->sets.block;
             int first = 1; /* the most specific match of a list is the one it decides by */
             for (unsigned k = 0; k < h.n; k++) {

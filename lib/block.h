@@ -16,6 +16,7 @@
 #include "block_config.h"
 #include "list.h"
 #include "log.h"
+#include "rpz.h"
 
 struct dotproxy_config;
 struct dp_block_snap;
@@ -65,12 +66,16 @@ enum dp_block_what {
     DP_BLOCK_ANSWER,   /* answer with action */
     DP_BLOCK_DROP,     /* no answer at all */
     DP_BLOCK_TCP_ONLY, /* TC=1 over UDP; forward over TCP */
+    DP_BLOCK_LOCAL,    /* answer with an RPZ rule's local data */
 };
 
 struct dp_block_verdict {
     int what;                         /* enum dp_block_what */
     int action;                       /* DOTPROXY_BLOCK_* for DP_BLOCK_ANSWER */
     const struct dp_block_list *list; /* the deciding list */
+    const struct dp_rpz *zone;        /* an RPZ list's zone, or NULL */
+    struct dp_rpz_hit hit;            /* the RPZ rule, when zone is set */
+    char via_addr[48];                /* an rpz-ip match: the address; "" none */
     uint8_t rule[256];                /* the rule: the listed name, wire form */
     uint8_t via[256];                 /* the chain member, wire form; via[0] = 0xff: none */
     size_t qend;                      /* dp_block_check_answer: end of the question */
@@ -78,13 +83,16 @@ struct dp_block_verdict {
 };
 
 /* Decide for the query name qname (wire form, uncompressed, cap octets
- * readable). No allocation, no lock. Counts the decision on the list. */
+ * readable) asked by client (NULL: an API query; rpz-client-ip rules then
+ * do not apply). No allocation, no lock. Counts the decision on the list. */
 int dp_block_decide(const struct dp_block_part *p, const uint8_t *qname, size_t cap,
-                    struct dp_block_verdict *v);
+                    const struct sockaddr *client, struct dp_block_verdict *v);
 
 /* Look at an answer as it goes to the client (its question, its EDNS): does
- * a CNAME in its answer section point at a blocked name? Then v says so
- * (via set) and 1 is returned; else 0. */
+ * a CNAME in its answer section point at a blocked name, or an address match
+ * an rpz-ip rule? Then v says so (via or via_addr set) and returns the
+ * verdict's what (never DP_BLOCK_PASS/ALLOWED); else 0. An allowlisted
+ * question name is never blocked by its chain. */
 int dp_block_check_answer(const struct dp_block_part *p, const uint8_t *msg, size_t len,
                           struct dp_block_verdict *v);
 

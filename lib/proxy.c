@@ -246,16 +246,19 @@ static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
  * too, so a cached answer never outlives a block added later, and nothing
  * blocked is ever cached (the cache holds the real answer). */
 static __attribute__((noinline)) int block_chain(struct dotproxy_ctx *ctx, uint8_t **msg,
-                                                 size_t *len)
+                                                 size_t *len, int udp)
 {
     struct dp_block_verdict v;
-    if (!dp_block_check_answer(&ctx->block, *msg, *len, &v))
+    int what = dp_block_check_answer(&ctx->block, *msg, *len, &v);
+    if (what == 0 || (what == DP_BLOCK_TCP_ONLY && !udp))
         return 0;
+    dp_block_describe(&v, ctx->block.text, sizeof ctx->block.text);
+    if (what == DP_BLOCK_DROP)
+        return -1;
     int n = dp_block_answer(&ctx->block, &v, *msg, v.qend, v.had_opt, (uint16_t)ctx->cfg.udp_size,
                             ctx->block.answer, sizeof ctx->block.answer);
     if (n < 0)
         return 0;
-    dp_block_describe(&v, ctx->block.text, sizeof ctx->block.text);
     *msg = ctx->block.answer;
     *len = (size_t)n;
     return 1;
@@ -275,8 +278,15 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         return; /* a prefetch or a refresh after serve-stale: nobody waits */
     const char *policy = note != NULL ? note->policy : NULL;
     if (policy == NULL && note != NULL && dp_block_on(&ctx->block) && len > 12 &&
-        (msg[6] | msg[7]) != 0 && block_chain(ctx, &msg, &len))
-        policy = ctx->block.text; /* CNAME cloaking: the chain reached a blocked name */
+        (msg[6] | msg[7]) != 0) {
+        /* CNAME cloaking: the chain reached a blocked name (or an address
+         * an rpz-ip rule names). */
+        int r = block_chain(ctx, &msg, &len, to->kind == DP_Q_UDP);
+        if (r < 0)
+            return; /* rpz-drop */
+        if (r > 0)
+            policy = ctx->block.text;
+    }
     if (to->kind == DP_Q_UDP && len > udp_limit) {
         /* RFC 1035 4.2.1 / RFC 6891 7: too big for this client's UDP:
          * send what fits with TC=1 so it retries over TCP. */
@@ -644,12 +654,19 @@ static __attribute__((noinline)) int block_query(struct dotproxy_ctx *ctx,
                                                  const dotproxy_dns_info *info, uint8_t *msg,
                                                  size_t len, struct dp_query *q)
 {
+    const struct sockaddr *client = NULL;
+    socklen_t client_len = 0;
+    if (o->kind == DP_Q_UDP)
+        client = (const struct sockaddr *)o->peer;
+    else if (o->kind == DP_Q_TCP)
+        client = (const struct sockaddr *)dp_listener_tcp_peer(o->tcp, &client_len);
     struct dp_block_verdict v;
     int what = dp_block_decide(&ctx->block, msg + DOTPROXY_DNS_HEADER_SIZE,
-                               len - DOTPROXY_DNS_HEADER_SIZE, &v);
-    if (what == DP_BLOCK_PASS || what == DP_BLOCK_ALLOWED)
+                               len - DOTPROXY_DNS_HEADER_SIZE, client, &v);
+    if (what == DP_BLOCK_PASS || what == DP_BLOCK_ALLOWED ||
+        (what == DP_BLOCK_TCP_ONLY && o->kind != DP_Q_UDP))
         return 0;
-    if (what == DP_BLOCK_ANSWER) {
+    if (what != DP_BLOCK_DROP) {
         int n = dp_block_answer(&ctx->block, &v, msg, info->question_end, info->opt_off != 0,
                                 (uint16_t)ctx->cfg.udp_size, ctx->block.answer,
                                 sizeof ctx->block.answer);

@@ -91,7 +91,7 @@ struct dp_rpz {
     struct iprange range[4][129];
     uint8_t lens[4][129]; /* prefix lengths present, longest first */
     uint8_t nlens[4];
-    size_t nwild; /* wildcard QNAME rules: none = no suffix probes */
+    size_t nwild;            /* wildcard QNAME rules: none = no suffix probes */
     uint8_t wild_min_labels; /* fewest labels of a wildcard base name */
 };
 
@@ -225,8 +225,7 @@ fail(struct parser *P, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(what, sizeof what, fmt, ap);
         va_end(ap);
-        snprintf(P->diag->error, sizeof P->diag->error, "%s:%lu: %s", P->file, P->rec_line,
-                 what);
+        snprintf(P->diag->error, sizeof P->diag->error, "%s:%lu: %s", P->file, P->rec_line, what);
         P->record_err = true;
     }
     return DOTPROXY_EMALFORMED;
@@ -309,8 +308,7 @@ static int next_record(struct parser *P)
                         P->p += 2;
                         continue;
                     }
-                    if (is_space(d) || d == '\n' || d == ';' || d == '(' || d == ')' ||
-                        d == '"')
+                    if (is_space(d) || d == '\n' || d == ';' || d == '(' || d == ')' || d == '"')
                         break;
                     P->p++;
                 }
@@ -500,12 +498,11 @@ static uint16_t type_code(const struct tok *t)
         const char *name;
         uint16_t code;
     } types[] = {
-        {"a", T_A},       {"ns", T_NS},         {"cname", T_CNAME}, {"soa", T_SOA},
-        {"ptr", T_PTR},   {"mx", T_MX},         {"txt", T_TXT},     {"aaaa", T_AAAA},
-        {"srv", T_SRV},   {"dname", T_DNAME},   {"spf", 99},        {"hinfo", 13},
-        {"caa", 257},     {"naptr", 35},        {"sshfp", 44},      {"https", 65},
-        {"svcb", 64},     {"tlsa", 52},         {"ds", 43},         {"dnskey", 48},
-        {"rrsig", 46},    {"nsec", 47},         {"nsec3", 50},      {"nsec3param", 51},
+        {"a", T_A},    {"ns", T_NS},   {"cname", T_CNAME}, {"soa", T_SOA},     {"ptr", T_PTR},
+        {"mx", T_MX},  {"txt", T_TXT}, {"aaaa", T_AAAA},   {"srv", T_SRV},     {"dname", T_DNAME},
+        {"spf", 99},   {"hinfo", 13},  {"caa", 257},       {"naptr", 35},      {"sshfp", 44},
+        {"https", 65}, {"svcb", 64},   {"tlsa", 52},       {"ds", 43},         {"dnskey", 48},
+        {"rrsig", 46}, {"nsec", 47},   {"nsec3", 50},      {"nsec3param", 51},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (tok_is(t, types[i].name))
@@ -855,8 +852,8 @@ static int table_resize(struct dp_rpz *z, size_t nsize)
 
 static const char *action_name(unsigned a)
 {
-    static const char *const names[] = {"NXDOMAIN", "NODATA", "PASSTHRU", "DROP",
-                                        "TCP-ONLY", "local data"};
+    static const char *const names[] = {"NXDOMAIN", "NODATA",   "PASSTHRU",
+                                        "DROP",     "TCP-ONLY", "local data"};
     return a < 6 ? names[a] : "?";
 }
 
@@ -925,8 +922,7 @@ static int add_qname(struct parser *P, const uint8_t *name, size_t len, bool wil
 }
 
 /* Decode the labels of an address trigger: PREFIXLEN.reversed-address. */
-static int parse_ip_trigger(struct parser *P, const uint8_t *rel, size_t nlabels,
-                            struct iprule *r)
+static int parse_ip_trigger(struct parser *P, const uint8_t *rel, size_t nlabels, struct iprule *r)
 {
     const uint8_t *lab[130];
     size_t k = 0;
@@ -1007,7 +1003,8 @@ static int parse_ip_trigger(struct parser *P, const uint8_t *rel, size_t nlabels
     size_t bytes = v4 ? 4 : 16;
     for (size_t b = 0; b < bytes; b++) {
         size_t lo = b * 8;
-        uint8_t mask = lo >= plen ? 0 : (plen >= lo + 8 ? 0xff : (uint8_t)(0xff << (8 - (plen - lo))));
+        uint8_t mask =
+            lo >= plen ? 0 : (plen >= lo + 8 ? 0xff : (uint8_t)(0xff << (8 - (plen - lo))));
         if (r->addr[b] & (uint8_t)~mask)
             return fail(P, "address trigger has bits set beyond its prefix length /%u",
                         (unsigned)plen);
@@ -1753,8 +1750,8 @@ int dp_rpz_match_ip(const struct dp_rpz *z, int family, const void *addr, struct
 /* ---------------------------------------------------------------- answers */
 
 static int put_rr(uint8_t *out, size_t cap, size_t *o, const uint8_t *owner, size_t olen,
-                  uint16_t type, uint32_t ttl, const uint8_t *rd, size_t rdlen,
-                  const uint8_t *rd2, size_t rd2len)
+                  uint16_t type, uint32_t ttl, const uint8_t *rd, size_t rdlen, const uint8_t *rd2,
+                  size_t rd2len)
 {
     size_t need = olen + 10 + rdlen + rd2len;
     if (*o + need > cap)

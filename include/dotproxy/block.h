@@ -36,6 +36,10 @@ enum dotproxy_list_kind {
  * DOTPROXY_ENOMEM. */
 DOTPROXY_EXPORT int dotproxy_config_add_blocklist(dotproxy_config *cfg, const char *path);
 DOTPROXY_EXPORT int dotproxy_config_add_allowlist(dotproxy_config *cfg, const char *path);
+/* A Response Policy Zone in master-file format (draft-vixie-dnsop-dns-rpz):
+ * QNAME, rpz-client-ip and rpz-ip triggers; NXDOMAIN, NODATA, passthru,
+ * drop, tcp-only and local-data actions. */
+DOTPROXY_EXPORT int dotproxy_config_add_rpz(dotproxy_config *cfg, const char *path);
 /* How many files of kind, and the index-th (NULL past the end). */
 DOTPROXY_EXPORT size_t dotproxy_config_list_count(const dotproxy_config *cfg, int kind);
 DOTPROXY_EXPORT const char *dotproxy_config_get_list(const dotproxy_config *cfg, int kind,

@@ -91,8 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         q[0] = 0;
         while (i < len && o + 2 < 250) {
             char c = text[i];
-            int word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                       (c >= '0' && c <= '9') || c == '-' || c == '*' || c == '_';
+            int word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '*' || c == '_';
             if (word && q[lab] < 63) {
                 q[lab + 1 + q[lab]] = (uint8_t)c;
                 q[lab]++;

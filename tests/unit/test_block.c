@@ -4,7 +4,9 @@
  * the blocker (lib/block.c): precedence, block answers on the wire, the
  * CNAME-chain check, explain, and the swap of a reload (a changed file, an
  * unreadable one). */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +139,14 @@ END_TEST
 START_TEST(test_list_comments_blanks_and_hosts_boilerplate_give_nothing)
 {
     struct collected c;
-    const char *empty[] = {"", "   ", "\t\r", "# a comment", "! adblock comment",
-                           "  # indented", "127.0.0.1 localhost", "::1 localhost ip6-localhost",
+    const char *empty[] = {"",
+                           "   ",
+                           "\t\r",
+                           "# a comment",
+                           "! adblock comment",
+                           "  # indented",
+                           "127.0.0.1 localhost",
+                           "::1 localhost ip6-localhost",
                            "0.0.0.0 0.0.0.0"};
     for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
         ck_assert_msg(parse(empty[i], &c) == DP_LINE_EMPTY, "'%s' not empty", empty[i]);
@@ -150,14 +158,13 @@ END_TEST
 START_TEST(test_list_malformed_lines_are_bad_and_add_nothing)
 {
     struct collected c;
-    const char *bad[] = {"192.0.2.1 ads.example", "two words", "||ads.example^$third-party",
-                         "||ads.example", "@@ads.example", "bad..name", "0.0.0.0 ok.example b@d",
-                         "/ads/banner.gif", "fe80::1%lo0 localhost"};
+    const char *bad[] = {"192.0.2.1 ads.example",  "two words",       "||ads.example^$third-party",
+                         "||ads.example",          "@@ads.example",   "bad..name",
+                         "0.0.0.0 ok.example b@d", "/ads/banner.gif", "fe80::1%lo0 localhost"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *why = NULL;
         memset(&c, 0, sizeof c);
-        ck_assert_msg(dp_list_parse_line(bad[i], strlen(bad[i]), collect, &c, &why) ==
-                          DP_LINE_BAD,
+        ck_assert_msg(dp_list_parse_line(bad[i], strlen(bad[i]), collect, &c, &why) == DP_LINE_BAD,
                       "'%s' accepted", bad[i]);
         ck_assert_ptr_nonnull(why);
         ck_assert_int_eq(c.n, 0);
@@ -282,12 +289,13 @@ static int decide(struct dp_block_part *p, const char *name, struct dp_block_ver
 {
     uint8_t w[256];
     wire_of(name, w);
-    return dp_block_decide(p, w, sizeof w, v);
+    return dp_block_decide(p, w, sizeof w, NULL, v);
 }
 
 START_TEST(test_block_allowlist_beats_every_block_even_a_more_specific_one)
 {
-    const char *bl = write_file("b.txt", "example.com\nads.ok.example.net\n@@||fine.example.com^\n");
+    const char *bl =
+        write_file("b.txt", "example.com\nads.ok.example.net\n@@||fine.example.com^\n");
     const char *al = write_file("a.txt", "ok.example.net\n");
     dotproxy_config *cfg = cfg_with(bl, al);
     struct dp_block_part p;
@@ -338,20 +346,20 @@ START_TEST(test_block_answers_carry_soa_ede_and_the_query_header)
     dotproxy_dns_info info;
     ck_assert_int_eq(dotproxy_dns_parse(&info, q, ql), 0);
     struct dp_block_verdict v;
-    ck_assert_int_eq(dp_block_decide(&p, q + 12, ql - 12, &v), DP_BLOCK_ANSWER);
+    ck_assert_int_eq(dp_block_decide(&p, q + 12, ql - 12, NULL, &v), DP_BLOCK_ANSWER);
     int n = dp_block_answer(&p, &v, q, info.question_end, 1, 1232, out, sizeof out);
     ck_assert_int_gt(n, 0);
     dotproxy_dns_info a;
     ck_assert_int_eq(dotproxy_dns_parse(&a, out, (size_t)n), 0);
     ck_assert_uint_eq(a.id, 0xbeef);
-    ck_assert_uint_eq(a.flags & 0x8000u, 0x8000u);  /* QR */
-    ck_assert_uint_eq(a.flags & 0x0180u, 0x0180u);  /* RD copied, RA set */
-    ck_assert_uint_eq(a.flags & 0x0010u, 0x0010u);  /* CD copied */
-    ck_assert_uint_eq(a.flags & 0x000fu, 3);        /* NXDOMAIN */
-    ck_assert_mem_eq(out + 12, q + 12, qend - 12);  /* the question as asked (case too) */
+    ck_assert_uint_eq(a.flags & 0x8000u, 0x8000u); /* QR */
+    ck_assert_uint_eq(a.flags & 0x0180u, 0x0180u); /* RD copied, RA set */
+    ck_assert_uint_eq(a.flags & 0x0010u, 0x0010u); /* CD copied */
+    ck_assert_uint_eq(a.flags & 0x000fu, 3);       /* NXDOMAIN */
+    ck_assert_mem_eq(out + 12, q + 12, qend - 12); /* the question as asked (case too) */
     ck_assert_uint_eq(dp_get16(out + 6), 0);
-    ck_assert_uint_eq(dp_get16(out + 8), 1);        /* the SOA */
-    ck_assert_uint_eq(dp_get16(out + 10), 1);       /* the OPT */
+    ck_assert_uint_eq(dp_get16(out + 8), 1);  /* the SOA */
+    ck_assert_uint_eq(dp_get16(out + 10), 1); /* the OPT */
     ck_assert_uint_ne(a.opt_off, 0);
     /* SOA right after the question: owner = rule, TTL = block-ttl. */
     ck_assert_mem_eq(out + qend, "\3ads\7example\0", 13);
@@ -371,7 +379,7 @@ START_TEST(test_block_answers_carry_soa_ede_and_the_query_header)
     /* No EDNS from the client: no OPT back. */
     ql = make_query(q, "ads.example", 1, 0);
     ck_assert_int_eq(dotproxy_dns_parse(&info, q, ql), 0);
-    ck_assert_int_eq(dp_block_decide(&p, q + 12, ql - 12, &v), DP_BLOCK_ANSWER);
+    ck_assert_int_eq(dp_block_decide(&p, q + 12, ql - 12, NULL, &v), DP_BLOCK_ANSWER);
     n = dp_block_answer(&p, &v, q, info.question_end, 0, 1232, out, sizeof out);
     ck_assert_int_eq(dotproxy_dns_parse(&a, out, (size_t)n), 0);
     ck_assert_uint_eq(dp_get16(out + 10), 0);
@@ -389,8 +397,8 @@ START_TEST(test_block_actions_nodata_refused_and_zero)
         uint16_t qtype;
         unsigned rcode, an, ns;
     } cases[] = {
-        {DOTPROXY_BLOCK_NODATA, 1, 0, 0, 1},  {DOTPROXY_BLOCK_REFUSED, 1, 5, 0, 0},
-        {DOTPROXY_BLOCK_ZERO, 1, 0, 1, 0},    {DOTPROXY_BLOCK_ZERO, 28, 0, 1, 0},
+        {DOTPROXY_BLOCK_NODATA, 1, 0, 0, 1}, {DOTPROXY_BLOCK_REFUSED, 1, 5, 0, 0},
+        {DOTPROXY_BLOCK_ZERO, 1, 0, 1, 0},   {DOTPROXY_BLOCK_ZERO, 28, 0, 1, 0},
         {DOTPROXY_BLOCK_ZERO, 16, 0, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -403,7 +411,7 @@ START_TEST(test_block_actions_nodata_refused_and_zero)
         dotproxy_dns_info info, a;
         ck_assert_int_eq(dotproxy_dns_parse(&info, q, ql), 0);
         struct dp_block_verdict v;
-        ck_assert_int_eq(dp_block_decide(&p, q + 12, ql - 12, &v), DP_BLOCK_ANSWER);
+        ck_assert_int_eq(dp_block_decide(&p, q + 12, ql - 12, NULL, &v), DP_BLOCK_ANSWER);
         int n = dp_block_answer(&p, &v, q, info.question_end, 0, 1232, out, sizeof out);
         ck_assert_int_eq(dotproxy_dns_parse(&a, out, (size_t)n), 0);
         ck_assert_uint_eq(a.flags & 0xfu, cases[i].rcode);
@@ -435,16 +443,17 @@ START_TEST(test_block_cname_chain_reaching_a_blocked_name_is_caught)
     dp_put16(m + 2, 0x8180);
     dp_put16(m + 6, 3);
     static const uint8_t rrs[] = {
-        0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 10, 7, 'm', 'e', 't', 'r', 'i', 'c', 's', 0xc0, 12,
-        0xc0, 30, 0, 5, 0, 1, 0, 0, 0, 60, 0, 19, 1, 'x', 7, 't', 'r', 'a', 'c', 'k', 'e', 'r', 7,
-        'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0xc0, 52, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1,
+        0xc0, 12,  0,    5,   0,    1,   0,   0,   0,  60,  0,   10,  7,   'm', 'e', 't', 'r', 'i',
+        'c',  's', 0xc0, 12,  0xc0, 30,  0,   5,   0,  1,   0,   0,   0,   60,  0,   19,  1,   'x',
+        7,    't', 'r',  'a', 'c',  'k', 'e', 'r', 7,  'e', 'x', 'a', 'm', 'p', 'l', 'e', 0,   0xc0,
+        52,   0,   1,    0,   1,    0,   0,   0,   60, 0,   4,   192, 0,   2,   1,
     };
     memcpy(m + o, rrs, sizeof rrs);
     size_t len = o + sizeof rrs;
     dotproxy_dns_info info;
     ck_assert_int_eq(dotproxy_dns_parse(&info, m, len), 0);
     struct dp_block_verdict v;
-    ck_assert_int_eq(dp_block_check_answer(&p, m, len, &v), 1);
+    ck_assert_int_eq(dp_block_check_answer(&p, m, len, &v), DP_BLOCK_ANSWER);
     char text[400];
     dp_block_describe(&v, text, sizeof text);
     ck_assert_str_eq(text, "blocklist c.txt: tracker.example. via cname x.tracker.example.");
@@ -576,6 +585,137 @@ START_TEST(test_block_changed_file_is_reloaded_by_the_mtime_check)
 }
 END_TEST
 
+/* ---- RPZ through the engine ---- */
+
+#define RPZ_HEAD                                                                                   \
+    "$TTL 300\n$ORIGIN rpz.example.\n"                                                             \
+    "@ IN SOA ns.rpz.example. admin.rpz.example. 1 3600 600 86400 60\n  IN NS ns.rpz.example.\n"
+
+static void sa4(struct sockaddr_in *sin, const char *addr)
+{
+    memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    ck_assert_int_eq(inet_pton(AF_INET, addr, &sin->sin_addr), 1);
+}
+
+static int decide_from(struct dp_block_part *p, const char *name, const char *client,
+                       struct dp_block_verdict *v)
+{
+    uint8_t w[256];
+    struct sockaddr_in sin;
+    wire_of(name, w);
+    sa4(&sin, client);
+    return dp_block_decide(p, w, sizeof w, (const struct sockaddr *)&sin, v);
+}
+
+START_TEST(test_rpz_each_action_and_the_client_ip_trigger)
+{
+    const char *z = write_file("zone.rpz", RPZ_HEAD "nx.example CNAME .\n"
+                                                    "*.nodata.example CNAME *.\n"
+                                                    "drop.example CNAME rpz-drop.\n"
+                                                    "tcp.example CNAME rpz-tcp-only.\n"
+                                                    "ok.nx.example CNAME rpz-passthru.\n"
+                                                    "local.example A 192.0.2.55\n"
+                                                    "32.2.0.0.127.rpz-client-ip CNAME .\n");
+    dotproxy_config *cfg = cfg_with(NULL, NULL);
+    ck_assert_int_eq(dotproxy_config_add_rpz(cfg, z), 0);
+    struct dp_block_part p;
+    ck_assert_int_eq(dp_block_part_init(&p, cfg, NULL, NULL), 0);
+    struct dp_block_verdict v;
+    ck_assert_int_eq(decide_from(&p, "nx.example", "127.0.0.3", &v), DP_BLOCK_ANSWER);
+    ck_assert_int_eq(v.action, DOTPROXY_BLOCK_NXDOMAIN);
+    char text[400];
+    dp_block_describe(&v, text, sizeof text);
+    ck_assert_str_eq(text, "rpz rpz.example.: nx.example");
+    /* An exact owner matches that name only. */
+    ck_assert_int_eq(decide_from(&p, "a.nx.example", "127.0.0.3", &v), DP_BLOCK_PASS);
+    /* A wildcard matches every name below, not the name itself. */
+    ck_assert_int_eq(decide_from(&p, "a.b.nodata.example", "127.0.0.3", &v), DP_BLOCK_ANSWER);
+    ck_assert_int_eq(v.action, DOTPROXY_BLOCK_NODATA);
+    ck_assert_int_eq(decide_from(&p, "nodata.example", "127.0.0.3", &v), DP_BLOCK_PASS);
+    ck_assert_int_eq(decide_from(&p, "drop.example", "127.0.0.3", &v), DP_BLOCK_DROP);
+    ck_assert_int_eq(decide_from(&p, "tcp.example", "127.0.0.3", &v), DP_BLOCK_TCP_ONLY);
+    ck_assert_int_eq(decide_from(&p, "ok.nx.example", "127.0.0.3", &v), DP_BLOCK_ALLOWED);
+    ck_assert_int_eq(decide_from(&p, "local.example", "127.0.0.3", &v), DP_BLOCK_LOCAL);
+    /* rpz-client-ip: 127.0.0.2 is blocked whatever it asks, 127.0.0.3 not. */
+    ck_assert_int_eq(decide_from(&p, "anything.example", "127.0.0.2", &v), DP_BLOCK_ANSWER);
+    ck_assert_int_eq(decide_from(&p, "anything.example", "127.0.0.3", &v), DP_BLOCK_PASS);
+
+    /* Local data on the wire: the zone's A record. */
+    uint8_t q[512], out[2048];
+    size_t ql = make_query(q, "local.example", 1, 0);
+    dotproxy_dns_info info, a;
+    ck_assert_int_eq(dotproxy_dns_parse(&info, q, ql), 0);
+    ck_assert_int_eq(decide_from(&p, "local.example", "127.0.0.3", &v), DP_BLOCK_LOCAL);
+    int n = dp_block_answer(&p, &v, q, info.question_end, 0, 1232, out, sizeof out);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(dotproxy_dns_parse(&a, out, (size_t)n), 0);
+    ck_assert_uint_eq(a.flags & 0xfu, 0);
+    ck_assert_uint_eq(dp_get16(out + 6), 1);
+    static const uint8_t addr[] = {192, 0, 2, 55};
+    ck_assert_mem_eq(out + n - 4, addr, 4);
+    /* tcp-only over UDP: TC=1, nothing else. */
+    ql = make_query(q, "tcp.example", 1, 0);
+    ck_assert_int_eq(dotproxy_dns_parse(&info, q, ql), 0);
+    ck_assert_int_eq(decide_from(&p, "tcp.example", "127.0.0.3", &v), DP_BLOCK_TCP_ONLY);
+    n = dp_block_answer(&p, &v, q, info.question_end, 0, 1232, out, sizeof out);
+    ck_assert_int_eq(dotproxy_dns_parse(&a, out, (size_t)n), 0);
+    ck_assert_uint_eq(a.flags & 0x0200u, 0x0200u);
+    ck_assert_uint_eq(dp_get16(out + 6) + dp_get16(out + 8), 0);
+    dp_block_part_fini(&p);
+    dotproxy_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_rpz_first_zone_wins_and_allowlist_beats_rpz)
+{
+    const char *z1 = write_file("first.rpz", RPZ_HEAD "pass.example CNAME rpz-passthru.\n");
+    const char *z2 = write_file("second.rpz", RPZ_HEAD "pass.example CNAME .\n"
+                                                       "allowed.example CNAME .\n");
+    const char *al = write_file("allow.txt", "allowed.example\n");
+    const char *bl = write_file("bl.txt", "pass.example\n");
+    dotproxy_config *cfg = cfg_with(bl, al);
+    ck_assert_int_eq(dotproxy_config_add_rpz(cfg, z1), 0);
+    ck_assert_int_eq(dotproxy_config_add_rpz(cfg, z2), 0);
+    struct dp_block_part p;
+    ck_assert_int_eq(dp_block_part_init(&p, cfg, NULL, NULL), 0);
+    struct dp_block_verdict v;
+    /* The first zone's passthru decides: neither the second zone nor the
+     * blocklist after it. */
+    ck_assert_int_eq(decide_from(&p, "pass.example", "127.0.0.3", &v), DP_BLOCK_ALLOWED);
+    ck_assert_ptr_nonnull(v.zone);
+    ck_assert_int_eq(decide_from(&p, "allowed.example", "127.0.0.3", &v), DP_BLOCK_ALLOWED);
+    ck_assert_ptr_null(v.zone);
+    dp_block_part_fini(&p);
+    dotproxy_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_rpz_ip_in_an_answer_blocks_it)
+{
+    const char *z = write_file("ip.rpz", RPZ_HEAD "32.1.2.0.192.rpz-ip CNAME .\n");
+    dotproxy_config *cfg = cfg_with(NULL, NULL);
+    ck_assert_int_eq(dotproxy_config_add_rpz(cfg, z), 0);
+    struct dp_block_part p;
+    ck_assert_int_eq(dp_block_part_init(&p, cfg, NULL, NULL), 0);
+    uint8_t m[512];
+    size_t o = make_query(m, "shop.example", 1, 0);
+    dp_put16(m + 2, 0x8180);
+    dp_put16(m + 6, 1);
+    static const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1};
+    memcpy(m + o, rr, sizeof rr);
+    struct dp_block_verdict v;
+    ck_assert_int_eq(dp_block_check_answer(&p, m, o + sizeof rr, &v), DP_BLOCK_ANSWER);
+    char text[400];
+    dp_block_describe(&v, text, sizeof text);
+    ck_assert_str_eq(text, "rpz rpz.example.: 32.1.2.0.192.rpz-ip via address 192.0.2.1");
+    m[o + 15] = 2; /* 192.0.2.2: no rule */
+    ck_assert_int_eq(dp_block_check_answer(&p, m, o + sizeof rr, &v), 0);
+    dp_block_part_fini(&p);
+    dotproxy_config_free(cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("block");
@@ -598,6 +738,9 @@ static Suite *suite(void)
     tcase_add_test(t, test_block_explain_lists_every_match_and_flags_the_deciding_one);
     tcase_add_test(t, test_block_reload_swaps_in_new_names_and_keeps_old_ones_when_unreadable);
     tcase_add_test(t, test_block_changed_file_is_reloaded_by_the_mtime_check);
+    tcase_add_test(t, test_rpz_each_action_and_the_client_ip_trigger);
+    tcase_add_test(t, test_rpz_first_zone_wins_and_allowlist_beats_rpz);
+    tcase_add_test(t, test_rpz_ip_in_an_answer_blocks_it);
     suite_add_tcase(s, t);
     return s;
 }

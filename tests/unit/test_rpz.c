@@ -365,7 +365,13 @@ START_TEST(test_rpz_local_data_answers_a_aaaa_txt_and_nodata)
     ck_assert_int_eq(an, 1);
     walk(out, len, q, types, ttls, rd, rdl);
     ck_assert_int_eq(rdl[0], 1 + 17 + 1 + 9);
-    ck_assert_int_eq(memcmp(rd[0], "\x11" "blocked by policy" "\x09" "see \"ops\"", 28), 0);
+    ck_assert_int_eq(memcmp(rd[0],
+                            "\x11"
+                            "blocked by policy"
+                            "\x09"
+                            "see \"ops\"",
+                            28),
+                     0);
 
     /* MX: no such record and no CNAME: NODATA */
     an = 7;
@@ -422,7 +428,10 @@ START_TEST(test_rpz_local_cname_answers_every_type_and_wildcards_take_the_qname)
     ck_assert_int_eq(dp_rpz_match_qname(z, q, &h), 1);
     len = dp_rpz_local_answer(z, &h, q, 1, out, sizeof out, &an);
     walk(out, len, q, types, ttls, rd, rdl);
-    const uint8_t want[] = "\x01" "a\x03trk\x07" "example\x04sink\x07" "example";
+    const uint8_t want[] = "\x01"
+                           "a\x03trk\x07"
+                           "example\x04sink\x07"
+                           "example";
     ck_assert_int_eq(rdl[0], sizeof want);
     ck_assert_int_eq(memcmp(rd[0], want, sizeof want), 0);
 
@@ -431,7 +440,8 @@ START_TEST(test_rpz_local_cname_answers_every_type_and_wildcards_take_the_qname)
     ck_assert_int_eq(dp_rpz_match_qname(z, q, &h), 1);
     len = dp_rpz_local_answer(z, &h, q, 1, out, sizeof out, &an);
     walk(out, len, q, types, ttls, rd, rdl);
-    const uint8_t want2[] = "\x06garden\x03rpz\x07" "example";
+    const uint8_t want2[] = "\x06garden\x03rpz\x07"
+                            "example";
     ck_assert_int_eq(rdl[0], sizeof want2);
     ck_assert_int_eq(memcmp(rd[0], want2, sizeof want2), 0);
     dp_rpz_free(z);
@@ -693,7 +703,8 @@ START_TEST(test_rpz_escapes_ttl_units_and_generic_rdata)
                             "mx.example MX 10 mail.example.\n"
                             "srv.example SRV 1 2 53 dns.example.\n");
     char rule[256];
-    uint8_t q[] = "\x06we.ird\x07" "example";
+    uint8_t q[] = "\x06we.ird\x07"
+                  "example";
     struct dp_rpz_hit h;
     ck_assert_int_eq(dp_rpz_match_qname(z, q, &h), 1);
     ck_assert_str_eq(h.rule_text, "we\\.ird.example");
@@ -710,7 +721,11 @@ START_TEST(test_rpz_escapes_ttl_units_and_generic_rdata)
     ck_assert_int_eq(dp_rpz_match_qname(z, w, &h), 1);
     len = dp_rpz_local_answer(z, &h, w, 33, out, sizeof out, &an);
     ck_assert_int_eq(an, 1);
-    ck_assert_int_eq(memcmp(out + 13 + 10, "\x00\x01\x00\x02\x00\x35\x03" "dns", 10), 0);
+    ck_assert_int_eq(memcmp(out + 13 + 10,
+                            "\x00\x01\x00\x02\x00\x35\x03"
+                            "dns",
+                            10),
+                     0);
     dp_rpz_free(z);
 }
 END_TEST
@@ -722,7 +737,8 @@ START_TEST(test_rpz_bad_qnames_never_match_and_long_names_work)
     memset(bad, 63, sizeof bad); /* labels running past 255 octets */
     struct dp_rpz_hit h;
     ck_assert_int_eq(dp_rpz_match_qname(z, bad, &h), 0);
-    uint8_t badlab[] = "\x50" "x";
+    uint8_t badlab[] = "\x50"
+                       "x";
     ck_assert_int_eq(dp_rpz_match_qname(z, badlab, &h), 0);
     /* 127 one-octet labels under example: the deepest legal name */
     uint8_t deep[256];
@@ -731,7 +747,10 @@ START_TEST(test_rpz_bad_qnames_never_match_and_long_names_work)
         deep[o++] = 1;
         deep[o++] = 'a';
     }
-    memcpy(deep + o, "\x07" "example", 9);
+    memcpy(deep + o,
+           "\x07"
+           "example",
+           9);
     o += 9;
     ck_assert_int_le(o, 255);
     ck_assert_int_eq(dp_rpz_match_qname(z, deep, &h), 1);
