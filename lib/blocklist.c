@@ -215,7 +215,7 @@ static int add_to(void *user, const uint8_t *wire, size_t len, int exception)
     if (dp_name_hashes_make(&h, wire, len) != 0 || h.n == 0)
         return 0; /* dp_name_from_text made it: cannot happen */
     struct dp_nameset *set = ls->as_allow || exception ? ls->s->allow : ls->s->block;
-    return dp_nameset_add(set, h.fp[0]) < 0 ? -1 : 0;
+    return dp_nameset_add(set, h.fp[0], h.n) < 0 ? -1 : 0;
 }
 
 int dp_list_load(struct dp_list_sets *out, const char *path, int as_allow, int strict, char *err,
@@ -290,8 +290,8 @@ int dp_list_load(struct dp_list_sets *out, const char *path, int as_allow, int s
         dp_list_sets_clear(&s);
         return rc;
     }
-    dp_nameset_shrink(s.block);
-    dp_nameset_shrink(s.allow);
+    dp_nameset_seal(s.block);
+    dp_nameset_seal(s.allow);
     *out = s;
     return 0;
 }

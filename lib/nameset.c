@@ -35,6 +35,19 @@ static inline uint8_t lower(uint8_t c)
     return (uint8_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 }
 
+/* ASCII upper case to lower case in eight octets at once (other octets,
+ * those with the high bit too, unchanged): for each octet below 0x80, "at
+ * least 'A'" and "above 'Z'" are read off the carry into its high bit. */
+static inline uint64_t lower8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t low7 = w & (0x7f * ones);
+    uint64_t ge_a = low7 + (0x80 - 'A') * ones;
+    uint64_t gt_z = low7 + (0x80 - 'Z' - 1) * ones;
+    uint64_t upper = (ge_a ^ gt_z) & ~w & (0x80 * ones);
+    return w | (upper >> 2);
+}
+
 /* Absorb one label (length octet and lower-cased octets) into the chain
  * state: eight octets a multiply. The length goes in first, so that label
  * boundaries are part of what is hashed ("ab.c" differs from "a.bc"). */
@@ -43,9 +56,15 @@ static inline uint64_t absorb_label(uint64_t h, const uint8_t *p, unsigned n)
     h = (h ^ (n + 0x100u)) * 0x9e3779b97f4a7c15ull;
     h ^= h >> 31;
     unsigned i = 0;
-    while (i < n) {
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8); /* host order: the key is per process, never on disk */
+        h = (h ^ lower8(w)) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+    }
+    if (i < n) {
         uint64_t w = 0;
-        for (unsigned k = 0; k < 8 && i < n; k++, i++)
+        for (unsigned k = 0; i < n; k++, i++)
             w |= (uint64_t)lower(p[i]) << (8 * k);
         h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
         h ^= h >> 29;
@@ -83,6 +102,14 @@ struct dp_nameset {
     uint64_t *slot; /* 0: empty */
     size_t mask;    /* slots - 1, a power of two minus one */
     size_t count;
+    /* Label counts of the names held: a suffix of a length no listed name
+     * has is not looked up at all (lists rarely hold top-level domains). */
+    uint64_t labels[2];
+    /* After dp_nameset_seal: a Bloom filter of the fingerprints, two bits in
+     * one 64-bit word, 8 to 16 bits a name: small enough to stay in the
+     * CPU's caches, it settles most misses without touching the table. */
+    uint64_t *filter;
+    size_t fmask; /* words - 1 */
 };
 
 /* The smallest power of two holding n names at load 3/4 or less. */
@@ -113,6 +140,7 @@ void dp_nameset_free(struct dp_nameset *s)
 {
     if (s == NULL)
         return;
+    free(s->filter);
     free(s->slot);
     free(s);
 }
@@ -139,8 +167,10 @@ static int rehash(struct dp_nameset *s, size_t nslots)
     return 0;
 }
 
-int dp_nameset_add(struct dp_nameset *s, uint64_t fp)
+int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
 {
+    if (s->filter != NULL || nlabels == 0 || nlabels > DP_NAME_MAX_LABELS)
+        return -1; /* sealed, or no name */
     if (dp_nameset_has(s, fp))
         return 0;
     size_t n = s->mask + 1;
@@ -148,14 +178,39 @@ int dp_nameset_add(struct dp_nameset *s, uint64_t fp)
         return -1;
     place(s->slot, s->mask, fp);
     s->count++;
+    s->labels[(nlabels - 1) / 64] |= 1ull << ((nlabels - 1) % 64);
     return 1;
 }
 
-void dp_nameset_shrink(struct dp_nameset *s)
+/* The filter's word and bits for fp: bits of fp the table index does not
+ * use (the high ones). */
+static inline uint64_t filter_bits(uint64_t fp)
+{
+    return (1ull << (fp >> 58)) | (1ull << ((fp >> 52) & 63));
+}
+
+static inline size_t filter_word(const struct dp_nameset *s, uint64_t fp)
+{
+    return (size_t)(fp >> 20) & s->fmask;
+}
+
+void dp_nameset_seal(struct dp_nameset *s)
 {
     size_t want = slots_for(s->count);
     if (want < s->mask + 1)
         (void)rehash(s, want); /* on failure the larger table stays: still right */
+    if (s->count < 4096)
+        return; /* the table is small enough to stay in cache itself */
+    size_t words = 1;
+    while (words * 64 < s->count * 8)
+        words *= 2;
+    s->filter = calloc(words, sizeof *s->filter);
+    if (s->filter == NULL)
+        return; /* lookups go to the table: slower, as right */
+    s->fmask = words - 1;
+    for (size_t i = 0; i <= s->mask; i++)
+        if (s->slot[i] != 0)
+            s->filter[filter_word(s, s->slot[i])] |= filter_bits(s->slot[i]);
 }
 
 int dp_nameset_has(const struct dp_nameset *s, uint64_t fp)
@@ -175,13 +230,26 @@ int dp_nameset_match(const struct dp_nameset *s, const struct dp_name_hashes *h)
 {
     if (s->count == 0)
         return -1;
-    /* Every suffix's first slot is fetched before any is compared: the
-     * misses to memory overlap instead of queueing. */
-    for (unsigned i = 0; i < h->n; i++)
-        __builtin_prefetch(&s->slot[(size_t)h->fp[i] & s->mask]);
-    for (unsigned i = 0; i < h->n; i++)
-        if (dp_nameset_has(s, h->fp[i]))
-            return (int)i;
+    unsigned cand[DP_NAME_MAX_LABELS];
+    unsigned nc = 0;
+    for (unsigned i = 0; i < h->n; i++) {
+        unsigned nl = h->n - i - 1; /* labels of suffix i, minus one */
+        if (!(s->labels[nl / 64] & (1ull << (nl % 64))))
+            continue;
+        uint64_t fp = h->fp[i];
+        if (s->filter != NULL) {
+            uint64_t b = filter_bits(fp);
+            if ((s->filter[filter_word(s, fp)] & b) != b)
+                continue;
+        }
+        /* Every candidate's slot is fetched before any is compared: the
+         * misses to memory overlap instead of queueing. */
+        __builtin_prefetch(&s->slot[(size_t)fp & s->mask]);
+        cand[nc++] = i;
+    }
+    for (unsigned k = 0; k < nc; k++)
+        if (dp_nameset_has(s, h->fp[cand[k]]))
+            return (int)cand[k];
     return -1;
 }
 
@@ -192,5 +260,6 @@ size_t dp_nameset_count(const struct dp_nameset *s)
 
 size_t dp_nameset_bytes(const struct dp_nameset *s)
 {
-    return sizeof *s + (s->mask + 1) * sizeof *s->slot;
+    return sizeof *s + (s->mask + 1) * sizeof *s->slot +
+           (s->filter != NULL ? (s->fmask + 1) * sizeof *s->filter : 0);
 }

@@ -2,7 +2,8 @@
 /* A compact, immutable set of domain names with suffix matching, for
  * blocklists of millions of names: each name is kept only as a 64-bit
  * fingerprint in an open-addressed table (8 octets a slot, load at most
- * 3/4, so 10.7 to 21 octets a name), never as text. A query name is looked
+ * 3/4, so 10.7 to 21 octets a name, plus 1 to 2 of a Bloom filter), never
+ * as text. A query name is looked
  * up by hashing each of its label suffixes once (dp_name_hashes, shared by
  * every set) and probing; the matched rule is the matched suffix of the
  * query name itself, so nothing else needs storing to name it.
@@ -40,13 +41,16 @@ struct dp_nameset;
 struct dp_nameset *dp_nameset_new(size_t expect);
 void dp_nameset_free(struct dp_nameset *s);
 
-/* Add the name whose whole-name fingerprint is fp (h->fp[0] of its hashes).
- * Only while the set is being built, by one thread. 1 added, 0 already
- * there, -1 out of memory (the set is unchanged). */
-int dp_nameset_add(struct dp_nameset *s, uint64_t fp);
+/* Add the name whose whole-name fingerprint is fp (h->fp[0] of its hashes)
+ * and which has nlabels labels (h->n). Only while the set is being built
+ * (before dp_nameset_seal), by one thread. 1 added, 0 already there, -1 out
+ * of memory or sealed (the set is unchanged). */
+int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels);
 
-/* Release the slack of a table sized for more names than it got. */
-void dp_nameset_shrink(struct dp_nameset *s);
+/* The set is complete: release the slack of a table sized for more names
+ * than it got, and build the filter that answers most misses from cache.
+ * Nothing can be added after. */
+void dp_nameset_seal(struct dp_nameset *s);
 
 /* The most specific listed suffix of the name h was made from: the label
  * index i (h->off[i] is where the rule starts in the wire name), or -1.

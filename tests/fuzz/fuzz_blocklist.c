@@ -26,7 +26,7 @@ static int take(void *user, const uint8_t *wire, size_t len, int exception)
     FUZZ_CHECK(len >= 2 && len <= 255 && wire[len - 1] == 0);
     struct dp_name_hashes h;
     FUZZ_CHECK(dp_name_hashes_make(&h, wire, len) == 0 && h.n > 0);
-    FUZZ_CHECK(dp_nameset_add(s->set, h.fp[0]) >= 0);
+    FUZZ_CHECK(dp_nameset_add(s->set, h.fp[0], h.n) >= 0);
     if (s->n < 64) {
         memcpy(s->wire[s->n], wire, len);
         s->len[s->n++] = len;
@@ -53,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(kind >= DP_LINE_EMPTY && kind <= DP_LINE_BAD);
         i += n + 1;
     }
+    dp_nameset_seal(s.set);
     for (size_t k = 0; k < s.n; k++) {
         uint8_t *w = s.wire[k];
         size_t len = s.len[k];
