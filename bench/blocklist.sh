@@ -66,7 +66,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The upstream dotproxyd needs (it answers everything; nothing leaves loopback).
-"$BUILD/tests/support/ts-pki" "$OUT/pki" >/dev/null || die "ts-pki"
+mkdir -p "$OUT/pki" && "$BUILD/tests/support/ts-pki" "$OUT/pki" >/dev/null || die "ts-pki"
 "$BUILD/tests/support/ts-dotserver" --cert "$OUT/pki/server.pem" --key "$OUT/pki/server-key.pem" \
     >"$OUT/dotserver.log" 2>&1 &
 PIDS+=($!)

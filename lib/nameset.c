@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "siphash.h"
 
@@ -113,6 +114,24 @@ struct dp_nameset {
 };
 
 /* The smallest power of two holding n names at load 3/4 or less. */
+/* A zeroed table. Large ones are asked for in huge pages where the kernel
+ * allows it (transparent huge pages, "madvise" mode): a table of millions
+ * of slots then costs a few hundred page faults, not tens of thousands,
+ * and its lookups miss the TLB less. */
+static uint64_t *table_alloc(size_t n)
+{
+    const size_t huge = 2u << 20;
+    size_t bytes = n * sizeof(uint64_t);
+    if (bytes < huge)
+        return calloc(n, sizeof(uint64_t));
+    void *p = NULL;
+    if (posix_memalign(&p, huge, bytes) != 0)
+        return NULL;
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice: without it, small pages */
+    memset(p, 0, bytes);
+    return p;
+}
+
 static size_t slots_for(size_t n)
 {
     size_t s = 16;
@@ -127,7 +146,7 @@ struct dp_nameset *dp_nameset_new(size_t expect)
     if (s == NULL)
         return NULL;
     size_t n = slots_for(expect);
-    s->slot = calloc(n, sizeof *s->slot);
+    s->slot = table_alloc(n);
     if (s->slot == NULL) {
         free(s);
         return NULL;
@@ -155,7 +174,7 @@ static void place(uint64_t *slot, size_t mask, uint64_t fp)
 
 static int rehash(struct dp_nameset *s, size_t nslots)
 {
-    uint64_t *ns = calloc(nslots, sizeof *ns);
+    uint64_t *ns = table_alloc(nslots);
     if (ns == NULL)
         return -1;
     for (size_t i = 0; i <= s->mask; i++)
@@ -171,12 +190,21 @@ int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
 {
     if (s->filter != NULL || nlabels == 0 || nlabels > DP_NAME_MAX_LABELS)
         return -1; /* sealed, or no name */
-    if (dp_nameset_has(s, fp))
-        return 0;
     size_t n = s->mask + 1;
-    if (s->count + 1 > n - n / 4 && rehash(s, n * 2) != 0)
-        return -1;
-    place(s->slot, s->mask, fp);
+    if (s->count + 1 > n - n / 4) {
+        if (dp_nameset_has(s, fp))
+            return 0;
+        if (rehash(s, n * 2) != 0)
+            return -1;
+    }
+    /* One probe sequence finds the name or the empty slot it goes in. */
+    size_t i = (size_t)fp & s->mask;
+    while (s->slot[i] != 0) {
+        if (s->slot[i] == fp)
+            return 0;
+        i = (i + 1) & s->mask;
+    }
+    s->slot[i] = fp;
     s->count++;
     s->labels[(nlabels - 1) / 64] |= 1ull << ((nlabels - 1) % 64);
     return 1;
@@ -204,7 +232,7 @@ void dp_nameset_seal(struct dp_nameset *s)
     size_t words = 1;
     while (words * 64 < s->count * 8)
         words *= 2;
-    s->filter = calloc(words, sizeof *s->filter);
+    s->filter = table_alloc(words);
     if (s->filter == NULL)
         return; /* lookups go to the table: slower, as right */
     s->fmask = words - 1;
