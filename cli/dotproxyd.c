@@ -416,9 +416,10 @@ static int reload(char *err, size_t errlen)
     struct dpd_options n, view;
     int failed = 0;
 
-    /* The lists are read again on every reload, whatever the file says
-     * (their contents are what changed, most of the time). */
-    if (blocker != NULL)
+    /* The lists are read again on every reload, whatever becomes of the file
+     * (their contents are what changed, most of the time): with the file's
+     * new list of them when it reads, else with the running one. */
+    if (blocker != NULL && boot.config_path == NULL)
         dotproxy_blocker_reload(blocker, have_current ? current.cfg : boot.cfg);
     if (boot.config_path == NULL) {
         snprintf(err, errlen, "no configuration file (-c) to re-read");
@@ -427,6 +428,8 @@ static int reload(char *err, size_t errlen)
         return -1;
     }
     if (dpd_options_reparse(&n, &boot, err, errlen) != 0) {
+        if (blocker != NULL)
+            dotproxy_blocker_reload(blocker, have_current ? current.cfg : boot.cfg);
         dpd_log_main(DOTPROXY_LOG_ERR, "reload: %s; keeping the running configuration", err);
         return -1;
     }
@@ -478,7 +481,7 @@ static int reload(char *err, size_t errlen)
             failed = 1;
         }
     }
-    if (blocker != NULL && !failed)
+    if (blocker != NULL)
         dotproxy_blocker_reload(blocker, n.cfg);
     dotproxy_cache_free(old_cache); /* the workers hold their own references */
     if (cache_switch && now_size > 0) {
