@@ -227,6 +227,10 @@ static int *bound_ports;
  * then answers more queries than a cache each (docs/cache-design.md). */
 static dotproxy_cache *shared_cache;
 
+/* The blocklists, one copy for every worker: loaded once, before the
+ * workers start, and rebuilt on its own thread on reload. */
+static dotproxy_blocker *blocker;
+
 /* The options the daemon started with; see reload. */
 static struct dpd_options boot;
 
@@ -252,6 +256,14 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
     }
     r = dotproxy_config_set_log(cfg, dpd_log_library, &workers[i].log,
                                 dotproxy_config_get_log_level(opts->cfg));
+    if (r == 0 && blocker == NULL &&
+        dotproxy_config_list_count(cfg, DOTPROXY_LIST_BLOCK) +
+                dotproxy_config_list_count(cfg, DOTPROXY_LIST_ALLOW) +
+                dotproxy_config_list_count(cfg, DOTPROXY_LIST_RPZ) >
+            0)
+        r = dotproxy_blocker_new(&blocker, cfg, 0, NULL, 0);
+    if (r == 0 && blocker != NULL)
+        r = dotproxy_config_set_blocker(cfg, blocker);
     if (r == 0 && opts->log_queries > 0) {
         workers[i].log.qlog_limit = opts->log_queries;
         r = dotproxy_config_set_query_log(cfg, dpd_log_query, &workers[i].log);
@@ -314,6 +326,8 @@ static void free_contexts(unsigned n)
     }
     dotproxy_cache_free(shared_cache); /* the contexts held their own references */
     shared_cache = NULL;
+    dotproxy_blocker_free(blocker);
+    blocker = NULL;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -455,6 +469,11 @@ static int reload(char *err, size_t errlen)
     struct dpd_options n, view;
     int failed = 0;
 
+    /* The lists are read again on every reload, whatever becomes of the file
+     * (their contents are what changed, most of the time): with the file's
+     * new list of them when it reads, else with the running one. */
+    if (blocker != NULL && boot.config_path == NULL)
+        dotproxy_blocker_reload(blocker, have_current ? current.cfg : boot.cfg);
     if (boot.config_path == NULL && has_cert_files())
         return reload_cert_files(err, errlen);
     if (boot.config_path == NULL) {
@@ -464,6 +483,8 @@ static int reload(char *err, size_t errlen)
         return -1;
     }
     if (dpd_options_reparse(&n, &boot, err, errlen) != 0) {
+        if (blocker != NULL)
+            dotproxy_blocker_reload(blocker, have_current ? current.cfg : boot.cfg);
         dpd_log_main(DOTPROXY_LOG_ERR, "reload: %s; keeping the running configuration", err);
         return -1;
     }
@@ -515,6 +536,8 @@ static int reload(char *err, size_t errlen)
             failed = 1;
         }
     }
+    if (blocker != NULL)
+        dotproxy_blocker_reload(blocker, n.cfg);
     dotproxy_cache_free(old_cache); /* the workers hold their own references */
     if (cache_switch && now_size > 0) {
         /* worker_config made one that no context took */
@@ -689,6 +712,7 @@ static int run(const struct dpd_options *opts)
         mo.n_ctxs = opts->workers;
         mo.reload = metrics_reload;
         mo.log_lines_dropped = dpd_log_dropped;
+        mo.blocker = blocker;
         mo.dnstap_counts = opts->dnstap != NULL ? dpd_dnstap_counts : NULL;
         block_signals(&old); /* its threads must never take our signals */
         r = dpd_http_server_start(&metrics, &mo, err, sizeof err);
@@ -782,10 +806,17 @@ int main(int argc, char **argv)
     if (boot.check_config) {
         char err[1600];
 
+        dotproxy_blocker *b = NULL;
         if (dpd_options_check_deep(&boot, err, sizeof err) != 0) {
             fprintf(stderr, "dotproxyd: %s\n", err);
             status = DPD_EXIT_USAGE;
+        } else if (dotproxy_blocker_new(&b, boot.cfg, 1, err, sizeof err) != 0) {
+            /* Every list read as strictly as it is written: a bad line is
+             * named by file and line here, skipped at run time. */
+            fprintf(stderr, "dotproxyd: %s\n", err);
+            status = DPD_EXIT_USAGE;
         } else {
+            dotproxy_blocker_free(b);
             printf("configuration OK\n");
             status = DPD_EXIT_OK;
         }

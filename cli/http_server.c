@@ -83,6 +83,7 @@ struct dpd_http_server {
     int (*reload)(void *user, char *err, size_t errlen);
     void *user;
     unsigned long long (*log_lines_dropped)(void);
+    dotproxy_blocker *blocker;
     void (*dnstap_counts)(unsigned long long *queued, unsigned long long *dropped);
 };
 
@@ -381,6 +382,8 @@ static enum MHD_Result get_metrics(struct dpd_http_server *srv, struct MHD_Conne
         return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
     if (srv->log_lines_dropped != NULL)
         dpd_render_daemon_metrics(&b, srv->log_lines_dropped());
+    if (srv->blocker != NULL)
+        dpd_render_block_metrics(&b, srv->blocker);
     if (srv->dnstap_counts != NULL) {
         unsigned long long queued, dropped;
         srv->dnstap_counts(&queued, &dropped);
@@ -409,6 +412,21 @@ static enum MHD_Result get_upstreams(struct dpd_http_server *srv, struct MHD_Con
 {
     struct dpd_render_buf b = {0};
     dpd_render_upstreams(&b, srv->ctxs, srv->n_ctxs);
+    return respond_buf(c, MHD_HTTP_OK, "application/json", &b);
+}
+
+static enum MHD_Result get_block_check(struct dpd_http_server *srv, struct MHD_Connection *c)
+{
+    if (srv->blocker == NULL)
+        return respond_json_error(c, MHD_HTTP_NOT_FOUND, "no blocklists configured", NULL);
+    const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
+    if (name == NULL || name[0] == '\0')
+        return respond_json_error(c, MHD_HTTP_BAD_REQUEST, "name=N wanted", NULL);
+    struct dpd_render_buf b = {0};
+    if (dpd_render_block_check(&b, srv->blocker, name) != 0) {
+        dpd_render_buf_free(&b);
+        return respond_json_error(c, MHD_HTTP_BAD_REQUEST, "not a host name", NULL);
+    }
     return respond_buf(c, MHD_HTTP_OK, "application/json", &b);
 }
 
@@ -463,6 +481,7 @@ static const struct route routes[] = {
     {"/api/v1/upstreams", 0, 0, get_upstreams},
     {"/api/v1/cache/flush", 1, 0, post_cache_flush},
     {"/api/v1/reload", 1, 0, post_reload},
+    {"/api/v1/blocklist/check", 0, 0, get_block_check},
 };
 
 /* Per request: how much body has been thrown away. */
@@ -676,6 +695,7 @@ static struct dpd_http_server *server_new(const struct dpd_http_server_opts *o)
     srv->reload = o->reload;
     srv->user = o->user;
     srv->log_lines_dropped = o->log_lines_dropped;
+    srv->blocker = o->blocker;
     srv->dnstap_counts = o->dnstap_counts;
     return srv;
 }

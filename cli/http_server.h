@@ -74,6 +74,9 @@ struct dpd_http_server_opts {
     /* Read for GET /metrics: log lines the daemon dropped (its
      * dotproxyd_log_lines_dropped_total), from any thread. NULL: left out. */
     unsigned long long (*log_lines_dropped)(void);
+    /* The blocklists, for GET /metrics and /api/v1/blocklist/check. NULL:
+     * none (the check answers 404). Must outlive the server. */
+    dotproxy_blocker *blocker;
     /* Read for GET /metrics: dnstap messages queued and dropped
      * (dotproxyd_dnstap_*_total), from any thread. NULL: left out. */
     void (*dnstap_counts)(unsigned long long *queued, unsigned long long *dropped);

@@ -561,6 +561,13 @@ static const struct dpd_choice action_choices[] = {
     {"drop", DOTPROXY_LIMIT_DROP},
     {NULL, 0},
 };
+static const struct dpd_choice block_action_choices[] = {
+    {"nxdomain", DOTPROXY_BLOCK_NXDOMAIN},
+    {"nodata", DOTPROXY_BLOCK_NODATA},
+    {"refused", DOTPROXY_BLOCK_REFUSED},
+    {"zero", DOTPROXY_BLOCK_ZERO},
+    {NULL, 0},
+};
 static const struct dpd_choice log_format_choices[] = {{"text", 0}, {"json", 1}, {NULL, 0}};
 
 /* A row per option, a few lines each, so that the whole table reads on a few
@@ -704,6 +711,33 @@ const struct dpd_option dpd_table[] = {
      .min = DOTPROXY_IDLE_TIMEOUT_MS_MIN, .max = DOTPROXY_IDLE_TIMEOUT_MS_MAX,
      .unit = "milliseconds", .help = "close idle TLS clients; told to clients (edns-tcp-keepalive)",
      LIB_UINT(tls_idle_timeout_ms)},
+
+    /* ---- blocking ---- */
+    {.name = "blocklist", .flags = DPD_OPT_REPEAT, .section = "Blocking", .metavar = "PATH",
+     .kind = &kind_path, .max = DOTPROXY_BLOCKLISTS_MAX, .unit = "blocklists",
+     .help = "block the names in PATH and every name below them (domain list, hosts file or "
+             "adblock ||name^ rules); repeatable",
+     .set_str = dotproxy_config_add_blocklist, .show = show_nothing},
+    {.name = "allowlist", .flags = DPD_OPT_REPEAT, .metavar = "PATH", .kind = &kind_path,
+     .max = DOTPROXY_BLOCKLISTS_MAX, .unit = "allowlists",
+     .help = "never block the names in PATH nor any name below them; repeatable",
+     .set_str = dotproxy_config_add_allowlist, .show = show_nothing},
+    {.name = "rpz", .flags = DPD_OPT_REPEAT, .metavar = "PATH", .kind = &kind_path,
+     .max = DOTPROXY_BLOCKLISTS_MAX, .unit = "response policy zones",
+     .help = "apply the Response Policy Zone in PATH (master-file format); repeatable, the "
+             "first zone with a rule decides",
+     .set_str = dotproxy_config_add_rpz, .show = show_nothing},
+    {.name = "block-action", .metavar = "ACTION", .kind = &kind_enum,
+     .choices = block_action_choices,
+     .help = "answer to a blocklisted name: nxdomain, nodata, refused or zero (0.0.0.0, ::)",
+     LIB_INT(block_action)},
+    {.name = "block-ttl", .metavar = "S", .kind = &kind_uint, .max = DOTPROXY_BLOCK_TTL_MAX,
+     .unit = "seconds", .help = "TTL of the SOA (and zero answers) in block answers",
+     LIB_UINT(block_ttl)},
+    {.name = "blocklist-check", .metavar = "S", .kind = &kind_uint,
+     .max = DOTPROXY_BLOCKLIST_CHECK_MAX, .unit = "seconds (0 = never)",
+     .help = "reload lists whose file changed, looked at every S seconds, 0 = never",
+     LIB_UINT(blocklist_check_s)},
 
     /* ---- process ---- */
     {.name = "workers", .short_name = 'w', .flags = DPD_OPT_RESTART, .section = "Process",

@@ -748,3 +748,96 @@ int dpd_render_health(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_
     buf_puts(b, healthy ? "ok\n" : "no healthy upstream\n");
     return healthy;
 }
+
+/* ---- blocklists ---- */
+
+static const char *const list_kind_names[] = {"allowlist", "rpz", "blocklist"};
+
+static void list_metrics(const dotproxy_list_info *li, void *user)
+{
+    struct dpd_render_buf *b = user;
+    const char *kind = list_kind_names[li->kind];
+    static const char *const names[] = {"dotproxy_blocked_total", "dotproxy_blocklist_entries",
+                                        "dotproxy_blocklist_last_load_seconds",
+                                        "dotproxy_blocklist_load_failures_total",
+                                        "dotproxy_blocklist_skipped_lines"};
+    uint64_t vals[] = {li->blocked, li->entries, (uint64_t)li->loaded_s, li->failures, li->skipped};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        buf_printf(b, "%s{list=\"", names[i]);
+        buf_prom_label(b, li->path);
+        buf_printf(b, "\",kind=\"%s\"} %llu\n", kind, (unsigned long long)vals[i]);
+    }
+}
+
+void dpd_render_block_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl)
+{
+    prom_head(b, "dotproxy_blocked_total", "counter",
+              "queries a list decided: blocked by a blocklist, passed by an allowlist");
+    prom_head(b, "dotproxy_blocklist_entries", "gauge", "names loaded from the list");
+    prom_head(b, "dotproxy_blocklist_last_load_seconds", "gauge",
+              "Unix time of the list's last successful load");
+    prom_head(b, "dotproxy_blocklist_load_failures_total", "counter",
+              "loads of the list that failed (the names loaded before were kept)");
+    prom_head(b, "dotproxy_blocklist_skipped_lines", "gauge",
+              "lines of the list skipped at its last load (no format matched)");
+    dotproxy_blocker_lists(bl, list_metrics, b);
+}
+
+struct explain_state {
+    struct dpd_render_buf *b;
+    int n;
+    const dotproxy_block_match *deciding;
+    char decide[1200];
+};
+
+static void explain_one(const dotproxy_block_match *m, void *user)
+{
+    struct explain_state *st = user;
+    struct dpd_render_buf *b = st->b;
+    buf_puts(b, st->n++ ? ",\n  {" : "\n  {");
+    buf_puts(b, "\"kind\":");
+    buf_json_str(b, list_kind_names[m->kind]);
+    buf_puts(b, ",\"list\":");
+    buf_json_str(b, m->path);
+    buf_puts(b, ",\"rule\":");
+    buf_json_str(b, m->rule);
+    buf_puts(b, ",\"action\":");
+    buf_json_str(b, m->action);
+    buf_printf(b, ",\"decides\":%s}", m->decides ? "true" : "false");
+    if (m->decides)
+        snprintf(st->decide, sizeof st->decide, "%s|%s|%s|%s", list_kind_names[m->kind], m->path,
+                 m->rule, m->action);
+}
+
+int dpd_render_block_check(struct dpd_render_buf *b, dotproxy_blocker *bl, const char *name)
+{
+    struct explain_state st = {.b = b};
+    buf_puts(b, "{\"name\":");
+    buf_json_str(b, name);
+    buf_puts(b, ",\"matches\":[");
+    int r = dotproxy_blocker_explain(bl, name, explain_one, &st);
+    if (r < 0)
+        return -1;
+    buf_puts(b, st.n ? "\n],\"decision\":" : "],\"decision\":");
+    if (st.decide[0] == '\0') {
+        buf_puts(b, "{\"action\":\"pass\"}}\n");
+        return 0;
+    }
+    char *f[4] = {st.decide, NULL, NULL, NULL};
+    for (int i = 1; i < 4; i++) {
+        f[i] = strchr(f[i - 1], '|');
+        if (f[i] == NULL)
+            return -1;
+        *f[i]++ = '\0';
+    }
+    buf_puts(b, "{\"kind\":");
+    buf_json_str(b, f[0]);
+    buf_puts(b, ",\"list\":");
+    buf_json_str(b, f[1]);
+    buf_puts(b, ",\"rule\":");
+    buf_json_str(b, f[2]);
+    buf_puts(b, ",\"action\":");
+    buf_json_str(b, f[3]);
+    buf_puts(b, "}}\n");
+    return 0;
+}

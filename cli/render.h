@@ -70,4 +70,11 @@ void dpd_render_daemon_metrics(struct dpd_render_buf *b, unsigned long long log_
 void dpd_render_dnstap_metrics(struct dpd_render_buf *b, unsigned long long queued,
                                unsigned long long dropped);
 
+/* GET /metrics, blocklist part: blocked, entries, last load, failures per
+ * list of bl. */
+void dpd_render_block_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl);
+/* GET /api/v1/blocklist/check?name=N: every list and rule matching name and
+ * the deciding one, as JSON. 0, or -1 when name is no host name. */
+int dpd_render_block_check(struct dpd_render_buf *b, dotproxy_blocker *bl, const char *name);
+
 #endif

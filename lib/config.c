@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dotproxy/error.h"
+#include "block.h"
 #include "shared_cache.h"
 
 DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
@@ -43,6 +44,7 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     cfg->udp_size = 1232; /* DNS flag day 2020 */
     cfg->handshake_timeout_ms = 5000;
     dp_config_tls_defaults(&cfg->tls);
+    dp_block_config_defaults(&cfg->block);
     *out = cfg;
     return 0;
 }
@@ -67,6 +69,7 @@ void dp_config_clear(struct dotproxy_config *cfg)
 {
     dp_shared_cache_unref(cfg->shared_cache);
     cfg->shared_cache = NULL;
+    dp_block_config_clear(&cfg->block);
     free(cfg->ca_file);
     free(cfg->tls_priority);
     cfg->ca_file = cfg->tls_priority = NULL;
@@ -86,7 +89,14 @@ int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *sr
     *dst = *src;
     dst->ca_file = dst->tls_priority = NULL;
     dp_shared_cache_ref(dst->shared_cache);
+    if (dp_block_config_copy(&dst->block, &src->block) != 0) {
+        dp_block_config_defaults(&dst->block);
+        dp_config_tls_defaults(&dst->tls); /* still src's: not dst's to free */
+        dp_config_clear(dst);
+        return DOTPROXY_ENOMEM;
+    }
     if (dp_config_tls_copy(&dst->tls, &src->tls) != 0) {
+        dp_config_tls_defaults(&dst->tls);
         dp_config_clear(dst);
         return DOTPROXY_ENOMEM;
     }

@@ -3,6 +3,7 @@
 #ifndef DP_CONFIG_H
 #define DP_CONFIG_H
 
+#include "block_config.h"
 #include <stdint.h>
 
 #include "dotproxy/config.h"
@@ -98,7 +99,8 @@ struct dotproxy_config {
     struct dp_logger log;
     dotproxy_query_log_fn qlog;
     void *qlog_user;
-    dotproxy_tap_fn tap; /* lib/tap.c; NULL: no tap */
+    struct dp_block_config block; /* blocklists (block.c) */
+    dotproxy_tap_fn tap;          /* lib/tap.c; NULL: no tap */
     void *tap_user;
 };
 

@@ -79,7 +79,14 @@ static void turn_begin(void *user)
         ctx->cache.ops->flush(ctx->cache.impl);
         dp_log(&ctx->log, DOTPROXY_LOG_INFO, "answer cache flushed");
     }
+    dp_block_part_refresh(&ctx->block);
     dp_proxy_run_api_queries(ctx);
+}
+
+/* The blocker's thread swapped in new lists: a turn moves to them. */
+static void block_wake(void *user)
+{
+    dotproxy_ctx_wakeup(user);
 }
 
 static void turn_end(void *user)
@@ -195,6 +202,8 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     dp_tls_pool_set_trust(&ctx->pool, cred, prio);
     if ((rc = dp_policy_new(&ctx->policy, &ctx->cfg)) != 0)
         goto fail;
+    if ((rc = dp_block_part_init(&ctx->block, &ctx->cfg, block_wake, ctx)) != 0)
+        goto fail;
     if (ctx->cfg.shared_cache != NULL) {
         dp_shared_cache_handle(&ctx->cache, ctx->cfg.shared_cache);
     } else if (ctx->cfg.cache_size > 0) {
@@ -267,6 +276,7 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     dp_proxy_fini(ctx);
     dp_cache_handle_release(&ctx->cache);
     dp_policy_free(ctx->policy);
+    dp_block_part_fini(&ctx->block);
     dp_listener_fini(&ctx->listeners);
     dp_loop_fini(&ctx->loop);
     dp_config_clear(&ctx->cfg);

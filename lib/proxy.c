@@ -178,7 +178,8 @@ struct answer_note {
     const struct dp_upstream *up; /* the upstream that answered, or NULL */
     uint16_t qtype;
     uint8_t from_cache;
-    uint8_t timed; /* the client waited for it: counts in the histogram */
+    uint8_t timed;      /* the client waited for it: counts in the histogram */
+    const char *policy; /* a block answer: which list and rule (block.c) */
 };
 
 /* The question name of msg in presentation form ("www.example.com."),
@@ -214,7 +215,8 @@ static const char *const transport_names[] = {"udp", "tcp", "api", "refresh", "t
 /* Out of line: only with a query log, and its buffers are large. */
 static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
                                                  const struct dp_origin *to, const uint8_t *msg,
-                                                 size_t len, const struct answer_note *note)
+                                                 size_t len, const struct answer_note *note,
+                                                 const char *policy)
 {
     /* The loop's time is the turn's: a cache hit answered within the turn
      * its query arrived in would show 0. The clock is read afresh here, so
@@ -244,8 +246,36 @@ static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
         .from_cache = note->from_cache,
         .latency_us = latency_us,
         .upstream = note->up != NULL ? note->up->label : NULL,
+        /* A block answer: the list and the rule that decided it. */
+        .list = policy != NULL ? ctx->block.log_list : NULL,
+        .rule = policy != NULL ? ctx->block.log_rule : NULL,
     };
     ctx->cfg.qlog(&e, ctx->cfg.qlog_user);
+}
+
+/* An answer on its way out (from the upstream or the cache) whose CNAME
+ * chain reaches a blocked name leaves as the block answer instead, with
+ * "via cname" in its EDE text. The check runs on every answer, cached ones
+ * too, so a cached answer never outlives a block added later, and nothing
+ * blocked is ever cached (the cache holds the real answer). */
+static __attribute__((noinline)) int block_chain(struct dotproxy_ctx *ctx, uint8_t **msg,
+                                                 size_t *len, int udp)
+{
+    struct dp_block_verdict v;
+    int what = dp_block_check_answer(&ctx->block, *msg, *len, &v);
+    if (what == 0 || (what == DP_BLOCK_TCP_ONLY && !udp))
+        return 0;
+    dp_block_describe(&v, ctx->block.text, sizeof ctx->block.text);
+    dp_block_log_names(&v, &ctx->block);
+    if (what == DP_BLOCK_DROP)
+        return -1;
+    int n = dp_block_answer(&ctx->block, &v, *msg, v.qend, v.had_opt, (uint16_t)ctx->cfg.udp_size,
+                            ctx->block.answer, sizeof ctx->block.answer);
+    if (n < 0)
+        return 0;
+    *msg = ctx->block.answer;
+    *len = (size_t)n;
+    return 1;
 }
 
 /* The tap's times: the event's is read afresh (the turn's time is when the
@@ -300,6 +330,17 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
 {
     if (to->kind == DP_Q_REFRESH)
         return; /* a prefetch or a refresh after serve-stale: nobody waits */
+    const char *policy = note != NULL ? note->policy : NULL;
+    if (policy == NULL && note != NULL && dp_block_on(&ctx->block) && len > 12 &&
+        (msg[6] | msg[7]) != 0) {
+        /* CNAME cloaking: the chain reached a blocked name (or an address
+         * an rpz-ip rule names). */
+        int r = block_chain(ctx, &msg, &len, to->kind == DP_Q_UDP);
+        if (r < 0)
+            return; /* rpz-drop */
+        if (r > 0)
+            policy = ctx->block.text;
+    }
     if (to->kind == DP_Q_UDP && len > udp_limit) {
         /* RFC 1035 4.2.1 / RFC 6891 7: too big for this client's UDP:
          * send what fits with TC=1 so it retries over TCP. */
@@ -313,7 +354,7 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         if (note->timed)
             dp_stats_record_latency(&ctx->stats, dp_now(ctx) - note->arrived_us);
         if (ctx->cfg.qlog != NULL)
-            log_answer(ctx, to, msg, len, note);
+            log_answer(ctx, to, msg, len, note, policy);
     }
     if (ctx->cfg.tap != NULL)
         tap_client(ctx, to, DOTPROXY_TAP_CLIENT_RESPONSE, msg, len,
@@ -679,6 +720,45 @@ static void prefetch(struct dotproxy_ctx *ctx, const dotproxy_dns_info *info, co
     forward(ctx, q, info);
 }
 
+/* The policy's word on a query, before the cache: a blocked name is
+ * answered here (or dropped) and 1 returned; 0: go on. */
+static __attribute__((noinline)) int block_query(struct dotproxy_ctx *ctx,
+                                                 const struct dp_origin *o,
+                                                 const dotproxy_dns_info *info, uint8_t *msg,
+                                                 size_t len, struct dp_query *q)
+{
+    const struct sockaddr *client = NULL;
+    socklen_t client_len = 0;
+    if (o->kind == DP_Q_UDP)
+        client = (const struct sockaddr *)o->peer;
+    else if (o->kind == DP_Q_TCP)
+        client = (const struct sockaddr *)dp_listener_tcp_peer(o->tcp, &client_len);
+    struct dp_block_verdict v;
+    int what = dp_block_decide(&ctx->block, msg + DOTPROXY_DNS_HEADER_SIZE,
+                               len - DOTPROXY_DNS_HEADER_SIZE, client, &v);
+    if (what == DP_BLOCK_PASS || what == DP_BLOCK_ALLOWED ||
+        (what == DP_BLOCK_TCP_ONLY && o->kind != DP_Q_UDP))
+        return 0;
+    if (what != DP_BLOCK_DROP) {
+        int n = dp_block_answer(&ctx->block, &v, msg, info->question_end, info->opt_off != 0,
+                                (uint16_t)ctx->cfg.udp_size, ctx->block.answer,
+                                sizeof ctx->block.answer);
+        if (n < 0)
+            return 0;
+        dp_block_describe(&v, ctx->block.text, sizeof ctx->block.text);
+        dp_block_log_names(&v, &ctx->block);
+        struct answer_note note = {
+            .arrived_us = q != NULL ? q->arrived_us : dp_now(ctx),
+            .qtype = info->qtype,
+            .policy = ctx->block.text,
+        };
+        send_answer(ctx, o, udp_limit_for(ctx, info), ctx->block.answer, (size_t)n, &note);
+    }
+    if (q != NULL)
+        query_free(ctx, q);
+    return 1;
+}
+
 /* The forwarding pipeline, the same for every query whoever asked: the
  * cache, then the same question already on its way (coalescing), then the
  * upstream (EDNS rewritten for the TLS hop: padding, no ECS unless kept).
@@ -689,6 +769,8 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
                           const dotproxy_dns_info *info, uint8_t *msg, size_t len,
                           struct dp_query *q)
 {
+    if (dp_block_on(&ctx->block) && block_query(ctx, o, info, msg, len, q))
+        return;
     struct dp_cache_key key;
     int cacheable = has_cache(ctx) && dp_cache_key_make(&key, msg, len, info) == 0;
     int stale_known = 0;

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "block.h"
 #include "cache.h"
 #include "config.h"
 #include "dotproxy/proxy.h"
@@ -43,6 +44,7 @@ struct dotproxy_ctx {
     struct dp_cache_handle cache;  /* the answer cache, own or shared; impl NULL: off */
     struct dp_policy *policy;      /* access control, rate limits, per-client caps */
     unsigned policy_gen;           /* bumped when a reload replaces it */
+    struct dp_block_part block;    /* blocklists: a snapshot of the shared policy (block.c) */
 
     /* The pipeline (proxy.c). Query records: bump regions plus a LIFO free
      * list, so only as many records as were ever in flight at once are

@@ -3,6 +3,8 @@
  * stays warm, what moves, what is refused. */
 #include "reload.h"
 
+#include "block.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,6 +199,8 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
      * than silencing the context. */
     if (n->log.fn == NULL)
         n->log = ctx->cfg.log;
+    if (dp_block_part_reload(&ctx->block, n) != 0)
+        dp_log(&ctx->log, DOTPROXY_LOG_ERR, "reload: blocklists: cannot load; keeping the old");
     dp_config_clear(&ctx->cfg);
     ctx->cfg = *n;
     free(n); /* its strings now belong to ctx->cfg */

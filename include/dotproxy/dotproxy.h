@@ -4,6 +4,7 @@
 #ifndef DOTPROXY_DOTPROXY_H
 #define DOTPROXY_DOTPROXY_H
 
+#include "dotproxy/block.h"
 #include "dotproxy/config.h"
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"

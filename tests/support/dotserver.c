@@ -312,6 +312,19 @@ static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wr
             parent = (uint16_t)(parent + 6);
         wb_soa(&w, parent);
         ns = 1;
+    } else if (first_label_is(q.qname, "cname", false) && q.qtype == TS_DNS_TYPE_A) {
+        /* "cname.*": a CNAME to cloak.tracker.test and that name's A, the
+         * shape of CNAME cloaking (tests of blocking by the chain). */
+        static const uint8_t target[] = "\5cloak\7tracker\4test";
+        size_t at = wb_rr_head(&w, 12, 5 /* CNAME */, ttl);
+        size_t target_off = w.len;
+        wb_bytes(&w, target, sizeof target);
+        wb_rr_end(&w, at);
+        at = wb_rr_head(&w, (uint16_t)target_off, TS_DNS_TYPE_A, ttl);
+        ts_dns_expected_a_wire(target, sizeof target, addr);
+        wb_bytes(&w, addr, 4);
+        wb_rr_end(&w, at);
+        an = 2;
     } else if (first_label_is(q.qname, "big", false) || first_label_is(q.qname, "huge", true)) {
         unsigned n = first_label_is(q.qname, "big", false) ? BIG_RRS : HUGE_RRS;
         for (unsigned i = 0; i < n; i++) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dotproxy/block.h"
 #include "dotproxy/config.h"
 #include "dotproxy/error.h"
 #include "dotproxy/tls.h"
@@ -69,6 +70,9 @@ static const struct number_setting numbers[] = {
     {"padding", dotproxy_config_set_padding, dotproxy_config_get_padding, 128, 0, 512},
     {"udp_size", dotproxy_config_set_udp_size, dotproxy_config_get_udp_size, 1232, 512, 4096},
     {"cache_size", set_cache_size, get_cache_size, 0, 0, 268435456},
+    {"block_ttl", dotproxy_config_set_block_ttl, dotproxy_config_get_block_ttl, 60, 0, 86400},
+    {"blocklist_check_s", dotproxy_config_set_blocklist_check_s,
+     dotproxy_config_get_blocklist_check_s, 60, 0, 86400},
 };
 #define N_NUMBERS (sizeof numbers / sizeof numbers[0])
 

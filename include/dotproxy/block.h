@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* libdotproxy: blocking by name. Blocklists (domain lists, hosts files,
+ * adblock domain rules), allowlists, and a blocker object holding them that
+ * any number of contexts (one per worker thread) share: one copy of the
+ * policy in memory, rebuilt off the query path on reload and swapped in
+ * atomically. */
+#ifndef DOTPROXY_BLOCK_H
+#define DOTPROXY_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dotproxy/config.h"
+#include "dotproxy/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Most list files of each kind a configuration holds. */
+#define DOTPROXY_BLOCKLISTS_MAX 64
+
+/* The kinds of policy file, in the order they are consulted: an allowlist
+ * match passes whatever else matches; then RPZ zones in order (the first
+ * zone with a rule for the query decides); then blocklists. */
+enum dotproxy_list_kind {
+    DOTPROXY_LIST_ALLOW = 0,
+    DOTPROXY_LIST_RPZ = 1,
+    DOTPROXY_LIST_BLOCK = 2,
+};
+
+/* Add a list file of kind (read when a blocker is made from cfg, and on
+ * every reload). Names in it block themselves and every name below them
+ * (DOTPROXY_LIST_BLOCK) or pass them (DOTPROXY_LIST_ALLOW). Returns 0,
+ * DOTPROXY_EINVAL, DOTPROXY_ELIMIT (more than DOTPROXY_BLOCKLISTS_MAX) or
+ * DOTPROXY_ENOMEM. */
+DOTPROXY_EXPORT int dotproxy_config_add_blocklist(dotproxy_config *cfg, const char *path);
+DOTPROXY_EXPORT int dotproxy_config_add_allowlist(dotproxy_config *cfg, const char *path);
+/* A Response Policy Zone in master-file format (draft-vixie-dnsop-dns-rpz):
+ * QNAME, rpz-client-ip and rpz-ip triggers; NXDOMAIN, NODATA, passthru,
+ * drop, tcp-only and local-data actions. */
+DOTPROXY_EXPORT int dotproxy_config_add_rpz(dotproxy_config *cfg, const char *path);
+/* How many files of kind, and the index-th (NULL past the end). */
+DOTPROXY_EXPORT size_t dotproxy_config_list_count(const dotproxy_config *cfg, int kind);
+DOTPROXY_EXPORT const char *dotproxy_config_get_list(const dotproxy_config *cfg, int kind,
+                                                     size_t index);
+
+/* What a blocklist match is answered with. */
+enum dotproxy_block_action {
+    DOTPROXY_BLOCK_NXDOMAIN = 0, /* the default */
+    DOTPROXY_BLOCK_NODATA = 1,
+    DOTPROXY_BLOCK_REFUSED = 2,
+    DOTPROXY_BLOCK_ZERO = 3, /* A 0.0.0.0, AAAA ::, NODATA for other types */
+};
+DOTPROXY_EXPORT int dotproxy_config_set_block_action(dotproxy_config *cfg, int action);
+DOTPROXY_EXPORT int dotproxy_config_get_block_action(const dotproxy_config *cfg);
+/* TTL of the SOA in the authority section of NXDOMAIN/NODATA block answers
+ * (RFC 2308: stubs cache the answer that long), and of zero answers.
+ * Default 60. */
+#define DOTPROXY_BLOCK_TTL_MAX 86400u
+DOTPROXY_EXPORT int dotproxy_config_set_block_ttl(dotproxy_config *cfg, unsigned s);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_block_ttl(const dotproxy_config *cfg);
+/* How often a blocker looks at its files' modification times and reloads
+ * the changed ones, in seconds; 0: never. Default 60. */
+#define DOTPROXY_BLOCKLIST_CHECK_MAX 86400u
+DOTPROXY_EXPORT int dotproxy_config_set_blocklist_check_s(dotproxy_config *cfg, unsigned s);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_blocklist_check_s(const dotproxy_config *cfg);
+
+/* A blocker: the lists of cfg, loaded now (the call returns once every file
+ * is read), and a thread of its own that rebuilds them on reload and when
+ * their files change. err (may be NULL) says what failed. strict: a bad line
+ * in any file fails the call, naming file and line (--check-config); else
+ * bad lines are skipped and counted, and an unreadable file is logged,
+ * counted and left empty. Returns 0, DOTPROXY_EINVAL, DOTPROXY_ENOMEM, or
+ * (strict) DOTPROXY_ESYS when a file cannot be read and DOTPROXY_EMALFORMED
+ * when one has a bad line. */
+typedef struct dotproxy_blocker dotproxy_blocker;
+DOTPROXY_EXPORT int dotproxy_blocker_new(dotproxy_blocker **out, const dotproxy_config *cfg,
+                                         int strict, char *err, size_t errlen);
+/* Drop the caller's reference (configs and contexts hold their own); the
+ * last one stops the thread and frees the lists. NULL-safe. */
+DOTPROXY_EXPORT void dotproxy_blocker_free(dotproxy_blocker *b);
+/* Contexts made from cfg use b (NULL: back to a blocker of their own when
+ * cfg has lists). Returns 0 or DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_config_set_blocker(dotproxy_config *cfg, dotproxy_blocker *b);
+/* Rebuild every list from cfg's files, action and TTL on the blocker's
+ * thread; returns at once (0, DOTPROXY_EINVAL, DOTPROXY_ENOMEM). A file
+ * that cannot be read keeps its previous names. Safe from any thread. */
+DOTPROXY_EXPORT int dotproxy_blocker_reload(dotproxy_blocker *b, const dotproxy_config *cfg);
+/* Bumped each time a new set of lists is swapped in (a reload finished). */
+DOTPROXY_EXPORT unsigned dotproxy_blocker_generation(const dotproxy_blocker *b);
+
+/* One list as it stands. Pointers valid during the callback only. */
+typedef struct dotproxy_list_info {
+    int kind;          /* enum dotproxy_list_kind */
+    const char *path;  /* as configured */
+    uint64_t entries;  /* names (rules, for a zone) loaded */
+    uint64_t skipped;  /* lines skipped at the last load */
+    uint64_t blocked;  /* queries this list decided to block (or allow) */
+    uint64_t failures; /* loads that failed (the previous names were kept) */
+    int64_t loaded_s;  /* Unix time of the last successful load, 0 never */
+} dotproxy_list_info;
+typedef void (*dotproxy_list_info_fn)(const dotproxy_list_info *info, void *user);
+/* Call fn for each configured list, allowlists first. Safe from any
+ * thread. Returns 0 or DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_blocker_lists(dotproxy_blocker *b, dotproxy_list_info_fn fn,
+                                           void *user);
+
+/* One rule matching a name. */
+typedef struct dotproxy_block_match {
+    int kind;           /* enum dotproxy_list_kind */
+    const char *path;   /* the list or zone file */
+    const char *rule;   /* the listed name (or the RPZ rule), presentation form */
+    const char *action; /* "nxdomain", "nodata", "refused", "zero", "allow", "passthru", ... */
+    int decides;        /* 1 for the match that decides the answer */
+} dotproxy_block_match;
+typedef void (*dotproxy_block_match_fn)(const dotproxy_block_match *m, void *user);
+/* Every list and rule that matches name (presentation form), in order of
+ * precedence, the deciding one flagged. Returns the number of matches,
+ * DOTPROXY_EINVAL (no blocker, not a name) . Safe from any thread. */
+DOTPROXY_EXPORT int dotproxy_blocker_explain(dotproxy_blocker *b, const char *name,
+                                             dotproxy_block_match_fn fn, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

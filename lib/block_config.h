@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/* The blocking part of the configuration record (config.h holds one); its
+ * copy, clear and setters live in block.c. A bare record: no functions. */
+#ifndef DP_BLOCK_CONFIG_H
+#define DP_BLOCK_CONFIG_H
+
+#include <stddef.h>
+
+#include "dotproxy/block.h"
+
+#define DP_LIST_KINDS 3 /* enum dotproxy_list_kind */
+
+struct dp_block_config {
+    char *path[DP_LIST_KINDS][DOTPROXY_BLOCKLISTS_MAX];
+    size_t n[DP_LIST_KINDS];
+    int action;                       /* enum dotproxy_block_action */
+    unsigned ttl;                     /* seconds */
+    unsigned check_s;                 /* 0: files are not watched */
+    struct dotproxy_blocker *blocker; /* a reference, or NULL */
+};
+
+#endif
