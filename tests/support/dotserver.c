@@ -768,6 +768,17 @@ static void *server_main(void *arg)
     conn **pconn = NULL;
     size_t pcap = 0;
     for (;;) {
+        if (knobs_get(s).frozen) {
+            /* Black-holed: look only for the stop request, and at the knob
+             * again every few milliseconds. */
+            struct pollfd w = {.fd = s->wake[0], .events = POLLIN};
+            int r = poll(&w, 1, 10);
+            if (r < 0 && errno != EINTR)
+                break;
+            if (r > 0)
+                break;
+            continue;
+        }
         int64_t now = mono_ms();
         size_t n = 0;
         for (conn *c = s->conns; c; c = c->next)

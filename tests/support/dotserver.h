@@ -68,6 +68,12 @@ typedef struct ts_dotserver_knobs {
     /* > 0: answers carrying an OPT get a padding option (RFC 7830) of this
      * many zero octets. */
     unsigned answer_padding;
+    /* The path is black-holed: while set, the server thread neither accepts,
+     * reads, writes nor closes anything (no FIN, no RST, no idle close), on
+     * the connections it has and on new ones (the kernel still completes
+     * TCP handshakes from the backlog, so a new TLS handshake just hangs).
+     * Cleared, it carries on with whatever piled up meanwhile. */
+    int frozen;
 } ts_dotserver_knobs;
 
 /* Zero-initialise, set cert_file and key_file, then the modes wanted. */
