@@ -575,6 +575,67 @@ START_TEST(test_health_sees_an_idle_upstream_go_away_and_come_back_without_traff
 }
 END_TEST
 
+/* The path to an idle upstream is black-holed while our TLS connection to
+ * it stays open (no FIN, no RST: the server just stops reading and
+ * answering). With a long idle timeout the connection would be trusted for
+ * a minute; the upstream must show down within 15 s anyway, and back within
+ * 15 s once the path heals, both without a single client query. While it
+ * is healthy and idle, the check costs a query now and then on the open
+ * connection (no new handshake), and nothing while clients ask. */
+START_TEST(test_health_sees_a_black_holed_open_connection_without_traffic)
+{
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
+    ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 60000), 0);
+    rig r;
+    rig_up(&r, cfg);
+
+    /* Clients asking: every query the upstream sees is a client's. */
+    unsigned q0 = ts_dotserver_queries(srv);
+    char name[64];
+    for (int i = 0; i < 14; i++) {
+        snprintf(name, sizeof name, "BuSy%d.idle.test", i);
+        ask_ok(r.port, (uint16_t)(0x2100 + i), name);
+        poll(NULL, 0, 500);
+    }
+    ck_assert_uint_eq(ts_dotserver_queries(srv) - q0, 14);
+    ck_assert_uint_eq(ts_dotserver_handshakes(srv), 1);
+
+    /* Idle and healthy: the connection stays, and is checked with a query
+     * every few seconds, no more. */
+    q0 = ts_dotserver_queries(srv);
+    poll(NULL, 0, 12000);
+    unsigned checks = ts_dotserver_queries(srv) - q0;
+    unsigned handshakes = ts_dotserver_handshakes(srv);
+    ck_assert_int_ge(wait_health(&r, 0, 1, 100), 0);
+
+    /* Black-holed, the connection still open. */
+    ts_dotserver_knobs k = {.frozen = 1};
+    ts_dotserver_set_knobs(srv, &k);
+    int64_t gone = wait_health(&r, 0, 0, 30000);
+    ck_assert_msg(gone >= 0, "the black-holed upstream still shows healthy after 30 s");
+    ck_assert_msg(gone < 15000, "unhealthy seen only after %lld ms", (long long)gone);
+    /* (Checked here, so that the line above is what fails without checks.) */
+    ck_assert_msg(checks >= 1 && checks <= 3, "%u liveness queries in 12 idle seconds", checks);
+    ck_assert_uint_eq(handshakes, 1);
+    /* While the path stays black-holed, the probes (new handshakes, which
+     * hang) do not make it look healthy. */
+    ck_assert_msg(wait_health(&r, 0, 1, 6000) < 0, "shows healthy while still black-holed");
+    /* The path heals. */
+    k.frozen = 0;
+    ts_dotserver_set_knobs(srv, &k);
+    int64_t back = wait_health(&r, 0, 1, 30000);
+    ck_assert_msg(back >= 0 && back < 15000, "recovery seen after %lld ms", (long long)back);
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr,
+                "black-holed idle connection: down seen after %lld ms, back after %lld ms\n",
+                (long long)gone, (long long)back);
+    ask_ok(r.port, 0x2201, "AfTeR.idle.test");
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
 static TCase *tcase(const char *name, int timeout)
 {
     TCase *tc = tcase_create(name);
@@ -603,6 +664,10 @@ static Suite *health_suite(void)
     tc = tcase("idle", 60);
     tcase_add_test(tc, test_health_learned_idle_limit_is_bounded_rises_again_and_resets_on_reload);
     tcase_add_test(tc, test_health_sees_an_idle_upstream_go_away_and_come_back_without_traffic);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("idle black hole", 120);
+    tcase_add_test(tc, test_health_sees_a_black_holed_open_connection_without_traffic);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -424,6 +424,7 @@ struct ts_dotserver {
     ts_dotserver_opts o;
     int lfd;
     int wake[2];
+    int nudge[2]; /* written by set_knobs: the thread looks at them again */
     uint16_t port;
     pthread_t thread;
     gnutls_certificate_credentials_t cred;
@@ -761,6 +762,13 @@ static void accept_all(ts_dotserver *s, int64_t now)
     }
 }
 
+static void drain_pipe(int fd)
+{
+    char junk[64];
+    while (read(fd, junk, sizeof junk) > 0)
+        ;
+}
+
 static void *server_main(void *arg)
 {
     ts_dotserver *s = arg;
@@ -769,22 +777,24 @@ static void *server_main(void *arg)
     size_t pcap = 0;
     for (;;) {
         if (knobs_get(s).frozen) {
-            /* Black-holed: look only for the stop request, and at the knob
-             * again every few milliseconds. */
-            struct pollfd w = {.fd = s->wake[0], .events = POLLIN};
-            int r = poll(&w, 1, 10);
+            /* Black-holed: look only for the stop request and for new
+             * knobs. */
+            struct pollfd w[2] = {{.fd = s->wake[0], .events = POLLIN},
+                                  {.fd = s->nudge[0], .events = POLLIN}};
+            int r = poll(w, 2, -1);
             if (r < 0 && errno != EINTR)
                 break;
-            if (r > 0)
+            if (r > 0 && w[0].revents)
                 break;
+            drain_pipe(s->nudge[0]);
             continue;
         }
         int64_t now = mono_ms();
         size_t n = 0;
         for (conn *c = s->conns; c; c = c->next)
             n++;
-        if (n + 2 > pcap) {
-            size_t cap = (n + 2) * 2;
+        if (n + 3 > pcap) {
+            size_t cap = (n + 3) * 2;
             struct pollfd *np = realloc(pfd, cap * sizeof *np);
             if (np)
                 pfd = np;
@@ -812,15 +822,18 @@ static void *server_main(void *arg)
             if (d < deadline)
                 deadline = d;
         }
+        pfd[k] = (struct pollfd){.fd = s->nudge[0], .events = POLLIN};
         int timeout = -1;
         if (deadline != INT64_MAX)
             timeout =
                 deadline <= now ? 0 : (int)(deadline - now > INT_MAX ? INT_MAX : deadline - now);
-        int r = poll(pfd, k, timeout);
+        int r = poll(pfd, k + 1, timeout);
         if (r < 0 && errno != EINTR)
             break;
         if (r > 0 && pfd[0].revents)
             break;
+        if (r > 0 && pfd[k].revents)
+            drain_pipe(s->nudge[0]);
         now = mono_ms();
         if (r > 0 && pfd[1].revents)
             accept_all(s, now);
@@ -880,6 +893,10 @@ static void server_free(ts_dotserver *s)
         close(s->wake[0]);
     if (s->wake[1] >= 0)
         close(s->wake[1]);
+    if (s->nudge[0] >= 0)
+        close(s->nudge[0]);
+    if (s->nudge[1] >= 0)
+        close(s->nudge[1]);
     if (s->prio)
         gnutls_priority_deinit(s->prio);
     if (s->cred)
@@ -961,7 +978,7 @@ int ts_dotserver_start(ts_dotserver **out, const ts_dotserver_opts *o)
     if (s == NULL)
         return -1;
     s->o = *o;
-    s->lfd = s->wake[0] = s->wake[1] = -1;
+    s->lfd = s->wake[0] = s->wake[1] = s->nudge[0] = s->nudge[1] = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->knobs = o->knobs;
     int ret;
@@ -982,7 +999,7 @@ int ts_dotserver_start(ts_dotserver **out, const ts_dotserver_opts *o)
         return start_failed(s, o, "priority", gnutls_strerror(ret));
     if ((ret = gnutls_session_ticket_key_generate(&s->ticket_key)) < 0)
         return start_failed(s, o, "ticket key", gnutls_strerror(ret));
-    if (pipe2(s->wake, O_CLOEXEC) < 0)
+    if (pipe2(s->wake, O_CLOEXEC) < 0 || pipe2(s->nudge, O_CLOEXEC | O_NONBLOCK) < 0)
         return start_failed(s, o, "pipe", strerror(errno));
     if ((ret = listen_loopback(o->port, &s->port)) < 0)
         return start_failed(s, o, "listen on 127.0.0.1", strerror(-ret));
@@ -1045,6 +1062,11 @@ void ts_dotserver_set_knobs(ts_dotserver *s, const ts_dotserver_knobs *k)
     pthread_mutex_lock(&s->mu);
     s->knobs = *k;
     pthread_mutex_unlock(&s->mu);
+    /* Best effort: a full pipe already has the thread coming. */
+    ssize_t w;
+    do
+        w = write(s->nudge[1], "x", 1);
+    while (w < 0 && errno == EINTR);
 }
 
 int ts_dotserver_recent_query(ts_dotserver *s, unsigned back, uint8_t *buf, size_t cap)
