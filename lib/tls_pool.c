@@ -39,6 +39,9 @@
  * most RACE_MAX_US, are given to another upstream as well as can be. */
 #define RACE_MIN_US 250000u
 #define RACE_MAX_US 500000u
+/* A query raced while no other upstream was usable is looked at again when
+ * one's backoff ends, or after this at most (race_recheck). */
+#define RACE_RECHECK_US 1000000u
 /* A connection whose slots are dead (queries forgotten, never answered) in
  * this proportion (1/RETIRE_DEAD_DIV of them) is retired and replaced:
  * only its end frees their wire IDs (RFC 7766 6.2.1.1). */
@@ -1133,6 +1136,20 @@ static uint64_t race_due(const struct dp_upstream *up)
     return q->sent_us + race_delay(up);
 }
 
+/* When a query parked by race() (no other upstream usable, none in
+ * `tried`) is looked at again: when the first other upstream's backoff
+ * ends, and at most RACE_RECHECK_US from now. */
+static uint64_t race_recheck(const struct dp_upstreams *set, uint32_t tried, uint64_t now)
+{
+    uint64_t at = now + RACE_RECHECK_US;
+    for (size_t i = 0; i < set->n; i++) {
+        const struct dp_upstream *o = set->ups[i];
+        if (!(tried & (1u << o->index)) && o->down_until_us > now && o->down_until_us < at)
+            at = o->down_until_us;
+    }
+    return at;
+}
+
 /* Queries that waited for up's connect longer than its race delay go to
  * another upstream (when one is usable; else they keep waiting), and up
  * is "slow" for new queries until its connect ends either way. */
@@ -1148,9 +1165,11 @@ static void race(struct dp_pool *pool, struct dp_upstream *up, uint64_t now)
         if (q->sent_us + d > now)
             break; /* later ones came later */
         if (!dp_upstreams_any_usable(pool->ups, q->tried | bit)) {
-            /* Nowhere else to go: keep waiting, and stop looking (its
-             * deadline ends the wait). */
-            q->sent_us = UINT64_MAX - d;
+            /* Nowhere else to go now: keep waiting, and look again when
+             * another upstream's backoff ends (at most RACE_RECHECK_US
+             * from now: a reload may bring new ones, a probe may end a
+             * backoff early). Its deadline ends the wait otherwise. */
+            q->sent_us = race_recheck(pool->ups, q->tried | bit, now) - d;
             break;
         }
         dp_list_remove(&q->wait);

@@ -331,6 +331,65 @@ START_TEST(test_health_races_the_next_upstream_when_the_first_never_completes_tl
 }
 END_TEST
 
+/* A query waiting for the first upstream's handshake (which never ends)
+ * whose race delay passed while the only other upstream was backing off
+ * is raced when that one becomes usable again: it does not stay behind
+ * the hanging handshake until its deadline. */
+START_TEST(test_health_a_query_parked_for_want_of_another_upstream_is_raced_once_one_is_usable)
+{
+    int hold, refuse;
+    uint16_t mute = mute_tls_port(&hold);
+    uint16_t later = refusing_port(&refuse);
+    uint16_t ports[2] = {mute, later};
+    dotproxy_config *cfg = config_for(ports, 2);
+    ck_assert_int_eq(dotproxy_config_set_selection(cfg, DOTPROXY_SELECT_ORDERED), 0);
+    /* Long deadlines: only a re-race answers within the bound below. */
+    ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, 40000), 0);
+    ck_assert_int_eq(dotproxy_config_set_handshake_timeout_ms(cfg, 40000), 0);
+    rig r;
+    rig_up(&r, cfg);
+
+    /* A first query hangs on the mute upstream, is raced to the second,
+     * which refuses: it backs off, and its own probes keep failing. */
+    int fd = ts_dns_udp_socket(r.port);
+    ck_assert_int_ge(fd, 0);
+    uint8_t q[512], ans[1024];
+    size_t qlen = query(q, sizeof q, 0x6101, "ZeRo.park.test");
+    ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
+    dotproxy_upstream_stats st;
+    int64_t end = ts_now_ms() + 20000;
+    do {
+        poll(NULL, 0, 5);
+        ck_assert_int_eq(upstream_stats(&r, 1, &st), 0);
+    } while (st.consecutive_failures < 5 && ts_now_ms() < end);
+    ck_assert_uint_ge(st.consecutive_failures, 5); /* backing off ~4 s now */
+    close(fd);
+
+    /* The query that matters: to the mute upstream (the other is backing
+     * off), raced after its delay with nowhere to go. */
+    qlen = query(q, sizeof q, 0x6102, "PaRkEd.park.test");
+    fd = ts_dns_udp_socket(r.port);
+    ck_assert_int_ge(fd, 0);
+    int64_t t0 = ts_now_ms();
+    ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
+    poll(NULL, 0, 500);
+    /* The second upstream comes back; its backoff ends within ~4.4 s. */
+    close(refuse);
+    ts_dotserver *srv = server_start((ts_dotserver_opts){.port = later}, "server");
+    int n = ts_dns_udp_recv(fd, ans, sizeof ans, 15000);
+    int64_t took = ts_now_ms() - t0;
+    ck_assert_msg(n > 0, "no answer after %lld ms", (long long)took);
+    assert_a_answer(ans, n, 0x6102, "PaRkEd.park.test");
+    ck_assert_msg(took < 10000, "answered after %lld ms", (long long)took);
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr, "parked query answered after %lld ms\n", (long long)took);
+    close(fd);
+    rig_down(&r);
+    close(hold);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
 /* ---- an upstream that completes TLS, then fails every query --------------------- */
 
 #define BROKEN_QUERIES 50
@@ -648,6 +707,11 @@ static Suite *health_suite(void)
     Suite *s = suite_create("upstream health");
     TCase *tc = tcase("handshake", 30);
     tcase_add_test(tc, test_health_races_the_next_upstream_when_the_first_never_completes_tls);
+    suite_add_tcase(s, tc);
+
+    tc = tcase("re-race", 90);
+    tcase_add_test(
+        tc, test_health_a_query_parked_for_want_of_another_upstream_is_raced_once_one_is_usable);
     suite_add_tcase(s, tc);
 
     tc = tcase("protocol failures", 60);
