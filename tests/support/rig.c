@@ -2,7 +2,11 @@
 /* A dotproxy_ctx on its own thread for the integration tests (rig.h). */
 #include "rig.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -94,25 +98,63 @@ void ts_rig_up(ts_rig *r, dotproxy_config *cfg)
     r->running = 1;
 }
 
+void ts_rig_stop(ts_rig *r)
+{
+    if (!r->running)
+        return;
+    dotproxy_ctx_stop(r->ctx);
+    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
+    r->running = 0;
+    ck_assert_int_eq(r->run_rc, 0);
+    ck_assert_int_eq(dotproxy_ctx_stopped(r->ctx), 1);
+}
+
 void ts_rig_down(ts_rig *r)
 {
-    if (r->running) {
-        dotproxy_ctx_stop(r->ctx);
-        ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
-        r->running = 0;
-        ck_assert_int_eq(r->run_rc, 0);
-        ck_assert_int_eq(dotproxy_ctx_stopped(r->ctx), 1);
-    }
+    ts_rig_stop(r);
     dotproxy_ctx_free(r->ctx);
     memset(r, 0, sizeof *r);
+}
+
+void ts_rig_reload_async(ts_rig *r, dotproxy_config *cfg)
+{
+    int rc = dotproxy_ctx_reload(r->ctx, cfg);
+    ck_assert_msg(rc == 0, "dotproxy_ctx_reload: %s", dotproxy_strerror(rc));
+    dotproxy_config_free(cfg);
+}
+
+uint64_t ts_rig_wait_ctr(const ts_rig *r, int which, uint64_t want, int ms)
+{
+    int64_t end = ts_now_ms() + ms;
+    uint64_t v;
+    while ((v = ts_rig_ctr(r, which)) < want && ts_now_ms() < end)
+        poll(NULL, 0, 2);
+    return v;
+}
+
+uint16_t ts_rig_refusing_port(int *fd)
+{
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
+    return ntohs(sa.sin_port);
+}
+
+uint16_t ts_rig_mute_port(int *fd)
+{
+    uint16_t port = ts_rig_refusing_port(fd);
+    ck_assert_int_eq(listen(*fd, 64), 0);
+    return port;
 }
 
 void ts_rig_reload(ts_rig *r, dotproxy_config *cfg)
 {
     uint64_t before = ts_rig_ctr(r, DOTPROXY_CTR_RELOADS);
-    int rc = dotproxy_ctx_reload(r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_reload: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
+    ts_rig_reload_async(r, cfg);
     /* The context applies it in its own thread: wait until it did. */
     int64_t end = ts_now_ms() + 10000;
     while (ts_rig_ctr(r, DOTPROXY_CTR_RELOADS) == before && ts_now_ms() < end)

@@ -44,12 +44,27 @@ typedef struct ts_rig {
 
 /* Start a context from cfg (freed here) and run it on its own thread. */
 void ts_rig_up(ts_rig *r, dotproxy_config *cfg);
-/* Stop and join it (checks it ran and stopped cleanly), then free it. */
+/* Stop and join it, checking it ran and stopped cleanly (no-op if stopped). */
+void ts_rig_stop(ts_rig *r);
+/* ts_rig_stop, then free it. */
 void ts_rig_down(ts_rig *r);
 /* dotproxy_ctx_reload with cfg (freed here); asserts it was accepted and
  * waits until the context applied it (DOTPROXY_CTR_RELOADS). */
 void ts_rig_reload(ts_rig *r, dotproxy_config *cfg);
+/* The same without waiting (a reload that fails in the context's thread
+ * does not count). */
+void ts_rig_reload_async(ts_rig *r, dotproxy_config *cfg);
 uint64_t ts_rig_ctr(const ts_rig *r, int which);
+/* Wait (at most ms) until a context counter reaches want; the last value. */
+uint64_t ts_rig_wait_ctr(const ts_rig *r, int which, uint64_t want, int ms);
+
+/* A TCP port on 127.0.0.1 that refuses connections: bound, never listening,
+ * and kept bound (so nobody else takes it) until the caller closes *fd. */
+uint16_t ts_rig_refusing_port(int *fd);
+/* One that accepts connections (the kernel completes the TCP handshake from
+ * its backlog) and never answers a byte: a resolver whose TLS never
+ * completes, as behind a black-holing middlebox. */
+uint16_t ts_rig_mute_port(int *fd);
 /* Upstream i's stats (asserts it exists). */
 dotproxy_upstream_stats ts_rig_upstream(const ts_rig *r, size_t i);
 
