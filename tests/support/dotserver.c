@@ -431,7 +431,7 @@ struct ts_dotserver {
     gnutls_priority_t prio;
     gnutls_datum_t ticket_key;
     conn *conns;
-    atomic_uint n_conn, n_hs, n_resumed, n_queries, max_pending, n_closed;
+    atomic_uint n_conn, n_hs, n_resumed, n_queries, n_root_ns, max_pending, n_closed;
     /* Knobs and the recorded queries, shared with other threads. */
     pthread_mutex_t mu;
     ts_dotserver_knobs knobs;
@@ -596,6 +596,9 @@ static int take_frames(ts_dotserver *s, conn *c, int64_t now)
             break;
         record_query(s, c->in + off + 2, len);
         atomic_fetch_add(&s->n_queries, 1);
+        const uint8_t *m = c->in + off + 2;
+        if (len >= 17 && m[12] == 0 && get16(m + 13) == 2) /* ". NS" */
+            atomic_fetch_add(&s->n_root_ns, 1);
         c->nread++;
         if (s->o.close_after && c->nread >= s->o.close_after) {
             c->abrupt = true;
@@ -1045,6 +1048,11 @@ unsigned ts_dotserver_resumed(const ts_dotserver *s)
 unsigned ts_dotserver_queries(const ts_dotserver *s)
 {
     return atomic_load(&s->n_queries);
+}
+
+unsigned ts_dotserver_root_ns_queries(const ts_dotserver *s)
+{
+    return atomic_load(&s->n_root_ns);
 }
 
 unsigned ts_dotserver_max_pending(const ts_dotserver *s)

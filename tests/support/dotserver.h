@@ -125,6 +125,10 @@ unsigned ts_dotserver_connections(const ts_dotserver *s); /* TCP connections acc
 unsigned ts_dotserver_handshakes(const ts_dotserver *s);  /* TLS handshakes completed */
 unsigned ts_dotserver_resumed(const ts_dotserver *s);     /* of which resumed sessions */
 unsigned ts_dotserver_queries(const ts_dotserver *s);     /* DNS queries read */
+/* Of which ". NS" queries: a client's liveness checks of an idle connection
+ * (dotproxy pings an idle upstream so; tests counting their own queries
+ * leave these out). */
+unsigned ts_dotserver_root_ns_queries(const ts_dotserver *s);
 /* Largest number of queries read but not yet answered on one connection,
  * measured after the server has read all it could: above 1 when a client
  * pipelines (or with reverse_batch / delay_ms / silent). */
