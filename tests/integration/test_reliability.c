@@ -907,15 +907,15 @@ END_TEST
 START_TEST(test_reliability_query_log_gives_cache_hits_their_real_latency)
 {
     static struct qlog_rec rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
     ck_assert_int_eq(dotproxy_config_set_query_log(cfg, qlog_sink, &rec), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     for (unsigned i = 0; i < 8; i++)
         ask_ok(r.port, (uint16_t)(0x7380 + i), "hit.latency.test");
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
     ck_assert_uint_eq(rec.n, 8);
     uint64_t most = 0;
@@ -979,17 +979,17 @@ static void tap_sink(const dotproxy_tap_event *ev, void *user)
 START_TEST(test_reliability_tap_sees_client_and_upstream_messages_with_both_ends)
 {
     static struct tap_rec rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     unsigned srv_port = ts_dotserver_port(srv);
     dotproxy_config *cfg = config_one((uint16_t)srv_port);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
     ck_assert_int_eq(dotproxy_config_set_tap(NULL, tap_sink, &rec), DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_set_tap(cfg, tap_sink, &rec), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, 0x7401, "tapped.query.test");
     ask_ok(r.port, 0x7402, "tapped.query.test"); /* from the cache */
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 
     static const int kinds[6] = {DOTPROXY_TAP_CLIENT_QUERY,       DOTPROXY_TAP_FORWARDER_QUERY,
