@@ -155,6 +155,13 @@ static void probe_upstream(struct dp_upstream *up, void *user)
     dp_tls_pool_probe(&ctx->pool, up);
 }
 
+/* An idle upstream's health check: a query on its open connection. */
+static void ping_upstream(struct dp_upstream *up, void *user)
+{
+    struct dotproxy_ctx *ctx = user;
+    dp_tls_pool_ping(&ctx->pool, up);
+}
+
 /* ---- creation and teardown ---- */
 
 DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
@@ -176,7 +183,8 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     dp_loop_init(&ctx->loop);
     dp_loop_set_hooks(&ctx->loop, &hooks);
     dp_prng_seed_random(&ctx->prng);
-    const struct dp_upstream_hooks up_hooks = {.probe = probe_upstream, .user = ctx};
+    const struct dp_upstream_hooks up_hooks = {
+        .probe = probe_upstream, .ping = ping_upstream, .user = ctx};
     dp_upstreams_init(&ctx->upstreams, &ctx->loop, &ctx->log, &ctx->prng, &ctx->cfg, &up_hooks);
     struct dp_pool_hooks pool_hooks;
     dp_proxy_pool_hooks(ctx, &pool_hooks);

@@ -675,8 +675,14 @@ static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info 
     q->arrived_us = dp_now(ctx);
     q->deadline_us = q->arrived_us + (uint64_t)ctx->cfg.timeout_ms * 1000u;
     /* Every query has the same timeout, so appending keeps the list in
-     * deadline order: expiry is a look at the head, O(1) per query. */
-    dp_list_push_back(&ctx->active, &q->active);
+     * deadline order: expiry is a look at the head, O(1) per query. After a
+     * reload that lowered the timeout, a new query goes before the older
+     * ones that expire later (else its deadline waits for theirs). */
+    struct dp_list *at = ctx->active.prev;
+    while (at != &ctx->active &&
+           DP_CONTAINER_OF(at, struct dp_query, active)->deadline_us > q->deadline_us)
+        at = at->prev;
+    dp_list_push_front(at, &q->active);
     ctx->n_active++;
     return q;
 }
