@@ -7,6 +7,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -147,13 +148,24 @@ static void probe_upstream(struct dp_upstream *up, void *user)
 
 /* ---- creation and teardown ---- */
 
-DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
+/* Build and start a context; on failure, why[0..cap) (when given) says
+ * what went wrong in a line: the error the context logged last, or the
+ * code's own text when it logged none. */
+static int ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg, char *why, size_t cap)
 {
-    if (out == NULL || cfg == NULL || cfg->n_upstream == 0)
+    if (out == NULL || cfg == NULL || cfg->n_upstream == 0) {
+        if (why != NULL && cap > 0)
+            snprintf(why, cap, "%s",
+                     out == NULL || cfg == NULL ? "no context or configuration given"
+                                                : "no upstream configured");
         return DOTPROXY_EINVAL;
+    }
     struct dotproxy_ctx *ctx = calloc(1, sizeof *ctx);
-    if (ctx == NULL)
+    if (ctx == NULL) {
+        if (why != NULL && cap > 0)
+            snprintf(why, cap, "%s", dotproxy_strerror(DOTPROXY_ENOMEM));
         return DOTPROXY_ENOMEM;
+    }
     ctx->wake.fd = -1;
     dp_stats_init(&ctx->stats);
     const struct dp_loop_hooks hooks = {
@@ -180,9 +192,12 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     if (rc != 0) {
         dp_stats_fini(&ctx->stats);
         free(ctx);
+        if (why != NULL && cap > 0)
+            snprintf(why, cap, "%s", dotproxy_strerror(rc));
         return rc;
     }
     ctx->log = ctx->cfg.log;
+    ctx->log.last = &ctx->last_error;
     if ((rc = dp_proxy_init(ctx)) != 0)
         goto fail;
     gnutls_certificate_credentials_t cred;
@@ -227,8 +242,31 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     *out = ctx;
     return 0;
 fail:
+    if (why != NULL && cap > 0)
+        snprintf(why, cap, "%s",
+                 ctx->last_error.line[0] != '\0' ? ctx->last_error.line : dotproxy_strerror(rc));
     dotproxy_ctx_free(ctx);
     return rc;
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
+{
+    return ctx_new(out, cfg, NULL, 0);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_new_why(dotproxy_ctx **out, const dotproxy_config *cfg, char *why,
+                                         size_t cap)
+{
+    if (why != NULL && cap > 0)
+        why[0] = '\0';
+    return ctx_new(out, cfg, why, cap);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_last_error(const dotproxy_ctx *ctx, char *buf, size_t cap)
+{
+    if (ctx == NULL || buf == NULL || cap == 0)
+        return DOTPROXY_EINVAL;
+    return snprintf(buf, cap, "%s", ctx->last_error.line);
 }
 
 DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)

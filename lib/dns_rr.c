@@ -279,8 +279,8 @@ static int is_record(const dotproxy_dns_rr *rr, uint16_t type)
 
 DOTPROXY_EXPORT int dotproxy_dns_rr_a(const dotproxy_dns_rr *rr, uint8_t out[4])
 {
-    if (out == NULL || !is_record(rr, DOTPROXY_DNS_TYPE_A) ||
-        rr->rclass != DOTPROXY_DNS_CLASS_IN || rr->rdlen != 4)
+    if (out == NULL || !is_record(rr, DOTPROXY_DNS_TYPE_A) || rr->rclass != DOTPROXY_DNS_CLASS_IN ||
+        rr->rdlen != 4)
         return DOTPROXY_EINVAL;
     memcpy(out, rr->rdata, 4);
     return 0;
@@ -300,14 +300,14 @@ DOTPROXY_EXPORT int dotproxy_dns_rr_cname(const dotproxy_dns_rr *rr, char *buf, 
     if (!is_record(rr, DOTPROXY_DNS_TYPE_CNAME) && !is_record(rr, DOTPROXY_DNS_TYPE_NS) &&
         !is_record(rr, DOTPROXY_DNS_TYPE_PTR))
         return DOTPROXY_EINVAL;
-    if (rr->rdlen == 0 || dp_dns_msg_skip_name(rr->msg, rr->msg_len, rr->rdata_off) !=
-                              (int)rr->rdata_off + rr->rdlen)
+    if (rr->rdlen == 0 ||
+        dp_dns_msg_skip_name(rr->msg, rr->msg_len, rr->rdata_off) != (int)rr->rdata_off + rr->rdlen)
         return DOTPROXY_EMALFORMED;
     return dotproxy_dns_name_text(rr->msg, rr->msg_len, rr->rdata_off, buf, cap);
 }
 
-DOTPROXY_EXPORT int dotproxy_dns_rr_txt(const dotproxy_dns_rr *rr, size_t *pos,
-                                        const uint8_t **str, size_t *len)
+DOTPROXY_EXPORT int dotproxy_dns_rr_txt(const dotproxy_dns_rr *rr, size_t *pos, const uint8_t **str,
+                                        size_t *len)
 {
     if (!is_record(rr, DOTPROXY_DNS_TYPE_TXT) || pos == NULL || str == NULL || len == NULL)
         return DOTPROXY_EINVAL;

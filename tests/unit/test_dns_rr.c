@@ -26,9 +26,9 @@ START_TEST(test_build_query_plain_matches_wire_form)
     int n = dotproxy_dns_build_query(q, sizeof q, "www.Example.org", DOTPROXY_DNS_TYPE_AAAA,
                                      DOTPROXY_DNS_CLASS_IN, DOTPROXY_DNS_Q_RD | DOTPROXY_DNS_Q_ID,
                                      0x1234, 0);
-    static const uint8_t want[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0,   0,   0,   0,   0,   0,
-                                   3,    'w',  'w',  'w',  7, 'E', 'x', 'a', 'm', 'p', 'l', 'e',
-                                   3,    'o',  'r',  'g',  0, 0,   28,  0,   1};
+    static const uint8_t want[] = {0x12, 0x34, 0x01, 0x00, 0,   1,   0,   0,   0,   0,   0,
+                                   0,    3,    'w',  'w',  'w', 7,   'E', 'x', 'a', 'm', 'p',
+                                   'l',  'e',  3,    'o',  'r', 'g', 0,   0,   28,  0,   1};
     ck_assert_int_eq(n, (int)sizeof want);
     ck_assert_mem_eq(q, want, sizeof want);
     /* a final dot means the same name */
@@ -123,9 +123,9 @@ START_TEST(test_build_query_root_escapes_and_refusals)
 
     /* cap: one short is ENOSPC, exact fits */
     n = dotproxy_dns_build_query(q, sizeof q, "example.org", 1, 1, DOTPROXY_DNS_Q_EDNS, 0, 0);
-    ck_assert_int_eq(dotproxy_dns_build_query(q, (size_t)n - 1, "example.org", 1, 1,
-                                              DOTPROXY_DNS_Q_EDNS, 0, 0),
-                     DOTPROXY_ENOSPC);
+    ck_assert_int_eq(
+        dotproxy_dns_build_query(q, (size_t)n - 1, "example.org", 1, 1, DOTPROXY_DNS_Q_EDNS, 0, 0),
+        DOTPROXY_ENOSPC);
     ck_assert_int_eq(
         dotproxy_dns_build_query(q, (size_t)n, "example.org", 1, 1, DOTPROXY_DNS_Q_EDNS, 0, 0), n);
     ck_assert_int_eq(dotproxy_dns_build_query(NULL, 10, "a", 1, 1, 0, 0, 0), DOTPROXY_EINVAL);
@@ -156,10 +156,16 @@ static void answer_with_everything(struct msg *m)
     /* TXT "hi" "" "a.b" */
     m_u16(m, 0xC00C);
     m_rr(m, 16, 1, 5, 3 + 1 + 4);
-    m_bytes(m, "\x02hi\x00\x03" "a.b", 8);
+    m_bytes(m,
+            "\x02hi\x00\x03"
+            "a.b",
+            8);
     /* a label with a dot, a space and a backslash in it, as text */
     m_labels(m, "x");
-    m_bytes(m, "\x03" "a.\\", 4);
+    m_bytes(m,
+            "\x03"
+            "a.\\",
+            4);
     m_bytes(m, "\x01 ", 2);
     m_u8(m, 0);
     m_rr(m, 1, 1, 1, 4);
@@ -309,7 +315,10 @@ START_TEST(test_iter_refuses_hostile_messages)
     m_header(&M, 1, 0x8000, 0, 1, 0, 0);
     m_name(&M, "t");
     m_rr(&M, 16, 1, 1, 3);
-    m_bytes(&M, "\x05" "ab", 3);
+    m_bytes(&M,
+            "\x05"
+            "ab",
+            3);
     ck_assert_int_eq(dotproxy_dns_iter_init(&it, M.b, M.n), 0);
     ck_assert_int_eq(dotproxy_dns_iter_next(&it, &rr), 1);
     size_t pos = 0;
@@ -329,8 +338,7 @@ START_TEST(test_iter_refuses_hostile_messages)
 
     /* name_text on an offset that is no name */
     char text[DOTPROXY_DNS_NAME_TEXT_MAX];
-    ck_assert_int_eq(dotproxy_dns_name_text(M.b, M.n, M.n, text, sizeof text),
-                     DOTPROXY_EMALFORMED);
+    ck_assert_int_eq(dotproxy_dns_name_text(M.b, M.n, M.n, text, sizeof text), DOTPROXY_EMALFORMED);
     ck_assert_int_eq(dotproxy_dns_iter_init(NULL, M.b, M.n), DOTPROXY_EINVAL);
 }
 END_TEST
@@ -339,8 +347,8 @@ START_TEST(test_built_query_reads_back)
 {
     uint8_t q[300];
     char text[DOTPROXY_DNS_NAME_TEXT_MAX];
-    int n = dotproxy_dns_build_query(q, sizeof q, "a\\.b.\\009x.org", 16, 3, DOTPROXY_DNS_Q_DO, 0,
-                                     0);
+    int n =
+        dotproxy_dns_build_query(q, sizeof q, "a\\.b.\\009x.org", 16, 3, DOTPROXY_DNS_Q_DO, 0, 0);
     ck_assert_int_gt(n, 0);
     dotproxy_dns_iter it;
     dotproxy_dns_rr rr;
