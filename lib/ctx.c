@@ -7,6 +7,7 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,12 +412,39 @@ DOTPROXY_EXPORT int dotproxy_ctx_run(dotproxy_ctx *ctx)
 
 /* ---- what it tells other threads (stats.c) ---- */
 
+/* The struct as released in 0.1: what the unsized call writes, forever. */
+#define UPSTREAM_STATS_0_1 (offsetof(dotproxy_upstream_stats, answers) + sizeof(uint64_t))
+
 DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
                                                 dotproxy_upstream_stats *out)
 {
-    if (ctx == NULL || out == NULL)
+    return dotproxy_ctx_upstream_stats_sized(ctx, index, out, UPSTREAM_STATS_0_1);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats_sized(dotproxy_ctx *ctx, size_t index,
+                                                      dotproxy_upstream_stats *out, size_t size)
+{
+    dotproxy_upstream_stats all;
+    if (ctx == NULL || out == NULL || size < UPSTREAM_STATS_0_1)
         return DOTPROXY_EINVAL;
-    return dp_stats_upstream(&ctx->stats, index, out);
+    int rc = dp_stats_upstream(&ctx->stats, index, &all);
+    if (rc != 0)
+        return rc;
+    if (size > sizeof all) {
+        memset((uint8_t *)out + sizeof all, 0, size - sizeof all);
+        size = sizeof all;
+    }
+    memcpy(out, &all, size);
+    return 0;
+}
+
+DOTPROXY_EXPORT size_t dotproxy_struct_size(int which)
+{
+    switch (which) {
+    case DOTPROXY_STRUCT_UPSTREAM_STATS: return sizeof(dotproxy_upstream_stats);
+    case DOTPROXY_STRUCT_QUERY_LOG: return sizeof(dotproxy_query_log);
+    default: return 0;
+    }
 }
 
 DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx)

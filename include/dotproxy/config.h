@@ -339,7 +339,12 @@ DOTPROXY_EXPORT int dotproxy_config_set_keep_ecs(dotproxy_config *cfg, int on);
 DOTPROXY_EXPORT int dotproxy_config_get_keep_ecs(const dotproxy_config *cfg);
 
 /* One answered query, for query logging (privacy: off unless set). A value
- * type; pointers are borrowed for the duration of the callback. */
+ * type; pointers are borrowed for the duration of the callback. It grows:
+ * later versions only append fields (tests/abi/layouts.txt holds the
+ * released layout), and the library always hands a whole struct of its own
+ * size, so a callback built against an older header reads its prefix; one
+ * built against a newer header checks dotproxy_struct_size() (proxy.h)
+ * before reading a field the running library may not have. */
 typedef struct dotproxy_query_log {
     const struct sockaddr *client; /* NULL for dotproxy_ctx_query() */
     socklen_t client_len;

@@ -141,7 +141,10 @@ enum dotproxy_counter {
     DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
 };
 
-/* What an operator wants to know about one upstream. A value type. */
+/* What an operator wants to know about one upstream. A value type that
+ * grows: later versions only append fields (tests/abi/layouts.txt holds
+ * the released layout), and dotproxy_ctx_upstream_stats_sized() writes no
+ * more than the size the caller was built with. */
 typedef struct dotproxy_upstream_stats {
     char label[300]; /* "ADDR@PORT#NAME" */
     int healthy;     /* 1 unless backing off after failed connects */
@@ -159,6 +162,25 @@ typedef struct dotproxy_upstream_stats {
  * or DOTPROXY_EINVAL (no such upstream). */
 DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
                                                 dotproxy_upstream_stats *out);
+
+/* The same, for a struct that may be larger in later versions: pass
+ * sizeof(*out). Writes min(size, the library's size) octets: fields the
+ * library does not know are zeroed, fields the caller does not know are
+ * not written. Safe from any thread. Returns 0, or DOTPROXY_EINVAL (no
+ * such upstream, or size smaller than the 0.1 struct). */
+DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats_sized(dotproxy_ctx *ctx, size_t index,
+                                                      dotproxy_upstream_stats *out, size_t size);
+
+/* The structs that grow by appended fields, for dotproxy_struct_size(). */
+enum dotproxy_struct {
+    DOTPROXY_STRUCT_UPSTREAM_STATS = 0,
+    DOTPROXY_STRUCT_QUERY_LOG = 1,
+};
+
+/* The size of a growing struct as this library knows it (0 for an unknown
+ * one): a program built against a newer header reads a field appended
+ * later only when offsetof(field) + its size is within it. Thread-safe. */
+DOTPROXY_EXPORT size_t dotproxy_struct_size(int which);
 
 /* Number of upstreams (as of the last turn). Safe from any thread. */
 DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx);

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -911,6 +912,44 @@ START_TEST(test_proxy_says_why_a_context_cannot_start)
 }
 END_TEST
 
+/* Stats that may grow: the sized call writes no more than asked, zeroes
+ * what the library does not know, and refuses less than the 0.1 struct. */
+START_TEST(test_proxy_upstream_stats_sized_writes_only_the_callers_size)
+{
+    proxy_spec ps = {.upstream_port = {853}, .no_listen = 1};
+    dotproxy_ctx *ctx = proxy_new(&ps);
+    size_t lib = dotproxy_struct_size(DOTPROXY_STRUCT_UPSTREAM_STATS);
+    ck_assert_uint_eq(lib, sizeof(dotproxy_upstream_stats));
+    ck_assert_uint_eq(dotproxy_struct_size(DOTPROXY_STRUCT_QUERY_LOG), sizeof(dotproxy_query_log));
+    ck_assert_uint_eq(dotproxy_struct_size(999), 0);
+
+    unsigned char big[sizeof(dotproxy_upstream_stats) + 32];
+    memset(big, 0xAA, sizeof big);
+    ck_assert_int_eq(dotproxy_ctx_upstream_stats_sized(
+                         ctx, 0, (dotproxy_upstream_stats *)(void *)big, sizeof big),
+                     0);
+    for (size_t i = lib; i < sizeof big; i++)
+        ck_assert_uint_eq(big[i], 0);
+    dotproxy_upstream_stats plain;
+    ck_assert_int_eq(dotproxy_ctx_upstream_stats(ctx, 0, &plain), 0);
+    ck_assert_str_eq(plain.label, ((dotproxy_upstream_stats *)(void *)big)->label);
+
+    /* a caller built with a smaller (older) struct: nothing past its size */
+    size_t old = offsetof(dotproxy_upstream_stats, answers) + sizeof(uint64_t);
+    memset(big, 0xAA, sizeof big);
+    ck_assert_int_eq(
+        dotproxy_ctx_upstream_stats_sized(ctx, 0, (dotproxy_upstream_stats *)(void *)big, old), 0);
+    for (size_t i = old; i < sizeof big; i++)
+        ck_assert_uint_eq(big[i], 0xAA);
+    ck_assert_int_eq(
+        dotproxy_ctx_upstream_stats_sized(ctx, 0, (dotproxy_upstream_stats *)(void *)big, old - 1),
+        DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_ctx_upstream_stats_sized(ctx, 1, &plain, sizeof plain),
+                     DOTPROXY_EINVAL);
+    dotproxy_ctx_free(ctx);
+}
+END_TEST
+
 #define TIER1_MAX_FDS 64
 
 /* One tier-1 turn, as an embedder with its own poll() loop does it: ask
@@ -1167,6 +1206,7 @@ static Suite *proxy_suite(void)
     tcase_add_test(tc, test_proxy_answers_an_api_query_on_a_context_without_a_listen_address);
     tcase_add_test(tc, test_proxy_lets_an_answer_callback_send_the_next_query);
     tcase_add_test(tc, test_proxy_says_why_a_context_cannot_start);
+    tcase_add_test(tc, test_proxy_upstream_stats_sized_writes_only_the_callers_size);
     tcase_add_test(tc, test_proxy_works_when_driven_through_fds_poll_and_process);
     tcase_add_test(tc, test_proxy_answers_queries_in_flight_when_stopped);
     tcase_add_test(tc, test_proxy_listens_on_port_zero_even_when_tcp_holds_the_port_udp_got);
