@@ -219,6 +219,12 @@ DOTPROXY_EXPORT unsigned dotproxy_config_get_handshake_timeout_ms(const dotproxy
     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:-GROUP-ALL:"                \
     "+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1"
 DOTPROXY_EXPORT int dotproxy_config_set_tls_priority(dotproxy_config *cfg, const char *prio);
+/* Check a priority string as dotproxy_ctx_new() will, without a context
+ * (e.g. while reading a configuration file, to name its line): 0, or
+ * DOTPROXY_ETLS with GnuTLS's reason and the position it stopped at in
+ * why[0..cap) ("rejected at '+FOO': The request is invalid."), or
+ * DOTPROXY_EINVAL (NULL or empty). Thread-safe. */
+DOTPROXY_EXPORT int dotproxy_config_check_tls_priority(const char *prio, char *why, size_t cap);
 /* The string in effect: DOTPROXY_TLS_PRIORITY_DEFAULT until one is set. */
 DOTPROXY_EXPORT const char *dotproxy_config_get_tls_priority(const dotproxy_config *cfg);
 
