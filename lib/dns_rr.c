@@ -4,6 +4,7 @@
  * trusts the bytes: a message is validated whole by dns_msg.c before the
  * first record is handed out, and every name is read again through its
  * bounded walk, so no pointer chain can loop or leave the message. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "bytes.h"
@@ -20,18 +21,29 @@
 /* ---- building ---------------------------------------------------------- */
 
 /* Query IDs only need to look random to the outside (the library rewrites
- * them on the wire anyway), so the context-free builder draws them from a
- * generator of its own per thread: no lock, no rand(). */
-static _Thread_local struct dp_prng id_prng;
-static _Thread_local int id_prng_ready;
+ * them on the wire anyway), so the context-free builder draws them from the
+ * library's SplitMix64 (prng.h), never rand(). One state for the process,
+ * advanced atomically: SplitMix64's state is a Weyl sequence, so taking a
+ * step is one fetch-and-add and the scrambling runs on a private copy; any
+ * thread may build queries, with no lock and no thread-local storage (which
+ * would tie the library to the dynamic loader's TLS). */
+#define WEYL_STEP 0x9e3779b97f4a7c15u /* prng.c's step */
+
+static _Atomic uint64_t id_state;
+static atomic_int id_seeded;
 
 static uint16_t random_id(void)
 {
-    if (!id_prng_ready) {
-        dp_prng_seed_random(&id_prng);
-        id_prng_ready = 1;
+    if (!atomic_load_explicit(&id_seeded, memory_order_acquire)) {
+        struct dp_prng seed;
+        dp_prng_seed_random(&seed);
+        uint64_t unset = 0;
+        /* The first thread here seeds; a racing one keeps its seed. */
+        atomic_compare_exchange_strong(&id_state, &unset, seed.state | 1u);
+        atomic_store_explicit(&id_seeded, 1, memory_order_release);
     }
-    return (uint16_t)dp_prng_next(&id_prng);
+    struct dp_prng step = {atomic_fetch_add(&id_state, WEYL_STEP)};
+    return (uint16_t)dp_prng_next(&step);
 }
 
 /* The text name as wire labels into out[0..DOTPROXY_DNS_MAX_NAME). Returns

@@ -160,7 +160,7 @@ DOTPROXY_EXPORT int dotproxy_dns_truncate(uint8_t *msg, size_t len, size_t limit
  * presentation form ("www.example.org", a final dot optional, "." for the
  * root; "\." and "\DDD" escapes allowed), qtype and qclass. opts: the
  * DOTPROXY_DNS_Q_* bits. The ID is `id` with DOTPROXY_DNS_Q_ID, else drawn
- * from the library's own generator (never rand(); per thread, seeded from
+ * from the library's own generator (never rand(); thread-safe, seeded from
  * the kernel). With EDNS or DO the query ends with an OPT RR (version 0,
  * no options) advertising udp_size (0: 1232; below 512: 512).
  * Returns the query's length, DOTPROXY_EINVAL (NULL, or a name that is

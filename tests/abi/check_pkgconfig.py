@@ -121,11 +121,25 @@ def check_layout(args, stage):
                   os.path.basename(args.example_config))
     unit = staged(stage, args.prefix, 'lib', 'systemd', 'system',
                   os.path.basename(args.systemd_unit))
-    for path, src in ((conf, args.example_config), (unit, args.systemd_unit)):
-        if not os.path.isfile(path):
-            problems.append(f'{path}: missing')
-        elif not filecmp.cmp(path, src, shallow=False):
-            problems.append(f'{path}: differs from {src}')
+    if not os.path.isfile(conf):
+        problems.append(f'{conf}: missing')
+    elif not filecmp.cmp(conf, args.example_config, shallow=False):
+        problems.append(f'{conf}: differs from {args.example_config}')
+    # The unit is the source with ExecStart naming the daemon where this
+    # prefix installs it (not /usr/sbin for a /usr/local install).
+    daemon = os.path.join(args.prefix, args.sbindir, 'dotproxyd')
+    if not os.path.isfile(unit):
+        problems.append(f'{unit}: missing')
+    else:
+        with open(args.systemd_unit, encoding='utf-8') as f:
+            want = f.read().replace('\nExecStart=/usr/sbin/dotproxyd ',
+                                    f'\nExecStart={daemon} ')
+        with open(unit, encoding='utf-8') as f:
+            got = f.read()
+        if f'\nExecStart={daemon} ' not in got:
+            problems.append(f'{unit}: ExecStart does not run {daemon}')
+        elif got != want:
+            problems.append(f'{unit}: differs from {args.systemd_unit} beyond ExecStart')
 
     if problems:
         return fail('the staged install is incomplete:\n  ' + '\n  '.join(
