@@ -37,7 +37,14 @@ beside README.md in the source tree:
   variable dotproxyd(8), docs/deployment.md or the Dockerfile names belongs
   to the probe the sentence is about;
 - include/dotproxy/proxy.h: the thread rules in the top comment list exactly
-  the functions whose own comment says "Safe from any thread".
+  the functions whose own comment says "Safe from any thread";
+- README.md's first two commands: no sudo (they say who runs apt-get), and
+  the second reconfigures the first's build directory (`meson setup
+  --reconfigure build`: a plain `meson setup build` only says "already
+  configured", and tests whose tools the second installs, Chromium's, would
+  silently not be registered), installing every package the first does;
+- bench/: no script reaches outside the repository by default (the rig is
+  bench/rig/).
 
 --self-test breaks the documents in memory, one rule at a time, and checks
 that each break is reported. Exit status 0, 1 (a mismatch), 2 (usage).
@@ -449,6 +456,44 @@ def check_thread_rules(header):
     return errors
 
 
+def check_readme_commands(readme):
+    blocks = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    if len(blocks) < 2:
+        return ["README.md: fewer than two sh blocks (install and build; run the tests)"]
+    first, second = blocks[0], blocks[1]
+    errors = []
+    for n, b in ((1, first), (2, second)):
+        if re.search(r"\bsudo\b", b):
+            errors.append("README.md: command %d uses sudo; say who runs apt-get instead" % n)
+    m = re.search(r"meson setup (\S+)", first)
+    if m is None:
+        errors.append("README.md: the first command makes no build directory")
+    else:
+        d = re.escape(m.group(1))
+        if not re.search(r"meson setup --reconfigure %s\b|meson setup %s --reconfigure\b|"
+                         r"meson configure %s\b" % (d, d, d), second):
+            errors.append("README.md: the second command does not reconfigure %s (meson setup "
+                          "--reconfigure), so tests its packages enable stay unregistered"
+                          % m.group(1))
+    pk = [set(re.findall(r"apt-get install -y ([^&]*)", b)[0].split()) if "apt-get install" in b
+          else set() for b in (first, second)]
+    missing = pk[0] - pk[1]
+    if missing:
+        errors.append("README.md: the second command does not install %s"
+                      % ", ".join(sorted(missing)))
+    return errors
+
+
+def check_bench(scripts):
+    errors = []
+    for name, text in sorted(scripts.items()):
+        for n, line in enumerate(text.splitlines(), 1):
+            if re.search(r"/work/shared|\.\./shared\b|\$SRC/\.\.|\"\$SRC\"/\.\.", line):
+                errors.append("bench/%s:%d reaches outside the repository: %s"
+                              % (name, n, line.strip()[:100]))
+    return errors
+
+
 # ---- main -----------------------------------------------------------------------------
 
 
@@ -466,6 +511,8 @@ def check_all(table, help_out, readme, man, example, extra=None):
                                                  "Dockerfile": extra["dockerfile"]},
                                extra["dockerfile"])
     errors += check_thread_rules(extra["proxy_h"])
+    errors += check_readme_commands(readme)
+    errors += check_bench(extra["bench"])
     return errors
 
 
@@ -475,7 +522,14 @@ def read_extra(readme_path):
     def rd(*p):
         with open(os.path.join(root, *p), encoding="utf-8") as f:
             return f.read()
-    return {"deployment": rd("docs", "deployment.md"), "dockerfile": rd("Dockerfile"),
+    bench = {}
+    for d, _, files in os.walk(os.path.join(root, "bench")):
+        for f in files:
+            if f.endswith((".sh", ".py", ".gp")):
+                path = os.path.join(d, f)
+                bench[os.path.relpath(path, os.path.join(root, "bench"))] = open(
+                    path, encoding="utf-8").read()
+    return {"bench": bench, "deployment": rd("docs", "deployment.md"), "dockerfile": rd("Dockerfile"),
             "proxy_h": rd("include", "dotproxy", "proxy.h"),
             "probes": {"health-probe": rd("deploy", "docker", "health-probe"),
                        "dns-probe": rd("deploy", "docker", "dns-probe")}}
@@ -533,6 +587,19 @@ def self_test(table, help_out, readme, man, example, extra):
         ("probe: a variable read but not documented", "health-probe",
          lambda s: s.replace("#   DOTPROXY_HEALTH_TIMEOUT", "#   (timeout)", 1),
          "health-probe documents"),
+        ("README: the second command sets up the build again", "readme",
+         lambda s: s.replace("meson setup --reconfigure build", "meson setup build", 1),
+         "does not reconfigure build"),
+        ("README: sudo", "readme",
+         lambda s: s.replace("```sh\napt-get install", "```sh\nsudo apt-get install", 1),
+         "command 1 uses sudo"),
+        ("README: a package only the first command installs", "readme",
+         lambda s: s.replace("check ca-certificates &&", "check ca-certificates valgrind &&", 1),
+         "valgrind"),
+        ("bench: the shared rig outside the repository", "bench",
+         lambda s: s.replace("${SHARED_BENCH:-$SRC/bench/rig}",
+                             '${SHARED_BENCH:-$(cd "$SRC/.." && pwd)/shared/bench}', 1),
+         "reaches outside the repository"),
         ("proxy.h: thread rules", "proxy_h",
          lambda s: s.replace(" *   dotproxy_ctx_upstream_count,", " *", 1),
          "the top comment does not list it"),
@@ -545,14 +612,16 @@ def self_test(table, help_out, readme, man, example, extra):
     for what, doc, mutate, expect in breaks:
         docs = {"readme": readme, "man": man, "example": example,
                 "deployment": extra["deployment"], "proxy_h": extra["proxy_h"],
-                "health-probe": extra["probes"]["health-probe"]}
+                "health-probe": extra["probes"]["health-probe"],
+                "bench": extra["bench"]["peers-run.sh"]}
         broken = mutate(docs[doc])
         if broken == docs[doc]:
             print("FAIL: %s: the mutation did not apply (test out of date)" % what)
             failed += 1
             continue
         docs[doc] = broken
-        ext = {"deployment": docs["deployment"], "dockerfile": extra["dockerfile"],
+        ext = {"bench": dict(extra["bench"], **{"peers-run.sh": docs["bench"]}),
+               "deployment": docs["deployment"], "dockerfile": extra["dockerfile"],
                "proxy_h": docs["proxy_h"],
                "probes": dict(extra["probes"], **{"health-probe": docs["health-probe"]})}
         errs = check_all(table, help_out, docs["readme"], docs["man"], docs["example"], ext)
