@@ -27,6 +27,7 @@ The staging directory is removed in every case.
 """
 import argparse
 import filecmp
+import glob
 import os
 import re
 import stat
@@ -116,6 +117,17 @@ def check_layout(args, stage):
         with open(man, encoding='utf-8') as f:
             if not re.search(r'^\.TH DOTPROXYD 8 ', f.read(), re.M):
                 problems.append(f'{man}: no ".TH DOTPROXYD 8" title line')
+
+    # The library's reference pages (docs/man3), installed as they are.
+    man3_src = os.path.join(os.path.dirname(args.example_config), '..', 'docs', 'man3')
+    for src in sorted(glob.glob(os.path.join(man3_src, '*.3'))):
+        page = staged(stage, args.prefix, args.mandir, 'man3', os.path.basename(src))
+        if not os.path.isfile(page):
+            problems.append(f'{page}: missing')
+        elif not filecmp.cmp(page, src, shallow=False):
+            problems.append(f'{page}: differs from {src}')
+    if not glob.glob(os.path.join(man3_src, 'libdotproxy.3')):
+        problems.append(f'{man3_src}: no libdotproxy.3 to install')
 
     conf = staged(stage, args.prefix, args.datadir, 'doc', 'dotproxyd',
                   os.path.basename(args.example_config))
