@@ -16,7 +16,7 @@
 #   cached       dotproxyd, cache on, 1,000 names, filled before the round
 #   cached-w2    the same with -w 2
 #   uncached     dotproxyd --cache-size 0, 10,000 names, every query over DoT
-#                to the shared rig's local upstream (upstream.sh)
+#                to the rig's local upstream (bench/rig/upstream.sh)
 #   uncached-w2  the same with -w 2
 #
 # (--rows picks some, comma list; default all) and prints per row the medians

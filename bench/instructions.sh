@@ -6,7 +6,7 @@
 #
 #   bench/instructions.sh [--out DIR] [--clients N] [--outstanding N] [--no-netns]
 #
-# Against the shared rig's DoT upstream ($SHARED_BENCH/upstream.sh: 10,000 names
+# Against the rig's DoT upstream ($SHARED_BENCH/upstream.sh: 10,000 names
 # hN.bench.test), the release daemon runs under callgrind several times:
 #
 #   uncached    --cache-size 0; dnsperf -n 1 over the 10,000 names (each once)
