@@ -31,6 +31,7 @@
 #include <dotproxy/dotproxy.h>
 
 #include "http_server.h"
+#include "dnstap.h"
 #include "log.h"
 #include "notify.h"
 #include "options.h"
@@ -238,6 +239,9 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
         workers[i].log.qlog_limit = opts->log_queries;
         r = dotproxy_config_set_query_log(cfg, dpd_log_query, &workers[i].log);
     }
+    /* --dnstap is restart-only: the output opened at start serves reloads. */
+    if (r == 0 && boot.dnstap != NULL)
+        r = dotproxy_config_set_tap(cfg, dpd_dnstap_event, dpd_dnstap_worker(i));
     if (r < 0) {
         dotproxy_config_free(cfg);
         return r;
@@ -601,8 +605,19 @@ static int run(const struct dpd_options *opts)
         warn_if_writable("api-token-file", opts->api_token_file);
         token = token_buf;
     }
+    if (opts->dnstap != NULL) {
+        char err[600];
+
+        if (dpd_dnstap_open(opts->dnstap, opts->workers, err, sizeof err) != 0) {
+            dpd_log_fatal("--dnstap: %s", err);
+            explicit_bzero(token_buf, sizeof token_buf);
+            return DPD_EXIT_RUNTIME;
+        }
+        dpd_log_main(DOTPROXY_LOG_INFO, "dnstap to %s", opts->dnstap);
+    }
     if (create_contexts(opts) != 0) {
         free_contexts((unsigned)n_published);
+        dpd_dnstap_close();
         explicit_bzero(token_buf, sizeof token_buf);
         return DPD_EXIT_RUNTIME;
     }
@@ -623,6 +638,7 @@ static int run(const struct dpd_options *opts)
         mo.n_ctxs = opts->workers;
         mo.reload = metrics_reload;
         mo.log_lines_dropped = dpd_log_dropped;
+        mo.dnstap_counts = opts->dnstap != NULL ? dpd_dnstap_counts : NULL;
         block_signals(&old); /* its threads must never take our signals */
         r = dpd_http_server_start(&metrics, &mo, err, sizeof err);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -698,6 +714,7 @@ out:
     reload_close();
     dpd_http_server_stop(metrics);
     free_contexts(opts->workers);
+    dpd_dnstap_close(); /* what the workers queued goes out first */
     if (status != DPD_EXIT_OK)
         dpd_log_fatal("stopped after a failure");
     else

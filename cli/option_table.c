@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config_file.h"
+#include "dnstap.h"
 #include "http_server.h"
 #include "option_table.h"
 #include "options.h"
@@ -291,6 +292,16 @@ static int parse_forward_zone(const struct dpd_option *o, const char *text, stru
     return -1;
 }
 
+/* "unix:PATH" or "tcp:ADDR@PORT": the form only, the receiver may come later. */
+static int parse_dnstap(const struct dpd_option *o, const char *text, struct dpd_value *v,
+                        char *why, size_t cap)
+{
+    if (dpd_dnstap_check(text, why, cap) != 0)
+        return -1;
+    v->s = text;
+    return 0;
+}
+
 static const struct dpd_kind kind_uint = {"uint", DPD_STORE_UINT, parse_uint, 0};
 static const struct dpd_kind kind_flag = {"flag", DPD_STORE_INT, parse_flag, 0};
 static const struct dpd_kind kind_enum = {"enum", DPD_STORE_INT, parse_enum, 0};
@@ -305,6 +316,7 @@ static const struct dpd_kind kind_qps_burst = {"qps-burst", DPD_STORE_UINT, pars
 static const struct dpd_kind kind_prefixes = {"prefix-pair", DPD_STORE_UINT, parse_prefixes, 0};
 static const struct dpd_kind kind_metrics = {"metrics", DPD_STORE_STR, parse_metrics, 0};
 static const struct dpd_kind kind_forward = {"forward-zone", DPD_STORE_STR, parse_forward_zone, 0};
+static const struct dpd_kind kind_dnstap = {"dnstap", DPD_STORE_STR, parse_dnstap, 0};
 static const struct dpd_kind kind_none = {"none", DPD_STORE_INT, parse_flag, 0};
 
 /* ---- appliers and shows that are more than one setter or field ---- */
@@ -689,6 +701,8 @@ const struct dpd_option dpd_table[] = {
      .unit = "lines per second (0 = off)", .def = "0",
      .help = "log each answer, at most N lines/s per worker; 0 = off: queries are private",
      FIELD(log_queries)},
+    {.name = "dnstap", .flags = DPD_OPT_RESTART, .metavar = "SOCKET", .kind = &kind_dnstap,
+     .help = "log every message as dnstap to unix:PATH or tcp:ADDR@PORT", FIELD(dnstap)},
     {.name = "syslog", .flags = DPD_OPT_FLAG | DPD_OPT_RESTART, .kind = &kind_flag, .def = "no",
      .help = "log to syslog instead of stderr", FIELD(log_syslog)},
     {.name = "metrics", .flags = DPD_OPT_RESTART, .metavar = "[ADDR@]PORT", .kind = &kind_metrics,

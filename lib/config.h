@@ -7,6 +7,7 @@
 
 #include "dotproxy/config.h"
 #include "dotproxy/forward.h"
+#include "dotproxy/tap.h"
 #include "log.h"
 
 /* The limits are public (include/dotproxy/config.h); these are their names
@@ -83,6 +84,8 @@ struct dotproxy_config {
     struct dp_logger log;
     dotproxy_query_log_fn qlog;
     void *qlog_user;
+    dotproxy_tap_fn tap; /* lib/tap.c; NULL: no tap */
+    void *tap_user;
 };
 
 /* Every upstream a context makes from cfg: upstream[] then fwd_up[]. */

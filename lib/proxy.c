@@ -18,6 +18,7 @@
 #include "edns.h"
 #include "policy.h"
 #include "stats.h"
+#include "tap.h"
 #include "tls_pool.h"
 
 /* The one road out and the pipeline are called from several places but sit
@@ -211,9 +212,14 @@ static const char *const transport_names[] = {"udp", "tcp", "api", "refresh"};
 /* Out of line: only with a query log, and its buffers are large. */
 static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
                                                  const struct dp_origin *to, const uint8_t *msg,
-                                                 size_t len, const struct answer_note *note,
-                                                 uint64_t latency_us)
+                                                 size_t len, const struct answer_note *note)
 {
+    /* The loop's time is the turn's: a cache hit answered within the turn
+     * its query arrived in would show 0. The clock is read afresh here, so
+     * the log says how long the client really waited (the histogram keeps
+     * the turn's time: one clock read per turn). */
+    uint64_t now = ctx->loop.clock_us();
+    uint64_t latency_us = now > note->arrived_us ? now - note->arrived_us : 0;
     const struct sockaddr *client = NULL;
     socklen_t client_len = 0;
     if (to->kind == DP_Q_UDP) {
@@ -238,6 +244,41 @@ static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
     ctx->cfg.qlog(&e, ctx->cfg.qlog_user);
 }
 
+/* The tap's times: the event's is read afresh (the turn's time is when the
+ * turn began, which may be well before); the query's is the turn's it
+ * arrived or was sent in, the same for all of a query's events. */
+
+/* A client's message for the tap. API queries have no client and no
+ * socket: they are not tapped (their upstream queries are). */
+static __attribute__((noinline)) void tap_client(struct dotproxy_ctx *ctx,
+                                                 const struct dp_origin *o, int kind,
+                                                 const uint8_t *msg, size_t len, uint64_t query_us)
+{
+    const struct sockaddr *peer = NULL;
+    socklen_t peer_len = 0;
+    if (o->kind == DP_Q_UDP) {
+        peer = (const struct sockaddr *)o->peer;
+        peer_len = o->peerlen;
+    } else if (o->kind == DP_Q_TCP && o->tcp != NULL) {
+        peer = (const struct sockaddr *)dp_listener_tcp_peer(o->tcp, &peer_len);
+    } else {
+        return;
+    }
+    dp_tap_emit(&ctx->cfg, kind, o->kind == DP_Q_UDP ? DOTPROXY_TAP_UDP : DOTPROXY_TAP_TCP, peer,
+                peer_len, NULL, 0, msg, len, query_us, ctx->loop.clock_us());
+}
+
+/* A message to or from q's upstream, for the tap. */
+static __attribute__((noinline)) void tap_upstream(struct dotproxy_ctx *ctx,
+                                                   const struct dp_query *q, int kind,
+                                                   const uint8_t *msg, size_t len)
+{
+    const struct dp_upstream *up = q->up;
+    dp_tap_emit(&ctx->cfg, kind, DOTPROXY_TAP_TLS, NULL, 0,
+                up != NULL ? (const struct sockaddr *)&up->ep.addr : NULL,
+                up != NULL ? up->ep.addrlen : 0, msg, len, q->sent_us, ctx->loop.clock_us());
+}
+
 /* Every answer leaves here, whoever made it (the upstream, the cache, we)
  * and whoever asked (UDP, TCP, the API): cut to the client's UDP size, timed,
  * logged, sent. msg is the answer as the client must see it (its ID, its
@@ -260,12 +301,14 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TRUNCATED);
     }
     if (note != NULL) {
-        uint64_t latency = dp_now(ctx) - note->arrived_us;
         if (note->timed)
-            dp_stats_record_latency(&ctx->stats, latency);
+            dp_stats_record_latency(&ctx->stats, dp_now(ctx) - note->arrived_us);
         if (ctx->cfg.qlog != NULL)
-            log_answer(ctx, to, msg, len, note, latency);
+            log_answer(ctx, to, msg, len, note);
     }
+    if (ctx->cfg.tap != NULL)
+        tap_client(ctx, to, DOTPROXY_TAP_CLIENT_RESPONSE, msg, len,
+                   note != NULL ? note->arrived_us : dp_now(ctx));
     switch (to->kind) {
     case DP_Q_UDP:
         dp_listener_udp_send(&ctx->listeners, to->udp, to->peer, to->peerlen, to->dst, msg, len);
@@ -463,6 +506,8 @@ void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg,
                      const dotproxy_dns_info *info)
 {
     dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_ANSWERS);
+    if (ctx->cfg.tap != NULL)
+        tap_upstream(ctx, q, DOTPROXY_TAP_FORWARDER_RESPONSE, msg, len);
     if (q->cacheable && has_cache(ctx))
         cache_store(ctx, &q->key, msg, len, info);
     struct dp_upstream *up = q->up;
@@ -518,6 +563,11 @@ static void pool_redispatch(void *user, struct dp_query *q)
     dp_proxy_dispatch(user, q);
 }
 
+static void pool_sent(void *user, const struct dp_query *q)
+{
+    tap_upstream(user, q, DOTPROXY_TAP_FORWARDER_QUERY, q->q, q->qlen);
+}
+
 static void listener_query(void *user, const struct dp_origin *o, uint8_t *msg, size_t len)
 {
     dp_proxy_client_query(user, o, msg, len);
@@ -534,6 +584,7 @@ void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out)
     out->answer = pool_answer;
     out->fail = pool_fail;
     out->redispatch = pool_redispatch;
+    out->sent = pool_sent;
     out->user = ctx;
 }
 
@@ -731,6 +782,8 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
         return;
     }
+    if (ctx->cfg.tap != NULL)
+        tap_client(ctx, o, DOTPROXY_TAP_CLIENT_QUERY, msg, len, dp_now(ctx));
     /* Who may ask, and how fast: before any parsing or state. */
     const struct sockaddr *peer = (const struct sockaddr *)o->peer;
     int verdict = dp_policy_check(ctx->policy, peer, dp_now(ctx));

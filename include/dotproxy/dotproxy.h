@@ -10,6 +10,7 @@
 #include "dotproxy/forward.h"
 #include "dotproxy/loop.h"
 #include "dotproxy/proxy.h"
+#include "dotproxy/tap.h"
 #include "dotproxy/version.h"
 
 #endif

@@ -98,7 +98,7 @@ def main():
     now = probe(structs, a.compiler, a.src_include, a.build_include)
     golden, kinds = (read_golden(a.golden) if os.path.exists(a.golden) else ({}, {}))
     if a.write:
-        growable = {'dotproxy_upstream_stats', 'dotproxy_query_log'}
+        growable = {'dotproxy_upstream_stats', 'dotproxy_query_log', 'dotproxy_tap_event'}
         with open(a.golden, 'w') as f:
             f.write('# SPDX-License-Identifier: MIT\n# Released layouts of the public structs '
                     '(tests/abi/check_layouts.py).\n# frozen|growable NAME SIZEOF, then '
