@@ -574,7 +574,7 @@ def self_test(table, help_out, readme, man, example, extra):
         ("deployment: restart list", "deployment",
          lambda s: s.replace("`metrics-host`, ", "", 1), "docs/deployment.md: restart-only"),
         ("example: restart list", "example",
-         lambda s: s.replace("# listen, workers, user,", "# listen, workers,", 1),
+         lambda s: re.sub(r"(?m)^(# listen, .*?)workers, ", r"\1", s, count=1),
          "example config: restart-only"),
         ("man: the other probe's variables", "man",
          lambda s: s.replace(".BR DOTPROXY_HEALTH_ADDR ,", ".BR DOTPROXY_PROBE_ADDR ,", 1),
