@@ -936,8 +936,18 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
  * process(), where their callbacks may run (a cache hit answers at once). */
 void dp_proxy_run_api_queries(struct dotproxy_ctx *ctx)
 {
+    /* Only those queued before this turn: an answer callback may queue a
+     * follow-up, which then waits for the next turn, so callbacks that
+     * keep asking cached names cannot hold the loop in one turn. */
+    struct dp_list batch;
+    dp_list_init(&batch);
     while (!dp_list_empty(&ctx->api_queue)) {
-        struct dp_query *q = DP_CONTAINER_OF(ctx->api_queue.next, struct dp_query, wait);
+        struct dp_list *e = ctx->api_queue.next;
+        dp_list_remove(e);
+        dp_list_push_back(&batch, e);
+    }
+    while (!dp_list_empty(&batch)) {
+        struct dp_query *q = DP_CONTAINER_OF(batch.next, struct dp_query, wait);
         dp_list_remove(&q->wait);
         struct dp_origin o;
         origin_of(q, &o);
