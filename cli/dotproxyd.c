@@ -209,6 +209,11 @@ static int *bound_ports;
  * then answers more queries than a cache each (docs/cache-design.md). */
 static dotproxy_cache *shared_cache;
 
+/* One anomaly detector for all workers: a client's rate is the same
+ * whichever worker its packets reach (docs/anomaly.md). Made once from the
+ * options at start: its rules are restart-only. */
+static dotproxy_dynblock *shared_dynblock;
+
 /* The options the daemon started with; see reload. */
 static struct dpd_options boot;
 
@@ -231,6 +236,19 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
             dotproxy_config_free(cfg);
             return r;
         }
+    }
+    if (shared_dynblock == NULL) {
+        /* Its log lines go out as worker 0's. */
+        r = dotproxy_config_set_log(cfg, dpd_log_library, &workers[0].log,
+                                    dotproxy_config_get_log_level(opts->cfg));
+        if (r == 0)
+            r = dotproxy_dynblock_new(&shared_dynblock, cfg);
+    }
+    if (r == 0)
+        r = dotproxy_config_set_shared_dynblock(cfg, shared_dynblock);
+    if (r < 0) {
+        dotproxy_config_free(cfg);
+        return r;
     }
     r = dotproxy_config_set_log(cfg, dpd_log_library, &workers[i].log,
                                 dotproxy_config_get_log_level(opts->cfg));
@@ -293,6 +311,8 @@ static void free_contexts(unsigned n)
     }
     dotproxy_cache_free(shared_cache); /* the contexts held their own references */
     shared_cache = NULL;
+    dotproxy_dynblock_free(shared_dynblock);
+    shared_dynblock = NULL;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

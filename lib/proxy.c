@@ -15,6 +15,7 @@
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
 #include "dns_msg.h"
+#include "dynblock.h"
 #include "edns.h"
 #include "policy.h"
 #include "stats.h"
@@ -238,6 +239,14 @@ static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
     ctx->cfg.qlog(&e, ctx->cfg.qlog_user);
 }
 
+/* The client an answer goes to (the dynamic blocks count answers too). */
+static inline const struct sockaddr *dynblock_peer(const struct dp_origin *to)
+{
+    socklen_t l;
+    return (const struct sockaddr *)(to->kind == DP_Q_UDP ? to->peer
+                                                          : dp_listener_tcp_peer(to->tcp, &l));
+}
+
 /* Every answer leaves here, whoever made it (the upstream, the cache, we)
  * and whoever asked (UDP, TCP, the API): cut to the client's UDP size, timed,
  * logged, sent. msg is the answer as the client must see it (its ID, its
@@ -259,6 +268,9 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         len = (size_t)n;
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TRUNCATED);
     }
+    if (note != NULL && to->kind <= DP_Q_TCP)
+        dp_dynblock_answer(ctx->dynblock, dynblock_peer(to), msg, len, to->kind == DP_Q_UDP,
+                           note->qtype, dp_now(ctx));
     if (note != NULL) {
         uint64_t latency = dp_now(ctx) - note->arrived_us;
         if (note->timed)
@@ -342,6 +354,26 @@ static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, con
         send_answer(ctx, o, DOTPROXY_DNS_UDP_MIN, out, (size_t)n, NULL);
     if (out != buf)
         free(out);
+}
+
+/* A dynamic block's action on a client query (dynblock.h); 1 if the query
+ * was answered or dropped here, 0 if it goes on (truncate over TCP). */
+static int dynblock_act(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *msg,
+                        size_t len, int action)
+{
+    if (action == DOTPROXY_DYNBLOCK_TRUNCATE) {
+        if (o->kind != DP_Q_UDP)
+            return 0; /* TCP: the client proved its address */
+        uint8_t out[DOTPROXY_DNS_UDP_MIN];
+        int n = dotproxy_dns_make_reply(out, sizeof out, msg, len, DOTPROXY_RCODE_NOERROR);
+        if (n > 0) {
+            out[2] |= 0x02; /* TC */
+            send_answer(ctx, o, DOTPROXY_DNS_UDP_MIN, out, (size_t)n, NULL);
+        }
+    } else if (action == DOTPROXY_DYNBLOCK_REFUSE) {
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
+    }
+    return 1; /* counted per rule by dynblock.c */
 }
 
 /* Send msg to q's client (from_cache: the answer came from the cache), log
@@ -652,6 +684,12 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
         stale_known = res == DP_CACHE_STALE;
     }
 
+    if (q == NULL && o->kind <= DP_Q_TCP) {
+        int a = dp_dynblock_miss(ctx->dynblock, (const struct sockaddr *)o->peer, msg, info,
+                                 cacheable ? key.hash : 0, dp_now(ctx));
+        if (a != DP_DYNBLOCK_PASS && dynblock_act(ctx, o, msg, len, a))
+            return;
+    }
     if (q == NULL) {
         q = ctx->stopping ? NULL : admit(ctx, info, msg, len);
         if (q == NULL) {
@@ -767,6 +805,9 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
         return;
     }
+    int a = dp_dynblock_query(ctx->dynblock, peer, msg, &info, dp_now(ctx));
+    if (a != DP_DYNBLOCK_PASS && dynblock_act(ctx, o, msg, len, a))
+        return;
     ask(ctx, o, &info, msg, len, NULL);
 }
 
