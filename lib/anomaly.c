@@ -22,10 +22,10 @@ static const struct {
     const char *name;
     uint16_t type;
 } qtypes[] = {
-    {"A", 1},      {"NS", 2},     {"CNAME", 5},   {"SOA", 6},    {"NULL", 10},
-    {"PTR", 12},   {"HINFO", 13}, {"MX", 15},     {"TXT", 16},   {"AAAA", 28},
-    {"SRV", 33},   {"NAPTR", 35}, {"DS", 43},     {"RRSIG", 46}, {"DNSKEY", 48},
-    {"SVCB", 64},  {"HTTPS", 65}, {"CAA", 257},   {"ANY", 255},  {"AXFR", 252},
+    {"A", 1},     {"NS", 2},     {"CNAME", 5}, {"SOA", 6},    {"NULL", 10},
+    {"PTR", 12},  {"HINFO", 13}, {"MX", 15},   {"TXT", 16},   {"AAAA", 28},
+    {"SRV", 33},  {"NAPTR", 35}, {"DS", 43},   {"RRSIG", 46}, {"DNSKEY", 48},
+    {"SVCB", 64}, {"HTTPS", 65}, {"CAA", 257}, {"ANY", 255},  {"AXFR", 252},
 };
 
 static const char *const action_names[] = {"log", "refuse", "drop", "truncate"};
@@ -147,8 +147,8 @@ int dp_anomaly_rule_parse(struct dp_dynrule *r, const char *text, const char **w
                                       : "the threshold is a positive number";
         return DOTPROXY_EINVAL;
     }
-    r->window_s = metric == DP_AM_TUNNEL ? DOTPROXY_DYNBLOCK_TUNNEL_WINDOW
-                                         : DOTPROXY_DYNBLOCK_WINDOW_DEFAULT;
+    r->window_s =
+        metric == DP_AM_TUNNEL ? DOTPROXY_DYNBLOCK_TUNNEL_WINDOW : DOTPROXY_DYNBLOCK_WINDOW_DEFAULT;
     r->for_s = DOTPROXY_DYNBLOCK_FOR_DEFAULT;
     r->action = DOTPROXY_DYNBLOCK_LOG;
     r->mask4 = 32;
@@ -294,8 +294,9 @@ float dp_anomaly_tunnel_score(const struct dp_tunnel_feat *f)
     /* Ordinary labels are words and short tokens (under 16 octets); tunnel
      * labels are filled to near 63 with data. */
     float len = clamp01((f->longest * inv - 12.0f) / 38.0f);
-    /* Words: 2-3 bits per octet; base32 data: 4.3-4.6; hex: 3.6-3.9. */
-    float ent = clamp01((f->entropy * inv - 2.0f) / 2.0f);
+    /* Over a name's few dozen octets words reach 3.5-4 bits per octet;
+     * base32 data 4.3-4.6, base64 folded to one case 4.5-5; hex at most 4. */
+    float ent = clamp01((f->entropy * inv - 3.5f) / 1.0f);
     float uniq = clamp01(f->uniq * inv);
     float types = clamp01(f->types * inv);
     /* Query plus answer: ordinary ones are about 100 octets together. */

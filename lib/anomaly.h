@@ -27,12 +27,12 @@ extern const char *const dp_anomaly_metric_names[DP_AM_COUNT];
 
 /* One --dynblock rule, parsed. */
 struct dp_dynrule {
-    uint8_t metric;      /* enum dp_anomaly_metric */
-    uint8_t action;      /* DOTPROXY_DYNBLOCK_LOG .. _TRUNCATE */
+    uint8_t metric;       /* enum dp_anomaly_metric */
+    uint8_t action;       /* DOTPROXY_DYNBLOCK_LOG .. _TRUNCATE */
     uint8_t mask4, mask6; /* client grouping (prefix lengths) */
-    uint16_t qtype;      /* DP_AM_QTYPE */
-    uint8_t implicit;    /* a default detector, not given by the user */
-    double threshold;    /* per second; the score for tunnel */
+    uint16_t qtype;       /* DP_AM_QTYPE */
+    uint8_t implicit;     /* a default detector, not given by the user */
+    double threshold;     /* per second; the score for tunnel */
     unsigned window_s, for_s;
     char text[DP_DYNRULE_TEXT];
 };
@@ -59,9 +59,9 @@ static inline float dp_anomaly_age(float c, uint32_t dt_ms, float inv_tau_ms)
 /* What one question name looks like (the part left of its registrable
  * domain: sub[0..sub_len) in wire form). */
 struct dp_name_shape {
-    unsigned longest;  /* longest label, octets */
-    unsigned chars;    /* octets in labels */
-    float entropy;     /* Shannon entropy of those octets, bits each (0 when chars < 16) */
+    unsigned longest; /* longest label, octets */
+    unsigned chars;   /* octets in labels */
+    float entropy;    /* Shannon entropy of those octets, bits each (0 when chars < 16) */
 };
 void dp_anomaly_shape(struct dp_name_shape *out, const uint8_t *sub, size_t sub_len);
 

@@ -22,6 +22,7 @@
 #include "dynblock.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -117,9 +118,9 @@ struct group {
     uint8_t mask4, mask6;
     uint64_t m6hi, m6lo;
     struct crule r[SLOTS];
-    unsigned n;        /* rules in r (slots 1..n) */
-    bool query_side;   /* qps / qtype rules */
-    bool answer_side;  /* nxdomain / servfail / bytes rules */
+    unsigned n;       /* rules in r (slots 1..n) */
+    bool query_side;  /* qps / qtype rules */
+    bool answer_side; /* nxdomain / servfail / bytes rules */
 };
 
 struct dotproxy_dynblock {
@@ -167,6 +168,18 @@ static inline uint32_t ms_of(const struct dotproxy_dynblock *db, uint64_t now_us
 static uint64_t unix_ms(const struct dotproxy_dynblock *db, uint32_t ms)
 {
     return db->epoch_unix_ms + ms - 1;
+}
+
+/* Milliseconds from *last to now, and *last moved to now. Workers' clocks
+ * are read at their own turns and may lag one another by a turn: an update
+ * from the past counts as now (dt 0) rather than as 49 days ahead. */
+static inline uint32_t since(uint32_t *last, uint32_t now)
+{
+    if (now <= *last)
+        return 0;
+    uint32_t dt = now - *last;
+    *last = now;
+    return dt;
 }
 
 /* ---- addresses ---- */
@@ -244,8 +257,7 @@ static void key_text(char *out, size_t cap, uint64_t hi, uint64_t lo, bool v4, u
 {
     char a[INET6_ADDRSTRLEN];
     if (v4) {
-        uint8_t b[4] = {(uint8_t)(lo >> 24), (uint8_t)(lo >> 16), (uint8_t)(lo >> 8),
-                        (uint8_t)lo};
+        uint8_t b[4] = {(uint8_t)(lo >> 24), (uint8_t)(lo >> 16), (uint8_t)(lo >> 8), (uint8_t)lo};
         inet_ntop(AF_INET, b, a, sizeof a);
         if (prefix < 32)
             snprintf(out, cap, "%s/%u", a, prefix);
@@ -288,16 +300,24 @@ static void name_text(char *out, size_t cap, const uint8_t *n, size_t len)
  * shard locked, when rule ri's figure `value` (per second, or a score) is
  * over its threshold. until, bidx, bgen and action point into the entry. */
 static void block_hit(struct dotproxy_dynblock *db, unsigned ri, uint32_t for_ms, float value,
-                      uint32_t now, uint32_t *until, uint16_t *bidx, uint16_t *bgen,
-                      uint8_t *action, void (*keyfn)(char *, size_t, const void *),
-                      const void *keyarg)
+                      float count, const struct crule *cr, uint32_t now, uint32_t *until,
+                      uint16_t *bidx, uint16_t *bgen, uint8_t *action,
+                      void (*keyfn)(char *, size_t, const void *), const void *keyarg)
 {
     const struct dp_dynrule *r = &db->rules[ri];
-    uint32_t end = now + for_ms;
+    /* `for` runs from when the rate falls back under the threshold. With
+     * no more traffic the decayed count c does so after tau x ln(c / limit):
+     * the block is set to end then plus `for`, and moved on while traffic
+     * keeps the count up. (The score is not a decaying count: `for` from
+     * now.) */
+    uint32_t below = 0;
+    if (cr != NULL && count > cr->limit)
+        below = (uint32_t)(logf(count / cr->limit) / cr->inv_tau_ms);
+    uint32_t end = now + below + for_ms;
     if (end <= now)
         end = now + 1; /* for=0: ends at the next sweep once under */
-    bool live = *until > now && *bidx < BLOCKS_MAX &&
-                db->blocks[*bidx].gen == *bgen && (*bgen & 1u);
+    bool live =
+        *until > now && *bidx < BLOCKS_MAX && db->blocks[*bidx].gen == *bgen && (*bgen & 1u);
     if (live && r->action <= *action) {
         if (end > *until) {
             *until = end;
@@ -333,8 +353,7 @@ static void block_hit(struct dotproxy_dynblock *db, unsigned ri, uint32_t for_ms
                  r->threshold);
     } else {
         const char *m = r->metric == DP_AM_QTYPE ? "qtype" : dp_anomaly_metric_names[r->metric];
-        snprintf(b->reason, sizeof b->reason, "%s %.1f/s > %g/s", m, (double)value,
-                 r->threshold);
+        snprintf(b->reason, sizeof b->reason, "%s %.1f/s > %g/s", m, (double)value, r->threshold);
     }
     atomic_store(&b->until_ms, end);
     *until = end;
@@ -350,8 +369,8 @@ static void block_hit(struct dotproxy_dynblock *db, unsigned ri, uint32_t for_ms
 }
 
 /* An entry's block applies now: count the hit and say what to do. */
-static int block_applies(struct dotproxy_dynblock *db, uint32_t until, uint16_t bidx,
-                         uint16_t bgen, uint8_t action, uint32_t now)
+static int block_applies(struct dotproxy_dynblock *db, uint32_t until, uint16_t bidx, uint16_t bgen,
+                         uint8_t action, uint32_t now)
 {
     if (until <= now || bidx >= BLOCKS_MAX)
         return DP_DYNBLOCK_PASS;
@@ -399,8 +418,7 @@ static inline uint64_t hash2(const struct dotproxy_dynblock *db, uint64_t a, uin
 
 /* The entry for (hi, lo, group) in shard s, made if absent. */
 static struct centry *client_entry(struct dotproxy_dynblock *db, struct shard *s, uint64_t h,
-                                   uint64_t hi, uint64_t lo, unsigned group, uint32_t now,
-                                   bool v4)
+                                   uint64_t hi, uint64_t lo, unsigned group, uint32_t now, bool v4)
 {
     unsigned home = (unsigned)h & (CT_PER_SHARD - 1);
     struct centry *victim = NULL;
@@ -410,9 +428,11 @@ static struct centry *client_entry(struct dotproxy_dynblock *db, struct shard *s
         if (e->last_ms != 0 && e->lo == lo && e->hi == hi && e->group == group)
             return e;
         /* Who goes: empty first, then the quietest not blocked. */
-        float sc = e->last_ms == 0 ? -1.0f
-                                   : dp_anomaly_age(e->c[0], now - e->last_ms, 1 / TOP_TAU_MS) +
-                                         (e->until_ms > now ? 1e30f : 0.0f);
+        float sc =
+            e->last_ms == 0
+                ? -1.0f
+                : dp_anomaly_age(e->c[0], now > e->last_ms ? now - e->last_ms : 0, 1 / TOP_TAU_MS) +
+                      (e->until_ms > now ? 1e30f : 0.0f);
         if (victim == NULL || sc < vscore) {
             victim = e;
             vscore = sc;
@@ -529,12 +549,11 @@ static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct ce
     if (scored) {
         struct dp_name_shape sh;
         dp_anomaly_shape(&sh, name, doff);
-        uint32_t dt = now - t->last_ms;
+        uint32_t dt = since(&t->last_ms, now);
         if (dt > 0) {
             float k = dp_anomaly_decay((float)dt * db->tun.inv_tau_ms);
             t->f.n *= k, t->f.longest *= k, t->f.entropy *= k;
             t->f.uniq *= k, t->f.types *= k, t->f.size *= k;
-            t->last_ms = now;
         }
         t->f.n += 1;
         t->f.longest += (float)sh.longest;
@@ -546,11 +565,11 @@ static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct ce
         ce->tslot = 1u + (uint32_t)(t - s->t);
         ce->qid = info->id;
         if (t->score > db->tun.limit && !ce->exempt) {
-            struct tkey k = {{ce->hi, ce->lo, v4, v4 ? 32u : 128u}, name + doff,
-                             info->qname_len - doff};
+            struct tkey k = {
+                {ce->hi, ce->lo, v4, v4 ? 32u : 128u}, name + doff, info->qname_len - doff};
             bool was = t->until_ms > now;
-            block_hit(db, db->tun.rule, db->tun.for_ms, t->score, now, &t->until_ms, &t->bidx,
-                      &t->bgen, &t->action, tkey_text, &k);
+            block_hit(db, db->tun.rule, db->tun.for_ms, t->score, 0, NULL, now, &t->until_ms,
+                      &t->bidx, &t->bgen, &t->action, tkey_text, &k);
             if (!was && t->action != DOTPROXY_DYNBLOCK_LOG)
                 ce->tunnel_blocks = 1;
         }
@@ -586,8 +605,7 @@ int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *clien
         struct shard *s = &db->shards[h >> 58];
         pthread_mutex_lock(&s->mu);
         struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
-        uint32_t dt = now - e->last_ms;
-        e->last_ms = now;
+        uint32_t dt = since(&e->last_ms, now);
         if (dt > 0)
             e->c[0] = dp_anomaly_age(e->c[0], dt, 1 / TOP_TAU_MS);
         e->c[0] += 1;
@@ -600,7 +618,7 @@ int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *clien
                 *c += 1;
                 if (*c > r->limit && !e->exempt) {
                     struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
-                    block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, now,
+                    block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
                               &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
                 }
             }
@@ -657,8 +675,7 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
         d->last_ms = now;
         d->bidx = UINT16_MAX;
     }
-    uint32_t dt = now - d->last_ms;
-    d->last_ms = now;
+    uint32_t dt = since(&d->last_ms, now);
     for (unsigned i = 0; i < db->n_sub; i++) {
         const struct crule *r = &db->sub[i];
         if (dt > 0)
@@ -667,8 +684,8 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
             d->c[i] += 1;
             if (d->c[i] > r->limit) {
                 struct dkey k = {name + doff, info->qname_len - doff};
-                block_hit(db, r->rule, r->for_ms, d->c[i] * 1000.0f * r->inv_tau_ms, now,
-                          &d->until_ms, &d->bidx, &d->bgen, &d->action, dkey_text, &k);
+                block_hit(db, r->rule, r->for_ms, d->c[i] * 1000.0f * r->inv_tau_ms, d->c[i], r,
+                          now, &d->until_ms, &d->bidx, &d->bgen, &d->action, dkey_text, &k);
             }
         }
     }
@@ -677,8 +694,7 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
         uint64_t hi, lo;
         bool v4;
         /* Exempt clients are served; only they pay for the check. */
-        if (db->n_exempt == 0 || addr_of(client, &hi, &lo, &v4) != 0 ||
-            !is_exempt(db, hi, lo, v4))
+        if (db->n_exempt == 0 || addr_of(client, &hi, &lo, &v4) != 0 || !is_exempt(db, hi, lo, v4))
             v = block_applies(db, d->until_ms, d->bidx, d->bgen, d->action, now);
     }
     pthread_mutex_unlock(&s->mu);
@@ -708,8 +724,7 @@ void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *cli
         struct shard *s = &db->shards[h >> 58];
         pthread_mutex_lock(&s->mu);
         struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
-        uint32_t dt = now - e->last_ms;
-        e->last_ms = now;
+        uint32_t dt = since(&e->last_ms, now);
         if (dt > 0)
             e->c[0] = dp_anomaly_age(e->c[0], dt, 1 / TOP_TAU_MS);
         for (unsigned i = 0; i < gr->n; i++) {
@@ -729,8 +744,8 @@ void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *cli
             *c += add;
             if (*c > r->limit && !e->exempt) {
                 struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
-                block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, now, &e->until_ms,
-                          &e->bidx, &e->bgen, &e->action, ckey_text, &k);
+                block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
+                          &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
             }
         }
         if (g == 0 && tun && e->tslot != 0 && e->qid == id) {
@@ -754,7 +769,8 @@ static void crule_of(struct crule *c, const struct dp_dynrule *r, unsigned ri, u
     float tau_ms = (float)r->window_s * 1000.0f;
     c->inv_tau_ms = 1.0f / tau_ms;
     /* Rates compare as decayed counts (rate x tau); the score as is. */
-    c->limit = r->metric == DP_AM_TUNNEL ? (float)r->threshold : (float)r->threshold * (float)r->window_s;
+    c->limit =
+        r->metric == DP_AM_TUNNEL ? (float)r->threshold : (float)r->threshold * (float)r->window_s;
     c->for_ms = r->for_s * 1000u;
 }
 
@@ -1045,7 +1061,8 @@ size_t dp_dynblock_top(struct dotproxy_dynblock *db, dotproxy_anomaly_offender *
             const struct centry *e = &s->c[i];
             if (e->last_ms == 0 || e->group != 0)
                 continue;
-            double qps = (double)dp_anomaly_age(e->c[0], now - e->last_ms, 1 / TOP_TAU_MS) /
+            double qps = (double)dp_anomaly_age(e->c[0], now > e->last_ms ? now - e->last_ms : 0,
+                                                1 / TOP_TAU_MS) /
                          (TOP_TAU_MS / 1000.0);
             if (qps < 0.05)
                 continue;
