@@ -555,8 +555,8 @@ const struct dpd_option dpd_table[] = {
      .help = "queries one client may have waiting, 0 = no cap", LIB_UINT(max_client_queries)},
     {.name = "dynblock", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART, .metavar = "RULE",
      .kind = &kind_string, .max = DOTPROXY_DYNBLOCK_RULES_MAX, .unit = "rules",
-     .help = "anomaly rule METRIC>THRESHOLD[,window=S][,for=S][,action=A][,mask=BITS]; "
-             "repeatable (docs/anomaly.md)",
+     .help = "detect and block anomalies: METRIC>THRESHOLD[,OPTION=V...]; repeatable "
+             "(docs/anomaly.md)",
      .refused = "not a rule: METRIC>THRESHOLD[,window=S][,for=S][,action=log|refuse|drop|"
                 "truncate][,mask=BITS], METRIC qps, nxdomain, servfail, bytes, qtype:TYPE, "
                 "subdomains or tunnel",
