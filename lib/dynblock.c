@@ -25,6 +25,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -84,14 +85,35 @@ struct dentry {
     uint8_t action, pad[3];
 };
 
+/* A shard's lock is held for a few dozen instructions: a spin lock (test,
+ * then test-and-set; yield the CPU after a while, for when the holder was
+ * descheduled) costs a tenth of a mutex's lock and unlock. */
+struct spin {
+    atomic_flag f;
+};
+
+static inline void spin_lock(struct spin *l)
+{
+    unsigned n = 0;
+    while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire)) {
+        if (++n % 64 == 0)
+            sched_yield();
+    }
+}
+
+static inline void spin_unlock(struct spin *l)
+{
+    atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
 struct shard {
-    pthread_mutex_t mu;
+    struct spin mu;
     struct centry c[CT_PER_SHARD];
     struct tentry t[TT_PER_SHARD];
 } __attribute__((aligned(64)));
 
 struct dshard {
-    pthread_mutex_t mu;
+    struct spin mu;
     struct dentry d[DT_PER_SHARD];
 } __attribute__((aligned(64)));
 
@@ -108,6 +130,7 @@ struct block {
 /* A rule as the hot path wants it. */
 struct crule {
     uint8_t rule, slot, metric, action;
+    uint8_t tau; /* index into its group's inv_tau */
     uint16_t qtype;
     float limit; /* threshold x tau: compared with the decayed count */
     float inv_tau_ms;
@@ -118,7 +141,9 @@ struct group {
     uint8_t mask4, mask6;
     uint64_t m6hi, m6lo;
     struct crule r[SLOTS];
-    unsigned n;       /* rules in r (slots 1..n) */
+    unsigned n;           /* rules in r (slots 1..n) */
+    float inv_tau[SLOTS]; /* the distinct windows; [0] is slot 0's */
+    unsigned ntau;
     bool query_side;  /* qps / qtype rules */
     bool answer_side; /* nxdomain / servfail / bytes rules */
 };
@@ -411,9 +436,16 @@ static inline void maybe_sweep(struct dotproxy_dynblock *db, uint64_t now_us)
 
 /* ---- tables ---- */
 
+/* Table indexes: a keyed multiply-xorshift mix (a tenth of SipHash's
+ * cost). Without the key an attacker cannot aim sources at one bucket, and
+ * a bucket collision costs at most the quietest entry of its window. */
 static inline uint64_t hash2(const struct dotproxy_dynblock *db, uint64_t a, uint64_t b)
 {
-    return dp_siphash13_words(db->sip, a, b);
+    uint64_t h = (a ^ db->sip[0]) * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 32) ^ b ^ db->sip[1]) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
 }
 
 /* The entry for (hi, lo, group) in shard s, made if absent. */
@@ -421,12 +453,15 @@ static struct centry *client_entry(struct dotproxy_dynblock *db, struct shard *s
                                    uint64_t hi, uint64_t lo, unsigned group, uint32_t now, bool v4)
 {
     unsigned home = (unsigned)h & (CT_PER_SHARD - 1);
-    struct centry *victim = NULL;
-    float vscore = 0;
     for (unsigned i = 0; i < WAYS; i++) {
         struct centry *e = &s->c[(home + i) & (CT_PER_SHARD - 1)];
         if (e->last_ms != 0 && e->lo == lo && e->hi == hi && e->group == group)
             return e;
+    }
+    struct centry *victim = NULL;
+    float vscore = 0;
+    for (unsigned i = 0; i < WAYS; i++) {
+        struct centry *e = &s->c[(home + i) & (CT_PER_SHARD - 1)];
         /* Who goes: empty first, then the quietest not blocked. */
         float sc =
             e->last_ms == 0
@@ -489,6 +524,20 @@ static void qname_lower(uint8_t *buf, const uint8_t *msg, const dotproxy_dns_inf
         uint8_t c = n[i];
         buf[i] = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
     }
+}
+
+/* Bring an entry's counts from its last update to now: one e^-x per
+ * distinct window of the group (usually one), not one per rule. */
+static inline void age_entry(const struct group *gr, struct centry *e, uint32_t dt)
+{
+    if (dt == 0)
+        return;
+    float k[SLOTS];
+    for (unsigned j = 0; j < gr->ntau; j++)
+        k[j] = dp_anomaly_decay((float)dt * gr->inv_tau[j]);
+    e->c[0] *= k[0];
+    for (unsigned i = 0; i < gr->n; i++)
+        e->c[gr->r[i].slot] *= k[gr->r[i].tau];
 }
 
 /* ---- key texts, made only when a block starts ---- */
@@ -603,17 +652,13 @@ int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *clien
         mask_of(gr, v4, &hi, &lo);
         uint64_t h = hash2(db, hi, lo ^ g);
         struct shard *s = &db->shards[h >> 58];
-        pthread_mutex_lock(&s->mu);
+        spin_lock(&s->mu);
         struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
-        uint32_t dt = since(&e->last_ms, now);
-        if (dt > 0)
-            e->c[0] = dp_anomaly_age(e->c[0], dt, 1 / TOP_TAU_MS);
+        age_entry(gr, e, since(&e->last_ms, now));
         e->c[0] += 1;
         for (unsigned i = 0; i < gr->n; i++) {
             const struct crule *r = &gr->r[i];
             float *c = &e->c[r->slot];
-            if (dt > 0)
-                *c = dp_anomaly_age(*c, dt, r->inv_tau_ms);
             if (r->metric == DP_AM_QPS || (r->metric == DP_AM_QTYPE && r->qtype == info->qtype)) {
                 *c += 1;
                 if (*c > r->limit && !e->exempt) {
@@ -631,7 +676,7 @@ int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *clien
             if (v > verdict)
                 verdict = v;
         }
-        pthread_mutex_unlock(&s->mu);
+        spin_unlock(&s->mu);
     }
     return verdict;
 }
@@ -652,7 +697,7 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
     bool fresh = name_new(db, 1, name_hash ^ (uint64_t)info->qtype << 40);
     dh |= 1u;
     struct dshard *s = &db->dshards[dh >> 58];
-    pthread_mutex_lock(&s->mu);
+    spin_lock(&s->mu);
     unsigned home = (unsigned)(dh >> 20) & (DT_PER_SHARD - 1);
     struct dentry *d = NULL, *victim = NULL;
     float vscore = 0;
@@ -697,7 +742,7 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
         if (db->n_exempt == 0 || addr_of(client, &hi, &lo, &v4) != 0 || !is_exempt(db, hi, lo, v4))
             v = block_applies(db, d->until_ms, d->bidx, d->bgen, d->action, now);
     }
-    pthread_mutex_unlock(&s->mu);
+    spin_unlock(&s->mu);
     return v;
 }
 
@@ -722,16 +767,12 @@ void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *cli
         mask_of(gr, v4, &hi, &lo);
         uint64_t h = hash2(db, hi, lo ^ g);
         struct shard *s = &db->shards[h >> 58];
-        pthread_mutex_lock(&s->mu);
+        spin_lock(&s->mu);
         struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
-        uint32_t dt = since(&e->last_ms, now);
-        if (dt > 0)
-            e->c[0] = dp_anomaly_age(e->c[0], dt, 1 / TOP_TAU_MS);
+        age_entry(gr, e, since(&e->last_ms, now));
         for (unsigned i = 0; i < gr->n; i++) {
             const struct crule *r = &gr->r[i];
             float *c = &e->c[r->slot];
-            if (dt > 0)
-                *c = dp_anomaly_age(*c, dt, r->inv_tau_ms);
             float add = 0;
             if (r->metric == DP_AM_NXDOMAIN && rcode == DOTPROXY_RCODE_NXDOMAIN)
                 add = 1;
@@ -753,7 +794,7 @@ void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *cli
             t->f.size += (float)len;
             e->tslot = 0;
         }
-        pthread_mutex_unlock(&s->mu);
+        spin_unlock(&s->mu);
     }
 }
 
@@ -831,6 +872,16 @@ static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_confi
     (void)tun_set;
     for (unsigned g = 0; g < db->n_groups; g++) {
         struct group *gr = &db->groups[g];
+        gr->inv_tau[0] = 1 / TOP_TAU_MS;
+        gr->ntau = 1;
+        for (unsigned i = 0; i < gr->n; i++) {
+            unsigned j = 0;
+            while (j < gr->ntau && gr->inv_tau[j] != gr->r[i].inv_tau_ms)
+                j++;
+            if (j == gr->ntau)
+                gr->inv_tau[gr->ntau++] = gr->r[i].inv_tau_ms;
+            gr->r[i].tau = (uint8_t)j;
+        }
         unsigned p = gr->mask6;
         gr->m6hi = p >= 64 ? ~0ull : ~0ull << (64 - p);
         gr->m6lo = p <= 64 ? 0 : ~0ull << (128 - p);
@@ -871,8 +922,8 @@ int dp_dynblock_new(struct dotproxy_dynblock **out, const struct dotproxy_config
         return DOTPROXY_ENOMEM;
     }
     for (unsigned i = 0; i < SHARDS; i++) {
-        pthread_mutex_init(&db->shards[i].mu, NULL);
-        pthread_mutex_init(&db->dshards[i].mu, NULL);
+        atomic_flag_clear(&db->shards[i].mu.f);
+        atomic_flag_clear(&db->dshards[i].mu.f);
     }
     for (unsigned i = 0; i < BLOCKS_MAX; i++)
         db->blocks[i].gen = 0;
@@ -897,10 +948,6 @@ void dp_dynblock_unref(struct dotproxy_dynblock *db)
 {
     if (db == NULL || atomic_fetch_sub(&db->refs, 1) != 1)
         return;
-    for (unsigned i = 0; i < SHARDS; i++) {
-        pthread_mutex_destroy(&db->shards[i].mu);
-        pthread_mutex_destroy(&db->dshards[i].mu);
-    }
     pthread_mutex_destroy(&db->bmu);
     dp_psl_free(db->psl);
     free(db->shards);
@@ -1056,7 +1103,7 @@ size_t dp_dynblock_top(struct dotproxy_dynblock *db, dotproxy_anomaly_offender *
     size_t n = 0;
     for (unsigned si = 0; si < SHARDS; si++) {
         struct shard *s = &db->shards[si];
-        pthread_mutex_lock(&s->mu);
+        spin_lock(&s->mu);
         for (unsigned i = 0; i < CT_PER_SHARD; i++) {
             const struct centry *e = &s->c[i];
             if (e->last_ms == 0 || e->group != 0)
@@ -1081,7 +1128,7 @@ size_t dp_dynblock_top(struct dotproxy_dynblock *db, dotproxy_anomaly_offender *
             if (n < cap)
                 n++;
         }
-        pthread_mutex_unlock(&s->mu);
+        spin_unlock(&s->mu);
     }
     return n;
 }

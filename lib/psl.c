@@ -44,7 +44,13 @@ static uint64_t chain(const struct dp_psl *p, uint64_t h, const uint8_t *lab, si
     uint64_t f = 0xcbf29ce484222325ull ^ n;
     for (size_t i = 0; i < n; i++)
         f = (f ^ lab[i]) * 0x100000001b3ull;
-    uint64_t r = dp_siphash13_words(p->key, h, f);
+    /* A keyed multiply-xorshift step: cheap, and without the key no one
+     * can make two suffixes meet. */
+    uint64_t r = (h ^ p->key[0]) * 0x9e3779b97f4a7c15ull;
+    r = (r ^ (r >> 32) ^ f ^ p->key[1]) * 0xbf58476d1ce4e5b9ull;
+    r ^= r >> 31;
+    r *= 0x94d049bb133111ebull;
+    r ^= r >> 29;
     return r != 0 ? r : 1;
 }
 

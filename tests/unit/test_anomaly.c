@@ -48,11 +48,27 @@ END_TEST
 START_TEST(test_anomaly_rule_refuses_what_is_wrong)
 {
     static const char *const bad[] = {
-        "",        "qps",          "qps>",           "qps>-1",        "qps>0",
-        "qps>1x",  "rps>10",       "qtype:BOGUS>1",  "qps>1,window=0", "qps>1,window=3601",
-        "qps>1,for=86401",         "qps>1,action=ban", "qps>1,mask=0", "qps>1,mask=129",
-        "qps>1,x=1",               "qps>1,window",   "tunnel>1",      "tunnel>1.5",
-        "subdomains>10,mask=24",   "qps>1.2.3",      "qps>.5",
+        "",
+        "qps",
+        "qps>",
+        "qps>-1",
+        "qps>0",
+        "qps>1x",
+        "rps>10",
+        "qtype:BOGUS>1",
+        "qps>1,window=0",
+        "qps>1,window=3601",
+        "qps>1,for=86401",
+        "qps>1,action=ban",
+        "qps>1,mask=0",
+        "qps>1,mask=129",
+        "qps>1,x=1",
+        "qps>1,window",
+        "tunnel>1",
+        "tunnel>1.5",
+        "subdomains>10,mask=24",
+        "qps>1.2.3",
+        "qps>.5",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct dp_dynrule r;
@@ -133,8 +149,7 @@ START_TEST(test_anomaly_shape_measures_labels_and_entropy)
     float words = sh.entropy;
     n = wire(w, "mfrggzdfmztwq2lknnwg23tpobyxe43u");
     dp_anomaly_shape(&sh, w, n);
-    ck_assert_msg(words < 4.0f && sh.entropy > words, "%f %f", (double)words,
-                  (double)sh.entropy);
+    ck_assert_msg(words < 4.0f && sh.entropy > words, "%f %f", (double)words, (double)sh.entropy);
 }
 END_TEST
 
@@ -154,8 +169,8 @@ START_TEST(test_anomaly_tunnel_score_tells_a_tunnel_from_ordinary_names)
     few.n = 3;
     ck_assert(dp_anomaly_tunnel_score(&few) == 0);
     /* DKIM-like TXT lookups: short labels, words, repeated. */
-    struct dp_tunnel_feat dk = {.n = 20, .longest = 20 * 10, .entropy = 0, .uniq = 4,
-                                .types = 20, .size = 20 * 400};
+    struct dp_tunnel_feat dk = {
+        .n = 20, .longest = 20 * 10, .entropy = 0, .uniq = 4, .types = 20, .size = 20 * 400};
     ck_assert(dp_anomaly_tunnel_score(&dk) < 0.6f);
 }
 END_TEST

@@ -532,7 +532,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_config_listen_list_reads_back_clears_and_stops_at_its_limit);
     tcase_add_test(tc, test_config_upstreams_and_pins_read_back_and_stop_at_their_limits);
     tcase_add_test(tc, test_config_allow_list_counts_and_stops_at_its_limit);
-    tcase_add_test(tc, test_config_dynblock_rules_and_exemptions_read_back_and_stop_at_their_limits);
+    tcase_add_test(tc,
+                   test_config_dynblock_rules_and_exemptions_read_back_and_stop_at_their_limits);
     tcase_add_test(tc, test_config_dup_copies_every_setting);
     tcase_add_test(tc, test_config_dup_is_independent_of_its_source);
     tcase_add_test(tc, test_config_dup_refuses_null);

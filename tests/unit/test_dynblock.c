@@ -121,7 +121,8 @@ START_TEST(test_dynblock_qps_blocks_within_a_second_then_ends_after_for)
               0);
     /* 400 qps: the 10 s average is over 20 after about 0.3 s. */
     uint64_t start = t;
-    uint64_t hit = send_for(db, SA(a), "www.example.com", 1, 400, 800, &t, DOTPROXY_DYNBLOCK_REFUSE);
+    uint64_t hit =
+        send_for(db, SA(a), "www.example.com", 1, 400, 800, &t, DOTPROXY_DYNBLOCK_REFUSE);
     ck_assert_uint_gt(hit, 0);
     ck_assert_msg(hit - start < SEC, "blocked after %llu us", (unsigned long long)(hit - start));
     /* The other client is served meanwhile. */
@@ -411,8 +412,8 @@ static long rss_kib(void)
 
 START_TEST(test_dynblock_million_spoofed_sources_stay_bounded_and_the_heavy_hitter_is_found)
 {
-    static const char *const rules[] = {"qps>50,action=refuse", "nxdomain>50",
-                                        "qtype:TXT>50", "bytes>100000", NULL};
+    static const char *const rules[] = {"qps>50,action=refuse", "nxdomain>50", "qtype:TXT>50",
+                                        "bytes>100000", NULL};
     long before = rss_kib();
     struct dotproxy_dynblock *db = make(rules, NULL);
     ck_assert_uint_lt(dp_dynblock_memory(db), 16u << 20);
@@ -510,8 +511,8 @@ static Suite *dynblock_suite(void)
     tcase_add_test(tc, test_dynblock_tunnel_blocks_that_client_and_domain_only);
     tcase_add_test(tc, test_dynblock_tunnel_ignores_ordinary_browsing);
     tcase_add_test(tc, test_dynblock_clear_ends_every_block_at_once);
-    tcase_add_test(tc,
-                   test_dynblock_million_spoofed_sources_stay_bounded_and_the_heavy_hitter_is_found);
+    tcase_add_test(
+        tc, test_dynblock_million_spoofed_sources_stay_bounded_and_the_heavy_hitter_is_found);
     tcase_add_test(tc, test_dynblock_shared_state_sees_a_client_split_across_workers_as_one);
     suite_add_tcase(s, tc);
     return s;
