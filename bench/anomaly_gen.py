@@ -12,6 +12,7 @@ Kinds:
              (names starting "nx", which tests/support/dotserver answers
              NXDOMAIN)
   flood      ordinary names, as fast as asked, from each source
+  nxdomain   names that do not exist ("nx..."), each under its own domain
   subdomains random 12-character labels under one domain (water torture)
   tunnel     base32 labels of 50-60 characters under one domain, TXT
   amplify    ANY and TXT for "big.<domain>" (a large TXT answer)
@@ -75,7 +76,8 @@ def qtype_mix(rnd):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["benign", "flood", "subdomains", "tunnel", "amplify"])
+    ap.add_argument("kind", choices=["benign", "flood", "nxdomain", "subdomains", "tunnel",
+                                     "amplify"])
     ap.add_argument("--server", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--sources", default="127.0.0.2", help="comma-separated source addresses")
@@ -83,6 +85,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--domain", default="victim.example")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--qtype", choices=sorted(TYPES), help="every query of this type")
     a = ap.parse_args()
 
     rnd = random.Random(a.seed)
@@ -104,6 +107,8 @@ def main():
     def make(rnd):
         if a.kind in ("benign", "flood"):
             return rnd.choice(names), qtype_mix(rnd) if a.kind == "benign" else TYPES["A"]
+        if a.kind == "nxdomain":
+            return "nx%d.n%d.net" % (rnd.randrange(10**6), rnd.randrange(1000)), TYPES["A"]
         if a.kind == "subdomains":
             lab = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
             return lab + "." + a.domain, TYPES["A"]
@@ -123,6 +128,8 @@ def main():
             while now < end and nxt[i] <= now:
                 qid = (qid + 1) & 0xFFFF
                 name, t = make(rnd)
+                if a.qtype:
+                    t = TYPES[a.qtype]
                 try:
                     s.send if False else s.sendto(query(qid, name, t), (a.server, a.port))
                     stats["sent"] += 1

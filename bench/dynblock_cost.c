@@ -114,17 +114,18 @@ int main(int argc, char **argv)
     unsigned long miss = argc > 3 ? strtoul(argv[3], NULL, 10) : 30;
     unsigned long threads = argc > 4 ? strtoul(argv[4], NULL, 10) : 1;
     static const char *const rules[] = {
-        "qps>1000,action=refuse",  "nxdomain>500,action=refuse", "servfail>500,action=drop",
-        "bytes>2000000,action=truncate", "qtype:ANY>100,action=refuse",
-        "subdomains>1000,action=refuse", "tunnel>0.95,action=drop", NULL};
+        "qps>1000,action=refuse",      "nxdomain>500,action=refuse",
+        "servfail>500,action=drop",    "bytes>2000000,action=truncate",
+        "qtype:ANY>100,action=refuse", "subdomains>1000,action=refuse",
+        "tunnel>0.95,action=drop",     NULL};
     dotproxy_config *cfg;
     if (dotproxy_config_new(&cfg) != 0)
         return 1;
     for (int i = 0; rules[i] != NULL; i++)
         if (dotproxy_config_add_dynblock(cfg, rules[i]) != 0)
             return 1;
-    static const char *const hosts[] = {"www", "mail", "api", "cdn", "static",
-                                        "img", "login", "m", "app", "shop"};
+    static const char *const hosts[] = {"www", "mail",  "api", "cdn", "static",
+                                        "img", "login", "m",   "app", "shop"};
     /* The evaluation's benign mix: A 60%, AAAA 25%, HTTPS 8%, MX 3%, TXT 2%,
      * PTR 2% (bench/anomaly_gen.py). */
     static const unsigned types[] = {1, 28, 65, 15, 16, 12};

@@ -24,7 +24,8 @@ static void usage(FILE *f, const char *argv0)
             "  --garbage           answer with random non-DNS frames\n"
             "  --silent            never answer\n"
             "  --idle-close MS     close connections idle for MS milliseconds\n"
-            "  --delay MS          delay each answer by MS milliseconds\n",
+            "  --delay MS          delay each answer by MS milliseconds\n"
+            "  --rcode N           answer every query with rcode N (1..15)\n",
             argv0);
 }
 
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
         {"silent", no_argument, NULL, 's'},
         {"idle-close", required_argument, NULL, 'i'},
         {"delay", required_argument, NULL, 'd'},
+        {"rcode", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -73,7 +75,8 @@ int main(int argc, char **argv)
         case 'a':
         case 'i':
         case 'd':
-            if (parse_uint(optarg, ch == 'p' ? 65535u : UINT_MAX, &v) < 0) {
+        case 'R':
+            if (parse_uint(optarg, ch == 'p' ? 65535u : ch == 'R' ? 15u : UINT_MAX, &v) < 0) {
                 fprintf(stderr, "%s: bad number '%s'\n", argv[0], optarg);
                 return 2;
             }
@@ -85,6 +88,8 @@ int main(int argc, char **argv)
                 o.close_after = v;
             else if (ch == 'i')
                 o.idle_close_ms = v;
+            else if (ch == 'R')
+                o.knobs.rcode = (int)v;
             else
                 o.delay_ms = v;
             break;
