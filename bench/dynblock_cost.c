@@ -11,7 +11,7 @@
  *   B=build && ninja -C $B lib/libdotproxy_internal.a && \
  *   cc -std=c11 -O2 -g -Wall -Wextra -Werror -pthread -Ilib -Iinclude -I$B/include \
  *      bench/dynblock_cost.c $B/lib/libdotproxy_internal.a -lgnutls -lm -o /tmp/dynblock_cost
- *   /tmp/dynblock_cost [QUERIES] [CLIENTS] [MISS_PERCENT] [THREADS]
+ *   /tmp/dynblock_cost [QUERIES] [CLIENTS] [MISS_PERCENT] [THREADS] [all|defaults]
  *
  * Traffic: CLIENTS addresses (default 10,000) asking 3,000 ordinary names
  * (www/mail/api... under 600 domains, qtype mix A/AAAA/HTTPS/MX/TXT) plus
@@ -113,6 +113,8 @@ int main(int argc, char **argv)
     unsigned long clients = argc > 2 ? strtoul(argv[2], NULL, 10) : 10000;
     unsigned long miss = argc > 3 ? strtoul(argv[3], NULL, 10) : 30;
     unsigned long threads = argc > 4 ? strtoul(argv[4], NULL, 10) : 1;
+    /* "defaults": no rule given (subdomains and tunnel in log mode). */
+    int defaults = argc > 5 && strcmp(argv[5], "defaults") == 0;
     static const char *const rules[] = {
         "qps>1000,action=refuse",      "nxdomain>500,action=refuse",
         "servfail>500,action=drop",    "bytes>2000000,action=truncate",
@@ -121,7 +123,7 @@ int main(int argc, char **argv)
     dotproxy_config *cfg;
     if (dotproxy_config_new(&cfg) != 0)
         return 1;
-    for (int i = 0; rules[i] != NULL; i++)
+    for (int i = 0; !defaults && rules[i] != NULL; i++)
         if (dotproxy_config_add_dynblock(cfg, rules[i]) != 0)
             return 1;
     static const char *const hosts[] = {"www", "mail",  "api", "cdn", "static",
@@ -177,8 +179,9 @@ int main(int argc, char **argv)
             best = ns;
         dp_dynblock_unref(db);
     }
-    printf("queries %lu clients %lu miss %lu%% threads %lu: %.1f CPU ns per query (best of 5)\n", n,
-           clients, miss, threads, best);
+    printf("rules %s queries %lu clients %lu miss %lu%% threads %lu: %.1f CPU ns per query (best "
+           "of 5)\n",
+           defaults ? "defaults" : "all", n, clients, miss, threads, best);
     dotproxy_config_free(cfg);
     return 0;
 }
