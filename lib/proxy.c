@@ -610,9 +610,13 @@ static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info 
 /* Rewrite q for the upstream (our OPT, padding, no ECS) and send it. */
 static void forward(struct dotproxy_ctx *ctx, struct dp_query *q, const dotproxy_dns_info *info)
 {
+    /* Its name decides, once, which upstreams it may use (forward zones):
+     * the others count as tried for every choice the pool makes. */
+    q->tried = dp_forward_excluded(&ctx->forward, q->q + DOTPROXY_DNS_HEADER_SIZE, q->qname_len);
     struct dp_edns_upstream_opts o = {
         .udp_size = DP_EDNS_UDP_SIZE,
-        .pad_block = (uint16_t)ctx->cfg.padding,
+        .pad_block =
+            dp_forward_plain_only(&ctx->forward, q->tried) ? 0 : (uint16_t)ctx->cfg.padding,
         .keep_ecs = (uint8_t)ctx->cfg.keep_ecs,
         .want_keepalive = 1,
     };

@@ -65,6 +65,24 @@ static void health_fire(struct dp_timer *t)
     health_arm(up);
 }
 
+/* cfg's index-th upstream of the context's set: a configured one, or past
+ * those a forward zone's. */
+struct spec {
+    const dotproxy_endpoint *ep;
+    const uint8_t (*pins)[32];
+    unsigned n_pins;
+    int plain;
+};
+
+static struct spec spec_of(const struct dotproxy_config *cfg, unsigned index)
+{
+    if (index < cfg->n_upstream)
+        return (struct spec){&cfg->upstream[index], (const uint8_t(*)[32])cfg->pins[index],
+                             cfg->n_pins[index], 0};
+    const struct dp_fwd_upstream *u = &cfg->fwd_up[index - cfg->n_upstream];
+    return (struct spec){&u->ep, (const uint8_t(*)[32])u->pins, u->n_pins, u->plain};
+}
+
 void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop, const struct dp_logger *log,
                        struct dp_prng *prng, const struct dotproxy_config *cfg,
                        const struct dp_upstream_hooks *hooks)
@@ -83,17 +101,22 @@ struct dp_upstream *dp_upstream_new(struct dp_upstreams *set, const struct dotpr
     struct dp_upstream *up = calloc(1, sizeof *up);
     if (up == NULL)
         return NULL;
-    const dotproxy_endpoint *ep = &cfg->upstream[index];
+    struct spec sp = spec_of(cfg, index);
+    const dotproxy_endpoint *ep = sp.ep;
     up->set = set;
-    up->n_pins = cfg->n_pins[index];
-    memcpy(up->pins, cfg->pins[index], sizeof up->pins);
+    up->n_pins = sp.n_pins;
+    memcpy(up->pins, sp.pins, sizeof up->pins[0] * sp.n_pins);
+    up->plain = sp.plain;
     up->index = index;
     up->ep = *ep;
     dp_list_init(&up->pool.waiting);
     dp_timer_init(&up->probe, probe_fire);
     dp_timer_init(&up->health, health_fire);
-    if (dotproxy_endpoint_format(ep, up->label, sizeof up->label) < 0)
+    if (dotproxy_endpoint_format(ep, up->label + (sp.plain ? 6 : 0),
+                                 sizeof up->label - (sp.plain ? 6 : 0)) < 0)
         snprintf(up->label, sizeof up->label, "upstream %u", index);
+    else if (sp.plain)
+        memcpy(up->label, "plain:", 6); /* the logs say which ones are not private */
     if (ep->name[0] != '\0') {
         snprintf(up->verify_name, sizeof up->verify_name, "%s", ep->name);
     } else {
@@ -133,10 +156,11 @@ void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, 
 int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
                      unsigned index)
 {
-    const dotproxy_endpoint *ep = &cfg->upstream[index];
+    struct spec sp = spec_of(cfg, index);
+    const dotproxy_endpoint *ep = sp.ep;
     return up->ep.addrlen == ep->addrlen && memcmp(&up->ep.addr, &ep->addr, ep->addrlen) == 0 &&
-           strcmp(up->ep.name, ep->name) == 0 && up->n_pins == cfg->n_pins[index] &&
-           memcmp(up->pins, cfg->pins[index], sizeof up->pins) == 0;
+           strcmp(up->ep.name, ep->name) == 0 && up->n_pins == sp.n_pins &&
+           memcmp(up->pins, sp.pins, sizeof up->pins[0] * sp.n_pins) == 0 && up->plain == sp.plain;
 }
 
 int dp_upstream_usable(const struct dp_upstream *up, uint64_t now_us)
