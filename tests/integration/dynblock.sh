@@ -21,7 +21,7 @@ chmod 600 "$WORK/token"
 start_proxy -w 2 -u "127.0.0.1@$SRV_PORT#dns.test" --ca-file "$PKI/ca.pem" \
     --metrics 127.0.0.1@0 --api-token-file "$WORK/token" --udp-size 4096 \
     --dynblock 'qps>100,window=2,for=2,action=refuse' \
-    --dynblock 'nxdomain>4,window=2,for=2,action=drop' \
+    --dynblock 'nxdomain>4,window=2,for=30,action=drop' \
     --dynblock 'qtype:MX>4,window=2,for=2,action=truncate' \
     --dynblock 'bytes>8000,window=2,for=2,action=refuse' \
     --dynblock 'subdomains>20,window=2,for=2,action=refuse' \
