@@ -125,5 +125,6 @@ check_eq "clear: the tunnel client is served again" NOERROR \
     "$(status_of 127.0.0.10 www.tunnel.example A)"
 
 stop_proxy
+check_eq "dotproxyd exit status" 0 "$STOP_STATUS"
 stop_dotserver
 finish
