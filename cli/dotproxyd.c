@@ -31,6 +31,7 @@
 #include <dotproxy/dotproxy.h>
 
 #include "http_server.h"
+#include "dnstap.h"
 #include "log.h"
 #include "notify.h"
 #include "options.h"
@@ -178,7 +179,24 @@ static void log_startup(const struct dpd_options *opts, char *status, size_t sta
         len += (size_t)snprintf(line + len, sizeof line - len, "%s %s", i ? "," : "", ep_text);
     }
     if (len < sizeof line)
-        len += (size_t)snprintf(line + len, sizeof line - len, " (UDP and TCP); upstreams");
+        len += (size_t)snprintf(line + len, sizeof line - len, " (UDP and TCP)");
+    for (size_t i = 0; i < dotproxy_config_listen_tls_count(opts->cfg) && len < sizeof line; i++) {
+        dotproxy_endpoint ep;
+        int port = dotproxy_ctx_listen_tls_port(workers[0].ctx, i);
+
+        if (dotproxy_config_get_listen_tls(opts->cfg, i, &ep) != 0)
+            memset(&ep, 0, sizeof ep);
+        if (port > 0 && ep.addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ep.addr)->sin_port = htons((uint16_t)port);
+        else if (port > 0 && ep.addr.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ep.addr)->sin6_port = htons((uint16_t)port);
+        if (dotproxy_endpoint_format(&ep, ep_text, sizeof ep_text) < 0)
+            snprintf(ep_text, sizeof ep_text, "?");
+        len +=
+            (size_t)snprintf(line + len, sizeof line - len, "%s %s", i ? "," : ", TLS on", ep_text);
+    }
+    if (len < sizeof line)
+        len += (size_t)snprintf(line + len, sizeof line - len, "; upstreams");
     for (size_t i = 0; i < dotproxy_config_upstream_count(opts->cfg) && len < sizeof line; i++) {
         dotproxy_endpoint ep;
 
@@ -256,6 +274,9 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
         workers[i].log.qlog_limit = opts->log_queries;
         r = dotproxy_config_set_query_log(cfg, dpd_log_query, &workers[i].log);
     }
+    /* --dnstap is restart-only: the output opened at start serves reloads. */
+    if (r == 0 && boot.dnstap != NULL)
+        r = dotproxy_config_set_tap(cfg, dpd_dnstap_event, dpd_dnstap_worker(i));
     if (r < 0) {
         dotproxy_config_free(cfg);
         return r;
@@ -417,11 +438,45 @@ static void warn_if_writable(const char *what, const char *path)
 /* Re-read the file (the command line still wins) and hand the result to
  * every worker. Any error keeps the running configuration: a reload never
  * stops the daemon. 0, or -1 with what failed in err (for the API). */
+/* Certificate files the workers read (the TLS listener's, the upstream
+ * client's): a reload re-reads them even without a configuration file. */
+static int has_cert_files(void)
+{
+    return dotproxy_config_get_tls_cert(boot.cfg) != NULL ||
+           dotproxy_config_get_upstream_cert(boot.cfg) != NULL;
+}
+
+/* Rotation by SIGHUP or POST /api/v1/reload without -c: the workers load
+ * the certificate files again with the options they run with. */
+static int reload_cert_files(char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < boot.workers; i++) {
+        dotproxy_config *cfg;
+        int r = worker_config(&cfg, &boot, i);
+
+        if (r == 0) {
+            r = dotproxy_ctx_reload(workers[i].ctx, cfg);
+            dotproxy_config_free(cfg);
+        }
+        if (r < 0) {
+            snprintf(err, errlen, "worker %u: %s", i, dotproxy_strerror(r));
+            dpd_log_main(DOTPROXY_LOG_ERR, "reload: worker %u: %s", i, dotproxy_strerror(r));
+            return -1;
+        }
+    }
+    dpd_log_main(DOTPROXY_LOG_INFO,
+                 "reload: no configuration file; certificate files re-read by %u worker%s",
+                 boot.workers, boot.workers == 1 ? "" : "s");
+    return 0;
+}
+
 static int reload(char *err, size_t errlen)
 {
     struct dpd_options n, view;
     int failed = 0;
 
+    if (boot.config_path == NULL && has_cert_files())
+        return reload_cert_files(err, errlen);
     if (boot.config_path == NULL) {
         snprintf(err, errlen, "no configuration file (-c) to re-read");
         dpd_log_main(DOTPROXY_LOG_WARN, "reload: no configuration file (-c) to re-read; nothing "
@@ -554,7 +609,7 @@ static int metrics_reload(void *user, char *err, size_t errlen)
     int r = -1;
 
     (void)user;
-    if (boot.config_path == NULL) {
+    if (boot.config_path == NULL && !has_cert_files()) {
         snprintf(err, errlen, "no configuration file (-c) to re-read");
         return -1;
     }
@@ -621,8 +676,19 @@ static int run(const struct dpd_options *opts)
         warn_if_writable("api-token-file", opts->api_token_file);
         token = token_buf;
     }
+    if (opts->dnstap != NULL) {
+        char err[600];
+
+        if (dpd_dnstap_open(opts->dnstap, opts->workers, err, sizeof err) != 0) {
+            dpd_log_fatal("--dnstap: %s", err);
+            explicit_bzero(token_buf, sizeof token_buf);
+            return DPD_EXIT_RUNTIME;
+        }
+        dpd_log_main(DOTPROXY_LOG_INFO, "dnstap to %s", opts->dnstap);
+    }
     if (create_contexts(opts) != 0) {
         free_contexts((unsigned)n_published);
+        dpd_dnstap_close();
         explicit_bzero(token_buf, sizeof token_buf);
         return DPD_EXIT_RUNTIME;
     }
@@ -643,6 +709,7 @@ static int run(const struct dpd_options *opts)
         mo.n_ctxs = opts->workers;
         mo.reload = metrics_reload;
         mo.log_lines_dropped = dpd_log_dropped;
+        mo.dnstap_counts = opts->dnstap != NULL ? dpd_dnstap_counts : NULL;
         block_signals(&old); /* its threads must never take our signals */
         r = dpd_http_server_start(&metrics, &mo, err, sizeof err);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -718,6 +785,7 @@ out:
     reload_close();
     dpd_http_server_stop(metrics);
     free_contexts(opts->workers);
+    dpd_dnstap_close(); /* what the workers queued goes out first */
     if (status != DPD_EXIT_OK)
         dpd_log_fatal("stopped after a failure");
     else

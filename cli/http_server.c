@@ -83,6 +83,7 @@ struct dpd_http_server {
     int (*reload)(void *user, char *err, size_t errlen);
     void *user;
     unsigned long long (*log_lines_dropped)(void);
+    void (*dnstap_counts)(unsigned long long *queued, unsigned long long *dropped);
 };
 
 /* ---- HTTP plumbing ------------------------------------------------------------------------ */
@@ -380,6 +381,11 @@ static enum MHD_Result get_metrics(struct dpd_http_server *srv, struct MHD_Conne
         return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
     if (srv->log_lines_dropped != NULL)
         dpd_render_daemon_metrics(&b, srv->log_lines_dropped());
+    if (srv->dnstap_counts != NULL) {
+        unsigned long long queued, dropped;
+        srv->dnstap_counts(&queued, &dropped);
+        dpd_render_dnstap_metrics(&b, queued, dropped);
+    }
     return respond_buf(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
@@ -690,6 +696,7 @@ static struct dpd_http_server *server_new(const struct dpd_http_server_opts *o)
     srv->reload = o->reload;
     srv->user = o->user;
     srv->log_lines_dropped = o->log_lines_dropped;
+    srv->dnstap_counts = o->dnstap_counts;
     return srv;
 }
 

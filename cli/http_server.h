@@ -74,6 +74,9 @@ struct dpd_http_server_opts {
     /* Read for GET /metrics: log lines the daemon dropped (its
      * dotproxyd_log_lines_dropped_total), from any thread. NULL: left out. */
     unsigned long long (*log_lines_dropped)(void);
+    /* Read for GET /metrics: dnstap messages queued and dropped
+     * (dotproxyd_dnstap_*_total), from any thread. NULL: left out. */
+    void (*dnstap_counts)(unsigned long long *queued, unsigned long long *dropped);
 };
 
 /* Start serving; 0, or -1 with a message in err naming the value that is

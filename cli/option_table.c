@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config_file.h"
+#include "dnstap.h"
 #include "http_server.h"
 #include "option_table.h"
 #include "options.h"
@@ -281,6 +282,16 @@ static int parse_forward_zone(const struct dpd_option *o, const char *text, stru
     return -1;
 }
 
+/* "unix:PATH" or "tcp:ADDR@PORT": the form only, the receiver may come later. */
+static int parse_dnstap(const struct dpd_option *o, const char *text, struct dpd_value *v,
+                        char *why, size_t cap)
+{
+    if (dpd_dnstap_check(text, why, cap) != 0)
+        return -1;
+    v->s = text;
+    return 0;
+}
+
 static const struct dpd_kind kind_uint = {"uint", DPD_STORE_UINT, parse_uint, 0};
 static const struct dpd_kind kind_flag = {"flag", DPD_STORE_INT, parse_flag, 0};
 static const struct dpd_kind kind_enum = {"enum", DPD_STORE_INT, parse_enum, 0};
@@ -294,6 +305,7 @@ static const struct dpd_kind kind_qps_burst = {"qps-burst", DPD_STORE_UINT, pars
 static const struct dpd_kind kind_prefixes = {"prefix-pair", DPD_STORE_UINT, parse_prefixes, 0};
 static const struct dpd_kind kind_metrics = {"metrics", DPD_STORE_STR, parse_metrics, 0};
 static const struct dpd_kind kind_forward = {"forward-zone", DPD_STORE_STR, parse_forward_zone, 0};
+static const struct dpd_kind kind_dnstap = {"dnstap", DPD_STORE_STR, parse_dnstap, 0};
 static const struct dpd_kind kind_none = {"none", DPD_STORE_INT, parse_flag, 0};
 
 /* ---- appliers and shows that are more than one setter or field ---- */
@@ -506,6 +518,11 @@ static void show_listen(const struct dpd_options *opts, char *buf, size_t cap)
     show_endpoints(buf, cap, opts->cfg, dotproxy_config_get_listen);
 }
 
+static void show_listen_tls(const struct dpd_options *opts, char *buf, size_t cap)
+{
+    show_endpoints(buf, cap, opts->cfg, dotproxy_config_get_listen_tls);
+}
+
 static void show_upstream(const struct dpd_options *opts, char *buf, size_t cap)
 {
     show_endpoints(buf, cap, opts->cfg, dotproxy_config_get_upstream);
@@ -601,6 +618,11 @@ const struct dpd_option dpd_table[] = {
      .help = "GnuTLS priority string for upstream connections (default: TLS 1.3 and 1.2, "
              "AEAD ciphers, ECDHE)",
      LIB_STR(tls_priority), .show = show_tls_priority},
+    {.name = "upstream-cert", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM client certificate chain presented to upstreams that require mutual TLS",
+     LIB_STR(upstream_cert)},
+    {.name = "upstream-key", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM private key of --upstream-cert", LIB_STR(upstream_key)},
     {.name = "timeout", .metavar = "MS", .kind = &kind_uint, .min = DOTPROXY_TIMEOUT_MS_MIN,
      .max = DOTPROXY_TIMEOUT_MS_MAX, .unit = "milliseconds",
      .help = "per-query deadline, then SERVFAIL", LIB_UINT(timeout_ms)},
@@ -695,6 +717,29 @@ const struct dpd_option dpd_table[] = {
      .min = DOTPROXY_IDLE_TIMEOUT_MS_MIN, .max = DOTPROXY_IDLE_TIMEOUT_MS_MAX,
      .unit = "milliseconds", .help = "close idle TCP clients", LIB_UINT(tcp_idle_timeout_ms)},
 
+    /* ---- DNS over TLS listener ---- */
+    {.name = "listen-tls", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART,
+     .section = "DNS-over-TLS listener", .metavar = "ADDR[@PORT]", .kind = &kind_endpoint,
+     .max = DOTPROXY_LISTEN_TLS_MAX, .unit = "TLS listen addresses",
+     .help = "answer DNS over TLS here (port 853); repeatable; needs --tls-cert and --tls-key",
+     .set_str = dotproxy_config_add_listen_tls, .show = show_listen_tls},
+    {.name = "tls-cert", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM certificate chain of the TLS listener (rotated on change)", LIB_STR(tls_cert)},
+    {.name = "tls-key", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM private key of the TLS listener (rotated on change)", LIB_STR(tls_key)},
+    {.name = "tls-client-ca", .metavar = "PATH", .kind = &kind_path,
+     .help = "mutual TLS: require client certificates chaining to these PEM anchors",
+     LIB_STR(tls_client_ca)},
+    {.name = "tls-client-id", .flags = DPD_OPT_REPEAT, .metavar = "ID", .kind = &kind_string,
+     .max = DOTPROXY_TLS_CLIENT_IDS_MAX, .unit = "client IDs",
+     .help = "with --tls-client-ca, accept only a client whose subjectAltName (DNS, URI such as "
+             "spiffe://..., or IP) is ID; repeatable",
+     .set_str = dotproxy_config_add_tls_client_id, .show = show_nothing},
+    {.name = "tls-idle-timeout", .metavar = "MS", .kind = &kind_uint,
+     .min = DOTPROXY_IDLE_TIMEOUT_MS_MIN, .max = DOTPROXY_IDLE_TIMEOUT_MS_MAX,
+     .unit = "milliseconds", .help = "close idle TLS clients; told to clients (edns-tcp-keepalive)",
+     LIB_UINT(tls_idle_timeout_ms)},
+
     /* ---- process ---- */
     {.name = "workers", .short_name = 'w', .flags = DPD_OPT_RESTART, .section = "Process",
      .metavar = "N", .kind = &kind_uint, .min = 1, .max = DPD_MAX_WORKERS, .def = "1",
@@ -713,6 +758,8 @@ const struct dpd_option dpd_table[] = {
      .unit = "lines per second (0 = off)", .def = "0",
      .help = "log each answer, at most N lines/s per worker; 0 = off: queries are private",
      FIELD(log_queries)},
+    {.name = "dnstap", .flags = DPD_OPT_RESTART, .metavar = "SOCKET", .kind = &kind_dnstap,
+     .help = "log every message as dnstap to unix:PATH or tcp:ADDR@PORT", FIELD(dnstap)},
     {.name = "syslog", .flags = DPD_OPT_FLAG | DPD_OPT_RESTART, .kind = &kind_flag, .def = "no",
      .help = "log to syslog instead of stderr", FIELD(log_syslog)},
     {.name = "metrics", .flags = DPD_OPT_RESTART, .metavar = "[ADDR@]PORT", .kind = &kind_metrics,

@@ -43,6 +43,7 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     cfg->padding = 128;
     cfg->udp_size = 1232; /* DNS flag day 2020 */
     cfg->handshake_timeout_ms = 5000;
+    dp_config_tls_defaults(&cfg->tls);
     *out = cfg;
     return 0;
 }
@@ -72,6 +73,7 @@ void dp_config_clear(struct dotproxy_config *cfg)
     free(cfg->ca_file);
     free(cfg->tls_priority);
     cfg->ca_file = cfg->tls_priority = NULL;
+    dp_config_tls_clear(&cfg->tls);
 }
 
 DOTPROXY_EXPORT void dotproxy_config_free(dotproxy_config *cfg)
@@ -88,6 +90,10 @@ int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *sr
     dst->ca_file = dst->tls_priority = NULL;
     dp_shared_cache_ref(dst->shared_cache);
     dp_dynblock_ref(dst->shared_dynblock);
+    if (dp_config_tls_copy(&dst->tls, &src->tls) != 0) {
+        dp_config_clear(dst);
+        return DOTPROXY_ENOMEM;
+    }
     if (src->ca_file != NULL && (dst->ca_file = strdup(src->ca_file)) == NULL) {
         dp_config_clear(dst);
         return DOTPROXY_ENOMEM;

@@ -19,6 +19,7 @@
 #include "edns.h"
 #include "policy.h"
 #include "stats.h"
+#include "tap.h"
 #include "tls_pool.h"
 
 /* The one road out and the pipeline are called from several places but sit
@@ -105,6 +106,8 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
     }
     if (q->kind == DP_Q_TCP)
         dp_listener_tcp_unclaim(&q->from.tcp);
+    else if (q->kind == DP_Q_TLS)
+        dp_tls_listener_unclaim(&q->from.tls);
     q->next_free = ctx->qfree;
     ctx->qfree = q;
     ctx->n_records--;
@@ -207,14 +210,19 @@ static void qname_text(const uint8_t *msg, size_t len, char *out, size_t cap)
     out[o] = '\0';
 }
 
-static const char *const transport_names[] = {"udp", "tcp", "api", "refresh"};
+static const char *const transport_names[] = {"udp", "tcp", "api", "refresh", "tls"};
 
 /* Out of line: only with a query log, and its buffers are large. */
 static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
                                                  const struct dp_origin *to, const uint8_t *msg,
-                                                 size_t len, const struct answer_note *note,
-                                                 uint64_t latency_us)
+                                                 size_t len, const struct answer_note *note)
 {
+    /* The loop's time is the turn's: a cache hit answered within the turn
+     * its query arrived in would show 0. The clock is read afresh here, so
+     * the log says how long the client really waited (the histogram keeps
+     * the turn's time: one clock read per turn). */
+    uint64_t now = ctx->loop.clock_us();
+    uint64_t latency_us = now > note->arrived_us ? now - note->arrived_us : 0;
     const struct sockaddr *client = NULL;
     socklen_t client_len = 0;
     if (to->kind == DP_Q_UDP) {
@@ -222,6 +230,8 @@ static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
         client_len = to->peerlen;
     } else if (to->kind == DP_Q_TCP && to->tcp != NULL) {
         client = (const struct sockaddr *)dp_listener_tcp_peer(to->tcp, &client_len);
+    } else if (to->kind == DP_Q_TLS && to->tls != NULL) {
+        client = (const struct sockaddr *)dp_tls_listener_peer(to->tls, &client_len);
     }
     char name[DOTPROXY_DNS_MAX_NAME * 4 + 2];
     qname_text(msg, len, name, sizeof name);
@@ -245,6 +255,46 @@ static inline const struct sockaddr *dynblock_peer(const struct dp_origin *to)
     socklen_t l;
     return (const struct sockaddr *)(to->kind == DP_Q_UDP ? to->peer
                                                           : dp_listener_tcp_peer(to->tcp, &l));
+}
+
+/* The tap's times: the event's is read afresh (the turn's time is when the
+ * turn began, which may be well before); the query's is the turn's it
+ * arrived or was sent in, the same for all of a query's events. */
+
+/* A client's message for the tap. API queries have no client and no
+ * socket: they are not tapped (their upstream queries are). */
+static __attribute__((noinline)) void tap_client(struct dotproxy_ctx *ctx,
+                                                 const struct dp_origin *o, int kind,
+                                                 const uint8_t *msg, size_t len, uint64_t query_us)
+{
+    const struct sockaddr *peer = NULL;
+    socklen_t peer_len = 0;
+    if (o->kind == DP_Q_UDP) {
+        peer = (const struct sockaddr *)o->peer;
+        peer_len = o->peerlen;
+    } else if (o->kind == DP_Q_TCP && o->tcp != NULL) {
+        peer = (const struct sockaddr *)dp_listener_tcp_peer(o->tcp, &peer_len);
+    } else if (o->kind == DP_Q_TLS && o->tls != NULL) {
+        peer = (const struct sockaddr *)dp_tls_listener_peer(o->tls, &peer_len);
+    } else {
+        return;
+    }
+    dp_tap_emit(&ctx->cfg, kind,
+                o->kind == DP_Q_UDP   ? DOTPROXY_TAP_UDP
+                : o->kind == DP_Q_TLS ? DOTPROXY_TAP_TLS
+                                      : DOTPROXY_TAP_TCP,
+                peer, peer_len, NULL, 0, msg, len, query_us, ctx->loop.clock_us());
+}
+
+/* A message to or from q's upstream, for the tap. */
+static __attribute__((noinline)) void tap_upstream(struct dotproxy_ctx *ctx,
+                                                   const struct dp_query *q, int kind,
+                                                   const uint8_t *msg, size_t len)
+{
+    const struct dp_upstream *up = q->up;
+    dp_tap_emit(&ctx->cfg, kind, DOTPROXY_TAP_TLS, NULL, 0,
+                up != NULL ? (const struct sockaddr *)&up->ep.addr : NULL,
+                up != NULL ? up->ep.addrlen : 0, msg, len, q->sent_us, ctx->loop.clock_us());
 }
 
 /* Every answer leaves here, whoever made it (the upstream, the cache, we)
@@ -272,17 +322,20 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         dp_dynblock_answer(ctx->dynblock, dynblock_peer(to), msg, len, to->kind == DP_Q_UDP,
                            note->qtype, dp_now(ctx));
     if (note != NULL) {
-        uint64_t latency = dp_now(ctx) - note->arrived_us;
         if (note->timed)
-            dp_stats_record_latency(&ctx->stats, latency);
+            dp_stats_record_latency(&ctx->stats, dp_now(ctx) - note->arrived_us);
         if (ctx->cfg.qlog != NULL)
-            log_answer(ctx, to, msg, len, note, latency);
+            log_answer(ctx, to, msg, len, note);
     }
+    if (ctx->cfg.tap != NULL)
+        tap_client(ctx, to, DOTPROXY_TAP_CLIENT_RESPONSE, msg, len,
+                   note != NULL ? note->arrived_us : dp_now(ctx));
     switch (to->kind) {
     case DP_Q_UDP:
         dp_listener_udp_send(&ctx->listeners, to->udp, to->peer, to->peerlen, to->dst, msg, len);
         break;
     case DP_Q_TCP: dp_listener_tcp_send(&ctx->listeners, to->tcp, msg, len); break;
+    case DP_Q_TLS: dp_tls_listener_send(to->tls, to->tls_flags, msg, len); break;
     case DP_Q_API:
         assert(ctx->in_process);
         to->api_cb((int)DOTPROXY_DNS_RCODE(dp_get16(msg + 2)), msg, len, to->api_user);
@@ -302,6 +355,10 @@ static void origin_of(const struct dp_query *q, struct dp_origin *o)
         o->dst = &q->from.udp.dst;
         break;
     case DP_Q_TCP: o->tcp = q->from.tcp.client; break;
+    case DP_Q_TLS:
+        o->tls = q->from.tls.client;
+        o->tls_flags = q->from.tls.flags;
+        break;
     case DP_Q_API:
         o->api_cb = q->from.api.cb;
         o->api_user = q->from.api.user;
@@ -495,6 +552,8 @@ void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg,
                      const dotproxy_dns_info *info)
 {
     dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_ANSWERS);
+    if (ctx->cfg.tap != NULL)
+        tap_upstream(ctx, q, DOTPROXY_TAP_FORWARDER_RESPONSE, msg, len);
     if (q->cacheable && has_cache(ctx))
         cache_store(ctx, &q->key, msg, len, info);
     struct dp_upstream *up = q->up;
@@ -550,6 +609,11 @@ static void pool_redispatch(void *user, struct dp_query *q)
     dp_proxy_dispatch(user, q);
 }
 
+static void pool_sent(void *user, const struct dp_query *q)
+{
+    tap_upstream(user, q, DOTPROXY_TAP_FORWARDER_QUERY, q->q, q->qlen);
+}
+
 static void listener_query(void *user, const struct dp_origin *o, uint8_t *msg, size_t len)
 {
     dp_proxy_client_query(user, o, msg, len);
@@ -566,6 +630,7 @@ void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out)
     out->answer = pool_answer;
     out->fail = pool_fail;
     out->redispatch = pool_redispatch;
+    out->sent = pool_sent;
     out->user = ctx;
 }
 
@@ -722,6 +787,9 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
                 q->counted = 1;
                 q->policy_gen = ctx->policy_gen;
             }
+        } else if (o->kind == DP_Q_TLS) {
+            q->udp_limit = UINT16_MAX;
+            dp_tls_listener_claim(o->tls, &q->from.tls, o->tls_flags);
         } else {
             q->udp_limit = UINT16_MAX;
             dp_listener_tcp_claim(o->tcp, &q->from.tcp);
@@ -769,6 +837,8 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
         return;
     }
+    if (ctx->cfg.tap != NULL)
+        tap_client(ctx, o, DOTPROXY_TAP_CLIENT_QUERY, msg, len, dp_now(ctx));
     /* Who may ask, and how fast: before any parsing or state. */
     const struct sockaddr *peer = (const struct sockaddr *)o->peer;
     int verdict = dp_policy_check(ctx->policy, peer, dp_now(ctx));
@@ -862,6 +932,8 @@ static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
     q->served_stale = 1;
     if (q->kind == DP_Q_TCP)
         dp_listener_tcp_unclaim(&q->from.tcp);
+    else if (q->kind == DP_Q_TLS)
+        dp_tls_listener_unclaim(&q->from.tls);
     q->kind = DP_Q_REFRESH;
 }
 

@@ -276,7 +276,8 @@ static void conn_open(struct dp_pool *pool, struct dp_upstream *up)
 fail_later:
     /* Fail from the timer, never from inside the caller (which may be
      * dispatching the very query this connection was opened for). */
-    dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: connect: %s", up->label, strerror(errno));
+    c->connect_errno = errno;
+    dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: connect: %s", up->label, strerror(errno));
     (void)dp_timer_set(pool->loop, &c->timer, pool_now(pool)); /* armed above: cannot fail */
     c->state = DP_CONN_CLOSED;
 }
@@ -321,6 +322,8 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
     memcpy(c->out + c->out_tail + 2, q->q, q->qlen);
     c->out_tail += (size_t)q->qlen + 2u;
     mark_dirty(c);
+    if (pool->cfg->tap != NULL)
+        pool->hooks.sent(pool->hooks.user, q);
 }
 
 static void drain_waiting(struct dp_conn *c)
@@ -799,9 +802,12 @@ static void conn_timer_fire(struct dp_timer *t)
     switch (c->state) {
     case DP_CONN_CONNECTING:
     case DP_CONN_HANDSHAKING: conn_fail(c, "connect or handshake timed out", 1, 0); return;
-    case DP_CONN_CLOSED: /* a connect that failed at once */
-        conn_fail(c, "connect failed", 1, 0);
+    case DP_CONN_CLOSED: { /* a connect that failed at once */
+        char why[96];
+        snprintf(why, sizeof why, "connect: %s", strerror(c->connect_errno));
+        conn_fail(c, why, 1, 0);
         return;
+    }
     case DP_CONN_READY: break;
     }
     if (c->retiring) {
@@ -869,7 +875,11 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
     } else {
         if (!was_ready)
             dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_FAILURES);
-        dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
+        /* A health failure is told by upstream.c, summed up while it lasts. */
+        if (health_failure)
+            dp_upstream_failure_reason(up, why);
+        dp_log(pool->log, health_failure ? DOTPROXY_LOG_DEBUG : DOTPROXY_LOG_WARN,
+               "upstream %s: %s", up->label, why);
     }
     conn_close(c);
     if (health_failure == HEALTH_PROTOCOL)

@@ -59,6 +59,13 @@ struct dp_upstream {
     uint64_t seen_queries;  /* pool.n_queries at the last idle check */
     uint64_t last_used_us;  /* when a query was last seen sent to it; 0 never */
     struct dp_timer health; /* idle check: probe it while nobody uses it */
+    /* Its failures as the log tells them (upstream.c): once when it goes
+     * down, then at most one summary a minute, and once when it is back. */
+    char why[256];          /* the last failure, as its caller said it */
+    int down;               /* said to be down, not yet back */
+    uint64_t down_since_us; /* when it was said */
+    uint64_t down_told_us;  /* the last line about it */
+    unsigned down_untold;   /* failures since that line */
 };
 
 /* What the set calls up into, given at init. */
@@ -116,6 +123,9 @@ struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried
 int dp_upstreams_any_usable(const struct dp_upstreams *set, uint32_t tried);
 
 /* Health events. */
+/* What went wrong, for the log line of the failure reported next (the
+ * caller then logs its own line at debug level only). Copied. */
+void dp_upstream_failure_reason(struct dp_upstream *up, const char *why);
 void dp_upstream_connect_failed(struct dp_upstream *up);
 void dp_upstream_connect_succeeded(struct dp_upstream *up);
 /* After a completed handshake, the upstream failed a query: closed the

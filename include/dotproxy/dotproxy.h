@@ -10,6 +10,8 @@
 #include "dotproxy/forward.h"
 #include "dotproxy/loop.h"
 #include "dotproxy/proxy.h"
+#include "dotproxy/tap.h"
+#include "dotproxy/tls.h"
 #include "dotproxy/version.h"
 
 #endif

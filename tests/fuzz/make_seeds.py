@@ -216,7 +216,29 @@ def edns_seeds():
         save('edns', x)
 
 
+def rpz_seeds():
+    head = (b'$TTL 300\n$ORIGIN rpz.example.\n'
+            b'@ IN SOA ns admin ( 1 3600 600 86400 60 ) ; apex\n  NS ns\n')
+    body = [
+        b'evil.example CNAME .\n*.evil.example CNAME *.\n',
+        b'pass.example CNAME rpz-passthru.\ndrop.example CNAME rpz-drop.\n'
+        b'tcp.example CNAME rpz-tcp-only.\n',
+        b'host.example 60 A 192.0.2.1\n AAAA 2001:db8::1\n TXT "a \\"q\\"" b\n'
+        b'*.ads.example CNAME *.sink.example.\nmx.example MX 10 mail\n',
+        b'24.0.2.0.192.rpz-client-ip CNAME .\n128.1.zz.db8.2001.rpz-ip A 10.0.0.1\n'
+        b'32.1.2.0.192.rpz-ip CNAME rpz-drop.\nns.x.rpz-nsdname CNAME .\n'
+        b'32.1.2.0.192.rpz-nsip CNAME .\n',
+        b'bad.example A 999.1.1.1\nx TYPE65000 \\# 2 0a0b\nw\\.e.example CNAME .\n'
+        b'( unbalanced\n',
+    ]
+    for flags in (0, 1, 2, 3):
+        for b in body:
+            save('rpz', bytes([flags]) + head + b)
+    save('rpz', b'\x00$TTL 60\n@ SOA a. b. 1 2 3 4 5\nfeed.example CNAME .\n')
+
+
 if __name__ == '__main__':
+    rpz_seeds()
     dns_seeds()
     edns_seeds()
     frame_seeds()
