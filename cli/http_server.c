@@ -381,8 +381,10 @@ static enum MHD_Result get_metrics(struct dpd_http_server *srv, struct MHD_Conne
         return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
     if (srv->log_lines_dropped != NULL)
         dpd_render_daemon_metrics(&b, srv->log_lines_dropped());
-    if (srv->blocker != NULL)
+    if (srv->blocker != NULL) {
         dpd_render_block_metrics(&b, srv->blocker);
+        dpd_render_feed_metrics(&b, srv->blocker);
+    }
     return respond_buf(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
@@ -455,6 +457,25 @@ static enum MHD_Result post_reload(struct dpd_http_server *srv, struct MHD_Conne
     return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
 }
 
+static enum MHD_Result get_feeds(struct dpd_http_server *srv, struct MHD_Connection *c)
+{
+    struct dpd_render_buf b = {0};
+    dpd_render_feeds(&b, srv->blocker);
+    return respond_buf(c, MHD_HTTP_OK, "application/json", &b);
+}
+
+static enum MHD_Result post_feeds_refresh(struct dpd_http_server *srv, struct MHD_Connection *c)
+{
+    enum MHD_Result rc;
+    if (authorise(srv, c, &rc) != 0)
+        return rc;
+    if (srv->blocker == NULL)
+        return respond_json_error(c, MHD_HTTP_NOT_FOUND, "no feeds configured", NULL);
+    dotproxy_blocker_refresh_feeds(srv->blocker);
+    static const char ok[] = "{\"refreshing\":true}\n";
+    return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
+}
+
 struct route {
     const char *path;
     int post; /* 0: GET (and HEAD); 1: POST */
@@ -476,6 +497,8 @@ static const struct route routes[] = {
     {"/api/v1/cache/flush", 1, 0, post_cache_flush},
     {"/api/v1/reload", 1, 0, post_reload},
     {"/api/v1/blocklist/check", 0, 0, get_block_check},
+    {"/api/v1/feeds", 0, 0, get_feeds},
+    {"/api/v1/feeds/refresh", 1, 0, post_feeds_refresh},
 };
 
 /* Per request: how much body has been thrown away. */

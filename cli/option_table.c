@@ -410,6 +410,21 @@ static void show_tls_priority(const struct dpd_options *opts, char *buf, size_t 
     snprintf(buf, cap, "%s", strcmp(p, DOTPROXY_TLS_PRIORITY_DEFAULT) == 0 ? "" : p);
 }
 
+/* The zone-transfer primaries, as typed (a change needs a restart). */
+static void show_rpz_primaries(const struct dpd_options *opts, char *buf, size_t cap)
+{
+    size_t o = 0;
+    if (cap > 0)
+        buf[0] = '\0';
+    for (size_t i = 0; i < dotproxy_config_rpz_primary_count(opts->cfg); i++) {
+        int n = snprintf(buf + o, cap > o ? cap - o : 0, "%s%s", i > 0 ? ", " : "",
+                         dotproxy_config_get_rpz_primary(opts->cfg, i));
+        if (n < 0 || (size_t)n >= (cap > o ? cap - o : 0))
+            break;
+        o += (size_t)n;
+    }
+}
+
 /* ---- the table ---- */
 
 #define LIB_UINT(x) .set_uint = dotproxy_config_set_##x, .get_uint = dotproxy_config_get_##x
@@ -560,6 +575,15 @@ const struct dpd_option dpd_table[] = {
      .help = "apply the Response Policy Zone in PATH (master-file format); repeatable, the "
              "first zone with a rule decides",
      .set_str = dotproxy_config_add_rpz, .show = show_nothing},
+    {.name = "rpz-primary", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART,
+     .metavar = "ADDR[@PORT]#ZONE", .kind = &kind_string, .max = DOTPROXY_FEEDS_MAX,
+     .unit = "zone-transfer feeds",
+     .help = "pull the RPZ ZONE from the primary ADDR by AXFR/IXFR, refreshed on its SOA timers "
+             "and on NOTIFY from ADDR; repeatable",
+     .set_str = dotproxy_config_add_rpz_primary, .show = show_rpz_primaries},
+    {.name = "state-dir", .flags = DPD_OPT_RESTART, .metavar = "PATH", .kind = &kind_string,
+     .help = "where the last good copy of each feed is kept and read at start",
+     LIB_STR(state_dir)},
     {.name = "block-action", .metavar = "ACTION", .kind = &kind_enum,
      .choices = block_action_choices,
      .help = "answer to a blocklisted name: nxdomain, nodata, refused or zero (0.0.0.0, ::)",

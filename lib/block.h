@@ -106,4 +106,10 @@ int dp_block_answer(const struct dp_block_part *p, const struct dp_block_verdict
  * the EDE text. */
 void dp_block_describe(const struct dp_block_verdict *v, char *out, size_t cap);
 
+/* A NOTIFY (opcode 4) from peer: -1 when no feed is configured (the
+ * caller answers NOTIMP as for any other opcode), else the rcode to answer
+ * with (feed.h dp_feeds_notify). Never blocks. */
+int dp_block_notify(const struct dp_block_part *p, const uint8_t *msg, size_t len,
+                    const struct sockaddr *peer);
+
 #endif
