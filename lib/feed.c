@@ -44,10 +44,10 @@
 #include "xfr.h"
 
 #define CONNECT_TIMEOUT_MS 5000
-#define READ_TIMEOUT_MS 10000
-#define FIRST_RETRY_S 10u
-#define TIMER_MIN_S 1u
-#define TIMER_MAX_S 86400u
+#define READ_TIMEOUT_MS    10000
+#define FIRST_RETRY_S      10u
+#define TIMER_MIN_S        1u
+#define TIMER_MAX_S        86400u
 
 static char *dup_or_null(const char *s, int *rc)
 {
@@ -578,8 +578,7 @@ static int same_host(const struct sockaddr *a, const struct sockaddr_storage *b)
     return memcmp(pa, &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr, 16) == 0;
 }
 
-int dp_feeds_notify(struct dp_feeds *F, const uint8_t *msg, size_t len,
-                    const struct sockaddr *peer)
+int dp_feeds_notify(struct dp_feeds *F, const uint8_t *msg, size_t len, const struct sockaddr *peer)
 {
     uint8_t name[256];
     size_t off = 12, n = 0;
@@ -620,8 +619,10 @@ int dp_feeds_notify(struct dp_feeds *F, const uint8_t *msg, size_t len,
     else if (peer->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, who,
                   sizeof who);
-    dp_log(&F->log, DOTPROXY_LOG_DEBUG, "NOTIFY from %s refused: not a configured primary of "
-                                        "that zone", who);
+    dp_log(&F->log, DOTPROXY_LOG_DEBUG,
+           "NOTIFY from %s refused: not a configured primary of "
+           "that zone",
+           who);
     return 5; /* REFUSED */
 }
 

@@ -16,17 +16,17 @@
 #include "bytes.h"
 #include "dotproxy/error.h"
 
-#define T_A 1
-#define T_NS 2
+#define T_A     1
+#define T_NS    2
 #define T_CNAME 5
-#define T_SOA 6
-#define T_PTR 12
-#define T_MX 15
-#define T_TXT 16
-#define T_AAAA 28
+#define T_SOA   6
+#define T_PTR   12
+#define T_MX    15
+#define T_TXT   16
+#define T_AAAA  28
 #define T_DNAME 39
-#define T_IXFR 251
-#define T_AXFR 252
+#define T_IXFR  251
+#define T_AXFR  252
 
 /* Text of one record: owner (<= 1004 with escapes), type, rdata (a 65535
  * octet rdata is at most 4 characters an octet escaped, plus separators). */
@@ -199,8 +199,7 @@ static int write_rec(const struct dp_zrec *r, FILE *f)
     const char *sp = strchr(r->key, ' ');
     if (sp == NULL)
         return 0;
-    return fprintf(f, "%.*s %lu IN%s\n", (int)(sp - r->key), r->key, (unsigned long)r->ttl, sp) <
-                   0
+    return fprintf(f, "%.*s %lu IN%s\n", (int)(sp - r->key), r->key, (unsigned long)r->ttl, sp) < 0
                ? DOTPROXY_ESYS
                : 0;
 }
@@ -380,7 +379,7 @@ int dp_xfr_name_wire(const char *text, uint8_t *out)
                 c = (uint8_t)v;
                 p += 3;
             } else if (p[1] != '\0') {
-                c = (uint8_t)*++p;
+                c = (uint8_t) * ++p;
             } else {
                 return DOTPROXY_EMALFORMED;
             }
@@ -397,26 +396,16 @@ int dp_xfr_name_wire(const char *text, uint8_t *out)
 static const char *type_name(uint16_t t)
 {
     switch (t) {
-    case T_A:
-        return "A";
-    case T_NS:
-        return "NS";
-    case T_CNAME:
-        return "CNAME";
-    case T_SOA:
-        return "SOA";
-    case T_PTR:
-        return "PTR";
-    case T_MX:
-        return "MX";
-    case T_TXT:
-        return "TXT";
-    case T_AAAA:
-        return "AAAA";
-    case T_DNAME:
-        return "DNAME";
-    default:
-        return NULL;
+    case T_A: return "A";
+    case T_NS: return "NS";
+    case T_CNAME: return "CNAME";
+    case T_SOA: return "SOA";
+    case T_PTR: return "PTR";
+    case T_MX: return "MX";
+    case T_TXT: return "TXT";
+    case T_AAAA: return "AAAA";
+    case T_DNAME: return "DNAME";
+    default: return NULL;
     }
 }
 
@@ -502,9 +491,7 @@ static int put_rdata(char *o, uint16_t type, const uint8_t *m, size_t len, size_
         }
         o[k] = '\0';
         return 0;
-    default:
-        put_generic(o, p, rdlen);
-        return 0;
+    default: put_generic(o, p, rdlen); return 0;
     }
 }
 
@@ -628,9 +615,7 @@ static int take_rr(struct dp_xfr *x, const char *key, size_t len, uint16_t type,
         if ((r = rec_new(key, len, ttl)) == NULL)
             return DOTPROXY_ENOMEM;
         return push_op(x, r, 1);
-    default:
-        xfail(x, "records after the closing SOA");
-        return DOTPROXY_EMALFORMED;
+    default: xfail(x, "records after the closing SOA"); return DOTPROXY_EMALFORMED;
     }
 }
 
@@ -700,9 +685,8 @@ int dp_xfr_msg(struct dp_xfr *x, const uint8_t *m, size_t len)
         /* Every owner lies at or below the zone (RFC 5936 2.2: the zone
          * and nothing else). */
         size_t ol = strlen(owner), zlen = strlen(zone);
-        if (strcmp(zone, ".") != 0 &&
-            (ol < zlen || strcmp(owner + ol - zlen, zone) != 0 ||
-             (ol > zlen && owner[ol - zlen - 1] != '.'))) {
+        if (strcmp(zone, ".") != 0 && (ol < zlen || strcmp(owner + ol - zlen, zone) != 0 ||
+                                       (ol > zlen && owner[ol - zlen - 1] != '.'))) {
             xfail(x, "a record outside the zone");
             rc = DOTPROXY_EMALFORMED;
             break;
