@@ -20,7 +20,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         meson ninja-build gcc libc6-dev pkg-config libgnutls28-dev \
-        libinih-dev libmicrohttpd-dev \
+        libinih-dev libmicrohttpd-dev libfstrm-dev libprotobuf-c-dev protobuf-c-compiler \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -30,6 +30,7 @@ COPY . .
 # back to lib64, which Debian's dynamic loader does not search; /usr/lib it always does.
 RUN meson setup /build /src \
         --buildtype=release --prefix=/usr --libdir=lib -Dtests=false -Dexamples=false \
+        -Ddnstap=enabled \
  && ninja -C /build \
  && meson install -C /build --destdir /stage --no-rebuild
 
@@ -51,8 +52,8 @@ LABEL org.opencontainers.image.title="dotproxyd" \
 
 COPY --from=build /rootfs/ /
 
-# Run time needs GnuTLS, libinih (-c config file), libmicrohttpd (--metrics) and the
-# trust store; no compiler, no DNS or HTTP tools.
+# Run time needs GnuTLS, libinih (-c config file), libmicrohttpd (--metrics), libfstrm
+# and libprotobuf-c (--dnstap) and the trust store; no compiler, no DNS or HTTP tools.
 #
 # Port 53 is privileged and the daemon runs as uid 10053, so the binary carries the
 # file capability cap_net_bind_service (+ep).  It is set here, not in the build stage,
@@ -64,7 +65,8 @@ COPY --from=build /rootfs/ /
 # the kernel refuses to exec a binary whose file capability it cannot grant.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libgnutls30 libinih1 libmicrohttpd12 ca-certificates libcap2-bin \
+        libgnutls30 libinih1 libmicrohttpd12 libfstrm0 libprotobuf-c1 ca-certificates \
+        libcap2-bin \
  && setcap cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && setcap -v cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove libcap2-bin \

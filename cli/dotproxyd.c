@@ -31,6 +31,7 @@
 #include <dotproxy/dotproxy.h>
 
 #include "http_server.h"
+#include "dnstap.h"
 #include "log.h"
 #include "notify.h"
 #include "options.h"
@@ -251,6 +252,9 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
         workers[i].log.qlog_limit = opts->log_queries;
         r = dotproxy_config_set_query_log(cfg, dpd_log_query, &workers[i].log);
     }
+    /* --dnstap is restart-only: the output opened at start serves reloads. */
+    if (r == 0 && boot.dnstap != NULL)
+        r = dotproxy_config_set_tap(cfg, dpd_dnstap_event, dpd_dnstap_worker(i));
     if (r < 0) {
         dotproxy_config_free(cfg);
         return r;
@@ -417,9 +421,10 @@ static int reload(char *err, size_t errlen)
     struct dpd_options n, view;
     int failed = 0;
 
-    /* The lists are read again on every reload, whatever the file says
-     * (their contents are what changed, most of the time). */
-    if (blocker != NULL)
+    /* The lists are read again on every reload, whatever becomes of the file
+     * (their contents are what changed, most of the time): with the file's
+     * new list of them when it reads, else with the running one. */
+    if (blocker != NULL && boot.config_path == NULL)
         dotproxy_blocker_reload(blocker, have_current ? current.cfg : boot.cfg);
     if (boot.config_path == NULL) {
         snprintf(err, errlen, "no configuration file (-c) to re-read");
@@ -428,6 +433,8 @@ static int reload(char *err, size_t errlen)
         return -1;
     }
     if (dpd_options_reparse(&n, &boot, err, errlen) != 0) {
+        if (blocker != NULL)
+            dotproxy_blocker_reload(blocker, have_current ? current.cfg : boot.cfg);
         dpd_log_main(DOTPROXY_LOG_ERR, "reload: %s; keeping the running configuration", err);
         return -1;
     }
@@ -479,7 +486,7 @@ static int reload(char *err, size_t errlen)
             failed = 1;
         }
     }
-    if (blocker != NULL && !failed)
+    if (blocker != NULL)
         dotproxy_blocker_reload(blocker, n.cfg);
     dotproxy_cache_free(old_cache); /* the workers hold their own references */
     if (cache_switch && now_size > 0) {
@@ -622,8 +629,19 @@ static int run(const struct dpd_options *opts)
         warn_if_writable("api-token-file", opts->api_token_file);
         token = token_buf;
     }
+    if (opts->dnstap != NULL) {
+        char err[600];
+
+        if (dpd_dnstap_open(opts->dnstap, opts->workers, err, sizeof err) != 0) {
+            dpd_log_fatal("--dnstap: %s", err);
+            explicit_bzero(token_buf, sizeof token_buf);
+            return DPD_EXIT_RUNTIME;
+        }
+        dpd_log_main(DOTPROXY_LOG_INFO, "dnstap to %s", opts->dnstap);
+    }
     if (create_contexts(opts) != 0) {
         free_contexts((unsigned)n_published);
+        dpd_dnstap_close();
         explicit_bzero(token_buf, sizeof token_buf);
         return DPD_EXIT_RUNTIME;
     }
@@ -645,6 +663,7 @@ static int run(const struct dpd_options *opts)
         mo.reload = metrics_reload;
         mo.log_lines_dropped = dpd_log_dropped;
         mo.blocker = blocker;
+        mo.dnstap_counts = opts->dnstap != NULL ? dpd_dnstap_counts : NULL;
         block_signals(&old); /* its threads must never take our signals */
         r = dpd_http_server_start(&metrics, &mo, err, sizeof err);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -720,6 +739,7 @@ out:
     reload_close();
     dpd_http_server_stop(metrics);
     free_contexts(opts->workers);
+    dpd_dnstap_close(); /* what the workers queued goes out first */
     if (status != DPD_EXIT_OK)
         dpd_log_fatal("stopped after a failure");
     else

@@ -84,6 +84,7 @@ struct dpd_http_server {
     void *user;
     unsigned long long (*log_lines_dropped)(void);
     dotproxy_blocker *blocker;
+    void (*dnstap_counts)(unsigned long long *queued, unsigned long long *dropped);
 };
 
 /* ---- HTTP plumbing ------------------------------------------------------------------------ */
@@ -384,6 +385,11 @@ static enum MHD_Result get_metrics(struct dpd_http_server *srv, struct MHD_Conne
     if (srv->blocker != NULL) {
         dpd_render_block_metrics(&b, srv->blocker);
         dpd_render_feed_metrics(&b, srv->blocker);
+    }
+    if (srv->dnstap_counts != NULL) {
+        unsigned long long queued, dropped;
+        srv->dnstap_counts(&queued, &dropped);
+        dpd_render_dnstap_metrics(&b, queued, dropped);
     }
     return respond_buf(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
@@ -713,6 +719,7 @@ static struct dpd_http_server *server_new(const struct dpd_http_server_opts *o)
     srv->user = o->user;
     srv->log_lines_dropped = o->log_lines_dropped;
     srv->blocker = o->blocker;
+    srv->dnstap_counts = o->dnstap_counts;
     return srv;
 }
 

@@ -77,6 +77,9 @@ struct dpd_http_server_opts {
     /* The blocklists, for GET /metrics and /api/v1/blocklist/check. NULL:
      * none (the check answers 404). Must outlive the server. */
     dotproxy_blocker *blocker;
+    /* Read for GET /metrics: dnstap messages queued and dropped
+     * (dotproxyd_dnstap_*_total), from any thread. NULL: left out. */
+    void (*dnstap_counts)(unsigned long long *queued, unsigned long long *dropped);
 };
 
 /* Start serving; 0, or -1 with a message in err naming the value that is

@@ -142,26 +142,35 @@ static void output(int level, char *text, size_t len)
     text[len - 1] = '\0';
 }
 
+/* What every JSON line starts with: the time (UTC, RFC 3339 with
+ * milliseconds) and the worker (a number, or null for the main thread). */
+static void json_head(char *ts, size_t ts_cap, int worker, char *wbuf, size_t wcap)
+{
+    char sec[32];
+    struct timespec now;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts, ts_cap, "%s.%03ldZ", sec, now.tv_nsec / 1000000);
+    if (worker >= 0)
+        snprintf(wbuf, wcap, "%d", worker);
+    else
+        snprintf(wbuf, wcap, "null");
+}
+
 /* The line as the format wants it, into line[cap] (cap > 2): its length,
  * at most cap - 2, leaving room for output()'s newline. */
 static size_t format_line(int level, int worker, const char *msg, char *line, size_t cap)
 {
     if (log_json) {
-        char ts[40], wbuf[16], body[1500];
-        struct timespec now;
-        struct tm tm;
+        char ts[48], wbuf[16], body[1500];
 
-        clock_gettime(CLOCK_REALTIME, &now);
-        gmtime_r(&now.tv_sec, &tm);
-        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (worker >= 0)
-            snprintf(wbuf, sizeof wbuf, "%d", worker);
-        else
-            snprintf(wbuf, sizeof wbuf, "null");
+        json_head(ts, sizeof ts, worker, wbuf, sizeof wbuf);
         json_escape(body, sizeof body, msg);
-        snprintf(line, cap - 1,
-                 "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"worker\":%s,\"msg\":\"%s\"}", ts,
-                 now.tv_nsec / 1000000, level_name(level), wbuf, body);
+        snprintf(line, cap - 1, "{\"ts\":\"%s\",\"level\":\"%s\",\"worker\":%s,\"msg\":\"%s\"}", ts,
+                 level_name(level), wbuf, body);
     } else if (log_syslog) {
         if (worker >= 0)
             snprintf(line, cap - 1, "[%d] %s", worker, msg);
@@ -487,6 +496,79 @@ static const char *rcode_name(int rcode)
     return rcode >= 0 && rcode < 6 ? names[rcode] : "RCODE?";
 }
 
+/* The client as address text and port; "-" and 0 when there is none (API
+ * queries). */
+static void client_text(const dotproxy_query_log *e, char *addr, size_t cap, unsigned *port)
+{
+    snprintf(addr, cap, "-");
+    *port = 0;
+    if (e->client != NULL && e->client->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)e->client;
+        inet_ntop(AF_INET, &sin->sin_addr, addr, (socklen_t)cap);
+        *port = ntohs(sin->sin_port);
+    } else if (e->client != NULL && e->client->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)e->client;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, addr, (socklen_t)cap);
+        *port = ntohs(sin6->sin6_port);
+    }
+}
+
+/* ,"KEY":"VALUE" (escaped) at out[*len], when value is not NULL. */
+static void json_opt_field(char *out, size_t cap, size_t *len, const char *key, const char *value)
+{
+    char esc[400];
+
+    if (value == NULL || *len >= cap)
+        return;
+    json_escape(esc, sizeof esc, value);
+    int n = snprintf(out + *len, cap - *len, ",\"%s\":\"%s\"", key, esc);
+    if (n > 0 && (size_t)n < cap - *len)
+        *len += (size_t)n; /* else left out whole: a cut field is not JSON */
+    out[*len] = '\0';
+}
+
+/* The query line as one JSON object, for pipelines that index fields:
+ * event "query", client (null for API queries) and client_port, transport,
+ * qname, qtype, rcode, latency_ms, source ("cache", the upstream's
+ * ADDR@PORT#NAME, or "local" for our own error replies), and list and rule
+ * when a block list decided the answer. Returns the length (< cap - 1). */
+static size_t format_query_json(const dotproxy_query_log *e, int worker, char *line, size_t cap)
+{
+    char ts[48], wbuf[16], addr[INET6_ADDRSTRLEN], client[INET6_ADDRSTRLEN + 2], tbuf[16];
+    /* Sized so that the fixed part always fits LINE_CAP: the longest name
+     * (255 octets as \DDD, each backslash doubled) and the longest label. */
+    char name[1300], source[320];
+    unsigned port;
+    size_t len;
+
+    json_head(ts, sizeof ts, worker, wbuf, sizeof wbuf);
+    client_text(e, addr, sizeof addr, &port);
+    if (e->client != NULL)
+        snprintf(client, sizeof client, "\"%s\"", addr);
+    else
+        snprintf(client, sizeof client, "null");
+    json_escape(name, sizeof name, e->qname != NULL ? e->qname : "");
+    json_escape(source, sizeof source,
+                e->from_cache         ? "cache"
+                : e->upstream != NULL ? e->upstream
+                                      : "local");
+    int n = snprintf(line, cap - 1,
+                     "{\"ts\":\"%s\",\"level\":\"info\",\"worker\":%s,\"event\":\"query\","
+                     "\"client\":%s,\"client_port\":%u,\"transport\":\"%s\",\"qname\":\"%s\","
+                     "\"qtype\":\"%s\",\"rcode\":\"%s\",\"latency_ms\":%.3f,\"source\":\"%s\"",
+                     ts, wbuf, client, port, e->transport, name,
+                     qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
+                     (double)e->latency_us / 1000.0, source);
+    if (n < 0 || (size_t)n >= cap - 2)
+        return 0;
+    len = (size_t)n;
+    json_opt_field(line, cap - 2, &len, "list", e->list);
+    json_opt_field(line, cap - 2, &len, "rule", e->rule);
+    line[len++] = '}';
+    line[len] = '\0';
+    return len;
+}
+
 /* One line per answer, on the worker's thread, at most qlog_limit a second:
  * past it lines are counted and the count reported when the next second
  * starts (a flood must not turn into a disk-filling log). */
@@ -511,27 +593,26 @@ void dpd_log_query(const dotproxy_query_log *e, void *user)
         return;
     }
     w->qlog_lines++;
-    char client[INET6_ADDRSTRLEN + 8] = "-", tbuf[16], line[1300];
-    if (e->client != NULL && e->client->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)e->client;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &sin->sin_addr, a, sizeof a);
-        snprintf(client, sizeof client, "%s#%u", a, ntohs(sin->sin_port));
-    } else if (e->client != NULL && e->client->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)e->client;
-        char a[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof a);
-        snprintf(client, sizeof client, "%s#%u", a, ntohs(sin6->sin6_port));
+    if (log_json) {
+        char jline[LINE_CAP];
+        size_t jlen = format_query_json(e, (int)w->worker, jline, sizeof jline);
+
+        if (jlen > 0)
+            put(DOTPROXY_LOG_INFO, jline, jlen);
+        return;
     }
-    if (e->policy != NULL) /* a block answer: which list and rule decided */
-        snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms blocked by %s", client,
-                 e->transport, e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf),
-                 rcode_name(e->rcode), (double)e->latency_us / 1000.0, e->policy);
-    else
-        snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport,
-                 e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
-                 (double)e->latency_us / 1000.0, e->from_cache ? "cache" : "upstream ",
-                 e->from_cache ? "" : (e->upstream != NULL ? e->upstream : "-"));
+    char client[INET6_ADDRSTRLEN + 8] = "-", addr[INET6_ADDRSTRLEN], tbuf[16], line[1300];
+    unsigned port;
+    client_text(e, addr, sizeof addr, &port);
+    if (e->client != NULL)
+        snprintf(client, sizeof client, "%s#%u", addr, port);
+    int n = snprintf(line, sizeof line, "query %s %s %s %s %s %.3f ms %s%s", client, e->transport,
+                     e->qname, qtype_name(e->qtype, tbuf, sizeof tbuf), rcode_name(e->rcode),
+                     (double)e->latency_us / 1000.0, e->from_cache ? "cache" : "upstream ",
+                     e->from_cache ? "" : (e->upstream != NULL ? e->upstream : "-"));
+    if (n > 0 && (size_t)n < sizeof line && e->list != NULL)
+        snprintf(line + n, sizeof line - (size_t)n, " list %s rule %s", e->list,
+                 e->rule != NULL ? e->rule : "-");
     emit(DOTPROXY_LOG_INFO, (int)w->worker, line);
 }
 

@@ -19,9 +19,13 @@
 #include <unistd.h>
 
 #include "config_file.h"
+#include "dnstap.h"
 #include "http_server.h"
 #include "option_table.h"
 #include "options.h"
+
+#define DPD_STR_(x) #x
+#define DPD_STR(x)  DPD_STR_(x)
 
 /* ---- parsers: text to a typed value ---- */
 
@@ -194,6 +198,100 @@ static int parse_metrics(const struct dpd_option *o, const char *text, struct dp
     return 0;
 }
 
+/* Calls add(cfg, zone, upstream) for each upstream of "ZONE=UP[,UP...]".
+ * 0, or the first error with which (the zone: NULL, else the upstream). */
+static int each_forward(const char *text, dotproxy_config *cfg, char *zone, size_t zcap, char *up,
+                        size_t ucap, int *bad_zone)
+{
+    const char *eq = strchr(text, '=');
+    size_t zl = eq != NULL ? (size_t)(eq - text) : 0;
+
+    *bad_zone = 1;
+    up[0] = '\0';
+    if (eq == NULL || zl == 0 || zl >= zcap)
+        return DOTPROXY_EINVAL;
+    memcpy(zone, text, zl);
+    zone[zl] = '\0';
+    *bad_zone = 0;
+    for (const char *p = eq + 1;;) {
+        const char *comma = strchr(p, ',');
+        size_t ul = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        int r;
+
+        if (ul >= ucap)
+            ul = ucap - 1;
+        memcpy(up, p, ul);
+        up[ul] = '\0';
+        if (ul == 0)
+            return DOTPROXY_EADDR;
+        r = dotproxy_config_add_forward(cfg, zone, up);
+        if (r != 0)
+            return r;
+        if (comma == NULL)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* "ZONE=UPSTREAM[,UPSTREAM...]": checked whole against a scratch
+ * configuration, so that the message names the part that is wrong. */
+static int parse_forward_zone(const struct dpd_option *o, const char *text, struct dpd_value *v,
+                              char *why, size_t cap)
+{
+    dotproxy_config *scratch = NULL;
+    char zone[300], up[600];
+    int bad_zone, r;
+
+    if (dotproxy_config_new(&scratch) != 0) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    r = each_forward(text, scratch, zone, sizeof zone, up, sizeof up, &bad_zone);
+    /* An unknown zone with a sound upstream is refused for the zone alone. */
+    if (r == DOTPROXY_EINVAL && !bad_zone &&
+        dotproxy_config_add_forward(scratch, zone, "plain:127.0.0.1") == DOTPROXY_EINVAL)
+        bad_zone = 1;
+    dotproxy_config_free(scratch);
+    if (r == 0) {
+        v->s = text;
+        return 0;
+    }
+    if (bad_zone && strchr(text, '=') == NULL)
+        snprintf(why, cap, "must be ZONE=UPSTREAM[,UPSTREAM...]");
+    else if (bad_zone)
+        snprintf(why, cap,
+                 "zone '%s' is not a domain name (labels of letters, digits, '-' and '_')", zone);
+    else if (r == DOTPROXY_ELIMIT && strchr(up, '^') != NULL)
+        snprintf(why, cap, "upstream '%s': more than %d pins", up, DOTPROXY_PINS_MAX);
+    else if (r == DOTPROXY_ELIMIT)
+        snprintf(why, cap, "upstream '%s': more than %d distinct forward upstreams", up,
+                 DOTPROXY_FORWARD_UPSTREAMS_MAX);
+    else if (r == DOTPROXY_EINVAL)
+        snprintf(why, cap,
+                 "upstream '%s': a pin is not a SHA-256 SPKI pin ('sha256/' and the "
+                 "base64 of 32 octets)",
+                 up);
+    else if (r == DOTPROXY_ENAME && strncmp(up, "plain:", 6) == 0)
+        snprintf(why, cap, "upstream '%s': plain DNS has no TLS name (write plain:ADDR[@PORT])",
+                 up);
+    else
+        snprintf(why, cap,
+                 "upstream '%s' of zone '%s': %s (ADDR[@PORT][#NAME][^sha256/PIN] for DNS "
+                 "over TLS, plain:ADDR[@PORT] for plain DNS)",
+                 up, zone, up[0] == '\0' ? "empty" : dotproxy_strerror(r));
+    return -1;
+}
+
+/* "unix:PATH" or "tcp:ADDR@PORT": the form only, the receiver may come later. */
+static int parse_dnstap(const struct dpd_option *o, const char *text, struct dpd_value *v,
+                        char *why, size_t cap)
+{
+    if (dpd_dnstap_check(text, why, cap) != 0)
+        return -1;
+    v->s = text;
+    return 0;
+}
+
 static const struct dpd_kind kind_uint = {"uint", DPD_STORE_UINT, parse_uint, 0};
 static const struct dpd_kind kind_flag = {"flag", DPD_STORE_INT, parse_flag, 0};
 static const struct dpd_kind kind_enum = {"enum", DPD_STORE_INT, parse_enum, 0};
@@ -206,6 +304,8 @@ static const struct dpd_kind kind_user = {"user", DPD_STORE_STR, parse_user, 0};
 static const struct dpd_kind kind_qps_burst = {"qps-burst", DPD_STORE_UINT, parse_qps_burst, 0};
 static const struct dpd_kind kind_prefixes = {"prefix-pair", DPD_STORE_UINT, parse_prefixes, 0};
 static const struct dpd_kind kind_metrics = {"metrics", DPD_STORE_STR, parse_metrics, 0};
+static const struct dpd_kind kind_forward = {"forward-zone", DPD_STORE_STR, parse_forward_zone, 0};
+static const struct dpd_kind kind_dnstap = {"dnstap", DPD_STORE_STR, parse_dnstap, 0};
 static const struct dpd_kind kind_none = {"none", DPD_STORE_INT, parse_flag, 0};
 
 /* ---- appliers and shows that are more than one setter or field ---- */
@@ -221,6 +321,34 @@ static int apply_pin(struct dpd_apply *ap, const struct dpd_value *v)
         return DOTPROXY_EINVAL;
     }
     return dotproxy_config_add_pin(ap->opts->cfg, n - 1, v->s);
+}
+
+static int apply_forward_zone(struct dpd_apply *ap, const struct dpd_value *v)
+{
+    char zone[300], up[600];
+    int bad_zone;
+    int r = each_forward(v->s, ap->opts->cfg, zone, sizeof zone, up, sizeof up, &bad_zone);
+
+    if (r == DOTPROXY_ELIMIT)
+        ap->why = "more than " DPD_STR(
+            DOTPROXY_FORWARD_ZONES_MAX) " forward zones or "
+                                        "more than " DPD_STR(
+                                            DOTPROXY_FORWARD_UPSTREAMS_MAX) " distinct forward "
+                                                                            "upstreams";
+    return r;
+}
+
+static void show_forward_zones(const struct dpd_options *opts, char *buf, size_t cap)
+{
+    char one[8192];
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < dotproxy_config_forward_zone_count(opts->cfg) && len < cap; i++) {
+        if (dotproxy_config_get_forward_zone(opts->cfg, i, one, sizeof one) < 0)
+            snprintf(one, sizeof one, "?");
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", one);
+    }
 }
 
 /* The rate-limit rows each change a part of one setter's arguments: read
@@ -473,6 +601,12 @@ const struct dpd_option dpd_table[] = {
      .help = "pin the SPKI of the --upstream given last before it; repeatable",
      .refused = "not a SHA-256 SPKI pin ('sha256/' and the base64 of 32 octets)",
      .apply = apply_pin, .show = show_nothing},
+    /* Conditional forwarding: a zone's names go to its own upstreams. */
+    {.name = "forward-zone", .flags = DPD_OPT_REPEAT, .metavar = "ZONE=UPSTREAM[,UPSTREAM...]",
+     .kind = &kind_forward, .max = DOTPROXY_FORWARD_ZONES_MAX, .unit = "forward zones",
+     .help = "names at or under ZONE go to these upstreams (as --upstream, or plain:ADDR[@PORT] "
+             "for plain DNS, not private); the longest zone wins; repeatable",
+     .apply = apply_forward_zone, .show = show_forward_zones},
     {.name = "ca-file", .metavar = "PATH", .kind = &kind_path,
      .help = "PEM trust anchors instead of the system store", LIB_STR(ca_file)},
     {.name = "tls-priority", .metavar = "STRING", .kind = &kind_string,
@@ -614,6 +748,8 @@ const struct dpd_option dpd_table[] = {
      .unit = "lines per second (0 = off)", .def = "0",
      .help = "log each answer, at most N lines/s per worker; 0 = off: queries are private",
      FIELD(log_queries)},
+    {.name = "dnstap", .flags = DPD_OPT_RESTART, .metavar = "SOCKET", .kind = &kind_dnstap,
+     .help = "log every message as dnstap to unix:PATH or tcp:ADDR@PORT", FIELD(dnstap)},
     {.name = "syslog", .flags = DPD_OPT_FLAG | DPD_OPT_RESTART, .kind = &kind_flag, .def = "no",
      .help = "log to syslog instead of stderr", FIELD(log_syslog)},
     {.name = "metrics", .flags = DPD_OPT_RESTART, .metavar = "[ADDR@]PORT", .kind = &kind_metrics,

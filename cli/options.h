@@ -45,6 +45,7 @@ struct dpd_options {
     const char *metrics;        /* --metrics as given, NULL: no metrics server */
     const char *metrics_host;   /* --metrics-host: NAME[,NAME...], NULL: none */
     const char *api_token_file; /* NULL: mutating API calls refused */
+    const char *dnstap;         /* --dnstap unix:PATH | tcp:ADDR@PORT, NULL: off */
     const char *config_path;    /* -c, NULL: no file */
     int check_config;
 

@@ -585,6 +585,17 @@ void dpd_render_daemon_metrics(struct dpd_render_buf *b, unsigned long long log_
     buf_printf(b, "dotproxyd_log_lines_dropped_total %llu\n", log_lines_dropped);
 }
 
+void dpd_render_dnstap_metrics(struct dpd_render_buf *b, unsigned long long queued,
+                               unsigned long long dropped)
+{
+    prom_head(b, "dotproxyd_dnstap_messages_total", "counter",
+              "dnstap messages handed to the Frame Streams writer");
+    buf_printf(b, "dotproxyd_dnstap_messages_total %llu\n", queued);
+    prom_head(b, "dotproxyd_dnstap_dropped_total", "counter",
+              "dnstap messages dropped because the writer's queue was full");
+    buf_printf(b, "dotproxyd_dnstap_dropped_total %llu\n", dropped);
+}
+
 /* ---- JSON API ---------------------------------------------------------------------- */
 
 static void json_counters(struct dpd_render_buf *b, const uint64_t *v)

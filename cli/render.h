@@ -65,6 +65,10 @@ void dpd_render_reload_failed(struct dpd_render_buf *b, const char *msg);
 /* The daemon's own families after dpd_render_metrics: the counter
  * dotproxyd_log_lines_dropped_total (lines its log queue had no room for). */
 void dpd_render_daemon_metrics(struct dpd_render_buf *b, unsigned long long log_lines_dropped);
+/* dotproxyd_dnstap_messages_total (handed to the dnstap writer) and
+ * dotproxyd_dnstap_dropped_total (its queue was full: never waited for). */
+void dpd_render_dnstap_metrics(struct dpd_render_buf *b, unsigned long long queued,
+                               unsigned long long dropped);
 
 /* GET /metrics, blocklist part: blocked, entries, last load, failures per
  * list of bl. */

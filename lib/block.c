@@ -970,6 +970,32 @@ void dp_block_describe(const struct dp_block_verdict *v, char *out, size_t cap)
     }
 }
 
+/* src into dst, cut to fit (log text: a cut is better than none). */
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void dp_block_log_names(const struct dp_block_verdict *v, struct dp_block_part *p)
+{
+    char text[sizeof p->log_list + sizeof p->log_rule];
+    dp_block_describe(v, text, sizeof text);
+    /* "KIND NAME: RULE...": the list is what comes before the first ": ". */
+    char *sep = strstr(text, ": ");
+    if (sep == NULL) {
+        copy_cut(p->log_list, sizeof p->log_list, "?");
+        copy_cut(p->log_rule, sizeof p->log_rule, text);
+        return;
+    }
+    *sep = '\0';
+    copy_cut(p->log_list, sizeof p->log_list, text);
+    copy_cut(p->log_rule, sizeof p->log_rule, sep + 2);
+}
+
 /* ---- block answers ---- */
 
 static size_t put_rr_head(uint8_t *p, uint16_t type, uint32_t ttl, uint16_t rdlen)

@@ -40,6 +40,8 @@ struct dp_block_part {
     /* The block answer being sent and its description (query log). */
     uint8_t answer[2048];
     char text[400];
+    char log_list[300]; /* for the query log: "blocklist FILE" or "rpz ZONE" */
+    char log_rule[600]; /* the rule, " via cname NAME" or " via address A" after it */
 };
 
 /* Take cfg's blocker, or make one from cfg's lists (an embedder with one
@@ -105,6 +107,8 @@ int dp_block_answer(const struct dp_block_part *p, const struct dp_block_verdict
 /* "blocklist ads.txt: ads.example.com." and the like, for the query log and
  * the EDE text. */
 void dp_block_describe(const struct dp_block_verdict *v, char *out, size_t cap);
+/* The same in two parts, list and rule, into p->log_list and p->log_rule. */
+void dp_block_log_names(const struct dp_block_verdict *v, struct dp_block_part *p);
 
 /* A NOTIFY (opcode 4) from peer: -1 when no feed is configured (the
  * caller answers NOTIMP as for any other opcode), else the rcode to answer

@@ -452,6 +452,14 @@ DOTPROXY_EXPORT int dotproxy_config_add_pin(dotproxy_config *cfg, size_t index, 
         return DOTPROXY_EINVAL;
     if (cfg->n_pins[index] == DP_MAX_PINS)
         return DOTPROXY_ELIMIT;
+    int rc = dp_config_pin_decode(pin, cfg->pins[index][cfg->n_pins[index]]);
+    if (rc == 0)
+        cfg->n_pins[index]++;
+    return rc;
+}
+
+int dp_config_pin_decode(const char *pin, uint8_t out[32])
+{
     if (strncmp(pin, "sha256/", 7) == 0)
         pin += 7;
     gnutls_datum_t in = {(unsigned char *)(uintptr_t)pin, (unsigned)strlen(pin)};
@@ -460,7 +468,7 @@ DOTPROXY_EXPORT int dotproxy_config_add_pin(dotproxy_config *cfg, size_t index, 
         return DOTPROXY_EINVAL;
     int ok = raw.size == 32;
     if (ok)
-        memcpy(cfg->pins[index][cfg->n_pins[index]++], raw.data, 32);
+        memcpy(out, raw.data, 32);
     gnutls_free(raw.data);
     return ok ? 0 : DOTPROXY_EINVAL;
 }

@@ -4,7 +4,11 @@
 #define DP_CONFIG_H
 
 #include "block_config.h"
+#include <stdint.h>
+
 #include "dotproxy/config.h"
+#include "dotproxy/forward.h"
+#include "dotproxy/tap.h"
 #include "log.h"
 
 /* The limits are public (include/dotproxy/config.h); these are their names
@@ -13,6 +17,29 @@
 #define DP_MAX_UPSTREAMS DOTPROXY_UPSTREAMS_MAX
 #define DP_MAX_ALLOW     DOTPROXY_ALLOW_MAX
 #define DP_MAX_PINS      DOTPROXY_PINS_MAX
+#define DP_MAX_FWD_ZONES DOTPROXY_FORWARD_ZONES_MAX
+#define DP_MAX_FWD_UPS   DOTPROXY_FORWARD_UPSTREAMS_MAX
+/* Upstreams of a context: the configured ones, then the forward zones'.
+ * Each is a bit of a query's `tried` (uint32_t). */
+#define DP_MAX_SET (DP_MAX_UPSTREAMS + DP_MAX_FWD_UPS)
+_Static_assert(DP_MAX_SET <= 32, "a query's tried mask has 32 bits");
+
+/* An upstream of forward zones (forward.c). */
+struct dp_fwd_upstream {
+    dotproxy_endpoint ep;
+    uint8_t pins[DP_MAX_PINS][32];
+    unsigned n_pins;
+    int plain; /* plain DNS over TCP, not TLS */
+};
+
+/* A forward zone: its name in wire form (lower case) and its upstreams, as
+ * positions in fwd_up, in the order added. */
+struct dp_fwd_zone {
+    uint8_t wire[255];
+    uint8_t len;
+    uint8_t ups[DP_MAX_FWD_UPS];
+    uint8_t n_ups;
+};
 
 /* One allowed network: address bytes in network order, prefix length. */
 struct dp_cidr {
@@ -28,6 +55,10 @@ struct dotproxy_config {
     size_t n_upstream;
     uint8_t pins[DP_MAX_UPSTREAMS][DP_MAX_PINS][32]; /* SHA-256 of SPKI */
     unsigned n_pins[DP_MAX_UPSTREAMS];
+    struct dp_fwd_upstream fwd_up[DP_MAX_FWD_UPS]; /* distinct, over all zones */
+    size_t n_fwd_up;
+    struct dp_fwd_zone fwd_zone[DP_MAX_FWD_ZONES];
+    size_t n_fwd_zone;
     char *ca_file;      /* NULL: system trust store */
     char *tls_priority; /* NULL: DOTPROXY_TLS_PRIORITY_DEFAULT */
     unsigned timeout_ms;
@@ -55,7 +86,19 @@ struct dotproxy_config {
     dotproxy_query_log_fn qlog;
     void *qlog_user;
     struct dp_block_config block; /* blocklists (block.c) */
+    dotproxy_tap_fn tap;          /* lib/tap.c; NULL: no tap */
+    void *tap_user;
 };
+
+/* Every upstream a context makes from cfg: upstream[] then fwd_up[]. */
+static inline size_t dp_config_upstream_total(const struct dotproxy_config *cfg)
+{
+    return cfg->n_upstream + cfg->n_fwd_up;
+}
+
+/* A pin as dotproxy_config_add_pin takes it, decoded into out. 0 or
+ * DOTPROXY_EINVAL. */
+int dp_config_pin_decode(const char *pin, uint8_t out[32]);
 
 /* Deep-copy src into dst (strings duplicated). 0 or DOTPROXY_ENOMEM. */
 int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *src);

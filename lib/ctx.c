@@ -214,14 +214,16 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
             goto fail;
     }
     rc = DOTPROXY_ENOMEM;
-    struct dp_upstream *ups[DP_MAX_UPSTREAMS];
-    size_t n_ups = 0;
-    while (n_ups < ctx->cfg.n_upstream &&
+    struct dp_upstream *ups[DP_MAX_SET];
+    size_t n_ups = 0, n_total = dp_config_upstream_total(&ctx->cfg);
+    while (n_ups < n_total &&
            (ups[n_ups] = dp_upstream_new(&ctx->upstreams, &ctx->cfg, (unsigned)n_ups)) != NULL)
         n_ups++;
     dp_upstreams_set(&ctx->upstreams, ups, n_ups); /* freed with ctx, even the few */
-    if (n_ups < ctx->cfg.n_upstream)
+    if (n_ups < n_total)
         goto fail;
+    dp_forward_build(&ctx->forward, &ctx->cfg);
+    dp_forward_announce(&ctx->cfg, &ctx->log);
     ctx->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ctx->wake.on_ready = wake_on_ready;
     if (ctx->wake.fd < 0) {

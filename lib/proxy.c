@@ -18,6 +18,7 @@
 #include "edns.h"
 #include "policy.h"
 #include "stats.h"
+#include "tap.h"
 #include "tls_pool.h"
 
 /* The one road out and the pipeline are called from several places but sit
@@ -213,8 +214,14 @@ static const char *const transport_names[] = {"udp", "tcp", "api", "refresh"};
 static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
                                                  const struct dp_origin *to, const uint8_t *msg,
                                                  size_t len, const struct answer_note *note,
-                                                 uint64_t latency_us, const char *policy)
+                                                 const char *policy)
 {
+    /* The loop's time is the turn's: a cache hit answered within the turn
+     * its query arrived in would show 0. The clock is read afresh here, so
+     * the log says how long the client really waited (the histogram keeps
+     * the turn's time: one clock read per turn). */
+    uint64_t now = ctx->loop.clock_us();
+    uint64_t latency_us = now > note->arrived_us ? now - note->arrived_us : 0;
     const struct sockaddr *client = NULL;
     socklen_t client_len = 0;
     if (to->kind == DP_Q_UDP) {
@@ -235,7 +242,9 @@ static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
         .from_cache = note->from_cache,
         .latency_us = latency_us,
         .upstream = note->up != NULL ? note->up->label : NULL,
-        .policy = policy,
+        /* A block answer: the list and the rule that decided it. */
+        .list = policy != NULL ? ctx->block.log_list : NULL,
+        .rule = policy != NULL ? ctx->block.log_rule : NULL,
     };
     ctx->cfg.qlog(&e, ctx->cfg.qlog_user);
 }
@@ -253,6 +262,7 @@ static __attribute__((noinline)) int block_chain(struct dotproxy_ctx *ctx, uint8
     if (what == 0 || (what == DP_BLOCK_TCP_ONLY && !udp))
         return 0;
     dp_block_describe(&v, ctx->block.text, sizeof ctx->block.text);
+    dp_block_log_names(&v, &ctx->block);
     if (what == DP_BLOCK_DROP)
         return -1;
     int n = dp_block_answer(&ctx->block, &v, *msg, v.qend, v.had_opt, (uint16_t)ctx->cfg.udp_size,
@@ -262,6 +272,41 @@ static __attribute__((noinline)) int block_chain(struct dotproxy_ctx *ctx, uint8
     *msg = ctx->block.answer;
     *len = (size_t)n;
     return 1;
+}
+
+/* The tap's times: the event's is read afresh (the turn's time is when the
+ * turn began, which may be well before); the query's is the turn's it
+ * arrived or was sent in, the same for all of a query's events. */
+
+/* A client's message for the tap. API queries have no client and no
+ * socket: they are not tapped (their upstream queries are). */
+static __attribute__((noinline)) void tap_client(struct dotproxy_ctx *ctx,
+                                                 const struct dp_origin *o, int kind,
+                                                 const uint8_t *msg, size_t len, uint64_t query_us)
+{
+    const struct sockaddr *peer = NULL;
+    socklen_t peer_len = 0;
+    if (o->kind == DP_Q_UDP) {
+        peer = (const struct sockaddr *)o->peer;
+        peer_len = o->peerlen;
+    } else if (o->kind == DP_Q_TCP && o->tcp != NULL) {
+        peer = (const struct sockaddr *)dp_listener_tcp_peer(o->tcp, &peer_len);
+    } else {
+        return;
+    }
+    dp_tap_emit(&ctx->cfg, kind, o->kind == DP_Q_UDP ? DOTPROXY_TAP_UDP : DOTPROXY_TAP_TCP, peer,
+                peer_len, NULL, 0, msg, len, query_us, ctx->loop.clock_us());
+}
+
+/* A message to or from q's upstream, for the tap. */
+static __attribute__((noinline)) void tap_upstream(struct dotproxy_ctx *ctx,
+                                                   const struct dp_query *q, int kind,
+                                                   const uint8_t *msg, size_t len)
+{
+    const struct dp_upstream *up = q->up;
+    dp_tap_emit(&ctx->cfg, kind, DOTPROXY_TAP_TLS, NULL, 0,
+                up != NULL ? (const struct sockaddr *)&up->ep.addr : NULL,
+                up != NULL ? up->ep.addrlen : 0, msg, len, q->sent_us, ctx->loop.clock_us());
 }
 
 /* Every answer leaves here, whoever made it (the upstream, the cache, we)
@@ -297,12 +342,14 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TRUNCATED);
     }
     if (note != NULL) {
-        uint64_t latency = dp_now(ctx) - note->arrived_us;
         if (note->timed)
-            dp_stats_record_latency(&ctx->stats, latency);
+            dp_stats_record_latency(&ctx->stats, dp_now(ctx) - note->arrived_us);
         if (ctx->cfg.qlog != NULL)
-            log_answer(ctx, to, msg, len, note, latency, policy);
+            log_answer(ctx, to, msg, len, note, policy);
     }
+    if (ctx->cfg.tap != NULL)
+        tap_client(ctx, to, DOTPROXY_TAP_CLIENT_RESPONSE, msg, len,
+                   note != NULL ? note->arrived_us : dp_now(ctx));
     switch (to->kind) {
     case DP_Q_UDP:
         dp_listener_udp_send(&ctx->listeners, to->udp, to->peer, to->peerlen, to->dst, msg, len);
@@ -500,6 +547,8 @@ void dp_proxy_answer(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *msg,
                      const dotproxy_dns_info *info)
 {
     dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_ANSWERS);
+    if (ctx->cfg.tap != NULL)
+        tap_upstream(ctx, q, DOTPROXY_TAP_FORWARDER_RESPONSE, msg, len);
     if (q->cacheable && has_cache(ctx))
         cache_store(ctx, &q->key, msg, len, info);
     struct dp_upstream *up = q->up;
@@ -555,6 +604,11 @@ static void pool_redispatch(void *user, struct dp_query *q)
     dp_proxy_dispatch(user, q);
 }
 
+static void pool_sent(void *user, const struct dp_query *q)
+{
+    tap_upstream(user, q, DOTPROXY_TAP_FORWARDER_QUERY, q->q, q->qlen);
+}
+
 static void listener_query(void *user, const struct dp_origin *o, uint8_t *msg, size_t len)
 {
     dp_proxy_client_query(user, o, msg, len);
@@ -571,6 +625,7 @@ void dp_proxy_pool_hooks(struct dotproxy_ctx *ctx, struct dp_pool_hooks *out)
     out->answer = pool_answer;
     out->fail = pool_fail;
     out->redispatch = pool_redispatch;
+    out->sent = pool_sent;
     out->user = ctx;
 }
 
@@ -615,9 +670,13 @@ static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info 
 /* Rewrite q for the upstream (our OPT, padding, no ECS) and send it. */
 static void forward(struct dotproxy_ctx *ctx, struct dp_query *q, const dotproxy_dns_info *info)
 {
+    /* Its name decides, once, which upstreams it may use (forward zones):
+     * the others count as tried for every choice the pool makes. */
+    q->tried = dp_forward_excluded(&ctx->forward, q->q + DOTPROXY_DNS_HEADER_SIZE, q->qname_len);
     struct dp_edns_upstream_opts o = {
         .udp_size = DP_EDNS_UDP_SIZE,
-        .pad_block = (uint16_t)ctx->cfg.padding,
+        .pad_block =
+            dp_forward_plain_only(&ctx->forward, q->tried) ? 0 : (uint16_t)ctx->cfg.padding,
         .keep_ecs = (uint8_t)ctx->cfg.keep_ecs,
         .want_keepalive = 1,
     };
@@ -673,6 +732,7 @@ static __attribute__((noinline)) int block_query(struct dotproxy_ctx *ctx,
         if (n < 0)
             return 0;
         dp_block_describe(&v, ctx->block.text, sizeof ctx->block.text);
+        dp_block_log_names(&v, &ctx->block);
         struct answer_note note = {
             .arrived_us = q != NULL ? q->arrived_us : dp_now(ctx),
             .qtype = info->qtype,
@@ -804,6 +864,8 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_DROPPED);
         return;
     }
+    if (ctx->cfg.tap != NULL)
+        tap_client(ctx, o, DOTPROXY_TAP_CLIENT_QUERY, msg, len, dp_now(ctx));
     /* Who may ask, and how fast: before any parsing or state. */
     const struct sockaddr *peer = (const struct sockaddr *)o->peer;
     int verdict = dp_policy_check(ctx->policy, peer, dp_now(ctx));

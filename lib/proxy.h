@@ -13,6 +13,7 @@
 #include "cache.h"
 #include "config.h"
 #include "dotproxy/proxy.h"
+#include "forward.h"
 #include "list.h"
 #include "listener.h"
 #include "log.h"
@@ -37,6 +38,7 @@ struct dotproxy_ctx {
     struct dp_listeners listeners; /* where clients reach us (listener.c) */
     struct dp_upstreams upstreams; /* health and selection (upstream.c) */
     struct dp_pool pool;           /* TLS connections to the upstreams (tls_pool.c) */
+    struct dp_forward forward;     /* forward zones: which upstreams a name may use */
     struct dp_cache_handle cache;  /* the answer cache, own or shared; impl NULL: off */
     struct dp_policy *policy;      /* access control, rate limits, per-client caps */
     unsigned policy_gen;           /* bumped when a reload replaces it */

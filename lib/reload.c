@@ -10,6 +10,7 @@
 
 #include "cache.h"
 #include "dotproxy/error.h"
+#include "forward.h"
 #include "policy.h"
 #include "proxy.h"
 #include "shared_cache.h"
@@ -73,10 +74,11 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
         n->max_queries = ctx->cfg.max_queries;
     }
 
-    struct dp_upstream *nu[DP_MAX_UPSTREAMS] = {0};
-    int kept[DP_MAX_UPSTREAMS] = {0};
+    struct dp_upstream *nu[DP_MAX_SET] = {0};
+    int kept[DP_MAX_SET] = {0};
     unsigned n_kept = 0;
-    for (size_t i = 0; i < n->n_upstream; i++) {
+    size_t n_total = dp_config_upstream_total(n);
+    for (size_t i = 0; i < n_total; i++) {
         for (size_t j = 0; !tls_changed && j < ctx->upstreams.n && nu[i] == NULL; j++) {
             if (!kept[j] && dp_upstream_same(ctx->upstreams.ups[j], n, (unsigned)i)) {
                 nu[i] = ctx->upstreams.ups[j];
@@ -134,7 +136,7 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
                n_reconnected);
     if (tls_changed)
         dp_tls_pool_set_trust(&ctx->pool, cred, prio); /* no connection was kept */
-    dp_upstreams_set(&ctx->upstreams, nu, n->n_upstream);
+    dp_upstreams_set(&ctx->upstreams, nu, n_total);
     struct dp_policy *np = NULL;
     if (dp_policy_new(&np, n) == 0) {
         /* Queries counted by the old policy are not uncounted in the new. */
@@ -201,9 +203,15 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
             dp_tls_pool_probe(&ctx->pool, ctx->upstreams.ups[i]);
     /* A lower max-tcp-clients closes the least recently active clients. */
     dp_listener_apply_limits(&ctx->listeners);
-    /* "tried" bits named positions in the old list. */
-    for (struct dp_list *e = ctx->active.next; e != &ctx->active; e = e->next)
-        DP_CONTAINER_OF(e, struct dp_query, active)->tried = 0;
+    /* "tried" bits named positions in the old list; a query starts again
+     * from the upstreams its name may use under the new zones. */
+    dp_forward_build(&ctx->forward, &ctx->cfg);
+    dp_forward_announce(&ctx->cfg, &ctx->log);
+    for (struct dp_list *e = ctx->active.next; e != &ctx->active; e = e->next) {
+        struct dp_query *q = DP_CONTAINER_OF(e, struct dp_query, active);
+        q->tried =
+            dp_forward_excluded(&ctx->forward, q->q + DOTPROXY_DNS_HEADER_SIZE, q->qname_len);
+    }
     while (!dp_list_empty(&orphans)) {
         struct dp_query *q = DP_CONTAINER_OF(orphans.next, struct dp_query, wait);
         dp_list_remove(&q->wait);

@@ -48,7 +48,7 @@ struct dp_stats {
     _Atomic uint64_t latency[DOTPROXY_LATENCY_BUCKETS];
     /* The upstream snapshot, published at most every 100 ms. */
     pthread_mutex_t snap_lock;
-    dotproxy_upstream_stats snap[DP_MAX_UPSTREAMS];
+    dotproxy_upstream_stats snap[DP_MAX_SET];
     size_t n_snap;
     uint64_t next_us; /* not published again before this */
     int pending;      /* something changed since the last publish */
@@ -65,7 +65,7 @@ void dp_stats_record_latency(struct dp_stats *st, uint64_t us);
 int dp_stats_due(struct dp_stats *st, uint64_t now_us);
 uint64_t dp_stats_next_due(const struct dp_stats *st);
 /* Publishing: begin returns the snapshot array (locked; room for
- * DP_MAX_UPSTREAMS), the caller fills n entries, end unlocks. */
+ * DP_MAX_SET), the caller fills n entries, end unlocks. */
 dotproxy_upstream_stats *dp_stats_snap_begin(struct dp_stats *st);
 void dp_stats_snap_end(struct dp_stats *st, size_t n, uint64_t now_us);
 

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Persistent TLS connections to the upstreams, many queries in flight on
- * each (RFC 7766 6.2.1.1), answers matched by wire ID and question. */
+ * each (RFC 7766 6.2.1.1), answers matched by wire ID and question. A forward
+ * zone's "plain:" upstream gets the same connections without TLS (DNS over
+ * TCP, RFC 7766): same framing, pipelining, health, hedging and failover;
+ * only the byte transport differs (conn_recv, plain_write, conn_bye). */
 #include "tls_pool.h"
 
 #include <errno.h>
@@ -273,7 +276,8 @@ static void conn_open(struct dp_pool *pool, struct dp_upstream *up)
 fail_later:
     /* Fail from the timer, never from inside the caller (which may be
      * dispatching the very query this connection was opened for). */
-    dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: connect: %s", up->label, strerror(errno));
+    c->connect_errno = errno;
+    dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: connect: %s", up->label, strerror(errno));
     (void)dp_timer_set(pool->loop, &c->timer, pool_now(pool)); /* armed above: cannot fail */
     c->state = DP_CONN_CLOSED;
 }
@@ -318,6 +322,8 @@ static void conn_send(struct dp_conn *c, struct dp_query *q)
     memcpy(c->out + c->out_tail + 2, q->q, q->qlen);
     c->out_tail += (size_t)q->qlen + 2u;
     mark_dirty(c);
+    if (pool->cfg->tap != NULL)
+        pool->hooks.sent(pool->hooks.user, q);
 }
 
 static void drain_waiting(struct dp_conn *c)
@@ -427,6 +433,64 @@ void dp_tls_pool_forget(struct dp_pool *pool, struct dp_query *q)
     q->up = NULL;
 }
 
+/* Read into p: octets read (> 0), 0 when the peer closed, GNUTLS_E_AGAIN
+ * when nothing is there now, another negative code on error (errno set for
+ * a plain connection). GnuTLS's codes for both transports, so conn_read
+ * has one loop. */
+static ssize_t conn_recv(struct dp_conn *c, uint8_t *p, size_t room)
+{
+    if (c->tls != NULL)
+        return gnutls_record_recv(c->tls, p, room);
+    ssize_t n;
+    do
+        n = recv(c->io.fd, p, room, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? GNUTLS_E_AGAIN : GNUTLS_E_PULL_ERROR;
+    return n;
+}
+
+/* conn_write for a plain connection: the queued frames as they are. A
+ * partial write leaves the rest queued (gnutls_send_pending then means
+ * "output pending", so the loop wakes us when the socket has room).
+ * Returns 0, or -1 when c was failed. */
+static int plain_write(struct dp_conn *c)
+{
+    struct dp_pool *pool = c->pool;
+    while (c->out_head < c->out_tail) {
+        ssize_t n;
+        do
+            n = send(c->io.fd, c->out + c->out_head, c->out_tail - c->out_head,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->gnutls_send_pending = 1;
+            dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN | DOTPROXY_EV_OUT);
+            return 0;
+        }
+        if (n < 0) {
+            char why[160];
+            snprintf(why, sizeof why, "write: %s", strerror(errno));
+            conn_fail(c, why, 0, 1);
+            return -1;
+        }
+        c->out_head += (size_t)n;
+    }
+    c->gnutls_send_pending = 0;
+    c->out_head = c->out_tail = 0;
+    c->queued = 0;
+    dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN);
+    return 0;
+}
+
+/* Tell the upstream we are done (TLS close_notify; nothing to say in plain
+ * DNS, where closing the socket says it). */
+static void conn_bye(struct dp_conn *c)
+{
+    if (c->tls != NULL)
+        gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+}
+
 static void take_ticket(struct dp_conn *c)
 {
     struct dp_upstream *up = c->up;
@@ -457,6 +521,12 @@ static void conn_ready(struct dp_conn *c)
      * chain against the trust in force now, the leaf's names and key, and
      * the pins against the validated chain (trust.c says why each). */
     char why[512];
+    if (c->tls == NULL) {
+        c->state = DP_CONN_READY; /* plain DNS: nothing to check */
+        dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: connected, plain DNS over TCP",
+               up->label);
+        goto ready;
+    }
     if (dp_trust_check_peer(c->tls, pool->cred, up->verify_name, (const uint8_t(*)[32])up->pins,
                             up->n_pins, why, sizeof why) != 0) {
         conn_fail(c, why, 1, 0);
@@ -477,6 +547,7 @@ static void conn_ready(struct dp_conn *c)
                desc ? desc : "?", resumed ? ", resumed" : "");
         gnutls_free(desc);
     }
+ready:
     dp_upstream_connect_succeeded(up);
     dp_loop_want(pool->loop, &c->io, DOTPROXY_EV_IN);
     c->idle_since_us = pool_now(pool);
@@ -527,6 +598,10 @@ static void conn_connected(struct dp_conn *c)
         char why[128];
         snprintf(why, sizeof why, "connect: %s", strerror(err));
         conn_fail(c, why, 1, 0);
+        return;
+    }
+    if (c->up->plain) {
+        conn_ready(c);
         return;
     }
     int rc = tls_setup(c);
@@ -604,7 +679,7 @@ static void conn_read(struct dp_conn *c)
     for (;;) {
         uint8_t *p;
         size_t room = dotproxy_frame_space(&c->in, &p);
-        ssize_t n = gnutls_record_recv(c->tls, p, room);
+        ssize_t n = conn_recv(c, p, room);
         if (n > 0) {
             c->last_rx_us = pool_now(c->pool);
             dotproxy_frame_commit(&c->in, (size_t)n);
@@ -629,7 +704,7 @@ static void conn_read(struct dp_conn *c)
              * (a TLS 1.3 ticket) without asking for more bytes: keep going
              * while the read-ahead still holds some, or poll would never
              * tell us about them. */
-            if (c->rhead != c->rtail || gnutls_record_check_pending(c->tls) > 0)
+            if (c->tls != NULL && (c->rhead != c->rtail || gnutls_record_check_pending(c->tls) > 0))
                 continue;
             break;
         }
@@ -638,11 +713,15 @@ static void conn_read(struct dp_conn *c)
             return;
         }
         char why[160];
-        snprintf(why, sizeof why, "TLS read: %s", gnutls_strerror((int)n));
+        if (c->tls != NULL)
+            snprintf(why, sizeof why, "TLS read: %s", gnutls_strerror((int)n));
+        else
+            snprintf(why, sizeof why, "read: %s", strerror(errno));
         conn_fail(c, why, 0, 1);
         return;
     }
-    maybe_take_ticket(c);
+    if (c->tls != NULL)
+        maybe_take_ticket(c);
     if (c->slots.used > 0) {
         c->ack_owed = 1;
         mark_dirty(c);
@@ -667,6 +746,8 @@ static void conn_ack_now(struct dp_conn *c)
 static int conn_write(struct dp_conn *c)
 {
     struct dp_pool *pool = c->pool;
+    if (c->tls == NULL)
+        return plain_write(c);
     while (c->gnutls_send_pending || c->out_head < c->out_tail) {
         ssize_t n;
         if (c->gnutls_send_pending) {
@@ -721,9 +802,12 @@ static void conn_timer_fire(struct dp_timer *t)
     switch (c->state) {
     case DP_CONN_CONNECTING:
     case DP_CONN_HANDSHAKING: conn_fail(c, "connect or handshake timed out", 1, 0); return;
-    case DP_CONN_CLOSED: /* a connect that failed at once */
-        conn_fail(c, "connect failed", 1, 0);
+    case DP_CONN_CLOSED: { /* a connect that failed at once */
+        char why[96];
+        snprintf(why, sizeof why, "connect: %s", strerror(c->connect_errno));
+        conn_fail(c, why, 1, 0);
         return;
+    }
     case DP_CONN_READY: break;
     }
     if (c->retiring) {
@@ -742,7 +826,7 @@ static void conn_timer_fire(struct dp_timer *t)
      * politely; nothing live is lost. */
     dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_CLOSED_IDLE);
     dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: closing idle connection", c->up->label);
-    gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+    conn_bye(c);
     struct dp_upstream *up = c->up;
     conn_close(c);
     kick(pool, up);
@@ -791,7 +875,11 @@ static void conn_fail(struct dp_conn *c, const char *why, int health_failure, in
     } else {
         if (!was_ready)
             dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_FAILURES);
-        dp_log(pool->log, DOTPROXY_LOG_WARN, "upstream %s: %s", up->label, why);
+        /* A health failure is told by upstream.c, summed up while it lasts. */
+        if (health_failure)
+            dp_upstream_failure_reason(up, why);
+        dp_log(pool->log, health_failure ? DOTPROXY_LOG_DEBUG : DOTPROXY_LOG_WARN,
+               "upstream %s: %s", up->label, why);
     }
     conn_close(c);
     if (health_failure == HEALTH_PROTOCOL)
@@ -852,7 +940,7 @@ static void conn_retire(struct dp_conn *c)
         }
         dp_slots_release(&c->slots, i);
     }
-    gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+    conn_bye(c);
     conn_close(c);
     while (!dp_list_empty(&again)) {
         struct dp_query *q = DP_CONTAINER_OF(again.next, struct dp_query, wait);
@@ -927,7 +1015,7 @@ void dp_tls_pool_close_all(struct dp_pool *pool, struct dp_upstream *up)
             if (c->slots.occupant[i] != NULL && !c->slots.dead[i])
                 c->slots.occupant[i]->conn = NULL;
         if (c->state == DP_CONN_READY)
-            gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+            conn_bye(c);
         if (c->dirty) {
             /* Held for a later flush (a reload removing this upstream): take
              * it off the list, since it is freed now. */

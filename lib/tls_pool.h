@@ -30,6 +30,7 @@ struct dp_conn {
     gnutls_session_t tls;
     int state;               /* enum dp_conn_state */
     int ticket_taken;        /* session data already saved from this connection */
+    int connect_errno;       /* a connect that failed at once: why (the timer tells it) */
     int gnutls_send_pending; /* a record_send returned EAGAIN: finish it first */
     size_t send_pending_len;
     struct dp_slots slots; /* in-flight table, by wire ID (slots.h) */
@@ -68,6 +69,9 @@ struct dp_pool_hooks {
     /* q must be placed again (its connection died, it is late, or its
      * upstream cannot take it): choose an upstream and submit it. */
     void (*redispatch)(void *user, struct dp_query *q);
+    /* q was just written for its upstream (q->q as sent, wire ID in):
+     * called only while the config has a tap (the message tap). */
+    void (*sent)(void *user, const struct dp_query *q);
     void *user;
 };
 

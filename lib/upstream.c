@@ -65,6 +65,24 @@ static void health_fire(struct dp_timer *t)
     health_arm(up);
 }
 
+/* cfg's index-th upstream of the context's set: a configured one, or past
+ * those a forward zone's. */
+struct spec {
+    const dotproxy_endpoint *ep;
+    const uint8_t (*pins)[32];
+    unsigned n_pins;
+    int plain;
+};
+
+static struct spec spec_of(const struct dotproxy_config *cfg, unsigned index)
+{
+    if (index < cfg->n_upstream)
+        return (struct spec){&cfg->upstream[index], (const uint8_t(*)[32])cfg->pins[index],
+                             cfg->n_pins[index], 0};
+    const struct dp_fwd_upstream *u = &cfg->fwd_up[index - cfg->n_upstream];
+    return (struct spec){&u->ep, (const uint8_t(*)[32])u->pins, u->n_pins, u->plain};
+}
+
 void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop, const struct dp_logger *log,
                        struct dp_prng *prng, const struct dotproxy_config *cfg,
                        const struct dp_upstream_hooks *hooks)
@@ -83,17 +101,22 @@ struct dp_upstream *dp_upstream_new(struct dp_upstreams *set, const struct dotpr
     struct dp_upstream *up = calloc(1, sizeof *up);
     if (up == NULL)
         return NULL;
-    const dotproxy_endpoint *ep = &cfg->upstream[index];
+    struct spec sp = spec_of(cfg, index);
+    const dotproxy_endpoint *ep = sp.ep;
     up->set = set;
-    up->n_pins = cfg->n_pins[index];
-    memcpy(up->pins, cfg->pins[index], sizeof up->pins);
+    up->n_pins = sp.n_pins;
+    memcpy(up->pins, sp.pins, sizeof up->pins[0] * sp.n_pins);
+    up->plain = sp.plain;
     up->index = index;
     up->ep = *ep;
     dp_list_init(&up->pool.waiting);
     dp_timer_init(&up->probe, probe_fire);
     dp_timer_init(&up->health, health_fire);
-    if (dotproxy_endpoint_format(ep, up->label, sizeof up->label) < 0)
+    if (dotproxy_endpoint_format(ep, up->label + (sp.plain ? 6 : 0),
+                                 sizeof up->label - (sp.plain ? 6 : 0)) < 0)
         snprintf(up->label, sizeof up->label, "upstream %u", index);
+    else if (sp.plain)
+        memcpy(up->label, "plain:", 6); /* the logs say which ones are not private */
     if (ep->name[0] != '\0') {
         snprintf(up->verify_name, sizeof up->verify_name, "%s", ep->name);
     } else {
@@ -133,10 +156,11 @@ void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, 
 int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
                      unsigned index)
 {
-    const dotproxy_endpoint *ep = &cfg->upstream[index];
+    struct spec sp = spec_of(cfg, index);
+    const dotproxy_endpoint *ep = sp.ep;
     return up->ep.addrlen == ep->addrlen && memcmp(&up->ep.addr, &ep->addr, ep->addrlen) == 0 &&
-           strcmp(up->ep.name, ep->name) == 0 && up->n_pins == cfg->n_pins[index] &&
-           memcmp(up->pins, cfg->pins[index], sizeof up->pins) == 0;
+           strcmp(up->ep.name, ep->name) == 0 && up->n_pins == sp.n_pins &&
+           memcmp(up->pins, sp.pins, sizeof up->pins[0] * sp.n_pins) == 0 && up->plain == sp.plain;
 }
 
 int dp_upstream_usable(const struct dp_upstream *up, uint64_t now_us)
@@ -228,6 +252,52 @@ struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried
     return good;
 }
 
+/* An upstream that stays down must not fill the log: before, every
+ * failure wrote a line (about 1,400 an hour per worker at light traffic).
+ * Now the first failure says it is down, and why; the next ones are counted
+ * (each at debug level) and summed up at most once a minute; the answer
+ * that ends it says it is back. */
+#define DOWN_SUMMARY_US 60000000u
+
+static const char *reason(const struct dp_upstream *up)
+{
+    return up->why[0] != '\0' ? up->why : "failed";
+}
+
+void dp_upstream_failure_reason(struct dp_upstream *up, const char *why)
+{
+    snprintf(up->why, sizeof up->why, "%s", why);
+}
+
+static void tell_failure(struct dp_upstream *up, uint64_t wait)
+{
+    struct dp_upstreams *set = up->set;
+    uint64_t now = set->loop->now_us;
+    if (!up->down) {
+        /* The same words from every worker: the daemon folds them. */
+        dp_log(set->log, DOTPROXY_LOG_WARN,
+               "upstream %s: %s; down: retried with backoff, failures summed up once a minute",
+               up->label, reason(up));
+        up->down = 1;
+        up->down_since_us = up->down_told_us = now;
+        up->down_untold = 0;
+        return;
+    }
+    up->down_untold++;
+    dp_log(set->log, DOTPROXY_LOG_DEBUG,
+           "upstream %s: %s; unusable for %llu ms after %u failure(s)", up->label, reason(up),
+           (unsigned long long)(wait / 1000), up->fails);
+    if (now - up->down_told_us >= DOWN_SUMMARY_US) {
+        dp_log(set->log, DOTPROXY_LOG_WARN,
+               "upstream %s still down after %llu s: %u more failure(s) in %llu s, the last: %s",
+               up->label, (unsigned long long)((now - up->down_since_us) / 1000000u),
+               up->down_untold, (unsigned long long)((now - up->down_told_us) / 1000000u),
+               reason(up));
+        up->down_told_us = now;
+        up->down_untold = 0;
+    }
+}
+
 static void failed(struct dp_upstream *up)
 {
     struct dp_upstreams *set = up->set;
@@ -239,8 +309,8 @@ static void failed(struct dp_upstream *up)
     uint64_t jitter = dp_prng_below(set->prng, up->backoff_us / 5 + 1);
     uint64_t wait = up->backoff_us - up->backoff_us / 10 + jitter;
     up->down_until_us = set->loop->now_us + wait;
-    dp_log(set->log, DOTPROXY_LOG_WARN, "upstream %s unusable for %llu ms after %u failure(s)",
-           up->label, (unsigned long long)(wait / 1000), up->fails);
+    tell_failure(up, wait);
+    up->why[0] = '\0';
     if (dp_timer_set(set->loop, &up->probe, up->down_until_us) != 0)
         /* No probe then: the upstream is usable again once the backoff is
          * over, and the next query for it opens a connection. */
@@ -278,8 +348,12 @@ void dp_upstream_connect_succeeded(struct dp_upstream *up)
 
 void dp_upstream_recovered(struct dp_upstream *up)
 {
-    if (up->fails != 0)
-        dp_log(up->set->log, DOTPROXY_LOG_INFO, "upstream %s is back", up->label);
+    if (up->down)
+        dp_log(up->set->log, DOTPROXY_LOG_INFO,
+               "upstream %s is back after %llu s down, %u failure(s)", up->label,
+               (unsigned long long)((up->set->loop->now_us - up->down_since_us) / 1000000u),
+               up->fails);
+    up->down = 0;
     up->suspect = 0;
     up->fails = 0;
     up->backoff_us = 0;

@@ -43,6 +43,7 @@ struct dp_upstream {
     char verify_name[256];         /* name checked against the certificate */
     uint8_t pins[DP_MAX_PINS][32]; /* SPKI SHA-256 pins, n_pins of them */
     unsigned n_pins;
+    int plain; /* a forward zone's "plain:" upstream: DNS over TCP, no TLS */
     struct dp_upstream_conns pool;
     /* Health: written by upstream.c alone (through the functions below). */
     unsigned fails;         /* consecutive failures: connects, handshakes, answers */
@@ -58,6 +59,13 @@ struct dp_upstream {
     uint64_t seen_queries;  /* pool.n_queries at the last idle check */
     uint64_t last_used_us;  /* when a query was last seen sent to it; 0 never */
     struct dp_timer health; /* idle check: probe it while nobody uses it */
+    /* Its failures as the log tells them (upstream.c): once when it goes
+     * down, then at most one summary a minute, and once when it is back. */
+    char why[256];          /* the last failure, as its caller said it */
+    int down;               /* said to be down, not yet back */
+    uint64_t down_since_us; /* when it was said */
+    uint64_t down_told_us;  /* the last line about it */
+    unsigned down_untold;   /* failures since that line */
 };
 
 /* What the set calls up into, given at init. */
@@ -68,7 +76,7 @@ struct dp_upstream_hooks {
 };
 
 struct dp_upstreams {
-    struct dp_upstream *ups[DP_MAX_UPSTREAMS];
+    struct dp_upstream *ups[DP_MAX_SET];
     size_t n;
     unsigned rr;          /* round-robin and exploration counter */
     struct dp_loop *loop; /* timers, and the time of the turn */
@@ -84,7 +92,8 @@ void dp_upstreams_init(struct dp_upstreams *set, struct dp_loop *loop, const str
                        const struct dp_upstream_hooks *hooks);
 
 /* A new upstream for cfg's index-th entry (endpoint and pins), not yet in
- * set->ups. NULL: no memory. */
+ * set->ups: cfg->upstream[index], or past those cfg->fwd_up[index -
+ * n_upstream] (dp_config_upstream_total). NULL: no memory. */
 struct dp_upstream *dp_upstream_new(struct dp_upstreams *set, const struct dotproxy_config *cfg,
                                     unsigned index);
 /* Free up; the pool must have closed its connections and dropped its ticket
@@ -95,7 +104,8 @@ void dp_upstream_free(struct dp_upstream *up);
  * is forgotten (a reload starts afresh) and its idle health check is
  * armed. The ones left out are the caller's to free. */
 void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, size_t n);
-/* Same endpoint, name and pins as cfg's index-th upstream. */
+/* Same endpoint, name, pins and transport as cfg's index-th upstream (as
+ * dp_upstream_new counts them). */
 int dp_upstream_same(const struct dp_upstream *up, const struct dotproxy_config *cfg,
                      unsigned index);
 
@@ -113,6 +123,9 @@ struct dp_upstream *dp_upstreams_select(struct dp_upstreams *set, uint32_t tried
 int dp_upstreams_any_usable(const struct dp_upstreams *set, uint32_t tried);
 
 /* Health events. */
+/* What went wrong, for the log line of the failure reported next (the
+ * caller then logs its own line at debug level only). Copied. */
+void dp_upstream_failure_reason(struct dp_upstream *up, const char *why);
 void dp_upstream_connect_failed(struct dp_upstream *up);
 void dp_upstream_connect_succeeded(struct dp_upstream *up);
 /* After a completed handshake, the upstream failed a query: closed the

@@ -350,8 +350,10 @@ typedef struct dotproxy_query_log {
     int from_cache;       /* 1 for a cache hit (or a stale answer) */
     uint64_t latency_us;  /* arrival to answer */
     const char *upstream; /* "ADDR@PORT#NAME" that answered, or NULL */
-    const char *policy;   /* a block answer: "blocklist FILE: RULE[ via cname NAME]", or NULL
-                           * (since 0.3) */
+    /* The block list and the rule in it that decided the answer, or NULL:
+     * reserved for blocking, which this version does not do (always NULL). */
+    const char *list;
+    const char *rule;
 } dotproxy_query_log;
 
 /* Called once for every answer sent to a client (upstream answers, cache

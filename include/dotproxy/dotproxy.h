@@ -8,8 +8,10 @@
 #include "dotproxy/config.h"
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
+#include "dotproxy/forward.h"
 #include "dotproxy/loop.h"
 #include "dotproxy/proxy.h"
+#include "dotproxy/tap.h"
 #include "dotproxy/version.h"
 
 #endif

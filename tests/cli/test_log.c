@@ -4,6 +4,7 @@
  * without blocking the caller, counts them and says so once the output
  * drains. Standard error is a pipe this test reads (or leaves full). Each
  * test runs in its own process (Check's fork mode): the sink is global. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -27,8 +29,9 @@ static time_t fake_clock(void)
     return (time_t)atomic_load(&fake_now);
 }
 
-/* stderr becomes a pipe; the sink is opened on the fake clock. */
-static void open_sink(void)
+/* stderr becomes a pipe; the sink is opened on the fake clock, as text or
+ * JSON. */
+static void open_sink_as(int json)
 {
     int fds[2];
 
@@ -38,7 +41,12 @@ static void open_sink(void)
     err_read = fds[0];
     pending_len = 0;
     dpd_log_set_clock(fake_clock);
-    dpd_log_open(0, 0);
+    dpd_log_open(json, 0);
+}
+
+static void open_sink(void)
+{
+    open_sink_as(0);
 }
 
 /* The next line written to stderr, waiting at most ms; NULL on timeout. */
@@ -200,6 +208,93 @@ START_TEST(test_log_keeps_folding_a_repeat_among_many_distinct_warnings)
 }
 END_TEST
 
+/* The line after its "ts" field (checked for form), or NULL. */
+static const char *after_ts(const char *line)
+{
+    static const char head[] = "{\"ts\":\"";
+    if (strncmp(line, head, sizeof head - 1) != 0)
+        return NULL;
+    const char *ts = line + sizeof head - 1;
+    /* 2026-12-05T10:22:14.026Z */
+    if (strlen(ts) < 26 || ts[4] != '-' || ts[10] != 'T' || ts[19] != '.' || ts[23] != 'Z' ||
+        ts[24] != '"' || ts[25] != ',')
+        return NULL;
+    return ts + 26;
+}
+
+/* --log-format json with --log-queries: a query line is an object with one
+ * field per fact, not a text msg; strings are escaped (a name with a quote
+ * and a backslash, as the library writes odd octets); list and rule appear
+ * only when given; an API query has a null client. */
+START_TEST(test_log_json_query_lines_have_fields)
+{
+    struct dpd_log_source src = {.worker = 3, .qlog_limit = 100};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(5353)};
+    char buf[2048];
+
+    inet_pton(AF_INET, "192.0.2.7", &sin.sin_addr);
+    open_sink_as(1);
+    dotproxy_query_log e = {
+        .client = (const struct sockaddr *)&sin,
+        .client_len = sizeof sin,
+        .transport = "udp",
+        .qname = "we\"ird\\032name.example.",
+        .qtype = 28,
+        .rcode = 3,
+        .latency_us = 1234,
+        .upstream = "127.0.0.1@853#dns.test",
+        .list = "ads",
+        .rule = "ex\"ample",
+    };
+    dpd_log_query(&e, &src);
+    dotproxy_query_log hit = {.transport = "api",
+                              .qname = "a.example.",
+                              .qtype = 1,
+                              .rcode = 0,
+                              .from_cache = 1,
+                              .latency_us = 7};
+    dpd_log_query(&hit, &src);
+
+    const char *rest = after_ts(next_line(3000, buf, sizeof buf));
+    ck_assert_ptr_nonnull(rest);
+    ck_assert_str_eq(rest,
+                     "\"level\":\"info\",\"worker\":3,\"event\":\"query\",\"client\":"
+                     "\"192.0.2.7\",\"client_port\":5353,\"transport\":\"udp\",\"qname\":"
+                     "\"we\\\"ird\\\\032name.example.\",\"qtype\":\"AAAA\",\"rcode\":"
+                     "\"NXDOMAIN\",\"latency_ms\":1.234,\"source\":\"127.0.0.1@853#dns.test\","
+                     "\"list\":\"ads\",\"rule\":\"ex\\\"ample\"}");
+    rest = after_ts(next_line(3000, buf, sizeof buf));
+    ck_assert_ptr_nonnull(rest);
+    ck_assert_str_eq(rest, "\"level\":\"info\",\"worker\":3,\"event\":\"query\",\"client\":"
+                           "null,\"client_port\":0,\"transport\":\"api\",\"qname\":\"a.example.\","
+                           "\"qtype\":\"A\",\"rcode\":\"NOERROR\",\"latency_ms\":0.007,\"source\":"
+                           "\"cache\"}");
+    dpd_log_close();
+}
+END_TEST
+
+/* The text format keeps its line, with list and rule when given. */
+START_TEST(test_log_text_query_line_names_the_list_and_rule)
+{
+    struct dpd_log_source src = {.worker = 0, .qlog_limit = 100};
+    char buf[2048];
+
+    open_sink_as(0);
+    dotproxy_query_log e = {.transport = "api",
+                            .qname = "x.example.",
+                            .qtype = 1,
+                            .rcode = 3,
+                            .latency_us = 10,
+                            .list = "ads",
+                            .rule = "x.example"};
+    dpd_log_query(&e, &src);
+    ck_assert_str_eq(next_line(3000, buf, sizeof buf),
+                     "dotproxyd[0]: info: query - api x.example. A NXDOMAIN 0.010 ms upstream - "
+                     "list ads rule x.example");
+    dpd_log_close();
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -210,6 +305,8 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_log_folds_by_level_and_text_across_workers_but_never_info);
     tcase_add_test(tc, test_log_keeps_folding_a_repeat_among_many_distinct_warnings);
     tcase_add_test(tc, test_log_drops_and_counts_lines_when_stderr_is_full_without_blocking);
+    tcase_add_test(tc, test_log_json_query_lines_have_fields);
+    tcase_add_test(tc, test_log_text_query_line_names_the_list_and_rule);
     suite_add_tcase(s, tc);
     return s;
 }

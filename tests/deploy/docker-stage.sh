@@ -100,10 +100,10 @@ if grep -q 'not found' <<<"$deps"; then fail "unresolved libraries: $deps"; fi
 grep -q "libdotproxy.so.* => $rlibdir/" <<<"$deps" ||
     fail "libdotproxy not taken from the runtime tree: $deps"
 # Everything else must be what libgnutls30, libinih1 (config file), libmicrohttpd12
-# (metrics/API) and libc6 bring (the runtime stage installs nothing else); a new
+# (metrics/API), libfstrm0 and libprotobuf-c1 (dnstap) and libc6 bring (the runtime stage installs nothing else); a new
 # dependency has to be added to the Dockerfile on purpose.
 other=$(awk '/=>/ {print $1}' <<<"$deps" |
-        grep -Ev '^(libdotproxy|libgnutls|libinih|libmicrohttpd|libc|libm|libpthread|libdl|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi|libzstd|libbrotli(common|enc|dec)?|libz)\.so' || true)
+        grep -Ev '^(libdotproxy|libgnutls|libinih|libmicrohttpd|libfstrm|libprotobuf-c|libc|libm|libpthread|libdl|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi|libzstd|libbrotli(common|enc|dec)?|libz)\.so' || true)
 [[ -z $other ]] || fail "dotproxyd needs libraries the runtime image does not install: $other"
 
 out=$(LD_LIBRARY_PATH=$rlibdir "$rootfs/usr/sbin/dotproxyd" --version 2>&1) ||
@@ -112,13 +112,15 @@ version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$src/meson.build" | head
 [[ -n $version && $out == *"$version"* ]] ||
     fail "staged dotproxyd --version printed '$out', expected it to name version $version"
 ok "runtime tree runs: $out"
-# The image's CMD and HEALTHCHECK rely on --metrics, and deployments on -c: both are
-# optional at build time (libmicrohttpd, libinih), so check they were built in.
+# The image's CMD and HEALTHCHECK rely on --metrics, and deployments on -c (and
+# --dnstap): all are optional at build time (libmicrohttpd, libinih, libfstrm), so
+# check they were built in.
 out=$(LD_LIBRARY_PATH=$rlibdir "$rootfs/usr/sbin/dotproxyd" --check-config -c /dev/null \
-        --listen 0.0.0.0@53 --metrics 127.0.0.1@9153 --log-format json 2>&1) ||
+        --listen 0.0.0.0@53 --metrics 127.0.0.1@9153 --log-format json \
+        --dnstap unix:/run/dnstap.sock 2>&1) ||
     fail "staged dotproxyd rejects the image's options: $out"
 [[ $out == 'configuration OK' ]] || fail "staged dotproxyd --check-config printed '$out'"
-ok "runtime tree accepts -c, --metrics and --log-format json"
+ok "runtime tree accepts -c, --metrics, --log-format json and --dnstap"
 
 # The libraries dotproxyd and libdotproxy link directly must come from packages the
 # runtime stage installs by name (libc6 is in the base image).  The package that owns

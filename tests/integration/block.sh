@@ -119,7 +119,7 @@ check_match "metrics: blocked per list" "dotproxy_blocked_total\{list=\"$BL\",ki
 check_match "metrics: entries" "dotproxy_blocklist_entries\{list=\"$BL\",kind=\"blocklist\"\} 4" "$out"
 check_match "metrics: skipped lines" "dotproxy_blocklist_skipped_lines\{list=\"$BL\",kind=\"blocklist\"\} 1" "$out"
 check_match "query log names list and rule" \
-    'query 127\.0\.0\.1#[0-9]+ udp www\.ads\.example\. A NXDOMAIN .* blocked by blocklist block\.txt: ads\.example\.' \
+    'query 127\.0\.0\.1#[0-9]+ udp www\.ads\.example\. A NXDOMAIN .* list blocklist block\.txt rule ads\.example\.' \
     "$(cat "$WORK/dotproxyd.log")"
 
 # ---- a cached name is blocked by a reload, and answered again after ----

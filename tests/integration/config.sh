@@ -192,13 +192,30 @@ fi
 
 # ---- --log-format json -------------------------------------------------------------
 
-start_conf json -u "$UP" --ca-file "$PKI/ca.pem" -l 127.0.0.1@0 --log-format json
+start_conf json -u "$UP" --ca-file "$PKI/ca.pem" -l 127.0.0.1@0 --log-format json \
+    --log-queries 10
 check_match "json: startup line is one object" \
     '^\{"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z","level":"info","worker":null,"msg":"dotproxyd [^"]* listening on [^"]*"\}$' \
     "$BG_LINE"
 check_eq "json: query answered" "$(expected_a j.example)" "$(qdig +short j.example A)"
+check_eq "json: query answered again" "$(expected_a j.example)" "$(qdig +short j.example A)"
 stop_proxy
 check_eq "json: exit status" 0 "$STOP_STATUS"
+# Every line parses as JSON; the query lines carry their facts as fields,
+# and the cache hit its real latency (not 0).
+check_eq "json: query lines as fields" \
+    "udp j.example. A NOERROR $UP nonzero|udp j.example. A NOERROR cache nonzero" \
+    "$(python3 -c '
+import json, sys
+out = []
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    if o.get("event") == "query":
+        assert o["client"] == "127.0.0.1" and o["client_port"] > 0, o
+        out.append("%s %s %s %s %s %s" % (o["transport"], o["qname"], o["qtype"], o["rcode"],
+                                          o["source"], "nonzero" if o["latency_ms"] > 0 else "zero"))
+print("|".join(out))
+' "$WORK/json.log" 2>&1)"
 check_match "json: stop line" '^\{"ts":"[^"]*","level":"info","worker":null,"msg":"stopped"\}$' \
     "$(cat "$WORK/json.log")"
 

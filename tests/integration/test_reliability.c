@@ -39,6 +39,7 @@
 #include <gnutls/x509.h>
 
 #include "dotproxy/config.h"
+#include "dotproxy/tap.h"
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
@@ -995,6 +996,7 @@ struct qlog_rec {
     char transport[8][8];
     int from_cache[8], rcode[8], has_client[8], has_upstream[8];
     unsigned qtype[8];
+    uint64_t latency_us[8];
 };
 
 static void qlog_sink(const dotproxy_query_log *e, void *user)
@@ -1007,6 +1009,7 @@ static void qlog_sink(const dotproxy_query_log *e, void *user)
         r->from_cache[r->n] = e->from_cache;
         r->rcode[r->n] = e->rcode;
         r->qtype[r->n] = e->qtype;
+        r->latency_us[r->n] = e->latency_us;
         r->has_client[r->n] = e->client != NULL && e->client_len > 0;
         r->has_upstream[r->n] = e->upstream != NULL && strchr(e->upstream, '#') != NULL;
     }
@@ -1039,6 +1042,137 @@ START_TEST(test_reliability_query_log_reports_each_answer_and_whether_the_cache_
     ck_assert_int_eq(rec.has_upstream[0], 1);
     ck_assert_int_eq(rec.from_cache[1], 1);
     ck_assert_int_eq(rec.has_upstream[1], 0);
+}
+END_TEST
+
+/* A cache hit is answered within the turn its query arrived in: its logged
+ * latency is the real time it took (reading the datagram, the lookup), not
+ * the turn's clock, which would say 0 for every hit. */
+START_TEST(test_reliability_query_log_gives_cache_hits_their_real_latency)
+{
+    static struct qlog_rec rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
+    ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
+    ck_assert_int_eq(dotproxy_config_set_query_log(cfg, qlog_sink, &rec), 0);
+    rig r;
+    rig_up(&r, cfg);
+    for (unsigned i = 0; i < 8; i++)
+        ask_ok(r.port, (uint16_t)(0x7380 + i), "hit.latency.test");
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+    ck_assert_uint_eq(rec.n, 8);
+    uint64_t most = 0;
+    for (unsigned i = 1; i < 8; i++) {
+        ck_assert_int_eq(rec.from_cache[i], 1);
+        ck_assert_uint_lt(rec.latency_us[i], 5000000u);
+        if (rec.latency_us[i] > most)
+            most = rec.latency_us[i];
+    }
+    ck_assert_msg(most > 0, "7 cache hits, each logged with 0 us");
+}
+END_TEST
+
+/* The message tap: each message of a query that goes upstream, as the
+ * client and the upstream saw it, with both ends and the times; a cache hit
+ * has no upstream messages. */
+struct tap_rec {
+    pthread_mutex_t lock;
+    unsigned n;
+    struct {
+        int kind, transport;
+        size_t size;
+        int q_family, r_family;
+        unsigned q_port, r_port;
+        uint16_t id;
+        int qr;
+        uint64_t qt, rt;
+    } e[16];
+};
+
+static unsigned sa_port(const struct sockaddr *sa)
+{
+    if (sa == NULL)
+        return 0;
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+}
+
+static void tap_sink(const dotproxy_tap_event *ev, void *user)
+{
+    struct tap_rec *r = user;
+    pthread_mutex_lock(&r->lock);
+    if (r->n < 16) {
+        r->e[r->n].kind = ev->kind;
+        r->e[r->n].transport = ev->transport;
+        r->e[r->n].size = ev->size;
+        r->e[r->n].q_family = ev->query_addr != NULL ? ev->query_addr->sa_family : -1;
+        r->e[r->n].r_family = ev->response_addr != NULL ? ev->response_addr->sa_family : -1;
+        r->e[r->n].q_port = sa_port(ev->query_addr);
+        r->e[r->n].r_port = sa_port(ev->response_addr);
+        r->e[r->n].id = ev->len >= 12 ? (uint16_t)(ev->msg[0] << 8 | ev->msg[1]) : 0;
+        r->e[r->n].qr = ev->len >= 12 ? ev->msg[2] >> 7 : -1;
+        r->e[r->n].qt = ev->query_time_ns;
+        r->e[r->n].rt = ev->response_time_ns;
+    }
+    r->n++;
+    pthread_mutex_unlock(&r->lock);
+}
+
+START_TEST(test_reliability_tap_sees_client_and_upstream_messages_with_both_ends)
+{
+    static struct tap_rec rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    unsigned srv_port = ts_dotserver_port(srv);
+    dotproxy_config *cfg = config_one((uint16_t)srv_port);
+    ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
+    ck_assert_int_eq(dotproxy_config_set_tap(NULL, tap_sink, &rec), DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_config_set_tap(cfg, tap_sink, &rec), 0);
+    rig r;
+    rig_up(&r, cfg);
+    ask_ok(r.port, 0x7401, "tapped.query.test");
+    ask_ok(r.port, 0x7402, "tapped.query.test"); /* from the cache */
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+
+    static const int kinds[6] = {DOTPROXY_TAP_CLIENT_QUERY,       DOTPROXY_TAP_FORWARDER_QUERY,
+                                 DOTPROXY_TAP_FORWARDER_RESPONSE, DOTPROXY_TAP_CLIENT_RESPONSE,
+                                 DOTPROXY_TAP_CLIENT_QUERY,       DOTPROXY_TAP_CLIENT_RESPONSE};
+    ck_assert_uint_eq(rec.n, 6);
+    for (unsigned i = 0; i < 6; i++) {
+        ck_assert_int_eq(rec.e[i].kind, kinds[i]);
+        ck_assert_uint_eq(rec.e[i].size, sizeof(dotproxy_tap_event));
+        ck_assert_uint_gt(rec.e[i].qt, 0);
+        int response =
+            kinds[i] == DOTPROXY_TAP_CLIENT_RESPONSE || kinds[i] == DOTPROXY_TAP_FORWARDER_RESPONSE;
+        ck_assert_int_eq(rec.e[i].qr, response);
+        if (response)
+            ck_assert_uint_ge(rec.e[i].rt, rec.e[i].qt);
+        else
+            ck_assert_uint_eq(rec.e[i].rt, 0);
+        if (kinds[i] == DOTPROXY_TAP_CLIENT_QUERY || kinds[i] == DOTPROXY_TAP_CLIENT_RESPONSE) {
+            /* The client's end, over UDP. */
+            ck_assert_int_eq(rec.e[i].transport, DOTPROXY_TAP_UDP);
+            ck_assert_int_eq(rec.e[i].q_family, AF_INET);
+            ck_assert_uint_gt(rec.e[i].q_port, 0);
+            ck_assert_uint_eq(rec.e[i].id, i < 4 ? 0x7401 : 0x7402);
+        } else {
+            /* The upstream's end, over TLS, with the wire ID. */
+            ck_assert_int_eq(rec.e[i].transport, DOTPROXY_TAP_TLS);
+            ck_assert_int_eq(rec.e[i].q_family, -1);
+            ck_assert_int_eq(rec.e[i].r_family, AF_INET);
+            ck_assert_uint_eq(rec.e[i].r_port, srv_port);
+        }
+    }
+    /* The same client port asked and was answered; the upstream answered
+     * the wire ID it was sent. */
+    ck_assert_uint_eq(rec.e[0].q_port, rec.e[3].q_port);
+    ck_assert_uint_eq(rec.e[1].id, rec.e[2].id);
+    /* The client response's query time is the client query's (the two
+     * clock reads behind each may be apart under load: 20 ms of slack). */
+    ck_assert_uint_le(rec.e[0].qt, rec.e[3].qt + 20000000u);
+    ck_assert_uint_ge(rec.e[0].qt + 20000000u, rec.e[3].qt);
 }
 END_TEST
 
@@ -1142,6 +1276,8 @@ static Suite *reliability_suite(void)
     tcase_add_test(tc, test_reliability_refuses_a_shared_cache_without_a_size);
     tcase_add_test(tc,
                    test_reliability_query_log_reports_each_answer_and_whether_the_cache_gave_it);
+    tcase_add_test(tc, test_reliability_query_log_gives_cache_hits_their_real_latency);
+    tcase_add_test(tc, test_reliability_tap_sees_client_and_upstream_messages_with_both_ends);
     suite_add_tcase(s, tc);
 
     tc = tcase("selection");

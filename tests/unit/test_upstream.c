@@ -365,6 +365,65 @@ START_TEST(test_upstream_learns_the_idle_limit_both_ways_within_bounds)
 }
 END_TEST
 
+/* The log lines of a health test, as a daemon at level info gets them. */
+static struct {
+    unsigned n;
+    int level[200];
+    char text[200][300];
+} told;
+
+static void tell(int level, const char *msg, void *user)
+{
+    (void)user;
+    if (told.n < 200) {
+        told.level[told.n] = level;
+        snprintf(told.text[told.n], sizeof told.text[0], "%s", msg);
+    }
+    told.n++;
+}
+
+/* An upstream down for 10 minutes, failing every 5 s (as its probes do): it
+ * is told once when it goes down, with why, then at most once a minute with
+ * the count, and once when it is back; each failure only at debug level. */
+START_TEST(test_upstream_a_down_one_is_told_once_then_once_a_minute_then_when_back)
+{
+    rig r;
+    rig_up(&r, 1, DOTPROXY_SELECT_LATENCY, 11);
+    r.log.fn = tell;
+    r.log.max_level = DOTPROXY_LOG_INFO;
+    memset(&told, 0, sizeof told);
+    struct dp_upstream *up = r.set.ups[0];
+    for (unsigned i = 0; i < 120; i++) {
+        dp_upstream_failure_reason(up, "connect: Connection refused");
+        dp_upstream_connect_failed(up);
+        advance(&r, 5000 * MS);
+    }
+    ck_assert_uint_ge(told.n, 1);
+    ck_assert_int_eq(told.level[0], DOTPROXY_LOG_WARN);
+    ck_assert_str_eq(told.text[0], "upstream 127.0.0.1@853#up0.test: connect: Connection refused; "
+                                   "down: retried with backoff, failures summed up once a minute");
+    /* 600 s: a summary at 60 s, 120 s, ... 595 s at most. */
+    ck_assert_uint_le(told.n, 1 + 10);
+    ck_assert_uint_ge(told.n, 1 + 9);
+    ck_assert_int_eq(told.level[1], DOTPROXY_LOG_WARN);
+    ck_assert_str_eq(told.text[1], "upstream 127.0.0.1@853#up0.test still down after 60 s: 12 more "
+                                   "failure(s) in 60 s, the last: connect: Connection refused");
+    unsigned before = told.n;
+    dp_upstream_answered(up, fake_now);
+    ck_assert_uint_eq(told.n, before + 1);
+    ck_assert_int_eq(told.level[before], DOTPROXY_LOG_INFO);
+    ck_assert_str_eq(told.text[before],
+                     "upstream 127.0.0.1@853#up0.test is back after 600 s down, 120 failure(s)");
+    /* Once back, the next failure is told in full again. */
+    dp_upstream_connect_failed(up);
+    ck_assert_uint_eq(told.n, before + 2);
+    ck_assert_str_eq(told.text[before + 1], "upstream 127.0.0.1@853#up0.test: failed; down: "
+                                            "retried with backoff, failures summed up once a "
+                                            "minute");
+    rig_down(&r);
+}
+END_TEST
+
 static Suite *upstream_suite(void)
 {
     Suite *s = suite_create("upstream");
@@ -387,6 +446,7 @@ static Suite *upstream_suite(void)
     tcase_add_test(
         tc, test_upstream_a_failed_unmeasured_one_gets_one_trial_per_backoff_not_every_query);
     tcase_add_test(tc, test_upstream_a_slow_connect_sends_new_queries_elsewhere_until_it_ends);
+    tcase_add_test(tc, test_upstream_a_down_one_is_told_once_then_once_a_minute_then_when_back);
     suite_add_tcase(s, tc);
     return s;
 }
