@@ -849,6 +849,8 @@ static void render_feed_families(struct dpd_render_buf *b, dotproxy_blocker *bl,
         {"dotproxy_feed_notifies_total", "counter", "NOTIFY messages accepted for the zone"},
         {"dotproxy_feed_bytes_total", "counter", "octets received in transfers"},
         {"dotproxy_feed_last_transfer_bytes", "gauge", "octets of the last transfer, by type"},
+        {"dotproxy_feed_tsig_failures_total", "counter",
+         "answers and NOTIFY messages whose TSIG failed (bad signature, wrong key, time)"},
     };
     for (size_t k = 0; k < sizeof fam / sizeof fam[0]; k++) {
         prom_head(b, fam[k].name, fam[k].type, fam[k].help);
@@ -869,6 +871,7 @@ static void render_feed_families(struct dpd_render_buf *b, dotproxy_blocker *bl,
             case 6: v[0] = f->failures; break;
             case 7: v[0] = f->notifies; break;
             case 8: v[0] = f->bytes; break;
+            case 10: v[0] = f->tsig_failures; break;
             default:
                 types[0] = "axfr", types[1] = "ixfr";
                 v[0] = f->last_axfr_bytes, v[1] = f->last_ixfr_bytes;
@@ -935,11 +938,12 @@ static void render_feed_json(struct dpd_render_buf *b, dotproxy_blocker *bl,
         buf_printf(b,
                    ",\"next_refresh\":%lld,\"transfers\":{\"axfr\":%llu,\"ixfr\":%llu,"
                    "\"uptodate\":%llu},\"failures\":%llu,\"notifies\":%llu,\"bytes\":%llu,"
-                   "\"last_axfr_bytes\":%llu,\"last_ixfr_bytes\":%llu}",
+                   "\"last_axfr_bytes\":%llu,\"last_ixfr_bytes\":%llu,\"tsig_failures\":%llu}",
                    (long long)f->next_s, (unsigned long long)f->axfr, (unsigned long long)f->ixfr,
                    (unsigned long long)f->uptodate, (unsigned long long)f->failures,
                    (unsigned long long)f->notifies, (unsigned long long)f->bytes,
-                   (unsigned long long)f->last_axfr_bytes, (unsigned long long)f->last_ixfr_bytes);
+                   (unsigned long long)f->last_axfr_bytes, (unsigned long long)f->last_ixfr_bytes,
+                   (unsigned long long)f->tsig_failures);
     }
     buf_printf(b, "%s],\"notify_refused\":%llu}\n", fcp->n > 0 ? "\n" : "",
                (unsigned long long)dotproxy_blocker_notify_refused(bl));

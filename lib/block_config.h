@@ -15,6 +15,7 @@ struct dp_feed_config {
     char *primary[DOTPROXY_FEEDS_MAX]; /* "ADDR[@PORT]#ZONE" */
     size_t n;
     char *state_dir; /* NULL: DOTPROXY_STATE_DIR_DEFAULT */
+    char *tsig;      /* "NAME:ALGORITHM:BASE64SECRET", or NULL */
 };
 
 struct dp_block_config {

@@ -41,6 +41,7 @@
 #include "dotproxy/config.h"
 #include "dotproxy/error.h"
 #include "siphash.h"
+#include "tsig.h"
 #include "xfr.h"
 
 #define CONNECT_TIMEOUT_MS 5000
@@ -68,6 +69,8 @@ int dp_feed_config_copy(struct dp_feed_config *dst, const struct dp_feed_config 
             dst->n++;
     if (rc == 0)
         dst->state_dir = dup_or_null(src->state_dir, &rc);
+    if (rc == 0)
+        dst->tsig = dup_or_null(src->tsig, &rc);
     if (rc != 0)
         dp_feed_config_clear(dst);
     return rc;
@@ -78,6 +81,10 @@ void dp_feed_config_clear(struct dp_feed_config *c)
     for (size_t i = 0; i < c->n; i++)
         free(c->primary[i]);
     free(c->state_dir);
+    if (c->tsig != NULL) {
+        memset(c->tsig, 0, strlen(c->tsig)); /* a secret */
+        free(c->tsig);
+    }
     memset(c, 0, sizeof *c);
 }
 
@@ -129,7 +136,7 @@ struct feed {
     int has_serial;
     uint32_t serial;
     uint64_t entries, axfr, ixfr, uptodate, failures, notifies, bytes, last_axfr_bytes,
-        last_ixfr_bytes;
+        last_ixfr_bytes, tsig_failures;
     int64_t last_ok_s, last_fail_s;
     char last_error[200];
 };
@@ -145,6 +152,8 @@ struct dp_feeds {
     void (*changed)(void *user);
     void *user;
     uint64_t idkey[2];
+    struct dp_tsig_key key;
+    int has_key;
     size_t n;
     struct feed feed[];
 };
@@ -259,16 +268,21 @@ static int read_all(struct dp_feeds *F, int s, uint8_t *buf, size_t n)
 
 /* One transfer of fd over TCP. 0 with x complete, or an error with why. */
 static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint64_t *bytes,
-                    char *why, size_t whylen)
+                    int *tsig_bad, char *why, size_t whylen)
 {
     int s = socket(fd->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0) {
         snprintf(why, whylen, "socket: %s", strerror(errno));
         return DOTPROXY_ESYS;
     }
-    uint8_t q[2 + 512];
+    uint8_t q[2 + 1024], qmac[64];
     int ql = dp_xfr_query(q + 2, sizeof q - 2, x->id, fd->zone, x->ixfr, x->have_serial);
+    if (ql > 0 && F->has_key)
+        ql = dp_tsig_sign(&F->key, q + 2, (size_t)ql, sizeof q - 2, (int64_t)time(NULL), qmac);
     int rc = ql < 0 ? ql : 0;
+    struct dp_tsig_verify tv;
+    if (F->has_key)
+        dp_tsig_verify_begin(&tv, &F->key, qmac);
     if (rc == 0 && connect(s, (struct sockaddr *)&fd->addr, fd->addrlen) != 0 &&
         errno != EINPROGRESS) {
         snprintf(why, whylen, "connect: %s", strerror(errno));
@@ -307,14 +321,27 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
             break;
         }
         *bytes += 2u + dp_get16(lb);
+        if (F->has_key &&
+            dp_tsig_verify_msg(&tv, msg, dp_get16(lb), (int64_t)time(NULL), why, whylen) != 0) {
+            *tsig_bad = 1;
+            rc = DOTPROXY_EMALFORMED;
+            break;
+        }
         int r = dp_xfr_msg(x, msg, dp_get16(lb));
         if (r < 0) {
             snprintf(why, whylen, "%s", x->err);
             rc = r;
         } else if (r == 1) {
+            if (F->has_key && !dp_tsig_verify_done(&tv)) {
+                snprintf(why, whylen, "TSIG: the last message is not signed");
+                *tsig_bad = 1;
+                rc = DOTPROXY_EMALFORMED;
+            }
             break;
         }
     }
+    if (F->has_key)
+        dp_tsig_verify_end(&tv);
     free(msg);
     close(s);
     return rc;
@@ -330,7 +357,8 @@ static void pull(struct dp_feeds *F, struct feed *fd)
     dp_xfr_begin(&x, (uint16_t)idr, fd->zone, ixfr, fd->set.serial);
     uint64_t bytes = 0;
     char why[240] = "";
-    int rc = transfer(F, fd, &x, &bytes, why, sizeof why);
+    int tsig_bad = 0;
+    int rc = transfer(F, fd, &x, &bytes, &tsig_bad, why, sizeof why);
     uint32_t old_serial = fd->set.serial;
     int changed = 0;
     if (rc == 0 && x.kind != DP_XFR_UPTODATE) {
@@ -368,6 +396,7 @@ static void pull(struct dp_feeds *F, struct feed *fd)
         schedule(fd, clamp_s(fd->set.refresh));
     } else if (!atomic_load(&F->stopping)) {
         fd->failures++;
+        fd->tsig_failures += (uint64_t)tsig_bad;
         fd->last_fail_s = (int64_t)time(NULL);
         snprintf(fd->last_error, sizeof fd->last_error, "%s", why);
         if (fd->set.soa == NULL)
@@ -482,6 +511,11 @@ int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const st
     atomic_init(&F->notify_refused, 0);
     dp_siphash_key(F->idkey);
     int rc = 0;
+    char why[200];
+    if (c->tsig != NULL) {
+        rc = dp_tsig_key_parse(&F->key, c->tsig, why, sizeof why);
+        F->has_key = rc == 0;
+    }
     for (size_t i = 0; i < c->n && rc == 0; i++) {
         struct feed *fd = &F->feed[i];
         dotproxy_endpoint ep;
@@ -603,6 +637,17 @@ int dp_feeds_notify(struct dp_feeds *F, const uint8_t *msg, size_t len, const st
         struct feed *fd = &F->feed[i];
         if (memcmp(fd->zone, name, n) != 0 || !same_host(peer, &fd->addr))
             continue;
+        char why[200];
+        if (F->has_key &&
+            dp_tsig_verify_request(&F->key, msg, len, (int64_t)time(NULL), why, sizeof why) != 0) {
+            pthread_mutex_lock(&F->mu);
+            fd->tsig_failures++;
+            pthread_mutex_unlock(&F->mu);
+            atomic_fetch_add(&F->notify_refused, 1);
+            dp_log(&F->log, DOTPROXY_LOG_ERR, "rpz feed %s: NOTIFY refused: %s", fd->zone_text,
+                   why);
+            return 9; /* NOTAUTH (RFC 8945 5.2) */
+        }
         pthread_mutex_lock(&F->mu);
         fd->notifies++;
         fd->due_ms = 0;
@@ -663,6 +708,7 @@ int dp_feeds_info(struct dp_feeds *F, dotproxy_feed_info_fn fn, void *user)
             .bytes = fd->bytes,
             .last_axfr_bytes = fd->last_axfr_bytes,
             .last_ixfr_bytes = fd->last_ixfr_bytes,
+            .tsig_failures = fd->tsig_failures,
         };
         fn(&info, user);
     }
@@ -705,6 +751,27 @@ DOTPROXY_EXPORT const char *dotproxy_config_get_rpz_primary(const dotproxy_confi
     if (cfg == NULL || index >= cfg->block.feeds.n)
         return NULL;
     return cfg->block.feeds.primary[index];
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_rpz_tsig(dotproxy_config *cfg, const char *spec)
+{
+    if (cfg == NULL || spec == NULL)
+        return DOTPROXY_EINVAL;
+    struct dp_feed_config *c = &cfg->block.feeds;
+    char why[200];
+    struct dp_tsig_key k;
+    if (spec[0] != '\0' && dp_tsig_key_parse(&k, spec, why, sizeof why) != 0)
+        return DOTPROXY_EINVAL;
+    char *copy = spec[0] != '\0' ? strdup(spec) : NULL;
+    if (spec[0] != '\0' && copy == NULL)
+        return DOTPROXY_ENOMEM;
+    if (c->tsig != NULL) {
+        memset(c->tsig, 0, strlen(c->tsig));
+        free(c->tsig);
+    }
+    c->tsig = copy;
+    memset(&k, 0, sizeof k);
+    return 0;
 }
 
 DOTPROXY_EXPORT int dotproxy_config_set_state_dir(dotproxy_config *cfg, const char *path)

@@ -137,6 +137,13 @@ DOTPROXY_EXPORT int dotproxy_config_add_rpz_primary(dotproxy_config *cfg, const 
 DOTPROXY_EXPORT size_t dotproxy_config_rpz_primary_count(const dotproxy_config *cfg);
 DOTPROXY_EXPORT const char *dotproxy_config_get_rpz_primary(const dotproxy_config *cfg,
                                                             size_t index);
+/* The TSIG key (RFC 8945) that signs every transfer request and must sign
+ * every answer and NOTIFY: "NAME:ALGORITHM:BASE64SECRET", ALGORITHM one of
+ * hmac-sha1, hmac-sha256, hmac-sha512 ("" : none). A bad signature, a wrong
+ * key or a time outside the fudge fails the transfer (logged, counted; the
+ * rules in force stay) or refuses the NOTIFY (NOTAUTH). Returns 0,
+ * DOTPROXY_EINVAL (not such a key) or DOTPROXY_ENOMEM. */
+DOTPROXY_EXPORT int dotproxy_config_set_rpz_tsig(dotproxy_config *cfg, const char *spec);
 /* The directory holding each feed's last good copy (written atomically;
  * read at start so that the rules apply before the first transfer).
  * Default DOTPROXY_STATE_DIR_DEFAULT. */
@@ -161,6 +168,7 @@ typedef struct dotproxy_feed_info {
     uint64_t notifies;      /* NOTIFY messages accepted */
     uint64_t bytes;         /* octets received in transfers */
     uint64_t last_axfr_bytes, last_ixfr_bytes;
+    uint64_t tsig_failures; /* answers or NOTIFY messages whose TSIG failed */
 } dotproxy_feed_info;
 typedef void (*dotproxy_feed_info_fn)(const dotproxy_feed_info *info, void *user);
 /* Call fn for each feed of b. Safe from any thread. Returns 0 or

@@ -6,7 +6,9 @@
 # NOTIFY and IXFR (our metrics say which transfer carried it, and that it
 # was smaller than the AXFR); NOTIFY from another address or for another
 # zone is refused and counted; a restart with the primary down enforces the
-# copy in --state-dir.
+# copy in --state-dir; with TSIG (hmac-sha256) required by the primary, a
+# wrong secret fails and is counted, the right one transfers and verifies
+# Knot's signed NOTIFY and IXFR, and an unsigned NOTIFY is NOTAUTH.
 . "$(dirname "$0")/lib.sh"
 
 command -v knotd >/dev/null && command -v knotc >/dev/null || { echo "SKIP: needs knotd and knotc (Debian knot)"; exit 77; }
@@ -85,7 +87,7 @@ start_feed_proxy() {
     start_bg dotproxyd 'listening on 127\.0\.0\.1@([0-9]+)' "$DOTPROXYD" \
         --listen "127.0.0.1@$PROXY_PORT" -u "127.0.0.1@$SRV_PORT#dns.test" --ca-file "$PKI/ca.pem" \
         --rpz-primary "127.0.0.1@$KNOT_PORT#rpz.test" --state-dir "$WORK/state" \
-        --metrics 127.0.0.1@0
+        --metrics 127.0.0.1@0 "$@"
     PROXY_PID=$BG_PID
     PROXY_DRAIN=$BG_DRAIN
     METRICS=$(sed -nE 's/.*metrics and API on port ([0-9]+).*/\1/p' "$WORK/dotproxyd.log" | tail -n 1)
@@ -156,6 +158,48 @@ wait_for "restart: the failed pull is counted" \
     bash -c "curl -s http://127.0.0.1:$METRICS/api/v1/feeds | grep -q '\"failures\":[1-9].*'"
 check_match "restart: last error says why" '"last_error":"connect: Connection refused"' \
     "$(api /api/v1/feeds)"
+stop_proxy
+
+# ---- TSIG: the primary wants a key for transfers and signs its NOTIFY ----
+SECRET=$(head -c 32 /dev/urandom | base64)
+WRONG=$(head -c 32 /dev/urandom | base64)
+python3 - "$K/knot.conf" "$SECRET" <<'PY'
+import sys
+p, secret = sys.argv[1], sys.argv[2]
+s = open(p).read()
+s = s.replace("remote:\n", "key:\n  - id: xfr.key\n    algorithm: hmac-sha256\n    secret: %s\nremote:\n" % secret, 1)
+s = s.replace("    address: 127.0.0.1@", "    key: xfr.key\n    address: 127.0.0.1@", 1)
+s = s.replace("    action: transfer\n", "    key: xfr.key\n    action: transfer\n", 1)
+open(p, "w").write(s)
+PY
+start_knot
+rm -rf "$WORK/state"
+mkdir -p "$WORK/state"
+printf 'xfr.key:hmac-sha256:%s\n' "$WRONG" >"$WORK/wrong.key"
+chmod 644 "$WORK/wrong.key"
+check_match "--rpz-tsig-file readable by all is refused" 'readable by every user' \
+    "$("$DOTPROXYD" --check-config -u 127.0.0.1 --rpz-tsig-file "$WORK/wrong.key" 2>&1)"
+chmod 600 "$WORK/wrong.key"
+start_feed_proxy --rpz-tsig-file "$WORK/wrong.key"
+wait_for "TSIG, wrong secret: the transfer fails and is counted" \
+    bash -c "curl -s http://127.0.0.1:$METRICS/metrics | grep -Eq '^dotproxy_feed_tsig_failures_total.* [1-9]'"
+check_match "TSIG, wrong secret: last error says why" '"last_error":"TSIG: ' "$(api /api/v1/feeds)"
+check_eq "TSIG, wrong secret: nothing enforced" "$(expected_a new.example)" "$(qdig +short new.example A)"
+grep -q 'rpz feed rpz.test.: .* failed: TSIG' "$WORK/dotproxyd.log" &&
+    pass "TSIG, wrong secret: logged" || fail "no TSIG failure in the log"
+stop_proxy
+start_feed_proxy --rpz-tsig "xfr.key:hmac-sha256:$SECRET"
+wait_for "TSIG, right key: AXFR enforced" is_status new.example NXDOMAIN
+knotc -c "$K/knot.conf" zone-begin rpz.test >/dev/null || fail "knotc zone-begin"
+knotc -c "$K/knot.conf" zone-set rpz.test signed.example 60 CNAME . >/dev/null || fail "knotc zone-set"
+knotc -c "$K/knot.conf" zone-commit rpz.test >/dev/null || fail "knotc zone-commit"
+wait_for "TSIG, right key: a signed NOTIFY and a signed IXFR" is_status signed.example NXDOMAIN
+check_eq "TSIG, right key: the change came by IXFR" "1" \
+    "$(metric 'dotproxy_feed_transfers_total\{[^}]*type="ixfr"')"
+check_eq "TSIG, right key: no TSIG failure" "0" "$(metric dotproxy_feed_tsig_failures_total)"
+out=$(qdig +opcode=notify rpz.test SOA)
+check_match "TSIG: an unsigned NOTIFY from the primary's address is NOTAUTH" \
+    'opcode: NOTIFY, status: NOTAUTH' "$out"
 stop_proxy
 
 finish

@@ -147,8 +147,7 @@ START_TEST(test_xfr_axfr_in_one_message_becomes_the_zone)
     ck_assert_uint_eq(z.n, 2);
     ck_assert(has(&z, "bad.example.rpz.test. CNAME ."));
     ck_assert(has(&z, "local.example.rpz.test. A 192.0.2.55"));
-    ck_assert_str_eq(z.soa->key,
-                     "rpz.test. SOA rpz.test. rpz.test. 1 3600 600 86400 60");
+    ck_assert_str_eq(z.soa->key, "rpz.test. SOA rpz.test. rpz.test. 1 3600 600 86400 60");
     dp_zone_set_clear(&z);
 }
 END_TEST
@@ -338,7 +337,8 @@ START_TEST(test_xfr_record_set_deletes_with_backward_shift)
         ck_assert_int_eq(dp_zone_set_add(&z, k, (size_t)n, 60), 0);
     }
     ck_assert_uint_eq(z.n, 5000);
-    ck_assert_int_eq(dp_zone_set_add(&z, "n1.rpz.test. CNAME .", strlen("n1.rpz.test. CNAME ."), 99), 0);
+    ck_assert_int_eq(
+        dp_zone_set_add(&z, "n1.rpz.test. CNAME .", strlen("n1.rpz.test. CNAME ."), 99), 0);
     ck_assert_uint_eq(z.n, 5000); /* retimed, not added */
     for (int i = 0; i < 5000; i += 2) {
         int n = snprintf(k, sizeof k, "n%d.rpz.test. CNAME .", i);
