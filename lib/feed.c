@@ -246,22 +246,68 @@ static int wait_fd(struct dp_feeds *F, int s, short ev, int64_t deadline)
     }
 }
 
-static int read_all(struct dp_feeds *F, int s, uint8_t *buf, size_t n)
+/* What has been read from the primary and not parsed yet. Parsing a
+ * message costs far more than reading it; a primary gives up on a client
+ * that leaves its socket full (Knot: tcp-io-timeout, 500 ms), so the socket
+ * is drained into this buffer between messages, up to RX_MAX octets. */
+#define RX_MAX (64u << 20)
+struct rx {
+    uint8_t *p;
+    size_t off, len, cap;
+};
+
+/* Read whatever is there now, without waiting. 0, or an error with errno. */
+static int drain(int s, struct rx *b)
 {
-    size_t got = 0;
-    while (got < n) {
-        int rc = wait_fd(F, s, POLLIN, mono_ms() + READ_TIMEOUT_MS);
-        if (rc != 0)
-            return rc;
-        ssize_t r = recv(s, buf + got, n - got, 0);
+    for (;;) {
+        if (b->off > 0 && b->off == b->len)
+            b->off = b->len = 0;
+        if (b->len == b->cap) {
+            if (b->off > 0) {
+                memmove(b->p, b->p + b->off, b->len - b->off);
+                b->len -= b->off;
+                b->off = 0;
+                continue;
+            }
+            if (b->cap >= RX_MAX)
+                return 0; /* enough ahead: parse some first */
+            size_t nc = b->cap == 0 ? 256u << 10 : b->cap * 2;
+            uint8_t *np = realloc(b->p, nc);
+            if (np == NULL) {
+                errno = ENOMEM;
+                return DOTPROXY_ENOMEM;
+            }
+            b->p = np;
+            b->cap = nc;
+        }
+        ssize_t r = recv(s, b->p + b->len, b->cap - b->len, MSG_DONTWAIT);
+        if (r > 0) {
+            b->len += (size_t)r;
+            continue;
+        }
         if (r == 0) {
             errno = ECONNRESET;
-            return DOTPROXY_ESYS;
+            return DOTPROXY_ESYS; /* the caller decides if that was early */
         }
-        if (r < 0 && errno != EINTR && errno != EAGAIN)
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR)
             return DOTPROXY_ESYS;
-        if (r > 0)
-            got += (size_t)r;
+    }
+}
+
+/* n octets at b->p + b->off, waiting for them (READ_TIMEOUT_MS of
+ * silence at most). */
+static int need(struct dp_feeds *F, int s, struct rx *b, size_t n)
+{
+    while (b->len - b->off < n) {
+        int rc = drain(s, b);
+        if (b->len - b->off >= n)
+            return 0;
+        if (rc != 0)
+            return rc;
+        if ((rc = wait_fd(F, s, POLLIN, mono_ms() + READ_TIMEOUT_MS)) != 0)
+            return rc;
     }
     return 0;
 }
@@ -306,31 +352,33 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
             rc = DOTPROXY_ESYS;
         }
     }
-    uint8_t *msg = rc == 0 ? malloc(65535) : NULL;
-    if (rc == 0 && msg == NULL) {
-        snprintf(why, whylen, "out of memory");
-        rc = DOTPROXY_ENOMEM;
-    }
+    struct rx b = {0};
     while (rc == 0) {
-        uint8_t lb[2];
-        if ((rc = read_all(F, s, lb, 2)) != 0 || (rc = read_all(F, s, msg, dp_get16(lb))) != 0) {
+        size_t mlen = 0;
+        if ((rc = need(F, s, &b, 2)) != 0 ||
+            (rc = need(F, s, &b, 2 + (mlen = dp_get16(b.p + b.off)))) != 0) {
             snprintf(why, whylen, "read: %s",
                      rc == DOTPROXY_ETIMEDOUT ? "timed out"
                      : rc == DOTPROXY_ESTATE  ? "stopped"
                                               : strerror(errno));
             break;
         }
-        *bytes += 2u + dp_get16(lb);
+        const uint8_t *msg = b.p + b.off + 2;
+        b.off += 2 + mlen;
+        *bytes += 2u + mlen;
         if (F->has_key &&
-            dp_tsig_verify_msg(&tv, msg, dp_get16(lb), (int64_t)time(NULL), why, whylen) != 0) {
+            dp_tsig_verify_msg(&tv, msg, mlen, (int64_t)time(NULL), why, whylen) != 0) {
             *tsig_bad = 1;
             rc = DOTPROXY_EMALFORMED;
             break;
         }
-        int r = dp_xfr_msg(x, msg, dp_get16(lb));
+        int r = dp_xfr_msg(x, msg, mlen);
         if (r < 0) {
             snprintf(why, whylen, "%s", x->err);
             rc = r;
+        } else if (r == 0) {
+            /* Keep the primary's side moving while we parse. */
+            (void)drain(s, &b);
         } else if (r == 1) {
             if (F->has_key && !dp_tsig_verify_done(&tv)) {
                 snprintf(why, whylen, "TSIG: the last message is not signed");
@@ -342,7 +390,7 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
     }
     if (F->has_key)
         dp_tsig_verify_end(&tv);
-    free(msg);
+    free(b.p);
     close(s);
     return rc;
 }

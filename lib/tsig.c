@@ -17,9 +17,9 @@
 #include "dotproxy/error.h"
 #include "xfr.h"
 
-#define T_TSIG 250
-#define C_ANY 255
-#define FUDGE 300 /* seconds, RFC 8945 10's recommendation */
+#define T_TSIG       250
+#define C_ANY        255
+#define FUDGE        300 /* seconds, RFC 8945 10's recommendation */
 #define MAX_UNSIGNED 99
 
 static const struct {
@@ -158,8 +158,8 @@ void dp_tsig_verify_begin(struct dp_tsig_verify *v, const struct dp_tsig_key *k,
     v->first = 1;
 }
 
-int dp_tsig_verify_request(const struct dp_tsig_key *k, const uint8_t *msg, size_t len,
-                           int64_t now, char *why, size_t whylen)
+int dp_tsig_verify_request(const struct dp_tsig_key *k, const uint8_t *msg, size_t len, int64_t now,
+                           char *why, size_t whylen)
 {
     struct dp_tsig_verify v;
     memset(&v, 0, sizeof v);

@@ -44,8 +44,8 @@ void dp_tsig_verify_begin(struct dp_tsig_verify *v, const struct dp_tsig_key *k,
                           const uint8_t *request_mac);
 void dp_tsig_verify_end(struct dp_tsig_verify *v);
 /* A signed request (a NOTIFY): 0 or DOTPROXY_EMALFORMED with why. */
-int dp_tsig_verify_request(const struct dp_tsig_key *k, const uint8_t *msg, size_t len,
-                           int64_t now, char *why, size_t whylen);
+int dp_tsig_verify_request(const struct dp_tsig_key *k, const uint8_t *msg, size_t len, int64_t now,
+                           char *why, size_t whylen);
 /* One message of the response. 0 (signed and good, or unsigned and allowed
  * so far), or DOTPROXY_EMALFORMED with why: no TSIG where one is due, a
  * wrong key or algorithm, a bad MAC, a time outside the fudge, a TSIG error

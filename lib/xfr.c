@@ -522,6 +522,8 @@ void dp_xfr_end(struct dp_xfr *x)
         free(x->ops[i].rec);
     free(x->ops);
     free(x->soa);
+    free(x->line);
+    x->line = NULL;
     x->ops = NULL;
     x->nops = x->capops = 0;
     x->soa = NULL;
@@ -645,10 +647,10 @@ int dp_xfr_msg(struct dp_xfr *x, const uint8_t *m, size_t len)
     }
     unsigned qd = dp_get16(m + 4), an = dp_get16(m + 6);
     size_t off = 12;
-    char *buf = malloc(LINE_MAX_TEXT);
-    char zone[1100], owner[1100];
-    if (buf == NULL)
+    if (x->line == NULL && (x->line = malloc(LINE_MAX_TEXT)) == NULL)
         return DOTPROXY_ENOMEM;
+    char *buf = x->line;
+    char zone[1100], owner[1100];
     size_t zl = 0;
     while (zl < 255 && x->qname[zl] != 0)
         zl += 1u + x->qname[zl];
@@ -709,7 +711,6 @@ int dp_xfr_msg(struct dp_xfr *x, const uint8_t *m, size_t len)
         if (rc == DOTPROXY_ENOMEM)
             xfail(x, "out of memory");
     }
-    free(buf);
     if (rc != 0)
         return rc;
     if (x->state == S_SECOND && x->ixfr && x->msgs == 1 && x->rrs == 1) {

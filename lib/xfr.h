@@ -76,6 +76,7 @@ struct dp_xfr {
     struct dp_xfr_op *ops;   /* DP_XFR_INCR: deletions and additions, in order */
     size_t nops, capops;
     struct dp_zrec *soa; /* the new SOA */
+    char *line;          /* a record's text, allocated at the first message */
     char err[160];
 };
 

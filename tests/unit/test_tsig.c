@@ -18,8 +18,8 @@
 
 static size_t query(uint8_t *m)
 {
-    static const uint8_t q[] = {0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'r', 'p', 'z',
-                                4,    't',  'e', 's', 't', 0, 0, 252, 0, 1};
+    static const uint8_t q[] = {0x12, 0x34, 0,   0, 0,   1,   0,   0,   0, 0, 0,   0, 3,
+                                'r',  'p',  'z', 4, 't', 'e', 's', 't', 0, 0, 252, 0, 1};
     memcpy(m, q, sizeof q);
     return sizeof q;
 }
@@ -46,8 +46,7 @@ START_TEST(test_tsig_signed_request_verifies_and_tampering_does_not)
     struct dp_tsig_key k, other;
     char why[200];
     ck_assert_int_eq(dp_tsig_key_parse(&k, KEY, why, sizeof why), 0);
-    ck_assert_int_eq(dp_tsig_key_parse(&other, "xfr.key:hmac-sha256:b3RoZXI=", why, sizeof why),
-                     0);
+    ck_assert_int_eq(dp_tsig_key_parse(&other, "xfr.key:hmac-sha256:b3RoZXI=", why, sizeof why), 0);
     uint8_t m[512], mac[64];
     size_t n = query(m);
     int len = dp_tsig_sign(&k, m, n, sizeof m, 1800000000, mac);
@@ -77,8 +76,7 @@ static size_t sign_response(const struct dp_tsig_key *k, uint8_t *m, size_t n, u
                             const uint8_t *unsig, size_t unsig_len, int first, int64_t t)
 {
     gnutls_hmac_hd_t h;
-    ck_assert_int_eq(gnutls_hmac_init(&h, (gnutls_mac_algorithm_t)k->mac, k->secret,
-                                      k->secret_len),
+    ck_assert_int_eq(gnutls_hmac_init(&h, (gnutls_mac_algorithm_t)k->mac, k->secret, k->secret_len),
                      0);
     uint8_t l[2];
     dp_put16(l, (unsigned)k->mac_size);
