@@ -13,6 +13,10 @@
 #   uncached, light   answer cache off (--cache-size 0): every query goes upstream,
 #                     as with the peers, whose caches the rig turns off too
 #   cached            answer cache on (--cache-size $DOTPROXYD_CACHE_SIZE)
+#   dot-in, dot-idle  clients speak DNS over TLS to --listen-tls 127.0.0.1@$TLS_LISTEN_PORT
+#                     with $TLS_CERT / $TLS_KEY (peers.sh's {tls_listen_port},
+#                     {tls_cert}, {tls_key}, passed in the environment by
+#                     peers-run.sh); cache off; dot-idle keeps idle clients 120 s
 # Extra arguments (e.g. -w 2) are passed to dotproxyd after the scenario's own.
 #
 # Environment:
@@ -48,7 +52,16 @@ cached)
         die "this dotproxyd rejects --cache-size $CACHE_SIZE: $("$DOTPROXYD" --cache-size "$CACHE_SIZE" --version 2>&1 | head -1)"
     args+=(--cache-size "$CACHE_SIZE")
     ;;
-*) die "unknown scenario '$scenario' (uncached, cached or light)" ;;
+dot-in | dot-idle)
+    [[ -n ${TLS_LISTEN_PORT:-} && -n ${TLS_CERT:-} && -n ${TLS_KEY:-} ]] ||
+        die "$scenario needs TLS_LISTEN_PORT, TLS_CERT and TLS_KEY in the environment"
+    args+=(--cache-size 0 --listen-tls "127.0.0.1@$TLS_LISTEN_PORT" --tls-cert "$TLS_CERT"
+        --tls-key "$TLS_KEY")
+    # peers.sh's IDLE_TIMEOUT (120 s) for every system, and room for its
+    # --idle-conns clients (default 1000) beside the measuring ones.
+    [[ $scenario == dot-idle ]] && args+=(--tls-idle-timeout 120000 --max-tcp-clients 8192)
+    ;;
+*) die "unknown scenario '$scenario' (uncached, cached, light, dot-in or dot-idle)" ;;
 esac
 if [[ -n ${DOTPROXYD_PADDING:-} ]]; then
     supports --padding "$DOTPROXYD_PADDING" || die "this dotproxyd has no --padding $DOTPROXYD_PADDING"

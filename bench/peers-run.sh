@@ -85,7 +85,7 @@ fi
 mkdir -p "$OUT" || die "cannot create $OUT"
 OUT=$(cd "$OUT" && pwd)
 
-CAND="'$HERE/candidate.sh' {scenario} {listen_port} {up_addr} {up_port} {tls_name} {ca}"
+CAND="TLS_LISTEN_PORT={tls_listen_port} TLS_CERT={tls_cert} TLS_KEY={tls_key} '$HERE/candidate.sh' {scenario} {listen_port} {up_addr} {up_port} {tls_name} {ca}"
 
 run_peers() {   # run_peers SUBDIR NAME SYSTEMS EXTRA_DAEMON_ARGS
     local sub=$1 name=$2 systems=$3 extra=$4 sysarg=()

@@ -179,7 +179,24 @@ static void log_startup(const struct dpd_options *opts, char *status, size_t sta
         len += (size_t)snprintf(line + len, sizeof line - len, "%s %s", i ? "," : "", ep_text);
     }
     if (len < sizeof line)
-        len += (size_t)snprintf(line + len, sizeof line - len, " (UDP and TCP); upstreams");
+        len += (size_t)snprintf(line + len, sizeof line - len, " (UDP and TCP)");
+    for (size_t i = 0; i < dotproxy_config_listen_tls_count(opts->cfg) && len < sizeof line; i++) {
+        dotproxy_endpoint ep;
+        int port = dotproxy_ctx_listen_tls_port(workers[0].ctx, i);
+
+        if (dotproxy_config_get_listen_tls(opts->cfg, i, &ep) != 0)
+            memset(&ep, 0, sizeof ep);
+        if (port > 0 && ep.addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ep.addr)->sin_port = htons((uint16_t)port);
+        else if (port > 0 && ep.addr.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ep.addr)->sin6_port = htons((uint16_t)port);
+        if (dotproxy_endpoint_format(&ep, ep_text, sizeof ep_text) < 0)
+            snprintf(ep_text, sizeof ep_text, "?");
+        len +=
+            (size_t)snprintf(line + len, sizeof line - len, "%s %s", i ? "," : ", TLS on", ep_text);
+    }
+    if (len < sizeof line)
+        len += (size_t)snprintf(line + len, sizeof line - len, "; upstreams");
     for (size_t i = 0; i < dotproxy_config_upstream_count(opts->cfg) && len < sizeof line; i++) {
         dotproxy_endpoint ep;
 
@@ -416,6 +433,38 @@ static void warn_if_writable(const char *what, const char *path)
 /* Re-read the file (the command line still wins) and hand the result to
  * every worker. Any error keeps the running configuration: a reload never
  * stops the daemon. 0, or -1 with what failed in err (for the API). */
+/* Certificate files the workers read (the TLS listener's, the upstream
+ * client's): a reload re-reads them even without a configuration file. */
+static int has_cert_files(void)
+{
+    return dotproxy_config_get_tls_cert(boot.cfg) != NULL ||
+           dotproxy_config_get_upstream_cert(boot.cfg) != NULL;
+}
+
+/* Rotation by SIGHUP or POST /api/v1/reload without -c: the workers load
+ * the certificate files again with the options they run with. */
+static int reload_cert_files(char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < boot.workers; i++) {
+        dotproxy_config *cfg;
+        int r = worker_config(&cfg, &boot, i);
+
+        if (r == 0) {
+            r = dotproxy_ctx_reload(workers[i].ctx, cfg);
+            dotproxy_config_free(cfg);
+        }
+        if (r < 0) {
+            snprintf(err, errlen, "worker %u: %s", i, dotproxy_strerror(r));
+            dpd_log_main(DOTPROXY_LOG_ERR, "reload: worker %u: %s", i, dotproxy_strerror(r));
+            return -1;
+        }
+    }
+    dpd_log_main(DOTPROXY_LOG_INFO,
+                 "reload: no configuration file; certificate files re-read by %u worker%s",
+                 boot.workers, boot.workers == 1 ? "" : "s");
+    return 0;
+}
+
 static int reload(char *err, size_t errlen)
 {
     struct dpd_options n, view;
@@ -426,6 +475,8 @@ static int reload(char *err, size_t errlen)
      * new list of them when it reads, else with the running one. */
     if (blocker != NULL && boot.config_path == NULL)
         dotproxy_blocker_reload(blocker, have_current ? current.cfg : boot.cfg);
+    if (boot.config_path == NULL && has_cert_files())
+        return reload_cert_files(err, errlen);
     if (boot.config_path == NULL) {
         snprintf(err, errlen, "no configuration file (-c) to re-read");
         dpd_log_main(DOTPROXY_LOG_WARN, "reload: no configuration file (-c) to re-read; nothing "
@@ -562,7 +613,7 @@ static int metrics_reload(void *user, char *err, size_t errlen)
     int r = -1;
 
     (void)user;
-    if (boot.config_path == NULL) {
+    if (boot.config_path == NULL && !has_cert_files()) {
         snprintf(err, errlen, "no configuration file (-c) to re-read");
         return -1;
     }

@@ -518,6 +518,11 @@ static void show_listen(const struct dpd_options *opts, char *buf, size_t cap)
     show_endpoints(buf, cap, opts->cfg, dotproxy_config_get_listen);
 }
 
+static void show_listen_tls(const struct dpd_options *opts, char *buf, size_t cap)
+{
+    show_endpoints(buf, cap, opts->cfg, dotproxy_config_get_listen_tls);
+}
+
 static void show_upstream(const struct dpd_options *opts, char *buf, size_t cap)
 {
     show_endpoints(buf, cap, opts->cfg, dotproxy_config_get_upstream);
@@ -647,6 +652,11 @@ const struct dpd_option dpd_table[] = {
      .help = "GnuTLS priority string for upstream connections (default: TLS 1.3 and 1.2, "
              "AEAD ciphers, ECDHE)",
      LIB_STR(tls_priority), .show = show_tls_priority},
+    {.name = "upstream-cert", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM client certificate chain presented to upstreams that require mutual TLS",
+     LIB_STR(upstream_cert)},
+    {.name = "upstream-key", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM private key of --upstream-cert", LIB_STR(upstream_key)},
     {.name = "timeout", .metavar = "MS", .kind = &kind_uint, .min = DOTPROXY_TIMEOUT_MS_MIN,
      .max = DOTPROXY_TIMEOUT_MS_MAX, .unit = "milliseconds",
      .help = "per-query deadline, then SERVFAIL", LIB_UINT(timeout_ms)},
@@ -772,6 +782,28 @@ const struct dpd_option dpd_table[] = {
      .max = DOTPROXY_BLOCKLIST_CHECK_MAX, .unit = "seconds (0 = never)",
      .help = "reload lists whose file changed, looked at every S seconds, 0 = never",
      LIB_UINT(blocklist_check_s)},
+    /* ---- DNS over TLS listener ---- */
+    {.name = "listen-tls", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART,
+     .section = "DNS-over-TLS listener", .metavar = "ADDR[@PORT]", .kind = &kind_endpoint,
+     .max = DOTPROXY_LISTEN_TLS_MAX, .unit = "TLS listen addresses",
+     .help = "answer DNS over TLS here (port 853); repeatable; needs --tls-cert and --tls-key",
+     .set_str = dotproxy_config_add_listen_tls, .show = show_listen_tls},
+    {.name = "tls-cert", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM certificate chain of the TLS listener (rotated on change)", LIB_STR(tls_cert)},
+    {.name = "tls-key", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM private key of the TLS listener (rotated on change)", LIB_STR(tls_key)},
+    {.name = "tls-client-ca", .metavar = "PATH", .kind = &kind_path,
+     .help = "mutual TLS: require client certificates chaining to these PEM anchors",
+     LIB_STR(tls_client_ca)},
+    {.name = "tls-client-id", .flags = DPD_OPT_REPEAT, .metavar = "ID", .kind = &kind_string,
+     .max = DOTPROXY_TLS_CLIENT_IDS_MAX, .unit = "client IDs",
+     .help = "with --tls-client-ca, accept only a client whose subjectAltName (DNS, URI such as "
+             "spiffe://..., or IP) is ID; repeatable",
+     .set_str = dotproxy_config_add_tls_client_id, .show = show_nothing},
+    {.name = "tls-idle-timeout", .metavar = "MS", .kind = &kind_uint,
+     .min = DOTPROXY_IDLE_TIMEOUT_MS_MIN, .max = DOTPROXY_IDLE_TIMEOUT_MS_MAX,
+     .unit = "milliseconds", .help = "close idle TLS clients; told to clients (edns-tcp-keepalive)",
+     LIB_UINT(tls_idle_timeout_ms)},
 
     /* ---- process ---- */
     {.name = "workers", .short_name = 'w', .flags = DPD_OPT_RESTART, .section = "Process",

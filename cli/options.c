@@ -763,14 +763,39 @@ int dpd_options_check_deep(const struct dpd_options *opts, char *err, size_t err
     int own_prio = strcmp(prio, DOTPROXY_TLS_PRIORITY_DEFAULT) != 0;
     dotproxy_config *cfg;
     dotproxy_ctx *ctx;
-    int r = dpd_options_config(&cfg, opts, NULL, NULL, DPD_CONFIG_NO_LISTEN);
+    int r;
 
+    if (dotproxy_config_listen_tls_count(opts->cfg) > 0 &&
+        (dotproxy_config_get_tls_cert(opts->cfg) == NULL ||
+         dotproxy_config_get_tls_key(opts->cfg) == NULL)) {
+        snprintf(err, errlen, "listen-tls needs both tls-cert and tls-key");
+        return -1;
+    }
+    if ((dotproxy_config_get_upstream_cert(opts->cfg) == NULL) !=
+        (dotproxy_config_get_upstream_key(opts->cfg) == NULL)) {
+        snprintf(err, errlen, "upstream-cert and upstream-key go together");
+        return -1;
+    }
+    r = dpd_options_config(&cfg, opts, NULL, NULL, DPD_CONFIG_NO_LISTEN);
     if (r != 0) {
         snprintf(err, errlen, "cannot build the configuration: %s", dotproxy_strerror(r));
         return -1;
     }
     r = dotproxy_ctx_new(&ctx, cfg);
     dotproxy_config_free(cfg);
+    if (r == DOTPROXY_ETLS && (dotproxy_config_get_tls_cert(opts->cfg) != NULL ||
+                               dotproxy_config_get_upstream_cert(opts->cfg) != NULL)) {
+        snprintf(err, errlen,
+                 "TLS settings unusable: tls-cert/tls-key (or tls-client-ca) or "
+                 "upstream-cert/upstream-key cannot be loaded (a file without PEM, or a key "
+                 "not matching its certificate), or ca-file / tls-priority are wrong");
+        return -1;
+    }
+    if (r == DOTPROXY_EINVAL && dotproxy_config_get_tls_cert(opts->cfg) == NULL &&
+        dotproxy_config_get_tls_key(opts->cfg) != NULL) {
+        snprintf(err, errlen, "tls-key needs tls-cert");
+        return -1;
+    }
     if (r == DOTPROXY_ETLS) {
         snprintf(err, errlen, "TLS settings unusable: %s%s%s%s%s",
                  ca != NULL ? "ca-file '" : "the system trust store", ca != NULL ? ca : "",
@@ -825,6 +850,10 @@ int dpd_options_config(dotproxy_config **out, const struct dpd_options *opts,
     for (size_t i = 0;
          r == 0 && !(flags & DPD_CONFIG_NO_LISTEN) && i < dotproxy_config_listen_count(listen); i++)
         r = add_listen(cfg, listen, i, ports != NULL ? ports[i] : 0);
+    /* --check-config binds nothing, TLS listeners included (their
+     * certificate and key are still loaded by the context). */
+    if (r == 0 && (flags & DPD_CONFIG_NO_LISTEN))
+        r = dotproxy_config_clear_listen_tls(cfg);
     /* Several contexts bind the same addresses; the kernel spreads the
      * clients over them (UDP by 4-tuple hash, TCP by accept queue). */
     if (r == 0 && opts->workers > 1)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RESPONSE_MAX ((size_t)1 << 20)
 /* Upstreams aggregated over all workers (a context has at most 32). */
@@ -169,6 +170,18 @@ static const char *const counter_names[DOTPROXY_CTR_COUNT_] = {
     [DOTPROXY_CTR_CLIENT_INFLIGHT_CAP] = "client_inflight_cap",
     [DOTPROXY_CTR_CACHE_SHARED] = "cache_shared",
     [DOTPROXY_CTR_REFUSED_NORECURSE] = "refused_norecurse",
+    [DOTPROXY_CTR_QUERIES_TLS] = "queries_tls",
+    [DOTPROXY_CTR_TLS_CLIENTS] = "tls_clients",
+    [DOTPROXY_CTR_TLS_IN_HANDSHAKES] = "tls_in_handshakes",
+    [DOTPROXY_CTR_TLS_IN_RESUMED] = "tls_in_resumed",
+    [DOTPROXY_CTR_TLS_IN_FAILED] = "tls_in_failed",
+    [DOTPROXY_CTR_TLS_IN_TIMEOUTS] = "tls_in_timeouts",
+    [DOTPROXY_CTR_TLS_REFUSED_NO_CERT] = "tls_refused_no_cert",
+    [DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED] = "tls_refused_untrusted",
+    [DOTPROXY_CTR_TLS_REFUSED_ID] = "tls_refused_id",
+    [DOTPROXY_CTR_TLS_CERT_LOADS] = "tls_cert_loads",
+    [DOTPROXY_CTR_TLS_CERT_LOAD_FAILURES] = "tls_cert_load_failures",
+    [DOTPROXY_CTR_TLS_CERT_NOT_AFTER] = "tls_cert_not_after",
 };
 
 /* Every worker's counters, read once per request so that one response is
@@ -202,6 +215,11 @@ static int snapshot_take(struct snapshot *s, dotproxy_ctx *const *ctxs, size_t n
         if (c == DOTPROXY_CTR_RELOADS) {
             for (size_t w = 0; w < s->n; w++)
                 if (w == 0 || s->ctr[w][c] < s->total[c])
+                    s->total[c] = s->ctr[w][c];
+        } else if (c == DOTPROXY_CTR_TLS_CERT_NOT_AFTER) {
+            /* A time, not a count: the earliest any worker serves. */
+            for (size_t w = 0; w < s->n; w++)
+                if (s->ctr[w][c] != 0 && (s->total[c] == 0 || s->ctr[w][c] < s->total[c]))
                     s->total[c] = s->ctr[w][c];
         } else if ((c == DOTPROXY_CTR_CACHE_ENTRIES || c == DOTPROXY_CTR_CACHE_EVICTIONS ||
                     c == DOTPROXY_CTR_CACHE_SHARED) &&
@@ -353,6 +371,7 @@ static const struct prom_family prom_families[] = {
      {{DOTPROXY_CTR_QUERIES_UDP, "udp"},
       {DOTPROXY_CTR_QUERIES_TCP, "tcp"},
       {DOTPROXY_CTR_QUERIES_API, "api"},
+      {DOTPROXY_CTR_QUERIES_TLS, "tls"},
       {-1, NULL}}},
     {"dotproxy_answers_total", "counter", "Upstream answers passed to clients", NULL,
      NO_LABEL(DOTPROXY_CTR_ANSWERS)},
@@ -401,6 +420,32 @@ static const struct prom_family prom_families[] = {
      NO_LABEL(DOTPROXY_CTR_UPSTREAM_BAD_ANSWERS)},
     {"dotproxy_tcp_clients_total", "counter", "TCP clients accepted", NULL,
      NO_LABEL(DOTPROXY_CTR_TCP_CLIENTS)},
+    {"dotproxy_tls_clients_total", "counter", "TLS clients accepted (TCP connections)", NULL,
+     NO_LABEL(DOTPROXY_CTR_TLS_CLIENTS)},
+    {"dotproxy_tls_listener_handshakes_total",
+     "counter",
+     "Client handshakes on the TLS listener, by result",
+     "result",
+     {{DOTPROXY_CTR_TLS_IN_HANDSHAKES, "full"},
+      {DOTPROXY_CTR_TLS_IN_RESUMED, "resumed"},
+      {DOTPROXY_CTR_TLS_IN_FAILED, "failed"},
+      {DOTPROXY_CTR_TLS_IN_TIMEOUTS, "timeout"},
+      {-1, NULL}}},
+    {"dotproxy_tls_listener_refused_total",
+     "counter",
+     "TLS clients refused by mutual TLS, by reason",
+     "reason",
+     {{DOTPROXY_CTR_TLS_REFUSED_NO_CERT, "no_cert"},
+      {DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED, "untrusted"},
+      {DOTPROXY_CTR_TLS_REFUSED_ID, "id"},
+      {-1, NULL}}},
+    {"dotproxy_tls_cert_loads_total",
+     "counter",
+     "TLS listener certificate material loads: loaded, or refused (old material kept)",
+     "result",
+     {{DOTPROXY_CTR_TLS_CERT_LOADS, "loaded"},
+      {DOTPROXY_CTR_TLS_CERT_LOAD_FAILURES, "refused"},
+      {-1, NULL}}},
     {"dotproxy_queries_inflight", "gauge", "Queries waiting for an answer now", NULL,
      NO_LABEL(DOTPROXY_CTR_INFLIGHT)},
     {"dotproxy_cache_hits_total", "counter", "Queries answered from the cache", NULL,
@@ -568,6 +613,12 @@ int dpd_render_metrics(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size
     prom_head(b, "dotproxy_workers", "gauge", "Worker contexts (threads) serving queries");
     buf_printf(b, "dotproxy_workers %zu\n", n);
     prom_counters(b, &s);
+    if (s.total[DOTPROXY_CTR_TLS_CERT_NOT_AFTER] != 0) {
+        prom_head(b, "dotproxy_tls_cert_expiry_seconds", "gauge",
+                  "Seconds until the TLS listener's certificate expires (notAfter)");
+        buf_printf(b, "dotproxy_tls_cert_expiry_seconds %lld\n",
+                   (long long)s.total[DOTPROXY_CTR_TLS_CERT_NOT_AFTER] - (long long)time(NULL));
+    }
     prom_latency(b, &s);
     snapshot_free(&s);
 

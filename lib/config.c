@@ -44,6 +44,7 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     cfg->udp_size = 1232; /* DNS flag day 2020 */
     cfg->handshake_timeout_ms = 5000;
     dp_block_config_defaults(&cfg->block);
+    dp_config_tls_defaults(&cfg->tls);
     *out = cfg;
     return 0;
 }
@@ -72,6 +73,7 @@ void dp_config_clear(struct dotproxy_config *cfg)
     free(cfg->ca_file);
     free(cfg->tls_priority);
     cfg->ca_file = cfg->tls_priority = NULL;
+    dp_config_tls_clear(&cfg->tls);
 }
 
 DOTPROXY_EXPORT void dotproxy_config_free(dotproxy_config *cfg)
@@ -88,7 +90,13 @@ int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *sr
     dst->ca_file = dst->tls_priority = NULL;
     dp_shared_cache_ref(dst->shared_cache);
     if (dp_block_config_copy(&dst->block, &src->block) != 0) {
+        /* Neither part is dst's own yet: clear only what is. */
         dp_block_config_defaults(&dst->block);
+        dp_config_tls_defaults(&dst->tls);
+        dp_config_clear(dst);
+        return DOTPROXY_ENOMEM;
+    }
+    if (dp_config_tls_copy(&dst->tls, &src->tls) != 0) {
         dp_config_clear(dst);
         return DOTPROXY_ENOMEM;
     }

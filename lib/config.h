@@ -9,6 +9,7 @@
 #include "dotproxy/config.h"
 #include "dotproxy/forward.h"
 #include "dotproxy/tap.h"
+#include "dotproxy/tls.h"
 #include "log.h"
 
 /* The limits are public (include/dotproxy/config.h); these are their names
@@ -48,6 +49,18 @@ struct dp_cidr {
     uint8_t prefix;
 };
 
+/* The TLS listener's and the upstream client certificate's settings
+ * (config_tls.c, dotproxy/tls.h). */
+struct dp_tls_config {
+    dotproxy_endpoint listen[DOTPROXY_LISTEN_TLS_MAX];
+    size_t n_listen;
+    char *cert, *key, *client_ca;
+    char *client_ids[DOTPROXY_TLS_CLIENT_IDS_MAX];
+    size_t n_client_ids;
+    unsigned idle_timeout_ms;
+    char *upstream_cert, *upstream_key;
+};
+
 struct dotproxy_config {
     dotproxy_endpoint listen[DP_MAX_LISTEN];
     size_t n_listen;
@@ -82,6 +95,7 @@ struct dotproxy_config {
     int selection;
     unsigned handshake_timeout_ms;
     int reuseport;
+    struct dp_tls_config tls; /* config_tls.c */
     struct dp_logger log;
     dotproxy_query_log_fn qlog;
     void *qlog_user;
@@ -104,5 +118,10 @@ int dp_config_pin_decode(const char *pin, uint8_t out[32]);
 int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *src);
 /* Free what dp_config_copy allocated (not dst itself). */
 void dp_config_clear(struct dotproxy_config *cfg);
+/* The TLS part of those (config_tls.c): defaults, deep copy (0 or
+ * DOTPROXY_ENOMEM, dst->tls then holds no allocation), free. */
+void dp_config_tls_defaults(struct dp_tls_config *t);
+int dp_config_tls_copy(struct dp_tls_config *dst, const struct dp_tls_config *src);
+void dp_config_tls_clear(struct dp_tls_config *t);
 
 #endif

@@ -50,6 +50,7 @@ static void begin_stop(struct dotproxy_ctx *ctx)
     ctx->stopping = 1;
     ctx->drain_until_us = dp_now(ctx) + DRAIN_US;
     dp_listener_quiesce(&ctx->listeners);
+    dp_tls_listener_quiesce(ctx->tls);
     dp_log(&ctx->log, DOTPROXY_LOG_INFO, "stopping: %zu queries in flight", ctx->n_active);
 }
 
@@ -58,8 +59,10 @@ static void finish_stop(struct dotproxy_ctx *ctx)
     dp_proxy_fail_all(ctx, DOTPROXY_ESTATE);
     dp_tls_pool_flush(&ctx->pool, 1);
     dp_listener_flush(&ctx->listeners);
+    dp_tls_listener_flush(ctx->tls);
     dp_listener_udp_flush(&ctx->listeners);
     dp_listener_close_clients(&ctx->listeners);
+    dp_tls_listener_close_clients(ctx->tls);
     dp_listener_close(&ctx->listeners);
     dp_tls_pool_shutdown(&ctx->pool);
     ctx->stopped = 1;
@@ -98,7 +101,7 @@ static void turn_end(void *user)
      * to clients can resume paused ones, whose queries then need a flush. */
     do
         dp_tls_pool_flush(&ctx->pool, 0);
-    while (dp_listener_flush(&ctx->listeners));
+    while (dp_listener_flush(&ctx->listeners) | dp_tls_listener_flush(ctx->tls));
     dp_listener_udp_flush(&ctx->listeners);
     if (ctx->stopping && !ctx->stopped && (ctx->n_active == 0 || now >= ctx->drain_until_us))
         finish_stop(ctx);
@@ -234,6 +237,9 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
         goto fail;
     if ((rc = dp_listener_open(&ctx->listeners)) != 0)
         goto fail;
+    if ((rc = dp_tls_listener_new(&ctx->tls, &ctx->loop, &ctx->log, &ctx->stats.ctr, &ctx->cfg,
+                                  &ctx->policy, &listener_hooks)) != 0)
+        goto fail;
     publish(ctx);
     *out = ctx;
     return 0;
@@ -250,6 +256,8 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     dp_proxy_fail_all(ctx, DOTPROXY_ESTATE);
     dp_listener_close_clients(&ctx->listeners);
     dp_listener_close(&ctx->listeners);
+    dp_tls_listener_free(ctx->tls);
+    ctx->tls = NULL;
     dp_tls_pool_shutdown(&ctx->pool);
     for (size_t i = 0; i < ctx->upstreams.n; i++) {
         dp_tls_pool_release(&ctx->pool, ctx->upstreams.ups[i]);
@@ -281,6 +289,13 @@ DOTPROXY_EXPORT int dotproxy_ctx_listen_port(const dotproxy_ctx *ctx, size_t ind
     if (ctx == NULL)
         return DOTPROXY_EINVAL;
     return dp_listener_port(&ctx->listeners, index);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_listen_tls_port(const dotproxy_ctx *ctx, size_t index)
+{
+    if (ctx == NULL)
+        return DOTPROXY_EINVAL;
+    return dp_tls_listener_port(ctx->tls, index);
 }
 
 /* ---- from other threads ---- */

@@ -20,6 +20,7 @@
 struct dp_listeners;
 struct dp_policy;
 struct udp_out;
+struct dp_tls_client;
 
 /* The local address a datagram came to, for a listener bound to a wildcard
  * address: the answer must leave from it (RFC 1123 2.4 / the client checks
@@ -73,7 +74,8 @@ struct dp_tcp_client {
 
 /* Who asked: a client over UDP or TCP, the API, or nobody (a refresh for
  * the cache alone). */
-enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API, DP_Q_REFRESH };
+/* (TLS: tls_listener.c.) */
+enum dp_query_kind { DP_Q_UDP, DP_Q_TCP, DP_Q_API, DP_Q_REFRESH, DP_Q_TLS };
 
 /* Where a query came from, and so where its answer goes. The listener
  * fills the UDP and TCP kinds; the API kind is the pipeline's own
@@ -87,6 +89,8 @@ struct dp_origin {
     struct dp_tcp_client *tcp;
     dotproxy_answer_fn api_cb;
     void *api_user;
+    struct dp_tls_client *tls; /* DP_Q_TLS (tls_listener.c) */
+    uint8_t tls_flags;         /* DP_TLS_Q_*: what the answer must carry */
 };
 
 /* A TCP client's claim on a query it waits for, embedded in the query

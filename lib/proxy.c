@@ -105,6 +105,8 @@ static void query_free(struct dotproxy_ctx *ctx, struct dp_query *q)
     }
     if (q->kind == DP_Q_TCP)
         dp_listener_tcp_unclaim(&q->from.tcp);
+    else if (q->kind == DP_Q_TLS)
+        dp_tls_listener_unclaim(&q->from.tls);
     q->next_free = ctx->qfree;
     ctx->qfree = q;
     ctx->n_records--;
@@ -208,7 +210,7 @@ static void qname_text(const uint8_t *msg, size_t len, char *out, size_t cap)
     out[o] = '\0';
 }
 
-static const char *const transport_names[] = {"udp", "tcp", "api", "refresh"};
+static const char *const transport_names[] = {"udp", "tcp", "api", "refresh", "tls"};
 
 /* Out of line: only with a query log, and its buffers are large. */
 static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
@@ -229,6 +231,8 @@ static __attribute__((noinline)) void log_answer(struct dotproxy_ctx *ctx,
         client_len = to->peerlen;
     } else if (to->kind == DP_Q_TCP && to->tcp != NULL) {
         client = (const struct sockaddr *)dp_listener_tcp_peer(to->tcp, &client_len);
+    } else if (to->kind == DP_Q_TLS && to->tls != NULL) {
+        client = (const struct sockaddr *)dp_tls_listener_peer(to->tls, &client_len);
     }
     char name[DOTPROXY_DNS_MAX_NAME * 4 + 2];
     qname_text(msg, len, name, sizeof name);
@@ -291,11 +295,16 @@ static __attribute__((noinline)) void tap_client(struct dotproxy_ctx *ctx,
         peer_len = o->peerlen;
     } else if (o->kind == DP_Q_TCP && o->tcp != NULL) {
         peer = (const struct sockaddr *)dp_listener_tcp_peer(o->tcp, &peer_len);
+    } else if (o->kind == DP_Q_TLS && o->tls != NULL) {
+        peer = (const struct sockaddr *)dp_tls_listener_peer(o->tls, &peer_len);
     } else {
         return;
     }
-    dp_tap_emit(&ctx->cfg, kind, o->kind == DP_Q_UDP ? DOTPROXY_TAP_UDP : DOTPROXY_TAP_TCP, peer,
-                peer_len, NULL, 0, msg, len, query_us, ctx->loop.clock_us());
+    dp_tap_emit(&ctx->cfg, kind,
+                o->kind == DP_Q_UDP   ? DOTPROXY_TAP_UDP
+                : o->kind == DP_Q_TLS ? DOTPROXY_TAP_TLS
+                                      : DOTPROXY_TAP_TCP,
+                peer, peer_len, NULL, 0, msg, len, query_us, ctx->loop.clock_us());
 }
 
 /* A message to or from q's upstream, for the tap. */
@@ -355,6 +364,7 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         dp_listener_udp_send(&ctx->listeners, to->udp, to->peer, to->peerlen, to->dst, msg, len);
         break;
     case DP_Q_TCP: dp_listener_tcp_send(&ctx->listeners, to->tcp, msg, len); break;
+    case DP_Q_TLS: dp_tls_listener_send(to->tls, to->tls_flags, msg, len); break;
     case DP_Q_API:
         assert(ctx->in_process);
         to->api_cb((int)DOTPROXY_DNS_RCODE(dp_get16(msg + 2)), msg, len, to->api_user);
@@ -374,6 +384,10 @@ static void origin_of(const struct dp_query *q, struct dp_origin *o)
         o->dst = &q->from.udp.dst;
         break;
     case DP_Q_TCP: o->tcp = q->from.tcp.client; break;
+    case DP_Q_TLS:
+        o->tls = q->from.tls.client;
+        o->tls_flags = q->from.tls.flags;
+        break;
     case DP_Q_API:
         o->api_cb = q->from.api.cb;
         o->api_user = q->from.api.user;
@@ -817,6 +831,9 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
                 q->counted = 1;
                 q->policy_gen = ctx->policy_gen;
             }
+        } else if (o->kind == DP_Q_TLS) {
+            q->udp_limit = UINT16_MAX;
+            dp_tls_listener_claim(o->tls, &q->from.tls, o->tls_flags);
         } else {
             q->udp_limit = UINT16_MAX;
             dp_listener_tcp_claim(o->tcp, &q->from.tcp);
@@ -965,6 +982,8 @@ static void serve_stale(struct dotproxy_ctx *ctx, struct dp_query *q)
     q->served_stale = 1;
     if (q->kind == DP_Q_TCP)
         dp_listener_tcp_unclaim(&q->from.tcp);
+    else if (q->kind == DP_Q_TLS)
+        dp_tls_listener_unclaim(&q->from.tls);
     q->kind = DP_Q_REFRESH;
 }
 

@@ -21,6 +21,7 @@
 #include "prng.h"
 #include "query.h"
 #include "stats.h"
+#include "tls_listener.h"
 #include "tls_pool.h"
 #include "upstream.h"
 
@@ -36,6 +37,7 @@ struct dotproxy_ctx {
     struct dp_prng prng;           /* the context's randomness (prng.h) */
     struct dp_stats stats;         /* counters, latency, upstream snapshot (stats.c) */
     struct dp_listeners listeners; /* where clients reach us (listener.c) */
+    struct dp_tls_listeners *tls;  /* DNS over TLS (tls_listener.c); NULL: none */
     struct dp_upstreams upstreams; /* health and selection (upstream.c) */
     struct dp_pool pool;           /* TLS connections to the upstreams (tls_pool.c) */
     struct dp_forward forward;     /* forward zones: which upstreams a name may use */

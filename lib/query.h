@@ -18,6 +18,7 @@
 #include "edns.h"
 #include "list.h"
 #include "listener.h"
+#include "tls_listener.h"
 
 /* Queries up to this size live inside their record; larger ones (rare: no
  * common client sends one) get a buffer of their own. */
@@ -66,6 +67,7 @@ struct dp_query {
             struct dp_pktinfo dst;
         } udp;
         struct dp_tcp_claim tcp; /* client NULL once it went away */
+        struct dp_tls_claim tls; /* likewise */
         struct {
             dotproxy_answer_fn cb;
             void *user;

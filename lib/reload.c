@@ -26,7 +26,9 @@ static int str_differs(const char *a, const char *b)
 void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
 {
     int tls_changed = str_differs(n->ca_file, ctx->cfg.ca_file) ||
-                      str_differs(n->tls_priority, ctx->cfg.tls_priority);
+                      str_differs(n->tls_priority, ctx->cfg.tls_priority) ||
+                      str_differs(n->tls.upstream_cert, ctx->cfg.tls.upstream_cert) ||
+                      str_differs(n->tls.upstream_key, ctx->cfg.tls.upstream_key);
     gnutls_certificate_credentials_t cred = NULL;
     gnutls_priority_t prio = NULL;
     /* The trust is read afresh on every reload, whatever the path: an
@@ -63,6 +65,14 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
                "reload: listen addresses are kept as they are; restart to change them");
         memcpy(n->listen, ctx->cfg.listen, sizeof n->listen);
         n->n_listen = ctx->cfg.n_listen;
+    }
+    if (n->tls.n_listen != ctx->cfg.tls.n_listen ||
+        memcmp(n->tls.listen, ctx->cfg.tls.listen, n->tls.n_listen * sizeof n->tls.listen[0]) !=
+            0) {
+        dp_log(&ctx->log, DOTPROXY_LOG_WARN,
+               "reload: TLS listen addresses are kept as they are; restart to change them");
+        memcpy(n->tls.listen, ctx->cfg.tls.listen, sizeof n->tls.listen);
+        n->tls.n_listen = ctx->cfg.tls.n_listen;
     }
     /* Capacity limits: what was sized from them grows now, before the new
      * value is read anywhere (query records, the in-flight table), or the
@@ -203,6 +213,11 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
             dp_tls_pool_probe(&ctx->pool, ctx->upstreams.ups[i]);
     /* A lower max-tcp-clients closes the least recently active clients. */
     dp_listener_apply_limits(&ctx->listeners);
+    /* The listener's certificate, key and client CA are read afresh (new
+     * handshakes get them; a broken file keeps the old material). Its
+     * addresses stay those bound at start. */
+    dp_tls_listener_reload(ctx->tls);
+    dp_tls_listener_apply_limits(ctx->tls);
     /* "tried" bits named positions in the old list; a query starts again
      * from the upstreams its name may use under the new zones. */
     dp_forward_build(&ctx->forward, &ctx->cfg);

@@ -102,6 +102,27 @@ static uint8_t lower(uint8_t c)
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
 }
 
+/* Copy len octets folding ASCII upper case to lower, 8 at a time: a byte
+ * is upper case when its low 7 bits are >= 'A' and <= 'Z' and its top bit
+ * is clear; adding 0x20 is then OR-ing 0x80 >> 2. */
+static void fold_case(uint8_t *dst, const uint8_t *src, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        uint64_t low7 = w & ~high;
+        uint64_t ge_a = low7 + (0x80u - 'A') * ones;
+        uint64_t gt_z = low7 + (0x80u - 'Z' - 1) * ones;
+        uint64_t upper = ge_a & ~gt_z & ~w & high;
+        w |= upper >> 2;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < len; i++)
+        dst[i] = lower(src[i]);
+}
+
 /* Length of a valid uncompressed wire name (terminating zero included), or
  * 0 when it is not one within 255 octets. */
 static size_t wire_len(const uint8_t *n)
@@ -148,33 +169,65 @@ static size_t slot_index(uint32_t h, size_t size)
     return (size_t)(((uint64_t)h * (uint64_t)size) >> 32);
 }
 
+/* Presentation class of an octet in a label: 0 as is, 1 escaped with a
+ * backslash, 2 written \DDD (RFC 4343 section 2.1). */
+static uint8_t text_class(uint8_t c)
+{
+    if (c == '.' || c == '\\' || c == '"' || c == ';' || c == '(' || c == ')')
+        return 1;
+    return (c <= 0x20 || c >= 0x7f) ? 2 : 0;
+}
+
 /* Wire name to presentation text (no trailing dot for a relative name),
- * escaping as RFC 4343 section 2.1 does; truncated to cap. */
+ * truncated to cap. On the match path (rule_text): no stdio, and a label
+ * of plain octets, the usual case, is one memcpy. */
 static void name_to_text(const uint8_t *n, bool trailing_dot, char *out, size_t cap)
 {
     size_t o = 0;
-    char tmp[8];
     if (cap == 0)
         return;
     for (size_t i = 0; n[i] != 0;) {
         uint8_t l = n[i++];
-        if (o > 0 && o + 1 < cap)
+        if (o > 0) {
+            if (o + 1 >= cap)
+                goto done;
             out[o++] = '.';
+        }
+        bool plain = true;
+        for (uint8_t k = 0; k < l && plain; k++)
+            plain = text_class(n[i + k]) == 0;
+        if (plain && o + l < cap) {
+            memcpy(out + o, n + i, l);
+            o += l;
+            i += l;
+            continue;
+        }
         for (uint8_t k = 0; k < l; k++, i++) {
             uint8_t c = n[i];
-            int w;
-            if (c == '.' || c == '\\' || c == '"' || c == ';' || c == '(' || c == ')')
-                w = snprintf(tmp, sizeof tmp, "\\%c", c);
-            else if (c <= 0x20 || c >= 0x7f)
-                w = snprintf(tmp, sizeof tmp, "\\%03u", c);
-            else
-                w = snprintf(tmp, sizeof tmp, "%c", c);
-            for (int j = 0; j < w && o + 1 < cap; j++)
-                out[o++] = tmp[j];
+            char tmp[4];
+            size_t w = 0;
+            switch (text_class(c)) {
+            case 1:
+                tmp[w++] = '\\';
+                tmp[w++] = (char)c;
+                break;
+            case 2:
+                tmp[w++] = '\\';
+                tmp[w++] = (char)('0' + c / 100);
+                tmp[w++] = (char)('0' + c / 10 % 10);
+                tmp[w++] = (char)('0' + c % 10);
+                break;
+            default: tmp[w++] = (char)c;
+            }
+            if (o + w >= cap)
+                goto done;
+            memcpy(out + o, tmp, w);
+            o += w;
         }
     }
     if (trailing_dot && o + 1 < cap)
         out[o++] = '.';
+done:
     out[o] = '\0';
 }
 
@@ -1163,6 +1216,10 @@ static int record(struct parser *P)
     int rc = parse_rdata(P, type, i, &rdlen);
     if (rc < 0)
         return rc;
+    /* Two names and five numbers; the generic form could give less, and
+     * the SOA minimum is read below. */
+    if (type == T_SOA && rdlen < 22)
+        return fail(P, "SOA rdata too short");
 
     /* The apex: the SOA owner when the zone starts with one (as a zone
      * must), else the origin of the first record. */
@@ -1354,7 +1411,7 @@ static int finish(struct parser *P)
         }
     }
     size_t want = z->tab_used * 10 / 7 + 1;
-    if (z->tab_size > want) {
+    if (z->tab_size > want + want / 8) {
         rc = table_resize(z, want);
         if (rc < 0)
             return rc;
@@ -1441,6 +1498,20 @@ int dp_rpz_load_mem_origin(struct dp_rpz **out, const char *name_for_errors, con
             rc = parse_name(P, &t, P->origin, &P->origin_len, true);
             free(abs);
         }
+    }
+
+    /* Size the table once for the number of lines (a record per line is
+     * the common feed): no rehash while loading, one trim at the end when
+     * comments or multi-record owners made it too big. */
+    if (rc == 0) {
+        size_t lines = 1;
+        for (const char *c = text; c != NULL && c < text + len; lines++) {
+            c = memchr(c, '\n', (size_t)(text + len - c));
+            if (c != NULL)
+                c++;
+        }
+        size_t want = lines * 10 / 7 + 1;
+        rc = table_resize(z, want < 1024 ? 1024 : want);
     }
 
     while (rc == 0) {
@@ -1574,7 +1645,7 @@ static void fill_name_hit(const uint8_t *rec, struct dp_rpz_hit *hit)
     const uint8_t *n = rec_name(rec);
     if (rec[0] & F_WILD) {
         if (n[0] == 0) {
-            snprintf(hit->rule_text, sizeof hit->rule_text, "*");
+            memcpy(hit->rule_text, "*", 2);
         } else {
             hit->rule_text[0] = '*';
             hit->rule_text[1] = '.';
@@ -1585,56 +1656,119 @@ static void fill_name_hit(const uint8_t *rec, struct dp_rpz_hit *hit)
     }
 }
 
+/* Validate qname, fold it to lower case into n and note where its labels
+ * start (starts[nl] is the root). Returns the wire length, 0 when invalid. */
+static size_t prepare_qname(const uint8_t *qname_wire, uint8_t *n, size_t *starts, size_t *nlabels)
+{
+    size_t nl = 0, len = 0;
+    for (;;) {
+        uint8_t l = qname_wire[len];
+        if (l == 0)
+            break;
+        if (l > 63 || len + 1 + l >= 255)
+            return 0;
+        starts[nl++] = len;
+        len += 1 + (size_t)l;
+    }
+    starts[nl] = len;
+    len++;
+    /* length octets are at most 63, below 'A': folding leaves them alone */
+    fold_case(n, qname_wire, len);
+    *nlabels = nl;
+    return len;
+}
+
+/* The k-th candidate rule for a prepared qname: k = 0 the exact owner,
+ * k >= 1 the wildcard whose base is the qname minus its first k labels
+ * (*.x matches names strictly below x), so the longest wildcard comes
+ * first. NULL when there is none; *stop set when no later k can match. */
+static const uint8_t *candidate(const struct dp_rpz *z, const uint8_t *n, size_t len,
+                                const size_t *starts, size_t nl, size_t k, bool *stop)
+{
+    *stop = false;
+    if (k == 0)
+        return table_find(z, n, len, false, name_hash(n, len, false));
+    /* a base of j labels only matches while the suffix has at least j */
+    if (z->nwild == 0 || k > nl || nl - k < z->wild_min_labels) {
+        *stop = true;
+        return NULL;
+    }
+    const uint8_t *s = n + starts[k];
+    size_t sl = len - starts[k];
+    return table_find(z, s, sl, true, name_hash(s, sl, true));
+}
+
 int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct dp_rpz_hit *hit)
 {
     if (z == NULL || qname_wire == NULL || hit == NULL)
         return 0;
-    size_t len = wire_len(qname_wire);
+    uint8_t n[256];
+    size_t starts[128], nl;
+    size_t len = prepare_qname(qname_wire, n, starts, &nl);
     if (len == 0)
         return 0;
-    uint8_t n[256];
-    size_t starts[128];
-    size_t nl = 0;
-    for (size_t i = 0; i < len; i++)
-        n[i] = lower(qname_wire[i]);
-    for (size_t i = 0; n[i] != 0; i += 1 + n[i])
-        starts[nl++] = i;
-    starts[nl] = len - 1; /* the root */
-
-    const uint8_t *rec = table_find(z, n, len, false, name_hash(n, len, false));
-    if (rec == NULL && z->nwild > 0) {
-        /* *.x matches names strictly below x: try x = the qname minus its
-         * first label, then shorter, so the longest wildcard wins. A base of
-         * k labels can only match while the suffix has at least k. */
-        for (size_t k = 1; k <= nl && rec == NULL; k++) {
-            if (nl - k < z->wild_min_labels)
-                break;
-            const uint8_t *s = n + starts[k];
-            size_t sl = len - starts[k];
-            rec = table_find(z, s, sl, true, name_hash(s, sl, true));
+    for (size_t k = 0;; k++) {
+        bool stop;
+        const uint8_t *rec = candidate(z, n, len, starts, nl, k, &stop);
+        if (stop)
+            return 0;
+        if (rec != NULL) {
+            fill_name_hit(rec, hit);
+            return 1;
         }
     }
-    if (rec == NULL)
+}
+
+size_t dp_rpz_match_qname_all(const struct dp_rpz *z, const uint8_t *qname_wire,
+                              struct dp_rpz_hit *hit,
+                              int (*cb)(const struct dp_rpz_hit *hit, void *user), void *user)
+{
+    if (z == NULL || qname_wire == NULL || hit == NULL || cb == NULL)
         return 0;
-    fill_name_hit(rec, hit);
-    return 1;
+    uint8_t n[256];
+    size_t starts[128], nl, calls = 0;
+    size_t len = prepare_qname(qname_wire, n, starts, &nl);
+    if (len == 0)
+        return 0;
+    for (size_t k = 0;; k++) {
+        bool stop;
+        const uint8_t *rec = candidate(z, n, len, starts, nl, k, &stop);
+        if (stop)
+            return calls;
+        if (rec != NULL) {
+            fill_name_hit(rec, hit);
+            calls++;
+            if (cb(hit, user) != 0)
+                return calls;
+        }
+    }
+}
+
+static size_t put_dec(char *out, unsigned v)
+{
+    char t[4];
+    size_t n = 0, o = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n > 0)
+        out[o++] = t[--n];
+    return o;
 }
 
 /* "PLEN.reversed.labels.rpz-client-ip", IPv6 with zz for the longest run
- * of two or more zero groups (the first such run on a tie). */
+ * of two or more zero groups (the first such run on a tie). At most
+ * 3 + 8 * 5 + 15 characters: cap is always 256 here. No stdio (match path). */
 static void ip_text(const struct iprule *r, char *out, size_t cap)
 {
-    size_t o = 0;
-    int w = snprintf(out, cap, "%u", r->plen);
-    if (w < 0 || (size_t)w >= cap)
-        return;
-    o = (size_t)w;
+    static const char hex[] = "0123456789abcdef";
+    char buf[96];
+    size_t o = put_dec(buf, r->plen);
     if (!(r->kind & 1)) {
         for (int i = 3; i >= 0; i--) {
-            w = snprintf(out + o, cap - o, ".%u", r->addr[i]);
-            if (w < 0 || (size_t)w >= cap - o)
-                return;
-            o += (size_t)w;
+            buf[o++] = '.';
+            o += put_dec(buf + o, r->addr[i]);
         }
     } else {
         uint16_t g[8];
@@ -1658,20 +1792,30 @@ static void ip_text(const struct iprule *r, char *out, size_t cap)
         for (int i = 7; i >= 0; i--) {
             if (best >= 0 && i >= best && i < best + bestlen) {
                 if (i == best) {
-                    w = snprintf(out + o, cap - o, ".zz");
-                    if (w < 0 || (size_t)w >= cap - o)
-                        return;
-                    o += (size_t)w;
+                    memcpy(buf + o, ".zz", 3);
+                    o += 3;
                 }
                 continue;
             }
-            w = snprintf(out + o, cap - o, ".%x", g[i]);
-            if (w < 0 || (size_t)w >= cap - o)
-                return;
-            o += (size_t)w;
+            buf[o++] = '.';
+            bool lead = true;
+            for (int sh = 12; sh >= 0; sh -= 4) {
+                unsigned d = (g[i] >> sh) & 15u;
+                if (d == 0 && lead && sh > 0)
+                    continue;
+                lead = false;
+                buf[o++] = hex[d];
+            }
         }
     }
-    snprintf(out + o, cap - o, "%s", (r->kind & 2) ? ".rpz-ip" : ".rpz-client-ip");
+    const char *tail = (r->kind & 2) ? ".rpz-ip" : ".rpz-client-ip";
+    size_t tl = strlen(tail);
+    memcpy(buf + o, tail, tl);
+    o += tl;
+    if (o >= cap)
+        o = cap - 1;
+    memcpy(out, buf, o);
+    out[o] = '\0';
 }
 
 static int match_addr(const struct dp_rpz *z, unsigned kind, const uint8_t *addr,

@@ -94,6 +94,14 @@ size_t dp_rpz_memory(const struct dp_rpz *z);
 /* qname_wire: an uncompressed name in wire form, any case (a name longer
  * than 255 octets or with a bad label never matches). */
 int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct dp_rpz_hit *hit);
+/* Every QNAME rule that covers qname, the winner first (exact owner, then
+ * wildcards from the longest base to the shortest), for "which rule
+ * matched?" answers in the API. cb is called once per rule with a filled
+ * hit; returning non-zero stops the walk. Returns the number of calls. No
+ * allocation; hit is the caller's scratch. */
+size_t dp_rpz_match_qname_all(const struct dp_rpz *z, const uint8_t *qname_wire,
+                              struct dp_rpz_hit *hit,
+                              int (*cb)(const struct dp_rpz_hit *hit, void *user), void *user);
 /* An AF_INET or AF_INET6 client address (IPv4-mapped IPv6 counts as IPv4). */
 int dp_rpz_match_client(const struct dp_rpz *z, const struct sockaddr *client,
                         struct dp_rpz_hit *hit);

@@ -39,6 +39,25 @@ int dp_trust_load(const struct dp_logger *lg, const struct dotproxy_config *cfg,
             return DOTPROXY_ETLS;
         }
     }
+    if ((cfg->tls.upstream_cert == NULL) != (cfg->tls.upstream_key == NULL)) {
+        dp_log(lg, DOTPROXY_LOG_ERR,
+               "upstream client certificate: a certificate and a key are "
+               "both needed");
+        gnutls_certificate_free_credentials(cred);
+        return DOTPROXY_ETLS;
+    }
+    if (cfg->tls.upstream_cert != NULL) {
+        /* Presented to upstreams that ask for one (private resolvers with
+         * mutual TLS); GnuTLS checks that the key matches. */
+        rc = gnutls_certificate_set_x509_key_file(cred, cfg->tls.upstream_cert,
+                                                  cfg->tls.upstream_key, GNUTLS_X509_FMT_PEM);
+        if (rc < 0) {
+            dp_log(lg, DOTPROXY_LOG_ERR, "upstream client certificate %s with key %s: %s",
+                   cfg->tls.upstream_cert, cfg->tls.upstream_key, gnutls_strerror(rc));
+            gnutls_certificate_free_credentials(cred);
+            return DOTPROXY_ETLS;
+        }
+    }
     const char *str = cfg->tls_priority ? cfg->tls_priority : DOTPROXY_TLS_PRIORITY_DEFAULT;
     const char *err_pos = NULL;
     rc = gnutls_priority_init(&prio, str, &err_pos);

@@ -12,6 +12,7 @@
 #include "dotproxy/loop.h"
 #include "dotproxy/proxy.h"
 #include "dotproxy/tap.h"
+#include "dotproxy/tls.h"
 #include "dotproxy/version.h"
 
 #endif

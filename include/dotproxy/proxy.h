@@ -109,7 +109,21 @@ enum dotproxy_counter {
                                           add its entries and evictions up once, not per
                                           context */
     DOTPROXY_CTR_REFUSED_NORECURSE,    /* queries refused: RD clear (no cache snooping) */
-    DOTPROXY_CTR_COUNT_                /* number of counters; not a counter */
+    /* The DNS-over-TLS listener (dotproxy/tls.h), since 0.3: */
+    DOTPROXY_CTR_QUERIES_TLS,            /* queries received over TLS */
+    DOTPROXY_CTR_TLS_CLIENTS,            /* TLS clients accepted (TCP) */
+    DOTPROXY_CTR_TLS_IN_HANDSHAKES,      /* client handshakes completed, full */
+    DOTPROXY_CTR_TLS_IN_RESUMED,         /* client handshakes completed, resumed */
+    DOTPROXY_CTR_TLS_IN_FAILED,          /* client handshakes failed (not refusals) */
+    DOTPROXY_CTR_TLS_IN_TIMEOUTS,        /* client handshakes out of time */
+    DOTPROXY_CTR_TLS_REFUSED_NO_CERT,    /* mutual TLS: no client certificate */
+    DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED,  /* mutual TLS: not from the client CA */
+    DOTPROXY_CTR_TLS_REFUSED_ID,         /* mutual TLS: no allowed subjectAltName */
+    DOTPROXY_CTR_TLS_CERT_LOADS,         /* certificate material (re)loaded */
+    DOTPROXY_CTR_TLS_CERT_LOAD_FAILURES, /* reloads refused: old material kept */
+    DOTPROXY_CTR_TLS_CERT_NOT_AFTER,     /* a gauge: our certificate's notAfter,
+                                            Unix seconds (0: no TLS listener) */
+    DOTPROXY_CTR_COUNT_                  /* number of counters; not a counter */
 };
 
 /* What an operator wants to know about one upstream. A value type. */

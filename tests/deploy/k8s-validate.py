@@ -45,10 +45,7 @@ one unit; names are resolved within it.
 With --daemon, also runs `DOTPROXYD --check-config` on each container's args, with
 the -c file taken from the ConfigMap, $(VAR) expanded from the container's env (the
 pod IP as 192.0.2.10) and TLS files from a secret replaced by a throwaway
-certificate (openssl), so the daemon's own parser judges them.  Until the DoT
-listener lands, the six listener options in PENDING_OPTIONS that the daemon's
---dump-options does not list yet are dropped from the args before the check, and
-said so (that allowance goes once they exist).
+certificate (openssl), so the daemon's own parser judges them.
 With --render, instead runs `kubectl kustomize` on each unit (offline; exit 77 when
 kubectl is missing) and checks the output: every object but the Namespace is in the
 kustomization's namespace, and each workload's config volume names the generated,
@@ -80,10 +77,6 @@ API = {
     "Certificate": "cert-manager.io/v1",
     "Issuer": "cert-manager.io/v1",
 }
-# The DoT listener's options (issue 15, built on another branch): tolerated by the
-# --check-config run only while the daemon does not know them.  Each takes a value.
-PENDING_OPTIONS = ("--listen-tls", "--tls-cert", "--tls-key", "--tls-client-ca",
-                   "--tls-client-id", "--tls-idle-timeout")
 # What cert-manager writes into a Certificate's Secret.
 CERT_MANAGER_KEYS = ("tls.crt", "tls.key", "ca.crt")
 TLS_FILE_OPTIONS = ("--tls-cert", "--tls-key", "--tls-client-ca")
@@ -542,13 +535,6 @@ def validate(units):
     return problems
 
 
-def daemon_options(daemon):
-    """The long options the daemon has, from its hidden --dump-options table."""
-    r = subprocess.run([daemon, "--dump-options"], capture_output=True, text=True, timeout=30,
-                       stdin=subprocess.DEVNULL)
-    return {"--" + line.split("\t", 1)[0] for line in r.stdout.splitlines() if line.strip()}
-
-
 def expand_env(args, c):
     """$(VAR) in args as the kubelet expands it: from the container's env; the pod IP
     (downward API) as a documentation address."""
@@ -588,9 +574,6 @@ def check_config(units, daemon):
     """Each container's args through `dotproxyd --check-config`, -c from the ConfigMap."""
     problems = []
     texts = units.get(TEXT) or {}
-    known = daemon_options(daemon)
-    pending = [o for o in PENDING_OPTIONS if o not in known]
-    tolerated = set()
     with tempfile.TemporaryDirectory() as tmp:
         for unit, files in sorted((k, v) for k, v in units.items() if k != TEXT):
             cmaps = config_maps(unit, files, texts)
@@ -605,18 +588,6 @@ def check_config(units, daemon):
                             continue
                         w = f"{os.path.join(unit, f)} container {c.get('name')}"
                         args = expand_env([str(a) for a in c.get("args") or []], c)
-                        # Not yet known to the daemon: dropped, with their values.
-                        kept = []
-                        i = 0
-                        while i < len(args):
-                            name = args[i].split("=", 1)[0]
-                            if name in pending:
-                                tolerated.add(name)
-                                i += 1 if "=" in args[i] else 2
-                                continue
-                            kept.append(args[i])
-                            i += 1
-                        args = kept
                         # TLS files from a secret volume: stand-ins with the same role.
                         for opt in TLS_FILE_OPTIONS:
                             path = arg_value(args, opt)
@@ -648,9 +619,6 @@ def check_config(units, daemon):
                         if r.returncode != 0 or out != "configuration OK":
                             problems.append(f"{w}: dotproxyd --check-config rejects its args/config "
                                             f"(exit {r.returncode}): {out.splitlines()[0] if out else ''}")
-    if tolerated:
-        print("note: dotproxyd does not know " + ", ".join(sorted(tolerated)) + " yet (the DoT "
-              "listener, issue 15): left out of the --check-config run until it does")
     return problems
 
 

@@ -37,11 +37,31 @@ static void check_answer(const struct dp_rpz *z, const struct dp_rpz_hit *h, con
     free(out);
 }
 
+struct first {
+    char rule[256];
+    size_t n;
+};
+
+static int note_first(const struct dp_rpz_hit *h, void *user)
+{
+    struct first *f = user;
+    if (f->n++ == 0)
+        memcpy(f->rule, h->rule_text, sizeof f->rule);
+    return 0;
+}
+
 static void probe_name(const struct dp_rpz *z, const uint8_t *q)
 {
-    struct dp_rpz_hit h;
-    if (!dp_rpz_match_qname(z, q, &h))
+    struct dp_rpz_hit h, scratch;
+    struct first f = {.n = 0};
+    size_t all = dp_rpz_match_qname_all(z, q, &scratch, note_first, &f);
+    FUZZ_CHECK(all == f.n);
+    if (!dp_rpz_match_qname(z, q, &h)) {
+        FUZZ_CHECK(all == 0);
         return;
+    }
+    /* the walk over every covering rule starts with the winner */
+    FUZZ_CHECK(all >= 1 && strcmp(f.rule, h.rule_text) == 0);
     FUZZ_CHECK(h.trigger == DP_RPZ_QNAME && h.action <= DP_RPZ_LOCAL);
     FUZZ_CHECK(memchr(h.rule_text, '\0', sizeof h.rule_text) != NULL);
     size_t qlen = 1;

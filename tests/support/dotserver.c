@@ -768,6 +768,8 @@ static void accept_all(ts_dotserver *s, int64_t now)
          * that sends none is still served. */
         gnutls_datum_t alpn = {(unsigned char *)"dot", 3};
         gnutls_alpn_set_protocols(c->tls, &alpn, 1, 0);
+        if (s->o.client_ca_file != NULL)
+            gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
         gnutls_transport_set_int(c->tls, fd);
         c->next = s->conns;
         s->conns = c;
@@ -902,6 +904,15 @@ static int start_failed(ts_dotserver *s, const ts_dotserver_opts *o, const char 
     return -1;
 }
 
+/* opts.client_ca_file: the client's chain must verify against it. */
+static int verify_client_chain(gnutls_session_t tls)
+{
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(tls, &status) < 0 || status != 0)
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    return 0;
+}
+
 /* opts.raw_chain: the certificates of cert_file unsorted, as given, with the
  * key of key_file. 0 or a GnuTLS error code. (Each certificate is imported on
  * its own: GnuTLS's list importers sort a chain and drop what is unrelated.) */
@@ -976,6 +987,14 @@ int ts_dotserver_start(ts_dotserver **out, const ts_dotserver_opts *o)
                                                    GNUTLS_X509_FMT_PEM);
     if (ret < 0)
         return start_failed(s, o, o->cert_file, gnutls_strerror(ret));
+    if (o->client_ca_file != NULL) {
+        ret =
+            gnutls_certificate_set_x509_trust_file(s->cred, o->client_ca_file, GNUTLS_X509_FMT_PEM);
+        if (ret <= 0)
+            return start_failed(s, o, o->client_ca_file,
+                                ret == 0 ? "no certificate" : gnutls_strerror(ret));
+        gnutls_certificate_set_verify_function(s->cred, verify_client_chain);
+    }
     /* The system default (TLS 1.3 and 1.2), with 1.0/1.1 ruled out whatever
      * the local policy says: RFC 8310 and DESIGN.md ask for 1.2 or later. */
     ret = gnutls_priority_init2(&s->prio, "-VERS-TLS1.1:-VERS-TLS1.0", NULL,

@@ -93,10 +93,13 @@ typedef struct ts_dotserver_opts {
     /* Instead of each answer send one frame of 2..11 random octets: shorter
      * than a DNS header, so never a valid message. */
     int garbage;
-    int silent;               /* handshake and read queries, never answer */
-    unsigned idle_close_ms;   /* > 0: close (with close_notify) a connection
-                                 from which nothing arrived for this long */
-    unsigned delay_ms;        /* hold each answer this long after its query */
+    int silent;             /* handshake and read queries, never answer */
+    unsigned idle_close_ms; /* > 0: close (with close_notify) a connection
+                               from which nothing arrived for this long */
+    unsigned delay_ms;      /* hold each answer this long after its query */
+    /* Mutual TLS: require a client certificate chaining to these PEM
+     * anchors; a handshake without one (or with another) fails. */
+    const char *client_ca_file;
     ts_dotserver_knobs knobs; /* from the start; see ts_dotserver_set_knobs */
     char *errbuf;             /* optional: why ts_dotserver_start failed */
     size_t errbuf_len;

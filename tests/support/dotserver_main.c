@@ -24,7 +24,8 @@ static void usage(FILE *f, const char *argv0)
             "  --garbage           answer with random non-DNS frames\n"
             "  --silent            never answer\n"
             "  --idle-close MS     close connections idle for MS milliseconds\n"
-            "  --delay MS          delay each answer by MS milliseconds\n",
+            "  --delay MS          delay each answer by MS milliseconds\n"
+            "  --client-ca FILE    require client certificates chaining to FILE\n",
             argv0);
 }
 
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
         {"silent", no_argument, NULL, 's'},
         {"idle-close", required_argument, NULL, 'i'},
         {"delay", required_argument, NULL, 'd'},
+        {"client-ca", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'c': o.cert_file = optarg; break;
         case 'k': o.key_file = optarg; break;
+        case 'C': o.client_ca_file = optarg; break;
         case 'b': o.bad_id = 1; break;
         case 'w': o.wrong_question = 1; break;
         case 'g': o.garbage = 1; break;

@@ -83,8 +83,25 @@ static int save(const char *dir, const char *crt_name, const char *key_name, con
  * RSA of that size). ca == NULL: a self-signed CA named cn. Otherwise a TLS
  * server leaf signed by ca, with the DNS SAN dns_name (none when dns_name is
  * NULL: a CN-only certificate) and, when with_ips, IP SANs 127.0.0.1 and ::1. */
+/* A client leaf's one subjectAltName (mutual TLS tests). */
+struct client_san {
+    int type; /* GNUTLS_SAN_DNSNAME, _URI or _IPADDRESS */
+    const void *data;
+    unsigned len;
+};
+
+static int issue_key_for(pki_ent *out, const pki_ent *ca, const char *cn, const char *dns_name,
+                         int with_ips, unsigned rsa_bits, const struct client_san *client);
+
 static int issue_key(pki_ent *out, const pki_ent *ca, const char *cn, const char *dns_name,
                      int with_ips, unsigned rsa_bits)
+{
+    return issue_key_for(out, ca, cn, dns_name, with_ips, rsa_bits, NULL);
+}
+
+/* client != NULL: a TLS client leaf with that one SAN instead of a server's. */
+static int issue_key_for(pki_ent *out, const pki_ent *ca, const char *cn, const char *dns_name,
+                         int with_ips, unsigned rsa_bits, const struct client_san *client)
 {
     pki_ent e = {NULL, NULL};
     int ret;
@@ -137,7 +154,12 @@ static int issue_key(pki_ent *out, const pki_ent *ca, const char *cn, const char
         GNUTLS_KEY_DIGITAL_SIGNATURE | (rsa_bits > 0 ? GNUTLS_KEY_KEY_ENCIPHERMENT : 0);
     if ((ret = gnutls_x509_crt_set_basic_constraints(e.crt, 0, -1)) < 0 ||
         (ret = gnutls_x509_crt_set_key_usage(e.crt, usage)) < 0 ||
-        (ret = gnutls_x509_crt_set_key_purpose_oid(e.crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0)
+        (ret = gnutls_x509_crt_set_key_purpose_oid(
+             e.crt, client != NULL ? GNUTLS_KP_TLS_WWW_CLIENT : GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0)
+        goto fail;
+    if (client != NULL &&
+        (ret = gnutls_x509_crt_set_subject_alt_name(e.crt, client->type, client->data, client->len,
+                                                    GNUTLS_FSAN_APPEND)) < 0)
         goto fail;
     if (dns_name != NULL && (ret = gnutls_x509_crt_set_subject_alt_name(
                                  e.crt, GNUTLS_SAN_DNSNAME, dns_name, (unsigned)strlen(dns_name),
@@ -221,6 +243,28 @@ int ts_pki_make(const char *dir)
     if ((ret = issue(&leaf, &ca2, TS_PKI_SERVER_NAME, TS_PKI_SERVER_NAME, 1)) < 0 ||
         (ret = save(dir, "attacker.pem", "attacker-key.pem", &leaf)) < 0)
         goto out;
+    ent_free(&leaf);
+    /* Client certificates for mutual TLS, one per subjectAltName kind, and
+     * one from the second CA (right identity, wrong anchor). */
+    unsigned char ip[4];
+    inet_pton(AF_INET, TS_PKI_CLIENT_IP, ip);
+    const struct client_san sans[] = {
+        {GNUTLS_SAN_DNSNAME, TS_PKI_CLIENT_DNS, sizeof TS_PKI_CLIENT_DNS - 1},
+        {GNUTLS_SAN_URI, TS_PKI_CLIENT_URI, sizeof TS_PKI_CLIENT_URI - 1},
+        {GNUTLS_SAN_IPADDRESS, ip, sizeof ip},
+        {GNUTLS_SAN_URI, TS_PKI_CLIENT_URI, sizeof TS_PKI_CLIENT_URI - 1},
+    };
+    static const char *const names[][2] = {{"client-dns.pem", "client-dns-key.pem"},
+                                           {"client-uri.pem", "client-uri-key.pem"},
+                                           {"client-ip.pem", "client-ip-key.pem"},
+                                           {"client-ca2.pem", "client-ca2-key.pem"}};
+    for (size_t i = 0; i < sizeof sans / sizeof sans[0]; i++) {
+        if ((ret = issue_key_for(&leaf, i == 3 ? &ca2 : &ca, "dotproxy test client", NULL, 0, 0,
+                                 &sans[i])) < 0 ||
+            (ret = save(dir, names[i][0], names[i][1], &leaf)) < 0)
+            goto out;
+        ent_free(&leaf);
+    }
     ret = 0;
 out:;
     int saved = errno; /* the caller reads it after GNUTLS_E_FILE_ERROR */

@@ -10,6 +10,11 @@
 /* The TLS name the good server certificate carries (also 127.0.0.1, ::1). */
 #define TS_PKI_SERVER_NAME "dns.test"
 
+/* The subjectAltNames of the client certificates (mutual TLS). */
+#define TS_PKI_CLIENT_DNS "client.test"
+#define TS_PKI_CLIENT_URI "spiffe://cluster.local/ns/web/sa/app"
+#define TS_PKI_CLIENT_IP  "192.0.2.7"
+
 /* Create, in the existing directory dir (written with 0600 for keys):
  *   ca.pem, ca-key.pem               the test CA (trust anchor for the tests)
  *   server.pem, server-key.pem       signed by the CA; SAN DNS "dns.test",
@@ -23,6 +28,10 @@
  *   rsa2048.pem, rsa2048-key.pem     the same with an RSA-2048 key (long enough)
  *   ca2.pem, ca2-key.pem             a second CA, distinct from the first
  *   attacker.pem, attacker-key.pem   signed by ca2; SANs like server.pem
+ *   client-dns.pem, client-uri.pem, client-ip.pem (and -key.pem)
+ *                                    TLS client leaves signed by the CA, with
+ *                                    one SAN each: TS_PKI_CLIENT_DNS, _URI, _IP
+ *   client-ca2.pem, client-ca2-key.pem  a client leaf (URI SAN) signed by ca2
  * Every certificate is valid from one hour ago to one day ahead.
  * Returns 0 or a negative GnuTLS error code; GNUTLS_E_FILE_ERROR when a file
  * cannot be written, with errno telling why. Thread-safe. */

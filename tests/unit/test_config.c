@@ -15,6 +15,7 @@
 #include "dotproxy/block.h"
 #include "dotproxy/config.h"
 #include "dotproxy/error.h"
+#include "dotproxy/tls.h"
 
 static dotproxy_config *fresh(void)
 {
@@ -50,6 +51,8 @@ static const struct number_setting numbers[] = {
      8000, 1, 3600000},
     {"tcp_idle_timeout_ms", dotproxy_config_set_tcp_idle_timeout_ms,
      dotproxy_config_get_tcp_idle_timeout_ms, 10000, 1, 3600000},
+    {"tls_idle_timeout_ms", dotproxy_config_set_tls_idle_timeout_ms,
+     dotproxy_config_get_tls_idle_timeout_ms, 10000, 1, 3600000},
     {"handshake_timeout_ms", dotproxy_config_set_handshake_timeout_ms,
      dotproxy_config_get_handshake_timeout_ms, 5000, 1, 60000},
     {"max_connections", dotproxy_config_set_max_connections, dotproxy_config_get_max_connections, 2,

@@ -195,8 +195,41 @@ START_TEST(test_rpz_names_match_in_any_case)
     ck_assert_int_eq(qaction(z, "eVIL.example", NULL), DP_RPZ_NXDOMAIN);
     ck_assert_int_eq(qaction(z, "WWW.BAD.EXAMPLE", NULL), DP_RPZ_NODATA);
     dp_rpz_free(z);
+    /* only ASCII letters fold: not 0xC1 (an 'A' with the top bit set), not
+     * '@' or '[' next to the letters; long names fold 8 octets at a time */
+    z = zone("\\193b\\064\\091.example CNAME .\n"
+             "abcdefghijklmnopqrstuvwxyz.example CNAME rpz-drop.\n");
+    uint8_t q[] = "\x04\xc1"
+                  "B@[\x07"
+                  "EXAMPLE";
+    struct dp_rpz_hit h;
+    ck_assert_int_eq(dp_rpz_match_qname(z, q, &h), 1);
+    ck_assert_str_eq(h.rule_text, "\\193b@[.example");
+    q[1] = 0xe1;
+    ck_assert_int_eq(dp_rpz_match_qname(z, q, &h), 0);
+    q[1] = 0xc1;
+    q[3] = '`';
+    ck_assert_int_eq(dp_rpz_match_qname(z, q, &h), 0);
+    q[3] = '@';
+    q[4] = '{';
+    ck_assert_int_eq(dp_rpz_match_qname(z, q, &h), 0);
+    ck_assert_int_eq(qaction(z, "ABCDEFGHIJKLMNOPQRSTUVWXYZ.Example", NULL), DP_RPZ_DROP);
+    dp_rpz_free(z);
 }
 END_TEST
+
+struct collected {
+    char rules[8][256];
+    int n, stop_after;
+};
+
+static int collect(const struct dp_rpz_hit *h, void *user)
+{
+    struct collected *c = user;
+    ck_assert_int_lt(c->n, 8);
+    snprintf(c->rules[c->n++], 256, "%s", h->rule_text);
+    return c->n == c->stop_after;
+}
 
 START_TEST(test_rpz_exact_beats_wildcard_and_the_longest_wildcard_wins)
 {
@@ -218,6 +251,22 @@ START_TEST(test_rpz_exact_beats_wildcard_and_the_longest_wildcard_wins)
     ck_assert_int_eq(qaction(z, "corp.example", rule), DP_RPZ_NXDOMAIN);
     ck_assert_str_eq(rule, "*.example");
     ck_assert_int_eq(qaction(z, "example", NULL), -1);
+
+    /* every rule that covers a name, in precedence order */
+    struct dp_rpz_hit h;
+    struct collected c = {.n = 0, .stop_after = 0};
+    ck_assert_uint_eq(dp_rpz_match_qname_all(z, wire("WWW.lab.corp.example"), &h, collect, &c), 4);
+    ck_assert_str_eq(c.rules[0], "www.lab.corp.example");
+    ck_assert_str_eq(c.rules[1], "*.lab.corp.example");
+    ck_assert_str_eq(c.rules[2], "*.corp.example");
+    ck_assert_str_eq(c.rules[3], "*.example");
+    c.n = 0;
+    ck_assert_uint_eq(dp_rpz_match_qname_all(z, wire("a.b.lab.corp.example"), &h, collect, &c), 3);
+    ck_assert_str_eq(c.rules[0], "*.lab.corp.example");
+    c = (struct collected){.n = 0, .stop_after = 1};
+    ck_assert_uint_eq(dp_rpz_match_qname_all(z, wire("www.lab.corp.example"), &h, collect, &c), 1);
+    c.n = 0;
+    ck_assert_uint_eq(dp_rpz_match_qname_all(z, wire("example"), &h, collect, &c), 0);
     dp_rpz_free(z);
 }
 END_TEST
@@ -593,6 +642,7 @@ START_TEST(test_rpz_strict_load_names_file_and_line_of_the_first_error)
         {"$INCLUDE other.zone\n", "test.rpz:5: $INCLUDE is not supported"},
         {"x.example MX 10\n", "test.rpz:5: MX needs"},
         {"sub SOA a b 1 2 3 4 5\n", "test.rpz:5: SOA below the zone apex"},
+        {"sub SOA \\# 1 00\n", "test.rpz:5: SOA rdata too short"},
         {"x.example TYPE65000 \\# 2 abc\n", "test.rpz:5: \\# rdata length"},
         {"32.1.2.0.192.rpz-ip CNAME .\n32.1.2.0.192.rpz-ip CNAME rpz-drop.\n",
          "test.rpz:6: conflicting"},
