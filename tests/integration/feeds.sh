@@ -93,6 +93,10 @@ start_feed_proxy() {
     METRICS=$(sed -nE 's/.*metrics and API on port ([0-9]+).*/\1/p' "$WORK/dotproxyd.log" | tail -n 1)
     [ -n "$METRICS" ] || die "no metrics port in the log"
 }
+stop_feed_proxy() {
+    stop_proxy
+    [ "$STOP_STATUS" = 0 ] || fail "dotproxyd exited with $STOP_STATUS (a sanitizer report?)"
+}
 api() { curl -s --max-time 5 "http://127.0.0.1:$METRICS$1"; }
 # metric REGEX: the value of the first sample whose name and labels match.
 metric() { api /metrics | grep -E "^$1" | head -n 1 | awk '{print $NF}'; }
@@ -148,7 +152,7 @@ grep -q 'IXFR, outgoing, remote 127.0.0.1@[0-9]*, finished' "$WORK/knot.log" &&
 
 # ---- restart with the primary down: the state directory ----
 stop_bg "$KNOT_PID" "$KNOT_DRAIN"
-stop_proxy
+stop_feed_proxy
 start_feed_proxy
 check_eq "restart, primary down: new.example blocked from --state-dir" "NXDOMAIN" \
     "$(status_of new.example)"
@@ -158,7 +162,7 @@ wait_for "restart: the failed pull is counted" \
     bash -c "curl -s http://127.0.0.1:$METRICS/api/v1/feeds | grep -q '\"failures\":[1-9].*'"
 check_match "restart: last error says why" '"last_error":"connect: Connection refused"' \
     "$(api /api/v1/feeds)"
-stop_proxy
+stop_feed_proxy
 
 # ---- TSIG: the primary wants a key for transfers and signs its NOTIFY ----
 SECRET=$(head -c 32 /dev/urandom | base64)
@@ -187,7 +191,7 @@ check_match "TSIG, wrong secret: last error says why" '"last_error":"TSIG: ' "$(
 check_eq "TSIG, wrong secret: nothing enforced" "$(expected_a new.example)" "$(qdig +short new.example A)"
 grep -q 'rpz feed rpz.test.: .* failed: TSIG' "$WORK/dotproxyd.log" &&
     pass "TSIG, wrong secret: logged" || fail "no TSIG failure in the log"
-stop_proxy
+stop_feed_proxy
 start_feed_proxy --rpz-tsig "xfr.key:hmac-sha256:$SECRET"
 wait_for "TSIG, right key: AXFR enforced" is_status new.example NXDOMAIN
 knotc -c "$K/knot.conf" zone-begin rpz.test >/dev/null || fail "knotc zone-begin"
@@ -200,6 +204,6 @@ check_eq "TSIG, right key: no TSIG failure" "0" "$(metric dotproxy_feed_tsig_fai
 out=$(qdig +opcode=notify rpz.test SOA)
 check_match "TSIG: an unsigned NOTIFY from the primary's address is NOTAUTH" \
     'opcode: NOTIFY, status: NOTAUTH' "$out"
-stop_proxy
+stop_feed_proxy
 
 finish
