@@ -17,10 +17,12 @@
 FROM debian:bookworm-slim AS build
 
 # Check (libcheck) is only needed for the test suite, which this build turns off.
+# Each RUN that fills apt's caches (index, downloaded packages) clears them itself.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         meson ninja-build gcc libc6-dev pkg-config libgnutls28-dev \
         libinih-dev libmicrohttpd-dev libfstrm-dev libprotobuf-c-dev protobuf-c-compiler \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -70,6 +72,7 @@ RUN apt-get update \
  && setcap cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && setcap -v cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove libcap2-bin \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && ldconfig \
  && groupadd --system --gid 10053 dotproxy \

@@ -16,7 +16,7 @@
 #   cached       dotproxyd, cache on, 1,000 names, filled before the round
 #   cached-w2    the same with -w 2
 #   uncached     dotproxyd --cache-size 0, 10,000 names, every query over DoT
-#                to the shared rig's local upstream (upstream.sh)
+#                to the rig's local upstream (bench/rig/upstream.sh)
 #   uncached-w2  the same with -w 2
 #
 # (--rows picks some, comma list; default all) and prints per row the medians
@@ -27,8 +27,8 @@
 #
 # Needs dnsperf, dig, cc, unbound, certtool; run as root to re-execute itself in
 # a private network namespace (unshare -n), or --no-netns to use 127.0.0.1 ports
-# 21300-21303 of the host. Environment: SHARED_BENCH (default: shared/bench beside
-# the repository, i.e. SRC/../shared/bench), BUILD_DIR (default build-bench in the
+# 21300-21303 of the host. Environment: SHARED_BENCH (default: the rig
+# in the repository, SRC/bench/rig), BUILD_DIR (default build-bench in the
 # source tree). Everything started here is stopped by its PID on exit.
 set -uo pipefail
 export LC_ALL=C
@@ -36,7 +36,7 @@ export LC_ALL=C
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 SRC=$(cd "$HERE/.." && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$(cd "$SRC/.." && pwd)/shared/bench}
+SHARED_BENCH=${SHARED_BENCH:-$SRC/bench/rig}
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
 UPSTREAM_SH=$SHARED_BENCH/upstream.sh
 ORIG_ARGS=("$@")

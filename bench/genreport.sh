@@ -65,7 +65,8 @@
 # build` (or give --dotproxyd PATH, or BUILD_DIR=DIR for DIR/cli/dotproxyd).
 #
 # Environment:
-#   GENREPORT_TARBALL  (default SRC/../shared/tools/genreport/genreport-src.tar.gz)
+#   GENREPORT_TARBALL  ISC's genreport source, a tarball holding dct/genreport.c
+#                      (required: third-party code, not kept in this repository)
 #   GENREPORT_BUILD_DIR  build genreport there and keep it (default: a temp dir,
 #                        removed on exit); a genreport already built there is reused
 #   BUILD_DIR          (default SRC/build)   DOT_PORT (default 853)
@@ -78,7 +79,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 SRC=$(cd "$HERE/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$SRC/build}
-TARBALL=${GENREPORT_TARBALL:-$(cd "$SRC/.." && pwd)/shared/tools/genreport/genreport-src.tar.gz}
+TARBALL=${GENREPORT_TARBALL:-}
 ORIG_ARGS=("$@")
 
 ZONE=dnscomp.test
@@ -130,6 +131,7 @@ if ((${#missing[@]})); then
     printf '  %s\n' "${missing[@]}" >&2
     die "install them (Debian 12: apt-get install -y gcc libc6-dev libssl-dev knot unbound gnutls-bin bind9-dnsutils iproute2 util-linux)"
 fi
+[[ -n $TARBALL ]] || die "set GENREPORT_TARBALL to ISC's genreport source tarball"
 [[ -r $TARBALL ]] || die "no genreport source at $TARBALL (set GENREPORT_TARBALL)"
 [[ -n $DOTPROXYD ]] || DOTPROXYD=$BUILD_DIR/cli/dotproxyd
 [[ -x $DOTPROXYD ]] || die "no dotproxyd at $DOTPROXYD: build it first (meson setup build && ninja -C build), or give --dotproxyd PATH / BUILD_DIR"

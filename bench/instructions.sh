@@ -6,7 +6,7 @@
 #
 #   bench/instructions.sh [--out DIR] [--clients N] [--outstanding N] [--no-netns]
 #
-# Against the shared rig's DoT upstream ($SHARED_BENCH/upstream.sh: 10,000 names
+# Against the rig's DoT upstream ($SHARED_BENCH/upstream.sh: 10,000 names
 # hN.bench.test), the release daemon runs under callgrind several times:
 #
 #   uncached    --cache-size 0; dnsperf -n 1 over the 10,000 names (each once)
@@ -27,8 +27,8 @@
 # Needs valgrind, callgrind_annotate, dnsperf, dig, unbound, certtool; run as root
 # so that it can re-execute itself in a private network namespace (unshare -n),
 # or --no-netns to use 127.0.0.1 ports 21100-21201 of the host.
-# Environment: SHARED_BENCH (default: shared/bench beside the repository, i.e.
-# SRC/../shared/bench), BUILD_DIR (default build-bench in the source tree),
+# Environment: SHARED_BENCH (default: the rig in the repository,
+# SRC/bench/rig), BUILD_DIR (default build-bench in the source tree),
 # DOTPROXYD_CACHE_SIZE (default 10000).
 # Everything started here is stopped by its PID on exit.
 set -uo pipefail
@@ -37,7 +37,7 @@ export LC_ALL=C
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 SRC=$(cd "$HERE/.." && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$(cd "$SRC/.." && pwd)/shared/bench}
+SHARED_BENCH=${SHARED_BENCH:-$SRC/bench/rig}
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
 UPSTREAM_SH=$SHARED_BENCH/upstream.sh
 CACHE_SIZE=${DOTPROXYD_CACHE_SIZE:-10000}

@@ -16,8 +16,8 @@
 #   everything else goes to peers.sh unchanged: --scenarios, --duration, --systems,
 #   --light-qps, --max-seconds, ...  (see the header of peers.sh)
 #
-# Environment: SHARED_BENCH (default: shared/bench beside the repository, i.e.
-# SRC/../shared/bench), BUILD_DIR (default build-bench in the source tree), and
+# Environment: SHARED_BENCH (default: the rig in the repository,
+# SRC/bench/rig), BUILD_DIR (default build-bench in the source tree), and
 # candidate.sh's DOTPROXYD_CACHE_SIZE, DOTPROXYD_PADDING.
 #
 # Builds the release daemon first (meson setup + ninja, incremental).  If this
@@ -31,7 +31,7 @@ export LC_ALL=C
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/.." && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$(cd "$SRC/.." && pwd)/shared/bench}
+SHARED_BENCH=${SHARED_BENCH:-$SRC/bench/rig}
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
 PEERS=$SHARED_BENCH/peers.sh
 

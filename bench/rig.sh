@@ -71,7 +71,7 @@ rig_stop_pid() {
 RIG_UP_STARTED=0
 rig_upstream_start() {
     local dir=$1
-    [[ -x $UPSTREAM_SH ]] || die "no $UPSTREAM_SH (set SHARED_BENCH to the shared rig's bench folder)"
+    [[ -x $UPSTREAM_SH ]] || die "no $UPSTREAM_SH (the rig is bench/rig in the repository; SHARED_BENCH overrides it)"
     "$UPSTREAM_SH" start "$dir/up" "$2" >"$dir/upstream.log" 2>&1 ||
         { cat "$dir/upstream.log" >&2; die "upstream failed to start"; }
     RIG_UP_STARTED=1

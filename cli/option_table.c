@@ -112,6 +112,16 @@ static int parse_string(const struct dpd_option *o, const char *text, struct dpd
     return 0;
 }
 
+/* A GnuTLS priority string, checked where it is given (file and line, or
+ * the option), with GnuTLS's own position, rather than at start. */
+static int parse_priority(const struct dpd_option *o, const char *text, struct dpd_value *v,
+                          char *why, size_t cap)
+{
+    if (parse_string(o, text, v, why, cap) != 0)
+        return -1;
+    return dotproxy_config_check_tls_priority(text, why, cap) == 0 ? 0 : -1;
+}
+
 /* Checked here rather than left to dotproxy_ctx_new(): a missing CA file is
  * a mistake in the configuration (exit 2), and the library's DOTPROXY_ETLS
  * could not tell it apart from a bad priority string. */
@@ -297,6 +307,7 @@ static const struct dpd_kind kind_flag = {"flag", DPD_STORE_INT, parse_flag, 0};
 static const struct dpd_kind kind_enum = {"enum", DPD_STORE_INT, parse_enum, 0};
 static const struct dpd_kind kind_string = {"string", DPD_STORE_STR, parse_string, 0};
 static const struct dpd_kind kind_path = {"path", DPD_STORE_STR, parse_path, 1};
+static const struct dpd_kind kind_priority = {"string", DPD_STORE_STR, parse_priority, 0};
 static const struct dpd_kind kind_endpoint = {"endpoint", DPD_STORE_STR, parse_text, 0};
 static const struct dpd_kind kind_pin = {"pin", DPD_STORE_STR, parse_text, 0};
 static const struct dpd_kind kind_cidr = {"cidr", DPD_STORE_STR, parse_text, 0};
@@ -648,7 +659,7 @@ const struct dpd_option dpd_table[] = {
      .apply = apply_forward_zone, .show = show_forward_zones},
     {.name = "ca-file", .metavar = "PATH", .kind = &kind_path,
      .help = "PEM trust anchors instead of the system store", LIB_STR(ca_file)},
-    {.name = "tls-priority", .metavar = "STRING", .kind = &kind_string,
+    {.name = "tls-priority", .metavar = "STRING", .kind = &kind_priority,
      .help = "GnuTLS priority string for upstream connections (default: TLS 1.3 and 1.2, "
              "AEAD ciphers, ECDHE)",
      LIB_STR(tls_priority), .show = show_tls_priority},
@@ -738,6 +749,29 @@ const struct dpd_option dpd_table[] = {
      .min = DOTPROXY_IDLE_TIMEOUT_MS_MIN, .max = DOTPROXY_IDLE_TIMEOUT_MS_MAX,
      .unit = "milliseconds", .help = "close idle TCP clients", LIB_UINT(tcp_idle_timeout_ms)},
 
+    /* ---- DNS over TLS listener ---- */
+    {.name = "listen-tls", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART,
+     .section = "DNS-over-TLS listener", .metavar = "ADDR[@PORT]", .kind = &kind_endpoint,
+     .max = DOTPROXY_LISTEN_TLS_MAX, .unit = "TLS listen addresses",
+     .help = "answer DNS over TLS here (port 853); repeatable; needs --tls-cert and --tls-key",
+     .set_str = dotproxy_config_add_listen_tls, .show = show_listen_tls},
+    {.name = "tls-cert", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM certificate chain of the TLS listener (rotated on change)", LIB_STR(tls_cert)},
+    {.name = "tls-key", .metavar = "PATH", .kind = &kind_path,
+     .help = "PEM private key of the TLS listener (rotated on change)", LIB_STR(tls_key)},
+    {.name = "tls-client-ca", .metavar = "PATH", .kind = &kind_path,
+     .help = "mutual TLS: require client certificates chaining to these PEM anchors",
+     LIB_STR(tls_client_ca)},
+    {.name = "tls-client-id", .flags = DPD_OPT_REPEAT, .metavar = "ID", .kind = &kind_string,
+     .max = DOTPROXY_TLS_CLIENT_IDS_MAX, .unit = "client IDs",
+     .help = "with --tls-client-ca, accept only a client whose subjectAltName (DNS, URI such as "
+             "spiffe://..., or IP) is ID; repeatable",
+     .set_str = dotproxy_config_add_tls_client_id, .show = show_nothing},
+    {.name = "tls-idle-timeout", .metavar = "MS", .kind = &kind_uint,
+     .min = DOTPROXY_IDLE_TIMEOUT_MS_MIN, .max = DOTPROXY_IDLE_TIMEOUT_MS_MAX,
+     .unit = "milliseconds", .help = "close idle TLS clients; told to clients (edns-tcp-keepalive)",
+     LIB_UINT(tls_idle_timeout_ms)},
+
     /* ---- blocking ---- */
     {.name = "blocklist", .flags = DPD_OPT_REPEAT, .section = "Blocking", .metavar = "PATH",
      .kind = &kind_path, .max = DOTPROXY_BLOCKLISTS_MAX, .unit = "blocklists",
@@ -782,28 +816,6 @@ const struct dpd_option dpd_table[] = {
      .max = DOTPROXY_BLOCKLIST_CHECK_MAX, .unit = "seconds (0 = never)",
      .help = "reload lists whose file changed, looked at every S seconds, 0 = never",
      LIB_UINT(blocklist_check_s)},
-    /* ---- DNS over TLS listener ---- */
-    {.name = "listen-tls", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART,
-     .section = "DNS-over-TLS listener", .metavar = "ADDR[@PORT]", .kind = &kind_endpoint,
-     .max = DOTPROXY_LISTEN_TLS_MAX, .unit = "TLS listen addresses",
-     .help = "answer DNS over TLS here (port 853); repeatable; needs --tls-cert and --tls-key",
-     .set_str = dotproxy_config_add_listen_tls, .show = show_listen_tls},
-    {.name = "tls-cert", .metavar = "PATH", .kind = &kind_path,
-     .help = "PEM certificate chain of the TLS listener (rotated on change)", LIB_STR(tls_cert)},
-    {.name = "tls-key", .metavar = "PATH", .kind = &kind_path,
-     .help = "PEM private key of the TLS listener (rotated on change)", LIB_STR(tls_key)},
-    {.name = "tls-client-ca", .metavar = "PATH", .kind = &kind_path,
-     .help = "mutual TLS: require client certificates chaining to these PEM anchors",
-     LIB_STR(tls_client_ca)},
-    {.name = "tls-client-id", .flags = DPD_OPT_REPEAT, .metavar = "ID", .kind = &kind_string,
-     .max = DOTPROXY_TLS_CLIENT_IDS_MAX, .unit = "client IDs",
-     .help = "with --tls-client-ca, accept only a client whose subjectAltName (DNS, URI such as "
-             "spiffe://..., or IP) is ID; repeatable",
-     .set_str = dotproxy_config_add_tls_client_id, .show = show_nothing},
-    {.name = "tls-idle-timeout", .metavar = "MS", .kind = &kind_uint,
-     .min = DOTPROXY_IDLE_TIMEOUT_MS_MIN, .max = DOTPROXY_IDLE_TIMEOUT_MS_MAX,
-     .unit = "milliseconds", .help = "close idle TLS clients; told to clients (edns-tcp-keepalive)",
-     LIB_UINT(tls_idle_timeout_ms)},
 
     /* ---- process ---- */
     {.name = "workers", .short_name = 'w', .flags = DPD_OPT_RESTART, .section = "Process",
@@ -885,6 +897,25 @@ static void *field_of(struct dpd_options *opts, const struct dpd_option *o)
     return (char *)opts + o->field - 1;
 }
 
+/* "127.0.0.1:5353" is the most common slip in an ADDR[@PORT] value: say
+ * where the port goes, with the value as it should have been written. */
+static void port_hint(const char *s, char *why, size_t cap)
+{
+    const char *colon = strrchr(s, ':');
+    size_t digits = colon != NULL ? strspn(colon + 1, "0123456789") : 0;
+
+    if (colon == NULL || strchr(s, '@') != NULL || digits == 0 || colon[1 + digits] != '\0' ||
+        (memchr(s, ':', (size_t)(colon - s)) != NULL && s[0] != '['))
+        return; /* not ADDR:PORT (an IPv6 literal has colons of its own) */
+    size_t alen = (size_t)(colon - s);
+    if (s[0] == '[' && alen >= 2 && s[alen - 1] == ']')
+        snprintf(why, cap, "%s; the port goes after '@': '%.*s@%s'",
+                 dotproxy_strerror(DOTPROXY_EADDR), (int)(alen - 2), s + 1, colon + 1);
+    else
+        snprintf(why, cap, "%s; the port goes after '@': '%.*s@%s'",
+                 dotproxy_strerror(DOTPROXY_EADDR), (int)alen, s, colon + 1);
+}
+
 int dpd_table_apply(struct dpd_apply *ap, int id, const struct dpd_value *v, char *why, size_t cap)
 {
     const struct dpd_option *o = &dpd_table[id];
@@ -918,6 +949,8 @@ int dpd_table_apply(struct dpd_apply *ap, int id, const struct dpd_value *v, cha
         snprintf(why, cap, "%s from %lu to %lu", o->refused, o->min, o->max);
     else if ((r == DOTPROXY_EINVAL || r == DOTPROXY_EADDR) && o->refused != NULL)
         snprintf(why, cap, "%s", o->refused);
+    else if (r == DOTPROXY_EADDR && o->kind == &kind_endpoint)
+        port_hint(v->s, why, cap);
     return r;
 }
 

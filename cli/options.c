@@ -759,8 +759,7 @@ int dpd_options_read_token(const char *path, char *buf, size_t cap, char *err, s
 int dpd_options_check_deep(const struct dpd_options *opts, char *err, size_t errlen)
 {
     const char *ca = dotproxy_config_get_ca_file(opts->cfg);
-    const char *prio = dotproxy_config_get_tls_priority(opts->cfg);
-    int own_prio = strcmp(prio, DOTPROXY_TLS_PRIORITY_DEFAULT) != 0;
+    char why[256];
     dotproxy_config *cfg;
     dotproxy_ctx *ctx;
     int r;
@@ -781,7 +780,9 @@ int dpd_options_check_deep(const struct dpd_options *opts, char *err, size_t err
         snprintf(err, errlen, "cannot build the configuration: %s", dotproxy_strerror(r));
         return -1;
     }
-    r = dotproxy_ctx_new(&ctx, cfg);
+    /* The priority string was checked where it was given (file:line);
+     * what is left to fail here is the trust store. */
+    r = dotproxy_ctx_new_why(&ctx, cfg, why, sizeof why);
     dotproxy_config_free(cfg);
     if (r == DOTPROXY_ETLS && (dotproxy_config_get_tls_cert(opts->cfg) != NULL ||
                                dotproxy_config_get_upstream_cert(opts->cfg) != NULL)) {
@@ -797,15 +798,13 @@ int dpd_options_check_deep(const struct dpd_options *opts, char *err, size_t err
         return -1;
     }
     if (r == DOTPROXY_ETLS) {
-        snprintf(err, errlen, "TLS settings unusable: %s%s%s%s%s",
+        snprintf(err, errlen, "TLS settings unusable: %s%s%s (%s)",
                  ca != NULL ? "ca-file '" : "the system trust store", ca != NULL ? ca : "",
-                 ca != NULL ? "' holds no PEM certificate" : " cannot be loaded",
-                 own_prio ? ", or tls-priority is not a valid GnuTLS priority string: " : "",
-                 own_prio ? prio : "");
+                 ca != NULL ? "' holds no PEM certificate" : " cannot be loaded", why);
         return -1;
     }
     if (r != 0) {
-        snprintf(err, errlen, "cannot create a proxy context: %s", dotproxy_strerror(r));
+        snprintf(err, errlen, "cannot create a proxy context: %s", why);
         return -1;
     }
     dotproxy_ctx_free(ctx);

@@ -5,8 +5,8 @@
  *
  * No listening socket: the program hands its own query to the context's TLS
  * pool (dotproxy_ctx_query) and drives the built-in loop (tier 2) until the
- * answer callback has fired. It also shows how little a DNS query is: a
- * 12-octet header and one question.
+ * answer callback has fired. dns.h builds the query from the name and reads
+ * the answer's records.
  *
  * Prints "rcode NAME", then one line per answer record ("A 192.0.2.1").
  * Exit status 0 for a NOERROR or NXDOMAIN answer, 1 otherwise.
@@ -18,13 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include <dotproxy/dotproxy.h>
 
-#define TYPE_A    1
-#define TYPE_AAAA 28
-#define CLASS_IN  1
+#define TYPE_A    DOTPROXY_DNS_TYPE_A
+#define TYPE_AAAA DOTPROXY_DNS_TYPE_AAAA
 
 static const struct {
     const char *name;
@@ -47,70 +45,6 @@ static uint16_t parse_qtype(const char *s)
     return (s[0] >= '0' && s[0] <= '9' && *end == '\0' && v <= 65535) ? (uint16_t)v : 0;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* A query per RFC 1035 4.1: header, then QNAME QTYPE QCLASS. Returns its
- * length, or -1 when the name cannot be encoded. */
-static int build_query(uint8_t *buf, size_t cap, const char *name, uint16_t qtype)
-{
-    uint16_t id;
-    size_t off = DOTPROXY_DNS_HEADER_SIZE;
-
-    /* The ID is what matches an answer to its question on a shared
-     * connection. The library rewrites it on the wire and restores ours in
-     * the answer, but a query should still carry an unpredictable one. */
-    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
-        id = 0x2a2a;
-    memset(buf, 0, DOTPROXY_DNS_HEADER_SIZE);
-    put16(buf, id);
-    put16(buf + 2, DOTPROXY_DNS_FLAG_RD); /* "recursion desired": resolve it for us */
-    put16(buf + 4, 1);                    /* QDCOUNT: one question, no records */
-
-    /* QNAME: each label as a length octet and its text, ending with the
-     * empty root label: "www.example" -> 3 www 7 example 0. */
-    while (*name != '\0') {
-        const char *dot = strchr(name, '.');
-        size_t len = dot ? (size_t)(dot - name) : strlen(name);
-
-        if (len == 0 && dot != NULL && dot[1] == '\0' && off == DOTPROXY_DNS_HEADER_SIZE)
-            break; /* "." alone: the root */
-        if (len == 0 || len > 63 || off + 1 + len + 1 > DOTPROXY_DNS_HEADER_SIZE + 255 ||
-            off + 1 + len + 5 > cap)
-            return -1;
-        buf[off++] = (uint8_t)len;
-        memcpy(buf + off, name, len);
-        off += len;
-        name += len + (dot ? 1 : 0);
-    }
-    buf[off++] = 0;
-    put16(buf + off, qtype);
-    put16(buf + off + 2, CLASS_IN);
-    return (int)(off + 4);
-}
-
-/* Step over a possibly compressed name. dotproxy_dns_parse() has already
- * checked every name, so only the bounds are rechecked here. */
-static size_t skip_name(const uint8_t *msg, size_t len, size_t off)
-{
-    while (off < len) {
-        if ((msg[off] & 0xC0) == 0xC0)
-            return off + 2; /* a pointer ends the name */
-        if (msg[off] == 0)
-            return off + 1;
-        off += 1u + msg[off];
-    }
-    return len;
-}
-
 static const char *rcode_name(int rcode)
 {
     static const char *const names[] = {"NOERROR",  "FORMERR", "SERVFAIL",
@@ -118,42 +52,36 @@ static const char *rcode_name(int rcode)
     return rcode >= 0 && rcode < 6 ? names[rcode] : "OTHER";
 }
 
+/* Walk the answer section with the library's record iterator: it has
+ * checked the whole message first, so every name and RDATA length can be
+ * trusted, and compressed names come out as text. */
 static int print_answer(const uint8_t *msg, size_t len)
 {
-    dotproxy_dns_info info;
-    size_t off;
+    dotproxy_dns_iter it;
+    dotproxy_dns_rr rr;
+    char text[DOTPROXY_DNS_NAME_TEXT_MAX];
+    uint8_t addr[16];
 
-    if (dotproxy_dns_parse(&info, msg, len) < 0) {
+    if (dotproxy_dns_iter_init(&it, msg, len) < 0) {
         printf("malformed answer\n");
         return -1;
     }
-    printf("rcode %s\n", rcode_name(DOTPROXY_DNS_RCODE(info.flags)));
-
-    /* Records start after the question section. */
-    off = DOTPROXY_DNS_HEADER_SIZE;
-    for (unsigned i = 0; i < info.qdcount; i++)
-        off = skip_name(msg, len, off) + 4;
-    for (unsigned i = 0; i < info.ancount && off + 10 <= len; i++) {
-        char text[INET6_ADDRSTRLEN];
-        uint16_t type, rdlen;
-
-        off = skip_name(msg, len, off);
-        if (off + 10 > len)
-            break;
-        type = get16(msg + off);
-        rdlen = get16(msg + off + 8);
-        off += 10; /* TYPE CLASS TTL RDLENGTH */
-        if (off + rdlen > len)
-            break;
-        if (type == TYPE_A && rdlen == 4)
-            printf("A %s\n", inet_ntop(AF_INET, msg + off, text, sizeof text));
-        else if (type == TYPE_AAAA && rdlen == 16)
-            printf("AAAA %s\n", inet_ntop(AF_INET6, msg + off, text, sizeof text));
+    int rcode = DOTPROXY_DNS_RCODE(msg[3]);
+    printf("rcode %s\n", rcode_name(rcode));
+    while (dotproxy_dns_iter_next(&it, &rr) == 1) {
+        if (rr.section != DOTPROXY_DNS_SECTION_ANSWER)
+            continue;
+        if (dotproxy_dns_rr_a(&rr, addr) == 0)
+            printf("A %s\n", inet_ntop(AF_INET, addr, text, sizeof text));
+        else if (dotproxy_dns_rr_aaaa(&rr, addr) == 0)
+            printf("AAAA %s\n", inet_ntop(AF_INET6, addr, text, sizeof text));
+        else if (rr.type == DOTPROXY_DNS_TYPE_CNAME &&
+                 dotproxy_dns_rr_cname(&rr, text, sizeof text) > 0)
+            printf("CNAME %s\n", text);
         else
-            printf("TYPE%u (%u octets)\n", type, rdlen);
-        off += rdlen;
+            printf("TYPE%u (%u octets)\n", rr.type, rr.rdlen);
     }
-    return DOTPROXY_DNS_RCODE(info.flags);
+    return rcode;
 }
 
 /* What the callback leaves for main: it runs inside the loop call, and the
@@ -207,7 +135,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "query_once: unknown type '%s'\n", argv[optind + 1]);
         return 2;
     }
-    qlen = build_query(query, sizeof query, argv[optind], qtype);
+    /* A random ID (the library's generator), recursion desired, EDNS so
+     * that large answers come whole. */
+    qlen = dotproxy_dns_build_query(query, sizeof query, argv[optind], qtype, DOTPROXY_DNS_CLASS_IN,
+                                    DOTPROXY_DNS_Q_RD | DOTPROXY_DNS_Q_EDNS, 0, 0);
     if (qlen < 0) {
         fprintf(stderr, "query_once: cannot encode name '%s'\n", argv[optind]);
         return 2;

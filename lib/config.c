@@ -43,8 +43,8 @@ DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
     cfg->padding = 128;
     cfg->udp_size = 1232; /* DNS flag day 2020 */
     cfg->handshake_timeout_ms = 5000;
-    dp_block_config_defaults(&cfg->block);
     dp_config_tls_defaults(&cfg->tls);
+    dp_block_config_defaults(&cfg->block);
     *out = cfg;
     return 0;
 }
@@ -92,11 +92,12 @@ int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *sr
     if (dp_block_config_copy(&dst->block, &src->block) != 0) {
         /* Neither part is dst's own yet: clear only what is. */
         dp_block_config_defaults(&dst->block);
-        dp_config_tls_defaults(&dst->tls);
+        dp_config_tls_defaults(&dst->tls); /* still src's: not dst's to free */
         dp_config_clear(dst);
         return DOTPROXY_ENOMEM;
     }
     if (dp_config_tls_copy(&dst->tls, &src->tls) != 0) {
+        dp_config_tls_defaults(&dst->tls);
         dp_config_clear(dst);
         return DOTPROXY_ENOMEM;
     }

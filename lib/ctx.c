@@ -7,6 +7,8 @@
 #include "proxy.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -155,15 +157,33 @@ static void probe_upstream(struct dp_upstream *up, void *user)
     dp_tls_pool_probe(&ctx->pool, up);
 }
 
+/* An idle upstream's health check: a query on its open connection. */
+static void ping_upstream(struct dp_upstream *up, void *user)
+{
+    struct dotproxy_ctx *ctx = user;
+    dp_tls_pool_ping(&ctx->pool, up);
+}
+
 /* ---- creation and teardown ---- */
 
-DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
+/* Build and start a context; on failure, why[0..cap) (when given) says
+ * what went wrong in a line: the error the context logged last, or the
+ * code's own text when it logged none. */
+static int ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg, char *why, size_t cap)
 {
-    if (out == NULL || cfg == NULL || cfg->n_upstream == 0)
+    if (out == NULL || cfg == NULL || cfg->n_upstream == 0) {
+        if (why != NULL && cap > 0)
+            snprintf(why, cap, "%s",
+                     out == NULL || cfg == NULL ? "no context or configuration given"
+                                                : "no upstream configured");
         return DOTPROXY_EINVAL;
+    }
     struct dotproxy_ctx *ctx = calloc(1, sizeof *ctx);
-    if (ctx == NULL)
+    if (ctx == NULL) {
+        if (why != NULL && cap > 0)
+            snprintf(why, cap, "%s", dotproxy_strerror(DOTPROXY_ENOMEM));
         return DOTPROXY_ENOMEM;
+    }
     ctx->wake.fd = -1;
     dp_stats_init(&ctx->stats);
     const struct dp_loop_hooks hooks = {
@@ -176,7 +196,8 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     dp_loop_init(&ctx->loop);
     dp_loop_set_hooks(&ctx->loop, &hooks);
     dp_prng_seed_random(&ctx->prng);
-    const struct dp_upstream_hooks up_hooks = {.probe = probe_upstream, .user = ctx};
+    const struct dp_upstream_hooks up_hooks = {
+        .probe = probe_upstream, .ping = ping_upstream, .user = ctx};
     dp_upstreams_init(&ctx->upstreams, &ctx->loop, &ctx->log, &ctx->prng, &ctx->cfg, &up_hooks);
     struct dp_pool_hooks pool_hooks;
     dp_proxy_pool_hooks(ctx, &pool_hooks);
@@ -190,9 +211,12 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     if (rc != 0) {
         dp_stats_fini(&ctx->stats);
         free(ctx);
+        if (why != NULL && cap > 0)
+            snprintf(why, cap, "%s", dotproxy_strerror(rc));
         return rc;
     }
     ctx->log = ctx->cfg.log;
+    ctx->log.last = &ctx->last_error;
     if ((rc = dp_proxy_init(ctx)) != 0)
         goto fail;
     gnutls_certificate_credentials_t cred;
@@ -244,8 +268,31 @@ DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *
     *out = ctx;
     return 0;
 fail:
+    if (why != NULL && cap > 0)
+        snprintf(why, cap, "%s",
+                 ctx->last_error.line[0] != '\0' ? ctx->last_error.line : dotproxy_strerror(rc));
     dotproxy_ctx_free(ctx);
     return rc;
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg)
+{
+    return ctx_new(out, cfg, NULL, 0);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_new_why(dotproxy_ctx **out, const dotproxy_config *cfg, char *why,
+                                         size_t cap)
+{
+    if (why != NULL && cap > 0)
+        why[0] = '\0';
+    return ctx_new(out, cfg, why, cap);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_last_error(const dotproxy_ctx *ctx, char *buf, size_t cap)
+{
+    if (ctx == NULL || buf == NULL || cap == 0)
+        return DOTPROXY_EINVAL;
+    return snprintf(buf, cap, "%s", ctx->last_error.line);
 }
 
 DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
@@ -400,12 +447,39 @@ DOTPROXY_EXPORT int dotproxy_ctx_run(dotproxy_ctx *ctx)
 
 /* ---- what it tells other threads (stats.c) ---- */
 
+/* The struct as released in 0.1: what the unsized call writes, forever. */
+#define UPSTREAM_STATS_0_1 (offsetof(dotproxy_upstream_stats, answers) + sizeof(uint64_t))
+
 DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
                                                 dotproxy_upstream_stats *out)
 {
-    if (ctx == NULL || out == NULL)
+    return dotproxy_ctx_upstream_stats_sized(ctx, index, out, UPSTREAM_STATS_0_1);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats_sized(dotproxy_ctx *ctx, size_t index,
+                                                      dotproxy_upstream_stats *out, size_t size)
+{
+    dotproxy_upstream_stats all;
+    if (ctx == NULL || out == NULL || size < UPSTREAM_STATS_0_1)
         return DOTPROXY_EINVAL;
-    return dp_stats_upstream(&ctx->stats, index, out);
+    int rc = dp_stats_upstream(&ctx->stats, index, &all);
+    if (rc != 0)
+        return rc;
+    if (size > sizeof all) {
+        memset((uint8_t *)out + sizeof all, 0, size - sizeof all);
+        size = sizeof all;
+    }
+    memcpy(out, &all, size);
+    return 0;
+}
+
+DOTPROXY_EXPORT size_t dotproxy_struct_size(int which)
+{
+    switch (which) {
+    case DOTPROXY_STRUCT_UPSTREAM_STATS: return sizeof(dotproxy_upstream_stats);
+    case DOTPROXY_STRUCT_QUERY_LOG: return sizeof(dotproxy_query_log);
+    default: return 0;
+    }
 }
 
 DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx)

@@ -3,15 +3,20 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 void dp_log(const struct dp_logger *lg, int level, const char *fmt, ...)
 {
-    if (!dp_log_enabled(lg, level))
+    int keep = level == DOTPROXY_LOG_ERR && lg->last != NULL;
+    if (!dp_log_enabled(lg, level) && !keep)
         return;
-    char line[512];
+    char line[DP_LOG_LINE];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    lg->fn(level, line, lg->user);
+    if (keep)
+        memcpy(lg->last->line, line, sizeof line);
+    if (dp_log_enabled(lg, level))
+        lg->fn(level, line, lg->user);
 }

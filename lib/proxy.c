@@ -675,8 +675,14 @@ static struct dp_query *admit(struct dotproxy_ctx *ctx, const dotproxy_dns_info 
     q->arrived_us = dp_now(ctx);
     q->deadline_us = q->arrived_us + (uint64_t)ctx->cfg.timeout_ms * 1000u;
     /* Every query has the same timeout, so appending keeps the list in
-     * deadline order: expiry is a look at the head, O(1) per query. */
-    dp_list_push_back(&ctx->active, &q->active);
+     * deadline order: expiry is a look at the head, O(1) per query. After a
+     * reload that lowered the timeout, a new query goes before the older
+     * ones that expire later (else its deadline waits for theirs). */
+    struct dp_list *at = ctx->active.prev;
+    while (at != &ctx->active &&
+           DP_CONTAINER_OF(at, struct dp_query, active)->deadline_us > q->deadline_us)
+        at = at->prev;
+    dp_list_push_front(at, &q->active);
     ctx->n_active++;
     return q;
 }
@@ -939,8 +945,18 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
  * process(), where their callbacks may run (a cache hit answers at once). */
 void dp_proxy_run_api_queries(struct dotproxy_ctx *ctx)
 {
+    /* Only those queued before this turn: an answer callback may queue a
+     * follow-up, which then waits for the next turn, so callbacks that
+     * keep asking cached names cannot hold the loop in one turn. */
+    struct dp_list batch;
+    dp_list_init(&batch);
     while (!dp_list_empty(&ctx->api_queue)) {
-        struct dp_query *q = DP_CONTAINER_OF(ctx->api_queue.next, struct dp_query, wait);
+        struct dp_list *e = ctx->api_queue.next;
+        dp_list_remove(e);
+        dp_list_push_back(&batch, e);
+    }
+    while (!dp_list_empty(&batch)) {
+        struct dp_query *q = DP_CONTAINER_OF(batch.next, struct dp_query, wait);
         dp_list_remove(&q->wait);
         struct dp_origin o;
         origin_of(q, &o);

@@ -34,6 +34,7 @@ struct dotproxy_ctx {
     struct dotproxy_config cfg; /* the modules point at it: it stays in place */
     struct dp_loop loop;        /* fds, timers, clock, the drive tiers (loop.c) */
     struct dp_logger log;
+    struct dp_log_last last_error; /* log.last points here */
     struct dp_prng prng;           /* the context's randomness (prng.h) */
     struct dp_stats stats;         /* counters, latency, upstream snapshot (stats.c) */
     struct dp_listeners listeners; /* where clients reach us (listener.c) */

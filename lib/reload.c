@@ -205,6 +205,7 @@ void dp_reload_apply(struct dotproxy_ctx *ctx, struct dotproxy_config *n)
     ctx->cfg = *n;
     free(n); /* its strings now belong to ctx->cfg */
     ctx->log = ctx->cfg.log;
+    ctx->log.last = &ctx->last_error;
     /* More connections allowed: an upstream with queries waiting for room
      * opens one now, not at its next new query. */
     for (size_t i = 0; conns_raised && i < ctx->upstreams.n; i++)

@@ -42,10 +42,19 @@
  * most RACE_MAX_US, are given to another upstream as well as can be. */
 #define RACE_MIN_US 250000u
 #define RACE_MAX_US 500000u
+/* A query raced while no other upstream was usable is looked at again when
+ * one's backoff ends, or after this at most (race_recheck). */
+#define RACE_RECHECK_US 1000000u
 /* A connection whose slots are dead (queries forgotten, never answered) in
  * this proportion (1/RETIRE_DEAD_DIV of them) is retired and replaced:
  * only its end frees their wire IDs (RFC 7766 6.2.1.1). */
 #define RETIRE_DEAD_DIV 2u
+
+/* An idle connection's liveness query (dp_tls_pool_ping) waits for its
+ * answer max(PING_MIN_US, 4 x SRTT), at most the query timeout: long
+ * enough not to fail a connection on a loaded host, short enough that a
+ * black-holed path shows within the 15 s the health check promises. */
+#define PING_MIN_US 2000000u
 
 enum { HEALTH_NONE = 0, HEALTH_CONNECT = 1, HEALTH_PROTOCOL = 2 };
 
@@ -64,6 +73,15 @@ static uint64_t pool_now(const struct dp_pool *pool)
 
 static unsigned live_inflight(const struct dp_conn *c);
 static void arm_idle_check(struct dp_conn *c);
+static uint64_t idle_limit(const struct dp_conn *c);
+
+/* When an idle ready connection's timer must fire: its idle limit, or its
+ * liveness check's deadline when that comes first. */
+static uint64_t conn_idle_due(const struct dp_conn *c)
+{
+    uint64_t due = c->idle_since_us + idle_limit(c);
+    return c->ping_pending && c->ping_due_us < due ? c->ping_due_us : due;
+}
 
 /* How long an idle connection is kept: the configured time, or less when
  * this upstream has shown (by closing idle connections itself, or by an RFC
@@ -398,7 +416,7 @@ static void arm_idle_check(struct dp_conn *c)
 {
     if (c->retiring)
         return; /* its timer is due now: keep it so */
-    if (dp_timer_set(c->pool->loop, &c->timer, c->idle_since_us + idle_limit(c)) != 0)
+    if (dp_timer_set(c->pool->loop, &c->timer, conn_idle_due(c)) != 0)
         dp_log(c->pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for the idle timer",
                c->up->label);
 }
@@ -634,6 +652,16 @@ static int conn_answer(struct dp_conn *c, uint8_t *msg, size_t len)
         return -1;
     }
     if (match == DP_SLOT_DEAD) {
+        if (c->ping_pending && info.id == c->ping_wire) {
+            /* Our liveness check: any answer shows the connection and the
+             * upstream work. The connection stays as idle as it was. */
+            c->ping_pending = 0;
+            dp_slots_release(&c->slots, idx);
+            dp_upstream_answered(c->up, pool_now(pool));
+            if (live_inflight(c) == 0)
+                arm_idle_check(c);
+            return 0;
+        }
         slot_release(c, idx); /* late answer to a query that timed out */
         return 0;
     }
@@ -814,9 +842,20 @@ static void conn_timer_fire(struct dp_timer *t)
         conn_retire(c);
         return;
     }
-    if (live_inflight(c) != 0)
-        return; /* re-armed when it next becomes idle */
-    uint64_t due = c->idle_since_us + idle_limit(c);
+    if (c->ping_pending && pool_now(pool) >= c->ping_due_us) {
+        /* Connected, and silent to a query every resolver answers from its
+         * cache: the path or the upstream is gone (no FIN or RST came). */
+        conn_fail(c, "no answer to a liveness check: connection presumed dead", HEALTH_CONNECT, 0);
+        return;
+    }
+    if (live_inflight(c) != 0) {
+        /* Re-armed when it next becomes idle; the check's deadline holds
+         * meanwhile (it just fired, so the heap has room: cannot fail). */
+        if (c->ping_pending)
+            (void)dp_timer_set(pool->loop, t, c->ping_due_us);
+        return;
+    }
+    uint64_t due = conn_idle_due(c);
     if (pool_now(pool) < due) {
         /* It just fired, so the heap has room for it: this cannot fail. */
         (void)dp_timer_set(pool->loop, t, due);
@@ -1007,6 +1046,49 @@ void dp_tls_pool_probe(struct dp_pool *pool, struct dp_upstream *up)
     conn_open(pool, up);
 }
 
+void dp_tls_pool_ping(struct dp_pool *pool, struct dp_upstream *up)
+{
+    /* ". NS IN", RD set, no EDNS: the priming query (RFC 8109), which every
+     * recursive resolver answers from its cache. */
+    static const uint8_t ping_query[] = {0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1};
+    struct dp_conn *c = NULL;
+    for (unsigned i = 0; i < up->pool.n_conns; i++) {
+        struct dp_conn *k = up->pool.conns[i];
+        if (k->ping_pending)
+            return; /* one check at a time */
+        if (c == NULL && k->state == DP_CONN_READY && !k->retiring && k->slots.n_free > 0 &&
+            !k->gnutls_send_pending && out_room(k) >= sizeof ping_query + 2u)
+            c = k;
+    }
+    if (c == NULL)
+        return;
+    uint64_t now = pool_now(pool);
+    unsigned idx = c->slots.free[c->slots.n_free - 1];
+    uint16_t wire = dp_slots_take(&c->slots, NULL);
+    dp_slots_kill(&c->slots, idx); /* no query record: nothing to re-send or fail */
+    c->ping_pending = 1;
+    c->ping_wire = wire;
+    uint64_t wait = 4 * up->srtt_us;
+    uint64_t cap = (uint64_t)pool->cfg->timeout_ms * 1000u;
+    if (wait < PING_MIN_US)
+        wait = PING_MIN_US;
+    c->ping_due_us = now + (wait < cap ? wait : cap);
+    dotproxy_frame_put_prefix(c->out + c->out_tail, sizeof ping_query);
+    memcpy(c->out + c->out_tail + 2, ping_query, sizeof ping_query);
+    dotproxy_dns_set_id(c->out + c->out_tail + 2, sizeof ping_query, wire);
+    c->out_tail += sizeof ping_query + 2u;
+    c->last_tx_us = now;
+    if (c->queued++ == 0)
+        c->queued_since_us = now;
+    mark_dirty(c);
+    dp_log(pool->log, DOTPROXY_LOG_DEBUG, "upstream %s: idle, checking its connection", up->label);
+    /* Arming a timer that is not armed can fail (no room in the heap): the
+     * check then ends with the idle close or the next answer. */
+    if ((!dp_timer_armed(&c->timer) || c->ping_due_us < c->timer.due_us) &&
+        dp_timer_set(pool->loop, &c->timer, c->ping_due_us) != 0)
+        dp_log(pool->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for a timer", up->label);
+}
+
 void dp_tls_pool_close_all(struct dp_pool *pool, struct dp_upstream *up)
 {
     while (up->pool.n_conns > 0) {
@@ -1142,6 +1224,20 @@ static uint64_t race_due(const struct dp_upstream *up)
     return q->sent_us + race_delay(up);
 }
 
+/* When a query parked by race() (no other upstream usable, none in
+ * `tried`) is looked at again: when the first other upstream's backoff
+ * ends, and at most RACE_RECHECK_US from now. */
+static uint64_t race_recheck(const struct dp_upstreams *set, uint32_t tried, uint64_t now)
+{
+    uint64_t at = now + RACE_RECHECK_US;
+    for (size_t i = 0; i < set->n; i++) {
+        const struct dp_upstream *o = set->ups[i];
+        if (!(tried & (1u << o->index)) && o->down_until_us > now && o->down_until_us < at)
+            at = o->down_until_us;
+    }
+    return at;
+}
+
 /* Queries that waited for up's connect longer than its race delay go to
  * another upstream (when one is usable; else they keep waiting), and up
  * is "slow" for new queries until its connect ends either way. */
@@ -1157,9 +1253,11 @@ static void race(struct dp_pool *pool, struct dp_upstream *up, uint64_t now)
         if (q->sent_us + d > now)
             break; /* later ones came later */
         if (!dp_upstreams_any_usable(pool->ups, q->tried | bit)) {
-            /* Nowhere else to go: keep waiting, and stop looking (its
-             * deadline ends the wait). */
-            q->sent_us = UINT64_MAX - d;
+            /* Nowhere else to go now: keep waiting, and look again when
+             * another upstream's backoff ends (at most RACE_RECHECK_US
+             * from now: a reload may bring new ones, a probe may end a
+             * backoff early). Its deadline ends the wait otherwise. */
+            q->sent_us = race_recheck(pool->ups, q->tried | bit, now) - d;
             break;
         }
         dp_list_remove(&q->wait);

@@ -55,6 +55,12 @@ struct dp_conn {
     uint64_t n_answered;      /* answers matched on this connection */
     unsigned queued;          /* queries in out not yet written */
     uint64_t queued_since_us; /* when the oldest of them was queued */
+    /* Liveness check of an idle connection (dp_tls_pool_ping): its query
+     * holds a slot marked dead from the start, so that nothing but the
+     * answer's arrival (or the connection's end) frees it. */
+    int ping_pending;
+    uint16_t ping_wire;   /* its wire ID */
+    uint64_t ping_due_us; /* the connection is failed if no answer by then */
 };
 
 /* What the pool calls up into, given at init (the pipeline, proxy.c). */
@@ -122,6 +128,12 @@ uint64_t dp_tls_pool_next_due(const struct dp_pool *pool);
 void dp_tls_pool_flush(struct dp_pool *pool, int force);
 /* Open a connection to up (background probe). */
 void dp_tls_pool_probe(struct dp_pool *pool, struct dp_upstream *up);
+/* Check that an idle ready connection of up still works: send it a query
+ * (". NS", cached by every resolver) of our own. An answer of any kind
+ * counts as up answering; none within the ping timeout fails the
+ * connection and counts against up's health. Nothing when up has no
+ * ready connection with a free slot, or a check is already on its way. */
+void dp_tls_pool_ping(struct dp_pool *pool, struct dp_upstream *up);
 /* Take every live query off up (in flight or waiting) onto out, linked by
  * their `wait` member, for dispatching elsewhere. */
 void dp_tls_pool_evict(struct dp_upstream *up, struct dp_list *out);

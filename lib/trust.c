@@ -13,6 +13,26 @@
 #include "config.h"
 #include "dotproxy/error.h"
 
+DOTPROXY_EXPORT int dotproxy_config_check_tls_priority(const char *prio, char *why, size_t cap)
+{
+    gnutls_priority_t p;
+    const char *err_pos = NULL;
+
+    if (prio == NULL || prio[0] == '\0')
+        return DOTPROXY_EINVAL;
+    int rc = gnutls_priority_init(&p, prio, &err_pos);
+    if (rc < 0) {
+        if (why != NULL && cap > 0)
+            snprintf(why, cap, "rejected at '%s': %s", err_pos ? err_pos : prio,
+                     gnutls_strerror(rc));
+        return DOTPROXY_ETLS;
+    }
+    gnutls_priority_deinit(p);
+    if (why != NULL && cap > 0)
+        why[0] = '\0';
+    return 0;
+}
+
 int dp_trust_load(const struct dp_logger *lg, const struct dotproxy_config *cfg,
                   gnutls_certificate_credentials_t *credp, gnutls_priority_t *priop)
 {

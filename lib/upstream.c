@@ -16,16 +16,19 @@
 #define BACKOFF_MIN_US 250000u
 #define BACKOFF_MAX_US 5000000u
 
-/* Idle health: an upstream nobody used for this long, with no connection
- * open, gets a probe (a TCP connect and TLS handshake), so that one that
- * went away while the clients were quiet shows down, and one that came
- * back shows up, within about this period without client traffic. One
- * handshake per period and upstream at most, jittered +-20 % (in practice
- * one per idle limit plus up to a period, as the probe's connection is kept
- * until then); while it fails, the backoff (BACKOFF_*) paces the probes
- * instead. Only upstreams that carried a query in the last
- * HEALTH_IDLE_MAX_US are probed: an unused proxy stays quiet (and one that
- * was never used has nothing to report but its configuration). */
+/* Idle health: an upstream that carried no answer for this long is
+ * checked, so that one that went away while the clients were quiet shows
+ * down, and one that came back shows up, within about this period plus
+ * the check's own timeout, without client traffic. With a connection open
+ * the check is a query on it (the pool's ping: an open connection proves
+ * nothing when the path is black-holed, as no FIN or RST ever comes);
+ * without one, a TCP connect and TLS handshake. One check per period and
+ * upstream at most, jittered +-20 %, counted from its last answer, so that
+ * an upstream the clients keep busy is never checked; while it fails, the
+ * backoff (BACKOFF_*) paces the probes instead. Only upstreams that carried
+ * a query in the last HEALTH_IDLE_MAX_US are checked: an unused proxy stays
+ * quiet (and one that was never used has nothing to report but its
+ * configuration). */
 #define HEALTH_PERIOD_US   5000000u
 #define HEALTH_IDLE_MAX_US 600000000u
 
@@ -38,11 +41,14 @@ static void probe_fire(struct dp_timer *t)
         up->set->hooks.probe(up, up->set->hooks.user);
 }
 
-static void health_arm(struct dp_upstream *up)
+/* Arm up's idle check a period (jittered) after `from`. */
+static void health_arm(struct dp_upstream *up, uint64_t from)
 {
     struct dp_upstreams *set = up->set;
     uint64_t jitter = dp_prng_below(set->prng, HEALTH_PERIOD_US / 5 + 1);
-    uint64_t due = set->loop->now_us + HEALTH_PERIOD_US - HEALTH_PERIOD_US / 10 + jitter;
+    uint64_t due = from + HEALTH_PERIOD_US - HEALTH_PERIOD_US / 10 + jitter;
+    if (due <= set->loop->now_us)
+        due = set->loop->now_us + HEALTH_PERIOD_US / 10 + jitter;
     if (dp_timer_set(set->loop, &up->health, due) != 0)
         dp_log(set->log, DOTPROXY_LOG_ERR, "upstream %s: out of memory for the health timer",
                up->label);
@@ -57,12 +63,20 @@ static void health_fire(struct dp_timer *t)
         up->last_used_us = now;
     }
     /* Failing ones are probed on their backoff (probe_fire); busy ones tell
-     * their health through their queries. */
-    if (up->pool.n_conns == 0 && up->fails == 0 && dp_upstream_usable(up, now) &&
-        up->last_used_us != 0 && now - up->last_used_us < HEALTH_IDLE_MAX_US &&
-        now - up->last_ok_us >= HEALTH_PERIOD_US - HEALTH_PERIOD_US / 10)
-        up->set->hooks.probe(up, up->set->hooks.user);
-    health_arm(up);
+     * their health through their answers: the next check comes a period
+     * after the last one. */
+    if (now - up->last_ok_us < HEALTH_PERIOD_US - HEALTH_PERIOD_US / 10) {
+        health_arm(up, up->last_ok_us);
+        return;
+    }
+    if (up->fails == 0 && dp_upstream_usable(up, now) && up->last_used_us != 0 &&
+        now - up->last_used_us < HEALTH_IDLE_MAX_US) {
+        if (up->pool.n_conns == 0)
+            up->set->hooks.probe(up, up->set->hooks.user);
+        else if (up->set->hooks.ping != NULL)
+            up->set->hooks.ping(up, up->set->hooks.user);
+    }
+    health_arm(up, now);
 }
 
 /* cfg's index-th upstream of the context's set: a configured one, or past
@@ -147,7 +161,7 @@ void dp_upstreams_set(struct dp_upstreams *set, struct dp_upstream *const *ups, 
         ups[i]->idle_limit_us = 0;
         if (!dp_timer_armed(&ups[i]->health)) {
             ups[i]->last_ok_us = set->loop->now_us;
-            health_arm(ups[i]);
+            health_arm(ups[i], set->loop->now_us);
         }
     }
     set->n = n;

@@ -72,6 +72,10 @@ struct dp_upstream {
 struct dp_upstream_hooks {
     /* up's backoff is over and it has no connection: try to open one. */
     void (*probe)(struct dp_upstream *up, void *user);
+    /* up is healthy, idle and has a connection open: check that the
+     * connection still works (a query on it). Its outcome comes back as
+     * dp_upstream_answered or a connect failure. */
+    void (*ping)(struct dp_upstream *up, void *user);
     void *user;
 };
 

@@ -219,6 +219,12 @@ DOTPROXY_EXPORT unsigned dotproxy_config_get_handshake_timeout_ms(const dotproxy
     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:-GROUP-ALL:"                \
     "+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1"
 DOTPROXY_EXPORT int dotproxy_config_set_tls_priority(dotproxy_config *cfg, const char *prio);
+/* Check a priority string as dotproxy_ctx_new() will, without a context
+ * (e.g. while reading a configuration file, to name its line): 0, or
+ * DOTPROXY_ETLS with GnuTLS's reason and the position it stopped at in
+ * why[0..cap) ("rejected at '+FOO': The request is invalid."), or
+ * DOTPROXY_EINVAL (NULL or empty). Thread-safe. */
+DOTPROXY_EXPORT int dotproxy_config_check_tls_priority(const char *prio, char *why, size_t cap);
 /* The string in effect: DOTPROXY_TLS_PRIORITY_DEFAULT until one is set. */
 DOTPROXY_EXPORT const char *dotproxy_config_get_tls_priority(const dotproxy_config *cfg);
 
@@ -339,7 +345,12 @@ DOTPROXY_EXPORT int dotproxy_config_set_keep_ecs(dotproxy_config *cfg, int on);
 DOTPROXY_EXPORT int dotproxy_config_get_keep_ecs(const dotproxy_config *cfg);
 
 /* One answered query, for query logging (privacy: off unless set). A value
- * type; pointers are borrowed for the duration of the callback. */
+ * type; pointers are borrowed for the duration of the callback. It grows:
+ * later versions only append fields (tests/abi/layouts.txt holds the
+ * released layout), and the library always hands a whole struct of its own
+ * size, so a callback built against an older header reads its prefix; one
+ * built against a newer header checks dotproxy_struct_size() (proxy.h)
+ * before reading a field the running library may not have. */
 typedef struct dotproxy_query_log {
     const struct sockaddr *client; /* NULL for dotproxy_ctx_query() */
     socklen_t client_len;

@@ -126,6 +126,141 @@ DOTPROXY_EXPORT int dotproxy_dns_make_reply(uint8_t *out, size_t cap, const uint
  * parse, or DOTPROXY_ENOSPC if even header + question + OPT exceed limit. */
 DOTPROXY_EXPORT int dotproxy_dns_truncate(uint8_t *msg, size_t len, size_t limit);
 
+/* ---- building a query and reading the records of a message -------------
+ *
+ * dotproxy_dns_build_query() writes a whole query from a name in text; the
+ * record iterator walks every section of a message that
+ * dotproxy_dns_parse() accepts (so every guard above applies: compression
+ * pointers only backwards, bounded hops, names within 255 octets) and hands
+ * out one record at a time, with typed readers for the common types. */
+
+/* Options of dotproxy_dns_build_query(), or-ed together. */
+#define DOTPROXY_DNS_Q_RD   0x01u /* recursion desired (what a stub wants) */
+#define DOTPROXY_DNS_Q_CD   0x02u /* checking disabled */
+#define DOTPROXY_DNS_Q_EDNS 0x04u /* add an OPT RR (RFC 6891) */
+#define DOTPROXY_DNS_Q_DO   0x08u /* DNSSEC OK (RFC 3225); implies EDNS */
+#define DOTPROXY_DNS_Q_ID   0x10u /* use the id argument, not a random ID */
+
+#define DOTPROXY_DNS_CLASS_IN   1
+#define DOTPROXY_DNS_TYPE_A     1
+#define DOTPROXY_DNS_TYPE_NS    2
+#define DOTPROXY_DNS_TYPE_CNAME 5
+#define DOTPROXY_DNS_TYPE_SOA   6
+#define DOTPROXY_DNS_TYPE_PTR   12
+#define DOTPROXY_DNS_TYPE_MX    15
+#define DOTPROXY_DNS_TYPE_TXT   16
+#define DOTPROXY_DNS_TYPE_AAAA  28
+#define DOTPROXY_DNS_TYPE_OPT   41
+
+/* Room for any name in presentation form, escapes and the NUL included
+ * (every octet of a 255-octet name written as \DDD stays below it). */
+#define DOTPROXY_DNS_NAME_TEXT_MAX 1024
+
+/* Write into out[0..cap) a query (opcode 0, one question) for `name` in
+ * presentation form ("www.example.org", a final dot optional, "." for the
+ * root; "\." and "\DDD" escapes allowed), qtype and qclass. opts: the
+ * DOTPROXY_DNS_Q_* bits. The ID is `id` with DOTPROXY_DNS_Q_ID, else drawn
+ * from the library's own generator (never rand(); thread-safe, seeded from
+ * the kernel). With EDNS or DO the query ends with an OPT RR (version 0,
+ * no options) advertising udp_size (0: 1232; below 512: 512).
+ * Returns the query's length, DOTPROXY_EINVAL (NULL, or a name that is
+ * empty, has an empty label, a label over 63 or a name over 255 octets),
+ * or DOTPROXY_ENOSPC (cap too small; 12 + 255 + 4 + 11 = 282 always fits). */
+DOTPROXY_EXPORT int dotproxy_dns_build_query(uint8_t *out, size_t cap, const char *name,
+                                             uint16_t qtype, uint16_t qclass, unsigned opts,
+                                             uint16_t id, uint16_t udp_size);
+
+enum dotproxy_dns_section {
+    DOTPROXY_DNS_SECTION_QUESTION = 0,
+    DOTPROXY_DNS_SECTION_ANSWER = 1,
+    DOTPROXY_DNS_SECTION_AUTHORITY = 2,
+    DOTPROXY_DNS_SECTION_ADDITIONAL = 3,
+};
+
+/* One record (or question) of a message. A value type that borrows the
+ * message: valid while the message bytes are. Offsets are from the start of
+ * the message. For a question, ttl is 0 and rdata NULL, rdlen 0. */
+typedef struct dotproxy_dns_rr {
+    const uint8_t *msg; /* the message the record belongs to */
+    size_t msg_len;
+    int section;       /* a dotproxy_dns_section */
+    uint16_t name_off; /* owner name (may be compressed) */
+    uint16_t type;
+    uint16_t rclass; /* for OPT: the payload size */
+    uint32_t ttl;    /* for OPT: extended rcode, version, flags */
+    uint16_t rdata_off;
+    uint16_t rdlen;
+    const uint8_t *rdata; /* msg + rdata_off */
+} dotproxy_dns_rr;
+
+/* Iteration state over one message. Fields are private; the struct is
+ * public only so that it can live on the caller's stack. */
+typedef struct dotproxy_dns_iter {
+    const uint8_t *msg;
+    size_t len;
+    size_t pos;
+    uint16_t left[4];
+    int section;
+} dotproxy_dns_iter;
+
+/* Start iterating over msg[0..len): the whole message is validated first
+ * with dotproxy_dns_parse()'s rules. 0, DOTPROXY_EINVAL (NULL) or
+ * DOTPROXY_EMALFORMED (then every dotproxy_dns_iter_next() returns 0). */
+DOTPROXY_EXPORT int dotproxy_dns_iter_init(dotproxy_dns_iter *it, const uint8_t *msg, size_t len);
+
+/* The next record, in message order (questions, answers, authority,
+ * additional; the OPT RR too): 1 and *rr filled, 0 at the end, or
+ * DOTPROXY_EINVAL (NULL). */
+DOTPROXY_EXPORT int dotproxy_dns_iter_next(dotproxy_dns_iter *it, dotproxy_dns_rr *rr);
+
+/* The name at msg[off] in presentation form into buf[0..cap): labels joined
+ * by dots, a final dot, "." for the root, case kept; '.', '\\' and the
+ * master-file specials escaped with '\\', other octets outside 0x21..0x7E
+ * as \DDD. Compression is followed with dotproxy_dns_parse()'s bounds.
+ * Returns the text length (without the NUL), DOTPROXY_EINVAL (NULL),
+ * DOTPROXY_EMALFORMED or DOTPROXY_ENOSPC (DOTPROXY_DNS_NAME_TEXT_MAX
+ * always suffices). */
+DOTPROXY_EXPORT int dotproxy_dns_name_text(const uint8_t *msg, size_t len, size_t off, char *buf,
+                                           size_t cap);
+
+/* The owner name of rr as text (as dotproxy_dns_name_text). */
+DOTPROXY_EXPORT int dotproxy_dns_rr_name(const dotproxy_dns_rr *rr, char *buf, size_t cap);
+
+/* The address of an A (IN, 4 octets) or AAAA (IN, 16 octets) record, in
+ * network order. 0, or DOTPROXY_EINVAL (NULL, another type or class, or
+ * the wrong RDATA length). */
+DOTPROXY_EXPORT int dotproxy_dns_rr_a(const dotproxy_dns_rr *rr, uint8_t out[4]);
+DOTPROXY_EXPORT int dotproxy_dns_rr_aaaa(const dotproxy_dns_rr *rr, uint8_t out[16]);
+
+/* The target name of a CNAME (also NS and PTR, which have the same RDATA)
+ * as text. Length, or DOTPROXY_EINVAL (another type), DOTPROXY_EMALFORMED,
+ * DOTPROXY_ENOSPC. */
+DOTPROXY_EXPORT int dotproxy_dns_rr_cname(const dotproxy_dns_rr *rr, char *buf, size_t cap);
+
+/* The character-strings of a TXT record, one per call: start with
+ * *pos = 0; each call returns 1 with *str (borrowed from the message, not
+ * NUL-terminated) and *len (0..255), 0 after the last one, or
+ * DOTPROXY_EINVAL (not TXT, NULL) or DOTPROXY_EMALFORMED (a length running
+ * past the RDATA). */
+DOTPROXY_EXPORT int dotproxy_dns_rr_txt(const dotproxy_dns_rr *rr, size_t *pos, const uint8_t **str,
+                                        size_t *len);
+
+/* An SOA record's fields (RFC 1035 3.3.13); the two names as offsets into
+ * the message, for dotproxy_dns_name_text(). */
+typedef struct dotproxy_dns_soa {
+    uint16_t mname_off;
+    uint16_t rname_off;
+    uint32_t serial;
+    uint32_t refresh;
+    uint32_t retry;
+    uint32_t expire;
+    uint32_t minimum;
+} dotproxy_dns_soa;
+
+/* 0 and *out filled, or DOTPROXY_EINVAL (NULL, not SOA) or
+ * DOTPROXY_EMALFORMED. */
+DOTPROXY_EXPORT int dotproxy_dns_rr_soa(const dotproxy_dns_rr *rr, dotproxy_dns_soa *out);
+
 /* ---- 2-octet length framing (TCP / TLS) ---------------------------------
  *
  * A reassembly buffer over caller memory. Bytes are read straight into it

@@ -4,9 +4,17 @@
  * One context = one event loop = one thread at a time. A context owns its
  * listening sockets, its TLS connection pool to the upstreams and its timers;
  * it never creates a thread. Run several contexts in parallel (one per thread,
- * with dotproxy_config_set_reuseport) to use several cores. Only
- * dotproxy_ctx_stop() and dotproxy_ctx_wakeup() may be called from another
- * thread or a signal handler. */
+ * with dotproxy_config_set_reuseport) to use several cores.
+ *
+ * Thread rules: every function is called from the thread driving the
+ * context, except these, which are safe from any thread:
+ *   dotproxy_ctx_reload, dotproxy_ctx_cache_flush, dotproxy_ctx_counter,
+ *   dotproxy_ctx_upstream_stats, dotproxy_ctx_upstream_stats_sized,
+ *   dotproxy_ctx_upstream_count, dotproxy_ctx_latency_histogram,
+ *   dotproxy_ctx_stop, dotproxy_ctx_wakeup.
+ * Of these, only dotproxy_ctx_stop and dotproxy_ctx_wakeup are also safe
+ * from a signal handler. (tests/docs/check_docs.py holds this list to the
+ * "Safe from any thread" notes on the functions below.) */
 #ifndef DOTPROXY_PROXY_H
 #define DOTPROXY_PROXY_H
 
@@ -27,8 +35,25 @@ typedef struct dotproxy_ctx dotproxy_ctx;
  * Returns 0, DOTPROXY_EINVAL (NULL, or no upstream configured),
  * DOTPROXY_ENOMEM, DOTPROXY_ETLS (CA file unreadable or empty, bad priority
  * string) or DOTPROXY_EBIND (an address could not be bound; the log callback
- * says which and why). *out is written only on success. */
+ * says which and why, and dotproxy_ctx_new_why() returns it). *out is
+ * written only on success. */
 DOTPROXY_EXPORT int dotproxy_ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg);
+
+/* dotproxy_ctx_new(), and on failure the reason as one line of text in
+ * why[0..cap) (NUL-terminated, cut to fit): the error the context met, as
+ * it would have logged it ("cannot listen on 127.0.0.1@53 (UDP): Address
+ * already in use", "TLS priority string rejected at 'FOO': ..."), whether or
+ * not a log callback is set; the code's dotproxy_strerror() text when there
+ * is nothing more to say. why is emptied on success. Same return values. */
+DOTPROXY_EXPORT int dotproxy_ctx_new_why(dotproxy_ctx **out, const dotproxy_config *cfg, char *why,
+                                         size_t cap);
+
+/* The last error a running context met and logged (at DOTPROXY_LOG_ERR,
+ * kept whether or not a log callback is set: e.g. a reload whose TLS
+ * settings could not be loaded) into buf[0..cap), NUL-terminated. Returns
+ * its length (0: none so far; may exceed cap - 1 when cut), or
+ * DOTPROXY_EINVAL. From the thread driving the context. */
+DOTPROXY_EXPORT int dotproxy_ctx_last_error(const dotproxy_ctx *ctx, char *buf, size_t cap);
 
 /* Close every socket and free the context. NULL-safe. Queries still in
  * flight are dropped without an answer; call dotproxy_ctx_stop() and run the
@@ -44,7 +69,11 @@ DOTPROXY_EXPORT int dotproxy_ctx_listen_port(const dotproxy_ctx *ctx, size_t ind
  * dotproxy_error with answer NULL when none could be had (deadline passed,
  * every upstream failed, context freed or stopped). Called exactly once, from
  * inside dotproxy_ctx_process() or dotproxy_ctx_free(). The answer is
- * borrowed for the duration of the call. */
+ * borrowed for the duration of the call. The callback may call
+ * dotproxy_ctx_query() on the same context (a follow-up query, e.g. after a
+ * CNAME): the new query is queued and enters the pipeline at the next turn
+ * (due at once), so its own callback is never called from inside this one.
+ * The callback must not free the context. */
 typedef void (*dotproxy_answer_fn)(int rcode, const uint8_t *answer, size_t len, void *user);
 
 /* Send one DNS query (a whole message, copied) through the context's TLS
@@ -126,7 +155,10 @@ enum dotproxy_counter {
     DOTPROXY_CTR_COUNT_                  /* number of counters; not a counter */
 };
 
-/* What an operator wants to know about one upstream. A value type. */
+/* What an operator wants to know about one upstream. A value type that
+ * grows: later versions only append fields (tests/abi/layouts.txt holds
+ * the released layout), and dotproxy_ctx_upstream_stats_sized() writes no
+ * more than the size the caller was built with. */
 typedef struct dotproxy_upstream_stats {
     char label[300]; /* "ADDR@PORT#NAME" */
     int healthy;     /* 1 unless backing off after failed connects */
@@ -144,6 +176,25 @@ typedef struct dotproxy_upstream_stats {
  * or DOTPROXY_EINVAL (no such upstream). */
 DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats(dotproxy_ctx *ctx, size_t index,
                                                 dotproxy_upstream_stats *out);
+
+/* The same, for a struct that may be larger in later versions: pass
+ * sizeof(*out). Writes min(size, the library's size) octets: fields the
+ * library does not know are zeroed, fields the caller does not know are
+ * not written. Safe from any thread. Returns 0, or DOTPROXY_EINVAL (no
+ * such upstream, or size smaller than the 0.1 struct). */
+DOTPROXY_EXPORT int dotproxy_ctx_upstream_stats_sized(dotproxy_ctx *ctx, size_t index,
+                                                      dotproxy_upstream_stats *out, size_t size);
+
+/* The structs that grow by appended fields, for dotproxy_struct_size(). */
+enum dotproxy_struct {
+    DOTPROXY_STRUCT_UPSTREAM_STATS = 0,
+    DOTPROXY_STRUCT_QUERY_LOG = 1,
+};
+
+/* The size of a growing struct as this library knows it (0 for an unknown
+ * one): a program built against a newer header reads a field appended
+ * later only when offsetof(field) + its size is within it. Thread-safe. */
+DOTPROXY_EXPORT size_t dotproxy_struct_size(int which);
 
 /* Number of upstreams (as of the last turn). Safe from any thread. */
 DOTPROXY_EXPORT size_t dotproxy_ctx_upstream_count(dotproxy_ctx *ctx);

@@ -27,6 +27,7 @@ The staging directory is removed in every case.
 """
 import argparse
 import filecmp
+import glob
 import os
 import re
 import stat
@@ -117,15 +118,40 @@ def check_layout(args, stage):
             if not re.search(r'^\.TH DOTPROXYD 8 ', f.read(), re.M):
                 problems.append(f'{man}: no ".TH DOTPROXYD 8" title line')
 
+    # The library's reference pages (docs/man3), installed as they are.
+    man3_src = os.path.join(os.path.dirname(args.example_config), '..', 'docs', 'man3')
+    for src in sorted(glob.glob(os.path.join(man3_src, '*.3'))):
+        page = staged(stage, args.prefix, args.mandir, 'man3', os.path.basename(src))
+        if not os.path.isfile(page):
+            problems.append(f'{page}: missing')
+        elif not filecmp.cmp(page, src, shallow=False):
+            problems.append(f'{page}: differs from {src}')
+    if not glob.glob(os.path.join(man3_src, 'libdotproxy.3')):
+        problems.append(f'{man3_src}: no libdotproxy.3 to install')
+
     conf = staged(stage, args.prefix, args.datadir, 'doc', 'dotproxyd',
                   os.path.basename(args.example_config))
     unit = staged(stage, args.prefix, 'lib', 'systemd', 'system',
                   os.path.basename(args.systemd_unit))
-    for path, src in ((conf, args.example_config), (unit, args.systemd_unit)):
-        if not os.path.isfile(path):
-            problems.append(f'{path}: missing')
-        elif not filecmp.cmp(path, src, shallow=False):
-            problems.append(f'{path}: differs from {src}')
+    if not os.path.isfile(conf):
+        problems.append(f'{conf}: missing')
+    elif not filecmp.cmp(conf, args.example_config, shallow=False):
+        problems.append(f'{conf}: differs from {args.example_config}')
+    # The unit is the source with ExecStart naming the daemon where this
+    # prefix installs it (not /usr/sbin for a /usr/local install).
+    daemon = os.path.join(args.prefix, args.sbindir, 'dotproxyd')
+    if not os.path.isfile(unit):
+        problems.append(f'{unit}: missing')
+    else:
+        with open(args.systemd_unit, encoding='utf-8') as f:
+            want = f.read().replace('\nExecStart=/usr/sbin/dotproxyd ',
+                                    f'\nExecStart={daemon} ')
+        with open(unit, encoding='utf-8') as f:
+            got = f.read()
+        if f'\nExecStart={daemon} ' not in got:
+            problems.append(f'{unit}: ExecStart does not run {daemon}')
+        elif got != want:
+            problems.append(f'{unit}: differs from {args.systemd_unit} beyond ExecStart')
 
     if problems:
         return fail('the staged install is incomplete:\n  ' + '\n  '.join(

@@ -45,6 +45,12 @@ ninja -C "$tmp/build" >"$tmp/ninja.log" 2>&1 || { tail -50 "$tmp/ninja.log" >&2;
     { cat "$tmp/install.log" >&2; fail "meson install"; }
 stage=$tmp/stage
 ok "built and staged into a temp destdir"
+# -Dtests=false builds nothing for the tests: not the static twin of the library.
+internal=$(find "$tmp/build" -name 'libdotproxy_internal*' | head -1)
+[[ -z $internal ]] || fail "-Dtests=false still built the test-only ${internal#"$tmp/build/"}"
+ok "no test-only static library with -Dtests=false"
+unit=$stage/usr/lib/systemd/system/dotproxyd.service
+grep -q '^ExecStart=/usr/sbin/dotproxyd ' "$unit" || fail "$unit: ExecStart is not /usr/sbin/dotproxyd"
 
 # --- 2. the staged tree ---------------------------------------------------------------
 [[ -x $stage/usr/sbin/dotproxyd && ! -L $stage/usr/sbin/dotproxyd ]] ||

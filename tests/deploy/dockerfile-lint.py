@@ -5,7 +5,8 @@
 House rules for the project's Dockerfile, checked without a container engine:
   * every RUN that installs with apt-get also runs `apt-get update` (no stale index
     from an earlier layer), passes --no-install-recommends, and removes
-    /var/lib/apt/lists in the same RUN (so the index is in no layer);
+    /var/lib/apt/lists and clears /var/cache/apt (apt-get clean) in the same RUN (so
+    neither the index nor downloaded packages are in any layer);
   * no ADD from a URL (unpinned, uncached downloads; use a package or COPY);
   * the final stage sets a USER that is not root, has a HEALTHCHECK (not NONE) with
     an explicit --timeout, EXPOSEs 53/udp and 53/tcp, uses exec-form ENTRYPOINT and
@@ -129,6 +130,9 @@ def lint(text, probe_port=None):
                     problems.append(f"line {n}: apt-get install without --no-install-recommends")
                 if not re.search(r"rm\s+-(?:rf|fr)\s+/var/lib/apt/lists", args):
                     problems.append(f"line {n}: RUN installs packages but does not rm -rf /var/lib/apt/lists")
+                if not re.search(r"apt-get\s+clean|rm\s+-(?:rf|fr)\s+/var/cache/apt", args):
+                    problems.append(f"line {n}: RUN installs packages but does not clear /var/cache/apt"
+                                    " (apt-get clean)")
                 if "apt-get update" not in args:
                     problems.append(f"line {n}: apt-get install without apt-get update in the same RUN")
             if kw == "ADD" and re.search(r"(?:^|\s)(?:https?|ftp)://|git@", args):
@@ -197,6 +201,8 @@ MUTATIONS = [
      "without --no-install-recommends"),
     ("keep the apt lists", lambda t: t.replace("rm -rf /var/lib/apt/lists/*", "true"),
      "does not rm -rf /var/lib/apt/lists"),
+    ("keep the apt caches", lambda t: t.replace("apt-get clean", "true"),
+     "does not clear /var/cache/apt"),
     ("install from a stale index", lambda t: t.replace("apt-get update", "true"),
      "without apt-get update"),
     ("run as root", lambda t: re.sub(r"(?m)^USER .*$", "USER root", t), "USER is root"),
@@ -228,7 +234,7 @@ MUTATIONS = [
      "is not the port health-probe asks"),
     ("compiler in the final stage",
      lambda t: t + "\nRUN apt-get update && apt-get install -y --no-install-recommends gcc"
-                   " && rm -rf /var/lib/apt/lists/*\n", "installs build tools"),
+                   " && apt-get clean && rm -rf /var/lib/apt/lists/*\n", "installs build tools"),
 ]
 
 

@@ -22,9 +22,34 @@ Then:
   parts name no option the table lacks, and the limits table's defaults are
   the table's.
 
+Beyond the option table, one truth each (issue 16), read from the files
+beside README.md in the source tree:
+
+- the answer cache is shared by the workers unless --cache-per-worker: a
+  sentence of --help, dotproxyd(8), the example config, README.md or
+  docs/deployment.md that calls the cache per worker names that option;
+- what a reload leaves for a restart: the lists in docs/deployment.md and in
+  the example configuration are the table's restart-only options (as the
+  man page's SIGHUP entry already is), and none says the cache settings wait
+  for a restart (a reload starts a new, empty cache);
+- the health checks' environment: the variables each probe script documents
+  are the ones it reads, and every DOTPROXY_HEALTH_* / DOTPROXY_PROBE_*
+  variable dotproxyd(8), docs/deployment.md or the Dockerfile names belongs
+  to the probe the sentence is about;
+- include/dotproxy/proxy.h: the thread rules in the top comment list exactly
+  the functions whose own comment says "Safe from any thread";
+- README.md's first two commands: no sudo (they say who runs apt-get), and
+  the second reconfigures the first's build directory (`meson setup
+  --reconfigure build`: a plain `meson setup build` only says "already
+  configured", and tests whose tools the second installs, Chromium's, would
+  silently not be registered), installing every package the first does;
+- bench/: no script reaches outside the repository by default (the rig is
+  bench/rig/).
+
 --self-test breaks the documents in memory, one rule at a time, and checks
 that each break is reported. Exit status 0, 1 (a mismatch), 2 (usage).
 """
+import os
 import re
 import subprocess
 import sys
@@ -309,15 +334,208 @@ def check_readme(table, help_out, src):
     return errors
 
 
+# ---- one truth each (issue 16) ---------------------------------------------------------
+
+PER_WORKER_RE = re.compile(r"\bcaches?\b[^.;)]{0,60}?\b(one per worker|per worker|each worker|"
+                           r"its own)\b", re.I)
+
+
+def sentences(text):
+    text = re.sub(r"(?m)^\s*#+ ?", "", text)  # comment markers of the config and Dockerfile
+    return re.split(r"(?<=[.;:])\s+(?=[A-Z(`-])", re.sub(r"\s+", " ", text))
+
+
+def man_text(src):
+    return " ".join(roff_line(l) for l in src.splitlines())
+
+
+def check_cache_sharing(docs):
+    """A sentence that calls the answer cache per worker names --cache-per-worker."""
+    errors = []
+    for where, text in docs.items():
+        for sent in sentences(text):
+            bare = re.sub(r"\([^()]*\)", "", sent)  # asides: "(RFC 2308 ...)"
+            if not PER_WORKER_RE.search(bare) or "cache-per-worker" in sent:
+                continue
+            errors.append("%s calls the cache per worker without --cache-per-worker (shared "
+                          "by default): %r" % (where, sent[:160]))
+    return errors
+
+
+def restart_lists(table, deployment, example):
+    errors = []
+    restart = {o.name for o in visible(table) if "restart" in o.flags}
+    m = re.search(r"((?:`[a-z-]+`(?:,\s*|\s+and\s+))+`[a-z-]+`)([^.]*?) take effect only at",
+                  re.sub(r"\s+", " ", deployment))
+    if m is None:
+        errors.append("docs/deployment.md: no list of what takes effect only at a restart")
+    else:
+        listed = set(re.findall(r"`([a-z-]+)`", m.group(1)))
+        if "cache" in m.group(2) or "cache" in m.group(1):
+            errors.append("docs/deployment.md: says the cache settings wait for a restart; a "
+                          "reload starts a new, empty cache")
+        if listed != restart:
+            errors.append("docs/deployment.md: restart-only %s; the table says %s"
+                          % (", ".join(sorted(listed)), ", ".join(sorted(restart))))
+    comments = " ".join(l.lstrip("# ").rstrip() for l in example.splitlines() if l.startswith("#"))
+    m = re.search(r"SIGHUP re-reads this file[^.]*\. ([a-z, -]+?) take effect only after a restart",
+                  re.sub(r"\s+", " ", comments))
+    if m is None:
+        errors.append("example config: no list of what takes effect only after a restart")
+    else:
+        listed = set(re.split(r",\s*|\s+and\s+", m.group(1).strip())) - {""}
+        if listed != restart:
+            errors.append("example config: restart-only %s; the table says %s"
+                          % (", ".join(sorted(listed)), ", ".join(sorted(restart))))
+    return errors
+
+
+VAR_RE = re.compile(r"DOTPROXY_(?:HEALTH|PROBE)_[A-Z]+")
+
+
+def probe_vars(script):
+    """(documented in its Environment comment, read by the script)."""
+    doc = set(re.findall(r"(?m)^#\s{2,}(DOTPROXY_[A-Z_]+)\s", script))
+    read = set(re.findall(r"\$\{(DOTPROXY_[A-Z_]+):-", script))
+    return doc, read
+
+
+def check_probe_vars(probes, docs, dockerfile):
+    errors = []
+    owner = {}
+    # "the image's health check", with no probe named, is the Dockerfile's HEALTHCHECK.
+    m = re.search(r"(?m)^HEALTHCHECK .*(?:\\\n.*)*?CMD \[\"[^\"]*/([a-z-]+)\"", dockerfile)
+    image_probe = m.group(1) if m else None
+    for name, script in probes.items():
+        doc, read = probe_vars(script)
+        if doc != read - {"DOTPROXY_PROBE_ID"}:  # the test-only ID is not for users
+            errors.append("deploy/docker/%s documents %s but reads %s"
+                          % (name, ", ".join(sorted(doc)), ", ".join(sorted(read))))
+        for v in read:
+            owner[v] = name
+    for where, text in docs.items():
+        for sent in sentences(text):
+            named = set(VAR_RE.findall(sent))
+            if not named:
+                continue
+            for v in sorted(named - set(owner)):
+                errors.append("%s names %s, which no probe reads" % (where, v))
+            probes_named = {p for p in probes if p in sent}
+            if not probes_named and image_probe and re.search(r"health ?check|HEALTHCHECK", sent, re.I):
+                probes_named = {image_probe}
+            if not probes_named:
+                probes_named = {owner[v] for v in named if v in owner}
+                if len(probes_named) > 1:
+                    errors.append("%s mixes the probes' variables: %r" % (where, sent[:160]))
+            for v in named & set(owner):
+                if owner[v] not in probes_named:
+                    errors.append("%s: %s belongs to %s, not %s: %r"
+                                  % (where, v, owner[v], ", ".join(sorted(probes_named)),
+                                     sent[:160]))
+    return errors
+
+
+def check_thread_rules(header):
+    body = re.sub(r"\s*\n\s*\*\s*", " ", header)
+    m = re.search(r"which are safe from any thread:\s*(.*?)\.\s", body)
+    if m is None:
+        return ["proxy.h: the top comment does not list the functions safe from any thread"]
+    listed = set(re.findall(r"dotproxy_\w+", m.group(1)))
+    said = set()
+    for cm in re.finditer(r"/\*((?:(?!\*/).)*?)\*/\s*(?:#define[^\n]*\n\s*)?"
+                          r"DOTPROXY_EXPORT[^;]*?\b(dotproxy_\w+)\s*\(", header, re.S):
+        if re.search(r"Safe\s+from\s+(?:\*\s+)?any\s+(?:\*\s+)?thread", cm.group(1)):
+            said.add(cm.group(2))
+    errors = []
+    for f in sorted(said - listed):
+        errors.append("proxy.h: %s says it is safe from any thread; the top comment does not "
+                      "list it" % f)
+    for f in sorted(listed - said):
+        errors.append("proxy.h: the top comment lists %s as safe from any thread; its own "
+                      "comment does not say so" % f)
+    return errors
+
+
+def check_readme_commands(readme):
+    blocks = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    if len(blocks) < 2:
+        return ["README.md: fewer than two sh blocks (install and build; run the tests)"]
+    first, second = blocks[0], blocks[1]
+    errors = []
+    for n, b in ((1, first), (2, second)):
+        if re.search(r"\bsudo\b", b):
+            errors.append("README.md: command %d uses sudo; say who runs apt-get instead" % n)
+    m = re.search(r"meson setup (\S+)", first)
+    if m is None:
+        errors.append("README.md: the first command makes no build directory")
+    else:
+        d = re.escape(m.group(1))
+        if not re.search(r"meson setup --reconfigure %s\b|meson setup %s --reconfigure\b|"
+                         r"meson configure %s\b" % (d, d, d), second):
+            errors.append("README.md: the second command does not reconfigure %s (meson setup "
+                          "--reconfigure), so tests its packages enable stay unregistered"
+                          % m.group(1))
+    pk = [set(re.findall(r"apt-get install -y ([^&]*)", b)[0].split()) if "apt-get install" in b
+          else set() for b in (first, second)]
+    missing = pk[0] - pk[1]
+    if missing:
+        errors.append("README.md: the second command does not install %s"
+                      % ", ".join(sorted(missing)))
+    return errors
+
+
+def check_bench(scripts):
+    errors = []
+    for name, text in sorted(scripts.items()):
+        for n, line in enumerate(text.splitlines(), 1):
+            if re.search(r"/work/shared|\.\./shared\b|\$SRC/\.\.|\"\$SRC\"/\.\.", line):
+                errors.append("bench/%s:%d reaches outside the repository: %s"
+                              % (name, n, line.strip()[:100]))
+    return errors
+
+
 # ---- main -----------------------------------------------------------------------------
 
 
-def check_all(table, help_out, readme, man, example):
-    return check_man(table, man) + check_example(table, example) + \
+def check_all(table, help_out, readme, man, example, extra=None):
+    errors = check_man(table, man) + check_example(table, example) + \
         check_readme(table, help_out, readme)
+    if extra is None:
+        return errors
+    errors += check_cache_sharing({"dotproxyd --help": help_out, "dotproxyd(8)": man_text(man),
+                                   "example config": example, "README.md": readme,
+                                   "docs/deployment.md": extra["deployment"]})
+    errors += restart_lists(table, extra["deployment"], example)
+    errors += check_probe_vars(extra["probes"], {"dotproxyd(8)": man_text(man),
+                                                 "docs/deployment.md": extra["deployment"],
+                                                 "Dockerfile": extra["dockerfile"]},
+                               extra["dockerfile"])
+    errors += check_thread_rules(extra["proxy_h"])
+    errors += check_readme_commands(readme)
+    errors += check_bench(extra["bench"])
+    return errors
 
 
-def self_test(table, help_out, readme, man, example):
+def read_extra(readme_path):
+    root = os.path.dirname(os.path.abspath(readme_path))
+
+    def rd(*p):
+        with open(os.path.join(root, *p), encoding="utf-8") as f:
+            return f.read()
+    bench = {}
+    for d, _, files in os.walk(os.path.join(root, "bench")):
+        for f in files:
+            if f.endswith((".sh", ".py", ".gp")):
+                path = os.path.join(d, f)
+                bench[os.path.relpath(path, os.path.join(root, "bench"))] = open(
+                    path, encoding="utf-8").read()
+    return {"bench": bench, "deployment": rd("docs", "deployment.md"), "dockerfile": rd("Dockerfile"),
+            "proxy_h": rd("include", "dotproxy", "proxy.h"),
+            "probes": {"health-probe": rd("deploy", "docker", "health-probe"),
+                       "dns-probe": rd("deploy", "docker", "dns-probe")}}
+
+
+def self_test(table, help_out, readme, man, example, extra):
     """Each break must be reported; the unbroken documents must pass."""
     breaks = [
         ("man: a wrong default", "man",
@@ -345,21 +563,68 @@ def self_test(table, help_out, readme, man, example):
          "--frobnicate"),
         ("README: a limit default", "readme",
          lambda s: s.replace("| 5 s |", "| 6 s |", 1), "--handshake-timeout default 6 s"),
+        ("man: the cache per worker again", "man",
+         lambda s: s.replace("shared by the workers (one per worker with\n"
+                             ".BR \\-\\-cache\\-per\\-worker ).", "one per worker.", 1),
+         "calls the cache per worker"),
+        ("deployment: cache settings at restart", "deployment",
+         lambda s: s.replace("and `dnstap` take\neffect only at",
+                             "`dnstap` and the cache settings take\neffect only at", 1),
+         "cache settings wait for a restart"),
+        ("deployment: restart list", "deployment",
+         lambda s: s.replace("`metrics-host`, ", "", 1), "docs/deployment.md: restart-only"),
+        ("example: restart list", "example",
+         lambda s: re.sub(r"(?m)^(# listen, .*?)workers, ", r"\1", s, count=1),
+         "example config: restart-only"),
+        ("man: the other probe's variables", "man",
+         lambda s: s.replace(".BR DOTPROXY_HEALTH_ADDR ,", ".BR DOTPROXY_PROBE_ADDR ,", 1),
+         "belongs to dns-probe"),
+        ("man: the image's health check, unnamed, with the other probe's variables", "man",
+         lambda s: s.replace("(GET /health on", "(GET /heath on", 1).replace(
+             ".I /usr/libexec/dotproxyd/health\\-probe\n", "", 1).replace(
+             ".BR DOTPROXY_HEALTH_ADDR ,", ".BR DOTPROXY_PROBE_ADDR ,", 1),
+         "belongs to dns-probe"),
+        ("probe: a variable read but not documented", "health-probe",
+         lambda s: s.replace("#   DOTPROXY_HEALTH_TIMEOUT", "#   (timeout)", 1),
+         "health-probe documents"),
+        ("README: the second command sets up the build again", "readme",
+         lambda s: s.replace("meson setup --reconfigure build", "meson setup build", 1),
+         "does not reconfigure build"),
+        ("README: sudo", "readme",
+         lambda s: s.replace("```sh\napt-get install", "```sh\nsudo apt-get install", 1),
+         "command 1 uses sudo"),
+        ("README: a package only the first command installs", "readme",
+         lambda s: s.replace("check ca-certificates &&", "check ca-certificates valgrind &&", 1),
+         "valgrind"),
+        ("bench: the shared rig outside the repository", "bench",
+         lambda s: s.replace("${SHARED_BENCH:-$SRC/bench/rig}",
+                             '${SHARED_BENCH:-$(cd "$SRC/.." && pwd)/shared/bench}', 1),
+         "reaches outside the repository"),
+        ("proxy.h: thread rules", "proxy_h",
+         lambda s: s.replace(" *   dotproxy_ctx_upstream_count,", " *", 1),
+         "the top comment does not list it"),
     ]
-    base = check_all(table, help_out, readme, man, example)
+    base = check_all(table, help_out, readme, man, example, extra)
     failed = 0
     if base:
         print("FAIL: the documents as they are do not pass:\n  " + "\n  ".join(base))
         failed += 1
     for what, doc, mutate, expect in breaks:
-        docs = {"readme": readme, "man": man, "example": example}
+        docs = {"readme": readme, "man": man, "example": example,
+                "deployment": extra["deployment"], "proxy_h": extra["proxy_h"],
+                "health-probe": extra["probes"]["health-probe"],
+                "bench": extra["bench"]["peers-run.sh"]}
         broken = mutate(docs[doc])
         if broken == docs[doc]:
             print("FAIL: %s: the mutation did not apply (test out of date)" % what)
             failed += 1
             continue
         docs[doc] = broken
-        errs = check_all(table, help_out, docs["readme"], docs["man"], docs["example"])
+        ext = {"bench": dict(extra["bench"], **{"peers-run.sh": docs["bench"]}),
+               "deployment": docs["deployment"], "dockerfile": extra["dockerfile"],
+               "proxy_h": docs["proxy_h"],
+               "probes": dict(extra["probes"], **{"health-probe": docs["health-probe"]})}
+        errs = check_all(table, help_out, docs["readme"], docs["man"], docs["example"], ext)
         if any(expect in e for e in errs):
             print("ok: %s is reported" % what)
         else:
@@ -383,9 +648,10 @@ def main(argv):
         man = f.read()
     with open(example_path, encoding="utf-8") as f:
         example = f.read()
+    extra = read_extra(readme_path)
     if selftest:
-        return self_test(table, help_out, readme, man, example)
-    errors = check_all(table, help_out, readme, man, example)
+        return self_test(table, help_out, readme, man, example, extra)
+    errors = check_all(table, help_out, readme, man, example, extra)
     for e in errors:
         print("FAIL: " + e)
     if not errors:

@@ -123,6 +123,7 @@ def dns_seeds():
     s.append(hdr(1, 0x0100, 2, 0, 0, 0) + q('a.b') + ptr(12) + b'\0\1\0\1')  # 2 q
     for x in s:
         save('dns_parse', x)
+        save('dns_iter', x)  # the record iterator reads the same messages
 
 
 def frame_stream(msgs):

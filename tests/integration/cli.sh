@@ -19,6 +19,11 @@ usage_error() {
 usage_error "bad upstream port" \
     "--upstream '1\.1\.1\.1@99999': port must be a number from 1 to 65535" \
     --upstream 1.1.1.1@99999
+usage_error "port after a colon" \
+    "--listen '127\.0\.0\.1:5353': not an IPv4 or IPv6 address; the port goes after '@': '127\.0\.0\.1@5353'" \
+    --listen 127.0.0.1:5353
+usage_error "bracketed IPv6 and a colon port" "the port goes after '@': '::1@5353'" \
+    --listen '[::1]:5353'
 usage_error "bad listen address" "--listen '1\.2\.3': not an IPv4 or IPv6 address" \
     --listen 1.2.3
 usage_error "host name as an address" "--upstream 'dns\.google': not an IPv4 or IPv6 address" \

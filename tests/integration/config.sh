@@ -153,8 +153,18 @@ check_eq "check-config without a file: exit 0" 0 "$?"
 printf 'not a certificate\n' >"$WORK/junk.pem"
 conf_error "check-config: CA file that is not PEM" "TLS settings unusable: ca-file '$WORK/junk\.pem'" \
     --check-config -u "$UP" --ca-file "$WORK/junk.pem"
-conf_error "check-config: bad TLS priority" "tls-priority is not a valid GnuTLS priority string" \
+conf_error "check-config: bad TLS priority" \
+    "--tls-priority 'NOPE': rejected at 'NOPE': " \
     --check-config -u "$UP" --ca-file "$PKI/ca.pem" --tls-priority NOPE
+# In a file: its line and GnuTLS's position, under --check-config as at a
+# real start (issue 16), also when the value continues on the next line.
+printf 'upstream = %s\ntls-priority = NORMAL:-VERS-ALL:\n +VERS-TLS1.3:+NOPE\n' "$UP" >"$bad"
+conf_error "check-config: bad TLS priority in a file" \
+    "$bad:2: tls-priority = 'NORMAL:-VERS-ALL:\+VERS-TLS1\.3:\+NOPE': rejected at '\+NOPE': " \
+    --check-config -c "$bad" --ca-file "$PKI/ca.pem"
+conf_error "start: bad TLS priority in a file" \
+    "$bad:2: tls-priority = 'NORMAL:-VERS-ALL:\+VERS-TLS1\.3:\+NOPE': rejected at '\+NOPE': " \
+    -c "$bad" --ca-file "$PKI/ca.pem" --listen 127.0.0.1@0
 printf '  \n' >"$WORK/empty-token"
 conf_error "check-config: empty API token file" "api-token-file '$WORK/empty-token': empty" \
     --check-config -u "$UP" --ca-file "$PKI/ca.pem" --api-token-file "$WORK/empty-token"

@@ -40,11 +40,11 @@
 #include "dnsclient.h"
 #include "dotserver.h"
 #include "pki.h"
+#include "rig.h"
 
 #define WAIT_MS 8000
 
-static char pki_dir[PATH_MAX];
-
+/* The listener tests' logger (the contexts log through the rig's). */
 static void log_sink(int level, const char *msg, void *user)
 {
     (void)user;
@@ -52,80 +52,10 @@ static void log_sink(int level, const char *msg, void *user)
         fprintf(stderr, "dotproxy[%d]: %s\n", level, msg);
 }
 
-static ts_dotserver *server_start(ts_dotserver_opts o)
-{
-    char err[256] = "";
-    o.cert_file = ts_pki_path(pki_dir, "server.pem");
-    o.key_file = ts_pki_path(pki_dir, "server-key.pem");
-    o.errbuf = err;
-    o.errbuf_len = sizeof err;
-    ts_dotserver *s = NULL;
-    ck_assert_msg(ts_dotserver_start(&s, &o) == 0, "DoT server start: %s", err);
-    return s;
-}
-
 /* Listening on 127.0.0.1 (port 0), one upstream, the test CA. */
 static dotproxy_config *config_one(uint16_t port)
 {
-    dotproxy_config *cfg = NULL;
-    char spec[128];
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
-    snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port, TS_PKI_SERVER_NAME);
-    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
-    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
-    return cfg;
-}
-
-typedef struct rig {
-    dotproxy_ctx *ctx;
-    uint16_t port;
-    pthread_t thread;
-    int run_rc;
-} rig;
-
-static void *rig_thread(void *arg)
-{
-    rig *r = arg;
-    r->run_rc = dotproxy_ctx_run(r->ctx);
-    return NULL;
-}
-
-static void rig_up(rig *r, dotproxy_config *cfg)
-{
-    memset(r, 0, sizeof *r);
-    int rc = dotproxy_ctx_new(&r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
-    r->port = (uint16_t)dotproxy_ctx_listen_port(r->ctx, 0);
-    ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
-}
-
-static void rig_down(rig *r)
-{
-    dotproxy_ctx_stop(r->ctx);
-    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
-    ck_assert_int_eq(r->run_rc, 0);
-    dotproxy_ctx_free(r->ctx);
-}
-
-static uint64_t ctr(const rig *r, int which)
-{
-    return dotproxy_ctx_counter(r->ctx, which);
-}
-
-/* Reload with cfg (freed here) and wait until it is applied. */
-static void rig_reload(rig *r, dotproxy_config *cfg)
-{
-    uint64_t before = ctr(r, DOTPROXY_CTR_RELOADS);
-    int rc = dotproxy_ctx_reload(r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_reload: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
-    int64_t end = ts_now_ms() + WAIT_MS;
-    while (ctr(r, DOTPROXY_CTR_RELOADS) <= before && ts_now_ms() < end)
-        poll(NULL, 0, 2);
-    ck_assert_uint_gt(ctr(r, DOTPROXY_CTR_RELOADS), before);
+    return ts_rig_config(&port, 1);
 }
 
 /* ---- a burst of concurrent UDP queries ---------------------------------------- */
@@ -237,7 +167,7 @@ static void burst_close(burst *b)
 
 /* The first upstream's stats: the most in flight and connections seen
  * while polling for ms (the snapshot is refreshed every 100 ms). */
-static void watch_upstream(rig *r, int ms, unsigned *max_inflight, unsigned *max_conns)
+static void watch_upstream(ts_rig *r, int ms, unsigned *max_inflight, unsigned *max_conns)
 {
     int64_t end = ts_now_ms() + ms;
     *max_inflight = *max_conns = 0;
@@ -258,16 +188,16 @@ static void watch_upstream(rig *r, int ms, unsigned *max_inflight, unsigned *max
 START_TEST(test_limits_reload_raising_max_queries_admits_more_queries_without_overrunning)
 {
     /* The red team's case: 16 raised to 4096, then 300 queries at once. */
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.delay_ms = 300});
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.delay_ms = 300}, "server");
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_set_max_queries(cfg, 16), 0);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 0), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_set_max_queries(cfg, 4096), 0);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 0), 0);
-    rig_reload(&r, cfg);
+    ts_rig_reload(&r, cfg);
     burst b;
     burst_send_paced(&b, r.port, 300, 1, srv);
     burst_collect(&b, WAIT_MS);
@@ -281,18 +211,18 @@ START_TEST(test_limits_reload_raising_max_queries_admits_more_queries_without_ov
     burst_collect(&b, WAIT_MS);
     burst_close(&b);
     ck_assert_uint_eq(b.noerror, 300);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
 
 START_TEST(test_limits_reload_lowering_max_queries_under_load_bounds_the_queries_admitted)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.delay_ms = 400});
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.delay_ms = 400}, "server");
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 0), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     burst b;
     burst_send_paced(&b, r.port, 300, 1, srv);
     /* Wait until they are in flight, then lower the bound under them. */
@@ -302,7 +232,7 @@ START_TEST(test_limits_reload_lowering_max_queries_under_load_bounds_the_queries
     cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_set_max_queries(cfg, 16), 0);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 0), 0);
-    rig_reload(&r, cfg);
+    ts_rig_reload(&r, cfg);
     burst_collect(&b, WAIT_MS);
     burst_close(&b);
     ck_assert_msg(b.noerror == 300, "queries in flight across the reload: %u of 300 answered",
@@ -314,7 +244,7 @@ START_TEST(test_limits_reload_lowering_max_queries_under_load_bounds_the_queries
     ck_assert_msg(b.noerror <= 16 && b.noerror >= 1 && b.noerror + b.servfail == 100,
                   "after lowering max-queries to 16: %u answered, %u SERVFAIL of 100", b.noerror,
                   b.servfail);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -332,17 +262,17 @@ static dotproxy_config *config_conns(uint16_t port, unsigned inflight, unsigned 
 
 START_TEST(test_limits_reload_raising_and_lowering_max_inflight_under_load_takes_effect)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.delay_ms = 300});
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.delay_ms = 300}, "server");
     uint16_t up = ts_dotserver_port(srv);
-    rig r;
-    rig_up(&r, config_conns(up, 16, 1));
+    ts_rig r;
+    ts_rig_up(&r, config_conns(up, 16, 1));
     burst b;
     burst_send(&b, r.port, 200, 1);
     unsigned inflight, conns;
     watch_upstream(&r, 300, &inflight, &conns);
     ck_assert_uint_le(inflight, 16);
     /* Raised while 200 queries wait: the connection must not stay at 16. */
-    rig_reload(&r, config_conns(up, 1024, 1));
+    ts_rig_reload(&r, config_conns(up, 1024, 1));
     burst_collect(&b, WAIT_MS);
     burst_close(&b);
     ck_assert_msg(b.noerror == 200, "raising max-inflight: %u of 200 answered", b.noerror);
@@ -351,7 +281,7 @@ START_TEST(test_limits_reload_raising_and_lowering_max_inflight_under_load_takes
     ck_assert_msg(inflight > 16, "max-inflight raised to 1024: at most %u in flight seen",
                   inflight);
     /* Lowered while those are in flight (200 queries, 64 at a time). */
-    rig_reload(&r, config_conns(up, 64, 1));
+    ts_rig_reload(&r, config_conns(up, 64, 1));
     burst_collect(&b, WAIT_MS);
     burst_close(&b);
     ck_assert_msg(b.noerror == 200, "lowering max-inflight: %u of 200 answered", b.noerror);
@@ -361,23 +291,23 @@ START_TEST(test_limits_reload_raising_and_lowering_max_inflight_under_load_takes
     burst_close(&b);
     ck_assert_msg(inflight <= 64, "max-inflight lowered to 64: %u in flight seen", inflight);
     ck_assert_uint_eq(b.noerror, 100);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
 
 START_TEST(test_limits_reload_raising_and_lowering_max_connections_under_load_takes_effect)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.delay_ms = 250});
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.delay_ms = 250}, "server");
     uint16_t up = ts_dotserver_port(srv);
-    rig r;
-    rig_up(&r, config_conns(up, 16, 1));
+    ts_rig r;
+    ts_rig_up(&r, config_conns(up, 16, 1));
     burst b;
     burst_send(&b, r.port, 100, 1);
     unsigned inflight, conns;
     watch_upstream(&r, 200, &inflight, &conns);
     ck_assert_uint_le(conns, 1);
-    rig_reload(&r, config_conns(up, 16, 4));
+    ts_rig_reload(&r, config_conns(up, 16, 4));
     watch_upstream(&r, 400, &inflight, &conns);
     burst_collect(&b, WAIT_MS);
     burst_close(&b);
@@ -385,7 +315,7 @@ START_TEST(test_limits_reload_raising_and_lowering_max_connections_under_load_ta
     ck_assert_msg(conns > 1, "max-connections raised to 4: at most %u connections seen", conns);
     burst_send(&b, r.port, 100, 2);
     watch_upstream(&r, 200, &inflight, &conns);
-    rig_reload(&r, config_conns(up, 16, 1));
+    ts_rig_reload(&r, config_conns(up, 16, 1));
     burst_collect(&b, WAIT_MS);
     burst_close(&b);
     ck_assert_msg(b.noerror == 100, "lowering max-connections: %u of 100 answered", b.noerror);
@@ -395,7 +325,7 @@ START_TEST(test_limits_reload_raising_and_lowering_max_connections_under_load_ta
     burst_close(&b);
     ck_assert_msg(conns <= 1, "max-connections lowered to 1: %u connections seen", conns);
     ck_assert_uint_eq(b.noerror, 50);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -424,15 +354,15 @@ static dotproxy_config *config_tcp(uint16_t port, unsigned clients)
 
 START_TEST(test_limits_reload_raising_and_lowering_max_tcp_clients_under_load_takes_effect)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0});
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t up = ts_dotserver_port(srv);
-    rig r;
-    rig_up(&r, config_tcp(up, 4));
+    ts_rig r;
+    ts_rig_up(&r, config_tcp(up, 4));
     int fds[40];
     for (int i = 0; i < 40; i++)
         fds[i] = -1;
     /* Raised to 40: forty clients stay open together and are all served. */
-    rig_reload(&r, config_tcp(up, 40));
+    ts_rig_reload(&r, config_tcp(up, 40));
     for (int i = 0; i < 40; i++) {
         fds[i] = ts_dns_tcp_connect(r.port);
         ck_assert_int_ge(fds[i], 0);
@@ -444,7 +374,7 @@ START_TEST(test_limits_reload_raising_and_lowering_max_tcp_clients_under_load_ta
     /* Lowered to 5: the 35 least recently active are closed at once. */
     for (int i = 35; i < 40; i++)
         ck_assert_int_eq(tcp_ask(fds[i], (uint16_t)(200 + i), "tcp.limits.test"), 1);
-    rig_reload(&r, config_tcp(up, 5));
+    ts_rig_reload(&r, config_tcp(up, 5));
     for (int i = 0; i < 35; i++) {
         uint8_t buf[64];
         int n = ts_dns_tcp_recv(fds[i], buf, sizeof buf, WAIT_MS);
@@ -455,7 +385,7 @@ START_TEST(test_limits_reload_raising_and_lowering_max_tcp_clients_under_load_ta
         ck_assert_int_eq(tcp_ask(fds[i], (uint16_t)(300 + i), "tcp.limits.test"), 1);
     for (int i = 0; i < 40; i++)
         close(fds[i]);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -464,19 +394,19 @@ END_TEST
 
 START_TEST(test_limits_reload_raising_and_lowering_cache_size_under_load_answers_every_query)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.delay_ms = 200});
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.delay_ms = 200}, "server");
     uint16_t up = ts_dotserver_port(srv);
     dotproxy_config *cfg = config_one(up);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 16), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     const size_t sizes[] = {10000, 0, 16, 50000, 1000};
     for (unsigned k = 0; k < 5; k++) {
         burst b;
         burst_send(&b, r.port, 200, k);
         cfg = config_one(up);
         ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, sizes[k]), 0);
-        rig_reload(&r, cfg);
+        ts_rig_reload(&r, cfg);
         burst_collect(&b, WAIT_MS);
         burst_close(&b);
         ck_assert_msg(b.noerror == 200, "cache-size to %zu under load: %u of 200 answered",
@@ -494,7 +424,7 @@ START_TEST(test_limits_reload_raising_and_lowering_cache_size_under_load_answers
     burst_close(&b);
     ck_assert_uint_eq(b.noerror, 20);
     ck_assert_uint_eq(ts_dotserver_queries(srv), before);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -503,9 +433,9 @@ END_TEST
 
 START_TEST(test_limits_answers_a_tcp_query_followed_by_a_zero_length_frame_then_closes)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.delay_ms = 50});
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(srv)));
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.delay_ms = 50}, "server");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(srv)));
     int fd = ts_dns_tcp_connect(r.port);
     ck_assert_int_ge(fd, 0);
     uint8_t msg[512];
@@ -526,7 +456,7 @@ START_TEST(test_limits_answers_a_tcp_query_followed_by_a_zero_length_frame_then_
     ck_assert_msg(n == 0 || n == -ECONNRESET, "the connection stays open after a bad frame (%d)",
                   n);
     close(fd);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -535,7 +465,7 @@ END_TEST
 
 START_TEST(test_limits_udp_receive_loop_reads_a_bounded_number_of_datagrams_per_turn)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0});
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     dotproxy_ctx *ctx = NULL;
     ck_assert_int_eq(dotproxy_ctx_new(&ctx, cfg), 0);
@@ -773,12 +703,12 @@ static Suite *limits_suite(void)
 
 int main(void)
 {
-    if (ts_pki_tmpdir(pki_dir, sizeof pki_dir, "dotproxy-test-limits") != 0)
+    if (ts_rig_pki_init("dotproxy-test-limits") != 0)
         return EXIT_FAILURE;
     SRunner *sr = srunner_create(limits_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    ts_pki_tmpdir_remove(pki_dir);
+    ts_rig_pki_fini();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -806,6 +807,149 @@ START_TEST(test_proxy_answers_an_api_query_on_a_context_without_a_listen_address
 }
 END_TEST
 
+/* A callback that asks again: the follow-up goes through the same context,
+ * and its callback runs later, never nested inside the first one. */
+typedef struct chained {
+    dotproxy_ctx *ctx;
+    int depth; /* callbacks running now */
+    int nested;
+    int ask_rc;
+    api_result first, second;
+} chained;
+
+static void on_second(int rcode, const uint8_t *answer, size_t len, void *user)
+{
+    chained *c = user;
+    c->nested |= c->depth > 0;
+    on_api_answer(rcode, answer, len, &c->second);
+}
+
+static void on_first(int rcode, const uint8_t *answer, size_t len, void *user)
+{
+    chained *c = user;
+    c->depth++;
+    on_api_answer(rcode, answer, len, &c->first);
+    uint8_t q[128];
+    size_t qlen = query(q, sizeof q, 0xc002, "second.chain.test", TS_DNS_TYPE_A, 0);
+    c->ask_rc = dotproxy_ctx_query(c->ctx, q, qlen, on_second, c);
+    c->depth--;
+}
+
+START_TEST(test_proxy_lets_an_answer_callback_send_the_next_query)
+{
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server.pem", "server-key.pem");
+    proxy_spec ps = {.upstream_port = {ts_dotserver_port(srv)}, .no_listen = 1};
+    chained c;
+    memset(&c, 0, sizeof c);
+    c.ctx = proxy_new(&ps);
+    uint8_t q[128];
+    size_t qlen = query(q, sizeof q, 0xc001, "first.chain.test", TS_DNS_TYPE_A, 0);
+    ck_assert_int_eq(dotproxy_ctx_query(c.ctx, q, qlen, on_first, &c), 0);
+    run_until_called(c.ctx, &c.first, 1);
+    ck_assert_int_eq(c.first.calls, 1);
+    ck_assert_int_eq(c.ask_rc, 0);
+    run_until_called(c.ctx, &c.second, 1);
+    ck_assert_int_eq(c.second.calls, 1);
+    ck_assert_int_eq(c.nested, 0);
+    assert_a_answer(c.first.answer, (int)c.first.len, 0xc001, "first.chain.test");
+    assert_a_answer(c.second.answer, (int)c.second.len, 0xc002, "second.chain.test");
+    ck_assert_uint_eq(dotproxy_ctx_counter(c.ctx, DOTPROXY_CTR_QUERIES_API), 2);
+    run_until_stopped(c.ctx);
+    dotproxy_ctx_free(c.ctx);
+    ck_assert_int_eq(c.second.calls, 1);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+/* A context that cannot start says why through the API, without a log
+ * callback; a running one keeps its last error. */
+START_TEST(test_proxy_says_why_a_context_cannot_start)
+{
+    char why[256];
+    dotproxy_config *cfg = NULL;
+    dotproxy_ctx *ctx = NULL;
+    int held;
+    uint16_t port = refusing_port(&held);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1@%u", (unsigned)port);
+
+    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
+    strcpy(why, "stale");
+    ck_assert_int_eq(dotproxy_ctx_new_why(&ctx, cfg, why, sizeof why), DOTPROXY_EINVAL);
+    ck_assert_str_eq(why, "no upstream configured");
+    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, "127.0.0.1@853#dns.test"), 0);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_add_listen(cfg, listen), 0);
+    ck_assert_int_eq(dotproxy_ctx_new_why(&ctx, cfg, why, sizeof why), DOTPROXY_EBIND);
+    ck_assert_ptr_null(ctx);
+    ck_assert_msg(strstr(why, "cannot listen on") != NULL && strstr(why, listen) != NULL &&
+                      strstr(why, "TCP") != NULL,
+                  "why: %s", why);
+
+    ck_assert_int_eq(dotproxy_config_clear_listen(cfg), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_priority(cfg, "NORMAL:+NOSUCHTHING"), 0);
+    ck_assert_int_eq(dotproxy_ctx_new_why(&ctx, cfg, why, sizeof why), DOTPROXY_ETLS);
+    ck_assert_msg(strstr(why, "TLS priority") != NULL && strstr(why, "NOSUCHTHING") != NULL,
+                  "why: %s", why);
+    /* cut to fit, never past cap */
+    char small[8];
+    ck_assert_int_eq(dotproxy_ctx_new_why(&ctx, cfg, small, sizeof small), DOTPROXY_ETLS);
+    ck_assert_uint_eq(strlen(small), sizeof small - 1);
+
+    /* A running context: a reload whose priority string is refused. */
+    ck_assert_int_eq(dotproxy_config_set_tls_priority(cfg, NULL), 0);
+    ck_assert_int_eq(dotproxy_ctx_new_why(&ctx, cfg, why, sizeof why), 0);
+    ck_assert_str_eq(why, "");
+    ck_assert_int_eq(dotproxy_ctx_last_error(ctx, why, sizeof why), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_priority(cfg, "NORMAL:+NOSUCHTHING"), 0);
+    ck_assert_int_eq(dotproxy_ctx_reload(ctx, cfg), 0);
+    ck_assert_int_eq(dotproxy_ctx_run_once(ctx, 100), 0);
+    ck_assert_int_gt(dotproxy_ctx_last_error(ctx, why, sizeof why), 0);
+    ck_assert_msg(strstr(why, "reload") != NULL, "last error: %s", why);
+    dotproxy_ctx_free(ctx);
+    dotproxy_config_free(cfg);
+    close(held);
+}
+END_TEST
+
+/* Stats that may grow: the sized call writes no more than asked, zeroes
+ * what the library does not know, and refuses less than the 0.1 struct. */
+START_TEST(test_proxy_upstream_stats_sized_writes_only_the_callers_size)
+{
+    proxy_spec ps = {.upstream_port = {853}, .no_listen = 1};
+    dotproxy_ctx *ctx = proxy_new(&ps);
+    size_t lib = dotproxy_struct_size(DOTPROXY_STRUCT_UPSTREAM_STATS);
+    ck_assert_uint_eq(lib, sizeof(dotproxy_upstream_stats));
+    ck_assert_uint_eq(dotproxy_struct_size(DOTPROXY_STRUCT_QUERY_LOG), sizeof(dotproxy_query_log));
+    ck_assert_uint_eq(dotproxy_struct_size(999), 0);
+
+    unsigned char big[sizeof(dotproxy_upstream_stats) + 32];
+    memset(big, 0xAA, sizeof big);
+    ck_assert_int_eq(dotproxy_ctx_upstream_stats_sized(
+                         ctx, 0, (dotproxy_upstream_stats *)(void *)big, sizeof big),
+                     0);
+    for (size_t i = lib; i < sizeof big; i++)
+        ck_assert_uint_eq(big[i], 0);
+    dotproxy_upstream_stats plain;
+    ck_assert_int_eq(dotproxy_ctx_upstream_stats(ctx, 0, &plain), 0);
+    ck_assert_str_eq(plain.label, ((dotproxy_upstream_stats *)(void *)big)->label);
+
+    /* a caller built with a smaller (older) struct: nothing past its size */
+    size_t old = offsetof(dotproxy_upstream_stats, answers) + sizeof(uint64_t);
+    memset(big, 0xAA, sizeof big);
+    ck_assert_int_eq(
+        dotproxy_ctx_upstream_stats_sized(ctx, 0, (dotproxy_upstream_stats *)(void *)big, old), 0);
+    for (size_t i = old; i < sizeof big; i++)
+        ck_assert_uint_eq(big[i], 0xAA);
+    ck_assert_int_eq(
+        dotproxy_ctx_upstream_stats_sized(ctx, 0, (dotproxy_upstream_stats *)(void *)big, old - 1),
+        DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_ctx_upstream_stats_sized(ctx, 1, &plain, sizeof plain),
+                     DOTPROXY_EINVAL);
+    dotproxy_ctx_free(ctx);
+}
+END_TEST
+
 #define TIER1_MAX_FDS 64
 
 /* One tier-1 turn, as an embedder with its own poll() loop does it: ask
@@ -1060,6 +1204,9 @@ static Suite *proxy_suite(void)
 
     tc = tcase("embedding");
     tcase_add_test(tc, test_proxy_answers_an_api_query_on_a_context_without_a_listen_address);
+    tcase_add_test(tc, test_proxy_lets_an_answer_callback_send_the_next_query);
+    tcase_add_test(tc, test_proxy_says_why_a_context_cannot_start);
+    tcase_add_test(tc, test_proxy_upstream_stats_sized_writes_only_the_callers_size);
     tcase_add_test(tc, test_proxy_works_when_driven_through_fds_poll_and_process);
     tcase_add_test(tc, test_proxy_answers_queries_in_flight_when_stopped);
     tcase_add_test(tc, test_proxy_listens_on_port_zero_even_when_tcp_holds_the_port_udp_got);

@@ -48,27 +48,10 @@
 #include "dnsclient.h"
 #include "dotserver.h"
 #include "pki.h"
+#include "rig.h"
 
 /* Bound on anything that should happen promptly. */
 #define WAIT_MS 5000
-
-static char pki_dir[PATH_MAX];
-
-/* ---- upstreams --------------------------------------------------------------- */
-
-static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert)
-{
-    char err[256] = "", crt[64], key[64];
-    snprintf(crt, sizeof crt, "%s.pem", cert);
-    snprintf(key, sizeof key, "%s-key.pem", cert);
-    o.cert_file = ts_pki_path(pki_dir, crt);
-    o.key_file = ts_pki_path(pki_dir, key);
-    o.errbuf = err;
-    o.errbuf_len = sizeof err;
-    ts_dotserver *s = NULL;
-    ck_assert_msg(ts_dotserver_start(&s, &o) == 0, "DoT server start: %s", err);
-    return s;
-}
 
 /* Wait (at most ms) until a server counter reaches want; the last value seen. */
 static unsigned wait_server_for(unsigned (*get)(const ts_dotserver *), const ts_dotserver *s,
@@ -85,20 +68,6 @@ static unsigned wait_server(unsigned (*get)(const ts_dotserver *), const ts_dots
                             unsigned want)
 {
     return wait_server_for(get, s, want, WAIT_MS);
-}
-
-/* A TCP port on 127.0.0.1 that refuses connections: bound, never listening,
- * and kept bound (so nobody else takes it) until the caller closes fd. */
-static uint16_t refusing_port(int *fd)
-{
-    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
-    return ntohs(sa.sin_port);
 }
 
 /* ---- SPKI pins --------------------------------------------------------------- */
@@ -160,123 +129,14 @@ static void random_pin(size_t n, char *out, size_t cap)
 
 /* ---- the proxy --------------------------------------------------------------- */
 
-/* ERR lines logged by any context of this test process (one per test: Check
- * forks each test). Written from the proxy's thread. */
-static atomic_uint log_errors;
-
-static void log_sink(int level, const char *msg, void *user)
-{
-    (void)user;
-    if (level == DOTPROXY_LOG_ERR)
-        atomic_fetch_add(&log_errors, 1);
-    /* DP_TEST_LOG=1 shows the engine's view when a test fails. */
-    if (getenv("DP_TEST_LOG") != NULL)
-        fprintf(stderr, "%lld dotproxy[%d]: %s\n", (long long)(ts_now_ms() % 100000), level, msg);
-}
-
-static void add_upstream(dotproxy_config *cfg, uint16_t port)
-{
-    char spec[128];
-    ck_assert_int_lt(
-        snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port, TS_PKI_SERVER_NAME),
-        (int)sizeof spec);
-    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
-}
-
-/* A configuration listening on 127.0.0.1, port 0, trusting the test CA, with
- * the given upstreams (in order); the caller adds the rest. */
-static dotproxy_config *config_for(const uint16_t *ports, size_t n)
-{
-    dotproxy_config *cfg = NULL;
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
-    for (size_t i = 0; i < n; i++)
-        add_upstream(cfg, ports[i]);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
-    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
-    return cfg;
-}
-
 static dotproxy_config *config_one(uint16_t port)
 {
-    return config_for(&port, 1);
+    return ts_rig_config(&port, 1);
 }
 
-/* A context on a thread of its own. */
-typedef struct rig {
-    dotproxy_ctx *ctx;
-    uint16_t port; /* the proxy's UDP and TCP port */
-    pthread_t thread;
-    int running;
-    int run_rc;
-} rig;
-
-static void *rig_thread(void *arg)
+static uint64_t wait_ctr(const ts_rig *r, int which, uint64_t want)
 {
-    rig *r = arg;
-    r->run_rc = dotproxy_ctx_run(r->ctx);
-    return NULL;
-}
-
-/* Start a context from cfg (freed here) and run it. */
-static void rig_up(rig *r, dotproxy_config *cfg)
-{
-    memset(r, 0, sizeof *r);
-    int rc = dotproxy_ctx_new(&r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
-    int port = dotproxy_ctx_listen_port(r->ctx, 0);
-    ck_assert_int_gt(port, 0);
-    ck_assert_int_le(port, 65535);
-    r->port = (uint16_t)port;
-    ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
-    r->running = 1;
-}
-
-static void rig_stop(rig *r)
-{
-    if (!r->running)
-        return;
-    dotproxy_ctx_stop(r->ctx);
-    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
-    r->running = 0;
-    ck_assert_int_eq(r->run_rc, 0);
-    ck_assert_int_eq(dotproxy_ctx_stopped(r->ctx), 1);
-}
-
-static void rig_down(rig *r)
-{
-    rig_stop(r);
-    dotproxy_ctx_free(r->ctx);
-    memset(r, 0, sizeof *r);
-}
-
-static uint64_t ctr(const rig *r, int which)
-{
-    return dotproxy_ctx_counter(r->ctx, which);
-}
-
-/* Wait (at most ms) until a context counter reaches want; the last value. */
-static uint64_t wait_ctr_for(const rig *r, int which, uint64_t want, int ms)
-{
-    int64_t end = ts_now_ms() + ms;
-    uint64_t v;
-    while ((v = ctr(r, which)) < want && ts_now_ms() < end)
-        poll(NULL, 0, 2);
-    return v;
-}
-
-static uint64_t wait_ctr(const rig *r, int which, uint64_t want)
-{
-    return wait_ctr_for(r, which, want, WAIT_MS);
-}
-
-/* Reload r's context with cfg (freed here). */
-static void rig_reload(rig *r, dotproxy_config *cfg)
-{
-    int rc = dotproxy_ctx_reload(r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_reload: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
+    return ts_rig_wait_ctr(r, which, want, WAIT_MS);
 }
 
 /* ---- queries and answers ------------------------------------------------------ */
@@ -341,24 +201,24 @@ static void ask_servfail(uint16_t port, uint16_t id, const char *name)
 
 START_TEST(test_reliability_answers_through_an_upstream_whose_key_is_in_its_pin_set)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     char right[64], other[64];
-    spki_pin(ts_pki_path(pki_dir, "server.pem"), right, sizeof right);
-    spki_pin(ts_pki_path(pki_dir, "rogue.pem"), other, sizeof other);
+    spki_pin(ts_pki_path(ts_rig_pki, "server.pem"), right, sizeof right);
+    spki_pin(ts_pki_path(ts_rig_pki, "rogue.pem"), other, sizeof other);
     ck_assert_str_ne(right, other);
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     /* A set: one matching key is enough, wherever it is in the set. */
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, other), 0);
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, right + 7), 0); /* bare base64 */
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
 
     ask_ok(r.port, 0x5a01, "PiNnEd.pin.test");
     ask_ok(r.port, 0x5a02, "AgAiN.pin.test");
     ck_assert_uint_eq(ts_dotserver_queries(srv), 2);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -366,20 +226,20 @@ END_TEST
 /* The chain verifies (CA trusted, name right): only the pin can refuse it. */
 static void assert_pin_refuses(const char *pin)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, pin), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
 
     ask_servfail(r.port, 0x5b01, "UnPiNnEd.pin.test");
     /* The handshake itself completed (server side); then the pin check
      * dropped the connection before a single query crossed it. */
     ck_assert_uint_ge(wait_server(ts_dotserver_handshakes, srv, 1), 1);
-    ck_assert_uint_ge(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 0);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_ANSWERS), 0);
-    rig_down(&r);
+    ck_assert_uint_ge(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 0);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_ANSWERS), 0);
+    ts_rig_down(&r);
     ck_assert_uint_eq(ts_dotserver_queries(srv), 0);
     ts_dotserver_stop(srv);
 }
@@ -387,7 +247,8 @@ static void assert_pin_refuses(const char *pin)
 START_TEST(test_reliability_refuses_an_upstream_whose_key_is_not_in_its_pin_set)
 {
     char pin[64];
-    spki_pin(ts_pki_path(pki_dir, "rogue.pem"), pin, sizeof pin); /* another key of the same type */
+    spki_pin(ts_pki_path(ts_rig_pki, "rogue.pem"), pin,
+             sizeof pin); /* another key of the same type */
     assert_pin_refuses(pin);
     random_pin(32, pin, sizeof pin);
     assert_pin_refuses(pin);
@@ -397,7 +258,7 @@ END_TEST
 START_TEST(test_reliability_rejects_malformed_pins_and_pins_for_missing_upstreams)
 {
     char good[64], short_pin[64], long_pin[64];
-    spki_pin(ts_pki_path(pki_dir, "server.pem"), good, sizeof good);
+    spki_pin(ts_pki_path(ts_rig_pki, "server.pem"), good, sizeof good);
     random_pin(31, short_pin, sizeof short_pin);
     random_pin(33, long_pin, sizeof long_pin);
     char other_algo[80];
@@ -434,14 +295,14 @@ END_TEST
 
 START_TEST(test_reliability_checks_the_pin_set_on_resumed_sessions_too)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     char right[64];
-    spki_pin(ts_pki_path(pki_dir, "server.pem"), right, sizeof right);
+    spki_pin(ts_pki_path(ts_rig_pki, "server.pem"), right, sizeof right);
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, right), 0);
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 200), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
 
     ask_ok(r.port, 0x5c01, "FiRsT.resume.pin.test");
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE, 1), 1);
@@ -451,10 +312,10 @@ START_TEST(test_reliability_checks_the_pin_set_on_resumed_sessions_too)
     ck_assert_uint_eq(ts_dotserver_connections(srv), 2);
     ck_assert_uint_eq(wait_server(ts_dotserver_handshakes, srv, 2), 2);
     ck_assert_uint_ge(ts_dotserver_resumed(srv), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 2);
-    ck_assert_uint_ge(ctr(&r, DOTPROXY_CTR_TLS_RESUMED), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 2);
+    ck_assert_uint_ge(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_RESUMED), 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -463,39 +324,39 @@ END_TEST
 
 START_TEST(test_reliability_reload_with_the_same_upstream_keeps_its_warm_connection)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t up = ts_dotserver_port(srv);
-    rig r;
-    rig_up(&r, config_one(up));
+    ts_rig r;
+    ts_rig_up(&r, config_one(up));
 
     ask_ok(r.port, 0x6101, "BeFoRe.same.reload.test");
     dotproxy_config *cfg = config_one(up);
     ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, 3000), 0); /* not a TLS change */
-    rig_reload(&r, cfg);
+    ts_rig_reload(&r, cfg);
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
     ask_ok(r.port, 0x6102, "AfTeR.same.reload.test");
     ask_ok(r.port, 0x6103, "AgAiN.same.reload.test");
 
     ck_assert_uint_eq(ts_dotserver_queries(srv), 3);
     ck_assert_uint_eq(ts_dotserver_connections(srv), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_CONNECTS), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_RELOADS), 1);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_CONNECTS), 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_RELOADS), 1);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
 
 START_TEST(test_reliability_reload_to_another_upstream_sends_new_queries_there_on_the_same_port)
 {
-    ts_dotserver *a = server_start((ts_dotserver_opts){0}, "server");
-    ts_dotserver *b = server_start((ts_dotserver_opts){0}, "server");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(a)));
+    ts_dotserver *a = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_dotserver *b = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(a)));
     uint16_t port = r.port;
 
     ask_ok(port, 0x6201, "OnA.switch.reload.test");
     ck_assert_uint_eq(ts_dotserver_queries(a), 1);
-    rig_reload(&r, config_one(ts_dotserver_port(b)));
+    ts_rig_reload(&r, config_one(ts_dotserver_port(b)));
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
     for (unsigned i = 0; i < 3; i++) {
         char name[48];
@@ -504,9 +365,9 @@ START_TEST(test_reliability_reload_to_another_upstream_sends_new_queries_there_o
     }
     ck_assert_uint_eq(ts_dotserver_queries(b), 3);
     ck_assert_uint_eq(ts_dotserver_queries(a), 1);
-    rig_stop(&r);
+    ts_rig_stop(&r);
     ck_assert_int_eq(dotproxy_ctx_listen_port(r.ctx, 0), port);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(a);
     ts_dotserver_stop(b);
 }
@@ -514,27 +375,22 @@ END_TEST
 
 START_TEST(test_reliability_reload_keeps_the_listeners_when_the_listen_list_changed)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t up = ts_dotserver_port(srv);
-    rig r;
-    rig_up(&r, config_one(up));
+    ts_rig r;
+    ts_rig_up(&r, config_one(up));
     uint16_t port = r.port;
     ask_ok(port, 0x6301, "BeFoRe.listen.reload.test");
 
     /* A port nobody listens on, asked for in the new configuration. */
     int hold;
-    uint16_t other = refusing_port(&hold);
+    uint16_t other = ts_rig_refusing_port(&hold);
     close(hold);
-    dotproxy_config *cfg = NULL;
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
+    dotproxy_config *cfg = ts_rig_config(&up, 1);
     char spec[64];
     snprintf(spec, sizeof spec, "127.0.0.1@%u", (unsigned)other);
     ck_assert_int_eq(dotproxy_config_add_listen(cfg, spec), 0);
-    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
-    add_upstream(cfg, up);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
-    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
-    rig_reload(&r, cfg);
+    ts_rig_reload(&r, cfg);
     /* The rest of the reload is applied; the listen list is not. */
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
 
@@ -545,10 +401,10 @@ START_TEST(test_reliability_reload_keeps_the_listeners_when_the_listen_list_chan
     ck_assert_msg(fd == -ECONNREFUSED, "the reload opened a listener on port %u (%s)",
                   (unsigned)other, fd < 0 ? strerror(-fd) : "connected");
     ck_assert_uint_eq(ts_dotserver_connections(srv), 1); /* same upstream: kept warm */
-    rig_stop(&r);
+    ts_rig_stop(&r);
     ck_assert_int_eq(dotproxy_ctx_listen_port(r.ctx, 0), port);
     ck_assert_int_eq(dotproxy_ctx_listen_port(r.ctx, 1), DOTPROXY_EINVAL);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -559,31 +415,31 @@ END_TEST
  * ASan this test's process then fails with a LeakSanitizer report. */
 START_TEST(test_reliability_reload_with_an_unreadable_ca_file_keeps_the_old_configuration)
 {
-    ts_dotserver *a = server_start((ts_dotserver_opts){0}, "server");
-    ts_dotserver *b = server_start((ts_dotserver_opts){0}, "server");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(a)));
+    ts_dotserver *a = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_dotserver *b = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(a)));
     ask_ok(r.port, 0x6401, "BeFoRe.ca.reload.test");
 
     char missing[2 * PATH_MAX];
-    snprintf(missing, sizeof missing, "%s/no-such-ca.pem", pki_dir);
+    snprintf(missing, sizeof missing, "%s/no-such-ca.pem", ts_rig_pki);
     dotproxy_config *cfg = config_one(ts_dotserver_port(b));
     ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, missing), 0);
-    unsigned errs = atomic_load(&log_errors);
-    rig_reload(&r, cfg);
+    unsigned errs = ts_rig_log_errors();
+    ts_rig_reload_async(&r, cfg); /* it fails in the context's thread */
     /* The failed reload is only visible in the log (through the callback of
      * the configuration still in force). */
     int64_t end = ts_now_ms() + WAIT_MS;
-    while (atomic_load(&log_errors) == errs && ts_now_ms() < end)
+    while (ts_rig_log_errors() == errs && ts_now_ms() < end)
         poll(NULL, 0, 2);
-    ck_assert_msg(atomic_load(&log_errors) > errs, "the failed reload logged no error");
+    ck_assert_msg(ts_rig_log_errors() > errs, "the failed reload logged no error");
 
     ask_ok(r.port, 0x6402, "AfTeR.ca.reload.test");
     ck_assert_uint_eq(ts_dotserver_queries(a), 2);
     ck_assert_uint_eq(ts_dotserver_connections(a), 1);
     ck_assert_uint_eq(ts_dotserver_connections(b), 0);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_RELOADS), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_RELOADS), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(a);
     ts_dotserver_stop(b);
 }
@@ -592,10 +448,10 @@ END_TEST
 START_TEST(test_reliability_reload_moves_queries_in_flight_on_a_removed_upstream_to_the_new_one)
 {
     /* a holds its answers long enough that only b can answer in time. */
-    ts_dotserver *a = server_start((ts_dotserver_opts){.delay_ms = 1500}, "server");
-    ts_dotserver *b = server_start((ts_dotserver_opts){0}, "server");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(a)));
+    ts_dotserver *a = ts_rig_server((ts_dotserver_opts){.delay_ms = 1500}, "server");
+    ts_dotserver *b = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(a)));
 
     uint8_t q[128], ans[1024];
     const char *name = "MoVeD.inflight.reload.test";
@@ -605,7 +461,7 @@ START_TEST(test_reliability_reload_moves_queries_in_flight_on_a_removed_upstream
     int64_t t0 = ts_now_ms();
     ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
     ck_assert_uint_eq(wait_server(ts_dotserver_queries, a, 1), 1);
-    rig_reload(&r, config_one(ts_dotserver_port(b)));
+    ts_rig_reload(&r, config_one(ts_dotserver_port(b)));
 
     int n = ts_dns_udp_recv(fd, ans, sizeof ans, WAIT_MS);
     int64_t waited = ts_now_ms() - t0;
@@ -614,9 +470,9 @@ START_TEST(test_reliability_reload_moves_queries_in_flight_on_a_removed_upstream
     ck_assert_uint_eq(ts_dotserver_queries(b), 1);
     ck_assert_msg(waited < 1500, "answered after %lld ms: by the removed upstream?",
                   (long long)waited);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_RELOADS), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_RELOADS), 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
+    ts_rig_down(&r);
     /* One answer only, even though a may still have answered. */
     ck_assert_int_eq(ts_dns_udp_recv(fd, ans, sizeof ans, 0), -ETIMEDOUT);
     close(fd);
@@ -634,11 +490,11 @@ END_TEST
 
 START_TEST(test_reliability_reload_while_queries_are_held_for_a_fuller_write_loses_none)
 {
-    ts_dotserver *slow[2] = {server_start((ts_dotserver_opts){.delay_ms = 1500}, "server"),
-                             server_start((ts_dotserver_opts){.delay_ms = 1500}, "server")};
-    ts_dotserver *fast = server_start((ts_dotserver_opts){0}, "server");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(slow[0])));
+    ts_dotserver *slow[2] = {ts_rig_server((ts_dotserver_opts){.delay_ms = 1500}, "server"),
+                             ts_rig_server((ts_dotserver_opts){.delay_ms = 1500}, "server")};
+    ts_dotserver *fast = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(slow[0])));
     int fd = ts_dns_udp_socket(r.port);
     ck_assert_int_ge(fd, 0);
     uint8_t q[128], ans[1024];
@@ -659,7 +515,7 @@ START_TEST(test_reliability_reload_while_queries_are_held_for_a_fuller_write_los
         ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
         ts_dotserver *next = round == HELD_ROUNDS - 1 ? fast : slow[(round + 1) % 2];
         unsigned before = ts_dotserver_queries(next);
-        rig_reload(&r, config_one(ts_dotserver_port(next)));
+        ts_rig_reload(&r, config_one(ts_dotserver_port(next)));
         /* Everything in flight moves to the new upstream. */
         if (next != fast)
             ck_assert_uint_ge(wait_server(ts_dotserver_queries, next, before + sent + 1),
@@ -679,9 +535,9 @@ START_TEST(test_reliability_reload_while_queries_are_held_for_a_fuller_write_los
         seen[id] = 1;
         got++;
     }
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_RELOADS), HELD_ROUNDS);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_RELOADS), HELD_ROUNDS);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
+    ts_rig_down(&r);
     close(fd);
     ts_dotserver_stop(slow[0]);
     ts_dotserver_stop(slow[1]);
@@ -695,13 +551,13 @@ END_TEST
 
 START_TEST(test_reliability_answers_well_within_the_timeout_when_the_first_upstream_is_silent)
 {
-    ts_dotserver *mute = server_start((ts_dotserver_opts){.silent = 1}, "server");
-    ts_dotserver *good = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *mute = ts_rig_server((ts_dotserver_opts){.silent = 1}, "server");
+    ts_dotserver *good = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t ports[2] = {ts_dotserver_port(mute), ts_dotserver_port(good)};
-    dotproxy_config *cfg = config_for(ports, 2);
+    dotproxy_config *cfg = ts_rig_config(ports, 2);
     ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, 2000), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
 
     int64_t worst = 0;
     for (unsigned i = 0; i < SILENT_QUERIES; i++) {
@@ -718,16 +574,16 @@ START_TEST(test_reliability_answers_well_within_the_timeout_when_the_first_upstr
     /* Either late queries were moved off the silent upstream, or it was not
      * chosen at all. */
     unsigned to_mute = ts_dotserver_queries(mute);
-    uint64_t hedged = ctr(&r, DOTPROXY_CTR_HEDGED);
+    uint64_t hedged = ts_rig_ctr(&r, DOTPROXY_CTR_HEDGED);
     ck_assert_msg(hedged > 0 || to_mute == 0, "%u queries went to the silent upstream, 0 hedged",
                   to_mute);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TIMEOUTS), 0);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TIMEOUTS), 0);
     if (getenv("DP_TEST_LOG") != NULL)
         fprintf(stderr,
                 "silent upstream: %u of %u queries sent to it, %llu hedged, worst %lld ms\n",
                 to_mute, SILENT_QUERIES, (unsigned long long)hedged, (long long)worst);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(mute);
     ts_dotserver_stop(good);
 }
@@ -738,10 +594,10 @@ END_TEST
 START_TEST(test_reliability_skips_a_refusing_upstream_while_it_backs_off_instead_of_per_query)
 {
     int dead_fd;
-    ts_dotserver *good = server_start((ts_dotserver_opts){0}, "server");
-    uint16_t ports[2] = {refusing_port(&dead_fd), ts_dotserver_port(good)};
-    rig r;
-    rig_up(&r, config_for(ports, 2));
+    ts_dotserver *good = ts_rig_server((ts_dotserver_opts){0}, "server");
+    uint16_t ports[2] = {ts_rig_refusing_port(&dead_fd), ts_dotserver_port(good)};
+    ts_rig r;
+    ts_rig_up(&r, ts_rig_config(ports, 2));
 
     /* A burst from distinct clients, all in flight at once, then as many
      * one after the other. */
@@ -770,11 +626,11 @@ START_TEST(test_reliability_skips_a_refusing_upstream_while_it_backs_off_instead
     ck_assert_uint_eq(ts_dotserver_queries(good), 2 * REFUSED_BURST);
     /* Failures are counted per connection attempt: a handful of probes as
      * the backoff runs out, not one per query. */
-    uint64_t failures = ctr(&r, DOTPROXY_CTR_TLS_FAILURES);
+    uint64_t failures = ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES);
     ck_assert_uint_ge(failures, 1);
     ck_assert_uint_le(failures, 3);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
+    ts_rig_down(&r);
     close(dead_fd);
     ts_dotserver_stop(good);
 }
@@ -785,11 +641,11 @@ END_TEST
 START_TEST(test_reliability_fails_fast_while_every_upstream_is_down_and_recovers_when_one_returns)
 {
     int hold;
-    uint16_t up = refusing_port(&hold);
+    uint16_t up = ts_rig_refusing_port(&hold);
     dotproxy_config *cfg = config_one(up);
     ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, 4000), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
 
     /* SERVFAIL as soon as the connect is refused, not when the 4 s deadline
      * passes (the bound leaves room for a loaded machine, far below 4 s). */
@@ -798,17 +654,17 @@ START_TEST(test_reliability_fails_fast_while_every_upstream_is_down_and_recovers
     int64_t waited = ts_now_ms() - t0;
     ck_assert_msg(waited < 500, "SERVFAIL after %lld ms", (long long)waited);
     /* While it backs off, queries fail at once without a new connect. */
-    uint64_t connects = ctr(&r, DOTPROXY_CTR_TLS_CONNECTS);
+    uint64_t connects = ts_rig_ctr(&r, DOTPROXY_CTR_TLS_CONNECTS);
     t0 = ts_now_ms();
     ask_servfail(r.port, 0x8002, "StIlL.down.all.test");
     ck_assert_int_lt(ts_now_ms() - t0, 500);
-    ck_assert_uint_le(ctr(&r, DOTPROXY_CTR_TLS_CONNECTS), connects + 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TIMEOUTS), 0);
+    ck_assert_uint_le(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_CONNECTS), connects + 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TIMEOUTS), 0);
 
     /* The resolver comes back on the same port; the proxy's own probe (its
      * backoff is at most 5 s plus jitter) finds it without being restarted. */
     close(hold);
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.port = up}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.port = up}, "server");
     ck_assert_uint_eq(ts_dotserver_port(srv), up);
     int64_t back = ts_now_ms();
     ck_assert_uint_ge(wait_server_for(ts_dotserver_handshakes, srv, 1, 8000), 1);
@@ -816,7 +672,7 @@ START_TEST(test_reliability_fails_fast_while_every_upstream_is_down_and_recovers
     ask_ok(r.port, 0x8003, "BaCk.all.test");
     ask_ok(r.port, 0x8004, "AgAiN.back.all.test");
     ck_assert_uint_eq(ts_dotserver_queries(srv), 2);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -825,15 +681,15 @@ END_TEST
 
 START_TEST(test_reliability_learns_the_upstreams_idle_limit_and_closes_idle_connections_first)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.idle_close_ms = 1200}, "server");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(srv))); /* idle timeout: the default 8 s */
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.idle_close_ms = 1200}, "server");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(srv))); /* idle timeout: the default 8 s */
 
     ask_ok(r.port, 0x9001, "FiRsT.idle.test");
     /* The server drops the idle connection after 1.2 s, long before our 8 s. */
     ck_assert_uint_eq(wait_server(ts_dotserver_closed_by_server, srv, 1), 1);
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_BY_PEER, 1), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE), 0);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE), 0);
 
     ask_ok(r.port, 0x9002, "SeCoNd.idle.test"); /* on a new connection */
     ask_ok(r.port, 0x9003, "ThIrD.idle.test");
@@ -847,12 +703,12 @@ START_TEST(test_reliability_learns_the_upstreams_idle_limit_and_closes_idle_conn
     ck_assert_msg(ts_dotserver_closed_by_server(srv) == 1,
                   "the server closed the idle connection first (after %lld ms)", (long long)idle);
     ck_assert_msg(idle < 1200, "closed only after %lld ms idle", (long long)idle);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_CLOSED_BY_PEER), 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_BY_PEER), 1);
 
     /* ...and the next query simply opens a new connection. */
     ask_ok(r.port, 0x9004, "FoUrTh.idle.test");
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -872,9 +728,9 @@ END_TEST
  * again, and the other 6 get SERVFAIL at once. */
 START_TEST(test_reliability_answers_every_pipelined_query_when_the_upstream_keeps_closing)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.close_after = 3}, "server");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(srv)));
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.close_after = 3}, "server");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(srv)));
 
     static uint8_t qs[LOST_PIPELINED][128];
     const uint8_t *msgs[LOST_PIPELINED];
@@ -909,14 +765,14 @@ START_TEST(test_reliability_answers_every_pipelined_query_when_the_upstream_keep
     }
     close(fd);
     ck_assert_uint_ge(ts_dotserver_closed_by_server(srv), 1);
-    ck_assert_uint_gt(ctr(&r, DOTPROXY_CTR_RETRIES), 0);
+    ck_assert_uint_gt(ts_rig_ctr(&r, DOTPROXY_CTR_RETRIES), 0);
     ck_assert_msg(servfails == 0,
                   "%u of %u pipelined queries got SERVFAIL after the upstream closed "
                   "(%u connections, %llu retries)",
                   servfails, LOST_PIPELINED, ts_dotserver_connections(srv),
-                  (unsigned long long)ctr(&r, DOTPROXY_CTR_RETRIES));
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_ANSWERS), LOST_PIPELINED);
-    rig_down(&r);
+                  (unsigned long long)ts_rig_ctr(&r, DOTPROXY_CTR_RETRIES));
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_ANSWERS), LOST_PIPELINED);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -925,31 +781,31 @@ END_TEST
 
 START_TEST(test_reliability_reload_applies_a_changed_cache_size)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t up = ts_dotserver_port(srv);
     dotproxy_config *cfg = config_one(up);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, 0x7101, "cached.reload.test");
     ask_ok(r.port, 0x7102, "cached.reload.test");
     ck_assert_uint_eq(ts_dotserver_queries(srv), 1); /* the second came from the cache */
 
     cfg = config_one(up);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 0), 0);
-    rig_reload(&r, cfg);
+    ts_rig_reload(&r, cfg);
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
     ask_ok(r.port, 0x7103, "cached.reload.test");
     ask_ok(r.port, 0x7104, "cached.reload.test");
     ck_assert_uint_eq(ts_dotserver_queries(srv), 3); /* no cache any more */
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
 
 START_TEST(test_reliability_contexts_sharing_a_cache_answer_each_others_questions)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t up = ts_dotserver_port(srv);
     dotproxy_config *cfg = config_one(up);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 1000), 0);
@@ -960,18 +816,18 @@ START_TEST(test_reliability_contexts_sharing_a_cache_answer_each_others_question
     dotproxy_config *cfg2 = config_one(up);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg2, 1000), 0);
     ck_assert_int_eq(dotproxy_config_set_shared_cache(cfg2, shared), 0);
-    rig a, b;
-    rig_up(&a, cfg);
-    rig_up(&b, cfg2);
+    ts_rig a, b;
+    ts_rig_up(&a, cfg);
+    ts_rig_up(&b, cfg2);
     ask_ok(a.port, 0x7201, "SHARED.cache.test");
     ask_ok(b.port, 0x7202, "shared.CACHE.test"); /* another context, same question */
     ask_ok(b.port, 0x7203, "shared.cache.TEST");
     ck_assert_uint_eq(ts_dotserver_queries(srv), 1);
-    ck_assert_uint_ge(ctr(&b, DOTPROXY_CTR_CACHE_HITS), 2);
+    ck_assert_uint_ge(ts_rig_ctr(&b, DOTPROXY_CTR_CACHE_HITS), 2);
     ck_assert_uint_eq(wait_ctr(&b, DOTPROXY_CTR_CACHE_SHARED, 1), 1);
     ck_assert_uint_eq(wait_ctr(&a, DOTPROXY_CTR_CACHE_ENTRIES, 1), 1);
-    rig_down(&a);
-    rig_down(&b); /* the last reference goes with it (valgrind/ASan check the free) */
+    ts_rig_down(&a);
+    ts_rig_down(&b); /* the last reference goes with it (valgrind/ASan check the free) */
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -1020,15 +876,15 @@ static void qlog_sink(const dotproxy_query_log *e, void *user)
 START_TEST(test_reliability_query_log_reports_each_answer_and_whether_the_cache_gave_it)
 {
     static struct qlog_rec rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
     ck_assert_int_eq(dotproxy_config_set_query_log(cfg, qlog_sink, &rec), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, 0x7301, "LoGgEd.Query.test");
     ask_ok(r.port, 0x7302, "logged.query.test");
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
     ck_assert_uint_eq(rec.n, 2);
     for (unsigned i = 0; i < 2; i++) {
@@ -1051,15 +907,15 @@ END_TEST
 START_TEST(test_reliability_query_log_gives_cache_hits_their_real_latency)
 {
     static struct qlog_rec rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
     ck_assert_int_eq(dotproxy_config_set_query_log(cfg, qlog_sink, &rec), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     for (unsigned i = 0; i < 8; i++)
         ask_ok(r.port, (uint16_t)(0x7380 + i), "hit.latency.test");
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
     ck_assert_uint_eq(rec.n, 8);
     uint64_t most = 0;
@@ -1123,17 +979,17 @@ static void tap_sink(const dotproxy_tap_event *ev, void *user)
 START_TEST(test_reliability_tap_sees_client_and_upstream_messages_with_both_ends)
 {
     static struct tap_rec rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     unsigned srv_port = ts_dotserver_port(srv);
     dotproxy_config *cfg = config_one((uint16_t)srv_port);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 100), 0);
     ck_assert_int_eq(dotproxy_config_set_tap(NULL, tap_sink, &rec), DOTPROXY_EINVAL);
     ck_assert_int_eq(dotproxy_config_set_tap(cfg, tap_sink, &rec), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, 0x7401, "tapped.query.test");
     ask_ok(r.port, 0x7402, "tapped.query.test"); /* from the cache */
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 
     static const int kinds[6] = {DOTPROXY_TAP_CLIENT_QUERY,       DOTPROXY_TAP_FORWARDER_QUERY,
@@ -1180,13 +1036,13 @@ END_TEST
  * query to the first, "round-robin" spreads them over both. */
 static void run_selection(int policy, unsigned *first, unsigned *second)
 {
-    ts_dotserver *a = server_start((ts_dotserver_opts){0}, "server");
-    ts_dotserver *b = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *a = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_dotserver *b = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t ports[2] = {ts_dotserver_port(a), ts_dotserver_port(b)};
-    dotproxy_config *cfg = config_for(ports, 2);
+    dotproxy_config *cfg = ts_rig_config(ports, 2);
     ck_assert_int_eq(dotproxy_config_set_selection(cfg, policy), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     char name[64];
     for (unsigned i = 0; i < 40; i++) {
         snprintf(name, sizeof name, "sel%u.policy.test", i);
@@ -1194,7 +1050,7 @@ static void run_selection(int policy, unsigned *first, unsigned *second)
     }
     *first = ts_dotserver_queries(a);
     *second = ts_dotserver_queries(b);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(a);
     ts_dotserver_stop(b);
 }
@@ -1298,12 +1154,12 @@ static Suite *reliability_suite(void)
 
 int main(void)
 {
-    if (ts_pki_tmpdir(pki_dir, sizeof pki_dir, "dotproxy-test-reliability") != 0)
+    if (ts_rig_pki_init("dotproxy-test-reliability") != 0)
         return EXIT_FAILURE;
     SRunner *sr = srunner_create(reliability_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    ts_pki_tmpdir_remove(pki_dir);
+    ts_rig_pki_fini();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

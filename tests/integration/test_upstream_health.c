@@ -43,161 +43,21 @@
 #include "dnsclient.h"
 #include "dotserver.h"
 #include "pki.h"
+#include "rig.h"
 
 /* Bound on anything that should happen promptly. */
 #define WAIT_MS 5000
 
-static char pki_dir[PATH_MAX];
-
-/* ---- upstreams --------------------------------------------------------------- */
-
-static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert)
-{
-    char err[256] = "", crt[64], key[64];
-    snprintf(crt, sizeof crt, "%s.pem", cert);
-    snprintf(key, sizeof key, "%s-key.pem", cert);
-    o.cert_file = ts_pki_path(pki_dir, crt);
-    o.key_file = ts_pki_path(pki_dir, key);
-    o.errbuf = err;
-    o.errbuf_len = sizeof err;
-    ts_dotserver *s = NULL;
-    ck_assert_msg(ts_dotserver_start(&s, &o) == 0, "DoT server start: %s", err);
-    return s;
-}
-
-/* A TCP port on 127.0.0.1 that refuses connections: bound, never listening,
- * and kept bound (so nobody else takes it) until the caller closes fd. */
-static uint16_t refusing_port(int *fd)
-{
-    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
-    return ntohs(sa.sin_port);
-}
-
 /* ---- the proxy --------------------------------------------------------------- */
-
-/* ERR lines logged by any context of this test process (one per test: Check
- * forks each test). Written from the proxy's thread. */
-static atomic_uint log_errors;
-
-static void log_sink(int level, const char *msg, void *user)
-{
-    (void)user;
-    if (level == DOTPROXY_LOG_ERR)
-        atomic_fetch_add(&log_errors, 1);
-    /* DP_TEST_LOG=1 shows the engine's view when a test fails. */
-    if (getenv("DP_TEST_LOG") != NULL)
-        fprintf(stderr, "%lld dotproxy[%d]: %s\n", (long long)(ts_now_ms() % 100000), level, msg);
-}
-
-static void add_upstream(dotproxy_config *cfg, uint16_t port)
-{
-    char spec[128];
-    ck_assert_int_lt(
-        snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port, TS_PKI_SERVER_NAME),
-        (int)sizeof spec);
-    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
-}
-
-/* A configuration listening on 127.0.0.1, port 0, trusting the test CA, with
- * the given upstreams (in order); the caller adds the rest. */
-static dotproxy_config *config_for(const uint16_t *ports, size_t n)
-{
-    dotproxy_config *cfg = NULL;
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
-    for (size_t i = 0; i < n; i++)
-        add_upstream(cfg, ports[i]);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
-    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
-    return cfg;
-}
 
 static dotproxy_config *config_one(uint16_t port)
 {
-    return config_for(&port, 1);
+    return ts_rig_config(&port, 1);
 }
 
-/* A context on a thread of its own. */
-typedef struct rig {
-    dotproxy_ctx *ctx;
-    uint16_t port; /* the proxy's UDP and TCP port */
-    pthread_t thread;
-    int running;
-    int run_rc;
-} rig;
-
-static void *rig_thread(void *arg)
+static uint64_t wait_ctr(const ts_rig *r, int which, uint64_t want)
 {
-    rig *r = arg;
-    r->run_rc = dotproxy_ctx_run(r->ctx);
-    return NULL;
-}
-
-/* Start a context from cfg (freed here) and run it. */
-static void rig_up(rig *r, dotproxy_config *cfg)
-{
-    memset(r, 0, sizeof *r);
-    int rc = dotproxy_ctx_new(&r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
-    int port = dotproxy_ctx_listen_port(r->ctx, 0);
-    ck_assert_int_gt(port, 0);
-    ck_assert_int_le(port, 65535);
-    r->port = (uint16_t)port;
-    ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
-    r->running = 1;
-}
-
-static void rig_stop(rig *r)
-{
-    if (!r->running)
-        return;
-    dotproxy_ctx_stop(r->ctx);
-    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
-    r->running = 0;
-    ck_assert_int_eq(r->run_rc, 0);
-    ck_assert_int_eq(dotproxy_ctx_stopped(r->ctx), 1);
-}
-
-static void rig_down(rig *r)
-{
-    rig_stop(r);
-    dotproxy_ctx_free(r->ctx);
-    memset(r, 0, sizeof *r);
-}
-
-static uint64_t ctr(const rig *r, int which)
-{
-    return dotproxy_ctx_counter(r->ctx, which);
-}
-
-/* Wait (at most ms) until a context counter reaches want; the last value. */
-static uint64_t wait_ctr_for(const rig *r, int which, uint64_t want, int ms)
-{
-    int64_t end = ts_now_ms() + ms;
-    uint64_t v;
-    while ((v = ctr(r, which)) < want && ts_now_ms() < end)
-        poll(NULL, 0, 2);
-    return v;
-}
-
-static uint64_t wait_ctr(const rig *r, int which, uint64_t want)
-{
-    return wait_ctr_for(r, which, want, WAIT_MS);
-}
-
-/* Reload r's context with cfg (freed here). */
-static void rig_reload(rig *r, dotproxy_config *cfg)
-{
-    int rc = dotproxy_ctx_reload(r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_reload: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
+    return ts_rig_wait_ctr(r, which, want, WAIT_MS);
 }
 
 /* ---- queries and answers ------------------------------------------------------ */
@@ -250,17 +110,7 @@ static void ask_ok(uint16_t port, uint16_t id, const char *name)
     assert_a_answer(ans, n, id, name);
 }
 
-/* A TCP port on 127.0.0.1 that accepts connections (the kernel completes
- * the TCP handshake from its backlog) and never answers a byte: a resolver
- * whose TLS never completes, as behind a black-holing middlebox. */
-static uint16_t mute_tls_port(int *fd)
-{
-    uint16_t port = refusing_port(fd);
-    ck_assert_int_eq(listen(*fd, 64), 0);
-    return port;
-}
-
-static int upstream_stats(const rig *r, size_t i, dotproxy_upstream_stats *st)
+static int upstream_stats(const ts_rig *r, size_t i, dotproxy_upstream_stats *st)
 {
     memset(st, 0, sizeof *st);
     return dotproxy_ctx_upstream_stats(r->ctx, i, st);
@@ -268,7 +118,7 @@ static int upstream_stats(const rig *r, size_t i, dotproxy_upstream_stats *st)
 
 /* Wait (at most ms) until upstream i's published health is `healthy`;
  * the milliseconds it took, or -1. */
-static int64_t wait_health(const rig *r, size_t i, int healthy, int ms)
+static int64_t wait_health(const ts_rig *r, size_t i, int healthy, int ms)
 {
     int64_t t0 = ts_now_ms(), end = t0 + ms;
     dotproxy_upstream_stats st;
@@ -286,13 +136,13 @@ static int64_t wait_health(const rig *r, size_t i, int healthy, int ms)
 START_TEST(test_health_races_the_next_upstream_when_the_first_never_completes_tls)
 {
     int hold;
-    uint16_t mute = mute_tls_port(&hold);
-    ts_dotserver *good = server_start((ts_dotserver_opts){0}, "server");
+    uint16_t mute = ts_rig_mute_port(&hold);
+    ts_dotserver *good = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t ports[2] = {mute, ts_dotserver_port(good)};
-    dotproxy_config *cfg = config_for(ports, 2);
+    dotproxy_config *cfg = ts_rig_config(ports, 2);
     ck_assert_int_eq(dotproxy_config_get_timeout_ms(cfg), 4000); /* the default */
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
 
     /* The very first query: the first upstream is chosen (nothing is known
      * yet), its TLS never completes. */
@@ -315,7 +165,7 @@ START_TEST(test_health_races_the_next_upstream_when_the_first_never_completes_tl
             worst = t;
     }
     ck_assert_msg(worst < 1000, "a later query answered after %lld ms", (long long)worst);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_SERVFAIL), 0);
     /* The handshake that never completed counts against the upstream. */
     int64_t down = wait_health(&r, 0, 0, 6000);
     ck_assert_msg(down >= 0, "the mute upstream still shows healthy");
@@ -325,9 +175,68 @@ START_TEST(test_health_races_the_next_upstream_when_the_first_never_completes_tl
     if (getenv("DP_TEST_LOG") != NULL)
         fprintf(stderr, "mute TLS: first answer %lld ms, worst of 10 more %lld ms\n",
                 (long long)first, (long long)worst);
-    rig_down(&r);
+    ts_rig_down(&r);
     close(hold);
     ts_dotserver_stop(good);
+}
+END_TEST
+
+/* A query waiting for the first upstream's handshake (which never ends)
+ * whose race delay passed while the only other upstream was backing off
+ * is raced when that one becomes usable again: it does not stay behind
+ * the hanging handshake until its deadline. */
+START_TEST(test_health_a_query_parked_for_want_of_another_upstream_is_raced_once_one_is_usable)
+{
+    int hold, refuse;
+    uint16_t mute = ts_rig_mute_port(&hold);
+    uint16_t later = ts_rig_refusing_port(&refuse);
+    uint16_t ports[2] = {mute, later};
+    dotproxy_config *cfg = ts_rig_config(ports, 2);
+    ck_assert_int_eq(dotproxy_config_set_selection(cfg, DOTPROXY_SELECT_ORDERED), 0);
+    /* Long deadlines: only a re-race answers within the bound below. */
+    ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, 40000), 0);
+    ck_assert_int_eq(dotproxy_config_set_handshake_timeout_ms(cfg, 40000), 0);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
+
+    /* A first query hangs on the mute upstream, is raced to the second,
+     * which refuses: it backs off, and its own probes keep failing. */
+    int fd = ts_dns_udp_socket(r.port);
+    ck_assert_int_ge(fd, 0);
+    uint8_t q[512], ans[1024];
+    size_t qlen = query(q, sizeof q, 0x6101, "ZeRo.park.test");
+    ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
+    dotproxy_upstream_stats st;
+    int64_t end = ts_now_ms() + 20000;
+    do {
+        poll(NULL, 0, 5);
+        ck_assert_int_eq(upstream_stats(&r, 1, &st), 0);
+    } while (st.consecutive_failures < 5 && ts_now_ms() < end);
+    ck_assert_uint_ge(st.consecutive_failures, 5); /* backing off ~4 s now */
+    close(fd);
+
+    /* The query that matters: to the mute upstream (the other is backing
+     * off), raced after its delay with nowhere to go. */
+    qlen = query(q, sizeof q, 0x6102, "PaRkEd.park.test");
+    fd = ts_dns_udp_socket(r.port);
+    ck_assert_int_ge(fd, 0);
+    int64_t t0 = ts_now_ms();
+    ck_assert_int_eq(ts_dns_udp_send(fd, q, qlen), 0);
+    poll(NULL, 0, 500);
+    /* The second upstream comes back; its backoff ends within ~4.4 s. */
+    close(refuse);
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.port = later}, "server");
+    int n = ts_dns_udp_recv(fd, ans, sizeof ans, 15000);
+    int64_t took = ts_now_ms() - t0;
+    ck_assert_msg(n > 0, "no answer after %lld ms", (long long)took);
+    assert_a_answer(ans, n, 0x6102, "PaRkEd.park.test");
+    ck_assert_msg(took < 10000, "answered after %lld ms", (long long)took);
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr, "parked query answered after %lld ms\n", (long long)took);
+    close(fd);
+    ts_rig_down(&r);
+    close(hold);
+    ts_dotserver_stop(srv);
 }
 END_TEST
 
@@ -339,13 +248,13 @@ END_TEST
  * with the given selection. Returns how many got their A record. */
 static unsigned run_broken_first(ts_dotserver_opts broken_opts, int policy, const char *what)
 {
-    ts_dotserver *bad = server_start(broken_opts, "server");
-    ts_dotserver *good = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *bad = ts_rig_server(broken_opts, "server");
+    ts_dotserver *good = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t ports[2] = {ts_dotserver_port(bad), ts_dotserver_port(good)};
-    dotproxy_config *cfg = config_for(ports, 2);
+    dotproxy_config *cfg = ts_rig_config(ports, 2);
     ck_assert_int_eq(dotproxy_config_set_selection(cfg, policy), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     unsigned ok = 0;
     for (unsigned i = 0; i < BROKEN_QUERIES; i++) {
         char name[64];
@@ -367,7 +276,7 @@ static unsigned run_broken_first(ts_dotserver_opts broken_opts, int policy, cons
     /* Avoided once it is known broken: a few handshakes, not one per query. */
     ck_assert_msg(hs <= 12, "%s: %u handshakes with the broken upstream for %d queries", what, hs,
                   BROKEN_QUERIES);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(bad);
     ts_dotserver_stop(good);
     return ok;
@@ -418,12 +327,12 @@ END_TEST
 START_TEST(test_health_never_answered_queries_free_their_slots_for_other_clients)
 {
     ts_dotserver_knobs hole = {.blackhole = 1};
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.knobs = hole}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.knobs = hole}, "server");
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
     ck_assert_int_eq(dotproxy_config_set_max_inflight(cfg, 64), 0);
     ck_assert_int_eq(dotproxy_config_set_timeout_ms(cfg, 1000), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
 
     /* One client's burst the upstream never answers: every slot of both
      * connections (2 x 64) is taken, then forgotten at the deadline. */
@@ -444,7 +353,7 @@ START_TEST(test_health_never_answered_queries_free_their_slots_for_other_clients
      * arrived, and require enough to have taken every slot of both
      * connections many times over. */
     poll(NULL, 0, 100);
-    uint64_t got = ctr(&r, DOTPROXY_CTR_QUERIES_UDP);
+    uint64_t got = ts_rig_ctr(&r, DOTPROXY_CTR_QUERIES_UDP);
     ck_assert_uint_ge(got, 2 * 64 + 64);
     ck_assert_uint_ge(wait_ctr(&r, DOTPROXY_CTR_SERVFAIL, got), got);
     close(fd);
@@ -470,14 +379,14 @@ START_TEST(test_health_never_answered_queries_free_their_slots_for_other_clients
     ck_assert_msg(first_ok >= 0 && first_ok < 2500,
                   "another client first served after %lld ms (%u failures before)",
                   (long long)first_ok, fails);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
 
 /* ---- learned idle limits (RFC 7828) ------------------------------------------------ */
 
-static uint64_t wait_idle_limit(const rig *r, int (*ok)(uint64_t), int ms)
+static uint64_t wait_idle_limit(const ts_rig *r, int (*ok)(uint64_t), int ms)
 {
     int64_t end = ts_now_ms() + ms;
     dotproxy_upstream_stats st;
@@ -510,12 +419,12 @@ static int is_reset(uint64_t v)
 START_TEST(test_health_learned_idle_limit_is_bounded_rises_again_and_resets_on_reload)
 {
     ts_dotserver_knobs k = {.keepalive_100ms = 1}; /* TIMEOUT = 100 ms */
-    ts_dotserver *srv = server_start((ts_dotserver_opts){.knobs = k}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){.knobs = k}, "server");
     uint16_t port = ts_dotserver_port(srv);
     dotproxy_config *cfg = config_one(port);
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 60000), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
 
     ask_ok(r.port, 0x3001, "OnE.idle.test");
     uint64_t low = wait_idle_limit(&r, is_learnt, 2000);
@@ -538,11 +447,11 @@ START_TEST(test_health_learned_idle_limit_is_bounded_rises_again_and_resets_on_r
     ck_assert_uint_ge(again, 1000000u);
     cfg = config_one(port);
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 60000), 0);
-    rig_reload(&r, cfg);
+    ts_rig_reload(&r, cfg);
     uint64_t after = wait_idle_limit(&r, is_reset, 2000);
     ck_assert_msg(after == 0, "after a reload the idle limit is still %llu us",
                   (unsigned long long)after);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -551,10 +460,10 @@ END_TEST
 
 START_TEST(test_health_sees_an_idle_upstream_go_away_and_come_back_without_traffic)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t port = ts_dotserver_port(srv);
-    rig r;
-    rig_up(&r, config_one(port));
+    ts_rig r;
+    ts_rig_up(&r, config_one(port));
     ask_ok(r.port, 0x2001, "WaRm.idle.test");
     ck_assert_int_eq(wait_health(&r, 0, 1, 1000), 0);
 
@@ -564,13 +473,74 @@ START_TEST(test_health_sees_an_idle_upstream_go_away_and_come_back_without_traff
     ck_assert_msg(gone >= 0, "the stopped upstream still shows healthy after 16 s");
     ck_assert_msg(gone < 15000, "unhealthy seen only after %lld ms", (long long)gone);
     /* And comes back, still without traffic. */
-    srv = server_start((ts_dotserver_opts){.port = port}, "server");
+    srv = ts_rig_server((ts_dotserver_opts){.port = port}, "server");
     int64_t back = wait_health(&r, 0, 1, 16000);
     ck_assert_msg(back >= 0 && back < 15000, "recovery seen after %lld ms", (long long)back);
     if (getenv("DP_TEST_LOG") != NULL)
         fprintf(stderr, "idle health: down seen after %lld ms, back after %lld ms\n",
                 (long long)gone, (long long)back);
-    rig_down(&r);
+    ts_rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+/* The path to an idle upstream is black-holed while our TLS connection to
+ * it stays open (no FIN, no RST: the server just stops reading and
+ * answering). With a long idle timeout the connection would be trusted for
+ * a minute; the upstream must show down within 15 s anyway, and back within
+ * 15 s once the path heals, both without a single client query. While it
+ * is healthy and idle, the check costs a query now and then on the open
+ * connection (no new handshake), and nothing while clients ask. */
+START_TEST(test_health_sees_a_black_holed_open_connection_without_traffic)
+{
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
+    dotproxy_config *cfg = config_one(ts_dotserver_port(srv));
+    ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 60000), 0);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
+
+    /* Clients asking: every query the upstream sees is a client's. */
+    unsigned q0 = ts_dotserver_queries(srv);
+    char name[64];
+    for (int i = 0; i < 14; i++) {
+        snprintf(name, sizeof name, "BuSy%d.idle.test", i);
+        ask_ok(r.port, (uint16_t)(0x2100 + i), name);
+        poll(NULL, 0, 500);
+    }
+    ck_assert_uint_eq(ts_dotserver_queries(srv) - q0, 14);
+    ck_assert_uint_eq(ts_dotserver_handshakes(srv), 1);
+
+    /* Idle and healthy: the connection stays, and is checked with a query
+     * every few seconds, no more. */
+    q0 = ts_dotserver_queries(srv);
+    poll(NULL, 0, 12000);
+    unsigned checks = ts_dotserver_queries(srv) - q0;
+    unsigned handshakes = ts_dotserver_handshakes(srv);
+    ck_assert_int_ge(wait_health(&r, 0, 1, 100), 0);
+
+    /* Black-holed, the connection still open. */
+    ts_dotserver_knobs k = {.frozen = 1};
+    ts_dotserver_set_knobs(srv, &k);
+    int64_t gone = wait_health(&r, 0, 0, 30000);
+    ck_assert_msg(gone >= 0, "the black-holed upstream still shows healthy after 30 s");
+    ck_assert_msg(gone < 15000, "unhealthy seen only after %lld ms", (long long)gone);
+    /* (Checked here, so that the line above is what fails without checks.) */
+    ck_assert_msg(checks >= 1 && checks <= 3, "%u liveness queries in 12 idle seconds", checks);
+    ck_assert_uint_eq(handshakes, 1);
+    /* While the path stays black-holed, the probes (new handshakes, which
+     * hang) do not make it look healthy. */
+    ck_assert_msg(wait_health(&r, 0, 1, 6000) < 0, "shows healthy while still black-holed");
+    /* The path heals. */
+    k.frozen = 0;
+    ts_dotserver_set_knobs(srv, &k);
+    int64_t back = wait_health(&r, 0, 1, 30000);
+    ck_assert_msg(back >= 0 && back < 15000, "recovery seen after %lld ms", (long long)back);
+    if (getenv("DP_TEST_LOG") != NULL)
+        fprintf(stderr,
+                "black-holed idle connection: down seen after %lld ms, back after %lld ms\n",
+                (long long)gone, (long long)back);
+    ask_ok(r.port, 0x2201, "AfTeR.idle.test");
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -589,6 +559,11 @@ static Suite *health_suite(void)
     tcase_add_test(tc, test_health_races_the_next_upstream_when_the_first_never_completes_tls);
     suite_add_tcase(s, tc);
 
+    tc = tcase("re-race", 90);
+    tcase_add_test(
+        tc, test_health_a_query_parked_for_want_of_another_upstream_is_raced_once_one_is_usable);
+    suite_add_tcase(s, tc);
+
     tc = tcase("protocol failures", 60);
     tcase_add_test(tc, test_health_avoids_an_upstream_that_closes_after_every_query_latency);
     tcase_add_test(tc, test_health_avoids_an_upstream_that_closes_after_every_query_ordered);
@@ -604,17 +579,21 @@ static Suite *health_suite(void)
     tcase_add_test(tc, test_health_learned_idle_limit_is_bounded_rises_again_and_resets_on_reload);
     tcase_add_test(tc, test_health_sees_an_idle_upstream_go_away_and_come_back_without_traffic);
     suite_add_tcase(s, tc);
+
+    tc = tcase("idle black hole", 120);
+    tcase_add_test(tc, test_health_sees_a_black_holed_open_connection_without_traffic);
+    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    if (ts_pki_tmpdir(pki_dir, sizeof pki_dir, "dotproxy-test-health") != 0)
+    if (ts_rig_pki_init("dotproxy-test-health") != 0)
         return EXIT_FAILURE;
     SRunner *sr = srunner_create(health_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    ts_pki_tmpdir_remove(pki_dir);
+    ts_rig_pki_fini();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -437,13 +437,14 @@ struct ts_dotserver {
     ts_dotserver_opts o;
     int lfd;
     int wake[2];
+    int nudge[2]; /* written by set_knobs: the thread looks at them again */
     uint16_t port;
     pthread_t thread;
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
     gnutls_datum_t ticket_key;
     conn *conns;
-    atomic_uint n_conn, n_hs, n_resumed, n_queries, max_pending, n_closed;
+    atomic_uint n_conn, n_hs, n_resumed, n_queries, n_root_ns, max_pending, n_closed;
     /* Knobs and the recorded queries, shared with other threads. */
     pthread_mutex_t mu;
     ts_dotserver_knobs knobs;
@@ -608,6 +609,9 @@ static int take_frames(ts_dotserver *s, conn *c, int64_t now)
             break;
         record_query(s, c->in + off + 2, len);
         atomic_fetch_add(&s->n_queries, 1);
+        const uint8_t *m = c->in + off + 2;
+        if (len >= 17 && m[12] == 0 && get16(m + 13) == 2) /* ". NS" */
+            atomic_fetch_add(&s->n_root_ns, 1);
         c->nread++;
         if (s->o.close_after && c->nread >= s->o.close_after) {
             c->abrupt = true;
@@ -776,6 +780,13 @@ static void accept_all(ts_dotserver *s, int64_t now)
     }
 }
 
+static void drain_pipe(int fd)
+{
+    char junk[64];
+    while (read(fd, junk, sizeof junk) > 0)
+        ;
+}
+
 static void *server_main(void *arg)
 {
     ts_dotserver *s = arg;
@@ -783,12 +794,25 @@ static void *server_main(void *arg)
     conn **pconn = NULL;
     size_t pcap = 0;
     for (;;) {
+        if (knobs_get(s).frozen) {
+            /* Black-holed: look only for the stop request and for new
+             * knobs. */
+            struct pollfd w[2] = {{.fd = s->wake[0], .events = POLLIN},
+                                  {.fd = s->nudge[0], .events = POLLIN}};
+            int r = poll(w, 2, -1);
+            if (r < 0 && errno != EINTR)
+                break;
+            if (r > 0 && w[0].revents)
+                break;
+            drain_pipe(s->nudge[0]);
+            continue;
+        }
         int64_t now = mono_ms();
         size_t n = 0;
         for (conn *c = s->conns; c; c = c->next)
             n++;
-        if (n + 2 > pcap) {
-            size_t cap = (n + 2) * 2;
+        if (n + 3 > pcap) {
+            size_t cap = (n + 3) * 2;
             struct pollfd *np = realloc(pfd, cap * sizeof *np);
             if (np)
                 pfd = np;
@@ -816,15 +840,18 @@ static void *server_main(void *arg)
             if (d < deadline)
                 deadline = d;
         }
+        pfd[k] = (struct pollfd){.fd = s->nudge[0], .events = POLLIN};
         int timeout = -1;
         if (deadline != INT64_MAX)
             timeout =
                 deadline <= now ? 0 : (int)(deadline - now > INT_MAX ? INT_MAX : deadline - now);
-        int r = poll(pfd, k, timeout);
+        int r = poll(pfd, k + 1, timeout);
         if (r < 0 && errno != EINTR)
             break;
         if (r > 0 && pfd[0].revents)
             break;
+        if (r > 0 && pfd[k].revents)
+            drain_pipe(s->nudge[0]);
         now = mono_ms();
         if (r > 0 && pfd[1].revents)
             accept_all(s, now);
@@ -884,6 +911,10 @@ static void server_free(ts_dotserver *s)
         close(s->wake[0]);
     if (s->wake[1] >= 0)
         close(s->wake[1]);
+    if (s->nudge[0] >= 0)
+        close(s->nudge[0]);
+    if (s->nudge[1] >= 0)
+        close(s->nudge[1]);
     if (s->prio)
         gnutls_priority_deinit(s->prio);
     if (s->cred)
@@ -974,7 +1005,7 @@ int ts_dotserver_start(ts_dotserver **out, const ts_dotserver_opts *o)
     if (s == NULL)
         return -1;
     s->o = *o;
-    s->lfd = s->wake[0] = s->wake[1] = -1;
+    s->lfd = s->wake[0] = s->wake[1] = s->nudge[0] = s->nudge[1] = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->knobs = o->knobs;
     int ret;
@@ -1003,7 +1034,7 @@ int ts_dotserver_start(ts_dotserver **out, const ts_dotserver_opts *o)
         return start_failed(s, o, "priority", gnutls_strerror(ret));
     if ((ret = gnutls_session_ticket_key_generate(&s->ticket_key)) < 0)
         return start_failed(s, o, "ticket key", gnutls_strerror(ret));
-    if (pipe2(s->wake, O_CLOEXEC) < 0)
+    if (pipe2(s->wake, O_CLOEXEC) < 0 || pipe2(s->nudge, O_CLOEXEC | O_NONBLOCK) < 0)
         return start_failed(s, o, "pipe", strerror(errno));
     if ((ret = listen_loopback(o->port, &s->port)) < 0)
         return start_failed(s, o, "listen on 127.0.0.1", strerror(-ret));
@@ -1051,6 +1082,11 @@ unsigned ts_dotserver_queries(const ts_dotserver *s)
     return atomic_load(&s->n_queries);
 }
 
+unsigned ts_dotserver_root_ns_queries(const ts_dotserver *s)
+{
+    return atomic_load(&s->n_root_ns);
+}
+
 unsigned ts_dotserver_max_pending(const ts_dotserver *s)
 {
     return atomic_load(&s->max_pending);
@@ -1066,6 +1102,11 @@ void ts_dotserver_set_knobs(ts_dotserver *s, const ts_dotserver_knobs *k)
     pthread_mutex_lock(&s->mu);
     s->knobs = *k;
     pthread_mutex_unlock(&s->mu);
+    /* Best effort: a full pipe already has the thread coming. */
+    ssize_t w;
+    do
+        w = write(s->nudge[1], "x", 1);
+    while (w < 0 && errno == EINTR);
 }
 
 int ts_dotserver_recent_query(ts_dotserver *s, unsigned back, uint8_t *buf, size_t cap)

@@ -68,6 +68,12 @@ typedef struct ts_dotserver_knobs {
     /* > 0: answers carrying an OPT get a padding option (RFC 7830) of this
      * many zero octets. */
     unsigned answer_padding;
+    /* The path is black-holed: while set, the server thread neither accepts,
+     * reads, writes nor closes anything (no FIN, no RST, no idle close), on
+     * the connections it has and on new ones (the kernel still completes
+     * TCP handshakes from the backlog, so a new TLS handshake just hangs).
+     * Cleared, it carries on with whatever piled up meanwhile. */
+    int frozen;
 } ts_dotserver_knobs;
 
 /* Zero-initialise, set cert_file and key_file, then the modes wanted. */
@@ -122,6 +128,10 @@ unsigned ts_dotserver_connections(const ts_dotserver *s); /* TCP connections acc
 unsigned ts_dotserver_handshakes(const ts_dotserver *s);  /* TLS handshakes completed */
 unsigned ts_dotserver_resumed(const ts_dotserver *s);     /* of which resumed sessions */
 unsigned ts_dotserver_queries(const ts_dotserver *s);     /* DNS queries read */
+/* Of which ". NS" queries: a client's liveness checks of an idle connection
+ * (dotproxy pings an idle upstream so; tests counting their own queries
+ * leave these out). */
+unsigned ts_dotserver_root_ns_queries(const ts_dotserver *s);
 /* Largest number of queries read but not yet answered on one connection,
  * measured after the server has read all it could: above 1 when a client
  * pipelines (or with reverse_batch / delay_ms / silent). */

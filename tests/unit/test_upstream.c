@@ -48,12 +48,19 @@ typedef struct rig {
     dotproxy_config *cfg;
     struct dp_upstreams set;
     unsigned probes[DP_MAX_UPSTREAMS];
+    unsigned pings[DP_MAX_UPSTREAMS];
 } rig;
 
 static void on_probe(struct dp_upstream *up, void *user)
 {
     rig *r = user;
     r->probes[up->index]++;
+}
+
+static void on_ping(struct dp_upstream *up, void *user)
+{
+    rig *r = user;
+    r->pings[up->index]++;
 }
 
 static void rig_up(rig *r, unsigned n, int selection, uint64_t seed)
@@ -73,7 +80,7 @@ static void rig_up(rig *r, unsigned n, int selection, uint64_t seed)
         ck_assert_int_eq(dotproxy_config_add_upstream(r->cfg, spec), 0);
     }
     ck_assert_int_eq(dotproxy_config_set_selection(r->cfg, selection), 0);
-    const struct dp_upstream_hooks uh = {.probe = on_probe, .user = r};
+    const struct dp_upstream_hooks uh = {.probe = on_probe, .ping = on_ping, .user = r};
     dp_upstreams_init(&r->set, &r->loop, &r->log, &r->prng, r->cfg, &uh);
     for (unsigned i = 0; i < n; i++) {
         struct dp_upstream *up = dp_upstream_new(&r->set, r->cfg, i);
@@ -286,6 +293,58 @@ START_TEST(test_upstream_backoff_doubles_from_250_ms_to_5_s_with_jitter_and_ends
 }
 END_TEST
 
+/* Idle health: an upstream that stops answering while it is idle is
+ * checked about every 5 s (+-10 %) counted from its last answer: with a query
+ * on its open connection (ping), or with a handshake (probe) when it has
+ * none; never while answers flow, never while its backoff paces probes. */
+START_TEST(test_upstream_idle_check_pings_an_open_connection_and_costs_nothing_while_busy)
+{
+    rig r;
+    rig_up(&r, 1, DOTPROXY_SELECT_LATENCY, 7);
+    struct dp_upstream *up = r.set.ups[0];
+    dp_upstreams_set(&r.set, r.set.ups, 1);
+    up->pool.n_conns = 1; /* a connection is open (the pool's business) */
+    for (int i = 0; i < 40; i++) {
+        advance(&r, 500 * MS);
+        up->pool.n_queries++;
+        dp_upstream_answered(up, fake_now);
+    }
+    ck_assert_uint_eq(r.pings[0], 0);
+    ck_assert_uint_eq(r.probes[0], 0);
+    /* Idle from here: the first check comes 4.5..5.5 s after the last answer. */
+    uint64_t last = fake_now, first = 0;
+    while (r.pings[0] == 0 && fake_now - last < 10000 * MS)
+        advance(&r, 10 * MS);
+    first = fake_now - last;
+    ck_assert_uint_eq(r.pings[0], 1);
+    ck_assert_uint_ge(first, 4500 * MS);
+    ck_assert_uint_le(first, 5500 * MS + 10 * MS);
+    ck_assert_uint_eq(r.probes[0], 0); /* no new handshake for an open connection */
+    /* Unanswered, it is checked once per period, no more. */
+    for (int i = 0; i < 200; i++)
+        advance(&r, 100 * MS);
+    ck_assert_uint_ge(r.pings[0], 1 + 3);
+    ck_assert_uint_le(r.pings[0], 1 + 5);
+    /* Without a connection, the check is a handshake. */
+    up->pool.n_conns = 0;
+    unsigned pings = r.pings[0];
+    for (int i = 0; i < 60; i++)
+        advance(&r, 100 * MS);
+    ck_assert_uint_eq(r.pings[0], pings);
+    ck_assert_uint_ge(r.probes[0], 1);
+    /* Failing: its backoff's probe alone (one, when the backoff ends). */
+    up->pool.n_conns = 1;
+    dp_upstream_connect_failed(up);
+    pings = r.pings[0];
+    unsigned probes = r.probes[0];
+    for (int i = 0; i < 100; i++)
+        advance(&r, 100 * MS);
+    ck_assert_uint_eq(r.pings[0], pings);
+    ck_assert_uint_eq(r.probes[0], probes); /* probe_fire: only without a connection */
+    rig_down(&r);
+}
+END_TEST
+
 /* The waits of n failures in a row on a fresh rig seeded with seed. */
 static void backoff_waits(uint64_t seed, uint64_t *waits, int n)
 {
@@ -442,6 +501,8 @@ static Suite *upstream_suite(void)
         tc, test_upstream_backoff_doubles_from_250_ms_to_5_s_with_jitter_and_ends_with_a_probe);
     tcase_add_test(tc, test_upstream_backoff_jitter_comes_from_the_context_prng);
     tcase_add_test(tc, test_upstream_success_ends_the_backoff_and_cancels_the_probe);
+    tcase_add_test(tc,
+                   test_upstream_idle_check_pings_an_open_connection_and_costs_nothing_while_busy);
     tcase_add_test(tc, test_upstream_learns_the_idle_limit_both_ways_within_bounds);
     tcase_add_test(
         tc, test_upstream_a_failed_unmeasured_one_gets_one_trial_per_backoff_not_every_query);

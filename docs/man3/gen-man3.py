@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Write the man3 pages of libdotproxy from its public headers.
+
+    docs/man3/gen-man3.py [--check] [SRCDIR]
+
+One page per header, docs/man3/dotproxy_<header>.3 (dotproxy_dns.3 for
+include/dotproxy/dns.h, ...), plus libdotproxy.3, the overview. A page holds
+the header's own top comment as DESCRIPTION, its types verbatim, and one
+subsection per function: the prototype and the comment the header gives it
+(functions declared together under one comment share it). The header
+comments are the reference text, written for it; this script only lays them
+out, so that the pages and the headers cannot say different things.
+
+Run it after changing a public header and commit the pages with it. With
+--check, write nothing and exit 1 when a page would change (the suite runs
+this: tests/docs, man3_pages_current), so a header edit cannot leave its page
+behind. Exit 2 on usage errors.
+"""
+import glob
+import os
+import re
+import sys
+
+VERSION_RE = re.compile(r"version\s*:\s*'([^']+)'")
+
+
+def roff_escape(text):
+    text = text.replace("\\", "\\e")
+    out = []
+    for line in text.split("\n"):
+        if line.startswith((".", "'")):
+            line = "\\&" + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def comment_text(c):
+    """The prose of a /* ... */ comment, one paragraph per blank line."""
+    body = c[2:-2]
+    lines = []
+    for line in body.split("\n"):
+        line = re.sub(r"^\s*\*? ?", "", line.rstrip())
+        lines.append(line)
+    text = "\n".join(lines).strip("\n")
+    return text
+
+
+def prose_to_roff(text):
+    """Paragraphs of prose; indented or list-like lines kept as they are."""
+    out = []
+    for para in re.split(r"\n\s*\n", text):
+        if not para.strip():
+            continue
+        out.append(".PP")
+        keep = any(l.startswith(("  ", "-", "Tier", "  *")) for l in para.split("\n")[1:])
+        if keep:
+            out += [".nf", roff_escape(para), ".fi"]
+        else:
+            out.append(roff_escape(" ".join(l.strip() for l in para.split("\n"))))
+    return out
+
+
+TOKEN_RE = re.compile(
+    r"(?P<comment>/\*.*?\*/)"
+    r"|(?P<decl>DOTPROXY_EXPORT\s+[^;{]*?\b(?P<fname>dotproxy_\w+)\s*\([^;]*?\)\s*;)"
+    r"|(?P<type>typedef\s+struct\s+\w+\s*\{.*?\}\s*\w+\s*;|typedef\s+[^;{]*\(\s*\*\s*\w+\s*\)\s*\([^;]*\)\s*;"
+    r"|typedef\s+struct\s+\w+\s+\w+\s*;|enum\s+\w+\s*\{.*?\}\s*;)"
+    r"|(?P<define>#define\s+DOTPROXY_\w+[^\n]*(?:\\\n[^\n]*)*)",
+    re.S)
+
+
+def parse_header(text):
+    """(top comment, [types], [(names, prototypes, comment)], [defines])."""
+    # The SPDX line is a comment too: the top comment is the first after it.
+    comments = [m for m in re.finditer(r"/\*.*?\*/", text, re.S)]
+    top = ""
+    for m in comments:
+        if "SPDX-License-Identifier" in m.group(0):
+            continue
+        top = comment_text(m.group(0))
+        top_end = m.end()
+        break
+    else:
+        top_end = 0
+    types, funcs, defines = [], [], []
+    last_comment, last_comment_end, last_decl_end = None, -1, -1
+    for m in TOKEN_RE.finditer(text, top_end):
+        if m.group("comment"):
+            last_comment, last_comment_end = m.group("comment"), m.end()
+        elif m.group("decl"):
+            proto = " ".join(m.group("decl").replace("DOTPROXY_EXPORT", "").split())
+            own = last_comment is not None and last_comment_end > last_decl_end and \
+                text[last_comment_end:m.start()].strip() == ""
+            if own or not funcs:
+                funcs.append(([m.group("fname")], [proto],
+                              comment_text(last_comment) if own else ""))
+            elif text[last_decl_end:m.start()].strip() == "":
+                # declared right under the previous one: the same comment covers both
+                funcs[-1][0].append(m.group("fname"))
+                funcs[-1][1].append(proto)
+            else:
+                funcs.append(([m.group("fname")], [proto], ""))
+            last_decl_end = m.end()
+        elif m.group("type"):
+            t = m.group("type")
+            doc = comment_text(last_comment) if (last_comment and text[last_comment_end:m.start()].strip() == "") else ""
+            types.append((t, doc))
+            last_decl_end = m.end()
+        elif m.group("define"):
+            d = m.group("define")
+            if "_H\n" in d or d.rstrip().endswith("_H"):
+                continue
+            defines.append(" ".join(d.replace("\\\n", " ").split()))
+    return top, types, funcs, defines
+
+
+def page_for(header, text, version):
+    base = os.path.basename(header)[:-2]
+    name = "dotproxy_" + base
+    top, types, funcs, defines = parse_header(text)
+    first = " ".join(re.split(r"\n\s*\n", top)[0].split())
+    summary = re.split(r"(?<=[.])\s", first)[0].rstrip(".")
+    summary = re.sub(r"\s*\([^()]*\)", "", re.sub(r"^libdotproxy:\s*", "", summary))
+    out = [
+        '.\\" SPDX-License-Identifier: MIT',
+        '.\\" Generated by docs/man3/gen-man3.py from include/dotproxy/%s.h: edit the header' % base,
+        '.TH %s 3 "" "libdotproxy %s" "libdotproxy"' % (name.upper(), version),
+        ".SH NAME",
+        "%s \\- %s" % (name, roff_escape(summary) or base),
+        ".SH SYNOPSIS",
+        ".nf",
+        ".B #include <dotproxy/%s.h>" % base,
+        "",
+        "Link with \\fB$(pkg\\-config \\-\\-libs dotproxy)\\fP.",
+        ".fi",
+        ".SH DESCRIPTION",
+    ]
+    out += prose_to_roff(top)
+    if funcs:
+        out.append(".PP")
+        out.append("Functions on this page:")
+        out.append(", ".join("\\fB%s\\fP()" % n for names, _, _ in funcs for n in names) + ".")
+    if types:
+        out.append(".SH DATA TYPES")
+        for t, doc in types:
+            if doc:
+                out += prose_to_roff(doc)
+            out += [".PP", ".nf", ".in +4n", roff_escape(t), ".in", ".fi"]
+    if defines:
+        out.append(".SH CONSTANTS")
+        out += [".nf", ".in +4n"] + [roff_escape(d) for d in defines] + [".in", ".fi"]
+    if funcs:
+        out.append(".SH FUNCTIONS")
+        for names, protos, doc in funcs:
+            out.append(".SS " + ", ".join(n + "()" for n in names))
+            out += [".nf", ".in +4n"] + [roff_escape(p) for p in protos] + [".in", ".fi"]
+            if doc:
+                out += prose_to_roff(doc)
+            else:
+                out += [".PP", "See the function above."]
+    out += [".SH RETURN VALUE",
+            "Unless a function says otherwise: 0 (or a count) on success, a negative",
+            "\\fBdotproxy_error\\fP code on failure (\\fBdotproxy_error\\fP(3),",
+            "\\fBdotproxy_strerror\\fP()).",
+            ".SH SEE ALSO",
+            "\\fBlibdotproxy\\fP(3), \\fBdotproxyd\\fP(8)"]
+    return name + ".3", "\n".join(out) + "\n", [n for names, _, _ in funcs for n in names]
+
+
+def overview(pages, version):
+    out = [
+        '.\\" SPDX-License-Identifier: MIT',
+        '.\\" Generated by docs/man3/gen-man3.py',
+        '.TH LIBDOTPROXY 3 "" "libdotproxy %s" "libdotproxy"' % version,
+        ".SH NAME",
+        "libdotproxy \\- forward plain DNS to DNS\\-over\\-TLS upstreams (C library)",
+        ".SH SYNOPSIS",
+        ".nf",
+        ".B #include <dotproxy/dotproxy.h>",
+        "",
+        "cc app.c $(pkg\\-config \\-\\-cflags \\-\\-libs dotproxy)",
+        ".fi",
+        ".SH DESCRIPTION",
+        "The library behind \\fBdotproxyd\\fP(8): a proxy context listens for plain DNS",
+        "over UDP and TCP and forwards each query over pooled, verified TLS connections",
+        "(RFC 7858), in the caller's event loop or its own. Every public function is",
+        "described on the page of the header that declares it:",
+        ".TP",
+    ]
+    first = True
+    for page, funcs in pages:
+        if not first:
+            out.append(".TP")
+        first = False
+        out.append("\\fB%s\\fP(3)" % page[:-2])
+        out.append(", ".join("\\fB%s\\fP()" % f for f in funcs) or "types and constants only")
+    out += [".SH SEE ALSO", "\\fBdotproxyd\\fP(8)"]
+    return "\n".join(out) + "\n"
+
+
+def main(argv):
+    check = "--check" in argv
+    args = [a for a in argv[1:] if a != "--check"]
+    if len(args) > 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    src = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    m = VERSION_RE.search(open(os.path.join(src, "meson.build")).read())
+    version = m.group(1) if m else "?"
+    outdir = os.path.join(src, "docs", "man3")
+    pages, files = [], {}
+    headers = sorted(glob.glob(os.path.join(src, "include", "dotproxy", "*.h")))
+    headers.append(os.path.join(src, "include", "dotproxy", "version.h.in"))
+    for h in headers:
+        if os.path.basename(h) in ("export.h", "dotproxy.h"):
+            continue  # the export macro; the umbrella include
+        text = open(h, encoding="utf-8").read()
+        if h.endswith(".h.in"):
+            # meson fills it in at build time: the page shows this version's values
+            parts = (version.split(".") + ["0", "0"])[:3]
+            for k, v in (("VERSION", version), ("MAJOR", parts[0]), ("MINOR", parts[1]),
+                         ("PATCH", parts[2])):
+                text = text.replace("@%s@" % k, v)
+            text = text.replace("/* Generated by meson from version.h.in. */",
+                                "/* libdotproxy: the version of the headers (the\n"
+                                " * DOTPROXY_VERSION_* macros, fixed when the program is\n"
+                                " * built) and of the library loaded at run time. */")
+            h = h[:-3]
+        name, text, funcs = page_for(h, text, version)
+        files[name] = text
+        pages.append((name, funcs))
+    files["libdotproxy.3"] = overview(pages, version)
+    stale = []
+    for name, text in files.items():
+        path = os.path.join(outdir, name)
+        old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+        if old != text:
+            stale.append(name)
+            if not check:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(text)
+    if check:
+        for name in stale:
+            print("FAIL: docs/man3/%s is out of date: run docs/man3/gen-man3.py" % name)
+        if not stale:
+            print("ok: %d man3 pages match the headers" % len(files))
+        return 1 if stale else 0
+    print("wrote %d of %d pages" % (len(stale), len(files)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
