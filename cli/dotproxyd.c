@@ -230,6 +230,10 @@ static dotproxy_cache *shared_cache;
 /* The blocklists, one copy for every worker: loaded once, before the
  * workers start, and rebuilt on its own thread on reload. */
 static dotproxy_blocker *blocker;
+/* One anomaly detector for all workers: a client's rate is the same
+ * whichever worker its packets reach (docs/anomaly.md). Made once from the
+ * options at start: its rules are restart-only. */
+static dotproxy_dynblock *shared_dynblock;
 
 /* The options the daemon started with; see reload. */
 static struct dpd_options boot;
@@ -253,6 +257,19 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
             dotproxy_config_free(cfg);
             return r;
         }
+    }
+    if (shared_dynblock == NULL) {
+        /* Its log lines go out as worker 0's. */
+        r = dotproxy_config_set_log(cfg, dpd_log_library, &workers[0].log,
+                                    dotproxy_config_get_log_level(opts->cfg));
+        if (r == 0)
+            r = dotproxy_dynblock_new(&shared_dynblock, cfg);
+    }
+    if (r == 0)
+        r = dotproxy_config_set_shared_dynblock(cfg, shared_dynblock);
+    if (r < 0) {
+        dotproxy_config_free(cfg);
+        return r;
     }
     r = dotproxy_config_set_log(cfg, dpd_log_library, &workers[i].log,
                                 dotproxy_config_get_log_level(opts->cfg));
@@ -329,6 +346,8 @@ static void free_contexts(unsigned n)
     shared_cache = NULL;
     dotproxy_blocker_free(blocker);
     blocker = NULL;
+    dotproxy_dynblock_free(shared_dynblock);
+    shared_dynblock = NULL;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

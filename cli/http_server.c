@@ -482,6 +482,24 @@ static enum MHD_Result post_feeds_refresh(struct dpd_http_server *srv, struct MH
     return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
 }
 
+static enum MHD_Result get_dynblocks(struct dpd_http_server *srv, struct MHD_Connection *c)
+{
+    struct dpd_render_buf b = {0};
+    dpd_render_dynblocks(&b, srv->ctxs, srv->n_ctxs);
+    return respond_buf(c, MHD_HTTP_OK, "application/json", &b);
+}
+
+static enum MHD_Result post_dynblocks_clear(struct dpd_http_server *srv, struct MHD_Connection *c)
+{
+    enum MHD_Result rc;
+    if (authorise(srv, c, &rc) != 0)
+        return rc;
+    size_t n = srv->n_ctxs > 0 ? dotproxy_ctx_dynblock_clear(srv->ctxs[0]) : 0;
+    char body[64];
+    snprintf(body, sizeof body, "{\"cleared\":%zu}\n", n);
+    return respond(c, MHD_HTTP_OK, "application/json", body, strlen(body), 0, NULL);
+}
+
 struct route {
     const char *path;
     int post; /* 0: GET (and HEAD); 1: POST */
@@ -505,6 +523,8 @@ static const struct route routes[] = {
     {"/api/v1/blocklist/check", 0, 0, get_block_check},
     {"/api/v1/feeds", 0, 0, get_feeds},
     {"/api/v1/feeds/refresh", 1, 0, post_feeds_refresh},
+    {"/api/v1/dynblocks", 0, 0, get_dynblocks},
+    {"/api/v1/dynblocks/clear", 1, 0, post_dynblocks_clear},
 };
 
 /* Per request: how much body has been thrown away. */

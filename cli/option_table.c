@@ -539,6 +539,28 @@ static void show_upstream(const struct dpd_options *opts, char *buf, size_t cap)
     show_endpoints(buf, cap, opts->cfg, dotproxy_config_get_upstream);
 }
 
+/* Repeated texts, space-separated (the rules and networks hold none). */
+static void show_texts(char *buf, size_t cap, const dotproxy_config *cfg,
+                       const char *(*get)(const dotproxy_config *, size_t))
+{
+    size_t len = 0;
+    const char *t;
+
+    buf[0] = '\0';
+    for (size_t i = 0; (t = get(cfg, i)) != NULL && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i > 0 ? " " : "", t);
+}
+
+static void show_dynblock(const struct dpd_options *opts, char *buf, size_t cap)
+{
+    show_texts(buf, cap, opts->cfg, dotproxy_config_get_dynblock);
+}
+
+static void show_dynblock_exempt(const struct dpd_options *opts, char *buf, size_t cap)
+{
+    show_texts(buf, cap, opts->cfg, dotproxy_config_get_dynblock_exempt);
+}
+
 /* Nothing to state: pins have no default, the access list's is described in
  * words, and the TLS priority default is too long for a line. */
 static void show_nothing(const struct dpd_options *opts, char *buf, size_t cap)
@@ -742,6 +764,19 @@ const struct dpd_option dpd_table[] = {
     {.name = "max-client-queries", .metavar = "N", .kind = &kind_uint,
      .max = DOTPROXY_MAX_CLIENT_QUERIES_MAX,
      .help = "queries one client may have waiting, 0 = no cap", LIB_UINT(max_client_queries)},
+    {.name = "dynblock", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART, .metavar = "RULE",
+     .kind = &kind_string, .max = DOTPROXY_DYNBLOCK_RULES_MAX, .unit = "rules",
+     .help = "detect and block anomalies: METRIC>THRESHOLD[,OPTION=V...]; repeatable "
+             "(docs/anomaly.md)",
+     .refused = "not a rule: METRIC>THRESHOLD[,window=S][,for=S][,action=log|refuse|drop|"
+                "truncate][,mask=BITS], METRIC qps, nxdomain, servfail, bytes, qtype:TYPE, "
+                "subdomains or tunnel",
+     .set_str = dotproxy_config_add_dynblock, .show = show_dynblock},
+    {.name = "dynblock-exempt", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART, .metavar = "CIDR",
+     .kind = &kind_cidr, .max = DOTPROXY_DYNBLOCK_EXEMPT_MAX, .unit = "networks",
+     .help = "never blocked by a dynamic block; repeatable (default: none)",
+     .refused = "not an address or ADDR/PREFIX (e.g. 192.0.2.0/24, 2001:db8::/32)",
+     .set_str = dotproxy_config_add_dynblock_exempt, .show = show_dynblock_exempt},
     {.name = "max-tcp-clients", .metavar = "N", .kind = &kind_uint,
      .min = DOTPROXY_MAX_TCP_CLIENTS_MIN, .max = DOTPROXY_MAX_TCP_CLIENTS_MAX,
      .help = "TCP clients per worker", LIB_UINT(max_tcp_clients)},

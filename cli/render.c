@@ -601,6 +601,43 @@ static void prom_upstreams(struct dpd_render_buf *b, const struct upstream_agg *
     }
 }
 
+/* ---- anomaly detection: the daemon gives every worker one detector, so
+ * worker 0's view is the whole (cli/dotproxyd.c) ---- */
+
+#define TOP_OFFENDERS 10
+
+static void prom_dynblocks(struct dpd_render_buf *b, dotproxy_ctx *ctx)
+{
+    prom_head(b, "dotproxy_dynblock_active", "gauge",
+              "Dynamic blocks and log-mode anomaly events in force");
+    buf_printf(b, "dotproxy_dynblock_active %zu\n", dotproxy_ctx_dynblocks(ctx, NULL, 0));
+    prom_head(
+        b, "dotproxy_dynblock_hits_total", "counter",
+        "Queries a dynamic block rule matched while in force (log rules: would have blocked)");
+    char text[128];
+    uint64_t hits;
+    for (size_t i = 0; dotproxy_ctx_dynblock_rule(ctx, i, text, sizeof text, &hits) == 0; i++) {
+        buf_printf(b, "dotproxy_dynblock_hits_total{rule=\"");
+        buf_prom_label(b, text);
+        buf_printf(b, "\"} %" PRIu64 "\n", hits);
+    }
+    prom_head(b, "dotproxy_anomaly_events_total", "counter",
+              "Anomalies detected (a rule crossing its threshold), by detector");
+    const char *d;
+    for (size_t i = 0; (d = dotproxy_anomaly_detector_name(i)) != NULL; i++)
+        buf_printf(b, "dotproxy_anomaly_events_total{detector=\"%s\"} %" PRIu64 "\n", d,
+                   dotproxy_ctx_anomaly_events(ctx, i));
+    dotproxy_anomaly_offender top[TOP_OFFENDERS];
+    size_t nt = dotproxy_ctx_anomaly_top(ctx, top, TOP_OFFENDERS);
+    prom_head(b, "dotproxy_anomaly_top_client_qps", "gauge",
+              "The busiest clients now: queries per second over 10 s (at most 10)");
+    for (size_t i = 0; i < nt; i++) {
+        buf_printf(b, "dotproxy_anomaly_top_client_qps{client=\"");
+        buf_prom_label(b, top[i].key);
+        buf_printf(b, "\"} %.2f\n", top[i].qps);
+    }
+}
+
 int dpd_render_metrics(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n)
 {
     struct snapshot s;
@@ -626,6 +663,8 @@ int dpd_render_metrics(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size
     size_t nu = upstreams_collect(&ua, ctxs, n);
     prom_upstreams(b, ua, nu);
     free(ua);
+    if (n > 0)
+        prom_dynblocks(b, ctxs[0]);
     return 0;
 }
 
@@ -840,6 +879,55 @@ int dpd_render_block_check(struct dpd_render_buf *b, dotproxy_blocker *bl, const
     buf_json_str(b, f[3]);
     buf_puts(b, "}}\n");
     return 0;
+}
+
+void dpd_render_dynblocks(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n)
+{
+    static const char *const actions[] = {"log", "refuse", "drop", "truncate"};
+    size_t cap = 64, total = 0;
+    dotproxy_dynblock_entry *e = NULL;
+    for (int tries = 0; n > 0 && tries < 4; tries++) {
+        free(e);
+        e = calloc(cap, sizeof *e);
+        if (e == NULL) {
+            b->failed = 1;
+            return;
+        }
+        total = dotproxy_ctx_dynblocks(ctxs[0], e, cap);
+        if (total <= cap)
+            break;
+        cap = total + 16;
+    }
+    if (total > cap)
+        total = cap;
+    buf_puts(b, "{\"blocks\":[");
+    for (size_t i = 0; i < total; i++) {
+        buf_puts(b, i == 0 ? "{\"key\":" : ",{\"key\":");
+        buf_json_str(b, e[i].key);
+        buf_puts(b, ",\"rule\":");
+        buf_json_str(b, e[i].rule);
+        buf_printf(b, ",\"detector\":\"%s\",\"action\":\"%s\",\"reason\":",
+                   dotproxy_anomaly_detector_name((size_t)e[i].detector), actions[e[i].action & 3]);
+        buf_json_str(b, e[i].reason);
+        buf_printf(b, ",\"since\":%.3f,\"until\":%.3f,\"queries_blocked\":%" PRIu64 "}",
+                   (double)e[i].since_ms / 1000.0, (double)e[i].until_ms / 1000.0, e[i].blocked);
+    }
+    buf_puts(b, "],\"events\":{");
+    const char *d;
+    for (size_t i = 0; n > 0 && (d = dotproxy_anomaly_detector_name(i)) != NULL; i++)
+        buf_printf(b, "%s\"%s\":%" PRIu64, i == 0 ? "" : ",", d,
+                   dotproxy_ctx_anomaly_events(ctxs[0], i));
+    buf_puts(b, "},\"rules\":[");
+    char text[128];
+    uint64_t hits;
+    for (size_t i = 0;
+         n > 0 && dotproxy_ctx_dynblock_rule(ctxs[0], i, text, sizeof text, &hits) == 0; i++) {
+        buf_puts(b, i == 0 ? "{\"rule\":" : ",{\"rule\":");
+        buf_json_str(b, text);
+        buf_printf(b, ",\"hits\":%" PRIu64 "}", hits);
+    }
+    buf_puts(b, "]}\n");
+    free(e);
 }
 
 /* ---- zone-transfer feeds ---- */

@@ -56,6 +56,12 @@ void dpd_render_upstreams(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, s
  * least one worker, else "no healthy upstream\n" and 0. */
 int dpd_render_health(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n);
 
+/* GET /api/v1/dynblocks: {"blocks":[{key, rule, detector, action, reason,
+ * since, until (Unix seconds), queries_blocked}], "events":{detector: n},
+ * "rules":[{rule, hits}]}. The daemon's workers share one detector: worker
+ * 0 speaks for all. */
+void dpd_render_dynblocks(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_t n);
+
 /* {"error":MSG} and a line feed; MSG escaped as any JSON string here. */
 void dpd_render_json_error(struct dpd_render_buf *b, const char *msg);
 

@@ -15,6 +15,7 @@
 
 #include "dotproxy/error.h"
 #include "block.h"
+#include "dynblock.h"
 #include "shared_cache.h"
 
 DOTPROXY_EXPORT int dotproxy_config_new(dotproxy_config **out)
@@ -70,6 +71,8 @@ void dp_config_clear(struct dotproxy_config *cfg)
     dp_shared_cache_unref(cfg->shared_cache);
     cfg->shared_cache = NULL;
     dp_block_config_clear(&cfg->block);
+    dp_dynblock_unref(cfg->shared_dynblock);
+    cfg->shared_dynblock = NULL;
     free(cfg->ca_file);
     free(cfg->tls_priority);
     cfg->ca_file = cfg->tls_priority = NULL;
@@ -89,6 +92,7 @@ int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *sr
     *dst = *src;
     dst->ca_file = dst->tls_priority = NULL;
     dp_shared_cache_ref(dst->shared_cache);
+    dp_dynblock_ref(dst->shared_dynblock);
     if (dp_block_config_copy(&dst->block, &src->block) != 0) {
         /* Neither part is dst's own yet: clear only what is. */
         dp_block_config_defaults(&dst->block);
@@ -577,5 +581,67 @@ DOTPROXY_EXPORT int dotproxy_config_get_rate_limit(const dotproxy_config *cfg, u
         *action = cfg->rl_action;
     if (limit_loopback != NULL)
         *limit_loopback = cfg->rl_loopback;
+    return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_add_dynblock(dotproxy_config *cfg, const char *rule)
+{
+    if (cfg == NULL || rule == NULL)
+        return DOTPROXY_EINVAL;
+    if (cfg->n_dyn_rules == DOTPROXY_DYNBLOCK_RULES_MAX)
+        return DOTPROXY_ELIMIT;
+    struct dp_dynrule r;
+    int rc = dp_anomaly_rule_parse(&r, rule, NULL);
+    if (rc != 0)
+        return rc;
+    cfg->dyn_rules[cfg->n_dyn_rules++] = r;
+    return 0;
+}
+
+DOTPROXY_EXPORT size_t dotproxy_config_dynblock_count(const dotproxy_config *cfg)
+{
+    return cfg == NULL ? 0 : cfg->n_dyn_rules;
+}
+
+DOTPROXY_EXPORT const char *dotproxy_config_get_dynblock(const dotproxy_config *cfg, size_t i)
+{
+    return cfg == NULL || i >= cfg->n_dyn_rules ? NULL : cfg->dyn_rules[i].text;
+}
+
+DOTPROXY_EXPORT int dotproxy_config_add_dynblock_exempt(dotproxy_config *cfg, const char *cidr)
+{
+    if (cfg == NULL || cidr == NULL || cidr[0] == '\0')
+        return DOTPROXY_EINVAL;
+    if (cfg->n_dyn_exempt == DOTPROXY_DYNBLOCK_EXEMPT_MAX)
+        return DOTPROXY_ELIMIT;
+    struct dp_cidr c;
+    if (strlen(cidr) >= sizeof cfg->dyn_exempt_text[0])
+        return DOTPROXY_EADDR;
+    int rc = dp_dynblock_cidr_parse(&c, cidr);
+    if (rc != 0)
+        return rc;
+    strcpy(cfg->dyn_exempt_text[cfg->n_dyn_exempt], cidr);
+    cfg->dyn_exempt[cfg->n_dyn_exempt++] = c;
+    return 0;
+}
+
+DOTPROXY_EXPORT size_t dotproxy_config_dynblock_exempt_count(const dotproxy_config *cfg)
+{
+    return cfg == NULL ? 0 : cfg->n_dyn_exempt;
+}
+
+DOTPROXY_EXPORT const char *dotproxy_config_get_dynblock_exempt(const dotproxy_config *cfg,
+                                                                size_t i)
+{
+    return cfg == NULL || i >= cfg->n_dyn_exempt ? NULL : cfg->dyn_exempt_text[i];
+}
+
+DOTPROXY_EXPORT int dotproxy_config_set_shared_dynblock(dotproxy_config *cfg, dotproxy_dynblock *db)
+{
+    if (cfg == NULL)
+        return DOTPROXY_EINVAL;
+    dp_dynblock_ref(db);
+    dp_dynblock_unref(cfg->shared_dynblock);
+    cfg->shared_dynblock = db;
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "block_config.h"
 #include <stdint.h>
 
+#include "anomaly.h"
 #include "dotproxy/config.h"
 #include "dotproxy/forward.h"
 #include "dotproxy/tap.h"
@@ -92,6 +93,12 @@ struct dotproxy_config {
     unsigned padding;
     unsigned udp_size; /* largest UDP answer to a client, and what our OPT says */
     int keep_ecs;
+    struct dp_dynrule dyn_rules[DOTPROXY_DYNBLOCK_RULES_MAX]; /* --dynblock */
+    size_t n_dyn_rules;
+    struct dp_cidr dyn_exempt[DOTPROXY_DYNBLOCK_EXEMPT_MAX];
+    char dyn_exempt_text[DOTPROXY_DYNBLOCK_EXEMPT_MAX][64]; /* as given */
+    size_t n_dyn_exempt;
+    struct dotproxy_dynblock *shared_dynblock; /* a reference, or NULL */
     int selection;
     unsigned handshake_timeout_ms;
     int reuseport;

@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
+#include "dynblock.h"
 #include "policy.h"
 #include "reload.h"
 #include "shared_cache.h"
@@ -228,6 +230,11 @@ static int ctx_new(dotproxy_ctx **out, const dotproxy_config *cfg, char *why, si
         goto fail;
     if ((rc = dp_block_part_init(&ctx->block, &ctx->cfg, block_wake, ctx)) != 0)
         goto fail;
+    /* Anomaly detection: the one given (shared by workers), else our own. */
+    if (ctx->cfg.shared_dynblock != NULL)
+        ctx->dynblock = dp_dynblock_ref(ctx->cfg.shared_dynblock);
+    else if ((rc = dp_dynblock_new(&ctx->dynblock, &ctx->cfg, dp_now(ctx))) != 0)
+        goto fail;
     if (ctx->cfg.shared_cache != NULL) {
         dp_shared_cache_handle(&ctx->cache, ctx->cfg.shared_cache);
     } else if (ctx->cfg.cache_size > 0) {
@@ -324,6 +331,7 @@ DOTPROXY_EXPORT void dotproxy_ctx_free(dotproxy_ctx *ctx)
     dp_cache_handle_release(&ctx->cache);
     dp_policy_free(ctx->policy);
     dp_block_part_fini(&ctx->block);
+    dp_dynblock_unref(ctx->dynblock);
     dp_listener_fini(&ctx->listeners);
     dp_loop_fini(&ctx->loop);
     dp_config_clear(&ctx->cfg);
@@ -502,4 +510,50 @@ DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which
     if (ctx == NULL || which < 0 || which >= DOTPROXY_CTR_COUNT_)
         return 0;
     return dp_ctr_get(&ctx->stats.ctr, which);
+}
+
+/* ---- dynamic blocks: the operator's view (any thread; the state has its
+ * own locks, and ctx->dynblock is set once at creation) ---- */
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+DOTPROXY_EXPORT size_t dotproxy_ctx_dynblocks(const dotproxy_ctx *ctx, dotproxy_dynblock_entry *out,
+                                              size_t cap)
+{
+    if (ctx == NULL || ctx->dynblock == NULL || (out == NULL && cap > 0))
+        return 0;
+    return dp_dynblock_list(ctx->dynblock, out, cap, mono_us());
+}
+
+DOTPROXY_EXPORT size_t dotproxy_ctx_dynblock_clear(dotproxy_ctx *ctx)
+{
+    if (ctx == NULL || ctx->dynblock == NULL)
+        return 0;
+    return dp_dynblock_clear(ctx->dynblock, mono_us());
+}
+
+DOTPROXY_EXPORT uint64_t dotproxy_ctx_anomaly_events(const dotproxy_ctx *ctx, size_t i)
+{
+    return ctx == NULL || ctx->dynblock == NULL ? 0 : dp_dynblock_events(ctx->dynblock, i);
+}
+
+DOTPROXY_EXPORT int dotproxy_ctx_dynblock_rule(const dotproxy_ctx *ctx, size_t i, char *text,
+                                               size_t cap, uint64_t *hits)
+{
+    if (ctx == NULL || ctx->dynblock == NULL)
+        return DOTPROXY_EINVAL;
+    return dp_dynblock_rule(ctx->dynblock, i, text, cap, hits);
+}
+
+DOTPROXY_EXPORT size_t dotproxy_ctx_anomaly_top(const dotproxy_ctx *ctx,
+                                                dotproxy_anomaly_offender *out, size_t cap)
+{
+    if (ctx == NULL || ctx->dynblock == NULL || out == NULL)
+        return 0;
+    return dp_dynblock_top(ctx->dynblock, out, cap, mono_us());
 }

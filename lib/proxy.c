@@ -15,6 +15,7 @@
 #include "dotproxy/error.h"
 #include "dotproxy/loop.h"
 #include "dns_msg.h"
+#include "dynblock.h"
 #include "edns.h"
 #include "policy.h"
 #include "stats.h"
@@ -278,6 +279,14 @@ static __attribute__((noinline)) int block_chain(struct dotproxy_ctx *ctx, uint8
     return 1;
 }
 
+/* The client an answer goes to (the dynamic blocks count answers too). */
+static inline const struct sockaddr *dynblock_peer(const struct dp_origin *to)
+{
+    socklen_t l;
+    return (const struct sockaddr *)(to->kind == DP_Q_UDP ? to->peer
+                                                          : dp_listener_tcp_peer(to->tcp, &l));
+}
+
 /* The tap's times: the event's is read afresh (the turn's time is when the
  * turn began, which may be well before); the query's is the turn's it
  * arrived or was sent in, the same for all of a query's events. */
@@ -350,6 +359,9 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         len = (size_t)n;
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TRUNCATED);
     }
+    if (note != NULL && to->kind <= DP_Q_TCP)
+        dp_dynblock_answer(ctx->dynblock, dynblock_peer(to), msg, len, to->kind == DP_Q_UDP,
+                           note->qtype, dp_now(ctx));
     if (note != NULL) {
         if (note->timed)
             dp_stats_record_latency(&ctx->stats, dp_now(ctx) - note->arrived_us);
@@ -440,6 +452,26 @@ static void reply_error(struct dotproxy_ctx *ctx, const struct dp_origin *o, con
         send_answer(ctx, o, DOTPROXY_DNS_UDP_MIN, out, (size_t)n, NULL);
     if (out != buf)
         free(out);
+}
+
+/* A dynamic block's action on a client query (dynblock.h); 1 if the query
+ * was answered or dropped here, 0 if it goes on (truncate over TCP). */
+static int dynblock_act(struct dotproxy_ctx *ctx, const struct dp_origin *o, const uint8_t *msg,
+                        size_t len, int action)
+{
+    if (action == DOTPROXY_DYNBLOCK_TRUNCATE) {
+        if (o->kind != DP_Q_UDP)
+            return 0; /* TCP: the client proved its address */
+        uint8_t out[DOTPROXY_DNS_UDP_MIN];
+        int n = dotproxy_dns_make_reply(out, sizeof out, msg, len, DOTPROXY_RCODE_NOERROR);
+        if (n > 0) {
+            out[2] |= 0x02; /* TC */
+            send_answer(ctx, o, DOTPROXY_DNS_UDP_MIN, out, (size_t)n, NULL);
+        }
+    } else if (action == DOTPROXY_DYNBLOCK_REFUSE) {
+        reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
+    }
+    return 1; /* counted per rule by dynblock.c */
 }
 
 /* Send msg to q's client (from_cache: the answer came from the cache), log
@@ -809,6 +841,12 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
         stale_known = res == DP_CACHE_STALE;
     }
 
+    if (q == NULL && o->kind <= DP_Q_TCP) {
+        int a = dp_dynblock_miss(ctx->dynblock, (const struct sockaddr *)o->peer, msg, info,
+                                 cacheable ? key.hash : 0, dp_now(ctx));
+        if (a != DP_DYNBLOCK_PASS && dynblock_act(ctx, o, msg, len, a))
+            return;
+    }
     if (q == NULL) {
         q = ctx->stopping ? NULL : admit(ctx, info, msg, len);
         if (q == NULL) {
@@ -938,6 +976,9 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
         return;
     }
+    int a = dp_dynblock_query(ctx->dynblock, peer, msg, &info, dp_now(ctx));
+    if (a != DP_DYNBLOCK_PASS && dynblock_act(ctx, o, msg, len, a))
+        return;
     ask(ctx, o, &info, msg, len, NULL);
 }
 

@@ -34,18 +34,19 @@ struct dotproxy_ctx {
     struct dotproxy_config cfg; /* the modules point at it: it stays in place */
     struct dp_loop loop;        /* fds, timers, clock, the drive tiers (loop.c) */
     struct dp_logger log;
-    struct dp_log_last last_error; /* log.last points here */
-    struct dp_prng prng;           /* the context's randomness (prng.h) */
-    struct dp_stats stats;         /* counters, latency, upstream snapshot (stats.c) */
-    struct dp_listeners listeners; /* where clients reach us (listener.c) */
-    struct dp_tls_listeners *tls;  /* DNS over TLS (tls_listener.c); NULL: none */
-    struct dp_upstreams upstreams; /* health and selection (upstream.c) */
-    struct dp_pool pool;           /* TLS connections to the upstreams (tls_pool.c) */
-    struct dp_forward forward;     /* forward zones: which upstreams a name may use */
-    struct dp_cache_handle cache;  /* the answer cache, own or shared; impl NULL: off */
-    struct dp_policy *policy;      /* access control, rate limits, per-client caps */
-    unsigned policy_gen;           /* bumped when a reload replaces it */
-    struct dp_block_part block;    /* blocklists: a snapshot of the shared policy (block.c) */
+    struct dp_log_last last_error;      /* log.last points here */
+    struct dp_prng prng;                /* the context's randomness (prng.h) */
+    struct dp_stats stats;              /* counters, latency, upstream snapshot (stats.c) */
+    struct dp_listeners listeners;      /* where clients reach us (listener.c) */
+    struct dp_tls_listeners *tls;       /* DNS over TLS (tls_listener.c); NULL: none */
+    struct dp_upstreams upstreams;      /* health and selection (upstream.c) */
+    struct dp_pool pool;                /* TLS connections to the upstreams (tls_pool.c) */
+    struct dp_forward forward;          /* forward zones: which upstreams a name may use */
+    struct dp_cache_handle cache;       /* the answer cache, own or shared; impl NULL: off */
+    struct dp_policy *policy;           /* access control, rate limits, per-client caps */
+    unsigned policy_gen;                /* bumped when a reload replaces it */
+    struct dp_block_part block;         /* blocklists: a snapshot of the shared policy (block.c) */
+    struct dotproxy_dynblock *dynblock; /* anomaly detection (dynblock.c), own or shared */
 
     /* The pipeline (proxy.c). Query records: bump regions plus a LIFO free
      * list, so only as many records as were ever in flight at once are

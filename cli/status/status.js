@@ -46,10 +46,31 @@
       body.appendChild(tr);
     });
   }
+  function showDynblocks(d) {
+    var ev = [];
+    Object.keys(d.events).forEach(function (k) { if (d.events[k] > 0) ev.push(k + ' ' + d.events[k]); });
+    text('anomaly-events', ev.length ? ev.join(', ') : 'none');
+    var body = document.getElementById('dynblocks');
+    while (body.firstChild) body.removeChild(body.firstChild);
+    d.blocks.forEach(function (b) {
+      var tr = document.createElement('tr');
+      tr.setAttribute('data-dynblock', b.key);
+      cell(tr, b.key);
+      cell(tr, b.rule);
+      cell(tr, b.action);
+      cell(tr, b.reason);
+      cell(tr, new Date(b.since * 1000).toLocaleTimeString());
+      cell(tr, new Date(b.until * 1000).toLocaleTimeString());
+      cell(tr, String(b.queries_blocked));
+      body.appendChild(tr);
+    });
+  }
   function poll() {
-    Promise.all([getJSON('/api/v1/stats'), getJSON('/api/v1/upstreams')]).then(function (r) {
+    Promise.all([getJSON('/api/v1/stats'), getJSON('/api/v1/upstreams'),
+                 getJSON('/api/v1/dynblocks')]).then(function (r) {
       showStats(r[0]);
       showUpstreams(r[1]);
+      showDynblocks(r[2]);
       var st = document.getElementById('state');
       st.className = 'state';
       st.textContent = 'updated ' + new Date().toLocaleTimeString();

@@ -375,6 +375,60 @@ typedef void (*dotproxy_query_log_fn)(const dotproxy_query_log *entry, void *use
 DOTPROXY_EXPORT int dotproxy_config_set_query_log(dotproxy_config *cfg, dotproxy_query_log_fn fn,
                                                   void *user);
 
+/* ---- anomaly detection and dynamic blocks (docs/anomaly.md) ---- */
+
+/* Add a detection rule, "METRIC>THRESHOLD[,window=S][,for=S][,action=A]
+ * [,mask=BITS]": METRIC is qps, nxdomain, servfail, bytes (UDP answer
+ * octets), qtype:TYPE (per second, per client prefix), subdomains (distinct
+ * names missing the cache per second, per registrable domain) or tunnel (a
+ * score in (0, 1) per client and domain); window 1..3600 s (default 10;
+ * tunnel 30), for 0..86400 s (how long a block outlives the crossing,
+ * default 60), action DOTPROXY_DYNBLOCK_LOG/REFUSE/DROP/TRUNCATE by name
+ * (default log), mask a prefix length (default /32, /64). With no
+ * subdomains or tunnel rule, those detectors run with their defaults in log
+ * mode. Returns 0, DOTPROXY_EINVAL (bad rule) or DOTPROXY_ELIMIT. */
+DOTPROXY_EXPORT int dotproxy_config_add_dynblock(dotproxy_config *cfg, const char *rule);
+DOTPROXY_EXPORT size_t dotproxy_config_dynblock_count(const dotproxy_config *cfg);
+/* Rule i as given, or NULL past the end. Valid until cfg changes. */
+DOTPROXY_EXPORT const char *dotproxy_config_get_dynblock(const dotproxy_config *cfg, size_t i);
+/* A network never blocked ("ADDR" or "ADDR/PREFIX"). 0, DOTPROXY_EADDR,
+ * DOTPROXY_EINVAL or DOTPROXY_ELIMIT. */
+DOTPROXY_EXPORT int dotproxy_config_add_dynblock_exempt(dotproxy_config *cfg, const char *cidr);
+DOTPROXY_EXPORT size_t dotproxy_config_dynblock_exempt_count(const dotproxy_config *cfg);
+/* Exemption i as given, or NULL past the end. */
+DOTPROXY_EXPORT const char *dotproxy_config_get_dynblock_exempt(const dotproxy_config *cfg,
+                                                                size_t i);
+#define DOTPROXY_DYNBLOCK_RULES_MAX          16
+#define DOTPROXY_DYNBLOCK_EXEMPT_MAX         64
+#define DOTPROXY_DYNBLOCK_WINDOW_MIN         1u
+#define DOTPROXY_DYNBLOCK_WINDOW_MAX         3600u
+#define DOTPROXY_DYNBLOCK_WINDOW_DEFAULT     10u
+#define DOTPROXY_DYNBLOCK_TUNNEL_WINDOW      30u
+#define DOTPROXY_DYNBLOCK_FOR_MAX            86400u
+#define DOTPROXY_DYNBLOCK_FOR_DEFAULT        60u
+#define DOTPROXY_DYNBLOCK_SUBDOMAINS_DEFAULT 50u
+#define DOTPROXY_DYNBLOCK_TUNNEL_DEFAULT     0.6
+
+enum {
+    DOTPROXY_DYNBLOCK_LOG = 0,      /* report only */
+    DOTPROXY_DYNBLOCK_REFUSE = 1,   /* answer REFUSED */
+    DOTPROXY_DYNBLOCK_DROP = 2,     /* send nothing */
+    DOTPROXY_DYNBLOCK_TRUNCATE = 3, /* UDP: empty answer with TC=1 (TCP served) */
+};
+
+/* One detector state several contexts share (one per worker thread): rates,
+ * scores and blocks are then the same as with one context. Built from cfg's
+ * rules and exemptions (copied). dotproxy_dynblock_free drops the caller's
+ * reference; configs and contexts that use it hold their own. Returns 0,
+ * DOTPROXY_EINVAL or DOTPROXY_ENOMEM. A context made from a config without
+ * one builds its own. */
+typedef struct dotproxy_dynblock dotproxy_dynblock;
+DOTPROXY_EXPORT int dotproxy_dynblock_new(dotproxy_dynblock **out, const dotproxy_config *cfg);
+DOTPROXY_EXPORT void dotproxy_dynblock_free(dotproxy_dynblock *db);
+/* Contexts made from cfg use db (NULL: their own). 0 or DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_config_set_shared_dynblock(dotproxy_config *cfg,
+                                                        dotproxy_dynblock *db);
+
 /* Where log lines go, and the most verbose level passed on (default: no
  * callback, nothing logged; level DOTPROXY_LOG_INFO). */
 DOTPROXY_EXPORT int dotproxy_config_set_log(dotproxy_config *cfg, dotproxy_log_fn fn, void *user,

@@ -11,6 +11,7 @@
  *   dotproxy_ctx_reload, dotproxy_ctx_cache_flush, dotproxy_ctx_counter,
  *   dotproxy_ctx_upstream_stats, dotproxy_ctx_upstream_stats_sized,
  *   dotproxy_ctx_upstream_count, dotproxy_ctx_latency_histogram,
+ *   dotproxy_ctx_dynblocks, dotproxy_ctx_dynblock_clear,
  *   dotproxy_ctx_stop, dotproxy_ctx_wakeup.
  * Of these, only dotproxy_ctx_stop and dotproxy_ctx_wakeup are also safe
  * from a signal handler. (tests/docs/check_docs.py holds this list to the
@@ -216,6 +217,46 @@ DOTPROXY_EXPORT void dotproxy_ctx_cache_flush(dotproxy_ctx *ctx);
 /* The value of a counter, or 0 for an unknown one. Safe from any thread
  * (values from another thread may lag by one loop turn). */
 DOTPROXY_EXPORT uint64_t dotproxy_ctx_counter(const dotproxy_ctx *ctx, int which);
+
+/* ---- dynamic blocks (docs/anomaly.md) ---- */
+
+/* A block or a log-mode event, active now or ended lately. */
+typedef struct dotproxy_dynblock_entry {
+    char key[96];      /* "192.0.2.0/24", "example.com", "192.0.2.7 example.com" */
+    char rule[96];     /* the rule's text */
+    char reason[96];   /* the figure that crossed, e.g. "qps 812.4 > 100" */
+    uint64_t since_ms; /* Unix time, milliseconds */
+    uint64_t until_ms; /* when it ends unless the rate stays over */
+    uint64_t blocked;  /* queries refused, dropped or truncated (log: that would have been) */
+    int action;        /* DOTPROXY_DYNBLOCK_* */
+    int detector;      /* index into dotproxy_anomaly_detector_name() */
+} dotproxy_dynblock_entry;
+
+/* Active entries into out[0..cap); returns how many there are (may exceed
+ * cap). Safe from any thread. */
+DOTPROXY_EXPORT size_t dotproxy_ctx_dynblocks(const dotproxy_ctx *ctx, dotproxy_dynblock_entry *out,
+                                              size_t cap);
+/* End every block now (each end is logged). Returns how many. Safe from any
+ * thread. */
+DOTPROXY_EXPORT size_t dotproxy_ctx_dynblock_clear(dotproxy_ctx *ctx);
+/* Detectors by index from 0: "qps", "nxdomain", "servfail", "bytes",
+ * "qtype", "subdomains", "tunnel"; NULL past the end. */
+DOTPROXY_EXPORT const char *dotproxy_anomaly_detector_name(size_t i);
+/* Events (a rule crossing, blocks and log mode alike) of detector i. */
+DOTPROXY_EXPORT uint64_t dotproxy_ctx_anomaly_events(const dotproxy_ctx *ctx, size_t i);
+/* Rule i (the given ones, then the default detectors): its text into
+ * text[0..cap) and the queries it blocked. 0, or DOTPROXY_EINVAL past the
+ * end. */
+DOTPROXY_EXPORT int dotproxy_ctx_dynblock_rule(const dotproxy_ctx *ctx, size_t i, char *text,
+                                               size_t cap, uint64_t *hits);
+/* The busiest clients (by query rate over 10 s) into out[0..cap), busiest
+ * first; returns how many (at most cap). */
+typedef struct dotproxy_anomaly_offender {
+    char key[64];
+    double qps;
+} dotproxy_anomaly_offender;
+DOTPROXY_EXPORT size_t dotproxy_ctx_anomaly_top(const dotproxy_ctx *ctx,
+                                                dotproxy_anomaly_offender *out, size_t cap);
 
 /* Ask the context to stop: listeners close at once, queries in flight get up
  * to drain_ms to finish, then dotproxy_ctx_run() returns (and

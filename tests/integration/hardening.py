@@ -513,6 +513,9 @@ def case_reload():
     status, body = http_req(mport, "POST", "/api/v1/reload", "s3cret-token")
     check(status == 200 and '"reloaded":true' in body, "reload: POST reload answers 200",
           "%d %s" % (status, body.strip()))
+    # The log line leaves through the daemon's non-blocking log queue, maybe
+    # after the HTTP answer: wait for it.
+    wait_file(logf, r"reload: configuration re-read", 5)
     text = read_file(logf)
     check("reload: configuration re-read" in text and "Permission denied" not in text,
           "reload: the reload really happened (root-owned 0600 token file)", text[-600:])

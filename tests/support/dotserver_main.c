@@ -25,7 +25,8 @@ static void usage(FILE *f, const char *argv0)
             "  --silent            never answer\n"
             "  --idle-close MS     close connections idle for MS milliseconds\n"
             "  --delay MS          delay each answer by MS milliseconds\n"
-            "  --client-ca FILE    require client certificates chaining to FILE\n",
+            "  --client-ca FILE    require client certificates chaining to FILE\n"
+            "  --rcode N           answer every query with rcode N (1..15)\n",
             argv0);
 }
 
@@ -54,6 +55,7 @@ int main(int argc, char **argv)
         {"idle-close", required_argument, NULL, 'i'},
         {"delay", required_argument, NULL, 'd'},
         {"client-ca", required_argument, NULL, 'C'},
+        {"rcode", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -76,7 +78,8 @@ int main(int argc, char **argv)
         case 'a':
         case 'i':
         case 'd':
-            if (parse_uint(optarg, ch == 'p' ? 65535u : UINT_MAX, &v) < 0) {
+        case 'R':
+            if (parse_uint(optarg, ch == 'p' ? 65535u : ch == 'R' ? 15u : UINT_MAX, &v) < 0) {
                 fprintf(stderr, "%s: bad number '%s'\n", argv[0], optarg);
                 return 2;
             }
@@ -88,6 +91,8 @@ int main(int argc, char **argv)
                 o.close_after = v;
             else if (ch == 'i')
                 o.idle_close_ms = v;
+            else if (ch == 'R')
+                o.knobs.rcode = (int)v;
             else
                 o.delay_ms = v;
             break;

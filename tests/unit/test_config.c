@@ -388,6 +388,40 @@ START_TEST(test_config_allow_list_counts_and_stops_at_its_limit)
 }
 END_TEST
 
+START_TEST(test_config_dynblock_rules_and_exemptions_read_back_and_stop_at_their_limits)
+{
+    dotproxy_config *cfg = fresh();
+    char rule[64];
+
+    ck_assert_uint_eq(dotproxy_config_dynblock_count(cfg), 0);
+    ck_assert_int_eq(dotproxy_config_add_dynblock(cfg, "qps>0"), DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_config_add_dynblock(cfg, "qps>1,window=3601"), DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_config_add_dynblock(cfg, "qps>1,for=86401"), DOTPROXY_EINVAL);
+    ck_assert_int_eq(dotproxy_config_add_dynblock(cfg, "qps>1,window=3600,for=86400"), 0);
+    for (int i = 1; i < DOTPROXY_DYNBLOCK_RULES_MAX; i++) {
+        snprintf(rule, sizeof rule, "nxdomain>%d,action=refuse", i);
+        ck_assert_int_eq(dotproxy_config_add_dynblock(cfg, rule), 0);
+    }
+    ck_assert_int_eq(dotproxy_config_add_dynblock(cfg, "qps>5"), DOTPROXY_ELIMIT);
+    ck_assert_uint_eq(dotproxy_config_dynblock_count(cfg), DOTPROXY_DYNBLOCK_RULES_MAX);
+    ck_assert_str_eq(dotproxy_config_get_dynblock(cfg, 0), "qps>1,window=3600,for=86400");
+    ck_assert_ptr_null(dotproxy_config_get_dynblock(cfg, DOTPROXY_DYNBLOCK_RULES_MAX));
+    ck_assert_int_eq(dotproxy_config_add_dynblock_exempt(cfg, "10.0.0.0/33"), DOTPROXY_EADDR);
+    for (int i = 0; i < DOTPROXY_DYNBLOCK_EXEMPT_MAX; i++) {
+        snprintf(rule, sizeof rule, "10.%d.0.0/16", i);
+        ck_assert_int_eq(dotproxy_config_add_dynblock_exempt(cfg, rule), 0);
+    }
+    ck_assert_int_eq(dotproxy_config_add_dynblock_exempt(cfg, "::1"), DOTPROXY_ELIMIT);
+    ck_assert_str_eq(dotproxy_config_get_dynblock_exempt(cfg, 1), "10.1.0.0/16");
+    ck_assert_uint_eq(dotproxy_config_dynblock_exempt_count(cfg), DOTPROXY_DYNBLOCK_EXEMPT_MAX);
+    dotproxy_config *dup;
+    ck_assert_int_eq(dotproxy_config_dup(&dup, cfg), 0);
+    ck_assert_uint_eq(dotproxy_config_dynblock_count(dup), DOTPROXY_DYNBLOCK_RULES_MAX);
+    dotproxy_config_free(dup);
+    dotproxy_config_free(cfg);
+}
+END_TEST
+
 /* ---- copying ---- */
 
 START_TEST(test_config_dup_copies_every_setting)
@@ -505,6 +539,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_config_listen_list_reads_back_clears_and_stops_at_its_limit);
     tcase_add_test(tc, test_config_upstreams_and_pins_read_back_and_stop_at_their_limits);
     tcase_add_test(tc, test_config_allow_list_counts_and_stops_at_its_limit);
+    tcase_add_test(tc,
+                   test_config_dynblock_rules_and_exemptions_read_back_and_stop_at_their_limits);
     tcase_add_test(tc, test_config_dup_copies_every_setting);
     tcase_add_test(tc, test_config_dup_is_independent_of_its_source);
     tcase_add_test(tc, test_config_dup_refuses_null);

@@ -1,0 +1,1134 @@
+/* SPDX-License-Identifier: MIT */
+/* Anomaly detection and dynamic blocks (docs/anomaly.md).
+ *
+ * Memory, all allocated once in dp_dynblock_new (nothing per query), the
+ * same whatever the number of clients or names:
+ *  - clients: SHARDS x CT_PER_SHARD entries of 64 octets (4 MiB), keyed by
+ *    the client's address masked to its rule group's prefix;
+ *  - tunnels: SHARDS x TT_PER_SHARD entries of 64 octets (2 MiB), keyed by
+ *    (client, registrable domain), in the client's shard;
+ *  - domains: SHARDS x DT_PER_SHARD entries of 32 octets (512 KiB);
+ *  - two filters of recently seen names, NF_SLOTS x 4 octets each (2 MiB);
+ *  - BLOCKS_MAX block records; the public suffix list (about 1 MiB).
+ * A key lives within WAYS slots of its home; when all are taken the entry
+ * with the smallest decayed count goes (never a blocked one while another
+ * can go): a flood of spoofed sources churns among themselves, while a
+ * heavy sender, touched often, keeps its place.
+ *
+ * Sharing: the contexts of all workers call in at once. Each shard has its
+ * own mutex (held for a few dozen instructions), the name filters are
+ * relaxed atomics, the block records sit behind one more mutex taken only
+ * when a block starts, ends or is listed. Lock order: shard, then blocks. */
+#include "dynblock.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "anomaly.h"
+#include "bytes.h"
+#include "dotproxy/error.h"
+#include "log.h"
+#include "psl.h"
+#include "siphash.h"
+
+#define SHARDS       64u
+#define CT_PER_SHARD 1024u
+#define TT_PER_SHARD 512u
+#define DT_PER_SHARD 256u
+#define WAYS         8u
+#define NF_SLOTS     (1u << 18)
+#define BLOCKS_MAX   1024u
+#define GROUPS_MAX   4u
+#define SLOTS        6u /* per client entry: 0 is the 10 s query rate */
+#define DSLOTS       2u /* subdomains rules */
+#define SWEEP_MS     100u
+
+/* Query rate window of slot 0 (top offenders, eviction). */
+#define TOP_TAU_MS 10000.0f
+
+struct centry {
+    uint64_t hi, lo;   /* masked address, IPv4 as ::ffff:a.b.c.d */
+    uint32_t last_ms;  /* 0: empty */
+    uint32_t until_ms; /* a block holds while now < until */
+    float c[SLOTS];
+    uint16_t bidx, bgen; /* the block record */
+    uint8_t group, action, exempt, tunnel_blocks;
+    uint32_t tslot; /* 1 + the tunnel entry of the last scored query */
+    uint16_t qid;   /* its ID: the answer with this ID adds its size */
+    uint16_t pad;
+};
+
+struct tentry {
+    uint64_t key; /* 0: empty */
+    uint32_t last_ms;
+    uint32_t until_ms;
+    struct dp_tunnel_feat f;
+    float score;
+    uint16_t bidx, bgen;
+    uint8_t action, pad[3];
+};
+
+struct dentry {
+    uint64_t h; /* domain hash; 0: empty */
+    uint32_t last_ms, until_ms;
+    float c[DSLOTS];
+    uint16_t bidx, bgen;
+    uint8_t action, pad[3];
+};
+
+/* A shard's lock is held for a few dozen instructions: a spin lock (test,
+ * then test-and-set; yield the CPU after a while, for when the holder was
+ * descheduled) costs a tenth of a mutex's lock and unlock. */
+struct spin {
+    atomic_flag f;
+};
+
+static inline void spin_lock(struct spin *l)
+{
+    unsigned n = 0;
+    while (atomic_flag_test_and_set_explicit(&l->f, memory_order_acquire)) {
+        if (++n % 64 == 0)
+            sched_yield();
+    }
+}
+
+static inline void spin_unlock(struct spin *l)
+{
+    atomic_flag_clear_explicit(&l->f, memory_order_release);
+}
+
+struct shard {
+    struct spin mu;
+    struct centry c[CT_PER_SHARD];
+    struct tentry t[TT_PER_SHARD];
+} __attribute__((aligned(64)));
+
+struct dshard {
+    struct spin mu;
+    struct dentry d[DT_PER_SHARD];
+} __attribute__((aligned(64)));
+
+struct block {
+    uint16_t gen; /* odd: in use */
+    uint8_t rule, action, detector;
+    _Atomic uint32_t until_ms;
+    uint32_t since_ms;
+    _Atomic uint64_t hits;
+    char key[96];
+    char reason[96];
+};
+
+/* A rule as the hot path wants it. */
+struct crule {
+    uint8_t rule, slot, metric, action;
+    uint8_t tau; /* index into its group's inv_tau */
+    uint16_t qtype;
+    float limit; /* threshold x tau: compared with the decayed count */
+    float inv_tau_ms;
+    uint32_t for_ms;
+};
+
+struct group {
+    uint8_t mask4, mask6;
+    uint64_t m6hi, m6lo;
+    struct crule r[SLOTS];
+    unsigned n;           /* rules in r (slots 1..n) */
+    float inv_tau[SLOTS]; /* the distinct windows; [0] is slot 0's */
+    unsigned ntau;
+    bool query_side;  /* qps / qtype rules */
+    bool answer_side; /* nxdomain / servfail / bytes rules */
+};
+
+struct dotproxy_dynblock {
+    _Atomic unsigned refs;
+    uint64_t sip[2];
+    uint64_t epoch_us;
+    uint64_t epoch_unix_ms; /* wall clock at epoch_us */
+    struct dp_logger log;
+
+    struct dp_dynrule rules[DOTPROXY_DYNBLOCK_RULES_MAX + 2];
+    size_t n_rules;
+    _Atomic uint64_t rule_hits[DOTPROXY_DYNBLOCK_RULES_MAX + 2];
+    _Atomic uint64_t events[DP_AM_COUNT];
+
+    struct group groups[GROUPS_MAX];
+    unsigned n_groups;
+    bool answer_side;
+    struct crule sub[DSLOTS]; /* subdomains rules */
+    unsigned n_sub;
+    struct crule tun; /* the tunnel rule */
+    bool has_tun;
+
+    struct dp_cidr exempt[DOTPROXY_DYNBLOCK_EXEMPT_MAX];
+    size_t n_exempt;
+
+    struct dp_psl *psl; /* NULL: the last two labels */
+    struct shard *shards;
+    struct dshard *dshards;
+    _Atomic uint32_t *nf; /* 2 x NF_SLOTS: tunnel names, then missed names */
+    void *nf_mem;         /* the same, to free */
+
+    pthread_mutex_t bmu;
+    struct block blocks[BLOCKS_MAX];
+    _Atomic unsigned n_active;
+    _Atomic uint32_t next_sweep_ms;
+};
+
+/* ---- time ---- */
+
+static inline uint32_t ms_of(const struct dotproxy_dynblock *db, uint64_t now_us)
+{
+    return now_us <= db->epoch_us ? 1 : (uint32_t)((now_us - db->epoch_us) / 1000u) + 1u;
+}
+
+static uint64_t unix_ms(const struct dotproxy_dynblock *db, uint32_t ms)
+{
+    return db->epoch_unix_ms + ms - 1;
+}
+
+/* Milliseconds from *last to now, and *last moved to now. Workers' clocks
+ * are read at their own turns and may lag one another by a turn: an update
+ * from the past counts as now (dt 0) rather than as 49 days ahead. */
+static inline uint32_t since(uint32_t *last, uint32_t now)
+{
+    if (now <= *last)
+        return 0;
+    uint32_t dt = now - *last;
+    *last = now;
+    return dt;
+}
+
+/* ---- addresses ---- */
+
+static uint64_t be64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/* The client as one 128-bit number (IPv4 mapped); -1 for other families. */
+static int addr_of(const struct sockaddr *sa, uint64_t *hi, uint64_t *lo, bool *v4)
+{
+    if (sa == NULL)
+        return -1;
+    if (sa->sa_family == AF_INET) {
+        uint8_t b[4];
+        memcpy(b, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
+        *hi = 0;
+        *lo = 0xffff00000000ull | (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+              (uint32_t)b[2] << 8 | b[3];
+        *v4 = true;
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        uint8_t b[16];
+        memcpy(b, (const char *)sa + offsetof(struct sockaddr_in6, sin6_addr), 16);
+        *hi = be64(b);
+        *lo = be64(b + 8);
+        *v4 = *hi == 0 && (*lo >> 32) == 0xffff;
+        return 0;
+    }
+    return -1;
+}
+
+static void mask_of(const struct group *g, bool v4, uint64_t *hi, uint64_t *lo)
+{
+    if (v4) {
+        uint32_t m = g->mask4 == 0 ? 0 : ~(uint32_t)0 << (32 - g->mask4);
+        *lo = 0xffff00000000ull | ((uint32_t)*lo & m);
+    } else {
+        *hi &= g->m6hi;
+        *lo &= g->m6lo;
+    }
+}
+
+static bool is_exempt(const struct dotproxy_dynblock *db, uint64_t hi, uint64_t lo, bool v4)
+{
+    for (size_t i = 0; i < db->n_exempt; i++) {
+        const struct dp_cidr *c = &db->exempt[i];
+        if ((c->family == AF_INET) != v4)
+            continue;
+        if (v4) {
+            uint32_t a = (uint32_t)lo, net = (uint32_t)c->addr[0] << 24 |
+                                             (uint32_t)c->addr[1] << 16 |
+                                             (uint32_t)c->addr[2] << 8 | c->addr[3];
+            uint32_t m = c->prefix == 0 ? 0 : ~(uint32_t)0 << (32 - c->prefix);
+            if ((a & m) == net)
+                return true;
+        } else {
+            uint64_t nh = be64(c->addr), nl = be64(c->addr + 8);
+            unsigned p = c->prefix;
+            uint64_t mh = p >= 64 ? ~0ull : p == 0 ? 0 : ~0ull << (64 - p);
+            uint64_t ml = p <= 64 ? 0 : ~0ull << (128 - p);
+            if ((hi & mh) == nh && (lo & ml) == nl)
+                return true;
+        }
+    }
+    return false;
+}
+
+static void key_text(char *out, size_t cap, uint64_t hi, uint64_t lo, bool v4, unsigned prefix)
+{
+    char a[INET6_ADDRSTRLEN];
+    if (v4) {
+        uint8_t b[4] = {(uint8_t)(lo >> 24), (uint8_t)(lo >> 16), (uint8_t)(lo >> 8), (uint8_t)lo};
+        inet_ntop(AF_INET, b, a, sizeof a);
+        if (prefix < 32)
+            snprintf(out, cap, "%s/%u", a, prefix);
+        else
+            snprintf(out, cap, "%s", a);
+    } else {
+        uint8_t b[16];
+        for (int i = 0; i < 8; i++) {
+            b[i] = (uint8_t)(hi >> (56 - 8 * i));
+            b[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
+        }
+        inet_ntop(AF_INET6, b, a, sizeof a);
+        snprintf(out, cap, "%s/%u", a, prefix);
+    }
+}
+
+/* A wire name as text ("example.com"), for log lines and the API. */
+static void name_text(char *out, size_t cap, const uint8_t *n, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && n[i] != 0 && o + 5 < cap; i += 1u + n[i]) {
+        if (o > 0)
+            out[o++] = '.';
+        for (size_t k = 1; k <= n[i] && i + k < len && o + 5 < cap; k++) {
+            uint8_t c = n[i + k];
+            if (c > 0x20 && c < 0x7f && c != '.' && c != '\\')
+                out[o++] = (char)c;
+            else
+                o += (size_t)snprintf(out + o, cap - o, "\\%03u", c);
+        }
+    }
+    if (o == 0)
+        out[o++] = '.';
+    out[o] = '\0';
+}
+
+/* ---- blocks ---- */
+
+/* Start (or extend, or strengthen) the block of an entry: called with its
+ * shard locked, when rule ri's figure `value` (per second, or a score) is
+ * over its threshold. until, bidx, bgen and action point into the entry. */
+static void block_hit(struct dotproxy_dynblock *db, unsigned ri, uint32_t for_ms, float value,
+                      float count, const struct crule *cr, uint32_t now, uint32_t *until,
+                      uint16_t *bidx, uint16_t *bgen, uint8_t *action,
+                      void (*keyfn)(char *, size_t, const void *), const void *keyarg)
+{
+    const struct dp_dynrule *r = &db->rules[ri];
+    /* `for` runs from when the rate falls back under the threshold. With
+     * no more traffic the decayed count c does so after tau x ln(c / limit):
+     * the block is set to end then plus `for`, and moved on while traffic
+     * keeps the count up. (The score is not a decaying count: `for` from
+     * now.) */
+    uint32_t below = 0;
+    if (cr != NULL && count > cr->limit)
+        below = (uint32_t)(logf(count / cr->limit) / cr->inv_tau_ms);
+    uint32_t end = now + below + for_ms;
+    if (end <= now)
+        end = now + 1; /* for=0: ends at the next sweep once under */
+    bool live =
+        *until > now && *bidx < BLOCKS_MAX && db->blocks[*bidx].gen == *bgen && (*bgen & 1u);
+    if (live && r->action <= *action) {
+        if (end > *until) {
+            *until = end;
+            atomic_store_explicit(&db->blocks[*bidx].until_ms, end, memory_order_relaxed);
+        }
+        return;
+    }
+    pthread_mutex_lock(&db->bmu);
+    struct block *b = NULL;
+    if (live) {
+        b = &db->blocks[*bidx]; /* a stronger rule takes the block over */
+    } else {
+        for (unsigned i = 0; i < BLOCKS_MAX; i++)
+            if (!(db->blocks[i].gen & 1u)) {
+                b = &db->blocks[i];
+                break;
+            }
+        if (b == NULL) {
+            pthread_mutex_unlock(&db->bmu);
+            return; /* all records in use: the figure is still counted */
+        }
+        b->gen++;
+        b->since_ms = now;
+        atomic_store(&b->hits, 0);
+        keyfn(b->key, sizeof b->key, keyarg);
+        atomic_fetch_add(&db->n_active, 1);
+    }
+    b->rule = (uint8_t)ri;
+    b->action = r->action;
+    b->detector = r->metric;
+    if (r->metric == DP_AM_TUNNEL) {
+        snprintf(b->reason, sizeof b->reason, "tunnel score %.2f > %.2f", (double)value,
+                 r->threshold);
+    } else {
+        const char *m = r->metric == DP_AM_QTYPE ? "qtype" : dp_anomaly_metric_names[r->metric];
+        snprintf(b->reason, sizeof b->reason, "%s %.1f/s > %g/s", m, (double)value, r->threshold);
+    }
+    atomic_store(&b->until_ms, end);
+    *until = end;
+    *bidx = (uint16_t)(b - db->blocks);
+    *bgen = b->gen;
+    *action = r->action;
+    atomic_fetch_add(&db->events[r->metric], 1);
+    static const char *const an[] = {"log", "refuse", "drop", "truncate"};
+    dp_log(&db->log, DOTPROXY_LOG_WARN, "dynblock start: %s rule '%s' (%s) key %s, %s",
+           r->action == DOTPROXY_DYNBLOCK_LOG ? "event" : "block", r->text, an[r->action], b->key,
+           b->reason);
+    pthread_mutex_unlock(&db->bmu);
+}
+
+/* An entry's block applies now: count the hit and say what to do. */
+static int block_applies(struct dotproxy_dynblock *db, uint32_t until, uint16_t bidx, uint16_t bgen,
+                         uint8_t action, uint32_t now)
+{
+    if (until <= now || bidx >= BLOCKS_MAX)
+        return DP_DYNBLOCK_PASS;
+    struct block *b = &db->blocks[bidx];
+    if (b->gen != bgen || atomic_load_explicit(&b->until_ms, memory_order_relaxed) <= now)
+        return DP_DYNBLOCK_PASS; /* cleared, or ended */
+    atomic_fetch_add_explicit(&b->hits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->rule_hits[b->rule], 1, memory_order_relaxed);
+    return action == DOTPROXY_DYNBLOCK_LOG ? DP_DYNBLOCK_PASS : action;
+}
+
+void dp_dynblock_sweep(struct dotproxy_dynblock *db, uint64_t now_us)
+{
+    uint32_t now = ms_of(db, now_us);
+    atomic_store_explicit(&db->next_sweep_ms, now + SWEEP_MS, memory_order_relaxed);
+    if (atomic_load(&db->n_active) == 0 || pthread_mutex_trylock(&db->bmu) != 0)
+        return;
+    for (unsigned i = 0; i < BLOCKS_MAX; i++) {
+        struct block *b = &db->blocks[i];
+        if (!(b->gen & 1u) || atomic_load(&b->until_ms) > now)
+            continue;
+        dp_log(&db->log, DOTPROXY_LOG_WARN,
+               "dynblock end: rule '%s' key %s after %.1f s, %llu queries %s",
+               db->rules[b->rule].text, b->key, (double)(now - b->since_ms) / 1000.0,
+               (unsigned long long)atomic_load(&b->hits),
+               b->action == DOTPROXY_DYNBLOCK_LOG ? "matched" : "blocked");
+        b->gen++;
+        atomic_fetch_sub(&db->n_active, 1);
+    }
+    pthread_mutex_unlock(&db->bmu);
+}
+
+static inline void maybe_sweep(struct dotproxy_dynblock *db, uint64_t now_us)
+{
+    if (ms_of(db, now_us) >= atomic_load_explicit(&db->next_sweep_ms, memory_order_relaxed))
+        dp_dynblock_sweep(db, now_us);
+}
+
+/* ---- tables ---- */
+
+/* Table indexes: a keyed multiply-xorshift mix (a tenth of SipHash's
+ * cost). Without the key an attacker cannot aim sources at one bucket, and
+ * a bucket collision costs at most the quietest entry of its window. */
+static inline uint64_t hash2(const struct dotproxy_dynblock *db, uint64_t a, uint64_t b)
+{
+    uint64_t h = (a ^ db->sip[0]) * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 32) ^ b ^ db->sip[1]) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
+}
+
+/* The entry for (hi, lo, group) in shard s, made if absent. */
+static struct centry *client_entry(struct dotproxy_dynblock *db, struct shard *s, uint64_t h,
+                                   uint64_t hi, uint64_t lo, unsigned group, uint32_t now, bool v4)
+{
+    unsigned home = (unsigned)h & (CT_PER_SHARD - 1);
+    for (unsigned i = 0; i < WAYS; i++) {
+        struct centry *e = &s->c[(home + i) & (CT_PER_SHARD - 1)];
+        if (e->last_ms != 0 && e->lo == lo && e->hi == hi && e->group == group)
+            return e;
+    }
+    struct centry *victim = NULL;
+    float vscore = 0;
+    for (unsigned i = 0; i < WAYS; i++) {
+        struct centry *e = &s->c[(home + i) & (CT_PER_SHARD - 1)];
+        /* Who goes: empty first, then the quietest not blocked. */
+        float sc =
+            e->last_ms == 0
+                ? -1.0f
+                : dp_anomaly_age(e->c[0], now > e->last_ms ? now - e->last_ms : 0, 1 / TOP_TAU_MS) +
+                      (e->until_ms > now ? 1e30f : 0.0f);
+        if (victim == NULL || sc < vscore) {
+            victim = e;
+            vscore = sc;
+        }
+    }
+    memset(victim, 0, sizeof *victim);
+    victim->hi = hi;
+    victim->lo = lo;
+    victim->group = (uint8_t)group;
+    victim->last_ms = now;
+    victim->bidx = UINT16_MAX;
+    victim->exempt = db->n_exempt > 0 && is_exempt(db, hi, lo, v4);
+    return victim;
+}
+
+static struct tentry *tunnel_entry(struct shard *s, uint64_t key, uint32_t now)
+{
+    unsigned home = (unsigned)(key >> 20) & (TT_PER_SHARD - 1);
+    struct tentry *victim = NULL;
+    float vscore = 0;
+    for (unsigned i = 0; i < WAYS; i++) {
+        struct tentry *e = &s->t[(home + i) & (TT_PER_SHARD - 1)];
+        if (e->key == key)
+            return e;
+        float sc = e->key == 0 ? -1.0f : e->f.n + (e->until_ms > now ? 1e30f : 0.0f);
+        if (victim == NULL || sc < vscore) {
+            victim = e;
+            vscore = sc;
+        }
+    }
+    memset(victim, 0, sizeof *victim);
+    victim->key = key;
+    victim->last_ms = now;
+    victim->bidx = UINT16_MAX;
+    return victim;
+}
+
+/* 1 if the name (hash h) was not seen lately in filter `which`; records it. */
+static bool name_new(struct dotproxy_dynblock *db, unsigned which, uint64_t h)
+{
+    _Atomic uint32_t *slot = &db->nf[which * NF_SLOTS + ((uint32_t)h & (NF_SLOTS - 1))];
+    uint32_t fp = (uint32_t)(h >> 32) | 1u;
+    if (atomic_load_explicit(slot, memory_order_relaxed) == fp)
+        return false;
+    atomic_store_explicit(slot, fp, memory_order_relaxed);
+    return true;
+}
+
+/* The question name in lower case into buf (info->qname_len octets). */
+static void qname_lower(uint8_t *buf, const uint8_t *msg, const dotproxy_dns_info *info)
+{
+    const uint8_t *n = msg + info->qname_off;
+    for (size_t i = 0; i < info->qname_len; i++) {
+        uint8_t c = n[i];
+        buf[i] = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+    }
+}
+
+/* Bring an entry's counts from its last update to now: one e^-x per
+ * distinct window of the group (usually one), not one per rule. */
+static inline void age_entry(const struct group *gr, struct centry *e, uint32_t dt)
+{
+    if (dt == 0)
+        return;
+    float k[SLOTS];
+    for (unsigned j = 0; j < gr->ntau; j++)
+        k[j] = dp_anomaly_decay((float)dt * gr->inv_tau[j]);
+    e->c[0] *= k[0];
+    for (unsigned i = 0; i < gr->n; i++)
+        e->c[gr->r[i].slot] *= k[gr->r[i].tau];
+}
+
+/* ---- key texts, made only when a block starts ---- */
+
+struct ckey {
+    uint64_t hi, lo;
+    bool v4;
+    unsigned prefix;
+};
+
+static void ckey_text(char *out, size_t cap, const void *arg)
+{
+    const struct ckey *k = arg;
+    key_text(out, cap, k->hi, k->lo, k->v4, k->prefix);
+}
+
+struct tkey {
+    struct ckey c;
+    const uint8_t *dom;
+    size_t dlen;
+};
+
+static void tkey_text(char *out, size_t cap, const void *arg)
+{
+    const struct tkey *k = arg;
+    char a[64], d[96];
+    key_text(a, sizeof a, k->c.hi, k->c.lo, k->c.v4, k->c.prefix);
+    name_text(d, sizeof d, k->dom, k->dlen);
+    snprintf(out, cap, "%s %s", a, d);
+}
+
+struct dkey {
+    const uint8_t *dom;
+    size_t dlen;
+};
+
+static void dkey_text(char *out, size_t cap, const void *arg)
+{
+    const struct dkey *k = arg;
+    name_text(out, cap, k->dom, k->dlen);
+}
+
+/* ---- the hooks ---- */
+
+/* The tunnel part of a query, with its client's shard locked: score it (if
+ * it looks like tunnel traffic at all) and say whether (client, domain) is
+ * blocked. */
+static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct centry *ce,
+                        uint64_t chash, const uint8_t *msg, const dotproxy_dns_info *info,
+                        uint32_t now, bool scored, bool v4)
+{
+    uint8_t name[DOTPROXY_DNS_MAX_NAME];
+    qname_lower(name, msg, info);
+    uint64_t dh;
+    size_t doff = dp_psl_domain(db->psl, name, info->qname_len, &dh);
+    uint64_t key = hash2(db, chash, dh) | 1u;
+    struct tentry *t = tunnel_entry(s, key, now);
+    if (scored) {
+        struct dp_name_shape sh;
+        dp_anomaly_shape(&sh, name, doff);
+        uint32_t dt = since(&t->last_ms, now);
+        if (dt > 0) {
+            float k = dp_anomaly_decay((float)dt * db->tun.inv_tau_ms);
+            t->f.n *= k, t->f.longest *= k, t->f.entropy *= k;
+            t->f.uniq *= k, t->f.types *= k, t->f.size *= k;
+        }
+        t->f.n += 1;
+        t->f.longest += (float)sh.longest;
+        t->f.entropy += sh.entropy;
+        t->f.uniq += name_new(db, 0, dp_siphash13(db->sip, name, info->qname_len)) ? 1.0f : 0.0f;
+        t->f.types += dp_anomaly_tunnel_qtype(info->qtype) ? 1.0f : 0.0f;
+        t->f.size += (float)info->question_end + 11.0f; /* the answer adds its own */
+        t->score = dp_anomaly_tunnel_score(&t->f);
+        ce->tslot = 1u + (uint32_t)(t - s->t);
+        ce->qid = info->id;
+        if (t->score > db->tun.limit && !ce->exempt) {
+            struct tkey k = {
+                {ce->hi, ce->lo, v4, v4 ? 32u : 128u}, name + doff, info->qname_len - doff};
+            bool was = t->until_ms > now;
+            block_hit(db, db->tun.rule, db->tun.for_ms, t->score, 0, NULL, now, &t->until_ms,
+                      &t->bidx, &t->bgen, &t->action, tkey_text, &k);
+            if (!was && t->action != DOTPROXY_DYNBLOCK_LOG)
+                ce->tunnel_blocks = 1;
+        }
+    }
+    return block_applies(db, t->until_ms, t->bidx, t->bgen, t->action, now);
+}
+
+int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *client,
+                      const uint8_t *msg, const dotproxy_dns_info *info, uint64_t now_us)
+{
+    uint64_t ahi, alo;
+    bool v4;
+    if (addr_of(client, &ahi, &alo, &v4) != 0)
+        return DP_DYNBLOCK_PASS;
+    maybe_sweep(db, now_us);
+    uint32_t now = ms_of(db, now_us);
+    /* Worth a tunnel score: a long label anywhere, or a type tunnels use. */
+    bool scored = false;
+    if (db->has_tun) {
+        scored = dp_anomaly_tunnel_qtype(info->qtype);
+        const uint8_t *n = msg + info->qname_off;
+        for (size_t i = 0; !scored && i < info->qname_len && n[i] != 0; i += 1u + n[i])
+            scored = n[i] >= 16;
+    }
+    int verdict = DP_DYNBLOCK_PASS;
+    for (unsigned g = 0; g < db->n_groups; g++) {
+        const struct group *gr = &db->groups[g];
+        if (g > 0 && !gr->query_side)
+            continue;
+        uint64_t hi = ahi, lo = alo;
+        mask_of(gr, v4, &hi, &lo);
+        uint64_t h = hash2(db, hi, lo ^ g);
+        struct shard *s = &db->shards[h >> 58];
+        spin_lock(&s->mu);
+        struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
+        age_entry(gr, e, since(&e->last_ms, now));
+        e->c[0] += 1;
+        for (unsigned i = 0; i < gr->n; i++) {
+            const struct crule *r = &gr->r[i];
+            float *c = &e->c[r->slot];
+            if (r->metric == DP_AM_QPS || (r->metric == DP_AM_QTYPE && r->qtype == info->qtype)) {
+                *c += 1;
+                if (*c > r->limit && !e->exempt) {
+                    struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
+                    block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
+                              &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
+                }
+            }
+        }
+        int v = block_applies(db, e->until_ms, e->bidx, e->bgen, e->action, now);
+        if (v > verdict)
+            verdict = v;
+        if (g == 0 && db->has_tun && (scored || e->tunnel_blocks)) {
+            v = tunnel_query(db, s, e, h, msg, info, now, scored, v4);
+            if (v > verdict)
+                verdict = v;
+        }
+        spin_unlock(&s->mu);
+    }
+    return verdict;
+}
+
+int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client,
+                     const uint8_t *msg, const dotproxy_dns_info *info, uint64_t name_hash,
+                     uint64_t now_us)
+{
+    if (db->n_sub == 0 || info->qname_len == 0)
+        return DP_DYNBLOCK_PASS;
+    uint32_t now = ms_of(db, now_us);
+    uint8_t name[DOTPROXY_DNS_MAX_NAME];
+    qname_lower(name, msg, info);
+    uint64_t dh;
+    size_t doff = dp_psl_domain(db->psl, name, info->qname_len, &dh);
+    if (name_hash == 0)
+        name_hash = dp_siphash13(db->sip, name, info->qname_len);
+    bool fresh = name_new(db, 1, name_hash ^ (uint64_t)info->qtype << 40);
+    dh |= 1u;
+    struct dshard *s = &db->dshards[dh >> 58];
+    spin_lock(&s->mu);
+    unsigned home = (unsigned)(dh >> 20) & (DT_PER_SHARD - 1);
+    struct dentry *d = NULL, *victim = NULL;
+    float vscore = 0;
+    for (unsigned i = 0; i < WAYS; i++) {
+        struct dentry *e = &s->d[(home + i) & (DT_PER_SHARD - 1)];
+        if (e->h == dh) {
+            d = e;
+            break;
+        }
+        float sc = e->h == 0 ? -1.0f : e->c[0] + (e->until_ms > now ? 1e30f : 0.0f);
+        if (victim == NULL || sc < vscore) {
+            victim = e;
+            vscore = sc;
+        }
+    }
+    if (d == NULL) {
+        d = victim;
+        memset(d, 0, sizeof *d);
+        d->h = dh;
+        d->last_ms = now;
+        d->bidx = UINT16_MAX;
+    }
+    uint32_t dt = since(&d->last_ms, now);
+    for (unsigned i = 0; i < db->n_sub; i++) {
+        const struct crule *r = &db->sub[i];
+        if (dt > 0)
+            d->c[i] = dp_anomaly_age(d->c[i], dt, r->inv_tau_ms);
+        if (fresh) {
+            d->c[i] += 1;
+            if (d->c[i] > r->limit) {
+                struct dkey k = {name + doff, info->qname_len - doff};
+                block_hit(db, r->rule, r->for_ms, d->c[i] * 1000.0f * r->inv_tau_ms, d->c[i], r,
+                          now, &d->until_ms, &d->bidx, &d->bgen, &d->action, dkey_text, &k);
+            }
+        }
+    }
+    int v = DP_DYNBLOCK_PASS;
+    if (d->until_ms > now) {
+        uint64_t hi, lo;
+        bool v4;
+        /* Exempt clients are served; only they pay for the check. */
+        if (db->n_exempt == 0 || addr_of(client, &hi, &lo, &v4) != 0 || !is_exempt(db, hi, lo, v4))
+            v = block_applies(db, d->until_ms, d->bidx, d->bgen, d->action, now);
+    }
+    spin_unlock(&s->mu);
+    return v;
+}
+
+void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *client,
+                        const uint8_t *msg, size_t len, int udp, uint16_t qtype, uint64_t now_us)
+{
+    bool tun = db->has_tun && dp_anomaly_tunnel_qtype(qtype);
+    if ((!db->answer_side && !tun) || len < DOTPROXY_DNS_HEADER_SIZE)
+        return;
+    uint64_t ahi, alo;
+    bool v4;
+    if (addr_of(client, &ahi, &alo, &v4) != 0)
+        return;
+    uint32_t now = ms_of(db, now_us);
+    unsigned rcode = DOTPROXY_DNS_RCODE(dp_get16(msg + 2));
+    uint16_t id = dp_get16(msg);
+    for (unsigned g = 0; g < db->n_groups; g++) {
+        const struct group *gr = &db->groups[g];
+        if (!gr->answer_side && !(g == 0 && tun))
+            continue;
+        uint64_t hi = ahi, lo = alo;
+        mask_of(gr, v4, &hi, &lo);
+        uint64_t h = hash2(db, hi, lo ^ g);
+        struct shard *s = &db->shards[h >> 58];
+        spin_lock(&s->mu);
+        struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
+        age_entry(gr, e, since(&e->last_ms, now));
+        for (unsigned i = 0; i < gr->n; i++) {
+            const struct crule *r = &gr->r[i];
+            float *c = &e->c[r->slot];
+            float add = 0;
+            if (r->metric == DP_AM_NXDOMAIN && rcode == DOTPROXY_RCODE_NXDOMAIN)
+                add = 1;
+            else if (r->metric == DP_AM_SERVFAIL && rcode == DOTPROXY_RCODE_SERVFAIL)
+                add = 1;
+            else if (r->metric == DP_AM_BYTES && udp)
+                add = (float)len;
+            if (add == 0)
+                continue;
+            *c += add;
+            if (*c > r->limit && !e->exempt) {
+                struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
+                block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
+                          &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
+            }
+        }
+        if (g == 0 && tun && e->tslot != 0 && e->qid == id) {
+            struct tentry *t = &s->t[e->tslot - 1];
+            t->f.size += (float)len;
+            e->tslot = 0;
+        }
+        spin_unlock(&s->mu);
+    }
+}
+
+/* ---- building ---- */
+
+static void crule_of(struct crule *c, const struct dp_dynrule *r, unsigned ri, unsigned slot)
+{
+    c->rule = (uint8_t)ri;
+    c->slot = (uint8_t)slot;
+    c->metric = r->metric;
+    c->action = r->action;
+    c->qtype = r->qtype;
+    float tau_ms = (float)r->window_s * 1000.0f;
+    c->inv_tau_ms = 1.0f / tau_ms;
+    /* Rates compare as decayed counts (rate x tau); the score as is. */
+    c->limit =
+        r->metric == DP_AM_TUNNEL ? (float)r->threshold : (float)r->threshold * (float)r->window_s;
+    c->for_ms = r->for_s * 1000u;
+}
+
+static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_config *cfg)
+{
+    bool has_sub = false;
+    for (size_t i = 0; i < cfg->n_dyn_rules; i++) {
+        db->rules[db->n_rules++] = cfg->dyn_rules[i];
+        has_sub |= cfg->dyn_rules[i].metric == DP_AM_SUBDOMAINS;
+        db->has_tun |= cfg->dyn_rules[i].metric == DP_AM_TUNNEL;
+    }
+    if (!has_sub)
+        dp_anomaly_rule_default(&db->rules[db->n_rules++], DP_AM_SUBDOMAINS);
+    if (!db->has_tun) {
+        dp_anomaly_rule_default(&db->rules[db->n_rules++], DP_AM_TUNNEL);
+        db->has_tun = true;
+    }
+    db->n_groups = 1;
+    db->groups[0].mask4 = 32;
+    db->groups[0].mask6 = 64;
+    bool tun_set = false;
+    for (size_t i = 0; i < db->n_rules; i++) {
+        const struct dp_dynrule *r = &db->rules[i];
+        if (r->metric == DP_AM_SUBDOMAINS) {
+            if (db->n_sub == DSLOTS)
+                return DOTPROXY_ELIMIT;
+            crule_of(&db->sub[db->n_sub], r, (unsigned)i, db->n_sub);
+            db->n_sub++;
+            continue;
+        }
+        if (r->metric == DP_AM_TUNNEL) {
+            /* One tunnel rule: the last given wins (its score is one). */
+            crule_of(&db->tun, r, (unsigned)i, 0);
+            tun_set = true;
+            continue;
+        }
+        unsigned g = 0;
+        while (g < db->n_groups &&
+               !(db->groups[g].mask4 == r->mask4 && db->groups[g].mask6 == r->mask6))
+            g++;
+        if (g == db->n_groups) {
+            if (g == GROUPS_MAX)
+                return DOTPROXY_ELIMIT;
+            db->groups[g].mask4 = r->mask4;
+            db->groups[g].mask6 = r->mask6;
+            db->n_groups++;
+        }
+        struct group *gr = &db->groups[g];
+        if (gr->n == SLOTS - 1)
+            return DOTPROXY_ELIMIT;
+        crule_of(&gr->r[gr->n], r, (unsigned)i, gr->n + 1);
+        gr->n++;
+        if (r->metric == DP_AM_QPS || r->metric == DP_AM_QTYPE)
+            gr->query_side = true;
+        else
+            gr->answer_side = db->answer_side = true;
+    }
+    (void)tun_set;
+    for (unsigned g = 0; g < db->n_groups; g++) {
+        struct group *gr = &db->groups[g];
+        gr->inv_tau[0] = 1 / TOP_TAU_MS;
+        gr->ntau = 1;
+        for (unsigned i = 0; i < gr->n; i++) {
+            unsigned j = 0;
+            while (j < gr->ntau && gr->inv_tau[j] != gr->r[i].inv_tau_ms)
+                j++;
+            if (j == gr->ntau)
+                gr->inv_tau[gr->ntau++] = gr->r[i].inv_tau_ms;
+            gr->r[i].tau = (uint8_t)j;
+        }
+        unsigned p = gr->mask6;
+        gr->m6hi = p >= 64 ? ~0ull : ~0ull << (64 - p);
+        gr->m6lo = p <= 64 ? 0 : ~0ull << (128 - p);
+    }
+    return 0;
+}
+
+int dp_dynblock_new(struct dotproxy_dynblock **out, const struct dotproxy_config *cfg,
+                    uint64_t epoch_us)
+{
+    struct dotproxy_dynblock *db = calloc(1, sizeof *db);
+    if (db == NULL)
+        return DOTPROXY_ENOMEM;
+    atomic_init(&db->refs, 1);
+    dp_siphash_key(db->sip);
+    db->epoch_us = epoch_us;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    db->epoch_unix_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    db->log = cfg->log;
+    memcpy(db->exempt, cfg->dyn_exempt, sizeof db->exempt);
+    db->n_exempt = cfg->n_dyn_exempt;
+    pthread_mutex_init(&db->bmu, NULL);
+    int r = build_rules(db, cfg);
+    if (r != 0) {
+        free(db);
+        return r == DOTPROXY_ELIMIT ? DOTPROXY_EINVAL : r;
+    }
+    /* calloc: pages are touched (and cost RSS) only as clients come. */
+    db->shards = calloc(SHARDS, sizeof *db->shards);
+    db->dshards = calloc(SHARDS, sizeof *db->dshards);
+    db->nf = db->nf_mem = calloc(2 * NF_SLOTS, sizeof *db->nf);
+    if (db->shards == NULL || db->dshards == NULL || db->nf == NULL) {
+        free(db->shards);
+        free(db->dshards);
+        free(db->nf_mem);
+        free(db);
+        return DOTPROXY_ENOMEM;
+    }
+    for (unsigned i = 0; i < SHARDS; i++) {
+        atomic_flag_clear(&db->shards[i].mu.f);
+        atomic_flag_clear(&db->dshards[i].mu.f);
+    }
+    for (unsigned i = 0; i < BLOCKS_MAX; i++)
+        db->blocks[i].gen = 0;
+    if (dp_psl_load(&db->psl, NULL) != 0) {
+        db->psl = NULL;
+        dp_log(&db->log, DOTPROXY_LOG_WARN,
+               "anomaly: no public suffix list at %s: domains are the last two labels",
+               DP_PSL_DEFAULT_FILE);
+    }
+    *out = db;
+    return 0;
+}
+
+struct dotproxy_dynblock *dp_dynblock_ref(struct dotproxy_dynblock *db)
+{
+    if (db != NULL)
+        atomic_fetch_add(&db->refs, 1);
+    return db;
+}
+
+void dp_dynblock_unref(struct dotproxy_dynblock *db)
+{
+    if (db == NULL || atomic_fetch_sub(&db->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&db->bmu);
+    dp_psl_free(db->psl);
+    free(db->shards);
+    free(db->dshards);
+    free(db->nf_mem);
+    free(db);
+}
+
+size_t dp_dynblock_memory(const struct dotproxy_dynblock *db)
+{
+    (void)db;
+    return sizeof(struct dotproxy_dynblock) + SHARDS * sizeof(struct shard) +
+           SHARDS * sizeof(struct dshard) + 2 * NF_SLOTS * sizeof(uint32_t);
+}
+
+int dp_dynblock_cidr_parse(struct dp_cidr *out, const char *text)
+{
+    char addr[64];
+    const char *slash = strchr(text, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - text) : strlen(text);
+    if (alen == 0 || alen >= sizeof addr)
+        return DOTPROXY_EADDR;
+    memcpy(addr, text, alen);
+    addr[alen] = '\0';
+    struct dp_cidr c = {0};
+    unsigned max;
+    if (inet_pton(AF_INET, addr, c.addr) == 1) {
+        c.family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+        c.family = AF_INET6;
+        max = 128;
+    } else {
+        return DOTPROXY_EADDR;
+    }
+    unsigned prefix = max;
+    if (slash != NULL) {
+        const char *p = slash + 1;
+        if (*p == '\0' || strlen(p) > 3)
+            return DOTPROXY_EADDR;
+        prefix = 0;
+        for (; *p != '\0'; p++) {
+            if (*p < '0' || *p > '9')
+                return DOTPROXY_EADDR;
+            prefix = prefix * 10 + (unsigned)(*p - '0');
+        }
+        if (prefix > max)
+            return DOTPROXY_EADDR;
+    }
+    c.prefix = (uint8_t)prefix;
+    for (unsigned bit = prefix; bit < max; bit++)
+        c.addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+    *out = c;
+    return 0;
+}
+
+/* ---- public ---- */
+
+DOTPROXY_EXPORT int dotproxy_dynblock_new(dotproxy_dynblock **out, const dotproxy_config *cfg)
+{
+    if (out == NULL || cfg == NULL)
+        return DOTPROXY_EINVAL;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return dp_dynblock_new(out, cfg, (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+}
+
+DOTPROXY_EXPORT void dotproxy_dynblock_free(dotproxy_dynblock *db)
+{
+    dp_dynblock_unref(db);
+}
+
+DOTPROXY_EXPORT const char *dotproxy_anomaly_detector_name(size_t i)
+{
+    return i < DP_AM_COUNT ? dp_anomaly_metric_names[i] : NULL;
+}
+
+/* ---- the operator's view ---- */
+
+size_t dp_dynblock_list(struct dotproxy_dynblock *db, dotproxy_dynblock_entry *out, size_t cap,
+                        uint64_t now_us)
+{
+    dp_dynblock_sweep(db, now_us);
+    size_t n = 0;
+    pthread_mutex_lock(&db->bmu);
+    for (unsigned i = 0; i < BLOCKS_MAX; i++) {
+        const struct block *b = &db->blocks[i];
+        if (!(b->gen & 1u))
+            continue;
+        if (n < cap) {
+            dotproxy_dynblock_entry *e = &out[n];
+            memset(e, 0, sizeof *e);
+            snprintf(e->key, sizeof e->key, "%s", b->key);
+            snprintf(e->rule, sizeof e->rule, "%s", db->rules[b->rule].text);
+            snprintf(e->reason, sizeof e->reason, "%s", b->reason);
+            e->since_ms = unix_ms(db, b->since_ms);
+            e->until_ms = unix_ms(db, atomic_load(&b->until_ms));
+            e->blocked = atomic_load(&b->hits);
+            e->action = b->action;
+            e->detector = b->detector;
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&db->bmu);
+    return n;
+}
+
+size_t dp_dynblock_clear(struct dotproxy_dynblock *db, uint64_t now_us)
+{
+    uint32_t now = ms_of(db, now_us);
+    size_t n = 0;
+    pthread_mutex_lock(&db->bmu);
+    for (unsigned i = 0; i < BLOCKS_MAX; i++) {
+        struct block *b = &db->blocks[i];
+        if (!(b->gen & 1u))
+            continue;
+        dp_log(&db->log, DOTPROXY_LOG_WARN,
+               "dynblock end: rule '%s' key %s cleared after %.1f s, %llu queries %s",
+               db->rules[b->rule].text, b->key, (double)(now - b->since_ms) / 1000.0,
+               (unsigned long long)atomic_load(&b->hits),
+               b->action == DOTPROXY_DYNBLOCK_LOG ? "matched" : "blocked");
+        /* The entries still point here with the old generation: they are
+         * unblocked at once, and block again only if they cross again. */
+        b->gen++;
+        atomic_fetch_sub(&db->n_active, 1);
+        n++;
+    }
+    pthread_mutex_unlock(&db->bmu);
+    return n;
+}
+
+uint64_t dp_dynblock_events(const struct dotproxy_dynblock *db, size_t detector)
+{
+    return detector < DP_AM_COUNT ? atomic_load(&db->events[detector]) : 0;
+}
+
+int dp_dynblock_rule(const struct dotproxy_dynblock *db, size_t i, char *text, size_t cap,
+                     uint64_t *hits)
+{
+    if (i >= db->n_rules)
+        return DOTPROXY_EINVAL;
+    if (text != NULL && cap > 0)
+        snprintf(text, cap, "%s", db->rules[i].text);
+    if (hits != NULL)
+        *hits = atomic_load(&db->rule_hits[i]);
+    return 0;
+}
+
+size_t dp_dynblock_top(struct dotproxy_dynblock *db, dotproxy_anomaly_offender *out, size_t cap,
+                       uint64_t now_us)
+{
+    uint32_t now = ms_of(db, now_us);
+    size_t n = 0;
+    for (unsigned si = 0; si < SHARDS; si++) {
+        struct shard *s = &db->shards[si];
+        spin_lock(&s->mu);
+        for (unsigned i = 0; i < CT_PER_SHARD; i++) {
+            const struct centry *e = &s->c[i];
+            if (e->last_ms == 0 || e->group != 0)
+                continue;
+            double qps = (double)dp_anomaly_age(e->c[0], now > e->last_ms ? now - e->last_ms : 0,
+                                                1 / TOP_TAU_MS) /
+                         (TOP_TAU_MS / 1000.0);
+            if (qps < 0.05)
+                continue;
+            /* Insertion into the sorted top cap. */
+            size_t at = n < cap ? n : cap;
+            while (at > 0 && out[at - 1].qps < qps)
+                at--;
+            if (at >= cap)
+                continue;
+            size_t last = n < cap ? n : cap - 1;
+            memmove(&out[at + 1], &out[at], (last - at) * sizeof *out);
+            bool v4 = e->hi == 0 && (e->lo >> 32) == 0xffff;
+            key_text(out[at].key, sizeof out[at].key, e->hi, e->lo, v4,
+                     v4 ? db->groups[0].mask4 : db->groups[0].mask6);
+            out[at].qps = qps;
+            if (n < cap)
+                n++;
+        }
+        spin_unlock(&s->mu);
+    }
+    return n;
+}
