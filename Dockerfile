@@ -67,7 +67,7 @@ COPY --from=build /rootfs/ /
 # the kernel refuses to exec a binary whose file capability it cannot grant.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libgnutls30 libinih1 libmicrohttpd12 libfstrm0 libprotobuf-c1 ca-certificates \
+        libgnutls30 libinih1 libmicrohttpd12 libfstrm0 libprotobuf-c1 ca-certificates publicsuffix \
         libcap2-bin \
  && setcap cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && setcap -v cap_net_bind_service=+ep /usr/sbin/dotproxyd \
