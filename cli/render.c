@@ -251,6 +251,7 @@ struct upstream_agg {
     uint64_t connections, inflight, queries, answers;
     double srtt_weighted, srtt_weight; /* over workers that measured it */
     uint64_t idle_limit_us;            /* smallest learnt, 0 = none */
+    int64_t cert_not_after;            /* earliest over workers, 0 = no handshake */
 };
 
 /* The growing list of upstreams seen so far. */
@@ -302,6 +303,11 @@ static void upstream_add(struct upstream_agg *u, const dotproxy_upstream_stats *
     }
     if (st->idle_limit_us != 0 && (u->idle_limit_us == 0 || st->idle_limit_us < u->idle_limit_us))
         u->idle_limit_us = st->idle_limit_us;
+    /* The earliest: a worker still on an older certificate is what an
+     * expiry alert must see. */
+    if (st->cert_not_after > 0 &&
+        (u->cert_not_after == 0 || st->cert_not_after < u->cert_not_after))
+        u->cert_not_after = st->cert_not_after;
 }
 
 /* Every upstream of every worker, merged by label, in order of first
@@ -314,7 +320,7 @@ static size_t upstreams_collect(struct upstream_agg **out, dotproxy_ctx *const *
         for (size_t i = 0; i < count; i++) {
             dotproxy_upstream_stats st;
             /* The list may shrink between the two calls (a reload). */
-            if (dotproxy_ctx_upstream_stats(ctxs[w], i, &st) != 0)
+            if (dotproxy_ctx_upstream_stats_sized(ctxs[w], i, &st, sizeof st) != 0)
                 continue;
             st.label[sizeof st.label - 1] = '\0';
             struct upstream_agg *u = upstream_entry(&l, st.label);
@@ -532,6 +538,7 @@ enum upstream_family {
     UF_IDLE_LIMIT,
     UF_QUERIES,
     UF_ANSWERS,
+    UF_CERT_EXPIRY,
     UF_COUNT_
 };
 
@@ -556,6 +563,9 @@ static const struct {
     [UF_QUERIES] = {"dotproxy_upstream_queries_total", "counter", "Queries sent to the upstream"},
     [UF_ANSWERS] = {"dotproxy_upstream_answers_total", "counter",
                     "Answers received from the upstream"},
+    [UF_CERT_EXPIRY] = {"dotproxy_upstream_cert_expiry_seconds", "gauge",
+                        "Seconds until the notAfter of the upstream's certificate, as seen at "
+                        "the last verified handshake (earliest over workers; absent until one)"},
 };
 
 /* Whether upstream u has a value for family f: no line until measured. */
@@ -565,6 +575,8 @@ static int upstream_has_value(enum upstream_family f, const struct upstream_agg 
         return u->srtt_weight != 0;
     if (f == UF_IDLE_LIMIT)
         return u->idle_limit_us != 0;
+    if (f == UF_CERT_EXPIRY)
+        return u->cert_not_after != 0;
     return 1;
 }
 
@@ -580,6 +592,9 @@ static void upstream_value(struct dpd_render_buf *b, enum upstream_family f,
     case UF_IDLE_LIMIT: buf_seconds(b, u->idle_limit_us); break;
     case UF_QUERIES: buf_printf(b, "%" PRIu64, u->queries); break;
     case UF_ANSWERS: buf_printf(b, "%" PRIu64, u->answers); break;
+    case UF_CERT_EXPIRY:
+        buf_printf(b, "%lld", (long long)u->cert_not_after - (long long)time(NULL));
+        break;
     case UF_COUNT_: break;
     }
 }

@@ -15,8 +15,9 @@
  * connections, in-flight queries, queries and answers summed, consecutive
  * failures the maximum, healthy when it is healthy in at least one worker
  * (the same rule as /health; the JSON also says in how many), the smoothed
- * RTT the answer-weighted mean of the workers that measured it, and the idle
- * limit the smallest one learnt.
+ * RTT the answer-weighted mean of the workers that measured it, the idle
+ * limit the smallest one learnt, and the certificate's notAfter the earliest
+ * seen at a verified handshake.
  *
  * Every function may be called from any thread, as the operator API it
  * reads; each response is computed from one reading of every worker. */

@@ -545,11 +545,13 @@ static void conn_ready(struct dp_conn *c)
                up->label);
         goto ready;
     }
+    int64_t not_after = 0;
     if (dp_trust_check_peer(c->tls, pool->cred, up->verify_name, (const uint8_t(*)[32])up->pins,
-                            up->n_pins, why, sizeof why) != 0) {
+                            up->n_pins, why, sizeof why, &not_after) != 0) {
         conn_fail(c, why, 1, 0);
         return;
     }
+    dp_upstream_cert_seen(up, not_after);
     c->state = DP_CONN_READY;
     dp_ctr_inc(pool->ctr, DOTPROXY_CTR_TLS_HANDSHAKES);
     int resumed = gnutls_session_is_resumed(c->tls);

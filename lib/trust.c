@@ -232,7 +232,7 @@ static int leaf_acceptable(gnutls_x509_crt_t leaf, char *why, size_t cap)
 
 int dp_trust_check_peer(gnutls_session_t tls, gnutls_certificate_credentials_t cred,
                         const char *name, const uint8_t (*pins)[32], unsigned n_pins, char *why,
-                        size_t cap)
+                        size_t cap, int64_t *not_after)
 {
     gnutls_x509_trust_list_t tl = NULL;
     gnutls_certificate_get_trust_list(cred, &tl);
@@ -312,6 +312,10 @@ int dp_trust_check_peer(gnutls_session_t tls, gnutls_certificate_credentials_t c
                  "anchor) matches the SPKI pin set",
                  n_chain);
 out:
+    /* Read from the chain just verified, so resumed sessions report the
+     * certificate they still rest on. */
+    if (rc == 0 && not_after != NULL)
+        *not_after = (int64_t)gnutls_x509_crt_get_expiration_time(peers[0]);
     /* Only the last element of chain[] can be a copy of its own (the anchor
      * from the trust list); the others are peers[] entries. */
     if (n_chain > 0) {

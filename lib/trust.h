@@ -37,9 +37,11 @@ int dp_trust_digest(gnutls_certificate_credentials_t cred, uint8_t out[DP_TRUST_
  * leaf key of at least DP_TRUST_MIN_*_BITS; with n_pins > 0, require one of
  * the SHA-256 SPKI pins to match a key of the validated chain (leaf to trust
  * anchor, RFC 7858 4.2). 0 when all hold; otherwise DOTPROXY_ETLS (or
- * DOTPROXY_ENOMEM) with the reason, one line, in why[0..cap). */
+ * DOTPROXY_ENOMEM) with the reason, one line, in why[0..cap). On 0, and
+ * when not_after is not NULL, *not_after is the leaf's notAfter (Unix time,
+ * for the expiry metric; -1 when the certificate does not say). */
 int dp_trust_check_peer(gnutls_session_t tls, gnutls_certificate_credentials_t cred,
                         const char *name, const uint8_t (*pins)[32], unsigned n_pins, char *why,
-                        size_t cap);
+                        size_t cap, int64_t *not_after);
 
 #endif

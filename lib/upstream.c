@@ -360,6 +360,13 @@ void dp_upstream_connect_succeeded(struct dp_upstream *up)
     dp_upstream_recovered(up);
 }
 
+void dp_upstream_cert_seen(struct dp_upstream *up, int64_t not_after)
+{
+    /* 0 means "no handshake yet" to readers: a certificate without a
+     * usable notAfter (-1) is kept out of the metric the same way. */
+    up->cert_not_after = not_after > 0 ? not_after : 0;
+}
+
 void dp_upstream_recovered(struct dp_upstream *up)
 {
     if (up->down)
@@ -392,4 +399,5 @@ void dp_upstream_describe(const struct dp_upstream *up, uint64_t now_us,
     out->consecutive_failures = up->fails;
     out->srtt_us = up->srtt_us;
     out->idle_limit_us = up->idle_limit_us;
+    out->cert_not_after = up->cert_not_after;
 }

@@ -55,6 +55,8 @@ struct dp_upstream {
     uint64_t srtt_us;       /* EWMA of answer round trips, 0 = unknown */
     uint64_t idle_limit_us; /* learnt: close idle connections before this; 0 = unknown */
     uint64_t last_ok_us;    /* last handshake or answer */
+    int64_t cert_not_after; /* notAfter of the leaf at the last verified
+                               handshake (Unix time); 0 = none yet */
     struct dp_timer probe;  /* reconnect attempt when the backoff ends */
     uint64_t seen_queries;  /* pool.n_queries at the last idle check */
     uint64_t last_used_us;  /* when a query was last seen sent to it; 0 never */
@@ -132,6 +134,10 @@ int dp_upstreams_any_usable(const struct dp_upstreams *set, uint32_t tried);
 void dp_upstream_failure_reason(struct dp_upstream *up, const char *why);
 void dp_upstream_connect_failed(struct dp_upstream *up);
 void dp_upstream_connect_succeeded(struct dp_upstream *up);
+/* A handshake with up verified a leaf certificate valid until not_after
+ * (Unix time): kept for the expiry metric; the latest handshake holds, so a
+ * rotated upstream certificate shows at its next connection. */
+void dp_upstream_cert_seen(struct dp_upstream *up, int64_t not_after);
 /* After a completed handshake, the upstream failed a query: closed the
  * connection without answering, or answered with something that is not an
  * answer to it. Counts as a failure (backoff), and a handshake alone does
@@ -173,7 +179,7 @@ static inline int dp_upstream_learn_idle_limit(struct dp_upstream *up, uint64_t 
 }
 
 /* The health part of up's public stats (label, healthy, failures, srtt,
- * idle limit); the pool fills in the rest. */
+ * idle limit, certificate notAfter); the pool fills in the rest. */
 void dp_upstream_describe(const struct dp_upstream *up, uint64_t now_us,
                           dotproxy_upstream_stats *out);
 

@@ -170,6 +170,9 @@ typedef struct dotproxy_upstream_stats {
     uint64_t idle_limit_us; /* learnt idle limit, 0 = none learnt */
     uint64_t queries;       /* queries sent to it */
     uint64_t answers;       /* answers received from it */
+    /* Appended in 0.3 (read with dotproxy_ctx_upstream_stats_sized): */
+    int64_t cert_not_after; /* notAfter of its certificate at the last verified
+                               handshake, Unix time; 0 = no handshake yet */
 } dotproxy_upstream_stats;
 
 /* Copy the stats of the index-th upstream as of the context's last loop

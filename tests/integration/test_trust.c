@@ -423,6 +423,91 @@ START_TEST(test_trust_answers_through_an_rsa_2048_leaf)
 }
 END_TEST
 
+/* ---- the upstream certificate's notAfter, for its expiry metric ------------------ */
+
+/* notAfter of the first certificate of pki_dir/file (Unix time). */
+static int64_t file_not_after(const char *file)
+{
+    gnutls_datum_t pem = {NULL, 0};
+    gnutls_x509_crt_t crt;
+    ck_assert_int_eq(gnutls_load_file(ts_pki_path(pki_dir, file), &pem), 0);
+    ck_assert_int_eq(gnutls_x509_crt_init(&crt), 0);
+    ck_assert_int_eq(gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM), 0);
+    int64_t t = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+    gnutls_x509_crt_deinit(crt);
+    gnutls_free(pem.data);
+    ck_assert_int_gt(t, 0);
+    return t;
+}
+
+static dotproxy_upstream_stats upstream0(const rig *r)
+{
+    dotproxy_upstream_stats st;
+    memset(&st, 0xa5, sizeof st);
+    ck_assert_int_eq(dotproxy_ctx_upstream_stats_sized(r->ctx, 0, &st, sizeof st), 0);
+    return st;
+}
+
+/* After a verified handshake the upstream's stats carry its leaf's notAfter
+ * (the certificate file's, to the second); before any, 0. The 0.1 call,
+ * which knows nothing of the field, leaves it alone. */
+START_TEST(test_trust_stats_carry_the_verified_upstream_leafs_not_after)
+{
+    int64_t want = file_not_after("server.pem");
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    rig r;
+    rig_up(&r, config_one(ts_dotserver_port(srv), "ca.pem"));
+    /* Read before the handshake count: with none counted after the read,
+     * none had happened before it. */
+    dotproxy_upstream_stats st = upstream0(&r);
+    if (ts_dotserver_handshakes(srv) == 0)
+        ck_assert_int_eq(st.cert_not_after, 0);
+
+    /* The snapshot is refreshed on the context's turns (at most every
+     * 100 ms): keep it turning with queries until it shows the handshake. */
+    int64_t end = ts_now_ms() + WAIT_MS;
+    uint16_t id = 0x7400;
+    do {
+        ask_ok(r.port, id++, "NoT.after.test");
+        st = upstream0(&r);
+        if (st.cert_not_after != 0)
+            break;
+        poll(NULL, 0, 120);
+    } while (ts_now_ms() < end);
+    ck_assert_msg(st.cert_not_after == want, "cert_not_after %lld, the certificate says %lld",
+                  (long long)st.cert_not_after, (long long)want);
+
+    dotproxy_upstream_stats old;
+    memset(&old, 0x5a, sizeof old);
+    ck_assert_int_eq(dotproxy_ctx_upstream_stats(r.ctx, 0, &old), 0);
+    uint8_t untouched[sizeof old.cert_not_after];
+    memset(untouched, 0x5a, sizeof untouched);
+    ck_assert_mem_eq(&old.cert_not_after, untouched, sizeof untouched);
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
+/* A chain that fails the checks records nothing: the metric must not show a
+ * certificate the proxy refused. */
+START_TEST(test_trust_stats_have_no_not_after_for_a_refused_upstream)
+{
+    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "rsa1024");
+    rig r;
+    rig_up(&r, config_one(ts_dotserver_port(srv), "ca.pem"));
+    ask_servfail(r.port, 0x7501, "ReFuSeD.not.after.test");
+    ck_assert_uint_ge(wait_ctr(&r, DOTPROXY_CTR_TLS_FAILURES, 1), 1);
+    /* Past a snapshot refresh (100 ms) with the failure in it. */
+    poll(NULL, 0, 300);
+    ask_servfail(r.port, 0x7502, "ReFuSeD.not.after.test");
+    poll(NULL, 0, 300);
+    ck_assert_int_eq(upstream0(&r).cert_not_after, 0);
+    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 0);
+    rig_down(&r);
+    ts_dotserver_stop(srv);
+}
+END_TEST
+
 /* ---- reload re-reads the trust --------------------------------------------------- */
 
 /* The operator removes the server's CA from the CA file (same path) and
@@ -552,6 +637,8 @@ static Suite *trust_suite(void)
     tcase_add_test(tc, test_trust_refuses_a_certificate_with_a_cn_and_no_subject_alt_name);
     tcase_add_test(tc, test_trust_refuses_an_rsa_1024_leaf);
     tcase_add_test(tc, test_trust_answers_through_an_rsa_2048_leaf);
+    tcase_add_test(tc, test_trust_stats_carry_the_verified_upstream_leafs_not_after);
+    tcase_add_test(tc, test_trust_stats_have_no_not_after_for_a_refused_upstream);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reload");

@@ -14,6 +14,7 @@
  * "metrics.test"), checks every answer, waits (bounded) until the workers'
  * stats snapshots show them, and prints
  *   ready metrics=P notoken=P dns0=P dns1=P upstream=127.0.0.1@P#dns.test
+ *         cert_not_after=T   (the upstream certificate's notAfter, Unix time)
  * Each command on stdin gets exactly one reply line:
  *   query W udp|tcp NAME   -> "answer rcode=R" or "error WHAT"
  *   poke                   -> wake every worker once (so a context that is
@@ -44,6 +45,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
 #include <dotproxy/dotproxy.h>
 
 #include "dnsclient.h"
@@ -55,6 +59,22 @@
 #define QUERY_WAIT_MS 5000
 
 static char pki_dir[PATH_MAX];
+
+/* notAfter of the first certificate of PEM file path (Unix time), -1 when
+ * it cannot be read. */
+static long long cert_not_after(const char *path)
+{
+    gnutls_datum_t pem = {NULL, 0};
+    gnutls_x509_crt_t crt = NULL;
+    long long t = -1;
+    if (gnutls_load_file(path, &pem) == 0 && gnutls_x509_crt_init(&crt) == 0 &&
+        gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) == 0)
+        t = (long long)gnutls_x509_crt_get_expiration_time(crt);
+    if (crt != NULL)
+        gnutls_x509_crt_deinit(crt);
+    gnutls_free(pem.data);
+    return t;
+}
 static dotproxy_config *cfg;
 static dotproxy_ctx *ctxs[WORKERS];
 static pthread_t threads[WORKERS];
@@ -290,9 +310,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "harness: the stats snapshot did not catch up\n");
         goto out;
     }
-    printf("ready metrics=%d notoken=%d dns0=%u dns1=%u upstream=%s\n",
+    long long not_after = cert_not_after(pki_path(p1, sizeof p1, "server.pem"));
+    if (not_after <= 0) {
+        fprintf(stderr, "harness: cannot read server.pem's notAfter\n");
+        goto out;
+    }
+    printf("ready metrics=%d notoken=%d dns0=%u dns1=%u upstream=%s cert_not_after=%lld\n",
            dpd_http_server_port(with_token), dpd_http_server_port(without_token),
-           (unsigned)dns_port(0), (unsigned)dns_port(1), up);
+           (unsigned)dns_port(0), (unsigned)dns_port(1), up, not_after);
 
     char line[512];
     while (fgets(line, sizeof line, stdin) != NULL) {

@@ -44,6 +44,7 @@ class Harness:
         self.notoken_port = int(kv["notoken"])
         self.dns = [int(kv["dns0"]), int(kv["dns1"])]
         self.upstream = kv["upstream"]
+        self.cert_not_after = int(kv["cert_not_after"])
 
     def line(self, timeout):
         r, _, _ = select.select([self.p.stdout], [], [], timeout)
@@ -248,6 +249,17 @@ def test_metrics_parse_strictly_and_count_the_queries_sent(h):
     f, _ = metrics(h)
     eq(f["dotproxy_upstream_connections"].value(upstream=h.upstream), 2, "a connection each")
     check(f["dotproxy_upstream_srtt_seconds"].value(upstream=h.upstream) > 0, "SRTT measured")
+
+
+def test_upstream_cert_expiry_is_the_seconds_to_its_not_after(h):
+    # Both workers handshook before "ready": the gauge is there, one line.
+    f, r = metrics(h)
+    fam = f["dotproxy_upstream_cert_expiry_seconds"]
+    eq(fam.type, "gauge", "type")
+    want = h.cert_not_after - time.time()
+    got = fam.value(upstream=h.upstream)
+    check(abs(got - want) <= 5, "expiry %s s, the certificate says %.0f s" % (got, want))
+    eq(r.body.count("dotproxy_upstream_cert_expiry_seconds{"), 1, "one line per upstream")
 
 
 def test_metrics_follow_new_queries(h):
