@@ -80,8 +80,11 @@ RUN apt-get update \
         --home-dir /nonexistent --shell /usr/sbin/nologin dotproxy \
  && /usr/sbin/dotproxyd --version
 
-# Nothing in the image is writable by or owned by this user; the daemon writes no files
-# (logs go to stderr), so the container also runs with --read-only.
+# Nothing in the image is writable by or owned by this user but the state directory
+# (--state-dir, the last good copy of each --rpz-primary feed), a volume; logs go to
+# stderr, so the container also runs with --read-only.
+RUN install -d -m 0750 -o dotproxy -g dotproxy /var/lib/dotproxyd
+VOLUME ["/var/lib/dotproxyd"]
 USER dotproxy:dotproxy
 
 # 9153 (--metrics) is deliberately not EXPOSEd: the default CMD binds it to the
