@@ -181,7 +181,22 @@ struct dotproxy_dynblock {
     struct block blocks[BLOCKS_MAX];
     _Atomic unsigned n_active;
     _Atomic uint32_t next_sweep_ms;
+    uint64_t id; /* this state among all made (the domain memo's tag) */
 };
+
+/* The miss hook's memo of name -> registrable domain, per thread (each
+ * worker's own, so no lock and no torn entry): benign misses repeat names
+ * (the cache holds them for their TTL only), and the public suffix walk
+ * with the name's lower-casing is most of a miss's cost. Keyed by the cache
+ * key's hash (secret-keyed) mixed with the state's id: a new state (new
+ * suffix keys) does not read an old one's entries. */
+#define DMEMO_SLOTS 4096u /* 64 KiB per thread that sees misses */
+struct dmemo {
+    uint64_t tag; /* name hash ^ the state's id, mixed */
+    uint64_t dh;
+};
+static _Thread_local struct dmemo dmemo[DMEMO_SLOTS];
+static _Atomic uint64_t next_id = 1;
 
 /* ---- time ---- */
 
@@ -689,11 +704,20 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
         return DP_DYNBLOCK_PASS;
     uint32_t now = ms_of(db, now_us);
     uint8_t name[DOTPROXY_DNS_MAX_NAME];
-    qname_lower(name, msg, info);
     uint64_t dh;
-    size_t doff = dp_psl_domain(db->psl, name, info->qname_len, &dh);
-    if (name_hash == 0)
-        name_hash = dp_siphash13(db->sip, name, info->qname_len);
+    size_t doff = SIZE_MAX; /* not known yet: the memo had the domain */
+    uint64_t tag = name_hash ^ db->id * 0x9e3779b97f4a7c15ull;
+    struct dmemo *m = name_hash != 0 ? &dmemo[(name_hash >> 7) & (DMEMO_SLOTS - 1)] : NULL;
+    if (m != NULL && m->tag == tag) {
+        dh = m->dh;
+    } else {
+        qname_lower(name, msg, info);
+        doff = dp_psl_domain(db->psl, name, info->qname_len, &dh);
+        if (name_hash == 0)
+            name_hash = dp_siphash13(db->sip, name, info->qname_len);
+        else
+            *m = (struct dmemo){tag, dh};
+    }
     bool fresh = name_new(db, 1, name_hash ^ (uint64_t)info->qtype << 40);
     dh |= 1u;
     struct dshard *s = &db->dshards[dh >> 58];
@@ -728,6 +752,11 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
         if (fresh) {
             d->c[i] += 1;
             if (d->c[i] > r->limit) {
+                if (doff == SIZE_MAX) { /* the block's key text needs the name */
+                    uint64_t again;
+                    qname_lower(name, msg, info);
+                    doff = dp_psl_domain(db->psl, name, info->qname_len, &again);
+                }
                 struct dkey k = {name + doff, info->qname_len - doff};
                 block_hit(db, r->rule, r->for_ms, d->c[i] * 1000.0f * r->inv_tau_ms, d->c[i], r,
                           now, &d->until_ms, &d->bidx, &d->bgen, &d->action, dkey_text, &k);
@@ -897,6 +926,7 @@ int dp_dynblock_new(struct dotproxy_dynblock **out, const struct dotproxy_config
         return DOTPROXY_ENOMEM;
     atomic_init(&db->refs, 1);
     dp_siphash_key(db->sip);
+    db->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     db->epoch_us = epoch_us;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -279,12 +279,26 @@ static __attribute__((noinline)) int block_chain(struct dotproxy_ctx *ctx, uint8
     return 1;
 }
 
-/* The client an answer goes to (the dynamic blocks count answers too). */
+/* The client an answer goes to (the dynamic blocks count answers too), over
+ * any transport; NULL when it has none (API, refresh) or went away (a TCP or
+ * TLS client whose claim was cut: its answer is dropped, not counted). */
 static inline const struct sockaddr *dynblock_peer(const struct dp_origin *to)
 {
     socklen_t l;
-    return (const struct sockaddr *)(to->kind == DP_Q_UDP ? to->peer
-                                                          : dp_listener_tcp_peer(to->tcp, &l));
+    if (to->kind == DP_Q_UDP)
+        return (const struct sockaddr *)to->peer;
+    if (to->kind == DP_Q_TCP && to->tcp != NULL)
+        return (const struct sockaddr *)dp_listener_tcp_peer(to->tcp, &l);
+    if (to->kind == DP_Q_TLS && to->tls != NULL)
+        return (const struct sockaddr *)dp_tls_listener_peer(to->tls, &l);
+    return NULL;
+}
+
+/* A client's query (not the API's, not a refresh): the dynamic blocks'
+ * hooks see it, whichever listener it came through. */
+static inline int dynblock_client(const struct dp_origin *o)
+{
+    return o->kind == DP_Q_UDP || o->kind == DP_Q_TCP || o->kind == DP_Q_TLS;
 }
 
 /* The tap's times: the event's is read afresh (the turn's time is when the
@@ -359,7 +373,7 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
         len = (size_t)n;
         dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_TRUNCATED);
     }
-    if (note != NULL && to->kind <= DP_Q_TCP)
+    if (note != NULL && dynblock_client(to))
         dp_dynblock_answer(ctx->dynblock, dynblock_peer(to), msg, len, to->kind == DP_Q_UDP,
                            note->qtype, dp_now(ctx));
     if (note != NULL) {
@@ -841,7 +855,7 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
         stale_known = res == DP_CACHE_STALE;
     }
 
-    if (q == NULL && o->kind <= DP_Q_TCP) {
+    if (q == NULL && dynblock_client(o)) {
         int a = dp_dynblock_miss(ctx->dynblock, (const struct sockaddr *)o->peer, msg, info,
                                  cacheable ? key.hash : 0, dp_now(ctx));
         if (a != DP_DYNBLOCK_PASS && dynblock_act(ctx, o, msg, len, a))

@@ -138,8 +138,10 @@ if command -v dpkg >/dev/null; then
     [[ -n $runtime_pkgs ]] || fail "no apt-get install in the Dockerfile's runtime stage"
     for obj in "$rootfs/usr/sbin/dotproxyd" "$rlibdir/$soname"; do
         for lib in $(readelf -d "$obj" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-            # libc6 (in the base image) ships libm too (the anomaly detectors use it).
-            [[ $lib == libdotproxy.so.* || $lib == libc.so.* || $lib == libm.so.* ]] && continue
+            # libc6 (in the base image) ships libm too (the anomaly detectors use it)
+            # and the dynamic loader (thread-local storage's __tls_get_addr: dynblock.c).
+            [[ $lib == libdotproxy.so.* || $lib == libc.so.* || $lib == libm.so.* ||
+               $lib == ld-linux-*.so.* ]] && continue
             path=$(awk -v l="$lib" '$1 == l {print $3}' <<<"$deps")
             [[ -n $path ]] || path=$(ldd "$rlibdir/$soname" | awk -v l="$lib" '$1 == l {print $3}')
             pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)

@@ -310,6 +310,67 @@ START_TEST(test_dynblock_subdomains_blocks_missed_names_of_one_domain_only)
 }
 END_TEST
 
+/* The miss hook remembers name -> domain by the cache key's hash: a block
+ * that starts on a remembered name still names its domain, and a new state
+ * (new suffix keys) never takes an old state's memory for its own. */
+START_TEST(test_dynblock_subdomains_domain_memo_by_name_hash)
+{
+    static const char *const rules[] = {"subdomains>20,action=refuse", NULL};
+    struct dotproxy_dynblock *db = make(rules, NULL);
+    struct sockaddr_storage s = addr("127.0.0.10");
+    char name[64];
+    struct q q;
+    uint64_t t = SEC;
+    /* Remembered first, slowly (1 name/s: no event)... */
+    for (unsigned i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "r%08x.victim.co.uk", i * 2654435761u);
+        mkq(&q, 1, name, 1);
+        t += SEC;
+        ck_assert_int_eq(
+            dp_dynblock_miss(db, SA(s), q.msg, &q.info, (i + 1) * 0x9e3779b97f4a7c15ull, t),
+            DP_DYNBLOCK_PASS);
+    }
+    /* ...then asked again for another type (new misses), fast: the block
+     * starts on a remembered name and is keyed by its domain. */
+    uint64_t hit = 0;
+    for (unsigned i = 0; i < 300 && hit == 0; i++) {
+        snprintf(name, sizeof name, "r%08x.victim.co.uk", i * 2654435761u);
+        mkq(&q, 1, name, 28);
+        t += SEC / 100;
+        if (dp_dynblock_miss(db, SA(s), q.msg, &q.info, (i + 1) * 0x9e3779b97f4a7c15ull, t) ==
+            DOTPROXY_DYNBLOCK_REFUSE)
+            hit = t;
+    }
+    ck_assert_uint_gt(hit, 0);
+    dotproxy_dynblock_entry e[2];
+    ck_assert_uint_eq(dp_dynblock_list(db, e, 2, t), 1);
+    ck_assert_str_eq(e[0].key, "victim.co.uk");
+    dp_dynblock_unref(db);
+
+    /* A new state, the same hashes for names of another domain: they count
+     * under that domain, which is blocked, and victim.co.uk is not. */
+    struct dotproxy_dynblock *db2 = make(rules, NULL);
+    hit = 0;
+    t = SEC;
+    for (unsigned i = 0; i < 300 && hit == 0; i++) {
+        snprintf(name, sizeof name, "r%08x.other.com", i * 2654435761u);
+        mkq(&q, 1, name, 1);
+        t += SEC / 100;
+        if (dp_dynblock_miss(db2, SA(s), q.msg, &q.info, (i + 1) * 0x9e3779b97f4a7c15ull, t) ==
+            DOTPROXY_DYNBLOCK_REFUSE)
+            hit = t;
+    }
+    ck_assert_uint_gt(hit, 0);
+    ck_assert_uint_eq(dp_dynblock_list(db2, e, 2, t), 1);
+    ck_assert_str_eq(e[0].key, "other.com");
+    mkq(&q, 1, "zz.other.com", 1);
+    ck_assert_int_eq(dp_dynblock_miss(db2, SA(s), q.msg, &q.info, 0, t), DOTPROXY_DYNBLOCK_REFUSE);
+    mkq(&q, 1, "zz.victim.co.uk", 1);
+    ck_assert_int_eq(dp_dynblock_miss(db2, SA(s), q.msg, &q.info, 0, t), DP_DYNBLOCK_PASS);
+    dp_dynblock_unref(db2);
+}
+END_TEST
+
 static void b32(char *out, unsigned len, unsigned seed)
 {
     static const char al[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -508,6 +569,7 @@ static Suite *dynblock_suite(void)
     tcase_add_test(tc, test_dynblock_answer_rates_nxdomain_servfail_bytes);
     tcase_add_test(tc, test_dynblock_qtype_rule_counts_only_that_type);
     tcase_add_test(tc, test_dynblock_subdomains_blocks_missed_names_of_one_domain_only);
+    tcase_add_test(tc, test_dynblock_subdomains_domain_memo_by_name_hash);
     tcase_add_test(tc, test_dynblock_tunnel_blocks_that_client_and_domain_only);
     tcase_add_test(tc, test_dynblock_tunnel_ignores_ordinary_browsing);
     tcase_add_test(tc, test_dynblock_clear_ends_every_block_at_once);
