@@ -67,7 +67,7 @@ COPY --from=build /rootfs/ /
 # the kernel refuses to exec a binary whose file capability it cannot grant.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libgnutls30 libinih1 libmicrohttpd12 libfstrm0 libprotobuf-c1 ca-certificates \
+        libgnutls30 libinih1 libmicrohttpd12 libfstrm0 libprotobuf-c1 ca-certificates publicsuffix \
         libcap2-bin \
  && setcap cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && setcap -v cap_net_bind_service=+ep /usr/sbin/dotproxyd \
@@ -80,8 +80,11 @@ RUN apt-get update \
         --home-dir /nonexistent --shell /usr/sbin/nologin dotproxy \
  && /usr/sbin/dotproxyd --version
 
-# Nothing in the image is writable by or owned by this user; the daemon writes no files
-# (logs go to stderr), so the container also runs with --read-only.
+# Nothing in the image is writable by or owned by this user but the state directory
+# (--state-dir, the last good copy of each --rpz-primary feed), a volume; logs go to
+# stderr, so the container also runs with --read-only.
+RUN install -d -m 0750 -o dotproxy -g dotproxy /var/lib/dotproxyd
+VOLUME ["/var/lib/dotproxyd"]
 USER dotproxy:dotproxy
 
 # 9153 (--metrics) is deliberately not EXPOSEd: the default CMD binds it to the

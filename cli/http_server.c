@@ -386,8 +386,10 @@ static enum MHD_Result get_metrics(struct dpd_http_server *srv, struct MHD_Conne
     if (srv->log_lines_dropped != NULL)
         dpd_render_daemon_metrics(&b, srv->log_lines_dropped());
     dotproxy_blocker *blocker = atomic_load_explicit(&srv->blocker, memory_order_acquire);
-    if (blocker != NULL)
+    if (blocker != NULL) {
         dpd_render_block_metrics(&b, blocker);
+        dpd_render_feed_metrics(&b, blocker);
+    }
     if (srv->dnstap_counts != NULL) {
         unsigned long long queued, dropped;
         srv->dnstap_counts(&queued, &dropped);
@@ -466,6 +468,26 @@ static enum MHD_Result post_reload(struct dpd_http_server *srv, struct MHD_Conne
     return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
 }
 
+static enum MHD_Result get_feeds(struct dpd_http_server *srv, struct MHD_Connection *c)
+{
+    struct dpd_render_buf b = {0};
+    dpd_render_feeds(&b, atomic_load_explicit(&srv->blocker, memory_order_acquire));
+    return respond_buf(c, MHD_HTTP_OK, "application/json", &b);
+}
+
+static enum MHD_Result post_feeds_refresh(struct dpd_http_server *srv, struct MHD_Connection *c)
+{
+    enum MHD_Result rc;
+    if (authorise(srv, c, &rc) != 0)
+        return rc;
+    dotproxy_blocker *blocker = atomic_load_explicit(&srv->blocker, memory_order_acquire);
+    if (blocker == NULL)
+        return respond_json_error(c, MHD_HTTP_NOT_FOUND, "no feeds configured", NULL);
+    dotproxy_blocker_refresh_feeds(blocker);
+    static const char ok[] = "{\"refreshing\":true}\n";
+    return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
+}
+
 static enum MHD_Result get_dynblocks(struct dpd_http_server *srv, struct MHD_Connection *c)
 {
     struct dpd_render_buf b = {0};
@@ -505,6 +527,8 @@ static const struct route routes[] = {
     {"/api/v1/cache/flush", 1, 0, post_cache_flush},
     {"/api/v1/reload", 1, 0, post_reload},
     {"/api/v1/blocklist/check", 0, 0, get_block_check},
+    {"/api/v1/feeds", 0, 0, get_feeds},
+    {"/api/v1/feeds/refresh", 1, 0, post_feeds_refresh},
     {"/api/v1/dynblocks", 0, 0, get_dynblocks},
     {"/api/v1/dynblocks/clear", 1, 0, post_dynblocks_clear},
 };

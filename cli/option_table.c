@@ -576,6 +576,55 @@ static void show_tls_priority(const struct dpd_options *opts, char *buf, size_t 
     snprintf(buf, cap, "%s", strcmp(p, DOTPROXY_TLS_PRIORITY_DEFAULT) == 0 ? "" : p);
 }
 
+/* --rpz-tsig-file: the key in a file only its owner (and group) may read,
+ * like the API token file. */
+static int apply_rpz_tsig_file(struct dpd_apply *ap, const struct dpd_value *v)
+{
+    int fd = open(v->s, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        ap->why = "cannot read the TSIG key file";
+        return DOTPROXY_EINVAL;
+    }
+    if (st.st_mode & S_IROTH) {
+        close(fd);
+        ap->why = "the TSIG key file is readable by every user (chmod o-r)";
+        return DOTPROXY_EINVAL;
+    }
+    char buf[1024];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0 || (size_t)n == sizeof buf - 1) {
+        ap->why = "the TSIG key file is empty or too long";
+        return DOTPROXY_EINVAL;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = '\0';
+    int r = dotproxy_config_set_rpz_tsig(ap->opts->cfg, buf);
+    explicit_bzero(buf, sizeof buf);
+    if (r == DOTPROXY_EINVAL)
+        ap->why = "the TSIG key file does not hold NAME:ALGORITHM:BASE64SECRET";
+    return r;
+}
+
+/* The zone-transfer primaries, as typed (a change needs a restart). */
+static void show_rpz_primaries(const struct dpd_options *opts, char *buf, size_t cap)
+{
+    size_t o = 0;
+    if (cap > 0)
+        buf[0] = '\0';
+    for (size_t i = 0; i < dotproxy_config_rpz_primary_count(opts->cfg); i++) {
+        int n = snprintf(buf + o, cap > o ? cap - o : 0, "%s%s", i > 0 ? ", " : "",
+                         dotproxy_config_get_rpz_primary(opts->cfg, i));
+        if (n < 0 || (size_t)n >= (cap > o ? cap - o : 0))
+            break;
+        o += (size_t)n;
+    }
+}
+
 /* ---- the table ---- */
 
 #define LIB_UINT(x) .set_uint = dotproxy_config_set_##x, .get_uint = dotproxy_config_get_##x
@@ -773,6 +822,24 @@ const struct dpd_option dpd_table[] = {
      .help = "apply the Response Policy Zone in PATH (master-file format); repeatable, the "
              "first zone with a rule decides",
      .set_str = dotproxy_config_add_rpz, .show = show_nothing},
+    {.name = "rpz-primary", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART,
+     .metavar = "ADDR[@PORT]#ZONE", .kind = &kind_string, .max = DOTPROXY_FEEDS_MAX,
+     .unit = "zone-transfer feeds",
+     .help = "pull the RPZ ZONE from the primary ADDR by AXFR/IXFR, refreshed on its SOA timers "
+             "and on NOTIFY from ADDR; repeatable",
+     .set_str = dotproxy_config_add_rpz_primary, .show = show_rpz_primaries},
+    {.name = "rpz-tsig", .flags = DPD_OPT_RESTART, .metavar = "NAME:ALGORITHM:BASE64SECRET",
+     .kind = &kind_string,
+     .help = "TSIG key (hmac-sha1, hmac-sha256, hmac-sha512) signing transfers and NOTIFY of "
+             "--rpz-primary feeds",
+     .refused = "not a TSIG key NAME:ALGORITHM:BASE64SECRET",
+     .set_str = dotproxy_config_set_rpz_tsig, .show = show_nothing},
+    {.name = "rpz-tsig-file", .flags = DPD_OPT_RESTART, .metavar = "PATH", .kind = &kind_path,
+     .help = "read the --rpz-tsig key from PATH (not readable by every user)",
+     .apply = apply_rpz_tsig_file, .show = show_nothing},
+    {.name = "state-dir", .flags = DPD_OPT_RESTART, .metavar = "PATH", .kind = &kind_string,
+     .help = "where the last good copy of each feed is kept and read at start",
+     LIB_STR(state_dir)},
     {.name = "block-action", .metavar = "ACTION", .kind = &kind_enum,
      .choices = block_action_choices,
      .help = "answer to a blocklisted name: nxdomain, nodata, refused or zero (0.0.0.0, ::)",

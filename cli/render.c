@@ -929,3 +929,161 @@ void dpd_render_dynblocks(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, s
     buf_puts(b, "]}\n");
     free(e);
 }
+
+/* ---- zone-transfer feeds ---- */
+
+#define FEEDS_SHOWN 16 /* DOTPROXY_FEEDS_MAX */
+
+struct feed_copy {
+    size_t n;
+    struct {
+        char source[300], zone[260], error[200];
+        dotproxy_feed_info i;
+    } f[FEEDS_SHOWN];
+};
+
+static void feed_take(const dotproxy_feed_info *fi, void *user)
+{
+    struct feed_copy *fc = user;
+    if (fc->n == FEEDS_SHOWN)
+        return;
+    snprintf(fc->f[fc->n].source, sizeof fc->f[0].source, "%s", fi->source);
+    snprintf(fc->f[fc->n].zone, sizeof fc->f[0].zone, "%s", fi->zone);
+    snprintf(fc->f[fc->n].error, sizeof fc->f[0].error, "%s", fi->last_error);
+    fc->f[fc->n].i = *fi;
+    fc->n++;
+}
+
+static void render_feed_families(struct dpd_render_buf *b, dotproxy_blocker *bl,
+                                 const struct feed_copy *fcp);
+
+void dpd_render_feed_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl)
+{
+    struct feed_copy *fcp = calloc(1, sizeof *fcp);
+    if (fcp == NULL) {
+        b->failed = 1;
+        return;
+    }
+    dotproxy_blocker_feeds(bl, feed_take, fcp);
+    render_feed_families(b, bl, fcp);
+    free(fcp);
+}
+
+static void render_feed_families(struct dpd_render_buf *b, dotproxy_blocker *bl,
+                                 const struct feed_copy *fcp)
+{
+    if (fcp->n == 0)
+        return;
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"dotproxy_feed_serial", "gauge", "SOA serial of the zone copy in force"},
+        {"dotproxy_feed_entries", "gauge", "records of the zone copy in force"},
+        {"dotproxy_feed_last_success_seconds", "gauge", "Unix time of the last good pull"},
+        {"dotproxy_feed_last_failure_seconds", "gauge", "Unix time of the last failed pull"},
+        {"dotproxy_feed_next_refresh_seconds", "gauge", "Unix time of the next pull"},
+        {"dotproxy_feed_transfers_total", "counter",
+         "transfers applied, by type (axfr, ixfr; uptodate: IXFR said no change)"},
+        {"dotproxy_feed_failures_total", "counter", "pulls that failed (the rules in force stay)"},
+        {"dotproxy_feed_notifies_total", "counter", "NOTIFY messages accepted for the zone"},
+        {"dotproxy_feed_bytes_total", "counter", "octets received in transfers"},
+        {"dotproxy_feed_last_transfer_bytes", "gauge", "octets of the last transfer, by type"},
+        {"dotproxy_feed_tsig_failures_total", "counter",
+         "answers and NOTIFY messages whose TSIG failed (bad signature, wrong key, time)"},
+    };
+    for (size_t k = 0; k < sizeof fam / sizeof fam[0]; k++) {
+        prom_head(b, fam[k].name, fam[k].type, fam[k].help);
+        for (size_t i = 0; i < fcp->n; i++) {
+            const dotproxy_feed_info *f = &fcp->f[i].i;
+            const char *types[3] = {NULL, NULL, NULL};
+            uint64_t v[3] = {0, 0, 0};
+            switch (k) {
+            case 0: v[0] = f->serial; break;
+            case 1: v[0] = f->entries; break;
+            case 2: v[0] = (uint64_t)f->last_ok_s; break;
+            case 3: v[0] = (uint64_t)f->last_fail_s; break;
+            case 4: v[0] = (uint64_t)f->next_s; break;
+            case 5:
+                types[0] = "axfr", types[1] = "ixfr", types[2] = "uptodate";
+                v[0] = f->axfr, v[1] = f->ixfr, v[2] = f->uptodate;
+                break;
+            case 6: v[0] = f->failures; break;
+            case 7: v[0] = f->notifies; break;
+            case 8: v[0] = f->bytes; break;
+            case 10: v[0] = f->tsig_failures; break;
+            default:
+                types[0] = "axfr", types[1] = "ixfr";
+                v[0] = f->last_axfr_bytes, v[1] = f->last_ixfr_bytes;
+                break;
+            }
+            if (k == 0 && !f->has_serial)
+                continue;
+            for (int t = 0; t < 3; t++) {
+                if (t > 0 && types[t] == NULL)
+                    break;
+                buf_printf(b, "%s{feed=\"", fam[k].name);
+                buf_prom_label(b, fcp->f[i].zone);
+                buf_puts(b, "\",source=\"");
+                buf_prom_label(b, fcp->f[i].source);
+                if (types[t] != NULL)
+                    buf_printf(b, "\",type=\"%s", types[t]);
+                buf_printf(b, "\"} %llu\n", (unsigned long long)v[t]);
+            }
+        }
+    }
+    prom_head(b, "dotproxy_notify_refused_total", "counter",
+              "NOTIFY messages refused: not from a configured primary of that zone");
+    buf_printf(b, "dotproxy_notify_refused_total %llu\n",
+               (unsigned long long)dotproxy_blocker_notify_refused(bl));
+}
+
+static void render_feed_json(struct dpd_render_buf *b, dotproxy_blocker *bl,
+                             const struct feed_copy *fcp);
+
+void dpd_render_feeds(struct dpd_render_buf *b, dotproxy_blocker *bl)
+{
+    struct feed_copy *fcp = calloc(1, sizeof *fcp);
+    if (fcp == NULL) {
+        b->failed = 1;
+        return;
+    }
+    if (bl != NULL)
+        dotproxy_blocker_feeds(bl, feed_take, fcp);
+    render_feed_json(b, bl, fcp);
+    free(fcp);
+}
+
+static void render_feed_json(struct dpd_render_buf *b, dotproxy_blocker *bl,
+                             const struct feed_copy *fcp)
+{
+    buf_puts(b, "{\"feeds\":[");
+    for (size_t i = 0; i < fcp->n; i++) {
+        const dotproxy_feed_info *f = &fcp->f[i].i;
+        buf_puts(b, i > 0 ? ",\n  {" : "\n  {");
+        buf_puts(b, "\"kind\":\"rpz-transfer\",\"source\":");
+        buf_json_str(b, fcp->f[i].source);
+        buf_puts(b, ",\"zone\":");
+        buf_json_str(b, fcp->f[i].zone);
+        if (f->has_serial)
+            buf_printf(b, ",\"serial\":%lu", (unsigned long)f->serial);
+        else
+            buf_puts(b, ",\"serial\":null");
+        buf_printf(b,
+                   ",\"entries\":%llu,\"last_success\":%lld,\"last_failure\":%lld,"
+                   "\"last_error\":",
+                   (unsigned long long)f->entries, (long long)f->last_ok_s,
+                   (long long)f->last_fail_s);
+        buf_json_str(b, fcp->f[i].error);
+        buf_printf(b,
+                   ",\"next_refresh\":%lld,\"transfers\":{\"axfr\":%llu,\"ixfr\":%llu,"
+                   "\"uptodate\":%llu},\"failures\":%llu,\"notifies\":%llu,\"bytes\":%llu,"
+                   "\"last_axfr_bytes\":%llu,\"last_ixfr_bytes\":%llu,\"tsig_failures\":%llu}",
+                   (long long)f->next_s, (unsigned long long)f->axfr, (unsigned long long)f->ixfr,
+                   (unsigned long long)f->uptodate, (unsigned long long)f->failures,
+                   (unsigned long long)f->notifies, (unsigned long long)f->bytes,
+                   (unsigned long long)f->last_axfr_bytes, (unsigned long long)f->last_ixfr_bytes,
+                   (unsigned long long)f->tsig_failures);
+    }
+    buf_printf(b, "%s],\"notify_refused\":%llu}\n", fcp->n > 0 ? "\n" : "",
+               (unsigned long long)dotproxy_blocker_notify_refused(bl));
+}

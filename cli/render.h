@@ -83,4 +83,11 @@ void dpd_render_block_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl);
  * the deciding one, as JSON. 0, or -1 when name is no host name. */
 int dpd_render_block_check(struct dpd_render_buf *b, dotproxy_blocker *bl, const char *name);
 
+/* GET /metrics, feed part: per zone-transfer feed of bl, its serial,
+ * entries, last success and failure, next refresh, transfers by type,
+ * failures, NOTIFY messages and octets; and the NOTIFY messages refused. */
+void dpd_render_feed_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl);
+/* GET /api/v1/feeds: the same as JSON (bl may be NULL: no feeds). */
+void dpd_render_feeds(struct dpd_render_buf *b, dotproxy_blocker *bl);
+
 #endif

@@ -32,6 +32,7 @@
 #include "dns_msg.h"
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
+#include "feed.h"
 #include "nameset.h"
 #include "rpz.h"
 
@@ -57,7 +58,7 @@ void dp_block_config_defaults(struct dp_block_config *c)
 
 int dp_block_config_has_lists(const struct dp_block_config *c)
 {
-    return c->n[0] + c->n[1] + c->n[2] > 0;
+    return c->n[0] + c->n[1] + c->n[2] + c->feeds.n > 0;
 }
 
 static void blocker_ref(struct dotproxy_blocker *b);
@@ -68,8 +69,13 @@ int dp_block_config_copy(struct dp_block_config *dst, const struct dp_block_conf
     for (int k = 0; k < DP_LIST_KINDS; k++)
         for (size_t i = 0; i < src->n[k]; i++)
             dst->path[k][i] = NULL;
+    memset(&dst->feeds, 0, sizeof dst->feeds);
     if (dst->blocker != NULL)
         blocker_ref(dst->blocker);
+    if (dp_feed_config_copy(&dst->feeds, &src->feeds) != 0) {
+        dp_block_config_clear(dst);
+        return DOTPROXY_ENOMEM;
+    }
     for (int k = 0; k < DP_LIST_KINDS; k++) {
         for (size_t i = 0; i < src->n[k]; i++) {
             if ((dst->path[k][i] = strdup(src->path[k][i])) == NULL) {
@@ -90,6 +96,7 @@ void dp_block_config_clear(struct dp_block_config *c)
         }
         c->n[k] = 0;
     }
+    dp_feed_config_clear(&c->feeds);
     dotproxy_blocker_free(c->blocker);
     c->blocker = NULL;
 }
@@ -258,7 +265,9 @@ struct dotproxy_blocker {
     struct dp_list_stat *stats;
     struct dp_block_config want; /* what the next rebuild reads */
     int reload_asked, stopping;
-    struct dp_list parts; /* contexts to wake after a swap */
+    int poke;               /* a feed wrote a new copy: rebuild the changed files */
+    struct dp_feeds *feeds; /* zone-transfer feeds, or NULL */
+    struct dp_list parts;   /* contexts to wake after a swap */
 };
 
 static void blocker_ref(struct dotproxy_blocker *b)
@@ -492,6 +501,42 @@ static void blocker_swap(struct dotproxy_blocker *b, struct dp_block_snap *s)
     snap_unref(old);
 }
 
+/* The state files of the feeds that have one join the zones to load
+ * (after the --rpz files): a feed's rules apply once its first copy is on
+ * disk, whether this run or an earlier one wrote it. Under the mutex. */
+static void add_feed_paths(struct dotproxy_blocker *b)
+{
+    struct dp_block_config *w = &b->want;
+    for (size_t i = 0; i < w->feeds.n; i++) {
+        char path[4096];
+        struct stat st;
+        if (dp_feed_state_path(&w->feeds, i, path, sizeof path) != 0 || stat(path, &st) != 0)
+            continue;
+        size_t k = 0;
+        while (k < w->n[DOTPROXY_LIST_RPZ] && strcmp(w->path[DOTPROXY_LIST_RPZ][k], path) != 0)
+            k++;
+        if (k < w->n[DOTPROXY_LIST_RPZ])
+            continue;
+        char *copy = k < DOTPROXY_BLOCKLISTS_MAX ? strdup(path) : NULL;
+        if (copy == NULL) {
+            dp_log(&b->log, DOTPROXY_LOG_ERR, "rpz feed %s: no room for its zone",
+                   w->feeds.primary[i]);
+            continue;
+        }
+        w->path[DOTPROXY_LIST_RPZ][w->n[DOTPROXY_LIST_RPZ]++] = copy;
+    }
+}
+
+/* From the feed thread: a new copy is on disk. */
+static void feeds_changed(void *user)
+{
+    struct dotproxy_blocker *b = user;
+    pthread_mutex_lock(&b->mu);
+    b->poke = 1;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
 static void *blocker_thread(void *arg)
 {
     struct dotproxy_blocker *b = arg;
@@ -501,7 +546,7 @@ static void *blocker_thread(void *arg)
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->stopping && !b->reload_asked) {
+        while (!b->stopping && !b->reload_asked && !b->poke) {
             if (b->want.check_s == 0) {
                 pthread_cond_wait(&b->cv, &b->mu);
                 continue;
@@ -516,6 +561,8 @@ static void *blocker_thread(void *arg)
             break;
         int all = b->reload_asked;
         b->reload_asked = 0;
+        b->poke = 0;
+        add_feed_paths(b);
         struct dp_block_config conf;
         int rc = dp_block_config_copy(&conf, &b->want);
         struct dp_block_snap *old = b->cur;
@@ -586,8 +633,16 @@ DOTPROXY_EXPORT int dotproxy_blocker_new(dotproxy_blocker **out, const dotproxy_
     pthread_condattr_destroy(&ca);
     int rc = want_from(&b->want, cfg);
     int changed;
+    /* --check-config reads the configuration, not what feeds left. */
+    if (rc == 0 && !strict)
+        add_feed_paths(b);
     if (rc == 0)
         rc = snap_build(b, &b->want, NULL, 1, strict, &changed, &b->cur, err, errlen);
+    if (rc == 0 && !strict) {
+        rc = dp_feeds_new(&b->feeds, &b->want.feeds, &b->log, feeds_changed, b);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot start the feeds: %s", dotproxy_strerror(rc));
+    }
     if (rc == 0 && !strict) {
         int e = pthread_create(&b->thread, NULL, blocker_thread, b);
         if (e != 0) {
@@ -609,6 +664,9 @@ DOTPROXY_EXPORT void dotproxy_blocker_free(dotproxy_blocker *b)
 {
     if (b == NULL || atomic_fetch_sub(&b->refs, 1) != 1)
         return;
+    /* The feed thread calls into the blocker: it goes first. */
+    dp_feeds_free(b->feeds);
+    b->feeds = NULL;
     if (b->thread_on) {
         pthread_mutex_lock(&b->mu);
         b->stopping = 1;
@@ -640,6 +698,7 @@ DOTPROXY_EXPORT int dotproxy_blocker_reload(dotproxy_blocker *b, const dotproxy_
     pthread_mutex_lock(&b->mu);
     dp_block_config_clear(&b->want);
     b->want = n;
+    add_feed_paths(b);
     b->reload_asked = 1;
     pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
@@ -1202,4 +1261,35 @@ DOTPROXY_EXPORT int dotproxy_blocker_explain(dotproxy_blocker *b, const char *na
     }
     snap_unref(s);
     return count;
+}
+
+/* ---- feeds ---- */
+
+int dp_block_notify(const struct dp_block_part *p, const uint8_t *msg, size_t len,
+                    const struct sockaddr *peer)
+{
+    if (p->b == NULL || p->b->feeds == NULL)
+        return -1;
+    return dp_feeds_notify(p->b->feeds, msg, len, peer);
+}
+
+DOTPROXY_EXPORT int dotproxy_blocker_feeds(dotproxy_blocker *b, dotproxy_feed_info_fn fn,
+                                           void *user)
+{
+    if (b == NULL || fn == NULL)
+        return DOTPROXY_EINVAL;
+    return dp_feeds_info(b->feeds, fn, user);
+}
+
+DOTPROXY_EXPORT uint64_t dotproxy_blocker_notify_refused(dotproxy_blocker *b)
+{
+    return b == NULL ? 0 : dp_feeds_notify_refused(b->feeds);
+}
+
+DOTPROXY_EXPORT int dotproxy_blocker_refresh_feeds(dotproxy_blocker *b)
+{
+    if (b == NULL)
+        return DOTPROXY_EINVAL;
+    dp_feeds_refresh(b->feeds);
+    return 0;
 }

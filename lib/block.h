@@ -110,4 +110,10 @@ void dp_block_describe(const struct dp_block_verdict *v, char *out, size_t cap);
 /* The same in two parts, list and rule, into p->log_list and p->log_rule. */
 void dp_block_log_names(const struct dp_block_verdict *v, struct dp_block_part *p);
 
+/* A NOTIFY (opcode 4) from peer: -1 when no feed is configured (the
+ * caller answers NOTIMP as for any other opcode), else the rcode to answer
+ * with (feed.h dp_feeds_notify). Never blocks. */
+int dp_block_notify(const struct dp_block_part *p, const uint8_t *msg, size_t len,
+                    const struct sockaddr *peer);
+
 #endif

@@ -10,6 +10,14 @@
 
 #define DP_LIST_KINDS 3 /* enum dotproxy_list_kind */
 
+/* Zone-transfer feeds (feed.c). */
+struct dp_feed_config {
+    char *primary[DOTPROXY_FEEDS_MAX]; /* "ADDR[@PORT]#ZONE" */
+    size_t n;
+    char *state_dir; /* NULL: DOTPROXY_STATE_DIR_DEFAULT */
+    char *tsig;      /* "NAME:ALGORITHM:BASE64SECRET", or NULL */
+};
+
 struct dp_block_config {
     char *path[DP_LIST_KINDS][DOTPROXY_BLOCKLISTS_MAX];
     size_t n[DP_LIST_KINDS];
@@ -17,6 +25,7 @@ struct dp_block_config {
     unsigned ttl;                     /* seconds */
     unsigned check_s;                 /* 0: files are not watched */
     struct dotproxy_blocker *blocker; /* a reference, or NULL */
+    struct dp_feed_config feeds;
 };
 
 #endif

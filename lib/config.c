@@ -94,6 +94,7 @@ int dp_config_copy(struct dotproxy_config *dst, const struct dotproxy_config *sr
     dp_shared_cache_ref(dst->shared_cache);
     dp_dynblock_ref(dst->shared_dynblock);
     if (dp_block_config_copy(&dst->block, &src->block) != 0) {
+        /* Neither part is dst's own yet: clear only what is. */
         dp_block_config_defaults(&dst->block);
         dp_config_tls_defaults(&dst->tls); /* still src's: not dst's to free */
         dp_config_clear(dst);

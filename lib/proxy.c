@@ -945,6 +945,15 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_FORMERR);
         return;
     }
+    if (DOTPROXY_DNS_OPCODE(info.flags) == 4) {
+        /* NOTIFY (RFC 1996) for a zone-transfer feed: its module answers
+         * (-1: no feed, NOTIMP as before). */
+        int rc = dp_block_notify(&ctx->block, msg, len, peer);
+        if (rc >= 0) {
+            reply_error(ctx, o, msg, len, (unsigned)rc);
+            return;
+        }
+    }
     if (DOTPROXY_DNS_OPCODE(info.flags) != 0) {
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_NOTIMP);
         return;

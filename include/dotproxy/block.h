@@ -121,6 +121,66 @@ typedef void (*dotproxy_block_match_fn)(const dotproxy_block_match *m, void *use
 DOTPROXY_EXPORT int dotproxy_blocker_explain(dotproxy_blocker *b, const char *name,
                                              dotproxy_block_match_fn fn, void *user);
 
+/* ---- live feeds ---- */
+
+/* Most zone-transfer feeds a configuration holds. */
+#define DOTPROXY_FEEDS_MAX 16
+/* Where the last good copy of each feed is kept. */
+#define DOTPROXY_STATE_DIR_DEFAULT "/var/lib/dotproxyd"
+/* Pull the Response Policy Zone ZONE from the primary at ADDR (port 53 by
+ * default) by AXFR, keep it current by IXFR on its SOA refresh/retry timers
+ * and at once on a NOTIFY from ADDR, and apply it like an --rpz file (after
+ * the files given with dotproxy_config_add_rpz). spec: "ADDR[@PORT]#ZONE".
+ * Returns 0, DOTPROXY_EINVAL, DOTPROXY_EADDR, DOTPROXY_EPORT, DOTPROXY_ENAME,
+ * DOTPROXY_ELIMIT or DOTPROXY_ENOMEM. */
+DOTPROXY_EXPORT int dotproxy_config_add_rpz_primary(dotproxy_config *cfg, const char *spec);
+DOTPROXY_EXPORT size_t dotproxy_config_rpz_primary_count(const dotproxy_config *cfg);
+DOTPROXY_EXPORT const char *dotproxy_config_get_rpz_primary(const dotproxy_config *cfg,
+                                                            size_t index);
+/* The TSIG key (RFC 8945) that signs every transfer request and must sign
+ * every answer and NOTIFY: "NAME:ALGORITHM:BASE64SECRET", ALGORITHM one of
+ * hmac-sha1, hmac-sha256, hmac-sha512 ("" : none). A bad signature, a wrong
+ * key or a time outside the fudge fails the transfer (logged, counted; the
+ * rules in force stay) or refuses the NOTIFY (NOTAUTH). Returns 0,
+ * DOTPROXY_EINVAL (not such a key) or DOTPROXY_ENOMEM. */
+DOTPROXY_EXPORT int dotproxy_config_set_rpz_tsig(dotproxy_config *cfg, const char *spec);
+/* The directory holding each feed's last good copy (written atomically;
+ * read at start so that the rules apply before the first transfer).
+ * Default DOTPROXY_STATE_DIR_DEFAULT. */
+DOTPROXY_EXPORT int dotproxy_config_set_state_dir(dotproxy_config *cfg, const char *path);
+DOTPROXY_EXPORT const char *dotproxy_config_get_state_dir(const dotproxy_config *cfg);
+
+/* One feed as it stands. Strings valid during the callback only. */
+typedef struct dotproxy_feed_info {
+    const char *source; /* "ADDR@PORT#ZONE" as configured */
+    const char *zone;   /* "rpz.example." */
+    const char *path;   /* the state file */
+    uint32_t serial;    /* of the copy in force (has_serial) */
+    int has_serial;
+    uint64_t entries;       /* records in the copy in force */
+    int64_t last_ok_s;      /* Unix time of the last good transfer or check, 0 never */
+    int64_t last_fail_s;    /* Unix time of the last failure, 0 never */
+    const char *last_error; /* why it failed, "" none */
+    int64_t next_s;         /* Unix time of the next refresh */
+    uint64_t axfr, ixfr;    /* transfers applied, by type */
+    uint64_t uptodate;      /* IXFR answered "no change" */
+    uint64_t failures;      /* transfers that failed */
+    uint64_t notifies;      /* NOTIFY messages accepted */
+    uint64_t bytes;         /* octets received in transfers */
+    uint64_t last_axfr_bytes, last_ixfr_bytes;
+    uint64_t tsig_failures; /* answers or NOTIFY messages whose TSIG failed */
+} dotproxy_feed_info;
+typedef void (*dotproxy_feed_info_fn)(const dotproxy_feed_info *info, void *user);
+/* Call fn for each feed of b. Safe from any thread. Returns 0 or
+ * DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_blocker_feeds(dotproxy_blocker *b, dotproxy_feed_info_fn fn,
+                                           void *user);
+/* NOTIFY messages refused (unknown zone or sender). */
+DOTPROXY_EXPORT uint64_t dotproxy_blocker_notify_refused(dotproxy_blocker *b);
+/* Pull every feed now (on the feed thread; returns at once). 0 or
+ * DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_blocker_refresh_feeds(dotproxy_blocker *b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -238,7 +238,44 @@ def rpz_seeds():
     save('rpz', b'\x00$TTL 60\n@ SOA a. b. 1 2 3 4 5\nfeed.example CNAME .\n')
 
 
+def xfr_seeds():
+    z = 'rpz.test'
+
+    def soa(serial, owner=None):
+        rd = name('ns.rpz.test') + name('admin.rpz.test') + struct.pack('>IIIII', serial, 3600, 600, 86400, 60)
+        return rr(owner or ptr(12), 6, rd, ttl=60)
+
+    def msg(records, qd=True, qtype=252, flags=0x8400):
+        body = q(z, qtype) if qd else b''
+        return hdr(0x1234, flags, 1 if qd else 0, len(records), 0, 0) + body + b''.join(records)
+
+    def frames(msgs):
+        return b''.join(struct.pack('>H', len(m)) + m for m in msgs)
+
+    bad = rr(name('bad.example.rpz.test'), 5, b'\0', ttl=60)
+    new = rr(name('new.example.rpz.test'), 5, b'\0', ttl=60)
+    loc = rr(labels('local.example') + ptr(12), 1, bytes([192, 0, 2, 55]), ttl=60)
+    txt = rr(name('txt.example.rpz.test'), 16, b'\x05hello\x03a"b', ttl=60)
+    ns = rr(ptr(12), 2, name('localhost'), ttl=60)
+    unk = rr(name('x.example.rpz.test'), 99, b'\x03abc', ttl=60)
+    odd = rr(name('y.example.rpz.test'), 4242, b'\x01\x02', ttl=60)
+    # AXFR in one message, then the same split over three (questions in the first only).
+    save('xfr', b'\x00' + frames([msg([soa(1), ns, bad, loc, txt, unk, odd, soa(1)])]))
+    save('xfr', b'\x00' + frames([msg([soa(1), ns]), msg([bad, loc], qd=False),
+                                  msg([soa(1)], qd=False)]))
+    # IXFR: up to date; two steps of differences; answered with the whole zone.
+    save('xfr', b'\x03' + frames([msg([soa(1)], qtype=251)]))
+    save('xfr', b'\x03' + frames([msg([soa(3), soa(1), bad, soa(2), new, soa(2), new, soa(3),
+                                        bad, soa(3)], qtype=251)]))
+    save('xfr', b'\x03' + frames([msg([soa(5), ns, new, soa(5)], qtype=251)]))
+    # A deletion of a record not held; an error rcode; a record outside the zone.
+    save('xfr', b'\x03' + frames([msg([soa(2), soa(1), new, soa(2), soa(2)], qtype=251)]))
+    save('xfr', b'\x00' + frames([msg([], flags=0x8405)]))
+    save('xfr', b'\x00' + frames([msg([soa(1), rr(name('evil.example'), 5, b'\0'), soa(1)])]))
+
+
 if __name__ == '__main__':
+    xfr_seeds()
     rpz_seeds()
     dns_seeds()
     edns_seeds()

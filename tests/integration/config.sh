@@ -175,7 +175,7 @@ example=$(dirname "$0")/../../deploy/dotproxyd.conf.example
 out=$(timeout 10 "$DOTPROXYD" --check-config -c "$example" 2>&1)
 check_eq "example file: check-config exit status" 0 "$?"
 sed -E 's/^#([a-z-]+ = )/\1/' "$example" |
-    grep -Ev '^(pin|user|api-token-file|ca-file|metrics|upstream-cert|upstream-key|listen-tls|tls-cert|tls-key|tls-client-ca|tls-client-id|blocklist|allowlist|rpz) = ' >"$WORK/example.conf"
+    grep -Ev '^(pin|user|api-token-file|ca-file|metrics|upstream-cert|upstream-key|listen-tls|tls-cert|tls-key|tls-client-ca|tls-client-id|blocklist|allowlist|rpz|rpz-primary|rpz-tsig|rpz-tsig-file|state-dir) = ' >"$WORK/example.conf"
 check_match "example file: defaults uncommented" '^cache-size = 10000$' "$(cat "$WORK/example.conf")"
 out=$(timeout 10 "$DOTPROXYD" --check-config -c "$WORK/example.conf" 2>&1)
 check_eq "example file with its defaults: check-config" "configuration OK" "$out"

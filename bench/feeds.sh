@@ -1,0 +1,119 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# RPZ by zone transfer at scale, against Knot DNS on loopback: a zone of N
+# rules (default 1,000,000) pulled by AXFR, then changed with knotc while
+# dnsperf asks dotproxyd at QPS (default 5000).
+#
+#   bench/feeds.sh [BUILD_DIR]      (default: build)
+#
+# Prints: AXFR octets and time from start to the zone enforced; dotproxyd's
+# peak RSS (VmHWM) across the AXFR and the rebuild; for each of CHANGES
+# (default 3) changes: IXFR octets and the time from knotc zone-commit to
+# the new rule enforced (dig polled every 20 ms); dnsperf's lost queries
+# during the changes. Only loopback is used; everything started is stopped
+# by PID.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+BUILD=${1:-$ROOT/build}
+N=${N:-1000000}
+QPS=${QPS:-5000}
+CHANGES=${CHANGES:-3}
+OUT=${OUT:-$(mktemp -d /tmp/feeds-bench.XXXXXX)}
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+die() { echo "feeds.sh: $*" >&2; exit 1; }
+for c in knotd knotc dnsperf dig curl python3; do command -v "$c" >/dev/null || die "$c not installed"; done
+DOTPROXYD=$BUILD/cli/dotproxyd
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+KP=$(free_port)
+PP=$(free_port)
+MP=$(free_port)
+K=$OUT/knot
+mkdir -p "$K/db" "$OUT/state" "$OUT/pki"
+
+"$BUILD/tests/support/ts-pki" "$OUT/pki" >/dev/null || die "ts-pki"
+"$BUILD/tests/support/ts-dotserver" --cert "$OUT/pki/server.pem" --key "$OUT/pki/server-key.pem" \
+    >"$OUT/dotserver.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do SP=$(sed -n 's/^port //p' "$OUT/dotserver.log"); [ -n "$SP" ] && break; sleep 0.1; done
+
+awk -v n="$N" 'BEGIN {
+    print "$ORIGIN rpz.test."; print "$TTL 60"
+    print "@ SOA ns.rpz.test. admin.rpz.test. 1 3600 600 86400 60"; print "@ NS localhost."
+    for (i = 0; i < n; i++) printf "r%d.example CNAME .\n", i }' >"$K/rpz.test.zone"
+cat >"$K/knot.conf" <<CONF
+server:
+    listen: 127.0.0.1@$KP
+    rundir: $K
+log:
+  - target: stderr
+    any: info
+database:
+    storage: $K/db
+remote:
+  - id: dotproxyd
+    address: 127.0.0.1@$PP
+acl:
+  - id: transfer
+    address: 127.0.0.1
+    action: transfer
+template:
+  - id: default
+    storage: $K
+    zonefile-sync: -1
+    journal-content: all
+    journal-max-usage: 2G
+zone:
+  - domain: rpz.test
+    file: rpz.test.zone
+    notify: dotproxyd
+    acl: transfer
+CONF
+knotd -c "$K/knot.conf" >"$OUT/knot.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 600); do grep -q 'server started' "$OUT/knot.log" && break; sleep 0.1; done
+grep -q 'server started' "$OUT/knot.log" || die "knotd did not start"
+
+t0=$(now_ms)
+"$DOTPROXYD" --listen "127.0.0.1@$PP" -u "127.0.0.1@$SP#dns.test" --ca-file "$OUT/pki/ca.pem" \
+    --rpz-primary "127.0.0.1@$KP#rpz.test" --state-dir "$OUT/state" --metrics "127.0.0.1@$MP" \
+    --cache-size 0 >"$OUT/dotproxyd.log" 2>&1 &
+DP=$!
+PIDS+=($DP)
+status_of() { dig -p "$PP" @127.0.0.1 +tries=1 +time=2 "$1" A | sed -nE 's/.*status: ([A-Z]+),.*/\1/p'; }
+last=r$((N - 1)).example
+for _ in $(seq 3000); do [ "$(status_of "$last")" = NXDOMAIN ] && break; sleep 0.05; done
+t1=$(now_ms)
+[ "$(status_of "$last")" = NXDOMAIN ] || die "the zone was not enforced"
+metric() { curl -s "http://127.0.0.1:$MP/metrics" | grep -E "^$1" | head -n 1 | awk '{print $NF}'; }
+echo "rules: $N"
+echo "AXFR: $(metric 'dotproxy_feed_last_transfer_bytes\{[^}]*type="axfr"') octets; start to enforced: $((t1 - t0)) ms"
+echo "dotproxyd peak RSS after the AXFR: $(sed -n 's/VmHWM:\s*//p' /proc/$DP/status)"
+
+# Queries for names with and without rules, under load, across the changes.
+awk -v n="$N" 'BEGIN { for (i = 0; i < 10000; i++) { printf "r%d.example A\n", (i * 7919) % n; printf "pass%d.example A\n", i } }' >"$OUT/queries"
+dur=$((CHANGES * 8 + 6))
+dnsperf -s 127.0.0.1 -p "$PP" -d "$OUT/queries" -Q "$QPS" -l "$dur" -t 2 >"$OUT/dnsperf.log" 2>&1 &
+PERF=$!
+PIDS+=($PERF)
+sleep 3
+for c in $(seq 1 "$CHANGES"); do
+    knotc -c "$K/knot.conf" zone-begin rpz.test >/dev/null
+    knotc -c "$K/knot.conf" zone-set rpz.test "new$c.example" 60 CNAME . >/dev/null
+    knotc -c "$K/knot.conf" zone-unset rpz.test "r$c.example" CNAME >/dev/null
+    t0=$(now_ms)
+    knotc -c "$K/knot.conf" zone-commit rpz.test >/dev/null
+    for _ in $(seq 1500); do [ "$(status_of "new$c.example")" = NXDOMAIN ] && break; sleep 0.02; done
+    t1=$(now_ms)
+    echo "change $c: IXFR $(metric 'dotproxy_feed_last_transfer_bytes\{[^}]*type="ixfr"') octets; commit to enforced: $((t1 - t0)) ms"
+    sleep 5
+done
+wait "$PERF"
+echo "dotproxyd peak RSS after the changes: $(sed -n 's/VmHWM:\s*//p' /proc/$DP/status)"
+echo "transfers: axfr $(metric 'dotproxy_feed_transfers_total\{[^}]*type="axfr"') ixfr $(metric 'dotproxy_feed_transfers_total\{[^}]*type="ixfr"')"
+grep -E 'Queries (sent|completed|lost)' "$OUT/dnsperf.log"
+grep -E 'rpz feed|rpz .*loaded in' "$OUT/dotproxyd.log" | tail -n 4
+echo "logs: $OUT"
