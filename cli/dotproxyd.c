@@ -510,6 +510,7 @@ static int reload(char *err, size_t errlen)
     }
     warn_if_writable("config file", boot.config_path);
     warn_restart_only(&n);
+    int had_blocker = blocker != NULL; /* else worker_config makes one if lists came */
     /* Several workers share one cache, made with the settings of its day:
      * changed ones need a new cache, which every worker moves to (the old
      * one goes with the last worker that lets it go). */
@@ -556,9 +557,9 @@ static int reload(char *err, size_t errlen)
             failed = 1;
         }
     }
-    if (blocker != NULL)
-        dotproxy_blocker_reload(blocker, n.cfg);
-    dotproxy_cache_free(old_cache); /* the workers hold their own references */
+    if (had_blocker)
+        dotproxy_blocker_reload(blocker, n.cfg); /* a new one read the lists just now */
+    dotproxy_cache_free(old_cache);              /* the workers hold their own references */
     if (cache_switch && now_size > 0) {
         /* worker_config made one that no context took */
         dotproxy_cache_free(shared_cache);
@@ -793,7 +794,11 @@ static int run(const struct dpd_options *opts)
             upto = reload_asked;
             pthread_mutex_unlock(&reload_lock);
             notify_systemd(dpd_notify_reloading(), "RELOADING");
-            reload_finished(upto, reload(err, sizeof err), err);
+            int rc = reload(err, sizeof err);
+            /* A reload may have brought the first lists: the API shows them
+             * before whoever asked for the reload hears it is done. */
+            dpd_http_server_set_blocker(metrics, blocker);
+            reload_finished(upto, rc, err);
             notify_systemd(dpd_notify_send("READY=1"), "READY");
         }
     }

@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +84,9 @@ struct dpd_http_server {
     int (*reload)(void *user, char *err, size_t errlen);
     void *user;
     unsigned long long (*log_lines_dropped)(void);
-    dotproxy_blocker *blocker;
+    /* Set later when a reload brings the first lists (the main thread
+     * stores it, the server's thread reads it). */
+    _Atomic(dotproxy_blocker *) blocker;
     void (*dnstap_counts)(unsigned long long *queued, unsigned long long *dropped);
 };
 
@@ -382,9 +385,10 @@ static enum MHD_Result get_metrics(struct dpd_http_server *srv, struct MHD_Conne
         return respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
     if (srv->log_lines_dropped != NULL)
         dpd_render_daemon_metrics(&b, srv->log_lines_dropped());
-    if (srv->blocker != NULL) {
-        dpd_render_block_metrics(&b, srv->blocker);
-        dpd_render_feed_metrics(&b, srv->blocker);
+    dotproxy_blocker *blocker = atomic_load_explicit(&srv->blocker, memory_order_acquire);
+    if (blocker != NULL) {
+        dpd_render_block_metrics(&b, blocker);
+        dpd_render_feed_metrics(&b, blocker);
     }
     if (srv->dnstap_counts != NULL) {
         unsigned long long queued, dropped;
@@ -419,13 +423,14 @@ static enum MHD_Result get_upstreams(struct dpd_http_server *srv, struct MHD_Con
 
 static enum MHD_Result get_block_check(struct dpd_http_server *srv, struct MHD_Connection *c)
 {
-    if (srv->blocker == NULL)
+    dotproxy_blocker *blocker = atomic_load_explicit(&srv->blocker, memory_order_acquire);
+    if (blocker == NULL)
         return respond_json_error(c, MHD_HTTP_NOT_FOUND, "no blocklists configured", NULL);
     const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
     if (name == NULL || name[0] == '\0')
         return respond_json_error(c, MHD_HTTP_BAD_REQUEST, "name=N wanted", NULL);
     struct dpd_render_buf b = {0};
-    if (dpd_render_block_check(&b, srv->blocker, name) != 0) {
+    if (dpd_render_block_check(&b, blocker, name) != 0) {
         dpd_render_buf_free(&b);
         return respond_json_error(c, MHD_HTTP_BAD_REQUEST, "not a host name", NULL);
     }
@@ -466,7 +471,7 @@ static enum MHD_Result post_reload(struct dpd_http_server *srv, struct MHD_Conne
 static enum MHD_Result get_feeds(struct dpd_http_server *srv, struct MHD_Connection *c)
 {
     struct dpd_render_buf b = {0};
-    dpd_render_feeds(&b, srv->blocker);
+    dpd_render_feeds(&b, atomic_load_explicit(&srv->blocker, memory_order_acquire));
     return respond_buf(c, MHD_HTTP_OK, "application/json", &b);
 }
 
@@ -475,9 +480,10 @@ static enum MHD_Result post_feeds_refresh(struct dpd_http_server *srv, struct MH
     enum MHD_Result rc;
     if (authorise(srv, c, &rc) != 0)
         return rc;
-    if (srv->blocker == NULL)
+    dotproxy_blocker *blocker = atomic_load_explicit(&srv->blocker, memory_order_acquire);
+    if (blocker == NULL)
         return respond_json_error(c, MHD_HTTP_NOT_FOUND, "no feeds configured", NULL);
-    dotproxy_blocker_refresh_feeds(srv->blocker);
+    dotproxy_blocker_refresh_feeds(blocker);
     static const char ok[] = "{\"refreshing\":true}\n";
     return respond(c, MHD_HTTP_OK, "application/json", ok, sizeof ok - 1, 1, NULL);
 }
@@ -738,7 +744,7 @@ static struct dpd_http_server *server_new(const struct dpd_http_server_opts *o)
     srv->reload = o->reload;
     srv->user = o->user;
     srv->log_lines_dropped = o->log_lines_dropped;
-    srv->blocker = o->blocker;
+    atomic_init(&srv->blocker, o->blocker);
     srv->dnstap_counts = o->dnstap_counts;
     return srv;
 }
@@ -808,4 +814,10 @@ void dpd_http_server_stop(struct dpd_http_server *srv)
     /* Joins the polling thread and closes the listening socket too. */
     MHD_stop_daemon(srv->mhd);
     server_free(srv);
+}
+
+void dpd_http_server_set_blocker(struct dpd_http_server *s, dotproxy_blocker *b)
+{
+    if (s != NULL)
+        atomic_store_explicit(&s->blocker, b, memory_order_release);
 }

@@ -88,6 +88,11 @@ struct dpd_http_server_opts {
 int dpd_http_server_start(struct dpd_http_server **out, const struct dpd_http_server_opts *o,
                           char *err, size_t errlen);
 
+/* Serve b from now on for GET /metrics and /api/v1/blocklist/check: the
+ * blocker made by a reload that brought the first lists. b must outlive the
+ * server. Safe while the server runs; NULL-safe on s. */
+void dpd_http_server_set_blocker(struct dpd_http_server *s, dotproxy_blocker *b);
+
 /* The TCP port the server listens on (useful with port 0); -1 for NULL. */
 int dpd_http_server_port(const struct dpd_http_server *s);
 

@@ -23,6 +23,7 @@
 #define US_PER_S             1000000u
 #define TYPE_SOA             6
 #define TYPE_OPT             41
+#define EDNS_OPT_EDE         15  /* RFC 8914 Extended DNS Error */
 #define STALE_TTL            30u /* RFC 8767 4: the TTL of a stale answer */
 #define SERVFAIL_TTL_DEFAULT 5u
 #define SERVFAIL_TTL_MAX     300u /* RFC 2308 7.1: at most five minutes */
@@ -39,12 +40,13 @@
 enum { Q_SMALL = 0, Q_MAIN = 1 };
 
 /* One allocation: this header, then data[] = uint16_t ttl_off[nttl], the key
- * octets, the stored RR block. The RR block is the answer from just past its
- * question to just before its OPT, TTLs already normalised (clamped), so a
- * lookup is header + question + memcpy + one subtraction per TTL. Offsets in
- * ttl_off are relative to the RR block. Compression pointers in the block
- * stay valid in the output because the question in front of it has the same
- * length (same key, uncompressed) and the same octets up to letter case. */
+ * octets, the stored RR block, then the upstream OPT's Extended DNS Error
+ * options (RFC 8914; code, length and data of each, ede_len octets in all):
+ * they explain the answer, not the hop, so a hit must repeat them. The RR block is the answer from
+ * just past its question to just before its OPT, TTLs already normalised (clamped), so a lookup is
+ * header + question + memcpy + one subtraction per TTL. Offsets in ttl_off are relative to the RR
+ * block. Compression pointers in the block stay valid in the output because the question in front
+ * of it has the same length (same key, uncompressed) and the same octets up to letter case. */
 struct entry {
     struct entry *hnext; /* hash chain */
     struct dp_list q;    /* position in the small or main FIFO */
@@ -55,7 +57,7 @@ struct entry {
     uint32_t ttl;  /* lifetime in seconds (> 0) */
     uint32_t size; /* octets charged against max_bytes */
     uint16_t flags, an, ns, ar;
-    uint16_t rr_len, nttl, key_len;
+    uint16_t rr_len, nttl, key_len, ede_len;
     uint8_t queue;     /* Q_SMALL or Q_MAIN */
     uint8_t freq;      /* S3-FIFO access counter, 0..FREQ_MAX */
     uint8_t hits;      /* fresh hits since stored, saturating */
@@ -116,6 +118,11 @@ static inline uint8_t *entry_key(struct entry *e)
 static inline uint8_t *entry_rr(struct entry *e)
 {
     return entry_key(e) + e->key_len;
+}
+
+static inline uint8_t *entry_ede(struct entry *e)
+{
+    return entry_rr(e) + e->rr_len;
 }
 
 static inline struct entry *entry_of(struct dp_list *l)
@@ -399,6 +406,13 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
                     int allow_stale, const uint8_t *query, size_t qlen, uint8_t *out, size_t cap,
                     size_t *outlen)
 {
+    return dp_cache_lookup_ede(c, k, now_us, allow_stale, query, qlen, out, cap, outlen, NULL);
+}
+
+int dp_cache_lookup_ede(struct dp_cache *c, const struct dp_cache_key *k, uint64_t now_us,
+                        int allow_stale, const uint8_t *query, size_t qlen, uint8_t *out,
+                        size_t cap, size_t *outlen, size_t *ede_len)
+{
     if (c == NULL || k == NULL || query == NULL || out == NULL || outlen == NULL || k->len < 6 ||
         k->len > sizeof(k->data))
         return DOTPROXY_EINVAL;
@@ -429,7 +443,8 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
     }
     size_t qsz = (size_t)k->len - 1;
     size_t need = HDR + qsz + e->rr_len;
-    if (cap < need)
+    size_t ede = ede_len != NULL ? e->ede_len : 0;
+    if (cap < need + ede)
         return DOTPROXY_ENOSPC;
 
     uint16_t qflags = dp_get16(query + 2);
@@ -444,6 +459,11 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
     memcpy(out + HDR, query + HDR, qsz);
     uint8_t *rr = out + HDR + qsz;
     memcpy(rr, entry_rr(e), e->rr_len);
+    if (ede_len != NULL) {
+        if (ede > 0)
+            memcpy(out + need, entry_ede(e), ede);
+        *ede_len = ede;
+    }
     const uint16_t *off = entry_ttl_off(e);
     if (e->freq < FREQ_MAX)
         e->freq++;
@@ -533,6 +553,28 @@ static int question_matches_key(const struct dp_cache_key *k, const uint8_t *ans
            info->qclass == dp_get16(k->data + name_len + 2);
 }
 
+/* The octets of the Extended DNS Error options (code, length, data each) in
+ * the OPT RR msg[off..off+optlen); copied to out when out != NULL. The OPT was
+ * validated by dotproxy_dns_parse, but its option lengths are checked here. */
+static size_t ede_options(const uint8_t *msg, size_t off, size_t optlen, uint8_t *out)
+{
+    size_t n = 0;
+    if (off == 0 || optlen < 11)
+        return 0;
+    for (size_t pos = off + 11, end = off + optlen; end - pos >= 4;) {
+        size_t olen = dp_get16(msg + pos + 2);
+        if (end - pos - 4 < olen)
+            break;
+        if (dp_get16(msg + pos) == EDNS_OPT_EDE) {
+            if (out != NULL)
+                memcpy(out + n, msg + pos, 4 + olen);
+            n += 4 + olen;
+        }
+        pos += 4 + olen;
+    }
+    return n;
+}
+
 int dp_cache_store(struct dp_cache *c, const struct dp_cache_key *k, const uint8_t *ans, size_t len,
                    uint64_t now_us)
 {
@@ -600,7 +642,9 @@ int dp_cache_store_parsed(struct dp_cache *c, const struct dp_cache_key *k, cons
     }
 
     size_t rr_len = rr_end - base;
-    size_t size = sizeof(struct entry) + (size_t)n_offs * sizeof(uint16_t) + k->len + rr_len;
+    size_t ede_len = ede_options(ans, info.opt_off, info.opt_len, NULL);
+    size_t size =
+        sizeof(struct entry) + (size_t)n_offs * sizeof(uint16_t) + k->len + rr_len + ede_len;
     if (size > c->item_max)
         return 0;
     struct entry *e = malloc(size);
@@ -614,6 +658,8 @@ int dp_cache_store_parsed(struct dp_cache *c, const struct dp_cache_key *k, cons
     memcpy(entry_key(e), k->data, k->len);
     uint8_t *rr = entry_rr(e);
     memcpy(rr, ans + base, rr_len);
+    e->ede_len = (uint16_t)ede_len;
+    ede_options(ans, info.opt_off, info.opt_len, entry_ede(e));
 
     if (!servfail) {
         int negative = rcode == DOTPROXY_RCODE_NXDOMAIN || info.ancount == 0;
@@ -675,9 +721,11 @@ int dp_cache_store_parsed(struct dp_cache *c, const struct dp_cache_key *k, cons
 /* ---- the handle (cache.h): this file's operations ---- */
 
 static int own_lookup(void *impl, const struct dp_cache_key *k, uint64_t now_us, int allow_stale,
-                      const uint8_t *query, size_t qlen, uint8_t *out, size_t cap, size_t *outlen)
+                      const uint8_t *query, size_t qlen, uint8_t *out, size_t cap, size_t *outlen,
+                      size_t *ede_len)
 {
-    return dp_cache_lookup(impl, k, now_us, allow_stale, query, qlen, out, cap, outlen);
+    return dp_cache_lookup_ede(impl, k, now_us, allow_stale, query, qlen, out, cap, outlen,
+                               ede_len);
 }
 
 static int own_store(void *impl, const struct dp_cache_key *k, const uint8_t *ans, size_t len,

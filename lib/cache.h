@@ -87,6 +87,14 @@ enum dp_cache_result {
 int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t now_us,
                     int allow_stale, const uint8_t *query, size_t qlen, uint8_t *out, size_t cap,
                     size_t *outlen);
+/* The same, and (ede_len != NULL) the Extended DNS Error options (RFC 8914)
+ * of the upstream answer stored, as option octets (OPTION-CODE 15, LENGTH,
+ * data, for each) written right behind the answer, at out[*outlen ..
+ * *outlen + *ede_len): the caller moves them into the OPT it adds
+ * (dp_edns_add_client_opt_with). cap must hold both. Allocation-free. */
+int dp_cache_lookup_ede(struct dp_cache *c, const struct dp_cache_key *k, uint64_t now_us,
+                        int allow_stale, const uint8_t *query, size_t qlen, uint8_t *out,
+                        size_t cap, size_t *outlen, size_t *ede_len);
 
 /* Store the upstream answer ans[0..len) (any ID) for key k, replacing any
  * entry for k. Decides cacheability and lifetime:
@@ -101,7 +109,8 @@ int dp_cache_lookup(struct dp_cache *c, const struct dp_cache_key *k, uint64_t n
  *   not replace a usable (fresh or stale) answer for k, so serve-stale still
  *   has it (RFC 8767 4);
  * - the OPT RR is not stored (answers where it is not the last RR are not
- *   cached: removing it from the middle would shift compression targets);
+ *   cached: removing it from the middle would shift compression targets),
+ *   only its Extended DNS Error options (dp_cache_lookup_ede gives them);
  * - answers whose question does not match k are rejected (DOTPROXY_EINVAL).
  * Returns 1 stored, 0 not cacheable, or DOTPROXY_EINVAL, DOTPROXY_EMALFORMED
  * (ans does not parse) or DOTPROXY_ENOMEM (the old entry, if any, is kept). */
@@ -130,7 +139,8 @@ void dp_cache_get_stats(const struct dp_cache *c, struct dp_cache_stats *out);
  * one set of operations, so the context never asks. */
 struct dp_cache_ops {
     int (*lookup)(void *impl, const struct dp_cache_key *k, uint64_t now_us, int allow_stale,
-                  const uint8_t *query, size_t qlen, uint8_t *out, size_t cap, size_t *outlen);
+                  const uint8_t *query, size_t qlen, uint8_t *out, size_t cap, size_t *outlen,
+                  size_t *ede_len); /* as dp_cache_lookup_ede */
     int (*store)(void *impl, const struct dp_cache_key *k, const uint8_t *ans, size_t len,
                  const dotproxy_dns_info *info, uint64_t now_us);
     void (*flush)(void *impl);

@@ -317,6 +317,13 @@ int dp_edns_answer_for_client(uint8_t *msg, size_t len, size_t cap, const struct
 int dp_edns_add_client_opt(uint8_t *msg, size_t len, size_t cap, const struct dp_edns_client *c,
                            uint16_t our_udp_size)
 {
+    return dp_edns_add_client_opt_with(msg, len, cap, c, our_udp_size, 0);
+}
+
+int dp_edns_add_client_opt_with(uint8_t *msg, size_t len, size_t cap,
+                                const struct dp_edns_client *c, uint16_t our_udp_size,
+                                size_t opts_len)
+{
     assert(msg != NULL && c != NULL);
     if (cap < len)
         return DOTPROXY_EINVAL;
@@ -329,10 +336,13 @@ int dp_edns_add_client_opt(uint8_t *msg, size_t len, size_t cap, const struct dp
     }
     if (dp_get16(msg + 10) == UINT16_MAX)
         return DOTPROXY_EMALFORMED;
-    if (len + DP_EDNS_OPT_FIXED > cap || len + DP_EDNS_OPT_FIXED > DOTPROXY_DNS_MAX_SIZE)
+    size_t need = len + DP_EDNS_OPT_FIXED + opts_len;
+    if (opts_len > cap - len || need > cap || need > DOTPROXY_DNS_MAX_SIZE)
         return DOTPROXY_ENOSPC;
-    write_opt_fixed(msg + len, our_udp_size, 0, c->do_bit ? DOTPROXY_DNS_EDNS_DO : 0, 0);
+    if (opts_len > 0)
+        memmove(msg + len + DP_EDNS_OPT_FIXED, msg + len, opts_len);
+    write_opt_fixed(msg + len, our_udp_size, 0, c->do_bit ? DOTPROXY_DNS_EDNS_DO : 0, opts_len);
     dp_put16(msg + 10, dp_get16(msg + 10) + 1u);
     dp_put16(msg + 2, flags);
-    return (int)(len + DP_EDNS_OPT_FIXED);
+    return (int)need;
 }

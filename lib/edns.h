@@ -123,14 +123,21 @@ int dp_edns_answer_for_client_parsed(uint8_t *msg, size_t len, size_t cap,
                                      uint16_t *keepalive_100ms);
 
 /* Fix up an answer that carries no OPT (e.g. one served from the cache,
- * which stores answers without OPT) for client c: when c had an OPT, append
- * a fresh one (our_udp_size, version 0, DO = the client's, no options,
- * extended rcode 0); AD is cleared unless c set DO or AD, since a cached
- * answer may have been fetched for another client (RFC 6840 5.8).
- * Needs cap >= len + 11 when c had an OPT. Returns the new length,
+ * which stores answers without OPT; see also dp_edns_add_client_opt_with) for client c: when c had
+ * an OPT, append a fresh one (our_udp_size, version 0, DO = the client's, no options, extended
+ * rcode 0); AD is cleared unless c set DO or AD, since a cached answer may have been fetched for
+ * another client (RFC 6840 5.8). Needs cap >= len + 11 when c had an OPT. Returns the new length,
  * DOTPROXY_ENOSPC, DOTPROXY_EMALFORMED (len < 12, or no room in ARCOUNT) or
  * DOTPROXY_EINVAL (cap < len); on error msg is unchanged. */
 int dp_edns_add_client_opt(uint8_t *msg, size_t len, size_t cap, const struct dp_edns_client *c,
                            uint16_t our_udp_size);
+/* The same, the OPT carrying the options (e.g. the Extended DNS Errors a
+ * cache hit brought, dp_cache_lookup_ede) that lie at msg[len..len+opts_len),
+ * right behind the message: they are moved into the OPT. A client without
+ * OPT gets none and no options. Needs cap >= len + 11 + opts_len when c had
+ * an OPT. No allocation. */
+int dp_edns_add_client_opt_with(uint8_t *msg, size_t len, size_t cap,
+                                const struct dp_edns_client *c, uint16_t our_udp_size,
+                                size_t opts_len);
 
 #endif

@@ -120,11 +120,13 @@ static int has_cache(const struct dotproxy_ctx *ctx)
     return dp_cache_handle_on(&ctx->cache);
 }
 
+/* The upstream's Extended DNS Errors come out behind the answer (*ede_len
+ * octets), for dp_edns_add_client_opt_with to move into the client's OPT. */
 static int cache_lookup(struct dotproxy_ctx *ctx, const struct dp_cache_key *k, int allow_stale,
-                        const uint8_t *query, size_t qlen, size_t *outlen)
+                        const uint8_t *query, size_t qlen, size_t *outlen, size_t *ede_len)
 {
     return ctx->cache.ops->lookup(ctx->cache.impl, k, dp_now(ctx), allow_stale, query, qlen,
-                                  ctx->scratch, DP_SCRATCH, outlen);
+                                  ctx->scratch, DP_SCRATCH, outlen, ede_len);
 }
 
 /* ans was parsed once already (info), to match it to its query. */
@@ -517,12 +519,12 @@ static size_t cache_answer(struct dotproxy_ctx *ctx, struct dp_query *r, int all
 {
     if (!has_cache(ctx) || !r->cacheable)
         return 0;
-    size_t n = 0;
-    int res = cache_lookup(ctx, &r->key, allow_stale, r->q, r->qlen, &n);
+    size_t n = 0, ede = 0;
+    int res = cache_lookup(ctx, &r->key, allow_stale, r->q, r->qlen, &n, &ede);
     if (res <= 0)
         return 0;
-    int m =
-        dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &r->edns, (uint16_t)ctx->cfg.udp_size);
+    int m = dp_edns_add_client_opt_with(ctx->scratch, n, DP_SCRATCH, &r->edns,
+                                        (uint16_t)ctx->cfg.udp_size, ede);
     if (m < 0)
         return 0;
     dotproxy_dns_set_id(ctx->scratch, (size_t)m, r->client_id);
@@ -827,13 +829,13 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
     int cacheable = has_cache(ctx) && dp_cache_key_make(&key, msg, len, info) == 0;
     int stale_known = 0;
     if (cacheable) {
-        size_t n = 0;
-        int res = cache_lookup(ctx, &key, 0, msg, len, &n);
+        size_t n = 0, ede = 0;
+        int res = cache_lookup(ctx, &key, 0, msg, len, &n, &ede);
         if (res == DP_CACHE_HIT || res == DP_CACHE_HIT_REFRESH) {
             struct dp_edns_client ec;
             dp_edns_client_from_query(&ec, info);
-            int m = dp_edns_add_client_opt(ctx->scratch, n, DP_SCRATCH, &ec,
-                                           (uint16_t)ctx->cfg.udp_size);
+            int m = dp_edns_add_client_opt_with(ctx->scratch, n, DP_SCRATCH, &ec,
+                                                (uint16_t)ctx->cfg.udp_size, ede);
             if (m > 0) {
                 dp_ctr_inc(&ctx->stats.ctr, DOTPROXY_CTR_CACHE_HITS);
                 /* Answered at once: not timed (proxy.h: the histogram

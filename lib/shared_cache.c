@@ -92,11 +92,12 @@ void dp_shared_cache_unref(struct dotproxy_cache *c)
 
 static int shared_lookup(void *impl, const struct dp_cache_key *k, uint64_t now_us, int allow_stale,
                          const uint8_t *query, size_t qlen, uint8_t *out, size_t cap,
-                         size_t *outlen)
+                         size_t *outlen, size_t *ede_len)
 {
     struct shard *s = shard_of(impl, k);
     pthread_mutex_lock(&s->lock);
-    int rc = dp_cache_lookup(s->cache, k, now_us, allow_stale, query, qlen, out, cap, outlen);
+    int rc = dp_cache_lookup_ede(s->cache, k, now_us, allow_stale, query, qlen, out, cap, outlen,
+                                 ede_len);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

@@ -198,5 +198,28 @@ for action in nodata refused zero; do
     stop_proxy
 done
 
+# ---- lists that only a reload brings: the check API and metrics follow ----
+CONF=$WORK/noblock.conf
+printf 'upstream = 127.0.0.1@%s#dns.test\nca-file = %s\n' "$SRV_PORT" "$PKI/ca.pem" >"$CONF"
+start_proxy -c "$CONF" -w 2 --blocklist-check 0 --metrics 127.0.0.1@0
+METRICS=$(sed -nE 's/.*metrics and API on port ([0-9]+).*/\1/p' "$WORK/dotproxyd.log" | tail -n 1)
+[ -n "$METRICS" ] || die "no metrics port in the log"
+check_match "no lists: the check API says so" 'no blocklists configured' \
+    "$(api '/api/v1/blocklist/check?name=ads.example')"
+printf 'blocklist = %s\n' "$BL" >>"$CONF"
+kill -HUP "$PROXY_PID"
+blocked_late() { qdig www.ads.example A | grep -q 'status: NXDOMAIN'; }
+wait_for "reload brings lists: blocking" blocked_late
+check_match "reload brings lists: the check API decides" \
+    '"decision":\{"kind":"blocklist","list":"[^"]*block\.txt","rule":"ads\.example\.","action":"nxdomain"\}' \
+    "$(api '/api/v1/blocklist/check?name=www.ads.example')"
+out=$(api /metrics)
+check_match "reload brings lists: per-list metrics" \
+    "dotproxy_blocked_total\{list=\"$BL\",kind=\"blocklist\"\} [1-9]" "$out"
+check_match "reload brings lists: entries" \
+    "dotproxy_blocklist_entries\{list=\"$BL\",kind=\"blocklist\"\} [1-9]" "$out"
+stop_proxy
+check_eq "reload brings lists: SIGTERM exit 0" 0 "$STOP_STATUS"
+
 stop_dotserver
 finish

@@ -46,6 +46,7 @@
 #define OPT_COOKIE    10
 #define OPT_KEEPALIVE 11
 #define OPT_PADDING   12
+#define OPT_EDE       15
 
 static char pki_dir[PATH_MAX];
 
@@ -628,6 +629,47 @@ START_TEST(test_cache_prefetches_a_popular_entry_before_it_expires_so_it_never_m
     ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_CACHE_MISSES), 1);
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_CACHE_HITS, (uint64_t)(id - 0xa001)),
                       (uint64_t)(id - 0xa001));
+    rig_down(&r);
+}
+END_TEST
+
+/* RFC 8914: an Extended DNS Error explains the answer, so it belongs to the
+ * answer, not to the hop, and must reach the client whether the answer came
+ * from the upstream or from the cache (which keeps it beside the records). A
+ * client without EDNS gets no OPT either way. */
+START_TEST(test_edns_upstream_extended_error_survives_the_cache_and_never_reaches_plain_clients)
+{
+    static const char text[] = "upstream says so";
+    rig r;
+    rig_up(&r, (ts_dotserver_opts){.knobs = {.ede = 1, .ede_code = 3, .ede_text = text}},
+           DEFAULT_PROXY);
+    uint8_t ans[4096];
+    uint8_t first[4 + 2 + sizeof text];
+    for (int round = 0; round < 3; round++) { /* upstream, then the cache twice */
+        uint16_t id = (uint16_t)(0xe100 + 0x10 * round);
+        int n =
+            udp_ask(&r, id, "EdE.opt.test", TS_DNS_TYPE_A, (qspec){.edns = 1232}, ans, sizeof ans);
+        assert_a_answer(ans, n, id, "EdE.opt.test");
+        uint16_t olen = 0;
+        int at = find_option(ans, (size_t)n, OPT_EDE, &olen);
+        ck_assert_msg(at >= 0, "round %d: no EDE in the answer", round);
+        ck_assert_uint_eq(olen, 2 + sizeof text - 1);
+        ck_assert_uint_eq((unsigned)(ans[at + 4] << 8 | ans[at + 5]), 3);
+        ck_assert_mem_eq(ans + at + 6, text, sizeof text - 1);
+        if (round == 0)
+            memcpy(first, ans + at, 4u + olen);
+        else
+            ck_assert_mem_eq(ans + at, first, 4u + olen);
+
+        n = udp_ask(&r, (uint16_t)(id + 1), "EdE.opt.test", TS_DNS_TYPE_A, (qspec){0}, ans,
+                    sizeof ans);
+        assert_a_answer(ans, n, (uint16_t)(id + 1), "EdE.opt.test");
+        ck_assert_int_eq(ts_dns_count(ans, (size_t)n, 3), 0);
+    }
+    /* The cache keys apart only DO and CD: all but the first answer were
+     * hits, the plain client's first one included. */
+    ck_assert_uint_eq(srv_queries(&r), 1);
+    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_CACHE_HITS, 5), 5);
     rig_down(&r);
 }
 END_TEST
@@ -1261,6 +1303,8 @@ static Suite *cache_edns_suite(void)
     tcase_add_test(tc, test_edns_keeps_client_subnet_when_asked_to_but_never_the_cookie);
     tcase_add_test(tc, test_edns_clears_ad_for_clients_that_set_neither_do_nor_ad);
     tcase_add_test(tc, test_edns_answers_with_an_opt_only_to_clients_that_sent_one);
+    tcase_add_test(
+        tc, test_edns_upstream_extended_error_survives_the_cache_and_never_reaches_plain_clients);
     tcase_add_test(
         tc, test_edns_keepalive_timeout_from_upstream_makes_the_proxy_close_idle_connections_first);
     suite_add_tcase(s, tc);

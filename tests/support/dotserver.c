@@ -36,6 +36,7 @@
 #define TYPE_RRSIG    46u
 #define OPT_KEEPALIVE 11u /* RFC 7828 */
 #define OPT_PADDING   12u /* RFC 7830 */
+#define OPT_EDE       15u /* RFC 8914 */
 
 /* ---- answer synthesis ---------------------------------------------------- */
 
@@ -378,6 +379,15 @@ static int synth(const uint8_t *m, size_t len, uint8_t *out, size_t cap, bool wr
             wb_16(&w, OPT_KEEPALIVE);
             wb_16(&w, 2);
             wb_16(&w, (uint16_t)k->keepalive_100ms);
+        }
+        if (k->ede) {
+            size_t tl = k->ede_text != NULL ? strlen(k->ede_text) : 0;
+            tl = tl > 200 ? 200 : tl;
+            wb_16(&w, OPT_EDE);
+            wb_16(&w, (uint16_t)(2 + tl));
+            wb_16(&w, k->ede_code);
+            if (tl > 0)
+                wb_bytes(&w, k->ede_text, tl);
         }
         if (k->answer_padding) {
             size_t n = k->answer_padding > 1024 ? 1024 : k->answer_padding;

@@ -68,6 +68,12 @@ typedef struct ts_dotserver_knobs {
     /* > 0: answers carrying an OPT get a padding option (RFC 7830) of this
      * many zero octets. */
     unsigned answer_padding;
+    /* Answers carrying an OPT get an Extended DNS Error option (RFC 8914)
+     * when set: INFO-CODE ede_code, EXTRA-TEXT ede_text (NULL: none; at most
+     * 200 octets are sent). */
+    int ede;
+    uint16_t ede_code;
+    const char *ede_text;
     /* The path is black-holed: while set, the server thread neither accepts,
      * reads, writes nor closes anything (no FIN, no RST, no idle close), on
      * the connections it has and on new ones (the kernel still completes
