@@ -537,7 +537,8 @@ def case_reload():
     check(status == 500 and '"reloaded":false' in body and "Permission denied" in body,
           "reload: a failed reload answers 500 {\"reloaded\":false,\"error\":...}",
           "%d %s" % (status, body.strip()))
-    check(re.search(r"error: reload: .*Permission denied", read_file(logf)) is not None,
+    # Through the log queue, maybe after the HTTP answer: wait for the line.
+    check(wait_file(logf, r"error: reload: .*Permission denied", 5) is not None,
           "reload: the failure is logged")
     check(query(port, "r2.example", 3) == "answered", "reload: still answering")
     check(reloads() == 2, "reload: the failed one applied nothing", str(reloads()))
