@@ -348,42 +348,11 @@ DOTPROXY_EXPORT int dotproxy_config_add_allow(dotproxy_config *cfg, const char *
         return DOTPROXY_EINVAL;
     if (cfg->n_allow == DP_MAX_ALLOW)
         return DOTPROXY_ELIMIT;
-    char addr[64];
-    const char *slash = strchr(cidr, '/');
-    size_t alen = slash ? (size_t)(slash - cidr) : strlen(cidr);
-    if (alen == 0 || alen >= sizeof addr)
-        return DOTPROXY_EADDR;
-    memcpy(addr, cidr, alen);
-    addr[alen] = '\0';
-    struct dp_cidr c = {0};
-    unsigned max;
-    if (inet_pton(AF_INET, addr, c.addr) == 1) {
-        c.family = AF_INET;
-        max = 32;
-    } else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
-        c.family = AF_INET6;
-        max = 128;
-    } else {
-        return DOTPROXY_EADDR;
-    }
-    unsigned prefix = max;
-    if (slash != NULL) {
-        const char *p = slash + 1;
-        if (*p == '\0' || strlen(p) > 3)
-            return DOTPROXY_EADDR;
-        prefix = 0;
-        for (; *p; p++) {
-            if (*p < '0' || *p > '9')
-                return DOTPROXY_EADDR;
-            prefix = prefix * 10 + (unsigned)(*p - '0');
-        }
-        if (prefix > max)
-            return DOTPROXY_EADDR;
-    }
-    c.prefix = (uint8_t)prefix;
-    /* Zero the host bits so that matching is a plain masked compare. */
-    for (unsigned bit = prefix; bit < max; bit++)
-        c.addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+    /* The same parser as --dynblock-exempt (dynblock.c): one CIDR syntax. */
+    struct dp_cidr c;
+    int rc = dp_dynblock_cidr_parse(&c, cidr);
+    if (rc != 0)
+        return rc;
     cfg->allow[cfg->n_allow++] = c;
     return 0;
 }
