@@ -104,18 +104,18 @@ int dp_feed_url_state_path(const char *state_dir, const char *url, char *out, si
     uint64_t h = 0xcbf29ce484222325u;
     for (const unsigned char *p = (const unsigned char *)url; *p != '\0'; p++)
         h = (h ^ *p) * 0x100000001b3u;
-    int n = snprintf(out, cap, "%s/url-%016llx.list",
-                     state_dir != NULL ? state_dir : DOTPROXY_STATE_DIR_DEFAULT,
-                     (unsigned long long)h);
+    int n =
+        snprintf(out, cap, "%s/url-%016llx.list",
+                 state_dir != NULL ? state_dir : DOTPROXY_STATE_DIR_DEFAULT, (unsigned long long)h);
     return n < 0 || (size_t)n >= cap ? DOTPROXY_ENOSPC : 0;
 }
 
 int dp_feed_url_state_header(char *out, size_t cap, const char *url,
                              const struct dp_feed_url_validators *v)
 {
-    int n = snprintf(out, cap,
-                     STATE_MAGIC "\n# url: %s\n# etag: %s\n# last-modified: %s\n# fetched: %lld\n#\n",
-                     url, v->etag, v->last_modified, (long long)v->fetched_s);
+    int n = snprintf(
+        out, cap, STATE_MAGIC "\n# url: %s\n# etag: %s\n# last-modified: %s\n# fetched: %lld\n#\n",
+        url, v->etag, v->last_modified, (long long)v->fetched_s);
     return n < 0 || (size_t)n >= cap ? DOTPROXY_ENOSPC : n;
 }
 
@@ -566,8 +566,8 @@ static void load_state(struct dp_feed_url *F, struct feed *fd)
     if (rc == DOTPROXY_ESYS)
         return;
     if (rc != 0) {
-        dp_log(&F->log, DOTPROXY_LOG_WARN, "blocklist-url %s: %s is %s; ignored", fd->url,
-               fd->path, rc == DOTPROXY_EINVAL ? "the copy of another URL" : "not a copy we wrote");
+        dp_log(&F->log, DOTPROXY_LOG_WARN, "blocklist-url %s: %s is %s; ignored", fd->url, fd->path,
+               rc == DOTPROXY_EINVAL ? "the copy of another URL" : "not a copy we wrote");
         return;
     }
     FILE *f = fopen(fd->path, "re");
@@ -628,9 +628,8 @@ static void *feed_thread(void *arg)
     return NULL;
 }
 
-int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c,
-                    const char *state_dir, const struct dp_logger *log,
-                    void (*changed)(void *user), void *user)
+int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c, const char *state_dir,
+                    const struct dp_logger *log, void (*changed)(void *user), void *user)
 {
     *out = NULL;
     if (c->n == 0)

@@ -19,7 +19,7 @@
 #include "log.h"
 #include "prng.h"
 
-#define DP_FEED_URL_LEN_MAX 2048
+#define DP_FEED_URL_LEN_MAX         2048
 #define DP_FEED_URL_BACKOFF_FIRST_S 30u
 
 /* ---- configuration (struct dp_url_config in block_config.h) ---- */
@@ -81,9 +81,8 @@ struct dp_feed_url;
 /* Start the fetch thread for c's URLs in state_dir (none: *out = NULL, 0).
  * changed is called from that thread after a new copy is in its state
  * file. 0 or a dotproxy_error. */
-int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c,
-                    const char *state_dir, const struct dp_logger *log,
-                    void (*changed)(void *user), void *user);
+int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c, const char *state_dir,
+                    const struct dp_logger *log, void (*changed)(void *user), void *user);
 void dp_feed_url_free(struct dp_feed_url *f);
 /* Fetch every list now. NULL-safe. */
 void dp_feed_url_refresh(struct dp_feed_url *f);

@@ -148,8 +148,7 @@ int dp_fetch_get(const struct dp_fetch_req *req, struct dp_fetch_result *res)
         } else if (rc == CURLE_HTTP_RETURNED_ERROR) {
             snprintf(res->why, sizeof res->why, "HTTP status %ld", res->status);
         } else if (rc == CURLE_TOO_MANY_REDIRECTS) {
-            snprintf(res->why, sizeof res->why, "more than %d redirects",
-                     DP_FETCH_REDIRECTS_MAX);
+            snprintf(res->why, sizeof res->why, "more than %d redirects", DP_FETCH_REDIRECTS_MAX);
         } else {
             snprintf(res->why, sizeof res->why, "%s%s%s", curl_easy_strerror(rc),
                      errbuf[0] != '\0' ? ": " : "", errbuf);

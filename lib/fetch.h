@@ -23,11 +23,11 @@ enum dp_fetch_outcome {
 
 struct dp_fetch_req {
     const char *url;
-    const char *ca_file;               /* NULL: the system trust store */
-    const char *const *headers;        /* extra request lines "Name: value", NULL-ended; may be NULL */
-    uint64_t max_size;                 /* octets of body (after any content decoding) */
+    const char *ca_file;        /* NULL: the system trust store */
+    const char *const *headers; /* extra request lines "Name: value", NULL-ended; may be NULL */
+    uint64_t max_size;          /* octets of body (after any content decoding) */
     long connect_timeout_ms, total_timeout_ms;
-    const atomic_int *stop;            /* set: abort at the next progress call; may be NULL */
+    const atomic_int *stop; /* set: abort at the next progress call; may be NULL */
     /* Each response header line of every response in a redirect chain
      * (a new response starts with its "HTTP/" status line), without CR LF. */
     void (*header)(void *user, const char *line, size_t n);
