@@ -298,7 +298,7 @@ static struct dp_list_stat *stat_for(struct dotproxy_blocker *b, int kind, const
     /* A list over HTTPS is named by its URL, not by its state file. */
     for (size_t i = 0; kind == DOTPROXY_LIST_BLOCK && i < b->want.urls.n; i++) {
         char sp[4096];
-        if (dp_feed_url_state_path(b->want.feeds.state_dir, b->want.urls.url[i], sp, sizeof sp) ==
+        if (dp_feed_url_state_path(b->want.urls.state_dir, b->want.urls.url[i], sp, sizeof sp) ==
                 0 &&
             strcmp(sp, path) == 0) {
             if ((s->url = strdup(b->want.urls.url[i])) == NULL) {
@@ -459,7 +459,8 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
                 return lrc;
             }
             if (l == NULL) {
-                dp_log(&b->log, DOTPROXY_LOG_ERR, "%s %s: %s; %s", kind_names[kind], path, why,
+                dp_log(&b->log, DOTPROXY_LOG_ERR, "%s %s: %s; %s", kind_names[kind],
+                       st->url != NULL ? st->url : path, why,
                        prev != NULL ? "keeping the names loaded before" : "it blocks nothing");
                 if (prev != NULL) {
                     atomic_fetch_add(&prev->refs, 1);
@@ -486,7 +487,7 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
                     (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
                 dp_log(&b->log, DOTPROXY_LOG_INFO,
                        "%s %s: %zu %s, %lu %s skipped, %zu octets, loaded in %.0f ms",
-                       kind_names[kind], path,
+                       kind_names[kind], st->url != NULL ? st->url : path,
                        dp_nameset_count(l->sets.block) + dp_nameset_count(l->sets.allow) +
                            (l->rpz != NULL ? dp_rpz_rule_count(l->rpz) : 0),
                        l->rpz != NULL ? "rules" : "names", l->sets.skipped,
@@ -532,7 +533,7 @@ static void add_url_paths(struct dotproxy_blocker *b)
     for (size_t i = 0; i < w->urls.n; i++) {
         char path[4096];
         struct dp_feed_url_validators v;
-        if (dp_feed_url_state_path(w->feeds.state_dir, w->urls.url[i], path, sizeof path) != 0 ||
+        if (dp_feed_url_state_path(w->urls.state_dir, w->urls.url[i], path, sizeof path) != 0 ||
             dp_feed_url_state_read(path, w->urls.url[i], &v) != 0)
             continue;
         size_t k = 0, *n = &w->n[DOTPROXY_LIST_BLOCK];
@@ -649,6 +650,7 @@ static int want_from(struct dp_block_config *dst, const struct dotproxy_config *
     struct dp_block_config src = cfg->block;
     src.blocker = NULL;
     src.urls.ca_file = cfg->ca_file; /* lists over HTTPS trust what upstreams trust */
+    src.urls.state_dir = cfg->block.feeds.state_dir;
     return dp_block_config_copy(dst, &src);
 }
 
@@ -695,8 +697,7 @@ DOTPROXY_EXPORT int dotproxy_blocker_new(dotproxy_blocker **out, const dotproxy_
             snprintf(err, errlen, "cannot start the feeds: %s", dotproxy_strerror(rc));
     }
     if (rc == 0 && !strict) {
-        rc = dp_feed_url_new(&b->urls, &b->want.urls, b->want.feeds.state_dir, &b->log,
-                             feeds_changed, b);
+        rc = dp_feed_url_new(&b->urls, &b->want.urls, &b->log, feeds_changed, b);
         if (rc != 0)
             snprintf(err, errlen, "cannot start the list fetcher: %s", dotproxy_strerror(rc));
     }

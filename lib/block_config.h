@@ -25,6 +25,7 @@ struct dp_url_config {
     unsigned refresh_s;
     unsigned max_size; /* octets */
     char *ca_file;     /* the blocker's copy of the context's --ca-file; NULL: system store */
+    char *state_dir;   /* the blocker's copy of --state-dir; NULL: the default */
 };
 
 struct dp_block_config {

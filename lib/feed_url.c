@@ -56,6 +56,7 @@ int dp_feed_url_config_copy(struct dp_url_config *dst, const struct dp_url_confi
     *dst = *src;
     dst->n = 0;
     dst->ca_file = NULL;
+    dst->state_dir = NULL;
     for (size_t i = 0; i < src->n; i++) {
         if ((dst->url[i] = strdup(src->url[i])) == NULL) {
             dp_feed_url_config_clear(dst);
@@ -63,7 +64,8 @@ int dp_feed_url_config_copy(struct dp_url_config *dst, const struct dp_url_confi
         }
         dst->n++;
     }
-    if (src->ca_file != NULL && (dst->ca_file = strdup(src->ca_file)) == NULL) {
+    if ((src->ca_file != NULL && (dst->ca_file = strdup(src->ca_file)) == NULL) ||
+        (src->state_dir != NULL && (dst->state_dir = strdup(src->state_dir)) == NULL)) {
         dp_feed_url_config_clear(dst);
         return DOTPROXY_ENOMEM;
     }
@@ -79,6 +81,8 @@ void dp_feed_url_config_clear(struct dp_url_config *c)
     c->n = 0;
     free(c->ca_file);
     c->ca_file = NULL;
+    free(c->state_dir);
+    c->state_dir = NULL;
 }
 
 int dp_feed_url_check(const char *url)
@@ -628,7 +632,7 @@ static void *feed_thread(void *arg)
     return NULL;
 }
 
-int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c, const char *state_dir,
+int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c,
                     const struct dp_logger *log, void (*changed)(void *user), void *user)
 {
     *out = NULL;
@@ -653,7 +657,7 @@ int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c, con
         if ((fd->url = strdup(c->url[i])) == NULL)
             rc = DOTPROXY_ENOMEM;
         else
-            rc = dp_feed_url_state_path(state_dir, fd->url, fd->path, sizeof fd->path);
+            rc = dp_feed_url_state_path(c->state_dir, fd->url, fd->path, sizeof fd->path);
         fd->due_ms = 0; /* at once, after the state is read */
         fd->next_s = (int64_t)time(NULL);
     }

@@ -78,10 +78,10 @@ uint32_t dp_feed_url_backoff_s(unsigned failures, uint32_t refresh_s, struct dp_
 
 struct dp_feed_url;
 
-/* Start the fetch thread for c's URLs in state_dir (none: *out = NULL, 0).
+/* Start the fetch thread for c's URLs (none: *out = NULL, 0).
  * changed is called from that thread after a new copy is in its state
  * file. 0 or a dotproxy_error. */
-int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c, const char *state_dir,
+int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c,
                     const struct dp_logger *log, void (*changed)(void *user), void *user);
 void dp_feed_url_free(struct dp_feed_url *f);
 /* Fetch every list now. NULL-safe. */

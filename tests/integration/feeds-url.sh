@@ -174,11 +174,27 @@ start_feed_proxy --blocklist-url "$LIST_URL" --feed-refresh 2
 wait_for "--feed-refresh 2: a change comes without asking" is_status timer.example NXDOMAIN
 wait_for "--feed-refresh 2: later fetches are conditional (304)" count_at_least 304 1
 
+# ---- a reload keeps the lists over HTTPS (restart-only) ----
+stop_feed_proxy
+printf 'blocklist-url = %s\n' "$LIST_URL" >"$WORK/dp.conf"
+start_feed_proxy -c "$WORK/dp.conf"
+wait_for "config file: the list is enforced" is_status timer.example NXDOMAIN
+printf 'blocklist-url = %s\nfeed-refresh = 5\n' "$REDIR_OK" >"$WORK/dp.conf"
+kill -HUP "$PROXY_PID"
+wait_for "reload: blocklist-url and feed-refresh wait for a restart" \
+    grep -Eq 'changes to .*blocklist-url.*take effect only after a restart' "$WORK/dotproxyd.log"
+check_eq "reload: the list is still enforced" "NXDOMAIN" "$(status_of timer.example)"
+printf 'reload.example\n' >"$D/list.txt"
+refresh
+wait_for "reload: the URL list is still fetched and applied" is_status reload.example NXDOMAIN
+check_eq "reload: the new URL is not fetched" "$(expected_a redirected.example)" \
+    "$(qdig +short redirected.example A)"
+
 # ---- restart with the server down ----
 stop_feed_proxy
 stop_bg "$LS_PID" "$LS_DRAIN"
 start_feed_proxy --blocklist-url "$LIST_URL"
-check_eq "restart, server down: enforced from --state-dir" "NXDOMAIN" "$(status_of timer.example)"
+check_eq "restart, server down: enforced from --state-dir" "NXDOMAIN" "$(status_of reload.example)"
 wait_for "restart, server down: the failed fetch is counted" count_at_least error 1
 check_match "restart: last error says why" '"last_error":"Couldn.t connect to server' "$(api /api/v1/feeds)"
 
@@ -186,8 +202,8 @@ check_match "restart: last error says why" '"last_error":"Couldn.t connect to se
 stop_feed_proxy
 sed -i "s|^# url: .*|# url: https://other.example/list.txt|" "$state"
 start_feed_proxy --blocklist-url "$LIST_URL"
-check_eq "a state file of another URL is ignored" "$(expected_a timer.example)" \
-    "$(qdig +short timer.example A)"
+check_eq "a state file of another URL is ignored" "$(expected_a reload.example)" \
+    "$(qdig +short reload.example A)"
 grep -q "is the copy of another URL; ignored" "$WORK/dotproxyd.log" &&
     pass "the other URL's copy is logged" || fail "not logged"
 stop_feed_proxy

@@ -86,7 +86,9 @@ START_TEST(test_feed_url_state_path_is_stable_and_one_per_url)
     ck_assert_int_eq(strncmp(a, "/s/url-", 7), 0);
     ck_assert_uint_eq(strlen(a), strlen("/s/url-") + 16 + strlen(".list"));
     ck_assert_int_eq(dp_feed_url_state_path(NULL, "https://x.example/a", a, sizeof a), 0);
-    ck_assert_int_eq(strncmp(a, DOTPROXY_STATE_DIR_DEFAULT "/url-", strlen(DOTPROXY_STATE_DIR_DEFAULT "/url-")), 0);
+    ck_assert_int_eq(
+        strncmp(a, DOTPROXY_STATE_DIR_DEFAULT "/url-", strlen(DOTPROXY_STATE_DIR_DEFAULT "/url-")),
+        0);
     ck_assert_int_eq(dp_feed_url_state_path("/s", "https://x.example/a", a, 10), DOTPROXY_ENOSPC);
 }
 END_TEST
@@ -282,8 +284,7 @@ START_TEST(test_feed_url_backoff_doubles_from_thirty_seconds_up_to_the_refresh)
         for (unsigned f = 1; f <= 10; f++) {
             uint32_t s = dp_feed_url_backoff_s(f, 3600, &p);
             uint32_t b = base[f - 1];
-            ck_assert_msg(s >= b - b / 10 && s <= b + b / 10, "failure %u: %u s, base %u", f, s,
-                          b);
+            ck_assert_msg(s >= b - b / 10 && s <= b + b / 10, "failure %u: %u s, base %u", f, s, b);
         }
     }
     /* Many failures never overflow past the refresh. */
