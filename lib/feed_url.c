@@ -306,6 +306,8 @@ static void schedule(struct feed *fd, uint32_t s)
     fd->next_s = (int64_t)time(NULL) + s;
 }
 
+enum { PULL_FAILED, PULL_NEW, PULL_SAME };
+
 /* What a body is turned into while it arrives. */
 struct sink {
     struct dp_feed_url *F;
@@ -339,6 +341,7 @@ static void parse_line(struct sink *k, const char *p, size_t n, int overlong)
         k->bad++;
 }
 
+#ifdef DP_HAVE_CURL
 static int write_header(struct sink *k)
 {
     char head[DP_FEED_URL_LEN_MAX + 1024];
@@ -349,7 +352,6 @@ static int write_header(struct sink *k)
     return k->failed;
 }
 
-#ifdef DP_HAVE_CURL
 static void on_header(void *user, const char *line, size_t n)
 {
     struct sink *k = user;
@@ -385,7 +387,6 @@ static int on_body(void *user, const char *p, size_t n)
     }
     return 0;
 }
-#endif
 
 /* The state file's directory, fsync'ed so that a rename in it lasts. */
 static void sync_dir(const char *path)
@@ -421,22 +422,20 @@ static FILE *open_tmp(const char *tmp, const char *path)
     return f;
 }
 
-/* Fetch fd once: 1 for a new copy in place, 0 for none (304 or a
- * failure, with why set for a failure: *failed). */
-static int fetch_one(struct dp_feed_url *F, struct feed *fd, int *outcome, uint64_t *bytes,
-                     uint64_t *names, char *why, size_t whylen)
+/* Fetch fd once: PULL_NEW with a new copy in place, PULL_SAME for a 304,
+ * PULL_FAILED with why set. */
+static int fetch_one(struct dp_feed_url *F, struct feed *fd, uint64_t *bytes, uint64_t *names,
+                     char *why, size_t whylen)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", fd->path);
     struct sink k = {.F = F, .fd = fd};
-    *outcome = 0;
     *bytes = 0;
     k.f = open_tmp(tmp, fd->path);
     if (k.f == NULL) {
         snprintf(why, whylen, "cannot write the state file: %s", strerror(errno));
-        return 0;
+        return PULL_FAILED;
     }
-#ifdef DP_HAVE_CURL
     char buf[2][400];
     const char *lines[3] = {NULL, NULL, NULL};
     if (fd->has_copy)
@@ -456,69 +455,63 @@ static int fetch_one(struct dp_feed_url *F, struct feed *fd, int *outcome, uint6
     struct dp_fetch_result res;
     int out = dp_fetch_get(&req, &res);
     *bytes = res.bytes;
-    *outcome = out;
+    int rc = out == DP_FETCH_NOT_MODIFIED ? PULL_SAME : PULL_FAILED;
     if (out == DP_FETCH_FAILED)
         snprintf(why, whylen, "%s", res.why);
-#else
-    int out = 0;
-    snprintf(why, whylen, "this build has no libcurl");
-#endif
-    int ok = 0;
-#ifdef DP_HAVE_CURL
     if (out == DP_FETCH_OK) {
         k.got.fetched_s = (int64_t)time(NULL);
         if (!k.header_done)
             write_header(&k); /* an empty body */
         if (k.ll > 0 || k.overlong)
             parse_line(&k, k.line, k.ll, k.overlong);
-        if (k.failed) {
+        if (k.failed)
             snprintf(why, whylen, "cannot write the state file: %s", strerror(errno));
-            *outcome = DP_FETCH_FAILED;
-        } else if (k.names == 0) {
+        else if (k.names == 0)
             /* Not a list, or an empty one: neither replaces the list in
              * force. */
             snprintf(why, whylen, "no name in any blocklist format in the body (%llu lines)",
                      (unsigned long long)k.lines);
-            *outcome = DP_FETCH_FAILED;
-        } else {
-            ok = 1;
-        }
+        else
+            rc = PULL_NEW;
     }
-#endif
     int e = 0;
-    if (ok && (fflush(k.f) != 0 || fsync(fileno(k.f)) != 0))
+    if (rc == PULL_NEW && (fflush(k.f) != 0 || fsync(fileno(k.f)) != 0))
         e = errno;
-    if (fclose(k.f) != 0 && e == 0 && ok)
+    if (fclose(k.f) != 0 && e == 0 && rc == PULL_NEW)
         e = errno;
-    if (ok && e == 0 && rename(tmp, fd->path) == 0) {
+    if (rc == PULL_NEW && e == 0 && rename(tmp, fd->path) == 0) {
         sync_dir(fd->path);
         fd->have = k.got;
         fd->has_copy = 1;
         *names = k.names;
-        return 1;
+        return PULL_NEW;
     }
-    if (ok) {
+    if (rc == PULL_NEW) {
         snprintf(why, whylen, "cannot write the state file: %s", strerror(e != 0 ? e : errno));
-#ifdef DP_HAVE_CURL
-        *outcome = DP_FETCH_FAILED;
-#endif
+        rc = PULL_FAILED;
     }
     (void)unlink(tmp);
-    return 0;
+    return rc;
 }
+#else
+static int fetch_one(struct dp_feed_url *F, struct feed *fd, uint64_t *bytes, uint64_t *names,
+                     char *why, size_t whylen)
+{
+    (void)F, (void)fd, (void)names;
+    *bytes = 0;
+    snprintf(why, whylen, "this build has no libcurl");
+    return PULL_FAILED;
+}
+#endif
 
 static void pull(struct dp_feed_url *F, struct feed *fd)
 {
     char why[256] = "";
-    int outcome = 0;
     uint64_t bytes = 0, names = 0;
-    int changed = fetch_one(F, fd, &outcome, &bytes, &names, why, sizeof why);
+    int got = fetch_one(F, fd, &bytes, &names, why, sizeof why);
     if (atomic_load(&F->stopping))
         return;
-    int failed = 1;
-#ifdef DP_HAVE_CURL
-    failed = outcome == DP_FETCH_FAILED;
-#endif
+    int failed = got == PULL_FAILED, changed = got == PULL_NEW;
     uint32_t next;
     if (failed) {
         fd->fails++;
