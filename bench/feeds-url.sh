@@ -12,7 +12,9 @@
 # enforced (dig polled every 50 ms); dotproxyd's RSS and peak RSS (VmHWM)
 # after the first load and after the changes; for each change the time from
 # the refresh call to a new name enforced; dnsperf's lost queries across
-# the changes. Only loopback is used; everything started is stopped by PID.
+# the changes; then, with the server stopped, the time from a restart to the
+# list enforced from --state-dir. Only loopback is used; everything started
+# is stopped by PID.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -48,7 +50,8 @@ make_list() { awk -v n="$N" -v v="$1" 'BEGIN { print "# bench list version " v; 
 make_list 0
 python3 "$ROOT/tests/integration/listserver.py" --cert "$OUT/pki/server.pem" \
     --key "$OUT/pki/server-key.pem" --dir "$W" >"$OUT/listserver.log" 2>&1 &
-PIDS+=($!)
+LS=$!
+PIDS+=($LS)
 for _ in $(seq 100); do LP=$(sed -n 's/^port //p' "$OUT/listserver.log"); [ -n "$LP" ] && break; sleep 0.1; done
 [ -n "$LP" ] || die "listserver did not start"
 URL="https://127.0.0.1:$LP/list.txt"
@@ -89,4 +92,19 @@ echo "dotproxyd after the changes: $(rss)"
 curl -s "http://127.0.0.1:$MP/metrics" | grep -E '^dotproxy_feed_fetches_total'
 grep -E 'Queries (sent|completed|lost)' "$OUT/dnsperf.log"
 grep -E 'blocklist-url|blocklist .*loaded in' "$OUT/dotproxyd.log" | tail -n 4
+
+# A restart while the server is down: the copy in --state-dir.
+kill "$LS" "$DP"
+wait "$LS" "$DP" 2>/dev/null
+t0=$(now_ms)
+"$DOTPROXYD" --listen "127.0.0.1@$PP" -u "127.0.0.1@$SP#dns.test" --ca-file "$OUT/pki/ca.pem" \
+    --blocklist-url "$URL" --state-dir "$OUT/state" --metrics "127.0.0.1@$MP" \
+    --api-token-file "$OUT/token" --cache-size 0 >"$OUT/dotproxyd-restart.log" 2>&1 &
+DP=$!
+PIDS+=($DP)
+for _ in $(seq 3000); do [ "$(status_of "v$CHANGES.example")" = NXDOMAIN ] && break; sleep 0.05; done
+t1=$(now_ms)
+[ "$(status_of "v$CHANGES.example")" = NXDOMAIN ] || die "the state copy was not enforced"
+echo "restart with the server down to enforced from --state-dir: $((t1 - t0)) ms; $(rss)"
+grep -E 'fetch failed' "$OUT/dotproxyd-restart.log" | head -n 1
 echo "logs: $OUT"
