@@ -301,7 +301,9 @@ static struct dp_list_stat *stat_for(struct dotproxy_blocker *b, int kind, const
         if (dp_feed_url_state_path(b->want.urls.state_dir, b->want.urls.url[i], sp, sizeof sp) ==
                 0 &&
             strcmp(sp, path) == 0) {
-            if ((s->url = strdup(b->want.urls.url[i])) == NULL) {
+            char shown[DP_FEED_URL_LEN_MAX + 8];
+            dp_feed_url_shown(b->want.urls.url[i], shown, sizeof shown);
+            if ((s->url = strdup(shown)) == NULL) {
                 free(s->path);
                 free(s);
                 return NULL;

@@ -98,6 +98,33 @@ int dp_feed_url_check(const char *url)
     return 0;
 }
 
+void dp_feed_url_shown(const char *url, char *out, size_t cap)
+{
+    if (cap == 0)
+        return;
+    size_t o = 0;
+    const char *p = url;
+    const char *scheme = strstr(p, "://");
+    if (scheme != NULL) {
+        const char *auth = scheme + 3;
+        size_t alen = strcspn(auth, "/?#");
+        const char *at = memchr(auth, '@', alen);
+        size_t head = (size_t)(auth - p);
+        for (size_t i = 0; i < head && o + 1 < cap; i++)
+            out[o++] = p[i];
+        p = at != NULL ? at + 1 : auth;
+    }
+    for (; *p != '\0' && *p != '#' && o + 1 < cap; p++) {
+        if (*p == '?') {
+            for (const char *d = "?..."; *d != '\0' && o + 1 < cap; d++)
+                out[o++] = *d;
+            break;
+        }
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+}
+
 /* ---- the state file ---- */
 
 int dp_feed_url_state_path(const char *state_dir, const char *url, char *out, size_t cap)
@@ -263,6 +290,7 @@ uint32_t dp_feed_url_backoff_s(unsigned failures, uint32_t refresh_s, struct dp_
 
 struct feed {
     char *url;
+    char shown[DP_FEED_URL_LEN_MAX + 8]; /* dp_feed_url_shown */
     char path[4096];
     /* feed thread only: */
     struct dp_feed_url_validators have; /* of the copy in force */
@@ -270,7 +298,7 @@ struct feed {
     unsigned fails; /* in a row */
     /* under the mutex: */
     int64_t due_ms, next_s;
-    struct dp_feed_url_validators shown;
+    struct dp_feed_url_validators held; /* of the copy in force, for the API */
     uint64_t entries, fetched, not_modified, failures, bytes, last_bytes;
     int64_t last_ok_s, last_fail_s;
     char last_error[256];
@@ -532,7 +560,7 @@ static void pull(struct dp_feed_url *F, struct feed *fd)
             fd->fetched++;
             fd->last_bytes = bytes;
             fd->entries = names;
-            fd->shown = fd->have;
+            fd->held = fd->have;
         } else {
             fd->not_modified++;
         }
@@ -542,14 +570,14 @@ static void pull(struct dp_feed_url *F, struct feed *fd)
     if (failed)
         dp_log(&F->log, DOTPROXY_LOG_ERR,
                "blocklist-url %s: fetch failed: %s; the list in force stays, retry in %u s",
-               fd->url, why, next);
+               fd->shown, why, next);
     else if (changed)
         dp_log(&F->log, DOTPROXY_LOG_INFO,
-               "blocklist-url %s: new copy, %llu names, %llu octets%s%s", fd->url,
+               "blocklist-url %s: new copy, %llu names, %llu octets%s%s", fd->shown,
                (unsigned long long)names, (unsigned long long)bytes,
                fd->have.etag[0] != '\0' ? ", ETag " : "", fd->have.etag);
     else
-        dp_log(&F->log, DOTPROXY_LOG_DEBUG, "blocklist-url %s: not modified", fd->url);
+        dp_log(&F->log, DOTPROXY_LOG_DEBUG, "blocklist-url %s: not modified", fd->shown);
     if (changed && F->changed != NULL)
         F->changed(F->user);
 }
@@ -563,8 +591,8 @@ static void load_state(struct dp_feed_url *F, struct feed *fd)
     if (rc == DOTPROXY_ESYS)
         return;
     if (rc != 0) {
-        dp_log(&F->log, DOTPROXY_LOG_WARN, "blocklist-url %s: %s is %s; ignored", fd->url, fd->path,
-               rc == DOTPROXY_EINVAL ? "the copy of another URL" : "not a copy we wrote");
+        dp_log(&F->log, DOTPROXY_LOG_WARN, "blocklist-url %s: %s is %s; ignored", fd->shown,
+               fd->path, rc == DOTPROXY_EINVAL ? "the copy of another URL" : "not a copy we wrote");
         return;
     }
     FILE *f = fopen(fd->path, "re");
@@ -584,11 +612,11 @@ static void load_state(struct dp_feed_url *F, struct feed *fd)
     fd->have = v;
     fd->has_copy = 1;
     pthread_mutex_lock(&F->mu);
-    fd->shown = v;
+    fd->held = v;
     fd->entries = k.names;
     pthread_mutex_unlock(&F->mu);
     dp_log(&F->log, DOTPROXY_LOG_INFO, "blocklist-url %s: %llu names from %s (fetched %lld)",
-           fd->url, (unsigned long long)k.names, fd->path, (long long)v.fetched_s);
+           fd->shown, (unsigned long long)k.names, fd->path, (long long)v.fetched_s);
 }
 
 static void *feed_thread(void *arg)
@@ -647,10 +675,12 @@ int dp_feed_url_new(struct dp_feed_url **out, const struct dp_url_config *c,
     for (size_t i = 0; i < c->n && rc == 0; i++) {
         struct feed *fd = &F->feed[i];
         F->n++;
-        if ((fd->url = strdup(c->url[i])) == NULL)
+        if ((fd->url = strdup(c->url[i])) == NULL) {
             rc = DOTPROXY_ENOMEM;
-        else
+        } else {
+            dp_feed_url_shown(fd->url, fd->shown, sizeof fd->shown);
             rc = dp_feed_url_state_path(c->state_dir, fd->url, fd->path, sizeof fd->path);
+        }
         fd->due_ms = 0; /* at once, after the state is read */
         fd->next_s = (int64_t)time(NULL);
     }
@@ -722,12 +752,12 @@ int dp_feed_url_info(struct dp_feed_url *F, dotproxy_url_feed_info_fn fn, void *
     for (size_t i = 0; i < F->n; i++) {
         const struct feed *fd = &F->feed[i];
         dotproxy_url_feed_info info = {
-            .url = fd->url,
+            .url = fd->shown,
             .path = fd->path,
-            .etag = fd->shown.etag,
-            .last_modified = fd->shown.last_modified,
+            .etag = fd->held.etag,
+            .last_modified = fd->held.last_modified,
             .entries = fd->entries,
-            .fetched_s = fd->shown.fetched_s,
+            .fetched_s = fd->held.fetched_s,
             .last_ok_s = fd->last_ok_s,
             .last_fail_s = fd->last_fail_s,
             .last_error = fd->last_error,

@@ -30,6 +30,12 @@ void dp_feed_url_config_clear(struct dp_url_config *c);
  * at most DP_FEED_URL_LEN_MAX long; else DOTPROXY_EINVAL. */
 int dp_feed_url_check(const char *url);
 
+/* How url is shown to others (the EDE text every client gets, the API,
+ * /metrics, the log): without the user information of its authority and
+ * with its query cut to "?..." (an access token often rides there); the
+ * rest as written. Cut to cap. */
+void dp_feed_url_shown(const char *url, char *out, size_t cap);
+
 /* ---- the state file ---- */
 
 /* What a copy was fetched with: the response's validators (printable

@@ -220,7 +220,7 @@ DOTPROXY_EXPORT unsigned dotproxy_config_get_feed_max_size(const dotproxy_config
 
 /* One list over HTTPS as it stands. Strings valid during the callback only. */
 typedef struct dotproxy_url_feed_info {
-    const char *url;           /* as configured */
+    const char *url;           /* as configured, without user information, query cut to "?..." */
     const char *path;          /* its state file */
     const char *etag;          /* validators of the copy in force, "" none */
     const char *last_modified; /* an HTTP-date, "" none */

@@ -53,6 +53,8 @@ start_listserver server
 LIST_URL="https://127.0.0.1:$LS_PORT/list.txt"
 REDIR_OK="https://127.0.0.1:$LS_PORT/redirect/4"
 REDIR_LONG="https://127.0.0.1:$LS_PORT/redirect/6"
+TO_HTTP="https://127.0.0.1:$LS_PORT/to-http"
+TOKEN_URL="https://127.0.0.1:$LS_PORT/other.txt?token=s3cret"
 
 # A second server, whose certificate is for wrong.test only.
 start_bg wrongserver '^port ([0-9]+)$' python3 "$(dirname "$0")/listserver.py" \
@@ -92,7 +94,8 @@ check_eq "http:// URL: exit status 2" "2" "$status"
 check_match "http:// URL: refused, naming the value" "http://127\.0\.0\.1:$LS_PORT/list\.txt.*https://" "$out"
 
 start_feed_proxy --blocklist-url "$LIST_URL" --blocklist-url "$REDIR_OK" \
-    --blocklist-url "$REDIR_LONG" --blocklist-url "$WRONG_URL" --feed-max-size 4096
+    --blocklist-url "$REDIR_LONG" --blocklist-url "$WRONG_URL" --blocklist-url "$TO_HTTP" \
+    --blocklist-url "$TOKEN_URL" --feed-max-size 4096
 
 # ---- the first fetch ----
 wait_for "first fetch: ads.example blocked" is_status ads.example NXDOMAIN
@@ -121,6 +124,16 @@ wait_for "a chain of 6 redirects fails" \
     bash -c "curl -s http://127.0.0.1:$METRICS/api/v1/feeds | grep -q '\"source\":\"$REDIR_LONG\"[^}]*\"last_error\":\"more than 5 redirects\"'"
 wait_for "a certificate for another name fails verification" \
     bash -c "curl -s http://127.0.0.1:$METRICS/api/v1/feeds | grep -q '\"source\":\"$WRONG_URL\"[^}]*\"last_error\":\"[^\"]*\\(certificate\\|SSL\\)'"
+wait_for "a redirect to http:// fails" \
+    bash -c "curl -s http://127.0.0.1:$METRICS/api/v1/feeds | grep -q '\"source\":\"$TO_HTTP\"[^}]*\"last_error\":\"[^\"]*[Pp]rotocol'"
+wait_for "a URL with a token in its query is fetched" \
+    bash -c "curl -s http://127.0.0.1:$METRICS/api/v1/feeds | grep -q '\"source\":\"https://127.0.0.1:$LS_PORT/other.txt?...\"[^}]*\"fetches\":{\"200\":1'"
+grep -q 'other.txt?token=s3cret' "$D/requests.log" && pass "the token went to the server" ||
+    fail "the token was not sent"
+for where in /metrics /api/v1/feeds; do
+    api "$where" | grep -q s3cret && fail "$where shows the token" || pass "$where hides the token"
+done
+grep -q s3cret "$WORK/dotproxyd.log" && fail "the log shows the token" || pass "the log hides the token"
 grep -q "blocklist-url $WRONG_URL: fetch failed: .*; the list in force stays, retry in [0-9]* s" \
     "$WORK/dotproxyd.log" && pass "the failure is logged with its reason" || fail "no failure line in the log"
 

@@ -12,6 +12,8 @@ Prints "port N" once it listens on 127.0.0.1. Serves:
                  names) or "garbage" (an HTML page served with 200).
   /other.txt     the file D/other.txt, likewise (the mode does not apply).
   /redirect/N    302 to /redirect/N-1, and /redirect/0 to /other.txt.
+  /to-http       302 to a plain http:// URL.
+A query string is ignored (it is logged with the path).
 Every request's path and headers are appended to D/requests.log as one JSON
 line, so that the test can check what the client sent.
 """
@@ -61,18 +63,25 @@ def main():
                 with open(os.path.join(d, "requests.log"), "a") as f:
                     f.write(json.dumps({"path": self.path,
                                         "headers": {k.lower(): v for k, v in self.headers.items()}}) + "\n")
-            if self.path.startswith("/redirect/"):
-                n = int(self.path.rsplit("/", 1)[1])
+            path = self.path.split("?", 1)[0]
+            if path == "/to-http":
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.1:%d/other.txt" % srv.server_address[1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if path.startswith("/redirect/"):
+                n = int(path.rsplit("/", 1)[1])
                 where = "/redirect/%d" % (n - 1) if n > 0 else "/other.txt"
                 self.send_response(302)
                 self.send_header("Location", where)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            if self.path not in ("/list.txt", "/other.txt"):
+            if path not in ("/list.txt", "/other.txt"):
                 self.send_body(404, b"not here\n")
                 return
-            mode = read("mode", "ok") if self.path == "/list.txt" else "ok"
+            mode = read("mode", "ok") if path == "/list.txt" else "ok"
             if mode == "500":
                 self.send_body(500, b"<html>internal error</html>\n")
                 return
@@ -84,7 +93,7 @@ def main():
             if mode == "garbage":
                 self.send_body(200, b"<html><body>Service temporarily unavailable</body></html>\n")
                 return
-            path = os.path.join(d, self.path[1:])
+            path = os.path.join(d, path[1:])
             with open(path, "rb") as f:
                 body = f.read()
             etag = '"%s"' % hashlib.sha256(body).hexdigest()[:16]

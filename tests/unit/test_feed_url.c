@@ -75,6 +75,27 @@ START_TEST(test_feed_url_check_takes_https_only_with_a_host)
 }
 END_TEST
 
+START_TEST(test_feed_url_shown_hides_user_information_and_the_query)
+{
+    char out[200];
+    dp_feed_url_shown("https://lists.example/ads.txt", out, sizeof out);
+    ck_assert_str_eq(out, "https://lists.example/ads.txt");
+    dp_feed_url_shown("https://user:pw@lists.example:8443/a/b.txt", out, sizeof out);
+    ck_assert_str_eq(out, "https://lists.example:8443/a/b.txt");
+    dp_feed_url_shown("https://lists.example/feed?token=s3cret&x=1", out, sizeof out);
+    ck_assert_str_eq(out, "https://lists.example/feed?...");
+    dp_feed_url_shown("https://u@lists.example?k=v#frag", out, sizeof out);
+    ck_assert_str_eq(out, "https://lists.example?...");
+    dp_feed_url_shown("https://lists.example/a#frag", out, sizeof out);
+    ck_assert_str_eq(out, "https://lists.example/a");
+    /* An '@' after the authority is the path's, kept. */
+    dp_feed_url_shown("https://lists.example/u@x", out, sizeof out);
+    ck_assert_str_eq(out, "https://lists.example/u@x");
+    dp_feed_url_shown("https://lists.example/long", out, 12);
+    ck_assert_str_eq(out, "https://lis");
+}
+END_TEST
+
 START_TEST(test_feed_url_state_path_is_stable_and_one_per_url)
 {
     char a[256], b[256], c[256];
@@ -327,6 +348,7 @@ static Suite *feed_url_suite(void)
     Suite *s = suite_create("feed_url");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_feed_url_check_takes_https_only_with_a_host);
+    tcase_add_test(tc, test_feed_url_shown_hides_user_information_and_the_query);
     tcase_add_test(tc, test_feed_url_state_path_is_stable_and_one_per_url);
     tcase_add_test(tc, test_feed_url_state_header_reads_back_for_its_url_only);
     tcase_add_test(tc, test_feed_url_state_read_refuses_files_it_did_not_write);
