@@ -65,7 +65,7 @@ podman --runtime runc --cgroup-manager cgroupfs run --name "$tag-run" --rm \
     "localhost/$tag" bash -ec '
         cd /src
         ip link set lo up 2>/dev/null || true
-        eval "$1" >/tmp/daemon.log 2>&1 &
+        eval "exec $1" >/tmp/daemon.log 2>&1 & # exec: $! is dotproxyd itself
         pid=$!
         for _ in $(seq 600); do
             dig @127.0.0.1 -p 5353 +time=1 +tries=1 +norecurse . SOA >/dev/null 2>&1 && break
@@ -82,5 +82,6 @@ podman --runtime runc --cgroup-manager cgroupfs run --name "$tag-run" --rm \
         kill -TERM $pid
         wait $pid || rc=$?
         echo "dotproxyd exit status after SIGTERM: ${rc:-0}"
+        [ "${rc:-0}" = 0 ] || exit 1
         head -5 /tmp/daemon.log' _ "$start" || fail "start (see above)"
 ok "start: dotproxyd listened on 127.0.0.1@5353 with loopback only, answered UDP and TCP"
