@@ -203,6 +203,16 @@ wait_for "reload: the URL list is still fetched and applied" is_status reload.ex
 check_eq "reload: the new URL is not fetched" "$(expected_a redirected.example)" \
     "$(qdig +short redirected.example A)"
 
+# ---- a stop is not held up by a transfer in progress ----
+stop_feed_proxy
+start_feed_proxy --blocklist-url "https://127.0.0.1:$LS_PORT/slow"
+wait_for "a slow transfer has started" grep -q '"path": "/slow"' "$D/requests.log"
+stop_proxy
+check_eq "stop during a transfer: clean exit" "0" "$STOP_STATUS"
+[ "$STOP_MS" -lt 5000 ] && pass "stop during a transfer: $STOP_MS ms" ||
+    fail "stop during a transfer took $STOP_MS ms"
+start_feed_proxy --blocklist-url "$LIST_URL"
+
 # ---- restart with the server down ----
 stop_feed_proxy
 stop_bg "$LS_PID" "$LS_DRAIN"

@@ -13,6 +13,7 @@ Prints "port N" once it listens on 127.0.0.1. Serves:
   /other.txt     the file D/other.txt, likewise (the mode does not apply).
   /redirect/N    302 to /redirect/N-1, and /redirect/0 to /other.txt.
   /to-http       302 to a plain http:// URL.
+  /slow          sends its headers, then nothing for 60 s.
 A query string is ignored (it is logged with the path).
 Every request's path and headers are appended to D/requests.log as one JSON
 line, so that the test can check what the client sent.
@@ -26,6 +27,7 @@ import os
 import ssl
 import sys
 import threading
+import time
 
 
 def main():
@@ -64,6 +66,13 @@ def main():
                     f.write(json.dumps({"path": self.path,
                                         "headers": {k.lower(): v for k, v in self.headers.items()}}) + "\n")
             path = self.path.split("?", 1)[0]
+            if path == "/slow":
+                self.send_response(200)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                self.wfile.flush()
+                time.sleep(60)
+                return
             if path == "/to-http":
                 self.send_response(302)
                 self.send_header("Location", "http://127.0.0.1:%d/other.txt" % srv.server_address[1])
