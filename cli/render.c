@@ -807,34 +807,40 @@ int dpd_render_health(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_
 
 static const char *const list_kind_names[] = {"allowlist", "rpz", "blocklist"};
 
+/* One family per pass over the lists: Prometheus wants the samples of a
+ * family together, so with several lists the families cannot interleave. */
+struct list_family {
+    struct dpd_render_buf *b;
+    size_t k;
+};
+
+static const char *const list_family_names[] = {
+    "dotproxy_blocked_total", "dotproxy_blocklist_entries", "dotproxy_blocklist_last_load_seconds",
+    "dotproxy_blocklist_load_failures_total", "dotproxy_blocklist_skipped_lines"};
+
 static void list_metrics(const dotproxy_list_info *li, void *user)
 {
-    struct dpd_render_buf *b = user;
-    const char *kind = list_kind_names[li->kind];
-    static const char *const names[] = {"dotproxy_blocked_total", "dotproxy_blocklist_entries",
-                                        "dotproxy_blocklist_last_load_seconds",
-                                        "dotproxy_blocklist_load_failures_total",
-                                        "dotproxy_blocklist_skipped_lines"};
+    const struct list_family *lf = user;
     uint64_t vals[] = {li->blocked, li->entries, (uint64_t)li->loaded_s, li->failures, li->skipped};
-    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
-        buf_printf(b, "%s{list=\"", names[i]);
-        buf_prom_label(b, li->path);
-        buf_printf(b, "\",kind=\"%s\"} %llu\n", kind, (unsigned long long)vals[i]);
-    }
+    buf_printf(lf->b, "%s{list=\"", list_family_names[lf->k]);
+    buf_prom_label(lf->b, li->path);
+    buf_printf(lf->b, "\",kind=\"%s\"} %llu\n", list_kind_names[li->kind],
+               (unsigned long long)vals[lf->k]);
 }
 
 void dpd_render_block_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl)
 {
-    prom_head(b, "dotproxy_blocked_total", "counter",
-              "queries a list decided: blocked by a blocklist, passed by an allowlist");
-    prom_head(b, "dotproxy_blocklist_entries", "gauge", "names loaded from the list");
-    prom_head(b, "dotproxy_blocklist_last_load_seconds", "gauge",
-              "Unix time of the list's last successful load");
-    prom_head(b, "dotproxy_blocklist_load_failures_total", "counter",
-              "loads of the list that failed (the names loaded before were kept)");
-    prom_head(b, "dotproxy_blocklist_skipped_lines", "gauge",
-              "lines of the list skipped at its last load (no format matched)");
-    dotproxy_blocker_lists(bl, list_metrics, b);
+    static const char *const types[] = {"counter", "gauge", "gauge", "counter", "gauge"};
+    static const char *const helps[] = {
+        "queries a list decided: blocked by a blocklist, passed by an allowlist",
+        "names loaded from the list", "Unix time of the list's last successful load",
+        "loads of the list that failed (the names loaded before were kept)",
+        "lines of the list skipped at its last load (no format matched)"};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        struct list_family lf = {.b = b, .k = k};
+        prom_head(b, list_family_names[k], types[k], helps[k]);
+        dotproxy_blocker_lists(bl, list_metrics, &lf);
+    }
 }
 
 struct explain_state {

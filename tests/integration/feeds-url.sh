@@ -176,6 +176,10 @@ grep -q "blocklist-url $LIST_URL: fetch failed: larger than 4096 octets" "$WORK/
 grep -q "blocklist-url $LIST_URL: fetch failed: no name in any blocklist format" "$WORK/dotproxyd.log" &&
     pass "garbage: logged" || fail "garbage: not logged"
 check_eq "failures: still two 200" "2" "$(fetches 200)"
+api /metrics >"$WORK/metrics.txt"
+python3 "$(dirname "$0")/../metrics/promcheck.py" <"$WORK/metrics.txt" >"$WORK/promcheck.out" 2>&1 &&
+    pass "/metrics with URL feeds is valid exposition text" ||
+    fail "/metrics: $(cat "$WORK/promcheck.out")"
 check_match "metrics: failures counted" '^[3-9]' "$(list_metric dotproxy_feed_failures_total)"
 check_match "metrics: next refresh set" '^[1-9][0-9]{9}$' "$(list_metric dotproxy_feed_next_refresh_seconds)"
 echo ok >"$D/mode"
