@@ -108,7 +108,9 @@ void dp_feed_url_shown(const char *url, char *out, size_t cap)
     if (scheme != NULL) {
         const char *auth = scheme + 3;
         size_t alen = strcspn(auth, "/?#");
-        const char *at = memchr(auth, '@', alen);
+        /* The last '@': curl takes the host after it (an '@' of a password
+         * left unencoded must not leak either). */
+        const char *at = memrchr(auth, '@', alen);
         size_t head = (size_t)(auth - p);
         for (size_t i = 0; i < head && o + 1 < cap; i++)
             out[o++] = p[i];

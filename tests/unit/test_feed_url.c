@@ -88,6 +88,9 @@ START_TEST(test_feed_url_shown_hides_user_information_and_the_query)
     ck_assert_str_eq(out, "https://lists.example?...");
     dp_feed_url_shown("https://lists.example/a#frag", out, sizeof out);
     ck_assert_str_eq(out, "https://lists.example/a");
+    /* Several '@' (a password left unencoded): all of it goes. */
+    dp_feed_url_shown("https://a@b@host/x", out, sizeof out);
+    ck_assert_str_eq(out, "https://host/x");
     /* An '@' after the authority is the path's, kept. */
     dp_feed_url_shown("https://lists.example/u@x", out, sizeof out);
     ck_assert_str_eq(out, "https://lists.example/u@x");
