@@ -108,8 +108,8 @@ void dp_feed_url_shown(const char *url, char *out, size_t cap)
     if (scheme != NULL) {
         const char *auth = scheme + 3;
         size_t alen = strcspn(auth, "/?#");
-        /* The last '@': curl takes the host after it (an '@' of a password
-         * left unencoded must not leak either). */
+        /* Up to the last '@': with a password whose '@' was left unencoded,
+         * whichever '@' a parser splits at, nothing of it is shown. */
         const char *at = memrchr(auth, '@', alen);
         size_t head = (size_t)(auth - p);
         for (size_t i = 0; i < head && o + 1 < cap; i++)
