@@ -7,10 +7,15 @@
  * rebuild and the swap are its own, off the query path.
  *
  * Cost of an IXFR: the difference is applied to the record set in O(size
- * of the difference), but the engine then rewrites and re-parses the whole
- * zone (O(size of the zone), about 1 s of CPU for 10^6 rules on this
- * machine's class of hardware, on the feed and blocker threads at nice 10):
- * simple, and the matcher's tables stay compact and immutable.
+ * of the difference); the engine is then given the records of every owner
+ * changed since the last whole copy (found by dp_zone_set_owner), from
+ * which it compiles a small layer over the zone it holds (O(changed
+ * owners), never O(zone)). The state file is rewritten later (at most
+ * every STATE_WRITE_MIN_S, and at the stop), so enforcement never waits on
+ * writing a large zone. Once the changed owners pass LAYER_FRACTION of the
+ * zone (LAYER_MIN at least), the next change is a whole copy, which the
+ * engine re-parses on its own thread: the layer, and its cost per change,
+ * stay bounded.
  *
  * Timers (RFC 1035 3.3.13): after a good transfer the next one is due after
  * the SOA refresh, after a failure after the SOA retry (10 s before the
@@ -44,11 +49,15 @@
 #include "tsig.h"
 #include "xfr.h"
 
-#define CONNECT_TIMEOUT_MS 5000
-#define READ_TIMEOUT_MS    10000
-#define FIRST_RETRY_S      10u
-#define TIMER_MIN_S        1u
-#define TIMER_MAX_S        86400u
+#define CONNECT_TIMEOUT_MS   5000
+#define READ_TIMEOUT_MS      10000
+#define FIRST_RETRY_S        10u
+#define TIMER_MIN_S          1u
+#define TIMER_MAX_S          86400u
+#define STATE_WRITE_DELAY_MS 1000  /* after a change: a burst of IXFRs is one write */
+#define STATE_WRITE_MIN_S    30    /* between two rewrites of one state file */
+#define LAYER_MIN            1024u /* changed owners a layer may always hold */
+#define LAYER_FRACTION       64u   /* ... and up to 1/64 of the zone's records */
 
 static char *dup_or_null(const char *s, int *rc)
 {
@@ -128,8 +137,13 @@ struct feed {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char path[4096];
-    struct dp_zone_set set; /* feed thread only */
+    struct dp_zone_set set;     /* feed thread only */
+    struct dp_zone_set touched; /* feed thread only: owners changed since the last copy */
+    int dirty;                  /* feed thread only: the state file is behind set */
+    int64_t write_due_ms, last_write_ms;
     /* under the mutex: */
+    unsigned gen; /* whole copies written (dp_feeds_generation) */
+    int resync;
     int64_t due_ms; /* monotonic */
     int64_t next_s; /* wall clock, for the API */
     int need_axfr;
@@ -151,6 +165,9 @@ struct dp_feeds {
     atomic_uint_fast64_t notify_refused;
     void (*changed)(void *user);
     void *user;
+    /* under the mutex: */
+    void (*delta)(void *user, struct dp_feed_delta *d);
+    void *delta_user;
     uint64_t idkey[2];
     struct dp_tsig_key key;
     int has_key;
@@ -395,6 +412,121 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
     return rc;
 }
 
+/* A whole copy: the state file, a new generation, nothing changed since. */
+static int whole_copy(struct dp_feeds *F, struct feed *fd)
+{
+    int rc = write_state(F, fd);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&F->mu);
+    fd->gen++;
+    pthread_mutex_unlock(&F->mu);
+    dp_zone_set_clear(&fd->touched);
+    fd->dirty = 0;
+    fd->last_write_ms = mono_ms();
+    return 0;
+}
+
+/* Note the owners an IXFR changes (before it is applied: applying takes
+ * its added records). */
+static int note_owners(struct feed *fd, const struct dp_xfr *x)
+{
+    for (size_t i = 0; i < x->nops; i++) {
+        const struct dp_zrec *r = x->ops[i].rec;
+        const char *sp = memchr(r->key, ' ', r->len);
+        size_t ol = sp != NULL ? (size_t)(sp - r->key) : r->len;
+        int rc = dp_zone_set_add(&fd->touched, r->key, ol, 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    int err;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->err)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap == 0 ? 4096 : b->cap;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (np == NULL) {
+            b->err = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* One record as a state-file line: "owner TTL IN TYPE rdata". */
+static void owner_rec(const struct dp_zrec *r, void *user)
+{
+    struct buf *b = user;
+    const char *sp = strchr(r->key, ' ');
+    if (sp == NULL)
+        return;
+    char ttl[24];
+    int tl = snprintf(ttl, sizeof ttl, " %lu IN", (unsigned long)r->ttl);
+    buf_add(b, r->key, (size_t)(sp - r->key));
+    buf_add(b, ttl, (size_t)tl);
+    buf_add(b, sp, r->len - (size_t)(sp - r->key));
+    buf_add(b, "\n", 1);
+}
+
+/* The records of every owner changed since the last whole copy. */
+static struct dp_feed_delta *make_delta(struct dp_feeds *F, struct feed *fd)
+{
+    struct dp_feed_delta *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    struct buf text = {0}, owners = {0};
+    for (size_t i = 0; i < fd->touched.cap; i++) {
+        const struct dp_zrec *o = fd->touched.slot[i];
+        if (o == NULL)
+            continue;
+        (void)dp_zone_set_owner(&fd->set, o->key, o->len, owner_rec, &text);
+        buf_add(&owners, o->key, o->len);
+        buf_add(&owners, "\n", 1);
+        d->nowners++;
+    }
+    if (text.err || owners.err) {
+        free(text.p);
+        free(owners.p);
+        free(d);
+        return NULL;
+    }
+    d->index = (size_t)(fd - F->feed);
+    pthread_mutex_lock(&F->mu);
+    d->gen = fd->gen;
+    pthread_mutex_unlock(&F->mu);
+    d->serial = fd->set.serial;
+    d->text = text.p;
+    d->len = text.len;
+    d->owners = owners.p;
+    d->owners_len = owners.len;
+    return d;
+}
+
+void dp_feed_delta_free(struct dp_feed_delta *d)
+{
+    if (d == NULL)
+        return;
+    free(d->text);
+    free(d->owners);
+    free(d);
+}
+
 static void pull(struct dp_feeds *F, struct feed *fd)
 {
     pthread_mutex_lock(&F->mu);
@@ -409,6 +541,17 @@ static void pull(struct dp_feeds *F, struct feed *fd)
     int rc = transfer(F, fd, &x, &bytes, &tsig_bad, why, sizeof why);
     uint32_t old_serial = fd->set.serial;
     int changed = 0;
+    struct dp_feed_delta *delta = NULL;
+    pthread_mutex_lock(&F->mu);
+    void (*delta_hook)(void *, struct dp_feed_delta *) = F->delta;
+    void *delta_user = F->delta_user;
+    pthread_mutex_unlock(&F->mu);
+    /* An IXFR goes to the engine as a layer while the owners changed since
+     * the last whole copy stay few; else (and for an AXFR) a whole copy. */
+    int layered =
+        rc == 0 && x.kind == DP_XFR_INCR && delta_hook != NULL && note_owners(fd, &x) == 0 &&
+        fd->touched.n <=
+            (fd->set.n / LAYER_FRACTION > LAYER_MIN ? fd->set.n / LAYER_FRACTION : LAYER_MIN);
     if (rc == 0 && x.kind != DP_XFR_UPTODATE) {
         rc = dp_xfr_apply(&x, &fd->set);
         if (rc != 0) {
@@ -417,8 +560,17 @@ static void pull(struct dp_feeds *F, struct feed *fd)
              * whole zone (the state file and the rules in force are the
              * last good ones still). */
             dp_zone_set_clear(&fd->set);
+            fd->need_axfr = 1;
+        } else if (layered && (delta = make_delta(F, fd)) != NULL) {
+            /* The state file follows later, off the path to enforcement. */
+            if (!fd->dirty) {
+                int64_t now = mono_ms(), due = now + STATE_WRITE_DELAY_MS;
+                int64_t spaced = fd->last_write_ms + (int64_t)STATE_WRITE_MIN_S * 1000;
+                fd->write_due_ms = due > spaced ? due : spaced;
+            }
+            fd->dirty = 1;
         } else {
-            rc = write_state(F, fd);
+            rc = whole_copy(F, fd);
             if (rc != 0)
                 snprintf(why, sizeof why, "cannot write the state file");
             changed = rc == 0;
@@ -455,16 +607,46 @@ static void pull(struct dp_feeds *F, struct feed *fd)
     pthread_mutex_unlock(&F->mu);
     if (rc == 0 && x.kind != DP_XFR_UPTODATE)
         dp_log(&F->log, DOTPROXY_LOG_INFO,
-               "rpz feed %s: %s serial %lu -> %lu, %zu records, %llu octets", fd->zone_text,
+               "rpz feed %s: %s serial %lu -> %lu, %zu records, %llu octets%s", fd->zone_text,
                x.kind == DP_XFR_FULL ? "AXFR" : "IXFR", (unsigned long)old_serial,
-               (unsigned long)fd->set.serial, fd->set.n + 1, (unsigned long long)bytes);
+               (unsigned long)fd->set.serial, fd->set.n + 1, (unsigned long long)bytes,
+               delta != NULL ? ", applied as a layer" : ", applied whole");
     else if (rc != 0 && !atomic_load(&F->stopping))
         dp_log(&F->log, DOTPROXY_LOG_ERR,
                "rpz feed %s: %s from %s failed: %s; the rules in force stay, retry in %u s",
                fd->zone_text, ixfr ? "IXFR" : "AXFR", fd->source, why, next);
     dp_xfr_end(&x);
+    if (delta != NULL)
+        delta_hook(delta_user, delta);
     if (changed && F->changed != NULL)
         F->changed(F->user);
+}
+
+/* Between transfers: whole copies the engine asked for, and state files
+ * left behind by layered changes. Called with the mutex held; drops it
+ * around the work. */
+static void housekeeping(struct dp_feeds *F)
+{
+    for (size_t i = 0; i < F->n; i++) {
+        struct feed *fd = &F->feed[i];
+        int resync = fd->resync;
+        fd->resync = 0;
+        if (!resync && !(fd->dirty && fd->write_due_ms <= mono_ms()))
+            continue;
+        pthread_mutex_unlock(&F->mu);
+        if (fd->set.soa != NULL) {
+            if (resync) {
+                if (whole_copy(F, fd) == 0 && F->changed != NULL)
+                    F->changed(F->user);
+            } else if (write_state(F, fd) == 0) {
+                fd->dirty = 0;
+                fd->last_write_ms = mono_ms();
+            } else {
+                fd->write_due_ms = mono_ms() + (int64_t)STATE_WRITE_MIN_S * 1000;
+            }
+        }
+        pthread_mutex_lock(&F->mu);
+    }
 }
 
 /* The copy left by the last run, so that IXFR can go on from it. */
@@ -528,9 +710,17 @@ static void *feed_thread(void *arg)
             pthread_mutex_lock(&F->mu);
             continue;
         }
+        housekeeping(F);
+        int64_t wake = next->due_ms;
+        for (size_t i = 0; i < F->n; i++)
+            if (F->feed[i].dirty && F->feed[i].write_due_ms < wake)
+                wake = F->feed[i].write_due_ms;
+        now = mono_ms();
+        if (wake <= now)
+            continue;
         struct timespec due;
         clock_gettime(CLOCK_MONOTONIC, &due);
-        int64_t wait = next->due_ms - now;
+        int64_t wait = wake - now;
         due.tv_sec += wait / 1000;
         due.tv_nsec += (wait % 1000) * 1000000;
         if (due.tv_nsec >= 1000000000) {
@@ -540,6 +730,10 @@ static void *feed_thread(void *arg)
         pthread_cond_timedwait(&F->cv, &F->mu, &due);
     }
     pthread_mutex_unlock(&F->mu);
+    /* A restart goes on from the serial in force. */
+    for (size_t i = 0; i < F->n; i++)
+        if (F->feed[i].dirty && F->feed[i].set.soa != NULL)
+            (void)write_state(F, &F->feed[i]);
     return NULL;
 }
 
@@ -568,6 +762,7 @@ int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const st
         struct feed *fd = &F->feed[i];
         dotproxy_endpoint ep;
         dp_zone_set_init(&fd->set);
+        dp_zone_set_init(&fd->touched);
         F->n++;
         rc = dotproxy_endpoint_parse(&ep, c->primary[i], 53, 1);
         if (rc == 0 && ep.name[0] == '\0')
@@ -629,6 +824,7 @@ void dp_feeds_free(struct dp_feeds *F)
     for (size_t i = 0; i < F->n; i++) {
         free(F->feed[i].source);
         dp_zone_set_clear(&F->feed[i].set);
+        dp_zone_set_clear(&F->feed[i].touched);
     }
     pthread_cond_destroy(&F->cv);
     pthread_mutex_destroy(&F->mu);
@@ -762,6 +958,45 @@ int dp_feeds_info(struct dp_feeds *F, dotproxy_feed_info_fn fn, void *user)
     }
     pthread_mutex_unlock(&F->mu);
     return 0;
+}
+
+void dp_feeds_set_delta_hook(struct dp_feeds *F, void (*delta)(void *user, struct dp_feed_delta *d),
+                             void *user)
+{
+    if (F == NULL)
+        return;
+    pthread_mutex_lock(&F->mu);
+    F->delta = delta;
+    F->delta_user = user;
+    pthread_mutex_unlock(&F->mu);
+}
+
+int dp_feeds_index_of(struct dp_feeds *F, const char *path)
+{
+    for (size_t i = 0; F != NULL && i < F->n; i++)
+        if (strcmp(F->feed[i].path, path) == 0)
+            return (int)i;
+    return -1;
+}
+
+unsigned dp_feeds_generation(struct dp_feeds *F, size_t index)
+{
+    if (F == NULL || index >= F->n)
+        return 0;
+    pthread_mutex_lock(&F->mu);
+    unsigned g = F->feed[index].gen;
+    pthread_mutex_unlock(&F->mu);
+    return g;
+}
+
+void dp_feeds_resync(struct dp_feeds *F, size_t index)
+{
+    if (F == NULL || index >= F->n)
+        return;
+    pthread_mutex_lock(&F->mu);
+    F->feed[index].resync = 1;
+    pthread_cond_signal(&F->cv);
+    pthread_mutex_unlock(&F->mu);
 }
 
 uint64_t dp_feeds_notify_refused(struct dp_feeds *F)
