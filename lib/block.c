@@ -747,7 +747,7 @@ DOTPROXY_EXPORT int dotproxy_blocker_new(dotproxy_blocker **out, const dotproxy_
     if (rc == 0)
         rc = snap_build(b, &b->want, NULL, 1, strict, &changed, &b->cur, err, errlen);
     if (rc == 0 && !strict) {
-        rc = dp_feeds_new(&b->feeds, &b->want.feeds, &b->log, feeds_changed, b);
+        rc = dp_feeds_new_tls(&b->feeds, &b->want.feeds, &b->log, feeds_changed, b, cfg);
         if (rc != 0)
             snprintf(err, errlen, "cannot start the feeds: %s", dotproxy_strerror(rc));
         else

@@ -17,6 +17,12 @@
  * engine re-parses on its own thread: the layer, and its cost per change,
  * stay bounded.
  *
+ * Zone transfer over TLS (XoT, RFC 9103): a primary given with a TLS name
+ * ("ADDR[@PORT]/NAME#ZONE", port 853 by default) is reached over TLS with
+ * the upstreams' trust (--ca-file or the system store, their priority
+ * string, their client certificate if one is set), ALPN "dot" (RFC 9103
+ * 7.1), and the strict check of its certificate against NAME (trust.c).
+ *
  * Timers (RFC 1035 3.3.13): after a good transfer the next one is due after
  * the SOA refresh, after a failure after the SOA retry (10 s before the
  * first copy), clamped to [1 s, 1 day]; a NOTIFY from the primary makes it
@@ -41,11 +47,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 #include "bytes.h"
 #include "config.h"
 #include "dotproxy/config.h"
 #include "dotproxy/error.h"
 #include "siphash.h"
+#include "trust.h"
 #include "tsig.h"
 #include "xfr.h"
 
@@ -97,10 +106,39 @@ void dp_feed_config_clear(struct dp_feed_config *c)
     memset(c, 0, sizeof *c);
 }
 
+/* "ADDR[@PORT][/TLSNAME]#ZONE": the address and port in ep, the zone in
+ * ep->name, the TLS name (empty: plain TCP) in tls_name. */
+static int parse_spec(const char *spec, dotproxy_endpoint *ep, char tls_name[256])
+{
+    tls_name[0] = '\0';
+    const char *hash = strchr(spec, '#');
+    const char *slash = strchr(spec, '/');
+    if (slash == NULL || (hash != NULL && slash > hash))
+        return dotproxy_endpoint_parse(ep, spec, 53, 1);
+    /* The TLS name checked as an upstream's is, then the rest without it. */
+    size_t nl = (size_t)((hash != NULL ? hash : spec + strlen(spec)) - slash - 1);
+    char probe[300];
+    if (nl == 0 || nl > 253)
+        return DOTPROXY_ENAME;
+    snprintf(probe, sizeof probe, "127.0.0.1#%.*s", (int)nl, slash + 1);
+    dotproxy_endpoint t;
+    int rc = dotproxy_endpoint_parse(&t, probe, 853, 1);
+    if (rc != 0)
+        return rc;
+    memcpy(tls_name, t.name, strlen(t.name) + 1);
+    char rest[600];
+    int n =
+        snprintf(rest, sizeof rest, "%.*s%s", (int)(slash - spec), spec, hash != NULL ? hash : "");
+    if (n < 0 || (size_t)n >= sizeof rest)
+        return DOTPROXY_EINVAL;
+    return dotproxy_endpoint_parse(ep, rest, 853, 1);
+}
+
 int dp_feed_check_spec(const char *spec)
 {
     dotproxy_endpoint ep;
-    int rc = dotproxy_endpoint_parse(&ep, spec, 53, 1);
+    char tls_name[256];
+    int rc = parse_spec(spec, &ep, tls_name);
     if (rc == 0 && ep.name[0] == '\0')
         rc = DOTPROXY_ENAME; /* the zone is required */
     return rc;
@@ -109,7 +147,8 @@ int dp_feed_check_spec(const char *spec)
 int dp_feed_state_path(const struct dp_feed_config *c, size_t index, char *out, size_t cap)
 {
     dotproxy_endpoint ep;
-    if (index >= c->n || dotproxy_endpoint_parse(&ep, c->primary[index], 53, 1) != 0)
+    char tls_name[256];
+    if (index >= c->n || parse_spec(c->primary[index], &ep, tls_name) != 0)
         return DOTPROXY_EINVAL;
     /* One file per zone: a zone name is letters, digits, '-', '.', '_'
      * once checked; lower case so that "RPZ.example" and "rpz.example"
@@ -136,6 +175,7 @@ struct feed {
     uint8_t zone[256]; /* wire, lower case */
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    char tls_name[256]; /* "": plain TCP */
     char path[4096];
     struct dp_zone_set set;     /* feed thread only */
     struct dp_zone_set touched; /* feed thread only: owners changed since the last copy */
@@ -171,6 +211,8 @@ struct dp_feeds {
     uint64_t idkey[2];
     struct dp_tsig_key key;
     int has_key;
+    gnutls_certificate_credentials_t cred; /* XoT primaries: the upstreams' trust */
+    gnutls_priority_t prio;
     size_t n;
     struct feed feed[];
 };
@@ -274,7 +316,7 @@ struct rx {
 };
 
 /* Read whatever is there now, without waiting. 0, or an error with errno. */
-static int drain(int s, struct rx *b)
+static int drain(int s, gnutls_session_t tls, struct rx *b)
 {
     for (;;) {
         if (b->off > 0 && b->off == b->len)
@@ -297,7 +339,23 @@ static int drain(int s, struct rx *b)
             b->p = np;
             b->cap = nc;
         }
-        ssize_t r = recv(s, b->p + b->len, b->cap - b->len, MSG_DONTWAIT);
+        ssize_t r;
+        if (tls != NULL) {
+            r = gnutls_record_recv(tls, b->p + b->len, b->cap - b->len);
+            if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+                if (r == GNUTLS_E_AGAIN)
+                    return 0;
+                continue;
+            }
+            if (r < 0 && r != GNUTLS_E_PREMATURE_TERMINATION) {
+                errno = EPROTO;
+                return DOTPROXY_ETLS;
+            }
+            if (r < 0)
+                r = 0;
+        } else {
+            r = recv(s, b->p + b->len, b->cap - b->len, MSG_DONTWAIT);
+        }
         if (r > 0) {
             b->len += (size_t)r;
             continue;
@@ -315,10 +373,10 @@ static int drain(int s, struct rx *b)
 
 /* n octets at b->p + b->off, waiting for them (READ_TIMEOUT_MS of
  * silence at most). */
-static int need(struct dp_feeds *F, int s, struct rx *b, size_t n)
+static int need(struct dp_feeds *F, int s, gnutls_session_t tls, struct rx *b, size_t n)
 {
     while (b->len - b->off < n) {
-        int rc = drain(s, b);
+        int rc = drain(s, tls, b);
         if (b->len - b->off >= n)
             return 0;
         if (rc != 0)
@@ -329,7 +387,76 @@ static int need(struct dp_feeds *F, int s, struct rx *b, size_t n)
     return 0;
 }
 
-/* One transfer of fd over TCP. 0 with x complete, or an error with why. */
+/* XoT: TLS on the connected socket s, the handshake done and the primary's
+ * certificate checked for fd->tls_name. 0, or an error with why. */
+static int tls_start(struct dp_feeds *F, struct feed *fd, int s, gnutls_session_t *out, char *why,
+                     size_t whylen)
+{
+    static const gnutls_datum_t alpn_dot = {(unsigned char *)"dot", 3}; /* RFC 9103 7.1 */
+    gnutls_session_t tls;
+    if (F->cred == NULL || gnutls_init(&tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0) {
+        snprintf(why, whylen, "TLS: no session");
+        return DOTPROXY_ETLS;
+    }
+    *out = tls;
+    struct in6_addr lit;
+    int is_ip =
+        inet_pton(AF_INET, fd->tls_name, &lit) == 1 || inet_pton(AF_INET6, fd->tls_name, &lit) == 1;
+    int rc = gnutls_priority_set(tls, F->prio);
+    if (rc >= 0)
+        rc = gnutls_credentials_set(tls, GNUTLS_CRD_CERTIFICATE, F->cred);
+    if (rc >= 0 && !is_ip) /* SNI carries host names only (RFC 6066 3) */
+        rc = gnutls_server_name_set(tls, GNUTLS_NAME_DNS, fd->tls_name, strlen(fd->tls_name));
+    if (rc >= 0)
+        rc = gnutls_alpn_set_protocols(tls, &alpn_dot, 1, 0);
+    if (rc < 0) {
+        snprintf(why, whylen, "TLS: %s", gnutls_strerror(rc));
+        return DOTPROXY_ETLS;
+    }
+    gnutls_session_set_verify_cert(tls, fd->tls_name, 0);
+    gnutls_transport_set_int(tls, s);
+    int64_t deadline = mono_ms() + CONNECT_TIMEOUT_MS;
+    while ((rc = gnutls_handshake(tls)) < 0) {
+        if (gnutls_error_is_fatal(rc)) {
+            if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+                gnutls_datum_t txt = {0};
+                unsigned st = gnutls_session_get_verify_cert_status(tls);
+                if (gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &txt, 0) ==
+                    0) {
+                    snprintf(why, whylen, "TLS: certificate of %s: %s", fd->tls_name, txt.data);
+                    gnutls_free(txt.data);
+                    return DOTPROXY_ETLS;
+                }
+            }
+            snprintf(why, whylen, "TLS handshake: %s", gnutls_strerror(rc));
+            return DOTPROXY_ETLS;
+        }
+        int w = wait_fd(F, s, gnutls_record_get_direction(tls) ? POLLOUT : POLLIN, deadline);
+        if (w != 0) {
+            snprintf(why, whylen, "TLS handshake: %s",
+                     w == DOTPROXY_ETIMEDOUT ? "timed out" : "stopped");
+            return w;
+        }
+    }
+    /* The chain and the name held in the handshake; the house rules for
+     * every TLS peer (a subjectAltName, key sizes) are checked here. */
+    char reason[200];
+    if (dp_trust_check_peer(tls, F->cred, fd->tls_name, NULL, 0, reason, sizeof reason, NULL) !=
+        0) {
+        snprintf(why, whylen, "TLS: %s", reason);
+        return DOTPROXY_ETLS;
+    }
+    gnutls_datum_t sel;
+    if (gnutls_alpn_get_selected_protocol(tls, &sel) == 0 &&
+        (sel.size != 3 || memcmp(sel.data, "dot", 3) != 0)) {
+        snprintf(why, whylen, "TLS: the primary chose ALPN %.*s, not dot", (int)sel.size, sel.data);
+        return DOTPROXY_ETLS;
+    }
+    return 0;
+}
+
+/* One transfer of fd over TCP (or TLS). 0 with x complete, or an error
+ * with why. */
 static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint64_t *bytes,
                     int *tsig_bad, char *why, size_t whylen)
 {
@@ -361,22 +488,34 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
     } else if (rc != 0 && why[0] == '\0') {
         snprintf(why, whylen, "connect: %s", rc == DOTPROXY_ETIMEDOUT ? "timed out" : "stopped");
     }
+    gnutls_session_t tls = NULL;
+    if (rc == 0 && fd->tls_name[0] != '\0')
+        rc = tls_start(F, fd, s, &tls, why, whylen);
     if (rc == 0) {
         dp_put16(q, (unsigned)ql);
-        /* A query of < 600 octets goes out whole on a fresh connection. */
-        if (send(s, q, (size_t)ql + 2, MSG_NOSIGNAL) != ql + 2) {
-            snprintf(why, whylen, "send: %s", strerror(errno));
+        /* A query of < 600 octets goes out whole on a fresh connection
+         * (over TLS: one record, the handshake having emptied the way). */
+        ssize_t w;
+        do
+            w = tls != NULL ? gnutls_record_send(tls, q, (size_t)ql + 2)
+                            : send(s, q, (size_t)ql + 2, MSG_NOSIGNAL);
+        while (tls != NULL && (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) &&
+               wait_fd(F, s, POLLOUT, mono_ms() + READ_TIMEOUT_MS) == 0);
+        if (w != ql + 2) {
+            snprintf(why, whylen, "send: %s",
+                     tls != NULL ? gnutls_strerror((int)w) : strerror(errno));
             rc = DOTPROXY_ESYS;
         }
     }
     struct rx b = {0};
     while (rc == 0) {
         size_t mlen = 0;
-        if ((rc = need(F, s, &b, 2)) != 0 ||
-            (rc = need(F, s, &b, 2 + (mlen = dp_get16(b.p + b.off)))) != 0) {
+        if ((rc = need(F, s, tls, &b, 2)) != 0 ||
+            (rc = need(F, s, tls, &b, 2 + (mlen = dp_get16(b.p + b.off)))) != 0) {
             snprintf(why, whylen, "read: %s",
                      rc == DOTPROXY_ETIMEDOUT ? "timed out"
                      : rc == DOTPROXY_ESTATE  ? "stopped"
+                     : rc == DOTPROXY_ETLS    ? "TLS error"
                                               : strerror(errno));
             break;
         }
@@ -395,7 +534,7 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
             rc = r;
         } else if (r == 0) {
             /* Keep the primary's side moving while we parse. */
-            (void)drain(s, &b);
+            (void)drain(s, tls, &b);
         } else if (r == 1) {
             if (F->has_key && !dp_tsig_verify_done(&tv)) {
                 snprintf(why, whylen, "TSIG: the last message is not signed");
@@ -408,6 +547,11 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
     if (F->has_key)
         dp_tsig_verify_end(&tv);
     free(b.p);
+    if (tls != NULL) {
+        if (rc == 0)
+            (void)gnutls_bye(tls, GNUTLS_SHUT_WR); /* non-blocking: a courtesy */
+        gnutls_deinit(tls);
+    }
     close(s);
     return rc;
 }
@@ -740,6 +884,13 @@ static void *feed_thread(void *arg)
 int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const struct dp_logger *log,
                  void (*changed)(void *user), void *user)
 {
+    return dp_feeds_new_tls(out, c, log, changed, user, NULL);
+}
+
+int dp_feeds_new_tls(struct dp_feeds **out, const struct dp_feed_config *c,
+                     const struct dp_logger *log, void (*changed)(void *user), void *user,
+                     const struct dotproxy_config *trust)
+{
     *out = NULL;
     if (c->n == 0)
         return 0;
@@ -764,9 +915,14 @@ int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const st
         dp_zone_set_init(&fd->set);
         dp_zone_set_init(&fd->touched);
         F->n++;
-        rc = dotproxy_endpoint_parse(&ep, c->primary[i], 53, 1);
+        rc = parse_spec(c->primary[i], &ep, fd->tls_name);
         if (rc == 0 && ep.name[0] == '\0')
             rc = DOTPROXY_ENAME;
+        if (rc == 0 && fd->tls_name[0] != '\0' && F->cred == NULL) {
+            rc = trust != NULL ? dp_trust_load(log, trust, &F->cred, &F->prio) : DOTPROXY_ETLS;
+            if (rc != 0)
+                F->cred = NULL;
+        }
         if (rc == 0 && dp_xfr_name_wire(ep.name, fd->zone) < 0)
             rc = DOTPROXY_ENAME;
         if (rc == 0 && dp_xfr_name_text(fd->zone, fd->zone_text, sizeof fd->zone_text) != 0)
@@ -795,6 +951,10 @@ int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const st
     if (rc != 0) {
         for (size_t i = 0; i < F->n; i++)
             free(F->feed[i].source);
+        if (F->cred != NULL) {
+            gnutls_certificate_free_credentials(F->cred);
+            gnutls_priority_deinit(F->prio);
+        }
         free(F);
         return rc;
     }
@@ -825,6 +985,10 @@ void dp_feeds_free(struct dp_feeds *F)
         free(F->feed[i].source);
         dp_zone_set_clear(&F->feed[i].set);
         dp_zone_set_clear(&F->feed[i].touched);
+    }
+    if (F->cred != NULL) {
+        gnutls_certificate_free_credentials(F->cred);
+        gnutls_priority_deinit(F->prio);
     }
     pthread_cond_destroy(&F->cv);
     pthread_mutex_destroy(&F->mu);

@@ -22,7 +22,8 @@
  * block_config.h. */
 int dp_feed_config_copy(struct dp_feed_config *dst, const struct dp_feed_config *src);
 void dp_feed_config_clear(struct dp_feed_config *c);
-/* Check a primary spec; 0 or a dotproxy_error. */
+/* Check a primary spec, "ADDR[@PORT][/TLSNAME]#ZONE" (a TLS name: XoT,
+ * port 853 by default; else TCP, port 53); 0 or a dotproxy_error. */
 int dp_feed_check_spec(const char *spec);
 /* The state file of the index-th primary, into out. 0 or DOTPROXY_ENOSPC /
  * DOTPROXY_EINVAL. */
@@ -35,6 +36,14 @@ struct dp_feeds;
  * state file (a new generation, below). 0 or a dotproxy_error. */
 int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const struct dp_logger *log,
                  void (*changed)(void *user), void *user);
+/* The same, with trust: the configuration whose upstream trust settings
+ * (CA file or system store, priority string, client certificate) the
+ * XoT primaries ("ADDR[@PORT]/TLSNAME#ZONE") are reached with; read during
+ * the call only. DOTPROXY_ETLS (logged) when they cannot be loaded. */
+struct dotproxy_config;
+int dp_feeds_new_tls(struct dp_feeds **out, const struct dp_feed_config *c,
+                     const struct dp_logger *log, void (*changed)(void *user), void *user,
+                     const struct dotproxy_config *trust);
 void dp_feeds_free(struct dp_feeds *f);
 
 /* A NOTIFY (opcode 4) from peer: the rcode to answer with (NOERROR, and a

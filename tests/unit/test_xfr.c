@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dotproxy/error.h"
+#include "feed.h"
 #include "xfr.h"
 
 static const uint8_t ZONE[] = "\x03rpz\x04test";
@@ -406,6 +407,35 @@ START_TEST(test_xfr_record_set_finds_every_record_of_an_owner)
 }
 END_TEST
 
+START_TEST(test_feed_specs_plain_and_xot)
+{
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1@5300#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1@853/primary.test#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("::1/primary.test#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1/127.0.0.1#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1"), DOTPROXY_ENAME); /* no zone */
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1/primary.test"), DOTPROXY_ENAME);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1/#rpz.test"), DOTPROXY_ENAME);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1/bad_name!#rpz.test"), DOTPROXY_ENAME);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1@x/primary.test#rpz.test"), DOTPROXY_EPORT);
+    ck_assert_int_eq(dp_feed_check_spec("nowhere/primary.test#rpz.test"), DOTPROXY_EADDR);
+    /* The TLS name is no part of the state file's name. */
+    struct dp_feed_config c = {0};
+    char a[] = "127.0.0.1@853/primary.test#RPZ.test", b[] = "127.0.0.1#rpz.test.";
+    c.primary[0] = a;
+    c.primary[1] = b;
+    c.n = 2;
+    char dir[] = "/st";
+    c.state_dir = dir;
+    char p0[256], p1[256];
+    ck_assert_int_eq(dp_feed_state_path(&c, 0, p0, sizeof p0), 0);
+    ck_assert_int_eq(dp_feed_state_path(&c, 1, p1, sizeof p1), 0);
+    ck_assert_str_eq(p0, "/st/rpz-rpz.test.zone");
+    ck_assert_str_eq(p1, p0);
+}
+END_TEST
+
 START_TEST(test_xfr_state_file_round_trips)
 {
     struct dp_zone_set z, back;
@@ -476,6 +506,7 @@ static Suite *xfr_suite(void)
     tcase_add_test(tc, test_xfr_record_set_deletes_with_backward_shift);
     tcase_add_test(tc, test_xfr_record_set_finds_every_record_of_an_owner);
     tcase_add_test(tc, test_xfr_state_file_round_trips);
+    tcase_add_test(tc, test_feed_specs_plain_and_xot);
     tcase_add_test(tc, test_xfr_queries_carry_the_serial_for_ixfr);
     tcase_add_test(tc, test_xfr_names_escape_and_fold_case);
     suite_add_tcase(s, tc);
