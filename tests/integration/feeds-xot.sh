@@ -146,6 +146,22 @@ check_match "named's log shows the IXFR" "transfer of 'rpz.test/IN': IXFR ended"
     "$(cat "$WORK/named.log")"
 grep -q 'rpz feed rpz.test.: IXFR serial 1 -> 2, .*, applied as a layer' "$WORK/dotproxyd.log" &&
     pass "XoT: the IXFR was applied as a layer" || fail "no layered IXFR in dotproxyd's log"
+
+# An address trigger spelled two ways is one rule, which a layer cannot
+# hold: the engine asks the feed for a whole copy, and the change is
+# enforced all the same.
+nsupdate -p "$DNS_PORT" <<UPD || fail "nsupdate"
+server 127.0.0.1 $DNS_PORT
+zone rpz.test
+update add 32.55.2.0.192.rpz-ip.rpz.test. 60 CNAME rpz-passthru.
+update add 32.055.2.0.192.rpz-ip.rpz.test. 60 CNAME rpz-passthru.
+update add late.example.rpz.test. 60 CNAME .
+send
+UPD
+wait_for "XoT: a change a layer cannot hold is enforced by a whole copy" \
+    is_status late.example NXDOMAIN
+grep -q 'cannot be applied as a layer .*asking for a whole copy' "$WORK/dotproxyd.log" &&
+    pass "XoT: the engine asked for a whole copy" || fail "no whole-copy request in the log"
 stop_feed_proxy
 stop_bg "$NAMED_PID" "$NAMED_DRAIN"
 
