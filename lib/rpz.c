@@ -18,7 +18,14 @@
  *  - local data: a second arena of records {next, type, ttl, rdlength,
  *    rdata}, chained per rule in zone order.
  * Offsets are 32 bits: a zone is limited to 4 GiB of rules, far beyond the
- * 10^7 rules the blocking engine plans for. */
+ * 10^7 rules the blocking engine plans for.
+ *
+ * Layers (dp_rpz_layer_new, for IXFR): a zone of the same form built from
+ * the records of the owners changed since a base was loaded, with one more
+ * action value, the tombstone (the owner has no rule any more). The lookups
+ * take each candidate trigger from the layer first and from the base only
+ * where the layer has none; the base is shared by reference count, never
+ * written. */
 #include "rpz.h"
 
 #include <arpa/inet.h>
