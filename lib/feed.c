@@ -855,10 +855,19 @@ static void *feed_thread(void *arg)
             continue;
         }
         housekeeping(F);
+        /* It let go of the mutex: a stop or a NOTIFY may have come. */
+        if (atomic_load(&F->stopping))
+            break;
         int64_t wake = next->due_ms;
         for (size_t i = 0; i < F->n; i++)
+            if (F->feed[i].due_ms < wake)
+                wake = F->feed[i].due_ms;
+        for (size_t i = 0; i < F->n; i++) {
             if (F->feed[i].dirty && F->feed[i].write_due_ms < wake)
                 wake = F->feed[i].write_due_ms;
+            if (F->feed[i].resync)
+                wake = 0;
+        }
         now = mono_ms();
         if (wake <= now)
             continue;
