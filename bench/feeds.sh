@@ -168,4 +168,14 @@ echo "dotproxyd peak RSS after the changes: $(sed -n 's/VmHWM:\s*//p' /proc/$DP/
 echo "transfers: axfr $(metric 'dotproxy_feed_transfers_total\{[^}]*type="axfr"') ixfr $(metric 'dotproxy_feed_transfers_total\{[^}]*type="ixfr"')"
 grep -E 'Queries (sent|completed|lost)' "$OUT/dnsperf.log"
 grep -E 'rpz feed|rpz .*(loaded in|applied)' "$OUT/dotproxyd.log" | tail -n 6
+# The stop writes a state file left behind by layers: it must not hang.
+t0=$(now_ms)
+kill "$DP"
+for _ in $(seq 300); do kill -0 "$DP" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$DP" 2>/dev/null; then
+    echo "dotproxyd did not stop within 30 s"
+    kill -9 "$DP"
+else
+    echo "dotproxyd stopped in $(($(now_ms) - t0)) ms; state file: $(head -n 1 "$OUT/state/rpz-rpz.test.zone")"
+fi
 echo "logs: $OUT"

@@ -162,6 +162,20 @@ wait_for "XoT: a change a layer cannot hold is enforced by a whole copy" \
     is_status late.example NXDOMAIN
 grep -q 'cannot be applied as a layer .*asking for a whole copy' "$WORK/dotproxyd.log" &&
     pass "XoT: the engine asked for a whole copy" || fail "no whole-copy request in the log"
+
+# An IXFR that changes more owners than a layer may hold (1024 for a small
+# zone) is applied as a whole copy, at once.
+{
+    echo "server 127.0.0.1 $DNS_PORT"
+    echo "zone rpz.test"
+    for i in $(seq 1 1100); do echo "update add bulk$i.example.rpz.test. 60 CNAME ."; done
+    echo "send"
+} | nsupdate -v -p "$DNS_PORT" || fail "nsupdate of 1100 records"
+wait_for "XoT: an IXFR of 1100 owners is enforced" is_status bulk1100.example NXDOMAIN
+check_eq "XoT: ... and its first owner" "NXDOMAIN" "$(status_of bulk1.example)"
+grep -qE 'rpz feed rpz.test.: IXFR serial [0-9]+ -> [0-9]+, 11[0-9][0-9] records, .*, applied whole' \
+    "$WORK/dotproxyd.log" && pass "XoT: past the layer's bound, a whole copy" ||
+    fail "the IXFR of 1100 owners was not applied whole"
 stop_feed_proxy
 stop_bg "$NAMED_PID" "$NAMED_DRAIN"
 
