@@ -704,7 +704,6 @@ static void pull(struct dp_feeds *F, struct feed *fd)
              * whole zone (the state file and the rules in force are the
              * last good ones still). */
             dp_zone_set_clear(&fd->set);
-            fd->need_axfr = 1;
         } else if (layered && (delta = make_delta(F, fd)) != NULL) {
             /* The state file follows later, off the path to enforcement. */
             if (!fd->dirty) {
