@@ -8,10 +8,14 @@
 #
 # Prints: AXFR octets and time from start to the zone enforced; dotproxyd's
 # peak RSS (VmHWM) across the AXFR and the rebuild; for each of CHANGES
-# (default 3) changes: IXFR octets and the time from knotc zone-commit to
-# the new rule enforced (dig polled every 20 ms); dnsperf's lost queries
-# during the changes. Only loopback is used; everything started is stopped
-# by PID.
+# (default 3) changes, INTERVAL seconds apart (default 6): IXFR octets, the
+# time from knotc zone-commit (which sends the NOTIFY) to the new rule and
+# the deletion both enforced (dig polled every 10 ms), and the CPU time the
+# feed and blocker threads (the ones at nice 10) spent from the commit to
+# INTERVAL later; at the end the CPU of those threads over all the changes
+# (that includes any state-file rewrite), dnsperf's lost queries during the
+# changes, and the peak RSS. Only loopback is used; everything started is
+# stopped by PID.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -19,6 +23,7 @@ BUILD=${1:-$ROOT/build}
 N=${N:-1000000}
 QPS=${QPS:-5000}
 CHANGES=${CHANGES:-3}
+INTERVAL=${INTERVAL:-6}
 OUT=${OUT:-$(mktemp -d /tmp/feeds-bench.XXXXXX)}
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
@@ -95,25 +100,82 @@ echo "dotproxyd peak RSS after the AXFR: $(sed -n 's/VmHWM:\s*//p' /proc/$DP/sta
 
 # Queries for names with and without rules, under load, across the changes.
 awk -v n="$N" 'BEGIN { for (i = 0; i < 10000; i++) { printf "r%d.example A\n", (i * 7919) % n; printf "pass%d.example A\n", i } }' >"$OUT/queries"
-dur=$((CHANGES * 8 + 6))
+# CPU ticks of dotproxyd's threads at nice 10 (the feed and blocker
+# threads): fields after the ") " of /proc/PID/task/TID/stat.
+bg_ticks() {
+    local t sum=0 f
+    for t in /proc/"$DP"/task/*/stat; do
+        f=$(sed 's/^.*) //' "$t" 2>/dev/null) || continue
+        set -- $f
+        [ "${17}" = 10 ] && sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
+}
+TCK=$(getconf CLK_TCK)
+# knotc zone-commit (Knot then sends its NOTIFY), then ask for ADDED and
+# DELETED every 5 ms over UDP until the first is NXDOMAIN and the second is
+# not: prints the milliseconds from the commit.
+commit_and_wait() {
+    python3 - "$PP" "$K/knot.conf" "$1" "$2" <<'PY'
+import socket, struct, subprocess, sys, time
+port, conf, added, deleted = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+def rcode(name, qid):
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+    s.sendto(q, ("127.0.0.1", port))
+    while True:
+        try:
+            r = s.recv(4096)
+        except socket.timeout:
+            return -1
+        if struct.unpack(">H", r[:2])[0] == qid:
+            return r[3] & 15
+t0 = time.monotonic()
+subprocess.run(["knotc", "-c", conf, "zone-commit", "rpz.test"], stdout=subprocess.DEVNULL, check=True)
+qid = 0
+while time.monotonic() - t0 < 60:
+    qid = (qid + 2) & 0xffff
+    if rcode(added, qid) == 3 and rcode(deleted, qid + 1) not in (3, -1):
+        break
+    time.sleep(0.005)
+print(int((time.monotonic() - t0) * 1000))
+PY
+}
+dur=$((CHANGES * INTERVAL + 8))
 dnsperf -s 127.0.0.1 -p "$PP" -d "$OUT/queries" -Q "$QPS" -l "$dur" -t 2 >"$OUT/dnsperf.log" 2>&1 &
 PERF=$!
 PIDS+=($PERF)
 sleep 3
+cpu_all0=$(bg_ticks)
 for c in $(seq 1 "$CHANGES"); do
     knotc -c "$K/knot.conf" zone-begin rpz.test >/dev/null
     knotc -c "$K/knot.conf" zone-set rpz.test "new$c.example" 60 CNAME . >/dev/null
     knotc -c "$K/knot.conf" zone-unset rpz.test "r$c.example" CNAME >/dev/null
+    cpu0=$(bg_ticks)
     t0=$(now_ms)
-    knotc -c "$K/knot.conf" zone-commit rpz.test >/dev/null
-    for _ in $(seq 1500); do [ "$(status_of "new$c.example")" = NXDOMAIN ] && break; sleep 0.02; done
-    t1=$(now_ms)
-    echo "change $c: IXFR $(metric 'dotproxy_feed_last_transfer_bytes\{[^}]*type="ixfr"') octets; commit to enforced: $((t1 - t0)) ms"
-    sleep 5
+    took=$(commit_and_wait "new$c.example" "r$c.example")
+    left=$((t0 + INTERVAL * 1000 - $(now_ms)))
+    [ "$left" -gt 0 ] && sleep "$(printf '%d.%03d' $((left / 1000)) $((left % 1000)))"
+    cpu1=$(bg_ticks)
+    echo "change $c: IXFR $(metric 'dotproxy_feed_last_transfer_bytes\{[^}]*type="ixfr"') octets; commit to enforced: $took ms; feed+blocker CPU in the next ${INTERVAL} s: $(((cpu1 - cpu0) * 1000 / TCK)) ms"
 done
+cpu_all1=$(bg_ticks)
+echo "feed+blocker CPU over the $CHANGES changes: $(((cpu_all1 - cpu_all0) * 1000 / TCK)) ms ($(((cpu_all1 - cpu_all0) * 1000 / TCK / CHANGES)) ms a change)"
 wait "$PERF"
 echo "dotproxyd peak RSS after the changes: $(sed -n 's/VmHWM:\s*//p' /proc/$DP/status)"
 echo "transfers: axfr $(metric 'dotproxy_feed_transfers_total\{[^}]*type="axfr"') ixfr $(metric 'dotproxy_feed_transfers_total\{[^}]*type="ixfr"')"
 grep -E 'Queries (sent|completed|lost)' "$OUT/dnsperf.log"
-grep -E 'rpz feed|rpz .*loaded in' "$OUT/dotproxyd.log" | tail -n 4
+grep -E 'rpz feed|rpz .*(loaded in|applied)' "$OUT/dotproxyd.log" | tail -n 6
+# The stop writes a state file left behind by layers: it must not hang.
+t0=$(now_ms)
+kill "$DP"
+for _ in $(seq 300); do kill -0 "$DP" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$DP" 2>/dev/null; then
+    echo "dotproxyd did not stop within 30 s"
+    kill -9 "$DP"
+else
+    echo "dotproxyd stopped in $(($(now_ms) - t0)) ms; state file: $(head -n 1 "$OUT/state/rpz-rpz.test.zone")"
+fi
 echo "logs: $OUT"

@@ -850,10 +850,11 @@ const struct dpd_option dpd_table[] = {
              "first zone with a rule decides",
      .set_str = dotproxy_config_add_rpz, .show = show_nothing},
     {.name = "rpz-primary", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART,
-     .metavar = "ADDR[@PORT]#ZONE", .kind = &kind_string, .max = DOTPROXY_FEEDS_MAX,
+     .metavar = "ADDR[@PORT][/TLSNAME]#ZONE", .kind = &kind_string, .max = DOTPROXY_FEEDS_MAX,
      .unit = "zone-transfer feeds",
      .help = "pull the RPZ ZONE from the primary ADDR by AXFR/IXFR, refreshed on its SOA timers "
-             "and on NOTIFY from ADDR; repeatable",
+             "and on NOTIFY from ADDR; /TLSNAME: over TLS (XoT, port 853), the certificate "
+             "checked for TLSNAME; repeatable",
      .set_str = dotproxy_config_add_rpz_primary, .show = show_rpz_primaries},
     {.name = "rpz-tsig", .flags = DPD_OPT_RESTART, .metavar = "NAME:ALGORITHM:BASE64SECRET",
      .kind = &kind_string,

@@ -223,6 +223,7 @@ struct dp_block_list {
     struct dp_list_stat *stat;
     struct dp_list_sets sets; /* empty sets for a zone */
     struct dp_rpz *rpz;       /* DOTPROXY_LIST_RPZ: the zone */
+    unsigned feed_gen;        /* a feed's state file: the feed's generation it was read at */
     /* The file as it was read: a change of any means a rebuild. */
     dev_t dev;
     ino_t ino;
@@ -274,7 +275,8 @@ struct dotproxy_blocker {
     int poke;                 /* a feed wrote a new copy: rebuild the changed files */
     struct dp_feeds *feeds;   /* zone-transfer feeds, or NULL */
     struct dp_feed_url *urls; /* lists over HTTPS, or NULL */
-    struct dp_list parts;     /* contexts to wake after a swap */
+    struct dp_feed_delta *delta[DOTPROXY_FEEDS_MAX]; /* per feed, the newest to apply */
+    struct dp_list parts;                            /* contexts to wake after a swap */
 };
 
 static void blocker_ref(struct dotproxy_blocker *b)
@@ -427,7 +429,14 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
             struct dp_block_list *prev = snap_find(old, kind, path);
             struct dp_block_list *l = NULL;
             oldn++;
-            if (prev != NULL && !all && !list_changed(prev, path)) {
+            /* A feed's zone changes when the feed says so (a new whole copy
+             * is a new generation; layers come through its delta hook), not
+             * when its state file is rewritten behind a layer. */
+            int feed = kind == DOTPROXY_LIST_RPZ ? dp_feeds_index_of(b->feeds, path) : -1;
+            unsigned feed_gen = feed >= 0 ? dp_feeds_generation(b->feeds, (size_t)feed) : 0;
+            int keep = prev != NULL && (feed >= 0 ? prev->rpz != NULL && prev->feed_gen == feed_gen
+                                                  : !all && !list_changed(prev, path));
+            if (keep) {
                 atomic_fetch_add(&prev->refs, 1);
                 s->list[s->n++] = prev;
                 continue;
@@ -499,6 +508,7 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
                        ms);
             }
             l->stat = st;
+            l->feed_gen = feed_gen;
             s->list[s->n++] = l;
             *changed = 1;
         }
@@ -580,6 +590,93 @@ static void add_feed_paths(struct dotproxy_blocker *b)
     add_url_paths(b);
 }
 
+/* From the feed thread: an IXFR to apply as a layer (the newest replaces
+ * any not applied yet: it holds every owner changed since the copy). */
+static void feeds_delta(void *user, struct dp_feed_delta *d)
+{
+    struct dotproxy_blocker *b = user;
+    if (d->index >= DOTPROXY_FEEDS_MAX) {
+        dp_feed_delta_free(d);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    dp_feed_delta_free(b->delta[d->index]);
+    b->delta[d->index] = d;
+    b->poke = 1;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Put the feeds' changes d (taken) into s, a snapshot only this thread
+ * holds yet, as layers over the zones they apply to. A change that finds
+ * no zone of its generation asks its feed for a whole copy. */
+static void apply_deltas(struct dotproxy_blocker *b, struct dp_block_snap *s,
+                         struct dp_feed_delta **d, int *changed)
+{
+    for (size_t i = 0; i < DOTPROXY_FEEDS_MAX; i++) {
+        if (d[i] == NULL)
+            continue;
+        size_t k = 0;
+        while (k < s->n && (s->list[k]->kind != DOTPROXY_LIST_RPZ ||
+                            dp_feeds_index_of(b->feeds, s->list[k]->stat->path) != (int)i))
+            k++;
+        struct dp_block_list *old = k < s->n ? s->list[k] : NULL;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        struct dp_rpz *z = NULL;
+        struct dp_block_list *l = NULL;
+        int rc = DOTPROXY_ESTATE;
+        if (old != NULL && old->rpz != NULL && old->feed_gen == d[i]->gen)
+            rc = dp_rpz_layer_new(&z, old->rpz, d[i]->text, d[i]->len, d[i]->owners,
+                                  d[i]->owners_len, NULL);
+        if (rc == 0 &&
+            ((l = calloc(1, sizeof *l)) == NULL || (l->sets.block = dp_nameset_new(0)) == NULL ||
+             (l->sets.allow = dp_nameset_new(0)) == NULL)) {
+            if (l != NULL)
+                dp_list_sets_clear(&l->sets);
+            free(l);
+            dp_rpz_free(z);
+            rc = DOTPROXY_ENOMEM;
+        }
+        if (rc != 0) {
+            dp_log(&b->log, DOTPROXY_LOG_WARN,
+                   "rpz feed %zu: serial %lu cannot be applied as a layer (%s); asking for a "
+                   "whole copy",
+                   i + 1, (unsigned long)d[i]->serial,
+                   rc == DOTPROXY_ESTATE ? "no zone of its generation, or two spellings of "
+                                           "one address trigger"
+                                         : dotproxy_strerror(rc));
+            dp_feeds_resync(b->feeds, i);
+        } else {
+            atomic_init(&l->refs, 1);
+            l->kind = old->kind;
+            l->stat = old->stat;
+            l->rpz = z;
+            l->feed_gen = old->feed_gen;
+            l->dev = old->dev;
+            l->ino = old->ino;
+            l->size = old->size;
+            l->mtime = old->mtime;
+            s->list[k] = l;
+            list_unref(old);
+            *changed = 1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            pthread_mutex_lock(&b->mu);
+            l->stat->entries = dp_rpz_rule_count(z);
+            l->stat->loaded_s = (int64_t)time(NULL);
+            pthread_mutex_unlock(&b->mu);
+            dp_log(&b->log, DOTPROXY_LOG_INFO,
+                   "rpz %s: serial %lu applied: %zu owners changed since the whole copy, a layer "
+                   "of %zu triggers over the zone, %zu rules, built in %.1f ms",
+                   l->stat->path, (unsigned long)d[i]->serial, d[i]->nowners, dp_rpz_layer_size(z),
+                   dp_rpz_rule_count(z),
+                   (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+        }
+        dp_feed_delta_free(d[i]);
+        d[i] = NULL;
+    }
+}
+
 /* From the feed thread: a new copy is on disk. */
 static void feeds_changed(void *user)
 {
@@ -615,6 +712,9 @@ static void *blocker_thread(void *arg)
         int all = b->reload_asked;
         b->reload_asked = 0;
         b->poke = 0;
+        struct dp_feed_delta *deltas[DOTPROXY_FEEDS_MAX];
+        memcpy(deltas, b->delta, sizeof deltas);
+        memset(b->delta, 0, sizeof b->delta);
         add_feed_paths(b);
         struct dp_block_config conf;
         int rc = dp_block_config_copy(&conf, &b->want);
@@ -627,6 +727,8 @@ static void *blocker_thread(void *arg)
             int changed = 0;
             char err[600];
             rc = snap_build(b, &conf, old, all, 0, &changed, &s, err, sizeof err);
+            if (rc == 0)
+                apply_deltas(b, s, deltas, &changed);
             if (rc != 0)
                 dp_log(&b->log, DOTPROXY_LOG_ERR,
                        "blocklists: reload failed: %s; keeping the "
@@ -638,6 +740,12 @@ static void *blocker_thread(void *arg)
                 snap_unref(s);
             dp_block_config_clear(&conf);
         }
+        for (size_t i = 0; i < DOTPROXY_FEEDS_MAX; i++)
+            if (deltas[i] != NULL) {
+                /* not applied (the rebuild failed): a whole copy instead */
+                dp_feed_delta_free(deltas[i]);
+                dp_feeds_resync(b->feeds, i);
+            }
         snap_unref(old);
         pthread_mutex_lock(&b->mu);
     }
@@ -694,9 +802,11 @@ DOTPROXY_EXPORT int dotproxy_blocker_new(dotproxy_blocker **out, const dotproxy_
     if (rc == 0)
         rc = snap_build(b, &b->want, NULL, 1, strict, &changed, &b->cur, err, errlen);
     if (rc == 0 && !strict) {
-        rc = dp_feeds_new(&b->feeds, &b->want.feeds, &b->log, feeds_changed, b);
+        rc = dp_feeds_new_tls(&b->feeds, &b->want.feeds, &b->log, feeds_changed, b, cfg);
         if (rc != 0)
             snprintf(err, errlen, "cannot start the feeds: %s", dotproxy_strerror(rc));
+        else
+            dp_feeds_set_delta_hook(b->feeds, feeds_delta, b);
     }
     if (rc == 0 && !strict) {
         rc = dp_feed_url_new(&b->urls, &b->want.urls, &b->log, feeds_changed, b);
@@ -724,11 +834,8 @@ DOTPROXY_EXPORT void dotproxy_blocker_free(dotproxy_blocker *b)
 {
     if (b == NULL || atomic_fetch_sub(&b->refs, 1) != 1)
         return;
-    /* The feed thread calls into the blocker: it goes first. */
-    dp_feeds_free(b->feeds);
-    b->feeds = NULL;
-    dp_feed_url_free(b->urls);
-    b->urls = NULL;
+    /* The blocker's thread asks the feeds (generations, whole copies):
+     * it stops first; the feed thread's hooks only mark work for it. */
     if (b->thread_on) {
         pthread_mutex_lock(&b->mu);
         b->stopping = 1;
@@ -736,7 +843,14 @@ DOTPROXY_EXPORT void dotproxy_blocker_free(dotproxy_blocker *b)
         pthread_mutex_unlock(&b->mu);
         pthread_join(b->thread, NULL);
     }
+    dp_feeds_free(b->feeds);
+    b->feeds = NULL;
+    /* The fetch thread's hook only marks work for the stopped thread. */
+    dp_feed_url_free(b->urls);
+    b->urls = NULL;
     snap_unref(b->cur);
+    for (size_t i = 0; i < DOTPROXY_FEEDS_MAX; i++)
+        dp_feed_delta_free(b->delta[i]);
     while (b->stats != NULL) {
         struct dp_list_stat *s = b->stats;
         b->stats = s->next;

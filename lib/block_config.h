@@ -12,7 +12,7 @@
 
 /* Zone-transfer feeds (feed.c). */
 struct dp_feed_config {
-    char *primary[DOTPROXY_FEEDS_MAX]; /* "ADDR[@PORT]#ZONE" */
+    char *primary[DOTPROXY_FEEDS_MAX]; /* "ADDR[@PORT][/TLSNAME]#ZONE" */
     size_t n;
     char *state_dir; /* NULL: DOTPROXY_STATE_DIR_DEFAULT */
     char *tsig;      /* "NAME:ALGORITHM:BASE64SECRET", or NULL */

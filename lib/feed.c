@@ -7,10 +7,21 @@
  * rebuild and the swap are its own, off the query path.
  *
  * Cost of an IXFR: the difference is applied to the record set in O(size
- * of the difference), but the engine then rewrites and re-parses the whole
- * zone (O(size of the zone), about 1 s of CPU for 10^6 rules on this
- * machine's class of hardware, on the feed and blocker threads at nice 10):
- * simple, and the matcher's tables stay compact and immutable.
+ * of the difference); the engine is then given the records of every owner
+ * changed since the last whole copy (found by dp_zone_set_owner), from
+ * which it compiles a small layer over the zone it holds (O(changed
+ * owners), never O(zone)). The state file is rewritten later (at most
+ * every STATE_WRITE_MIN_S, and at the stop), so enforcement never waits on
+ * writing a large zone. Once the changed owners pass LAYER_FRACTION of the
+ * zone (LAYER_MIN at least), the next change is a whole copy, which the
+ * engine re-parses on its own thread: the layer, and its cost per change,
+ * stay bounded.
+ *
+ * Zone transfer over TLS (XoT, RFC 9103): a primary given with a TLS name
+ * ("ADDR[@PORT]/NAME#ZONE", port 853 by default) is reached over TLS with
+ * the upstreams' trust (--ca-file or the system store, their priority
+ * string, their client certificate if one is set), ALPN "dot" (RFC 9103
+ * 7.1), and the strict check of its certificate against NAME (trust.c).
  *
  * Timers (RFC 1035 3.3.13): after a good transfer the next one is due after
  * the SOA refresh, after a failure after the SOA retry (10 s before the
@@ -36,19 +47,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 #include "bytes.h"
 #include "config.h"
 #include "dotproxy/config.h"
 #include "dotproxy/error.h"
 #include "siphash.h"
+#include "trust.h"
 #include "tsig.h"
 #include "xfr.h"
 
-#define CONNECT_TIMEOUT_MS 5000
-#define READ_TIMEOUT_MS    10000
-#define FIRST_RETRY_S      10u
-#define TIMER_MIN_S        1u
-#define TIMER_MAX_S        86400u
+#define CONNECT_TIMEOUT_MS   5000
+#define READ_TIMEOUT_MS      10000
+#define FIRST_RETRY_S        10u
+#define TIMER_MIN_S          1u
+#define TIMER_MAX_S          86400u
+#define STATE_WRITE_DELAY_MS 1000  /* after a change: a burst of IXFRs is one write */
+#define STATE_WRITE_MIN_S    30    /* between two rewrites of one state file */
+#define LAYER_MIN            1024u /* changed owners a layer may always hold */
+#define LAYER_FRACTION       64u   /* ... and up to 1/64 of the zone's records */
 
 static char *dup_or_null(const char *s, int *rc)
 {
@@ -88,10 +106,39 @@ void dp_feed_config_clear(struct dp_feed_config *c)
     memset(c, 0, sizeof *c);
 }
 
+/* "ADDR[@PORT][/TLSNAME]#ZONE": the address and port in ep, the zone in
+ * ep->name, the TLS name (empty: plain TCP) in tls_name. */
+static int parse_spec(const char *spec, dotproxy_endpoint *ep, char tls_name[256])
+{
+    tls_name[0] = '\0';
+    const char *hash = strchr(spec, '#');
+    const char *slash = strchr(spec, '/');
+    if (slash == NULL || (hash != NULL && slash > hash))
+        return dotproxy_endpoint_parse(ep, spec, 53, 1);
+    /* The TLS name checked as an upstream's is, then the rest without it. */
+    size_t nl = (size_t)((hash != NULL ? hash : spec + strlen(spec)) - slash - 1);
+    char probe[300];
+    if (nl == 0 || nl > 253)
+        return DOTPROXY_ENAME;
+    snprintf(probe, sizeof probe, "127.0.0.1#%.*s", (int)nl, slash + 1);
+    dotproxy_endpoint t;
+    int rc = dotproxy_endpoint_parse(&t, probe, 853, 1);
+    if (rc != 0)
+        return rc;
+    memcpy(tls_name, t.name, strlen(t.name) + 1);
+    char rest[600];
+    int n =
+        snprintf(rest, sizeof rest, "%.*s%s", (int)(slash - spec), spec, hash != NULL ? hash : "");
+    if (n < 0 || (size_t)n >= sizeof rest)
+        return DOTPROXY_EINVAL;
+    return dotproxy_endpoint_parse(ep, rest, 853, 1);
+}
+
 int dp_feed_check_spec(const char *spec)
 {
     dotproxy_endpoint ep;
-    int rc = dotproxy_endpoint_parse(&ep, spec, 53, 1);
+    char tls_name[256];
+    int rc = parse_spec(spec, &ep, tls_name);
     if (rc == 0 && ep.name[0] == '\0')
         rc = DOTPROXY_ENAME; /* the zone is required */
     return rc;
@@ -100,7 +147,8 @@ int dp_feed_check_spec(const char *spec)
 int dp_feed_state_path(const struct dp_feed_config *c, size_t index, char *out, size_t cap)
 {
     dotproxy_endpoint ep;
-    if (index >= c->n || dotproxy_endpoint_parse(&ep, c->primary[index], 53, 1) != 0)
+    char tls_name[256];
+    if (index >= c->n || parse_spec(c->primary[index], &ep, tls_name) != 0)
         return DOTPROXY_EINVAL;
     /* One file per zone: a zone name is letters, digits, '-', '.', '_'
      * once checked; lower case so that "RPZ.example" and "rpz.example"
@@ -127,9 +175,15 @@ struct feed {
     uint8_t zone[256]; /* wire, lower case */
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    char tls_name[256]; /* "": plain TCP */
     char path[4096];
-    struct dp_zone_set set; /* feed thread only */
+    struct dp_zone_set set;     /* feed thread only */
+    struct dp_zone_set touched; /* feed thread only: owners changed since the last copy */
+    int dirty;                  /* feed thread only: the state file is behind set */
+    int64_t write_due_ms, last_write_ms;
     /* under the mutex: */
+    unsigned gen; /* whole copies written (dp_feeds_generation) */
+    int resync;
     int64_t due_ms; /* monotonic */
     int64_t next_s; /* wall clock, for the API */
     int need_axfr;
@@ -151,9 +205,14 @@ struct dp_feeds {
     atomic_uint_fast64_t notify_refused;
     void (*changed)(void *user);
     void *user;
+    /* under the mutex: */
+    void (*delta)(void *user, struct dp_feed_delta *d);
+    void *delta_user;
     uint64_t idkey[2];
     struct dp_tsig_key key;
     int has_key;
+    gnutls_certificate_credentials_t cred; /* XoT primaries: the upstreams' trust */
+    gnutls_priority_t prio;
     size_t n;
     struct feed feed[];
 };
@@ -257,7 +316,7 @@ struct rx {
 };
 
 /* Read whatever is there now, without waiting. 0, or an error with errno. */
-static int drain(int s, struct rx *b)
+static int drain(int s, gnutls_session_t tls, struct rx *b)
 {
     for (;;) {
         if (b->off > 0 && b->off == b->len)
@@ -280,7 +339,23 @@ static int drain(int s, struct rx *b)
             b->p = np;
             b->cap = nc;
         }
-        ssize_t r = recv(s, b->p + b->len, b->cap - b->len, MSG_DONTWAIT);
+        ssize_t r;
+        if (tls != NULL) {
+            r = gnutls_record_recv(tls, b->p + b->len, b->cap - b->len);
+            if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+                if (r == GNUTLS_E_AGAIN)
+                    return 0;
+                continue;
+            }
+            if (r < 0 && r != GNUTLS_E_PREMATURE_TERMINATION) {
+                errno = EPROTO;
+                return DOTPROXY_ETLS;
+            }
+            if (r < 0)
+                r = 0;
+        } else {
+            r = recv(s, b->p + b->len, b->cap - b->len, MSG_DONTWAIT);
+        }
         if (r > 0) {
             b->len += (size_t)r;
             continue;
@@ -298,10 +373,10 @@ static int drain(int s, struct rx *b)
 
 /* n octets at b->p + b->off, waiting for them (READ_TIMEOUT_MS of
  * silence at most). */
-static int need(struct dp_feeds *F, int s, struct rx *b, size_t n)
+static int need(struct dp_feeds *F, int s, gnutls_session_t tls, struct rx *b, size_t n)
 {
     while (b->len - b->off < n) {
-        int rc = drain(s, b);
+        int rc = drain(s, tls, b);
         if (b->len - b->off >= n)
             return 0;
         if (rc != 0)
@@ -312,7 +387,76 @@ static int need(struct dp_feeds *F, int s, struct rx *b, size_t n)
     return 0;
 }
 
-/* One transfer of fd over TCP. 0 with x complete, or an error with why. */
+/* XoT: TLS on the connected socket s, the handshake done and the primary's
+ * certificate checked for fd->tls_name. 0, or an error with why. */
+static int tls_start(struct dp_feeds *F, struct feed *fd, int s, gnutls_session_t *out, char *why,
+                     size_t whylen)
+{
+    static const gnutls_datum_t alpn_dot = {(unsigned char *)"dot", 3}; /* RFC 9103 7.1 */
+    gnutls_session_t tls;
+    if (F->cred == NULL || gnutls_init(&tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0) {
+        snprintf(why, whylen, "TLS: no session");
+        return DOTPROXY_ETLS;
+    }
+    *out = tls;
+    struct in6_addr lit;
+    int is_ip =
+        inet_pton(AF_INET, fd->tls_name, &lit) == 1 || inet_pton(AF_INET6, fd->tls_name, &lit) == 1;
+    int rc = gnutls_priority_set(tls, F->prio);
+    if (rc >= 0)
+        rc = gnutls_credentials_set(tls, GNUTLS_CRD_CERTIFICATE, F->cred);
+    if (rc >= 0 && !is_ip) /* SNI carries host names only (RFC 6066 3) */
+        rc = gnutls_server_name_set(tls, GNUTLS_NAME_DNS, fd->tls_name, strlen(fd->tls_name));
+    if (rc >= 0)
+        rc = gnutls_alpn_set_protocols(tls, &alpn_dot, 1, 0);
+    if (rc < 0) {
+        snprintf(why, whylen, "TLS: %s", gnutls_strerror(rc));
+        return DOTPROXY_ETLS;
+    }
+    gnutls_session_set_verify_cert(tls, fd->tls_name, 0);
+    gnutls_transport_set_int(tls, s);
+    int64_t deadline = mono_ms() + CONNECT_TIMEOUT_MS;
+    while ((rc = gnutls_handshake(tls)) < 0) {
+        if (gnutls_error_is_fatal(rc)) {
+            if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+                gnutls_datum_t txt = {0};
+                unsigned st = gnutls_session_get_verify_cert_status(tls);
+                if (gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &txt, 0) ==
+                    0) {
+                    snprintf(why, whylen, "TLS: certificate of %s: %s", fd->tls_name, txt.data);
+                    gnutls_free(txt.data);
+                    return DOTPROXY_ETLS;
+                }
+            }
+            snprintf(why, whylen, "TLS handshake: %s", gnutls_strerror(rc));
+            return DOTPROXY_ETLS;
+        }
+        int w = wait_fd(F, s, gnutls_record_get_direction(tls) ? POLLOUT : POLLIN, deadline);
+        if (w != 0) {
+            snprintf(why, whylen, "TLS handshake: %s",
+                     w == DOTPROXY_ETIMEDOUT ? "timed out" : "stopped");
+            return w;
+        }
+    }
+    /* The chain and the name held in the handshake; the house rules for
+     * every TLS peer (a subjectAltName, key sizes) are checked here. */
+    char reason[200];
+    if (dp_trust_check_peer(tls, F->cred, fd->tls_name, NULL, 0, reason, sizeof reason, NULL) !=
+        0) {
+        snprintf(why, whylen, "TLS: %s", reason);
+        return DOTPROXY_ETLS;
+    }
+    gnutls_datum_t sel;
+    if (gnutls_alpn_get_selected_protocol(tls, &sel) == 0 &&
+        (sel.size != 3 || memcmp(sel.data, "dot", 3) != 0)) {
+        snprintf(why, whylen, "TLS: the primary chose ALPN %.*s, not dot", (int)sel.size, sel.data);
+        return DOTPROXY_ETLS;
+    }
+    return 0;
+}
+
+/* One transfer of fd over TCP (or TLS). 0 with x complete, or an error
+ * with why. */
 static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint64_t *bytes,
                     int *tsig_bad, char *why, size_t whylen)
 {
@@ -344,22 +488,34 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
     } else if (rc != 0 && why[0] == '\0') {
         snprintf(why, whylen, "connect: %s", rc == DOTPROXY_ETIMEDOUT ? "timed out" : "stopped");
     }
+    gnutls_session_t tls = NULL;
+    if (rc == 0 && fd->tls_name[0] != '\0')
+        rc = tls_start(F, fd, s, &tls, why, whylen);
     if (rc == 0) {
         dp_put16(q, (unsigned)ql);
-        /* A query of < 600 octets goes out whole on a fresh connection. */
-        if (send(s, q, (size_t)ql + 2, MSG_NOSIGNAL) != ql + 2) {
-            snprintf(why, whylen, "send: %s", strerror(errno));
+        /* A query of < 600 octets goes out whole on a fresh connection
+         * (over TLS: one record, the handshake having emptied the way). */
+        ssize_t w;
+        do
+            w = tls != NULL ? gnutls_record_send(tls, q, (size_t)ql + 2)
+                            : send(s, q, (size_t)ql + 2, MSG_NOSIGNAL);
+        while (tls != NULL && (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) &&
+               wait_fd(F, s, POLLOUT, mono_ms() + READ_TIMEOUT_MS) == 0);
+        if (w != ql + 2) {
+            snprintf(why, whylen, "send: %s",
+                     tls != NULL ? gnutls_strerror((int)w) : strerror(errno));
             rc = DOTPROXY_ESYS;
         }
     }
     struct rx b = {0};
     while (rc == 0) {
         size_t mlen = 0;
-        if ((rc = need(F, s, &b, 2)) != 0 ||
-            (rc = need(F, s, &b, 2 + (mlen = dp_get16(b.p + b.off)))) != 0) {
+        if ((rc = need(F, s, tls, &b, 2)) != 0 ||
+            (rc = need(F, s, tls, &b, 2 + (mlen = dp_get16(b.p + b.off)))) != 0) {
             snprintf(why, whylen, "read: %s",
                      rc == DOTPROXY_ETIMEDOUT ? "timed out"
                      : rc == DOTPROXY_ESTATE  ? "stopped"
+                     : rc == DOTPROXY_ETLS    ? "TLS error"
                                               : strerror(errno));
             break;
         }
@@ -378,7 +534,7 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
             rc = r;
         } else if (r == 0) {
             /* Keep the primary's side moving while we parse. */
-            (void)drain(s, &b);
+            (void)drain(s, tls, &b);
         } else if (r == 1) {
             if (F->has_key && !dp_tsig_verify_done(&tv)) {
                 snprintf(why, whylen, "TSIG: the last message is not signed");
@@ -391,8 +547,128 @@ static int transfer(struct dp_feeds *F, struct feed *fd, struct dp_xfr *x, uint6
     if (F->has_key)
         dp_tsig_verify_end(&tv);
     free(b.p);
+    if (tls != NULL) {
+        if (rc == 0)
+            (void)gnutls_bye(tls, GNUTLS_SHUT_WR); /* non-blocking: a courtesy */
+        gnutls_deinit(tls);
+    }
     close(s);
     return rc;
+}
+
+/* A whole copy: the state file, a new generation, nothing changed since. */
+static int whole_copy(struct dp_feeds *F, struct feed *fd)
+{
+    int rc = write_state(F, fd);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&F->mu);
+    fd->gen++;
+    pthread_mutex_unlock(&F->mu);
+    dp_zone_set_clear(&fd->touched);
+    fd->dirty = 0;
+    fd->last_write_ms = mono_ms();
+    return 0;
+}
+
+/* Note the owners an IXFR changes (before it is applied: applying takes
+ * its added records). */
+static int note_owners(struct feed *fd, const struct dp_xfr *x)
+{
+    for (size_t i = 0; i < x->nops; i++) {
+        const struct dp_zrec *r = x->ops[i].rec;
+        const char *sp = memchr(r->key, ' ', r->len);
+        size_t ol = sp != NULL ? (size_t)(sp - r->key) : r->len;
+        int rc = dp_zone_set_add(&fd->touched, r->key, ol, 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    int err;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->err)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = b->cap == 0 ? 4096 : b->cap;
+        while (nc < b->len + n + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (np == NULL) {
+            b->err = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* One record as a state-file line: "owner TTL IN TYPE rdata". */
+static void owner_rec(const struct dp_zrec *r, void *user)
+{
+    struct buf *b = user;
+    const char *sp = strchr(r->key, ' ');
+    if (sp == NULL)
+        return;
+    char ttl[24];
+    int tl = snprintf(ttl, sizeof ttl, " %lu IN", (unsigned long)r->ttl);
+    buf_add(b, r->key, (size_t)(sp - r->key));
+    buf_add(b, ttl, (size_t)tl);
+    buf_add(b, sp, r->len - (size_t)(sp - r->key));
+    buf_add(b, "\n", 1);
+}
+
+/* The records of every owner changed since the last whole copy. */
+static struct dp_feed_delta *make_delta(struct dp_feeds *F, struct feed *fd)
+{
+    struct dp_feed_delta *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    struct buf text = {0}, owners = {0};
+    for (size_t i = 0; i < fd->touched.cap; i++) {
+        const struct dp_zrec *o = fd->touched.slot[i];
+        if (o == NULL)
+            continue;
+        (void)dp_zone_set_owner(&fd->set, o->key, o->len, owner_rec, &text);
+        buf_add(&owners, o->key, o->len);
+        buf_add(&owners, "\n", 1);
+        d->nowners++;
+    }
+    if (text.err || owners.err) {
+        free(text.p);
+        free(owners.p);
+        free(d);
+        return NULL;
+    }
+    d->index = (size_t)(fd - F->feed);
+    pthread_mutex_lock(&F->mu);
+    d->gen = fd->gen;
+    pthread_mutex_unlock(&F->mu);
+    d->serial = fd->set.serial;
+    d->text = text.p;
+    d->len = text.len;
+    d->owners = owners.p;
+    d->owners_len = owners.len;
+    return d;
+}
+
+void dp_feed_delta_free(struct dp_feed_delta *d)
+{
+    if (d == NULL)
+        return;
+    free(d->text);
+    free(d->owners);
+    free(d);
 }
 
 static void pull(struct dp_feeds *F, struct feed *fd)
@@ -409,6 +685,17 @@ static void pull(struct dp_feeds *F, struct feed *fd)
     int rc = transfer(F, fd, &x, &bytes, &tsig_bad, why, sizeof why);
     uint32_t old_serial = fd->set.serial;
     int changed = 0;
+    struct dp_feed_delta *delta = NULL;
+    pthread_mutex_lock(&F->mu);
+    void (*delta_hook)(void *, struct dp_feed_delta *) = F->delta;
+    void *delta_user = F->delta_user;
+    pthread_mutex_unlock(&F->mu);
+    /* An IXFR goes to the engine as a layer while the owners changed since
+     * the last whole copy stay few; else (and for an AXFR) a whole copy. */
+    int layered =
+        rc == 0 && x.kind == DP_XFR_INCR && delta_hook != NULL && note_owners(fd, &x) == 0 &&
+        fd->touched.n <=
+            (fd->set.n / LAYER_FRACTION > LAYER_MIN ? fd->set.n / LAYER_FRACTION : LAYER_MIN);
     if (rc == 0 && x.kind != DP_XFR_UPTODATE) {
         rc = dp_xfr_apply(&x, &fd->set);
         if (rc != 0) {
@@ -417,8 +704,16 @@ static void pull(struct dp_feeds *F, struct feed *fd)
              * whole zone (the state file and the rules in force are the
              * last good ones still). */
             dp_zone_set_clear(&fd->set);
+        } else if (layered && (delta = make_delta(F, fd)) != NULL) {
+            /* The state file follows later, off the path to enforcement. */
+            if (!fd->dirty) {
+                int64_t now = mono_ms(), due = now + STATE_WRITE_DELAY_MS;
+                int64_t spaced = fd->last_write_ms + (int64_t)STATE_WRITE_MIN_S * 1000;
+                fd->write_due_ms = due > spaced ? due : spaced;
+            }
+            fd->dirty = 1;
         } else {
-            rc = write_state(F, fd);
+            rc = whole_copy(F, fd);
             if (rc != 0)
                 snprintf(why, sizeof why, "cannot write the state file");
             changed = rc == 0;
@@ -455,16 +750,46 @@ static void pull(struct dp_feeds *F, struct feed *fd)
     pthread_mutex_unlock(&F->mu);
     if (rc == 0 && x.kind != DP_XFR_UPTODATE)
         dp_log(&F->log, DOTPROXY_LOG_INFO,
-               "rpz feed %s: %s serial %lu -> %lu, %zu records, %llu octets", fd->zone_text,
+               "rpz feed %s: %s serial %lu -> %lu, %zu records, %llu octets%s", fd->zone_text,
                x.kind == DP_XFR_FULL ? "AXFR" : "IXFR", (unsigned long)old_serial,
-               (unsigned long)fd->set.serial, fd->set.n + 1, (unsigned long long)bytes);
+               (unsigned long)fd->set.serial, fd->set.n + 1, (unsigned long long)bytes,
+               delta != NULL ? ", applied as a layer" : ", applied whole");
     else if (rc != 0 && !atomic_load(&F->stopping))
         dp_log(&F->log, DOTPROXY_LOG_ERR,
                "rpz feed %s: %s from %s failed: %s; the rules in force stay, retry in %u s",
                fd->zone_text, ixfr ? "IXFR" : "AXFR", fd->source, why, next);
     dp_xfr_end(&x);
+    if (delta != NULL)
+        delta_hook(delta_user, delta);
     if (changed && F->changed != NULL)
         F->changed(F->user);
+}
+
+/* Between transfers: whole copies the engine asked for, and state files
+ * left behind by layered changes. Called with the mutex held; drops it
+ * around the work. */
+static void housekeeping(struct dp_feeds *F)
+{
+    for (size_t i = 0; i < F->n; i++) {
+        struct feed *fd = &F->feed[i];
+        int resync = fd->resync;
+        fd->resync = 0;
+        if (!resync && !(fd->dirty && fd->write_due_ms <= mono_ms()))
+            continue;
+        pthread_mutex_unlock(&F->mu);
+        if (fd->set.soa != NULL) {
+            if (resync) {
+                if (whole_copy(F, fd) == 0 && F->changed != NULL)
+                    F->changed(F->user);
+            } else if (write_state(F, fd) == 0) {
+                fd->dirty = 0;
+                fd->last_write_ms = mono_ms();
+            } else {
+                fd->write_due_ms = mono_ms() + (int64_t)STATE_WRITE_MIN_S * 1000;
+            }
+        }
+        pthread_mutex_lock(&F->mu);
+    }
 }
 
 /* The copy left by the last run, so that IXFR can go on from it. */
@@ -528,9 +853,26 @@ static void *feed_thread(void *arg)
             pthread_mutex_lock(&F->mu);
             continue;
         }
+        housekeeping(F);
+        /* It let go of the mutex: a stop or a NOTIFY may have come. */
+        if (atomic_load(&F->stopping))
+            break;
+        int64_t wake = next->due_ms;
+        for (size_t i = 0; i < F->n; i++)
+            if (F->feed[i].due_ms < wake)
+                wake = F->feed[i].due_ms;
+        for (size_t i = 0; i < F->n; i++) {
+            if (F->feed[i].dirty && F->feed[i].write_due_ms < wake)
+                wake = F->feed[i].write_due_ms;
+            if (F->feed[i].resync)
+                wake = 0;
+        }
+        now = mono_ms();
+        if (wake <= now)
+            continue;
         struct timespec due;
         clock_gettime(CLOCK_MONOTONIC, &due);
-        int64_t wait = next->due_ms - now;
+        int64_t wait = wake - now;
         due.tv_sec += wait / 1000;
         due.tv_nsec += (wait % 1000) * 1000000;
         if (due.tv_nsec >= 1000000000) {
@@ -540,11 +882,22 @@ static void *feed_thread(void *arg)
         pthread_cond_timedwait(&F->cv, &F->mu, &due);
     }
     pthread_mutex_unlock(&F->mu);
+    /* A restart goes on from the serial in force. */
+    for (size_t i = 0; i < F->n; i++)
+        if (F->feed[i].dirty && F->feed[i].set.soa != NULL)
+            (void)write_state(F, &F->feed[i]);
     return NULL;
 }
 
 int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const struct dp_logger *log,
                  void (*changed)(void *user), void *user)
+{
+    return dp_feeds_new_tls(out, c, log, changed, user, NULL);
+}
+
+int dp_feeds_new_tls(struct dp_feeds **out, const struct dp_feed_config *c,
+                     const struct dp_logger *log, void (*changed)(void *user), void *user,
+                     const struct dotproxy_config *trust)
 {
     *out = NULL;
     if (c->n == 0)
@@ -568,10 +921,16 @@ int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const st
         struct feed *fd = &F->feed[i];
         dotproxy_endpoint ep;
         dp_zone_set_init(&fd->set);
+        dp_zone_set_init(&fd->touched);
         F->n++;
-        rc = dotproxy_endpoint_parse(&ep, c->primary[i], 53, 1);
+        rc = parse_spec(c->primary[i], &ep, fd->tls_name);
         if (rc == 0 && ep.name[0] == '\0')
             rc = DOTPROXY_ENAME;
+        if (rc == 0 && fd->tls_name[0] != '\0' && F->cred == NULL) {
+            rc = trust != NULL ? dp_trust_load(log, trust, &F->cred, &F->prio) : DOTPROXY_ETLS;
+            if (rc != 0)
+                F->cred = NULL;
+        }
         if (rc == 0 && dp_xfr_name_wire(ep.name, fd->zone) < 0)
             rc = DOTPROXY_ENAME;
         if (rc == 0 && dp_xfr_name_text(fd->zone, fd->zone_text, sizeof fd->zone_text) != 0)
@@ -600,6 +959,10 @@ int dp_feeds_new(struct dp_feeds **out, const struct dp_feed_config *c, const st
     if (rc != 0) {
         for (size_t i = 0; i < F->n; i++)
             free(F->feed[i].source);
+        if (F->cred != NULL) {
+            gnutls_certificate_free_credentials(F->cred);
+            gnutls_priority_deinit(F->prio);
+        }
         free(F);
         return rc;
     }
@@ -629,6 +992,11 @@ void dp_feeds_free(struct dp_feeds *F)
     for (size_t i = 0; i < F->n; i++) {
         free(F->feed[i].source);
         dp_zone_set_clear(&F->feed[i].set);
+        dp_zone_set_clear(&F->feed[i].touched);
+    }
+    if (F->cred != NULL) {
+        gnutls_certificate_free_credentials(F->cred);
+        gnutls_priority_deinit(F->prio);
     }
     pthread_cond_destroy(&F->cv);
     pthread_mutex_destroy(&F->mu);
@@ -762,6 +1130,45 @@ int dp_feeds_info(struct dp_feeds *F, dotproxy_feed_info_fn fn, void *user)
     }
     pthread_mutex_unlock(&F->mu);
     return 0;
+}
+
+void dp_feeds_set_delta_hook(struct dp_feeds *F, void (*delta)(void *user, struct dp_feed_delta *d),
+                             void *user)
+{
+    if (F == NULL)
+        return;
+    pthread_mutex_lock(&F->mu);
+    F->delta = delta;
+    F->delta_user = user;
+    pthread_mutex_unlock(&F->mu);
+}
+
+int dp_feeds_index_of(struct dp_feeds *F, const char *path)
+{
+    for (size_t i = 0; F != NULL && i < F->n; i++)
+        if (strcmp(F->feed[i].path, path) == 0)
+            return (int)i;
+    return -1;
+}
+
+unsigned dp_feeds_generation(struct dp_feeds *F, size_t index)
+{
+    if (F == NULL || index >= F->n)
+        return 0;
+    pthread_mutex_lock(&F->mu);
+    unsigned g = F->feed[index].gen;
+    pthread_mutex_unlock(&F->mu);
+    return g;
+}
+
+void dp_feeds_resync(struct dp_feeds *F, size_t index)
+{
+    if (F == NULL || index >= F->n)
+        return;
+    pthread_mutex_lock(&F->mu);
+    F->feed[index].resync = 1;
+    pthread_cond_signal(&F->cv);
+    pthread_mutex_unlock(&F->mu);
 }
 
 uint64_t dp_feeds_notify_refused(struct dp_feeds *F)

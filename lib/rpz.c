@@ -18,7 +18,14 @@
  *  - local data: a second arena of records {next, type, ttl, rdlength,
  *    rdata}, chained per rule in zone order.
  * Offsets are 32 bits: a zone is limited to 4 GiB of rules, far beyond the
- * 10^7 rules the blocking engine plans for. */
+ * 10^7 rules the blocking engine plans for.
+ *
+ * Layers (dp_rpz_layer_new, for IXFR): a zone of the same form built from
+ * the records of the owners changed since a base was loaded, with one more
+ * action value, the tombstone (the owner has no rule any more). The lookups
+ * take each candidate trigger from the layer first and from the base only
+ * where the layer has none; the base is shared by reference count, never
+ * written. */
 #include "rpz.h"
 
 #include <arpa/inet.h>
@@ -27,6 +34,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,6 +48,9 @@
 #define F_ACTION 0x07u
 #define F_WILD   0x08u
 #define F_LOCAL  0x10u
+/* An action value of layers only: the trigger has no rule any more (its
+ * records were all deleted), whatever the base below says. */
+#define A_TOMB 6u
 
 #define T_A     1u
 #define T_NS    2u
@@ -79,8 +90,14 @@ struct iprange {
 };
 
 struct dp_rpz {
-    char origin[1025]; /* text, escaped: at most 4 characters per octet */
-    uint8_t *names;    /* QNAME rule arena; offset 0 is a pad */
+    atomic_uint refs;
+    /* A layer (dp_rpz_layer_new): the zone below it, whose rules apply
+     * where this one has none; NULL for a zone loaded whole. */
+    struct dp_rpz *base;
+    size_t layer_rules; /* a layer: distinct triggers of base and layer together */
+    bool ip_alias;      /* an address trigger was not written in canonical form */
+    char origin[1025];  /* text, escaped: at most 4 characters per octet */
+    uint8_t *names;     /* QNAME rule arena; offset 0 is a pad */
     size_t names_len, names_cap;
     struct slot *tab;
     size_t tab_size, tab_used;
@@ -1173,6 +1190,8 @@ static int directive(struct parser *P)
     return fail(P, "unknown directive '%.*s'", (int)t->n, t->s);
 }
 
+static void ip_text(const struct iprule *r, char *out, size_t cap);
+
 static int record(struct parser *P)
 {
     struct dp_rpz *z = P->z;
@@ -1300,6 +1319,14 @@ static int record(struct parser *P)
             return rc;
         if (label_is(lastlab, L_IP))
             r.kind |= 2;
+        /* Two spellings of one address trigger are one rule: a layer,
+         * which replaces the rules of the owners it names, cannot merge
+         * them, so a zone that has any is never layered. */
+        char canon[256], given[1025];
+        ip_text(&r, canon, sizeof canon);
+        name_to_text(rel, false, given, sizeof given);
+        if (strcmp(canon, given) != 0)
+            z->ip_alias = true;
         return add_ip(P, &r, action, type, (uint32_t)ttl, P->rdata, rdlen);
     }
     bool wild = rel[0] == 1 && rel[1] == '*';
@@ -1323,8 +1350,6 @@ static int ip_cmp(const void *a, const void *b)
     return x->line < y->line ? -1 : (x->line > y->line ? 1 : 0);
 }
 
-static void ip_text(const struct iprule *r, char *out, size_t cap);
-
 /* Sort the address rules, merge the records of one trigger spread over the
  * file, and index the ranges. */
 static int finish_ips(struct parser *P)
@@ -1339,6 +1364,8 @@ static int finish_ips(struct parser *P)
             struct iprule *prev = &z->ips[w - 1];
             if (prev->kind == cur->kind && prev->plen == cur->plen &&
                 memcmp(prev->addr, cur->addr, 16) == 0) {
+                if (cur->action == A_TOMB)
+                    continue; /* a layer's trigger that has records after all */
                 if (prev->action == DP_RPZ_LOCAL && cur->action == DP_RPZ_LOCAL) {
                     bool bad = false;
                     for (uint32_t o = cur->local; o != 0 && !bad; o = ld_next(z, o))
@@ -1428,17 +1455,26 @@ static int finish(struct parser *P)
 
 void dp_rpz_free(struct dp_rpz *z)
 {
-    if (z == NULL)
+    if (z == NULL || atomic_fetch_sub(&z->refs, 1) != 1)
         return;
+    struct dp_rpz *base = z->base;
     free(z->names);
     free(z->tab);
     free(z->local);
     free(z->ips);
     free(z);
+    dp_rpz_free(base);
 }
 
-int dp_rpz_load_mem_origin(struct dp_rpz **out, const char *name_for_errors, const char *text,
-                           size_t len, const char *origin, int strict, struct dp_rpz_diag *diag)
+static int layer_owner(struct parser *P, const char *owner, size_t len);
+static size_t layer_count(const struct dp_rpz *z, const struct dp_rpz *base);
+
+/* A whole zone (base NULL), or a layer over base: text holds every record
+ * of the owners listed in owners (one absolute name a line), whose rules
+ * replace base's. */
+static int load(struct dp_rpz **out, const char *name_for_errors, const char *text, size_t len,
+                const char *origin, int strict, struct dp_rpz_diag *diag, struct dp_rpz *base,
+                const char *owners, size_t owners_len)
 {
     struct dp_rpz_diag scratch;
     if (diag == NULL)
@@ -1456,6 +1492,7 @@ int dp_rpz_load_mem_origin(struct dp_rpz **out, const char *name_for_errors, con
         free(P);
         return DOTPROXY_ENOMEM;
     }
+    atomic_init(&z->refs, 1);
     memset(P, 0, offsetof(struct parser, rdata));
     P->z = z;
     P->file = name_for_errors;
@@ -1500,6 +1537,13 @@ int dp_rpz_load_mem_origin(struct dp_rpz **out, const char *name_for_errors, con
         }
     }
 
+    if (rc == 0 && base != NULL) {
+        /* A layer's owners lie in the base's zone: its apex is fixed. */
+        struct tok t = {base->origin, strlen(base->origin), false};
+        rc = parse_name(P, &t, P->apex, &P->apex_len, true);
+        memcpy(z->origin, base->origin, sizeof z->origin);
+    }
+
     /* Size the table once for the number of lines (a record per line is
      * the common feed): no rehash while loading, one trim at the end when
      * comments or multi-record owners made it too big. */
@@ -1541,17 +1585,49 @@ int dp_rpz_load_mem_origin(struct dp_rpz **out, const char *name_for_errors, con
             diag->skipped++;
         }
     }
+    /* Every owner named whose records gave no rule: a tombstone, so that
+     * the base's rule for it no longer applies. */
+    for (const char *o = owners, *oe = owners + owners_len; rc == 0 && base != NULL && o < oe;) {
+        const char *nl = memchr(o, '\n', (size_t)(oe - o));
+        const char *e = nl != NULL ? nl : oe;
+        P->record_err = true; /* an owner that does not parse had no rule */
+        if (e > o)
+            rc = layer_owner(P, o, (size_t)(e - o));
+        o = e + 1;
+    }
     if (rc == 0)
         rc = finish(P);
     diag->has_nsdname = P->nsdname > 0;
     diag->has_nsip = P->nsip > 0;
     free(P);
+    if (rc == 0 && base != NULL && (z->ip_alias || base->ip_alias))
+        rc = DOTPROXY_ESTATE;
     if (rc < 0) {
         dp_rpz_free(z);
         return rc;
     }
+    if (base != NULL) {
+        z->layer_rules = layer_count(z, base);
+        atomic_fetch_add(&base->refs, 1);
+        z->base = base;
+    }
     *out = z;
     return 0;
+}
+
+int dp_rpz_load_mem_origin(struct dp_rpz **out, const char *name_for_errors, const char *text,
+                           size_t len, const char *origin, int strict, struct dp_rpz_diag *diag)
+{
+    return load(out, name_for_errors, text, len, origin, strict, diag, NULL, NULL, 0);
+}
+
+int dp_rpz_layer_new(struct dp_rpz **out, struct dp_rpz *zone, const char *text, size_t len,
+                     const char *owners, size_t owners_len, struct dp_rpz_diag *diag)
+{
+    if (out == NULL || zone == NULL || (owners == NULL && owners_len > 0))
+        return DOTPROXY_EINVAL;
+    struct dp_rpz *base = zone->base != NULL ? zone->base : zone;
+    return load(out, "rpz layer", text, len, NULL, 0, diag, base, owners, owners_len);
 }
 
 int dp_rpz_load_mem(struct dp_rpz **out, const char *name_for_errors, const char *text, size_t len,
@@ -1624,7 +1700,9 @@ const char *dp_rpz_origin(const struct dp_rpz *z)
 
 size_t dp_rpz_rule_count(const struct dp_rpz *z)
 {
-    return z ? z->tab_used + z->nips : 0;
+    if (z == NULL)
+        return 0;
+    return z->base != NULL ? z->layer_rules : z->tab_used + z->nips;
 }
 
 size_t dp_rpz_memory(const struct dp_rpz *z)
@@ -1632,16 +1710,22 @@ size_t dp_rpz_memory(const struct dp_rpz *z)
     if (z == NULL)
         return 0;
     return sizeof *z + z->names_cap + z->tab_size * sizeof *z->tab + z->local_cap +
-           z->ips_cap * sizeof *z->ips;
+           z->ips_cap * sizeof *z->ips + dp_rpz_memory(z->base);
+}
+
+size_t dp_rpz_layer_size(const struct dp_rpz *z)
+{
+    return z != NULL && z->base != NULL ? z->tab_used + z->nips : 0;
 }
 
 /* ---------------------------------------------------------------- lookups */
 
-static void fill_name_hit(const uint8_t *rec, struct dp_rpz_hit *hit)
+static void fill_name_hit(const struct dp_rpz *layer, const uint8_t *rec, struct dp_rpz_hit *hit)
 {
     hit->action = (enum dp_rpz_action)(rec[0] & F_ACTION);
     hit->trigger = DP_RPZ_QNAME;
     hit->rule = rec;
+    hit->layer = layer;
     const uint8_t *n = rec_name(rec);
     if (rec[0] & F_WILD) {
         if (n[0] == 0) {
@@ -1682,8 +1766,8 @@ static size_t prepare_qname(const uint8_t *qname_wire, uint8_t *n, size_t *start
  * k >= 1 the wildcard whose base is the qname minus its first k labels
  * (*.x matches names strictly below x), so the longest wildcard comes
  * first. NULL when there is none; *stop set when no later k can match. */
-static const uint8_t *candidate(const struct dp_rpz *z, const uint8_t *n, size_t len,
-                                const size_t *starts, size_t nl, size_t k, bool *stop)
+static const uint8_t *candidate1(const struct dp_rpz *z, const uint8_t *n, size_t len,
+                                 const size_t *starts, size_t nl, size_t k, bool *stop)
 {
     *stop = false;
     if (k == 0)
@@ -1698,6 +1782,30 @@ static const uint8_t *candidate(const struct dp_rpz *z, const uint8_t *n, size_t
     return table_find(z, s, sl, true, name_hash(s, sl, true));
 }
 
+/* The same through a layer: the layer's rule for a trigger, or none when
+ * it holds a tombstone there, else the base's. *where: the zone the rule
+ * lives in. */
+static const uint8_t *candidate(const struct dp_rpz *z, const uint8_t *n, size_t len,
+                                const size_t *starts, size_t nl, size_t k, bool *stop,
+                                const struct dp_rpz **where)
+{
+    bool s1, s2;
+    const uint8_t *rec = candidate1(z, n, len, starts, nl, k, &s1);
+    *where = z;
+    if (rec != NULL) {
+        *stop = false;
+        return (rec[0] & F_ACTION) == A_TOMB ? NULL : rec;
+    }
+    if (z->base == NULL) {
+        *stop = s1;
+        return NULL;
+    }
+    *where = z->base;
+    rec = candidate1(z->base, n, len, starts, nl, k, &s2);
+    *stop = s1 && s2;
+    return rec;
+}
+
 int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct dp_rpz_hit *hit)
 {
     if (z == NULL || qname_wire == NULL || hit == NULL)
@@ -1709,11 +1817,12 @@ int dp_rpz_match_qname(const struct dp_rpz *z, const uint8_t *qname_wire, struct
         return 0;
     for (size_t k = 0;; k++) {
         bool stop;
-        const uint8_t *rec = candidate(z, n, len, starts, nl, k, &stop);
+        const struct dp_rpz *where;
+        const uint8_t *rec = candidate(z, n, len, starts, nl, k, &stop, &where);
         if (stop)
             return 0;
         if (rec != NULL) {
-            fill_name_hit(rec, hit);
+            fill_name_hit(where, rec, hit);
             return 1;
         }
     }
@@ -1732,11 +1841,12 @@ size_t dp_rpz_match_qname_all(const struct dp_rpz *z, const uint8_t *qname_wire,
         return 0;
     for (size_t k = 0;; k++) {
         bool stop;
-        const uint8_t *rec = candidate(z, n, len, starts, nl, k, &stop);
+        const struct dp_rpz *where;
+        const uint8_t *rec = candidate(z, n, len, starts, nl, k, &stop, &where);
         if (stop)
             return calls;
         if (rec != NULL) {
-            fill_name_hit(rec, hit);
+            fill_name_hit(where, rec, hit);
             calls++;
             if (cb(hit, user) != 0)
                 return calls;
@@ -1818,36 +1928,64 @@ static void ip_text(const struct iprule *r, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* The rule of (kind, prefix length pl) for the masked address key. */
+static const struct iprule *addr_at(const struct dp_rpz *z, unsigned kind, unsigned pl,
+                                    const uint8_t *key)
+{
+    size_t lo = z->range[kind][pl].start, hi = z->range[kind][pl].end;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(z->ips[mid].addr, key, 16);
+        if (c == 0)
+            return &z->ips[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* The longest prefix over the layer and its base: the prefix lengths of
+ * both, longest first; at each, the layer's rule (or tombstone) before the
+ * base's. */
 static int match_addr(const struct dp_rpz *z, unsigned kind, const uint8_t *addr,
                       struct dp_rpz_hit *hit)
 {
     size_t bytes = (kind & 1) ? 16 : 4;
-    for (unsigned li = 0; li < z->nlens[kind]; li++) {
-        unsigned pl = z->lens[kind][li];
+    const struct dp_rpz *b = z->base;
+    unsigned li = 0, bi = 0, bn = b != NULL ? b->nlens[kind] : 0;
+    while (li < z->nlens[kind] || bi < bn) {
+        unsigned zl = li < z->nlens[kind] ? z->lens[kind][li] : 0;
+        unsigned blen = bi < bn ? b->lens[kind][bi] : 0;
+        bool in_z = li < z->nlens[kind] && (bi >= bn || zl >= blen);
+        bool in_b = bi < bn && (li >= z->nlens[kind] || blen >= zl);
+        unsigned pl = in_z ? zl : blen;
+        li += in_z;
+        bi += in_b;
         uint8_t key[16] = {0};
-        for (size_t b = 0; b < bytes; b++) {
-            size_t lo = b * 8;
+        for (size_t k = 0; k < bytes; k++) {
+            size_t lo = k * 8;
             if (lo >= pl)
                 break;
             uint8_t mask = pl >= lo + 8 ? 0xff : (uint8_t)(0xff << (8 - (pl - lo)));
-            key[b] = addr[b] & mask;
+            key[k] = addr[k] & mask;
         }
-        size_t lo = z->range[kind][pl].start, hi = z->range[kind][pl].end;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            int c = memcmp(z->ips[mid].addr, key, 16);
-            if (c == 0) {
-                const struct iprule *r = &z->ips[mid];
-                hit->action = (enum dp_rpz_action)r->action;
-                hit->trigger = (kind & 2) ? DP_RPZ_IP : DP_RPZ_CLIENT_IP;
-                hit->rule = r;
-                ip_text(r, hit->rule_text, sizeof hit->rule_text);
-                return 1;
-            }
-            if (c < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
+        const struct dp_rpz *where = z;
+        const struct iprule *r = in_z ? addr_at(z, kind, pl, key) : NULL;
+        if (r != NULL && r->action == A_TOMB)
+            continue;
+        if (r == NULL && in_b) {
+            where = b;
+            r = addr_at(b, kind, pl, key);
+        }
+        if (r != NULL) {
+            hit->action = (enum dp_rpz_action)r->action;
+            hit->trigger = (kind & 2) ? DP_RPZ_IP : DP_RPZ_CLIENT_IP;
+            hit->rule = r;
+            hit->layer = where;
+            ip_text(r, hit->rule_text, sizeof hit->rule_text);
+            return 1;
         }
     }
     return 0;
@@ -1950,6 +2088,11 @@ int dp_rpz_local_answer(const struct dp_rpz *z, const struct dp_rpz_hit *hit,
     size_t qlen = wire_len(qname_wire);
     if (qlen == 0)
         return DOTPROXY_EINVAL;
+    /* The rule's local data lives in the zone part that holds the rule. */
+    if (hit->layer != NULL && hit->layer != z && hit->layer != z->base)
+        return DOTPROXY_EINVAL;
+    if (hit->layer != NULL)
+        z = hit->layer;
     uint32_t head = hit->trigger == DP_RPZ_QNAME ? rec_local(hit->rule)
                                                  : ((const struct iprule *)hit->rule)->local;
     if (head == 0)
@@ -1977,4 +2120,85 @@ int dp_rpz_local_answer(const struct dp_rpz *z, const struct dp_rpz_hit *hit,
     }
     *ancount = n;
     return (int)o;
+}
+
+/* ---------------------------------------------------------------- layers */
+
+/* A tombstone for owner (absolute, text) unless the layer has a rule for
+ * its trigger already. Owners that are no trigger (the apex, rpz-nsdname,
+ * rpz-nsip, bad names) need none: they gave no rule in the base either. */
+static int layer_owner(struct parser *P, const char *owner, size_t len)
+{
+    struct dp_rpz *z = P->z;
+    struct tok t = {owner, len, false};
+    uint8_t own[256];
+    size_t ol;
+    if (parse_name(P, &t, own, &ol, true) < 0 || ol < P->apex_len ||
+        memcmp(own + ol - P->apex_len, P->apex, P->apex_len) != 0)
+        return 0;
+    size_t cut = ol - P->apex_len, j = 0;
+    while (j < cut)
+        j += 1 + own[j];
+    if (j != cut || cut == 0)
+        return 0;
+    uint8_t rel[256];
+    memcpy(rel, own, cut);
+    rel[cut] = 0;
+    size_t nlabels = 0;
+    const uint8_t *lastlab = NULL;
+    for (size_t i = 0; rel[i] != 0; i += 1 + rel[i]) {
+        nlabels++;
+        lastlab = rel + i;
+    }
+    if (label_is(lastlab, L_NSDNAME) || label_is(lastlab, L_NSIP))
+        return 0;
+    if (label_is(lastlab, L_CLIENT) || label_is(lastlab, L_IP)) {
+        struct iprule r;
+        if (parse_ip_trigger(P, rel, nlabels - 1, &r) < 0)
+            return 0;
+        if (label_is(lastlab, L_IP))
+            r.kind |= 2;
+        char canon[256], given[1025];
+        ip_text(&r, canon, sizeof canon);
+        name_to_text(rel, false, given, sizeof given);
+        if (strcmp(canon, given) != 0)
+            z->ip_alias = true;
+        /* Sorted after any rule of the same trigger, and dropped then
+         * (finish_ips). */
+        r.action = A_TOMB;
+        r.line = UINT32_MAX;
+        void *b = z->ips;
+        int rc = grow(&b, &z->ips_cap, z->nips + 1, sizeof *z->ips);
+        z->ips = b;
+        if (rc < 0)
+            return rc;
+        z->ips[z->nips++] = r;
+        return 0;
+    }
+    bool wild = rel[0] == 1 && rel[1] == '*';
+    const uint8_t *base = wild ? rel + 2 : rel;
+    size_t blen = wild ? cut - 1 : cut + 1;
+    if (table_find(z, base, blen, wild, name_hash(base, blen, wild)) != NULL)
+        return 0;
+    return add_qname(P, base, blen, wild, A_TOMB, 0, 0, NULL, 0);
+}
+
+/* Distinct triggers with a rule, through layer z over base. */
+static size_t layer_count(const struct dp_rpz *z, const struct dp_rpz *base)
+{
+    size_t n = base->tab_used + base->nips;
+    for (size_t i = 0; i < z->tab_size; i++) {
+        if (z->tab[i].off == 0)
+            continue;
+        const uint8_t *rec = z->names + z->tab[i].off;
+        bool wild = (rec[0] & F_WILD) != 0;
+        n += (rec[0] & F_ACTION) != A_TOMB;
+        n -= table_find(base, rec_name(rec), rec[1], wild, z->tab[i].h) != NULL;
+    }
+    for (size_t i = 0; i < z->nips; i++) {
+        const struct iprule *r = &z->ips[i];
+        n += r->action != A_TOMB;
+        n -= addr_at(base, r->kind, r->plen, r->addr) != NULL;
+    }
+    return n;
 }

@@ -42,6 +42,7 @@ struct dp_rpz_hit {
     enum dp_rpz_action action;
     enum dp_rpz_trigger trigger;
     const void *rule;
+    const struct dp_rpz *layer; /* the part of a layered zone rule lives in */
     char rule_text[256];
 };
 
@@ -74,14 +75,33 @@ int dp_rpz_load_mem(struct dp_rpz **out, const char *name_for_errors, const char
 /* Read the file at path and parse it as above (errors name path).
  * DOTPROXY_ESYS when it cannot be read (errno kept, and diag says why). */
 int dp_rpz_load(struct dp_rpz **out, const char *path, int strict, struct dp_rpz_diag *diag);
-/* NULL-safe. */
+/* NULL-safe. A zone is reference counted: a layer holds its base. */
 void dp_rpz_free(struct dp_rpz *z);
+
+/* Incremental change (an IXFR): a new zone made of zone's base (zone
+ * itself when it is no layer) and a small layer over it. text holds, in
+ * master-file form with absolute names, every record now in the zone of
+ * each owner named in owners (absolute names, one a line): the rules of
+ * those owners' triggers replace the base's, and an owner left with no
+ * record deletes its trigger. So the layer is built from every owner
+ * changed since the base was loaded, not only the last change, and costs
+ * O(its records), not O(the zone); the lookups on the result answer as a
+ * whole load of the zone would, up to the order in which conflicting
+ * records of one owner are read. Bad records are skipped (lenient).
+ * DOTPROXY_ESTATE when the zone spells an address trigger in two ways
+ * (two owners, one rule: load it whole instead). The result holds a
+ * reference to the base; zone itself may be freed. */
+int dp_rpz_layer_new(struct dp_rpz **out, struct dp_rpz *zone, const char *text, size_t len,
+                     const char *owners, size_t owners_len, struct dp_rpz_diag *diag);
+/* Triggers in the layer of z (rules and tombstones), 0 for a whole zone. */
+size_t dp_rpz_layer_size(const struct dp_rpz *z);
 
 /* The zone apex as text with a trailing dot ("rpz.example."). */
 const char *dp_rpz_origin(const struct dp_rpz *z);
 /* Distinct triggers (QNAME, client-ip and ip; not nsdname/nsip). */
 size_t dp_rpz_rule_count(const struct dp_rpz *z);
-/* Octets of heap the zone holds (all its tables and arenas). */
+/* Octets of heap the zone holds (all its tables and arenas, a layer's
+ * base included). */
 size_t dp_rpz_memory(const struct dp_rpz *z);
 
 /* Precedence inside one zone, as the draft orders it: client-ip triggers

@@ -34,7 +34,7 @@
 
 enum { S_FIRST, S_SECOND, S_FULL, S_DEL, S_ADD, S_DONE };
 
-static uint64_t hash_key(const char *k, size_t n)
+static uint64_t fnv(const char *k, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++) {
@@ -42,6 +42,28 @@ static uint64_t hash_key(const char *k, size_t n)
         h *= 0x100000001b3ull;
     }
     return h;
+}
+
+static size_t owner_len(const char *k, size_t n)
+{
+    const char *sp = memchr(k, ' ', n);
+    return sp != NULL ? (size_t)(sp - k) : n;
+}
+
+/* The low half (which picks the slot) hashes the owner alone, the high
+ * half the whole key: the records of one owner share a home slot, so
+ * they all lie in the run that starts there (linear probing, and the
+ * backward-shift deletion keeps it so), and dp_zone_set_owner finds them
+ * without an index of its own. */
+static uint64_t owner_hash(const char *owner, size_t n)
+{
+    uint64_t h = fnv(owner, n);
+    return (h ^ (h >> 32)) & 0xffffffffu;
+}
+
+static uint64_t hash_key(const char *k, size_t n)
+{
+    return fnv(k, n) << 32 | owner_hash(k, owner_len(k, n));
 }
 
 static struct dp_zrec *rec_new(const char *key, size_t len, uint32_t ttl)
@@ -142,6 +164,24 @@ int dp_zone_set_del(struct dp_zone_set *z, const char *key, size_t len)
         z->slot[find_slot(z, r->hash, r->key, r->len)] = r;
     }
     return 0;
+}
+
+size_t dp_zone_set_owner(const struct dp_zone_set *z, const char *owner, size_t len,
+                         void (*cb)(const struct dp_zrec *r, void *user), void *user)
+{
+    if (z->cap == 0)
+        return 0;
+    uint64_t h = owner_hash(owner, len);
+    size_t mask = z->cap - 1, n = 0;
+    for (size_t i = (size_t)h & mask; z->slot[i] != NULL; i = (i + 1) & mask) {
+        const struct dp_zrec *r = z->slot[i];
+        if ((r->hash & 0xffffffffu) == h && r->len > len && r->key[len] == ' ' &&
+            memcmp(r->key, owner, len) == 0) {
+            cb(r, user);
+            n++;
+        }
+    }
+    return n;
 }
 
 /* "owner SOA mname rname serial refresh retry expire minimum" */

@@ -39,6 +39,11 @@ void dp_zone_set_clear(struct dp_zone_set *z);
 int dp_zone_set_add(struct dp_zone_set *z, const char *key, size_t len, uint32_t ttl);
 /* Remove a record: 0, or DOTPROXY_EINVAL when it is not there. */
 int dp_zone_set_del(struct dp_zone_set *z, const char *key, size_t len);
+/* Call cb for every record whose owner is owner (len octets, as in the
+ * keys: lower case, absolute). O(the run of the owner's home slot): the
+ * records of one owner share it. Returns the number of calls. */
+size_t dp_zone_set_owner(const struct dp_zone_set *z, const char *owner, size_t len,
+                         void (*cb)(const struct dp_zrec *r, void *user), void *user);
 /* Set the SOA from its key ("owner SOA mname rname serial refresh retry
  * expire minimum"), reading its numbers. 0, DOTPROXY_EMALFORMED or
  * DOTPROXY_ENOMEM. */

@@ -130,7 +130,9 @@ DOTPROXY_EXPORT int dotproxy_blocker_explain(dotproxy_blocker *b, const char *na
 /* Pull the Response Policy Zone ZONE from the primary at ADDR (port 53 by
  * default) by AXFR, keep it current by IXFR on its SOA refresh/retry timers
  * and at once on a NOTIFY from ADDR, and apply it like an --rpz file (after
- * the files given with dotproxy_config_add_rpz). spec: "ADDR[@PORT]#ZONE".
+ * the files given with dotproxy_config_add_rpz). spec:
+ * "ADDR[@PORT][/TLSNAME]#ZONE"; with a TLS name, over TLS (XoT, RFC 9103;
+ * port 853 by default) with the upstreams' trust settings.
  * Returns 0, DOTPROXY_EINVAL, DOTPROXY_EADDR, DOTPROXY_EPORT, DOTPROXY_ENAME,
  * DOTPROXY_ELIMIT or DOTPROXY_ENOMEM. */
 DOTPROXY_EXPORT int dotproxy_config_add_rpz_primary(dotproxy_config *cfg, const char *spec);

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Input: one octet of flags (bit 0 strict, bit 1 an initial origin), then a
- * zone in master-file format. The zone is loaded; a strict load that passes
- * must pass leniently too with nothing skipped and the same rules. Then
- * names and addresses cut from the input are matched, and every local-data
- * hit is answered into a buffer of exact size, whose records are walked. */
+/* Input: one octet of flags (bit 0 strict, bit 1 an initial origin, bit 2
+ * a layer too), then a zone in master-file format. The zone is loaded; a
+ * strict load that passes must pass leniently too with nothing skipped and
+ * the same rules. Then names and addresses cut from the input are matched,
+ * and every local-data hit is answered into a buffer of exact size, whose
+ * records are walked. With bit 2, a layer (dp_rpz_layer_new) is built over
+ * the zone from the same text, naming as changed owners the first field of
+ * every other line, and probed the same way (tombstones, layered lookups). */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -73,6 +77,8 @@ static void probe_name(const struct dp_rpz *z, const uint8_t *q)
     }
 }
 
+static void probe_all(const struct dp_rpz *z, const char *text, size_t len, const uint8_t *data);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -103,6 +109,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(d.skipped == 0 || d.error[0] != '\0');
     }
 
+    probe_all(z, text, len, data);
+    if (data[0] & 4) {
+        char *owners = malloc(len + 1);
+        FUZZ_CHECK(owners != NULL);
+        size_t on = 0, line = 0;
+        for (size_t i = 0; i < len; line++) {
+            size_t e = i;
+            while (e < len && text[e] != '\n')
+                e++;
+            size_t t = i;
+            while (t < e && text[t] != ' ' && text[t] != '\t')
+                t++;
+            if (line % 2 == 0 && t > i && text[i] != '$') {
+                memcpy(owners + on, text + i, t - i);
+                on += t - i;
+                owners[on++] = '\n';
+            }
+            i = e + 1;
+        }
+        struct dp_rpz *l = NULL;
+        int lr = dp_rpz_layer_new(&l, z, text, len, owners, on, NULL);
+        FUZZ_CHECK(lr == 0 || lr == DOTPROXY_ESTATE || lr == DOTPROXY_ENOMEM);
+        if (lr == 0) {
+            FUZZ_CHECK(dp_rpz_rule_count(l) <= dp_rpz_rule_count(z) + dp_rpz_layer_size(l));
+            dp_rpz_free(z); /* the layer holds the base */
+            z = l;
+            probe_all(z, text, len, data);
+        }
+        free(owners);
+    }
+    dp_rpz_free(z);
+    return 0;
+}
+
+static void probe_all(const struct dp_rpz *z, const char *text, size_t len, const uint8_t *data)
+{
     /* Names: every run of letters, digits, '-' and '*' split at dots in the
      * input, as wire names (so the zone's own owners get probed). */
     uint8_t q[256];
@@ -156,6 +198,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (dp_rpz_match_ip(z, AF_INET6, data + 1 + i, &h) && h.action == DP_RPZ_LOCAL)
             check_answer(z, &h, root, 1, 16);
     }
-    dp_rpz_free(z);
-    return 0;
 }

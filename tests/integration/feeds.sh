@@ -45,6 +45,8 @@ mkdir -p "$K/db" "$WORK/state"
     echo 'bad.example CNAME .'
     echo '*.wild.example CNAME .'
     echo 'local.example A 192.0.2.55'
+    echo 'multi.example A 192.0.2.1'
+    echo 'multi.example A 192.0.2.2'
     echo 'txt.example TXT "hello world" "quote\"d"'
     for i in $(seq 1 300); do echo "filler$i.example CNAME ."; done
 } >"$K/rpz.test.zone"
@@ -149,15 +151,38 @@ echo "AXFR $axfr_b octets, IXFR $ixfr_b octets"
 check_match "metrics: NOTIFY accepted" '^[1-9]' "$(metric dotproxy_feed_notifies_total)"
 grep -q 'IXFR, outgoing, remote 127.0.0.1@[0-9]*, finished' "$WORK/knot.log" &&
     pass "knot's log shows the outgoing IXFR" || fail "no outgoing IXFR in knot's log"
+grep -q 'rpz feed rpz.test.: IXFR serial 1 -> 2, .*, applied as a layer' "$WORK/dotproxyd.log" &&
+    pass "the IXFR was applied as a layer" || fail "no layered IXFR in dotproxyd's log"
+grep -qE 'rpz .*rpz-rpz.test.zone: serial 2 applied: 2 owners changed' "$WORK/dotproxyd.log" &&
+    pass "the layer holds the two changed owners" || fail "no layer of two owners in the log"
+
+# ---- more changes as layers: one record of an RRset, a wildcard and its exception ----
+knotc -c "$K/knot.conf" zone-begin rpz.test >/dev/null || fail "knotc zone-begin"
+knotc -c "$K/knot.conf" zone-unset rpz.test multi.example A 192.0.2.1 >/dev/null || fail "knotc zone-unset"
+knotc -c "$K/knot.conf" zone-set rpz.test '*.late.example' 60 CNAME . >/dev/null || fail "knotc zone-set"
+knotc -c "$K/knot.conf" zone-set rpz.test ok.late.example 60 CNAME rpz-passthru. >/dev/null ||
+    fail "knotc zone-set"
+knotc -c "$K/knot.conf" zone-commit rpz.test >/dev/null || fail "knotc zone-commit"
+wait_for "layer: a wildcard added by IXFR blocks" is_status x.late.example NXDOMAIN
+check_eq "layer: one A of two deleted" "192.0.2.2" "$(qdig +short multi.example A)"
+check_eq "layer: its exception passes" "$(expected_a ok.late.example)" \
+    "$(qdig +short ok.late.example A)"
+check_eq "layer: the first change stays" "NXDOMAIN" "$(status_of new.example)"
+check_eq "layer: the rules count through the layer (305, +2)" "307" \
+    "$(metric 'dotproxy_blocklist_entries\{list="[^"]*rpz-rpz.test.zone",kind="rpz"')"
 
 # ---- restart with the primary down: the state directory ----
 stop_bg "$KNOT_PID" "$KNOT_DRAIN"
 stop_feed_proxy
+check_match "the stop wrote the state file behind the layers" '^; zone transfer copy, serial 3,' \
+    "$(head -n 1 "$WORK/state/rpz-rpz.test.zone")"
 start_feed_proxy
 check_eq "restart, primary down: new.example blocked from --state-dir" "NXDOMAIN" \
     "$(status_of new.example)"
 check_eq "restart, primary down: local data from --state-dir" "192.0.2.55" \
     "$(qdig +short local.example A)"
+check_eq "restart, primary down: the layered changes from --state-dir" "192.0.2.2 NXDOMAIN" \
+    "$(qdig +short multi.example A) $(status_of y.late.example)"
 wait_for "restart: the failed pull is counted" \
     bash -c "curl -s http://127.0.0.1:$METRICS/api/v1/feeds | grep -q '\"failures\":[1-9].*'"
 check_match "restart: last error says why" '"last_error":"connect: Connection refused"' \

@@ -860,6 +860,286 @@ START_TEST(test_rpz_many_rules_and_lookups_allocate_nothing)
 }
 END_TEST
 
+/* ---- layers (incremental application of IXFR differences) ---- */
+
+/* A test PRNG (xorshift64*): the runs are the same every time. */
+static uint64_t lay_rng = 0x2545f4914f6cdd1dULL;
+static unsigned lay_rand(unsigned n)
+{
+    lay_rng ^= lay_rng >> 12;
+    lay_rng ^= lay_rng << 25;
+    lay_rng ^= lay_rng >> 27;
+    return (unsigned)((lay_rng * 0x2545f4914f6cdd1dULL) >> 33) % n;
+}
+
+/* Owners (relative to rpz.example.) with overlapping exact, wildcard and
+ * address triggers. */
+static const char *const LAY_OWNERS[] = {
+    "a",
+    "b.a",
+    "c.b.a",
+    "*.a",
+    "*.b.a",
+    "*.c.b.a",
+    "x",
+    "*.x",
+    "y.x",
+    "*",
+    "d.c.b.a",
+    "*.y.x",
+    "z",
+    "m.z",
+    "*.m.z",
+    "32.1.2.0.192.rpz-ip",
+    "24.0.2.0.192.rpz-ip",
+    "16.0.0.0.192.rpz-ip",
+    "8.0.0.0.10.rpz-ip",
+    "128.1.zz.db8.2001.rpz-ip",
+    "64.zz.db8.2001.rpz-ip",
+    "32.1.0.0.127.rpz-client-ip",
+    "8.0.0.0.127.rpz-client-ip",
+    "24.0.1.0.127.rpz-client-ip",
+    "128.1.zz.rpz-client-ip",
+};
+#define LAY_N (sizeof LAY_OWNERS / sizeof LAY_OWNERS[0])
+
+/* Records an owner may hold together (no conflict): one policy CNAME, a
+ * local CNAME, or any subset of address and text data. */
+static const char *const LAY_POLICY[] = {"CNAME .",
+                                         "CNAME *.",
+                                         "CNAME rpz-passthru.",
+                                         "CNAME rpz-drop.",
+                                         "CNAME rpz-tcp-only.",
+                                         "CNAME garden.example.",
+                                         "CNAME *.garden.example."};
+static const char *const LAY_DATA[] = {"A 10.0.0.1",       "A 10.0.0.2",      "A 10.0.0.3",
+                                       "AAAA 2001:db8::5", "TXT \"blocked\"", "TXT \"two\" \"x\""};
+#define LAY_NP (sizeof LAY_POLICY / sizeof LAY_POLICY[0])
+#define LAY_ND (sizeof LAY_DATA / sizeof LAY_DATA[0])
+
+/* An owner's records: a policy (index + 1, 0 none) or a set of data bits. */
+struct lay_owner {
+    unsigned policy;
+    unsigned data;
+};
+
+static size_t lay_records(const struct lay_owner *o, size_t i, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (o[i].policy != 0)
+        n += (size_t)snprintf(out + n, cap - n, "%s.rpz.example. 300 IN %s\n", LAY_OWNERS[i],
+                              LAY_POLICY[o[i].policy - 1]);
+    for (size_t d = 0; d < LAY_ND; d++)
+        if (o[i].data & (1u << d))
+            n += (size_t)snprintf(out + n, cap - n, "%s.rpz.example. %u IN %s\n", LAY_OWNERS[i],
+                                  (unsigned)(100 + d), LAY_DATA[d]);
+    return n;
+}
+
+static struct dp_rpz *lay_full(const struct lay_owner *o)
+{
+    static char text[65536];
+    size_t n = (size_t)snprintf(text, sizeof text,
+                                "rpz.example. 60 IN SOA ns.rpz.example. admin.rpz.example. 1 3600 "
+                                "600 86400 60\nrpz.example. 60 IN NS ns.rpz.example.\n");
+    for (size_t i = 0; i < LAY_N; i++)
+        n += lay_records(o, i, text + n, sizeof text - n);
+    struct dp_rpz *z = NULL;
+    struct dp_rpz_diag d;
+    ck_assert_int_eq(dp_rpz_load_mem(&z, "full", text, n, 1, &d), 0);
+    return z;
+}
+
+static void lay_same_hit(int r1, const struct dp_rpz_hit *h1, int r2, const struct dp_rpz_hit *h2,
+                         const char *what)
+{
+    ck_assert_msg(r1 == r2, "%s: full %d, layered %d", what, r1, r2);
+    if (!r1)
+        return;
+    ck_assert_msg(h1->action == h2->action && h1->trigger == h2->trigger &&
+                      strcmp(h1->rule_text, h2->rule_text) == 0,
+                  "%s: full %d %s, layered %d %s", what, h1->action, h1->rule_text, h2->action,
+                  h2->rule_text);
+}
+
+static void lay_same_local(const struct dp_rpz *f, const struct dp_rpz_hit *hf,
+                           const struct dp_rpz *l, const struct dp_rpz_hit *hl, const uint8_t *q,
+                           const char *what)
+{
+    static const uint16_t types[] = {1, 28, 16, 5, 255, 15};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        uint8_t o1[4096], o2[4096];
+        uint16_t a1 = 0, a2 = 0;
+        int n1 = dp_rpz_local_answer(f, hf, q, types[t], o1, sizeof o1, &a1);
+        int n2 = dp_rpz_local_answer(l, hl, q, types[t], o2, sizeof o2, &a2);
+        ck_assert_msg(n1 == n2 && a1 == a2 && (n1 <= 0 || memcmp(o1, o2, (size_t)n1) == 0),
+                      "%s type %u: local data differs (%d/%u vs %d/%u)", what, types[t], n1, a1, n2,
+                      a2);
+    }
+}
+
+static int lay_count_cb(const struct dp_rpz_hit *h, void *user)
+{
+    (void)h;
+    (*(int *)user)++;
+    return 0;
+}
+
+static void lay_compare(const struct dp_rpz *f, const struct dp_rpz *l)
+{
+    static const char *const names[] = {
+        "a.rpz.x",
+        "a",
+        "b.a",
+        "q.b.a",
+        "c.b.a",
+        "q.c.b.a",
+        "d.c.b.a",
+        "e.d.c.b.a",
+        "w.a",
+        "x",
+        "y.x",
+        "q.y.x",
+        "q.x",
+        "other",
+        "z",
+        "m.z",
+        "n.m.z",
+        "deep.n.m.z",
+        "q.z",
+        "B.A",
+        "Q.C.B.A",
+        "rpz.example",
+        "garden.example",
+    };
+    ck_assert_uint_eq(dp_rpz_rule_count(f), dp_rpz_rule_count(l));
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct dp_rpz_hit h1, h2;
+        const uint8_t *q = wire(names[i]);
+        int r1 = dp_rpz_match_qname(f, q, &h1);
+        int r2 = dp_rpz_match_qname(l, q, &h2);
+        lay_same_hit(r1, &h1, r2, &h2, names[i]);
+        if (r1 && h1.action == DP_RPZ_LOCAL)
+            lay_same_local(f, &h1, l, &h2, q, names[i]);
+        int c1 = 0, c2 = 0;
+        dp_rpz_match_qname_all(f, q, &h1, lay_count_cb, &c1);
+        dp_rpz_match_qname_all(l, q, &h2, lay_count_cb, &c2);
+        ck_assert_msg(c1 == c2, "%s: %d rules cover it in full, %d layered", names[i], c1, c2);
+    }
+    static const char *const addrs[] = {"192.0.2.1",         "192.0.2.7",   "192.0.9.9",
+                                        "10.1.1.1",          "2001:db8::1", "2001:db8::2",
+                                        "2001:db8:0:0:1::1", "8.8.8.8"};
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        uint8_t a[16];
+        int fam = strchr(addrs[i], ':') ? AF_INET6 : AF_INET;
+        ck_assert_int_eq(inet_pton(fam, addrs[i], a), 1);
+        struct dp_rpz_hit h1, h2;
+        int r1 = dp_rpz_match_ip(f, fam, a, &h1);
+        int r2 = dp_rpz_match_ip(l, fam, a, &h2);
+        lay_same_hit(r1, &h1, r2, &h2, addrs[i]);
+        if (r1 && h1.action == DP_RPZ_LOCAL)
+            lay_same_local(f, &h1, l, &h2, wire("q.example"), addrs[i]);
+    }
+    static const char *const clients[] = {"127.0.0.1", "127.0.1.9", "127.9.9.9",       "10.0.0.1",
+                                          "::1",       "::2",       "::ffff:127.0.0.1"};
+    for (size_t i = 0; i < sizeof clients / sizeof clients[0]; i++) {
+        struct sockaddr_storage ss = sa(clients[i]);
+        struct dp_rpz_hit h1, h2;
+        int r1 = dp_rpz_match_client(f, (const struct sockaddr *)&ss, &h1);
+        int r2 = dp_rpz_match_client(l, (const struct sockaddr *)&ss, &h2);
+        lay_same_hit(r1, &h1, r2, &h2, clients[i]);
+    }
+}
+
+START_TEST(test_rpz_layers_answer_as_a_whole_load_after_random_differences)
+{
+    struct lay_owner cur[LAY_N];
+    memset(cur, 0, sizeof cur);
+    for (size_t i = 0; i < LAY_N; i++) {
+        if (lay_rand(3) == 0)
+            cur[i].policy = 1 + lay_rand(LAY_NP);
+        else if (lay_rand(2) == 0)
+            cur[i].data = 1 + lay_rand((1u << LAY_ND) - 1);
+    }
+    struct dp_rpz *base = lay_full(cur);
+    struct dp_rpz *live = base; /* what queries would see: the base, then layers */
+    int touched[LAY_N] = {0};
+    for (int step = 0; step < 400; step++) {
+        /* One IXFR: a few owners change; a data owner may lose or gain one
+         * record of an RRset, or an owner changes kind or goes. */
+        unsigned nchg = 1 + lay_rand(3);
+        for (unsigned c = 0; c < nchg; c++) {
+            size_t i = lay_rand(LAY_N);
+            touched[i] = 1;
+            switch (lay_rand(4)) {
+            case 0:
+                cur[i].data ^= 1u << lay_rand(LAY_ND);
+                cur[i].policy = 0;
+                break;
+            case 1:
+                cur[i].policy = 1 + lay_rand(LAY_NP);
+                cur[i].data = 0;
+                break;
+            case 2:
+                cur[i].policy = 0;
+                cur[i].data = 0;
+                break;
+            default:
+                if (cur[i].policy == 0)
+                    cur[i].data ^= 1u << lay_rand(LAY_ND);
+            }
+        }
+        char text[65536], owners[4096];
+        size_t tn = 0, on = 0;
+        for (size_t i = 0; i < LAY_N; i++) {
+            if (!touched[i])
+                continue;
+            tn += lay_records(cur, i, text + tn, sizeof text - tn);
+            on += (size_t)snprintf(owners + on, sizeof owners - on, "%s.rpz.example.\n",
+                                   LAY_OWNERS[i]);
+        }
+        struct dp_rpz *next = NULL;
+        ck_assert_int_eq(dp_rpz_layer_new(&next, live, text, tn, owners, on, NULL), 0);
+        ck_assert_uint_gt(dp_rpz_layer_size(next), 0);
+        dp_rpz_free(live); /* the layer holds the base */
+        live = next;
+        struct dp_rpz *full = lay_full(cur);
+        lay_compare(full, live);
+        dp_rpz_free(full);
+        if (step % 50 == 49) {
+            /* A rebuild: a new base, nothing touched since. */
+            dp_rpz_free(live);
+            live = lay_full(cur);
+            memset(touched, 0, sizeof touched);
+        }
+    }
+    dp_rpz_free(live);
+}
+END_TEST
+
+START_TEST(test_rpz_layer_refuses_a_zone_with_two_spellings_of_an_address_trigger)
+{
+    struct dp_rpz *base = zone("32.1.2.0.192.rpz-ip CNAME .\n"
+                               "evil CNAME .\n");
+    struct dp_rpz *l = NULL;
+    /* canonical: layered */
+    const char *t1 = "good.rpz.example. 300 IN CNAME rpz-passthru.\n";
+    ck_assert_int_eq(dp_rpz_layer_new(&l, base, t1, strlen(t1), "good.rpz.example.\n",
+                                      strlen("good.rpz.example.\n"), NULL),
+                     0);
+    ck_assert_int_eq(qaction(l, "good", NULL), DP_RPZ_PASSTHRU);
+    ck_assert_int_eq(qaction(l, "evil", NULL), DP_RPZ_NXDOMAIN);
+    ck_assert_uint_eq(dp_rpz_rule_count(l), 3);
+    dp_rpz_free(l);
+    /* 32.01.2.0.192 is 192.0.2.1/32 written another way */
+    const char *t2 = "32.01.2.0.192.rpz-ip.rpz.example. 300 IN CNAME rpz-drop.\n";
+    const char *o2 = "32.01.2.0.192.rpz-ip.rpz.example.\n";
+    ck_assert_int_eq(dp_rpz_layer_new(&l, base, t2, strlen(t2), o2, strlen(o2), NULL),
+                     DOTPROXY_ESTATE);
+    dp_rpz_free(base);
+}
+END_TEST
+
 static Suite *rpz_suite(void)
 {
     Suite *s = suite_create("rpz");
@@ -886,6 +1166,8 @@ static Suite *rpz_suite(void)
     tcase_add_test(tc, test_rpz_escapes_ttl_units_and_generic_rdata);
     tcase_add_test(tc, test_rpz_bad_qnames_never_match_and_long_names_work);
     tcase_add_test(tc, test_rpz_many_rules_and_lookups_allocate_nothing);
+    tcase_add_test(tc, test_rpz_layers_answer_as_a_whole_load_after_random_differences);
+    tcase_add_test(tc, test_rpz_layer_refuses_a_zone_with_two_spellings_of_an_address_trigger);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dotproxy/error.h"
+#include "feed.h"
 #include "xfr.h"
 
 static const uint8_t ZONE[] = "\x03rpz\x04test";
@@ -354,6 +355,87 @@ START_TEST(test_xfr_record_set_deletes_with_backward_shift)
 }
 END_TEST
 
+static void owner_cb(const struct dp_zrec *r, void *user)
+{
+    int *seen = user;
+    int o, k;
+    ck_assert_int_eq(sscanf(r->key, "o%d.rpz.test. A 10.0.0.%d", &o, &k), 2);
+    seen[k]++;
+}
+
+START_TEST(test_xfr_record_set_finds_every_record_of_an_owner)
+{
+    /* 200 owners with 0..7 records each, added and deleted in a mixed
+     * order: the owner walk sees exactly the records there are. */
+    struct dp_zone_set z;
+    dp_zone_set_init(&z);
+    static int have[200][8];
+    memset(have, 0, sizeof have);
+    uint64_t x = 88172645463325252ull;
+    for (int step = 0; step < 20000; step++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int o = (int)(x % 200), k = (int)((x >> 20) % 8);
+        char key[64];
+        int n = snprintf(key, sizeof key, "o%d.rpz.test. A 10.0.0.%d", o, k);
+        if (have[o][k]) {
+            ck_assert_int_eq(dp_zone_set_del(&z, key, (size_t)n), 0);
+            have[o][k] = 0;
+        } else {
+            ck_assert_int_eq(dp_zone_set_add(&z, key, (size_t)n, 60), 0);
+            have[o][k] = 1;
+        }
+        if (step % 97 != 0)
+            continue;
+        for (int q = 0; q < 200; q++) {
+            int seen[8] = {0}, want = 0;
+            char owner[32];
+            int ol = snprintf(owner, sizeof owner, "o%d.rpz.test.", q);
+            size_t got = dp_zone_set_owner(&z, owner, (size_t)ol, owner_cb, seen);
+            for (int j = 0; j < 8; j++) {
+                ck_assert_int_eq(seen[j], have[q][j]);
+                want += have[q][j];
+            }
+            ck_assert_uint_eq(got, (size_t)want);
+        }
+    }
+    /* a prefix of an owner is another owner */
+    size_t none = dp_zone_set_owner(&z, "o1", 2, owner_cb, NULL);
+    ck_assert_uint_eq(none, 0);
+    dp_zone_set_clear(&z);
+}
+END_TEST
+
+START_TEST(test_feed_specs_plain_and_xot)
+{
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1@5300#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1@853/primary.test#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("::1/primary.test#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1/127.0.0.1#rpz.test"), 0);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1"), DOTPROXY_ENAME); /* no zone */
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1/primary.test"), DOTPROXY_ENAME);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1/#rpz.test"), DOTPROXY_ENAME);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1/bad_name!#rpz.test"), DOTPROXY_ENAME);
+    ck_assert_int_eq(dp_feed_check_spec("127.0.0.1@x/primary.test#rpz.test"), DOTPROXY_EPORT);
+    ck_assert_int_eq(dp_feed_check_spec("nowhere/primary.test#rpz.test"), DOTPROXY_EADDR);
+    /* The TLS name is no part of the state file's name. */
+    struct dp_feed_config c = {0};
+    char a[] = "127.0.0.1@853/primary.test#RPZ.test", b[] = "127.0.0.1#rpz.test.";
+    c.primary[0] = a;
+    c.primary[1] = b;
+    c.n = 2;
+    char dir[] = "/st";
+    c.state_dir = dir;
+    char p0[256], p1[256];
+    ck_assert_int_eq(dp_feed_state_path(&c, 0, p0, sizeof p0), 0);
+    ck_assert_int_eq(dp_feed_state_path(&c, 1, p1, sizeof p1), 0);
+    ck_assert_str_eq(p0, "/st/rpz-rpz.test.zone");
+    ck_assert_str_eq(p1, p0);
+}
+END_TEST
+
 START_TEST(test_xfr_state_file_round_trips)
 {
     struct dp_zone_set z, back;
@@ -422,7 +504,9 @@ static Suite *xfr_suite(void)
     tcase_add_test(tc, test_xfr_ixfr_deleting_an_unknown_record_fails_the_apply);
     tcase_add_test(tc, test_xfr_refuses_errors_strangers_and_trailing_records);
     tcase_add_test(tc, test_xfr_record_set_deletes_with_backward_shift);
+    tcase_add_test(tc, test_xfr_record_set_finds_every_record_of_an_owner);
     tcase_add_test(tc, test_xfr_state_file_round_trips);
+    tcase_add_test(tc, test_feed_specs_plain_and_xot);
     tcase_add_test(tc, test_xfr_queries_carry_the_serial_for_ixfr);
     tcase_add_test(tc, test_xfr_names_escape_and_fold_case);
     suite_add_tcase(s, tc);
