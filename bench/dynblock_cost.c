@@ -98,11 +98,12 @@ static void *drive(void *arg)
         sa.sin_addr.s_addr = htonl(0x0a000000u + (x >> 3) % r->clients);
         t += 10;
         const struct sockaddr *s = (const struct sockaddr *)&sa;
-        int v = dp_dynblock_query(r->db, s, qs[k].msg, &qs[k].info, t);
+        uint32_t slot;
+        int v = dp_dynblock_query(r->db, s, qs[k].msg, &qs[k].info, t, &slot);
         if (v == DP_DYNBLOCK_PASS && (x >> 24) % 100 < r->miss)
             v = dp_dynblock_miss(r->db, s, qs[k].msg, &qs[k].info, namehash[k], t);
         if (v == DP_DYNBLOCK_PASS)
-            dp_dynblock_answer(r->db, s, ans[k], anslen[k], 1, qs[k].info.qtype, t);
+            dp_dynblock_answer(r->db, s, ans[k], anslen[k], 1, qs[k].info.qtype, t, slot);
     }
     return NULL;
 }

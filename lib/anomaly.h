@@ -66,8 +66,13 @@ struct dp_name_shape {
 void dp_anomaly_shape(struct dp_name_shape *out, const uint8_t *sub, size_t sub_len);
 
 /* 1 for the types tunnels carry data in: TXT, NULL, CNAME, MX, SRV, ANY,
- * and the private-use range. */
-int dp_anomaly_tunnel_qtype(uint16_t qtype);
+ * and the private-use range. Inline: every query and answer asks. */
+static inline int dp_anomaly_tunnel_qtype(uint16_t t)
+{
+    /* Bits 5 (CNAME), 10 (NULL), 15 (MX), 16 (TXT), 33 (SRV). */
+    const uint64_t low = 1ull << 5 | 1ull << 10 | 1ull << 15 | 1ull << 16 | 1ull << 33;
+    return t < 64 ? (int)((low >> t) & 1u) : t == 255 || t >= 65280;
+}
 
 /* The decayed sums a tunnel score is made of, per (client, domain). */
 struct dp_tunnel_feat {

@@ -130,7 +130,8 @@ struct block {
 /* A rule as the hot path wants it. */
 struct crule {
     uint8_t rule, slot, metric, action;
-    uint8_t tau; /* index into its group's inv_tau */
+    uint8_t kind; /* answer rules: 0 nxdomain, 1 servfail, 2 bytes */
+    uint8_t tau;  /* index into its group's inv_tau */
     uint16_t qtype;
     float limit; /* threshold x tau: compared with the decayed count */
     float inv_tau_ms;
@@ -139,13 +140,20 @@ struct crule {
 
 struct group {
     uint8_t mask4, mask6;
+    uint32_t m4; /* mask4 as a mask */
     uint64_t m6hi, m6lo;
     struct crule r[SLOTS];
-    unsigned n;           /* rules in r (slots 1..n) */
+    unsigned n; /* rules in r (slots 1..n) */
+    /* The same rules by the hook that counts them: the query hook's (qps,
+     * qtype) and the answer hook's (nxdomain, servfail, bytes), so that
+     * neither walks the other's. */
+    struct crule qr[SLOTS], ar[SLOTS];
+    unsigned nq, na;
     float inv_tau[SLOTS]; /* the distinct windows; [0] is slot 0's */
     unsigned ntau;
-    bool query_side;  /* qps / qtype rules */
-    bool answer_side; /* nxdomain / servfail / bytes rules */
+    uint8_t slot_tau[SLOTS]; /* each slot's window in inv_tau (unused slots: 0) */
+    bool query_side;         /* qps / qtype rules */
+    bool answer_side;        /* nxdomain / servfail / bytes rules */
 };
 
 struct dotproxy_dynblock {
@@ -233,16 +241,15 @@ static uint64_t be64(const uint8_t *b)
 }
 
 /* The client as one 128-bit number (IPv4 mapped); -1 for other families. */
-static int addr_of(const struct sockaddr *sa, uint64_t *hi, uint64_t *lo, bool *v4)
+static inline int addr_of(const struct sockaddr *sa, uint64_t *hi, uint64_t *lo, bool *v4)
 {
     if (sa == NULL)
         return -1;
     if (sa->sa_family == AF_INET) {
-        uint8_t b[4];
-        memcpy(b, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
+        uint32_t a;
+        memcpy(&a, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
         *hi = 0;
-        *lo = 0xffff00000000ull | (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-              (uint32_t)b[2] << 8 | b[3];
+        *lo = 0xffff00000000ull | ntohl(a);
         *v4 = true;
         return 0;
     }
@@ -257,11 +264,10 @@ static int addr_of(const struct sockaddr *sa, uint64_t *hi, uint64_t *lo, bool *
     return -1;
 }
 
-static void mask_of(const struct group *g, bool v4, uint64_t *hi, uint64_t *lo)
+static inline void mask_of(const struct group *g, bool v4, uint64_t *hi, uint64_t *lo)
 {
     if (v4) {
-        uint32_t m = g->mask4 == 0 ? 0 : ~(uint32_t)0 << (32 - g->mask4);
-        *lo = 0xffff00000000ull | ((uint32_t)*lo & m);
+        *lo = 0xffff00000000ull | ((uint32_t)*lo & g->m4);
     } else {
         *hi &= g->m6hi;
         *lo &= g->m6lo;
@@ -443,9 +449,9 @@ void dp_dynblock_sweep(struct dotproxy_dynblock *db, uint64_t now_us)
     pthread_mutex_unlock(&db->bmu);
 }
 
-static inline void maybe_sweep(struct dotproxy_dynblock *db, uint64_t now_us)
+static inline void maybe_sweep(struct dotproxy_dynblock *db, uint32_t now, uint64_t now_us)
 {
-    if (ms_of(db, now_us) >= atomic_load_explicit(&db->next_sweep_ms, memory_order_relaxed))
+    if (now >= atomic_load_explicit(&db->next_sweep_ms, memory_order_relaxed))
         dp_dynblock_sweep(db, now_us);
 }
 
@@ -531,14 +537,69 @@ static bool name_new(struct dotproxy_dynblock *db, unsigned which, uint64_t h)
     return true;
 }
 
-/* The question name in lower case into buf (info->qname_len octets). */
-static void qname_lower(uint8_t *buf, const uint8_t *msg, const dotproxy_dns_info *info)
+/* The question name in lower case into buf (info->qname_len octets), and
+ * its keyed hash: eight octets at a time, lower-cased as one word (an octet
+ * is upper case when its low seven bits are 'A'..'Z' and its top bit is
+ * clear), one multiply each. A quarter of SipHash's cost with the
+ * lower-casing it needed first; keyed, so names cannot be aimed at one
+ * filter slot or memo entry. */
+static inline uint64_t qname_lower_hash(const struct dotproxy_dynblock *db, uint8_t *buf,
+                                        const uint8_t *msg, const dotproxy_dns_info *info)
 {
     const uint8_t *n = msg + info->qname_off;
-    for (size_t i = 0; i < info->qname_len; i++) {
+    size_t len = info->qname_len, i = 0;
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t h = db->sip[0] ^ len;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, n + i, 8);
+        uint64_t low = w & (0x7f * ones);
+        uint64_t up =
+            (low + (0x80 - 'A') * ones) & ~(low + (0x80 - 'Z' - 1) * ones) & ~w & (0x80 * ones);
+        w |= up >> 2;
+        memcpy(buf + i, &w, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    for (unsigned k = 0; i < len; i++, k++) {
         uint8_t c = n[i];
         buf[i] = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+        w |= (uint64_t)buf[i] << (8 * k);
     }
+    h = (h ^ w ^ db->sip[1]) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
+}
+
+/* The query hook's memo of name -> registrable domain (and where it starts
+ * in the name), per thread like the miss hook's, keyed by the name's hash
+ * (qname_lower_hash) mixed with the state's id: a scored query whose name
+ * was seen lately skips the public suffix walk. */
+#define QMEMO_SLOTS 4096u /* 64 KiB per thread that scores queries */
+struct qmemo {
+    uint64_t tag;
+    uint64_t dh; /* the domain hash, its low octet the domain's offset */
+};
+static _Thread_local struct qmemo qmemo[QMEMO_SLOTS];
+
+/* The registrable domain of the lower-case name (hash nh): its hash (low
+ * octet cleared) and its offset in the name. */
+static inline uint64_t name_domain(const struct dotproxy_dynblock *db, const uint8_t *name,
+                                   size_t len, uint64_t nh, size_t *doff)
+{
+    uint64_t tag = nh ^ db->id * 0x9e3779b97f4a7c15ull;
+    struct qmemo *m = &qmemo[(nh >> 7) & (QMEMO_SLOTS - 1)];
+    if (m->tag == tag) {
+        *doff = (size_t)(m->dh & 0xff);
+        return m->dh & ~(uint64_t)0xff;
+    }
+    uint64_t dh;
+    *doff = dp_psl_domain(db->psl, name, len, &dh);
+    dh &= ~(uint64_t)0xff;
+    *m = (struct qmemo){tag, dh | *doff};
+    return dh;
 }
 
 /* Bring an entry's counts from its last update to now: one e^-x per
@@ -548,11 +609,18 @@ static inline void age_entry(const struct group *gr, struct centry *e, uint32_t 
     if (dt == 0)
         return;
     float k[SLOTS];
-    for (unsigned j = 0; j < gr->ntau; j++)
+    k[0] = dp_anomaly_decay((float)dt * gr->inv_tau[0]);
+    for (unsigned j = 1; j < gr->ntau; j++)
         k[j] = dp_anomaly_decay((float)dt * gr->inv_tau[j]);
-    e->c[0] *= k[0];
-    for (unsigned i = 0; i < gr->n; i++)
-        e->c[gr->r[i].slot] *= k[gr->r[i].tau];
+    /* Every slot, used or not (unused ones hold 0): a fixed count the
+     * compiler unrolls. */
+    if (gr->ntau == 1) {
+        for (unsigned i = 0; i < SLOTS; i++)
+            e->c[i] *= k[0];
+    } else {
+        for (unsigned i = 0; i < SLOTS; i++)
+            e->c[i] *= k[gr->slot_tau[i]];
+    }
 }
 
 /* ---- key texts, made only when a block starts ---- */
@@ -605,9 +673,9 @@ static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct ce
                         uint32_t now, bool scored, bool v4)
 {
     uint8_t name[DOTPROXY_DNS_MAX_NAME];
-    qname_lower(name, msg, info);
-    uint64_t dh;
-    size_t doff = dp_psl_domain(db->psl, name, info->qname_len, &dh);
+    uint64_t nh = qname_lower_hash(db, name, msg, info);
+    size_t doff;
+    uint64_t dh = name_domain(db, name, info->qname_len, nh, &doff);
     uint64_t key = hash2(db, chash, dh) | 1u;
     struct tentry *t = tunnel_entry(s, key, now);
     if (scored) {
@@ -622,7 +690,7 @@ static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct ce
         t->f.n += 1;
         t->f.longest += (float)sh.longest;
         t->f.entropy += sh.entropy;
-        t->f.uniq += name_new(db, 0, dp_siphash13(db->sip, name, info->qname_len)) ? 1.0f : 0.0f;
+        t->f.uniq += name_new(db, 0, nh) ? 1.0f : 0.0f;
         t->f.types += dp_anomaly_tunnel_qtype(info->qtype) ? 1.0f : 0.0f;
         t->f.size += (float)info->question_end + 11.0f; /* the answer adds its own */
         t->score = dp_anomaly_tunnel_score(&t->f);
@@ -641,21 +709,45 @@ static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct ce
     return block_applies(db, t->until_ms, t->bidx, t->bgen, t->action, now);
 }
 
+/* The client entry a slot (dp_dynblock_query's *slot) names, locked, if it
+ * still holds (hi, lo) in group 0; NULL (nothing locked) if it was taken
+ * over since. */
+static inline struct centry *slot_entry(struct dotproxy_dynblock *db, uint32_t slot, uint64_t hi,
+                                        uint64_t lo, struct shard **sp)
+{
+    if (slot == 0 || slot > SHARDS * CT_PER_SHARD)
+        return NULL;
+    struct shard *s = &db->shards[(slot - 1) / CT_PER_SHARD];
+    spin_lock(&s->mu);
+    struct centry *e = &s->c[(slot - 1) % CT_PER_SHARD];
+    if (e->last_ms != 0 && e->lo == lo && e->hi == hi && e->group == 0) {
+        *sp = s;
+        return e;
+    }
+    spin_unlock(&s->mu);
+    return NULL;
+}
+
 int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *client,
-                      const uint8_t *msg, const dotproxy_dns_info *info, uint64_t now_us)
+                      const uint8_t *msg, const dotproxy_dns_info *info, uint64_t now_us,
+                      uint32_t *slot)
 {
     uint64_t ahi, alo;
     bool v4;
+    if (slot != NULL)
+        *slot = 0;
     if (addr_of(client, &ahi, &alo, &v4) != 0)
         return DP_DYNBLOCK_PASS;
-    maybe_sweep(db, now_us);
     uint32_t now = ms_of(db, now_us);
+    maybe_sweep(db, now, now_us);
     /* Worth a tunnel score: a long label anywhere, or a type tunnels use. */
     bool scored = false;
     if (db->has_tun) {
         scored = dp_anomaly_tunnel_qtype(info->qtype);
+        /* A 16-octet label needs a name of 18 octets at least. */
         const uint8_t *n = msg + info->qname_off;
-        for (size_t i = 0; !scored && i < info->qname_len && n[i] != 0; i += 1u + n[i])
+        for (size_t i = 0; !scored && info->qname_len >= 18 && i < info->qname_len && n[i] != 0;
+             i += 1u + n[i])
             scored = n[i] >= 16;
     }
     int verdict = DP_DYNBLOCK_PASS;
@@ -671,25 +763,30 @@ int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *clien
         struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
         age_entry(gr, e, since(&e->last_ms, now));
         e->c[0] += 1;
-        for (unsigned i = 0; i < gr->n; i++) {
-            const struct crule *r = &gr->r[i];
+        for (unsigned i = 0; i < gr->nq; i++) {
+            const struct crule *r = &gr->qr[i];
             float *c = &e->c[r->slot];
-            if (r->metric == DP_AM_QPS || (r->metric == DP_AM_QTYPE && r->qtype == info->qtype)) {
-                *c += 1;
-                if (*c > r->limit && !e->exempt) {
-                    struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
-                    block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
-                              &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
-                }
+            bool hit = r->qtype == 0 || r->qtype == info->qtype; /* qps: qtype 0 */
+            *c += hit ? 1.0f : 0.0f;
+            if (hit && *c > r->limit && !e->exempt) {
+                struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
+                block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
+                          &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
             }
         }
-        int v = block_applies(db, e->until_ms, e->bidx, e->bgen, e->action, now);
-        if (v > verdict)
-            verdict = v;
-        if (g == 0 && db->has_tun && (scored || e->tunnel_blocks)) {
-            v = tunnel_query(db, s, e, h, msg, info, now, scored, v4);
+        if (e->until_ms > now) {
+            int v = block_applies(db, e->until_ms, e->bidx, e->bgen, e->action, now);
             if (v > verdict)
                 verdict = v;
+        }
+        if (g == 0) {
+            if (slot != NULL)
+                *slot = 1u + (uint32_t)(h >> 58) * CT_PER_SHARD + (uint32_t)(e - s->c);
+            if (db->has_tun && (scored || e->tunnel_blocks)) {
+                int v = tunnel_query(db, s, e, h, msg, info, now, scored, v4);
+                if (v > verdict)
+                    verdict = v;
+            }
         }
         spin_unlock(&s->mu);
     }
@@ -711,10 +808,10 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
     if (m != NULL && m->tag == tag) {
         dh = m->dh;
     } else {
-        qname_lower(name, msg, info);
+        uint64_t nh = qname_lower_hash(db, name, msg, info);
         doff = dp_psl_domain(db->psl, name, info->qname_len, &dh);
         if (name_hash == 0)
-            name_hash = dp_siphash13(db->sip, name, info->qname_len);
+            name_hash = nh;
         else
             *m = (struct dmemo){tag, dh};
     }
@@ -754,7 +851,7 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
             if (d->c[i] > r->limit) {
                 if (doff == SIZE_MAX) { /* the block's key text needs the name */
                     uint64_t again;
-                    qname_lower(name, msg, info);
+                    (void)qname_lower_hash(db, name, msg, info);
                     doff = dp_psl_domain(db->psl, name, info->qname_len, &again);
                 }
                 struct dkey k = {name + doff, info->qname_len - doff};
@@ -776,7 +873,8 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
 }
 
 void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *client,
-                        const uint8_t *msg, size_t len, int udp, uint16_t qtype, uint64_t now_us)
+                        const uint8_t *msg, size_t len, int udp, uint16_t qtype, uint64_t now_us,
+                        uint32_t slot)
 {
     bool tun = db->has_tun && dp_anomaly_tunnel_qtype(qtype);
     if ((!db->answer_side && !tun) || len < DOTPROXY_DNS_HEADER_SIZE)
@@ -788,31 +886,31 @@ void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *cli
     uint32_t now = ms_of(db, now_us);
     unsigned rcode = DOTPROXY_DNS_RCODE(dp_get16(msg + 2));
     uint16_t id = dp_get16(msg);
+    /* What the answer adds to each kind of answer rule (crule.kind). */
+    const float add[3] = {rcode == DOTPROXY_RCODE_NXDOMAIN ? 1.0f : 0.0f,
+                          rcode == DOTPROXY_RCODE_SERVFAIL ? 1.0f : 0.0f, udp ? (float)len : 0.0f};
     for (unsigned g = 0; g < db->n_groups; g++) {
         const struct group *gr = &db->groups[g];
         if (!gr->answer_side && !(g == 0 && tun))
             continue;
         uint64_t hi = ahi, lo = alo;
         mask_of(gr, v4, &hi, &lo);
-        uint64_t h = hash2(db, hi, lo ^ g);
-        struct shard *s = &db->shards[h >> 58];
-        spin_lock(&s->mu);
-        struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
+        struct shard *s;
+        /* Group 0's entry is where the query hook left it, unless another
+         * client took it over since: then it is looked up again. */
+        struct centry *e = g == 0 ? slot_entry(db, slot, hi, lo, &s) : NULL;
+        if (e == NULL) {
+            uint64_t h = hash2(db, hi, lo ^ g);
+            s = &db->shards[h >> 58];
+            spin_lock(&s->mu);
+            e = client_entry(db, s, h, hi, lo, g, now, v4);
+        }
         age_entry(gr, e, since(&e->last_ms, now));
-        for (unsigned i = 0; i < gr->n; i++) {
-            const struct crule *r = &gr->r[i];
-            float *c = &e->c[r->slot];
-            float add = 0;
-            if (r->metric == DP_AM_NXDOMAIN && rcode == DOTPROXY_RCODE_NXDOMAIN)
-                add = 1;
-            else if (r->metric == DP_AM_SERVFAIL && rcode == DOTPROXY_RCODE_SERVFAIL)
-                add = 1;
-            else if (r->metric == DP_AM_BYTES && udp)
-                add = (float)len;
-            if (add == 0)
-                continue;
-            *c += add;
-            if (*c > r->limit && !e->exempt) {
+        for (unsigned i = 0; i < gr->na; i++) {
+            const struct crule *r = &gr->ar[i];
+            float *c = &e->c[r->slot], a = add[r->kind];
+            *c += a; /* + 0 when the answer is not of its kind */
+            if (a != 0 && *c > r->limit && !e->exempt) {
                 struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
                 block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
                           &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
@@ -835,7 +933,8 @@ static void crule_of(struct crule *c, const struct dp_dynrule *r, unsigned ri, u
     c->slot = (uint8_t)slot;
     c->metric = r->metric;
     c->action = r->action;
-    c->qtype = r->qtype;
+    c->qtype = r->metric == DP_AM_QTYPE ? r->qtype : 0;
+    c->kind = r->metric == DP_AM_NXDOMAIN ? 0 : r->metric == DP_AM_SERVFAIL ? 1 : 2;
     float tau_ms = (float)r->window_s * 1000.0f;
     c->inv_tau_ms = 1.0f / tau_ms;
     /* Rates compare as decayed counts (rate x tau); the score as is. */
@@ -910,7 +1009,15 @@ static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_confi
             if (j == gr->ntau)
                 gr->inv_tau[gr->ntau++] = gr->r[i].inv_tau_ms;
             gr->r[i].tau = (uint8_t)j;
+            gr->slot_tau[gr->r[i].slot] = (uint8_t)j;
         }
+        for (unsigned i = 0; i < gr->n; i++) {
+            if (gr->r[i].metric == DP_AM_QPS || gr->r[i].metric == DP_AM_QTYPE)
+                gr->qr[gr->nq++] = gr->r[i];
+            else
+                gr->ar[gr->na++] = gr->r[i];
+        }
+        gr->m4 = gr->mask4 == 0 ? 0 : ~(uint32_t)0 << (32 - gr->mask4);
         unsigned p = gr->mask6;
         gr->m6hi = p >= 64 ? ~0ull : ~0ull << (64 - p);
         gr->m6lo = p <= 64 ? 0 : ~0ull << (128 - p);

@@ -103,7 +103,7 @@ static uint64_t send_for(struct dotproxy_dynblock *db, const struct sockaddr *a,
     uint64_t first = 0;
     for (unsigned i = 0; i < n; i++) {
         *t += (uint64_t)(SEC / qps);
-        int v = dp_dynblock_query(db, a, q.msg, &q.info, *t);
+        int v = dp_dynblock_query(db, a, q.msg, &q.info, *t, NULL);
         if (v == want && first == 0)
             first = *t;
     }
@@ -189,12 +189,13 @@ START_TEST(test_dynblock_mask_groups_a_prefix_and_exempt_is_never_blocked)
     for (int i = 0; i < 1200 && hit == 0; i++) {
         t += SEC / 40;
         const struct sockaddr *s = i % 2 ? SA(a) : SA(b);
-        if (dp_dynblock_query(db, s, q.msg, &q.info, t) == DOTPROXY_DYNBLOCK_DROP)
+        if (dp_dynblock_query(db, s, q.msg, &q.info, t, NULL) == DOTPROXY_DYNBLOCK_DROP)
             hit = t;
     }
     ck_assert_uint_gt(hit, 0);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1), DOTPROXY_DYNBLOCK_DROP);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t + 2), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1, NULL),
+                     DOTPROXY_DYNBLOCK_DROP);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t + 2, NULL), DP_DYNBLOCK_PASS);
     dotproxy_dynblock_entry e[2];
     ck_assert_uint_eq(dp_dynblock_list(db, e, 2, t), 1);
     ck_assert_str_eq(e[0].key, "127.0.0.0/24");
@@ -219,33 +220,70 @@ START_TEST(test_dynblock_answer_rates_nxdomain_servfail_bytes)
     /* 50 NXDOMAIN/s to a, NOERROR to b at the same rate. */
     for (int i = 0; i < 200; i++) {
         t += SEC / 50;
-        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 3, 60), 1, 1, t);
-        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 0, 60), 1, 1, t);
+        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 3, 60), 1, 1, t, 0);
+        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 0, 60), 1, 1, t, 0);
     }
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t), DOTPROXY_DYNBLOCK_REFUSE);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t, NULL),
+                     DOTPROXY_DYNBLOCK_REFUSE);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t, NULL), DP_DYNBLOCK_PASS);
     /* SERVFAIL to c. */
     for (int i = 0; i < 200; i++) {
         t += SEC / 50;
-        dp_dynblock_answer(db, SA(c), ans, mka(ans, &q, 2, 60), 0, 1, t);
+        dp_dynblock_answer(db, SA(c), ans, mka(ans, &q, 2, 60), 0, 1, t, 0);
     }
-    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t), DOTPROXY_DYNBLOCK_DROP);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t, NULL), DOTPROXY_DYNBLOCK_DROP);
     /* 1500-octet UDP answers at 50/s to b: 75000 octets/s. Over TCP they
      * would not count. */
     struct sockaddr_storage d = addr("127.0.0.5");
     for (int i = 0; i < 200; i++) {
         t += SEC / 50;
-        dp_dynblock_answer(db, SA(d), ans, mka(ans, &q, 0, 1500), 0, 255, t);
+        dp_dynblock_answer(db, SA(d), ans, mka(ans, &q, 0, 1500), 0, 255, t, 0);
     }
-    ck_assert_int_eq(dp_dynblock_query(db, SA(d), q.msg, &q.info, t), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(d), q.msg, &q.info, t, NULL), DP_DYNBLOCK_PASS);
     for (int i = 0; i < 200; i++) {
         t += SEC / 50;
-        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 0, 1500), 1, 255, t);
+        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 0, 1500), 1, 255, t, 0);
     }
-    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t), DOTPROXY_DYNBLOCK_TRUNCATE);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t, NULL),
+                     DOTPROXY_DYNBLOCK_TRUNCATE);
     ck_assert_uint_eq(dp_dynblock_events(db, 1), 1);
     ck_assert_uint_eq(dp_dynblock_events(db, 2), 1);
     ck_assert_uint_eq(dp_dynblock_events(db, 3), 1);
+    dp_dynblock_unref(db);
+}
+END_TEST
+
+/* The answer hook finds the client's entry through the slot the query hook
+ * gave; a slot that names another client's entry (taken over since, or
+ * plain wrong) is noticed and the answer counted for its own client. */
+START_TEST(test_dynblock_answer_slot_counts_its_own_client_only)
+{
+    static const char *const rules[] = {"nxdomain>10,action=refuse", NULL};
+    struct dotproxy_dynblock *db = make(rules, NULL);
+    struct sockaddr_storage a = addr("127.0.0.2"), b = addr("127.0.0.3"), c = addr("127.0.0.4");
+    uint8_t ans[100];
+    struct q q;
+    mkq(&q, 1, "nx.example.com", 1);
+    uint64_t t = SEC;
+    uint32_t sa = 0, sc = 0;
+    for (int i = 0; i < 200; i++) {
+        t += SEC / 50;
+        ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t, &sa), DP_DYNBLOCK_PASS);
+        ck_assert_uint_ne(sa, 0);
+        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 0, 60), 1, 1, t, sa);
+        /* b's NXDOMAIN answers come with a's slot: they count for b. */
+        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 3, 60), 1, 1, t, sa);
+        /* c's through its own slot; a slot out of range is looked past. */
+        (void)dp_dynblock_query(db, SA(c), q.msg, &q.info, t, &sc);
+        dp_dynblock_answer(db, SA(c), ans, mka(ans, &q, 3, 60), 1, 1, t, i % 2 ? sc : UINT32_MAX);
+    }
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t, NULL), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t, NULL),
+                     DOTPROXY_DYNBLOCK_REFUSE);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t, NULL),
+                     DOTPROXY_DYNBLOCK_REFUSE);
+    dotproxy_dynblock_entry e[4];
+    ck_assert_uint_eq(dp_dynblock_list(db, e, 4, t), 2);
     dp_dynblock_unref(db);
 }
 END_TEST
@@ -395,9 +433,9 @@ START_TEST(test_dynblock_tunnel_blocks_that_client_and_domain_only)
         snprintf(name, sizeof name, "%s.t.example.com", lab);
         mkq(&q, i, name, 16);
         t += SEC / 30;
-        if (dp_dynblock_query(db, SA(a), q.msg, &q.info, t) == DOTPROXY_DYNBLOCK_DROP)
+        if (dp_dynblock_query(db, SA(a), q.msg, &q.info, t, NULL) == DOTPROXY_DYNBLOCK_DROP)
             hit = t;
-        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 0, 250), 1, 16, t + 1000);
+        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 0, 250), 1, 16, t + 1000, 0);
     }
     ck_assert_uint_gt(hit, 0);
     ck_assert_msg(hit - start < 10 * SEC, "%llu", (unsigned long long)(hit - start));
@@ -408,10 +446,11 @@ START_TEST(test_dynblock_tunnel_blocks_that_client_and_domain_only)
     /* Even a short A query of that client to that domain is dropped; its
      * other domains and other clients are served. */
     mkq(&q, 1, "www.example.com", 1);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1), DOTPROXY_DYNBLOCK_DROP);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t + 2), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1, NULL),
+                     DOTPROXY_DYNBLOCK_DROP);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t + 2, NULL), DP_DYNBLOCK_PASS);
     mkq(&q, 1, "www.example.org", 1);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 3), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 3, NULL), DP_DYNBLOCK_PASS);
     dp_dynblock_unref(db);
 }
 END_TEST
@@ -429,7 +468,7 @@ START_TEST(test_dynblock_tunnel_ignores_ordinary_browsing)
         snprintf(name, sizeof name, "%s.site%u.example.com", hosts[i % 6], i % 37);
         mkq(&q, i, name, types[i % 6]);
         t += SEC / 50;
-        dp_dynblock_query(db, SA(a), q.msg, &q.info, t);
+        dp_dynblock_query(db, SA(a), q.msg, &q.info, t, NULL);
     }
     dotproxy_dynblock_entry e[2];
     ck_assert_uint_eq(dp_dynblock_list(db, e, 2, t), 0);
@@ -451,7 +490,7 @@ START_TEST(test_dynblock_clear_ends_every_block_at_once)
     struct q q;
     mkq(&q, 1, "a.example.com", 1);
     /* Still over its rate: a new block starts (a fresh event). */
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1000),
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1000, NULL),
                      DOTPROXY_DYNBLOCK_REFUSE);
     ck_assert_uint_eq(dp_dynblock_events(db, 0), 2);
     dp_dynblock_unref(db);
@@ -491,10 +530,10 @@ START_TEST(test_dynblock_million_spoofed_sources_stay_bounded_and_the_heavy_hitt
         x = x * 1664525u + 1013904223u;
         s.sin_addr.s_addr = htonl((x & 0xff000000u) | i);
         t += 10;
-        dp_dynblock_query(db, (const struct sockaddr *)&s, q.msg, &q.info, t);
-        dp_dynblock_answer(db, (const struct sockaddr *)&s, ans, mka(ans, &q, 3, 100), 1, 1, t);
+        dp_dynblock_query(db, (const struct sockaddr *)&s, q.msg, &q.info, t, NULL);
+        dp_dynblock_answer(db, (const struct sockaddr *)&s, ans, mka(ans, &q, 3, 100), 1, 1, t, 0);
         if (i % 500 == 0 &&
-            dp_dynblock_query(db, SA(heavy), q.msg, &q.info, t) == DOTPROXY_DYNBLOCK_REFUSE &&
+            dp_dynblock_query(db, SA(heavy), q.msg, &q.info, t, NULL) == DOTPROXY_DYNBLOCK_REFUSE &&
             hit == 0)
             hit = t;
     }
@@ -523,7 +562,7 @@ static void *worker(void *arg)
         uint64_t t = SEC + (uint64_t)i * (SEC / 15);
         if (w->step != NULL)
             pthread_barrier_wait(w->step); /* the workers' clocks agree */
-        if (dp_dynblock_query(w->db, SA(a), q.msg, &q.info, t) == DOTPROXY_DYNBLOCK_REFUSE)
+        if (dp_dynblock_query(w->db, SA(a), q.msg, &q.info, t, NULL) == DOTPROXY_DYNBLOCK_REFUSE)
             w->blocked = 1;
     }
     return NULL;
@@ -567,6 +606,7 @@ static Suite *dynblock_suite(void)
     tcase_add_test(tc, test_dynblock_log_action_reports_but_never_blocks);
     tcase_add_test(tc, test_dynblock_mask_groups_a_prefix_and_exempt_is_never_blocked);
     tcase_add_test(tc, test_dynblock_answer_rates_nxdomain_servfail_bytes);
+    tcase_add_test(tc, test_dynblock_answer_slot_counts_its_own_client_only);
     tcase_add_test(tc, test_dynblock_qtype_rule_counts_only_that_type);
     tcase_add_test(tc, test_dynblock_subdomains_blocks_missed_names_of_one_domain_only);
     tcase_add_test(tc, test_dynblock_subdomains_domain_memo_by_name_hash);
