@@ -215,28 +215,6 @@ int dp_anomaly_rule_parse(struct dp_dynrule *r, const char *text, const char **w
     return 0;
 }
 
-/* e^-x = 2^-(x log2 e) = 2^-n x 2^-f: n into the exponent bits, 2^-f by a
- * polynomial (relative error under 2e-5), so the hot path calls no libm. */
-float dp_anomaly_decay(float x)
-{
-    if (x >= 64.0f)
-        return 0.0f;
-    if (x <= 0.0f)
-        return 1.0f;
-    float y = x * 1.44269504f;
-    int n = (int)y;
-    float f = y - (float)n; /* [0, 1) */
-    /* 2^-f, minimax on [0, 1). */
-    float p =
-        1.0f + f * (-0.69314718f +
-                    f * (0.24022651f + f * (-0.05550411f + f * (0.00961813f - f * 0.00133336f))));
-    union {
-        float v;
-        uint32_t u;
-    } s = {.u = (uint32_t)(127 - n) << 23};
-    return p * s.v;
-}
-
 /* c * log2(c) for the counts a name can hold (at most 255 octets). */
 static float clog2c[256];
 static pthread_once_t clog2c_once = PTHREAD_ONCE_INIT;

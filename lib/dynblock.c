@@ -470,8 +470,9 @@ static inline uint64_t hash2(const struct dotproxy_dynblock *db, uint64_t a, uin
 }
 
 /* The entry for (hi, lo, group) in shard s, made if absent. */
-static struct centry *client_entry(struct dotproxy_dynblock *db, struct shard *s, uint64_t h,
-                                   uint64_t hi, uint64_t lo, unsigned group, uint32_t now, bool v4)
+static inline __attribute__((always_inline)) struct centry *
+client_entry(struct dotproxy_dynblock *db, struct shard *s, uint64_t h, uint64_t hi, uint64_t lo,
+             unsigned group, uint32_t now, bool v4)
 {
     unsigned home = (unsigned)h & (CT_PER_SHARD - 1);
     for (unsigned i = 0; i < WAYS; i++) {
@@ -604,10 +605,9 @@ static inline uint64_t name_domain(const struct dotproxy_dynblock *db, const uin
 
 /* Bring an entry's counts from its last update to now: one e^-x per
  * distinct window of the group (usually one), not one per rule. */
-static inline void age_entry(const struct group *gr, struct centry *e, uint32_t dt)
+static __attribute__((noinline)) void age_entry_by(const struct group *gr, struct centry *e,
+                                                   uint32_t dt)
 {
-    if (dt == 0)
-        return;
     float k[SLOTS];
     k[0] = dp_anomaly_decay((float)dt * gr->inv_tau[0]);
     for (unsigned j = 1; j < gr->ntau; j++)
@@ -621,6 +621,14 @@ static inline void age_entry(const struct group *gr, struct centry *e, uint32_t 
         for (unsigned i = 0; i < SLOTS; i++)
             e->c[i] *= k[gr->slot_tau[i]];
     }
+}
+
+/* Out of line: an answer that follows its query at once (a cache hit) has
+ * nothing to age, and the hooks stay small without it. */
+static inline void age_entry(const struct group *gr, struct centry *e, uint32_t dt)
+{
+    if (dt != 0)
+        age_entry_by(gr, e, dt);
 }
 
 /* ---- key texts, made only when a block starts ---- */
