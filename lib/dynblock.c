@@ -51,6 +51,7 @@
 #define SLOTS        6u /* per client entry: 0 is the 10 s query rate */
 #define DSLOTS       2u /* subdomains rules */
 #define SWEEP_MS     100u
+#define DECAY_TAB    64u /* decay tables cover 0..4095 ms, 512 octets a window */
 
 /* Query rate window of slot 0 (top offenders, eviction). */
 #define TOP_TAU_MS 10000.0f
@@ -65,7 +66,7 @@ struct centry {
     uint32_t tslot; /* 1 + the tunnel entry of the last scored query */
     uint16_t qid;   /* its ID: the answer with this ID adds its size */
     uint16_t pad;
-};
+} __attribute__((aligned(64))); /* one cache line each, never two */
 
 struct tentry {
     uint64_t key; /* 0: empty */
@@ -75,7 +76,7 @@ struct tentry {
     float score;
     uint16_t bidx, bgen;
     uint8_t action, pad[3];
-};
+} __attribute__((aligned(64)));
 
 struct dentry {
     uint64_t h; /* domain hash; 0: empty */
@@ -83,7 +84,11 @@ struct dentry {
     float c[DSLOTS];
     uint16_t bidx, bgen;
     uint8_t action, pad[3];
-};
+} __attribute__((aligned(32))); /* two a cache line */
+
+_Static_assert(sizeof(struct centry) == 64, "a client entry is one cache line");
+_Static_assert(sizeof(struct tentry) == 64, "a tunnel entry is one cache line");
+_Static_assert(sizeof(struct dentry) == 32, "two domain entries a cache line");
 
 /* A shard's lock is held for a few dozen instructions: a spin lock (test,
  * then test-and-set; yield the CPU after a while, for when the holder was
@@ -106,6 +111,8 @@ static inline void spin_unlock(struct spin *l)
     atomic_flag_clear_explicit(&l->f, memory_order_release);
 }
 
+/* The lock on a line of its own (the tables start at the next one): the
+ * entries stay aligned to lines, so an entry is one cache miss, not two. */
 struct shard {
     struct spin mu;
     struct centry c[CT_PER_SHARD];
@@ -151,6 +158,9 @@ struct group {
     unsigned nq, na;
     float inv_tau[SLOTS]; /* the distinct windows; [0] is slot 0's */
     unsigned ntau;
+    /* e^(-dt/tau) for each window by table, for dt under DECAY_TAB^2 ms:
+     * lo[j][dt % DECAY_TAB] x hi[j][dt / DECAY_TAB]. */
+    float decay_lo[SLOTS][DECAY_TAB], decay_hi[SLOTS][DECAY_TAB];
     uint8_t slot_tau[SLOTS]; /* each slot's window in inv_tau (unused slots: 0) */
     bool query_side;         /* qps / qtype rules */
     bool answer_side;        /* nxdomain / servfail / bytes rules */
@@ -609,9 +619,16 @@ static __attribute__((noinline)) void age_entry_by(const struct group *gr, struc
                                                    uint32_t dt)
 {
     float k[SLOTS];
-    k[0] = dp_anomaly_decay((float)dt * gr->inv_tau[0]);
-    for (unsigned j = 1; j < gr->ntau; j++)
-        k[j] = dp_anomaly_decay((float)dt * gr->inv_tau[j]);
+    /* A client seen again within 4 s (every busy one): two table reads and
+     * a product instead of the polynomial. */
+    if (dt < DECAY_TAB * DECAY_TAB) {
+        unsigned lo = dt % DECAY_TAB, hi = dt / DECAY_TAB;
+        for (unsigned j = 0; j < gr->ntau; j++)
+            k[j] = gr->decay_lo[j][lo] * gr->decay_hi[j][hi];
+    } else {
+        for (unsigned j = 0; j < gr->ntau; j++)
+            k[j] = dp_anomaly_decay((float)dt * gr->inv_tau[j]);
+    }
     /* Every slot, used or not (unused ones hold 0): a fixed count the
      * compiler unrolls. */
     if (gr->ntau == 1) {
@@ -672,6 +689,21 @@ static void dkey_text(char *out, size_t cap, const void *arg)
 }
 
 /* ---- the hooks ---- */
+
+/* A client rule's count is over its threshold: block (or extend) unless
+ * the client is exempt. Out of line, so that the hooks' loops over their
+ * rules stay a few instructions each. */
+static __attribute__((noinline)) void client_over(struct dotproxy_dynblock *db,
+                                                  const struct group *gr, const struct crule *r,
+                                                  struct centry *e, bool v4, uint32_t now)
+{
+    if (e->exempt)
+        return;
+    float c = e->c[r->slot];
+    struct ckey k = {e->hi, e->lo, v4, v4 ? gr->mask4 : gr->mask6};
+    block_hit(db, r->rule, r->for_ms, c * 1000.0f * r->inv_tau_ms, c, r, now, &e->until_ms,
+              &e->bidx, &e->bgen, &e->action, ckey_text, &k);
+}
 
 /* The tunnel part of a query, with its client's shard locked: score it (if
  * it looks like tunnel traffic at all) and say whether (client, domain) is
@@ -776,11 +808,8 @@ int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *clien
             float *c = &e->c[r->slot];
             bool hit = r->qtype == 0 || r->qtype == info->qtype; /* qps: qtype 0 */
             *c += hit ? 1.0f : 0.0f;
-            if (hit && *c > r->limit && !e->exempt) {
-                struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
-                block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
-                          &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
-            }
+            if (hit && *c > r->limit)
+                client_over(db, gr, r, e, v4, now);
         }
         if (e->until_ms > now) {
             int v = block_applies(db, e->until_ms, e->bidx, e->bgen, e->action, now);
@@ -918,11 +947,8 @@ void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *cli
             const struct crule *r = &gr->ar[i];
             float *c = &e->c[r->slot], a = add[r->kind];
             *c += a; /* + 0 when the answer is not of its kind */
-            if (a != 0 && *c > r->limit && !e->exempt) {
-                struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
-                block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
-                          &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
-            }
+            if (a != 0 && *c > r->limit)
+                client_over(db, gr, r, e, v4, now);
         }
         if (g == 0 && tun && e->tslot != 0 && e->qid == id) {
             struct tentry *t = &s->t[e->tslot - 1];
@@ -1019,6 +1045,11 @@ static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_confi
             gr->r[i].tau = (uint8_t)j;
             gr->slot_tau[gr->r[i].slot] = (uint8_t)j;
         }
+        for (unsigned j = 0; j < gr->ntau; j++)
+            for (unsigned d = 0; d < DECAY_TAB; d++) {
+                gr->decay_lo[j][d] = (float)exp(-(double)d * gr->inv_tau[j]);
+                gr->decay_hi[j][d] = (float)exp(-(double)(d * DECAY_TAB) * gr->inv_tau[j]);
+            }
         for (unsigned i = 0; i < gr->n; i++) {
             if (gr->r[i].metric == DP_AM_QPS || gr->r[i].metric == DP_AM_QTYPE)
                 gr->qr[gr->nq++] = gr->r[i];

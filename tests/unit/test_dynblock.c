@@ -19,6 +19,8 @@
 #include "dotproxy/error.h"
 #include "dynblock.h"
 
+#include "../support/dynblock_traffic.h"
+
 #define SEC 1000000ull
 
 static struct sockaddr_storage addr(const char *s)
@@ -38,58 +40,19 @@ static struct sockaddr_storage addr(const char *s)
 
 #define SA(x) ((const struct sockaddr *)&(x))
 
-struct q {
-    uint8_t msg[300];
-    size_t len;
-    dotproxy_dns_info info;
-};
-
-static void mkq(struct q *q, unsigned id, const char *name, unsigned qtype)
+/* Queries, answers and states: tests/support/dynblock_traffic.h (shared
+ * with bench/dynblock_cost.c). */
+static void mkq(struct dp_test_q *q, unsigned id, const char *name, unsigned qtype)
 {
-    uint8_t *m = q->msg;
-    memset(m, 0, 12);
-    m[0] = (uint8_t)(id >> 8), m[1] = (uint8_t)id, m[2] = 0x01, m[5] = 1;
-    size_t o = 12;
-    const char *p = name;
-    while (*p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        m[o++] = (uint8_t)n;
-        memcpy(m + o, p, n);
-        o += n;
-        p += n;
-        if (*p == '.')
-            p++;
-    }
-    m[o++] = 0;
-    m[o++] = (uint8_t)(qtype >> 8), m[o++] = (uint8_t)qtype;
-    m[o++] = 0, m[o++] = 1;
-    q->len = o;
-    ck_assert_int_eq(dotproxy_dns_parse(&q->info, q->msg, q->len), 0);
+    ck_assert_msg(dp_test_q_make(q, id, name, qtype) == 0, "%s", name);
 }
 
-/* An answer to q with the given rcode, padded to len octets (the hook reads
- * the header and the length only). */
-static size_t mka(uint8_t *out, const struct q *q, unsigned rcode, size_t len)
-{
-    memset(out, 0, len);
-    memcpy(out, q->msg, q->len);
-    out[2] |= 0x80;
-    out[3] = (uint8_t)(0x80 | rcode);
-    return len;
-}
+#define mka dp_test_q_answer
 
 static struct dotproxy_dynblock *make(const char *const *rules, const char *const *exempt)
 {
-    dotproxy_config *cfg;
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    for (size_t i = 0; rules != NULL && rules[i] != NULL; i++)
-        ck_assert_msg(dotproxy_config_add_dynblock(cfg, rules[i]) == 0, "%s", rules[i]);
-    for (size_t i = 0; exempt != NULL && exempt[i] != NULL; i++)
-        ck_assert_int_eq(dotproxy_config_add_dynblock_exempt(cfg, exempt[i]), 0);
-    struct dotproxy_dynblock *db;
-    ck_assert_int_eq(dp_dynblock_new(&db, cfg, 0), 0);
-    dotproxy_config_free(cfg);
+    struct dotproxy_dynblock *db = dp_test_dynblock_make(rules, exempt);
+    ck_assert_ptr_nonnull(db);
     return db;
 }
 
@@ -98,7 +61,7 @@ static struct dotproxy_dynblock *make(const char *const *rules, const char *cons
 static uint64_t send_for(struct dotproxy_dynblock *db, const struct sockaddr *a, const char *name,
                          unsigned qtype, double qps, unsigned n, uint64_t *t, int want)
 {
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, name, qtype);
     uint64_t first = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -184,7 +147,7 @@ START_TEST(test_dynblock_mask_groups_a_prefix_and_exempt_is_never_blocked)
     uint64_t t = SEC;
     /* 20 qps each from two addresses of one /24: 40 together. */
     uint64_t hit = 0;
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 7, "www.example.com", 1);
     for (int i = 0; i < 1200 && hit == 0; i++) {
         t += SEC / 40;
@@ -214,7 +177,7 @@ START_TEST(test_dynblock_answer_rates_nxdomain_servfail_bytes)
     struct dotproxy_dynblock *db = make(rules, NULL);
     struct sockaddr_storage a = addr("127.0.0.2"), b = addr("127.0.0.3"), c = addr("127.0.0.4");
     uint8_t ans[2000];
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "nx.example.com", 1);
     uint64_t t = SEC;
     /* 50 NXDOMAIN/s to a, NOERROR to b at the same rate. */
@@ -262,7 +225,7 @@ START_TEST(test_dynblock_answer_slot_counts_its_own_client_only)
     struct dotproxy_dynblock *db = make(rules, NULL);
     struct sockaddr_storage a = addr("127.0.0.2"), b = addr("127.0.0.3"), c = addr("127.0.0.4");
     uint8_t ans[100];
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "nx.example.com", 1);
     uint64_t t = SEC;
     uint32_t sa = 0, sc = 0;
@@ -309,7 +272,7 @@ START_TEST(test_dynblock_subdomains_blocks_missed_names_of_one_domain_only)
     struct dotproxy_dynblock *db = make(rules, exempt);
     uint64_t t = SEC;
     char name[64];
-    struct q q;
+    struct dp_test_q q;
     uint64_t hit = 0;
     /* 8 sources, 100 random names per second together, all missing. */
     for (int i = 0; i < 2000 && hit == 0; i++) {
@@ -357,7 +320,7 @@ START_TEST(test_dynblock_subdomains_domain_memo_by_name_hash)
     struct dotproxy_dynblock *db = make(rules, NULL);
     struct sockaddr_storage s = addr("127.0.0.10");
     char name[64];
-    struct q q;
+    struct dp_test_q q;
     uint64_t t = SEC;
     /* Remembered first, slowly (1 name/s: no event)... */
     for (unsigned i = 0; i < 300; i++) {
@@ -426,7 +389,7 @@ START_TEST(test_dynblock_tunnel_blocks_that_client_and_domain_only)
     struct sockaddr_storage a = addr("127.0.0.2"), b = addr("127.0.0.3");
     uint64_t t = SEC, start = t, hit = 0;
     char lab[64], name[128];
-    struct q q;
+    struct dp_test_q q;
     uint8_t ans[400];
     for (unsigned i = 0; i < 600 && hit == 0; i++) {
         b32(lab, 50 + i % 11, i + 1);
@@ -463,7 +426,7 @@ START_TEST(test_dynblock_tunnel_ignores_ordinary_browsing)
     static const unsigned types[] = {1, 28, 65, 16, 15, 1};
     uint64_t t = SEC;
     char name[128];
-    struct q q;
+    struct dp_test_q q;
     for (unsigned i = 0; i < 5000; i++) {
         snprintf(name, sizeof name, "%s.site%u.example.com", hosts[i % 6], i % 37);
         mkq(&q, i, name, types[i % 6]);
@@ -487,7 +450,7 @@ START_TEST(test_dynblock_clear_ends_every_block_at_once)
     ck_assert_uint_eq(dp_dynblock_clear(db, t), 1);
     dotproxy_dynblock_entry e[2];
     ck_assert_uint_eq(dp_dynblock_list(db, e, 2, t), 0);
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "a.example.com", 1);
     /* Still over its rate: a new block starts (a fresh event). */
     ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1000, NULL),
@@ -519,7 +482,7 @@ START_TEST(test_dynblock_million_spoofed_sources_stay_bounded_and_the_heavy_hitt
     ck_assert_uint_lt(dp_dynblock_memory(db), 16u << 20);
     struct sockaddr_storage heavy = addr("198.51.100.7");
     struct sockaddr_in s = {.sin_family = AF_INET};
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "www.example.com", 1);
     uint8_t ans[100];
     uint64_t t = SEC, hit = 0;
@@ -554,7 +517,7 @@ static void *worker(void *arg)
 {
     struct th *w = arg;
     struct sockaddr_storage a = addr("127.0.0.2");
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "www.example.com", 1);
     /* Each "worker" sees a quarter of the client's 60 qps, in the same
      * (shared) clock: 15 qps each for 20 s. */
