@@ -14,13 +14,13 @@
 #      all       every metric: qps, nxdomain, servfail, bytes, qtype:ANY,
 #                subdomains, tunnel
 #    ns per query: pinned to one CPU (taskset -c N, default the last one),
-#    each run of the binary takes the minimum over 20 timed passes of
-#    200,000 queries after one warming pass; the binary runs --rounds times
+#    each run of the binary takes the minimum over 100 timed passes of
+#    50,000 queries after one warming pass; the binary runs --rounds times
 #    (default 3) per mode, interleaved, and the least is kept: on a shared
 #    machine other jobs only ever add time. Instructions per query: callgrind
-#    at 50,000 and 150,000 queries per pass (one warming pass, one timed), the
-#    difference over the 200,000 queries between them, so start-up (the
-#    public suffix list, the tables) cancels out.
+#    at 50,000 and 150,000 queries in the timed pass (after the same warming
+#    pass of 200,000), the difference over the 100,000 queries between them,
+#    so start-up (the public suffix list, the tables, warming) cancels out.
 # 2. --daemon: the whole query, for comparison: bench/instructions.sh (the
 #    release dotproxyd under callgrind, dnsperf, the rig's DoT upstream) once
 #    as is (defaults) and once with every rule (thresholds far above the
@@ -68,7 +68,7 @@ declare -A NS IR
 for mode in "${MODES[@]}"; do NS[$mode]=""; done
 for ((r = 1; r <= ROUNDS; r++)); do
     for mode in "${MODES[@]}"; do
-        line=$(taskset -c "$CPU" "$BIN" 200000 10000 30 1 "$mode" 20) || die "$mode: bench failed"
+        line=$(taskset -c "$CPU" "$BIN" 50000 10000 30 1 "$mode" 100) || die "$mode: bench failed"
         echo "$line" >>"$OUT/ns.log"
         v=$(sed -n 's/.*: \([0-9.]*\) CPU ns per query.*/\1/p' <<<"$line")
         [[ -n $v ]] || die "$mode: cannot read: $line"
@@ -86,7 +86,7 @@ ir_of() {   # ir_of MODE QUERIES : total Ir of one warming and one timed pass
 for mode in "${MODES[@]}"; do
     a=$(ir_of "$mode" 50000)
     b=$(ir_of "$mode" 150000)
-    IR[$mode]=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.0f", (b - a) / 200000}')
+    IR[$mode]=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.0f", (b - a) / 100000}')
 done
 
 echo "== dynblock hooks per query ($(date '+%F %T'); $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null); CPU $CPU; load $(cut -d' ' -f1-3 /proc/loadavg); run dir $OUT)"

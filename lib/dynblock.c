@@ -181,7 +181,8 @@ struct dotproxy_dynblock {
     struct group groups[GROUPS_MAX];
     unsigned n_groups;
     bool answer_side;
-    struct crule sub[DSLOTS]; /* subdomains rules */
+    struct crule sub[DSLOTS];                                               /* subdomains rules */
+    float sub_decay_lo[DSLOTS][DECAY_TAB], sub_decay_hi[DSLOTS][DECAY_TAB]; /* as groups' */
     unsigned n_sub;
     struct crule tun; /* the tunnel rule */
     bool has_tun;
@@ -881,7 +882,9 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
     uint32_t dt = since(&d->last_ms, now);
     for (unsigned i = 0; i < db->n_sub; i++) {
         const struct crule *r = &db->sub[i];
-        if (dt > 0)
+        if (dt > 0 && dt < DECAY_TAB * DECAY_TAB)
+            d->c[i] *= db->sub_decay_lo[i][dt % DECAY_TAB] * db->sub_decay_hi[i][dt / DECAY_TAB];
+        else if (dt > 0)
             d->c[i] = dp_anomaly_age(d->c[i], dt, r->inv_tau_ms);
         if (fresh) {
             d->c[i] += 1;
@@ -977,6 +980,15 @@ static void crule_of(struct crule *c, const struct dp_dynrule *r, unsigned ri, u
     c->for_ms = r->for_s * 1000u;
 }
 
+/* e^(-dt/tau) for dt = d (lo) and d x DECAY_TAB (hi) milliseconds. */
+static void decay_tables(float *lo, float *hi, float inv_tau_ms)
+{
+    for (unsigned d = 0; d < DECAY_TAB; d++) {
+        lo[d] = (float)exp(-(double)d * inv_tau_ms);
+        hi[d] = (float)exp(-(double)(d * DECAY_TAB) * inv_tau_ms);
+    }
+}
+
 static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_config *cfg)
 {
     bool has_sub = false;
@@ -1001,6 +1013,8 @@ static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_confi
             if (db->n_sub == DSLOTS)
                 return DOTPROXY_ELIMIT;
             crule_of(&db->sub[db->n_sub], r, (unsigned)i, db->n_sub);
+            decay_tables(db->sub_decay_lo[db->n_sub], db->sub_decay_hi[db->n_sub],
+                         db->sub[db->n_sub].inv_tau_ms);
             db->n_sub++;
             continue;
         }
@@ -1046,10 +1060,7 @@ static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_confi
             gr->slot_tau[gr->r[i].slot] = (uint8_t)j;
         }
         for (unsigned j = 0; j < gr->ntau; j++)
-            for (unsigned d = 0; d < DECAY_TAB; d++) {
-                gr->decay_lo[j][d] = (float)exp(-(double)d * gr->inv_tau[j]);
-                gr->decay_hi[j][d] = (float)exp(-(double)(d * DECAY_TAB) * gr->inv_tau[j]);
-            }
+            decay_tables(gr->decay_lo[j], gr->decay_hi[j], gr->inv_tau[j]);
         for (unsigned i = 0; i < gr->n; i++) {
             if (gr->r[i].metric == DP_AM_QPS || gr->r[i].metric == DP_AM_QTYPE)
                 gr->qr[gr->nq++] = gr->r[i];

@@ -23,8 +23,7 @@ struct dp_test_q {
 
 /* A query (RD set, one question, class IN) for the dotted name, parsed
  * into q->info. 0, or -1 when the name does not fit or does not parse. */
-static inline int dp_test_q_make(struct dp_test_q *q, unsigned id, const char *name,
-                                 unsigned qtype)
+static inline int dp_test_q_make(struct dp_test_q *q, unsigned id, const char *name, unsigned qtype)
 {
     uint8_t *m = q->msg;
     memset(m, 0, 12);
