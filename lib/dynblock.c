@@ -709,9 +709,10 @@ static __attribute__((noinline)) void client_over(struct dotproxy_dynblock *db,
 /* The tunnel part of a query, with its client's shard locked: score it (if
  * it looks like tunnel traffic at all) and say whether (client, domain) is
  * blocked. */
-static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct centry *ce,
-                        uint64_t chash, const uint8_t *msg, const dotproxy_dns_info *info,
-                        uint32_t now, bool scored, bool v4)
+static __attribute__((noinline)) int tunnel_query(struct dotproxy_dynblock *db, struct shard *s,
+                                                  struct centry *ce, uint64_t chash,
+                                                  const uint8_t *msg, const dotproxy_dns_info *info,
+                                                  uint32_t now, bool scored, bool v4)
 {
     uint8_t name[DOTPROXY_DNS_MAX_NAME];
     uint64_t nh = qname_lower_hash(db, name, msg, info);
@@ -769,6 +770,54 @@ static inline struct centry *slot_entry(struct dotproxy_dynblock *db, uint32_t s
     return NULL;
 }
 
+/* A query into one group's entry of its client; for group 0 also its
+ * slot (for the answer hook) and the tunnel part. */
+static inline __attribute__((always_inline)) int
+query_group(struct dotproxy_dynblock *db, unsigned g, uint64_t hi, uint64_t lo, bool v4,
+            const uint8_t *msg, const dotproxy_dns_info *info, uint32_t now, bool scored,
+            uint32_t *slot)
+{
+    const struct group *gr = &db->groups[g];
+    mask_of(gr, v4, &hi, &lo);
+    uint64_t h = hash2(db, hi, lo ^ g);
+    struct shard *s = &db->shards[h >> 58];
+    spin_lock(&s->mu);
+    struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
+    age_entry(gr, e, since(&e->last_ms, now));
+    e->c[0] += 1;
+    for (unsigned i = 0; i < gr->nq; i++) {
+        const struct crule *r = &gr->qr[i];
+        float *c = &e->c[r->slot];
+        bool hit = r->qtype == 0 || r->qtype == info->qtype; /* qps: qtype 0 */
+        *c += hit ? 1.0f : 0.0f;
+        if (hit && *c > r->limit)
+            client_over(db, gr, r, e, v4, now);
+    }
+    int verdict = DP_DYNBLOCK_PASS;
+    if (e->until_ms > now)
+        verdict = block_applies(db, e->until_ms, e->bidx, e->bgen, e->action, now);
+    if (g == 0) {
+        if (slot != NULL)
+            *slot = 1u + (uint32_t)(h >> 58) * CT_PER_SHARD + (uint32_t)(e - s->c);
+        if (db->has_tun && (scored || e->tunnel_blocks)) {
+            int v = tunnel_query(db, s, e, h, msg, info, now, scored, v4);
+            if (v > verdict)
+                verdict = v;
+        }
+    }
+    spin_unlock(&s->mu);
+    return verdict;
+}
+
+/* Groups past the first (rules with their own mask): rare, out of line. */
+static __attribute__((noinline)) int query_other_group(struct dotproxy_dynblock *db, unsigned g,
+                                                       uint64_t hi, uint64_t lo, bool v4,
+                                                       const uint8_t *msg,
+                                                       const dotproxy_dns_info *info, uint32_t now)
+{
+    return query_group(db, g, hi, lo, v4, msg, info, now, false, NULL);
+}
+
 int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *client,
                       const uint8_t *msg, const dotproxy_dns_info *info, uint64_t now_us,
                       uint32_t *slot)
@@ -791,43 +840,13 @@ int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *clien
              i += 1u + n[i])
             scored = n[i] >= 16;
     }
-    int verdict = DP_DYNBLOCK_PASS;
-    for (unsigned g = 0; g < db->n_groups; g++) {
-        const struct group *gr = &db->groups[g];
-        if (g > 0 && !gr->query_side)
-            continue;
-        uint64_t hi = ahi, lo = alo;
-        mask_of(gr, v4, &hi, &lo);
-        uint64_t h = hash2(db, hi, lo ^ g);
-        struct shard *s = &db->shards[h >> 58];
-        spin_lock(&s->mu);
-        struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
-        age_entry(gr, e, since(&e->last_ms, now));
-        e->c[0] += 1;
-        for (unsigned i = 0; i < gr->nq; i++) {
-            const struct crule *r = &gr->qr[i];
-            float *c = &e->c[r->slot];
-            bool hit = r->qtype == 0 || r->qtype == info->qtype; /* qps: qtype 0 */
-            *c += hit ? 1.0f : 0.0f;
-            if (hit && *c > r->limit)
-                client_over(db, gr, r, e, v4, now);
-        }
-        if (e->until_ms > now) {
-            int v = block_applies(db, e->until_ms, e->bidx, e->bgen, e->action, now);
+    int verdict = query_group(db, 0, ahi, alo, v4, msg, info, now, scored, slot);
+    for (unsigned g = 1; g < db->n_groups; g++)
+        if (db->groups[g].query_side) {
+            int v = query_other_group(db, g, ahi, alo, v4, msg, info, now);
             if (v > verdict)
                 verdict = v;
         }
-        if (g == 0) {
-            if (slot != NULL)
-                *slot = 1u + (uint32_t)(h >> 58) * CT_PER_SHARD + (uint32_t)(e - s->c);
-            if (db->has_tun && (scored || e->tunnel_blocks)) {
-                int v = tunnel_query(db, s, e, h, msg, info, now, scored, v4);
-                if (v > verdict)
-                    verdict = v;
-            }
-        }
-        spin_unlock(&s->mu);
-    }
     return verdict;
 }
 
@@ -912,6 +931,51 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
     return v;
 }
 
+/* One answer into one group's entry of its client. slot: the query hook's
+ * (group 0 only; 0 for the others). tun: the answer's size goes to the
+ * client's last scored query (group 0). */
+static inline __attribute__((always_inline)) void
+answer_group(struct dotproxy_dynblock *db, unsigned g, uint64_t hi, uint64_t lo, bool v4,
+             uint32_t slot, const float add[3], bool tun, uint16_t id, size_t len, uint32_t now)
+{
+    const struct group *gr = &db->groups[g];
+    mask_of(gr, v4, &hi, &lo);
+    struct shard *s;
+    /* Group 0's entry is where the query hook left it, unless another
+     * client took it over since: then it is looked up again. */
+    struct centry *e = slot != 0 ? slot_entry(db, slot, hi, lo, &s) : NULL;
+    if (e == NULL) {
+        uint64_t h = hash2(db, hi, lo ^ g);
+        s = &db->shards[h >> 58];
+        spin_lock(&s->mu);
+        e = client_entry(db, s, h, hi, lo, g, now, v4);
+    }
+    age_entry(gr, e, since(&e->last_ms, now));
+    for (unsigned i = 0; i < gr->na; i++) {
+        const struct crule *r = &gr->ar[i];
+        float *c = &e->c[r->slot], a = add[r->kind];
+        *c += a; /* + 0 when the answer is not of its kind */
+        if (a != 0 && *c > r->limit)
+            client_over(db, gr, r, e, v4, now);
+    }
+    if (tun && e->tslot != 0 && e->qid == id) {
+        struct tentry *t = &s->t[e->tslot - 1];
+        t->f.size += (float)len;
+        e->tslot = 0;
+    }
+    spin_unlock(&s->mu);
+}
+
+/* Groups past the first (rules with their own mask): rare, out of line. */
+static __attribute__((noinline)) void answer_groups(struct dotproxy_dynblock *db, uint64_t hi,
+                                                    uint64_t lo, bool v4, const float add[3],
+                                                    uint32_t now)
+{
+    for (unsigned g = 1; g < db->n_groups; g++)
+        if (db->groups[g].answer_side)
+            answer_group(db, g, hi, lo, v4, 0, add, false, 0, 0, now);
+}
+
 void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *client,
                         const uint8_t *msg, size_t len, int udp, uint16_t qtype, uint64_t now_us,
                         uint32_t slot)
@@ -919,47 +983,19 @@ void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *cli
     bool tun = db->has_tun && dp_anomaly_tunnel_qtype(qtype);
     if ((!db->answer_side && !tun) || len < DOTPROXY_DNS_HEADER_SIZE)
         return;
-    uint64_t ahi, alo;
+    uint64_t hi, lo;
     bool v4;
-    if (addr_of(client, &ahi, &alo, &v4) != 0)
+    if (addr_of(client, &hi, &lo, &v4) != 0)
         return;
     uint32_t now = ms_of(db, now_us);
     unsigned rcode = DOTPROXY_DNS_RCODE(dp_get16(msg + 2));
-    uint16_t id = dp_get16(msg);
     /* What the answer adds to each kind of answer rule (crule.kind). */
     const float add[3] = {rcode == DOTPROXY_RCODE_NXDOMAIN ? 1.0f : 0.0f,
                           rcode == DOTPROXY_RCODE_SERVFAIL ? 1.0f : 0.0f, udp ? (float)len : 0.0f};
-    for (unsigned g = 0; g < db->n_groups; g++) {
-        const struct group *gr = &db->groups[g];
-        if (!gr->answer_side && !(g == 0 && tun))
-            continue;
-        uint64_t hi = ahi, lo = alo;
-        mask_of(gr, v4, &hi, &lo);
-        struct shard *s;
-        /* Group 0's entry is where the query hook left it, unless another
-         * client took it over since: then it is looked up again. */
-        struct centry *e = g == 0 ? slot_entry(db, slot, hi, lo, &s) : NULL;
-        if (e == NULL) {
-            uint64_t h = hash2(db, hi, lo ^ g);
-            s = &db->shards[h >> 58];
-            spin_lock(&s->mu);
-            e = client_entry(db, s, h, hi, lo, g, now, v4);
-        }
-        age_entry(gr, e, since(&e->last_ms, now));
-        for (unsigned i = 0; i < gr->na; i++) {
-            const struct crule *r = &gr->ar[i];
-            float *c = &e->c[r->slot], a = add[r->kind];
-            *c += a; /* + 0 when the answer is not of its kind */
-            if (a != 0 && *c > r->limit)
-                client_over(db, gr, r, e, v4, now);
-        }
-        if (g == 0 && tun && e->tslot != 0 && e->qid == id) {
-            struct tentry *t = &s->t[e->tslot - 1];
-            t->f.size += (float)len;
-            e->tslot = 0;
-        }
-        spin_unlock(&s->mu);
-    }
+    if (db->groups[0].answer_side || tun)
+        answer_group(db, 0, hi, lo, v4, slot, add, tun, dp_get16(msg), len, now);
+    if (db->n_groups > 1)
+        answer_groups(db, hi, lo, v4, add, now);
 }
 
 /* ---- building ---- */
