@@ -314,6 +314,49 @@ END_TEST
 /* The miss hook remembers name -> domain by the cache key's hash: a block
  * that starts on a remembered name still names its domain, and a new state
  * (new suffix keys) never takes an old state's memory for its own. */
+/* A name is one name whatever its case (the hooks hash it lower-cased,
+ * eight octets at a time, then the rest): case variants of one name do not
+ * count as distinct, names that differ in any octet, in the words or in
+ * the tail, do. */
+START_TEST(test_dynblock_names_are_counted_case_blind)
+{
+    static const char *const rules[] = {"subdomains>5,window=10,action=refuse", NULL};
+    struct dotproxy_dynblock *db = make(rules, NULL);
+    struct sockaddr_storage s = addr("127.0.0.10");
+    struct dp_test_q q;
+    uint64_t t = SEC;
+    /* 1,000 case variants of one 30-octet name at 100/s: one name. The
+     * variants are in its first label (three words and a tail of the
+     * hash), its domain kept as is so that all count under one domain. */
+    const char *base = "abcdefghijklmnopq.victim.com";
+    for (unsigned i = 0; i < 1000; i++) {
+        char name[64];
+        for (unsigned k = 0; base[k] != 0; k++)
+            name[k] = (char)(k < 17 && (i >> (k % 10)) & 1 ? base[k] - 32 : base[k]);
+        name[strlen(base)] = 0;
+        mkq(&q, 1, name, 1);
+        t += SEC / 100;
+        ck_assert_int_eq(dp_dynblock_miss(db, SA(s), q.msg, &q.info, 0, t), DP_DYNBLOCK_PASS);
+    }
+    /* Names differing in one octet, in the first word or in the tail,
+     * are distinct: 100 of them at 100/s cross 5/s over 10 s. */
+    int blocked = 0;
+    for (unsigned i = 0; i < 200 && !blocked; i++) {
+        char name[64];
+        snprintf(name, sizeof name,
+                 i % 2 ? "abcdefg%c.victim.com" : "abcdefghijklmnopq%c.victim.com",
+                 'a' + (int)(i / 2 % 26));
+        if (i / 2 >= 26)
+            snprintf(name, sizeof name, "x%u.abcdefghijk.victim.com", i);
+        mkq(&q, 1, name, 1);
+        t += SEC / 100;
+        blocked = dp_dynblock_miss(db, SA(s), q.msg, &q.info, 0, t) == DOTPROXY_DYNBLOCK_REFUSE;
+    }
+    ck_assert(blocked);
+    dp_dynblock_unref(db);
+}
+END_TEST
+
 START_TEST(test_dynblock_subdomains_domain_memo_by_name_hash)
 {
     static const char *const rules[] = {"subdomains>20,action=refuse", NULL};
@@ -573,6 +616,7 @@ static Suite *dynblock_suite(void)
     tcase_add_test(tc, test_dynblock_qtype_rule_counts_only_that_type);
     tcase_add_test(tc, test_dynblock_subdomains_blocks_missed_names_of_one_domain_only);
     tcase_add_test(tc, test_dynblock_subdomains_domain_memo_by_name_hash);
+    tcase_add_test(tc, test_dynblock_names_are_counted_case_blind);
     tcase_add_test(tc, test_dynblock_tunnel_blocks_that_client_and_domain_only);
     tcase_add_test(tc, test_dynblock_tunnel_ignores_ordinary_browsing);
     tcase_add_test(tc, test_dynblock_clear_ends_every_block_at_once);
