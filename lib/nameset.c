@@ -210,6 +210,11 @@ int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
     return 1;
 }
 
+void dp_nameset_prefetch(const struct dp_nameset *s, uint64_t fp)
+{
+    __builtin_prefetch(&s->slot[(size_t)fp & s->mask], 1);
+}
+
 /* The filter's word and bits for fp: bits of fp the table index does not
  * use (the high ones). */
 static inline uint64_t filter_bits(uint64_t fp)

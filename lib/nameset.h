@@ -52,6 +52,11 @@ int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels);
  * Nothing can be added after. */
 void dp_nameset_seal(struct dp_nameset *s);
 
+/* A hint that fp will soon be added: its slot is fetched now, so that a
+ * loader hashing names ahead of adding them keeps several waits for memory
+ * in flight instead of one at a time. No effect on the set. */
+void dp_nameset_prefetch(const struct dp_nameset *s, uint64_t fp);
+
 /* The most specific listed suffix of the name h was made from: the label
  * index i (h->off[i] is where the rule starts in the wire name), or -1.
  * Read-only: any number of threads at once; no allocation. */
