@@ -9,7 +9,8 @@
 #
 # Environment: N1 (default 1000000) and N10 (default 10000000) names;
 # QPS (default 20000) for the reload run; SKIP_10M=1 skips the 10M list;
-# RELOAD_ONLY=1 runs only the reload part; PAIRS (default 1) quiet/reload
+# RELOAD_ONLY=1 runs only the reload part; SKIP_PEERS=1 leaves out unbound
+# and dnsdist; PAIRS (default 1) quiet/reload
 # pairs of runs, one after the other (on a shared machine one pair says
 # little); OUT (default a fresh mktemp directory).
 #
@@ -213,7 +214,7 @@ EOF
     UB_MS=$(($(now_ms) - t0))
     UB_NX=$(dig -p "$port" @127.0.0.1 +tries=1 +time=2 "www.$BLOCKED" A | grep -c 'status: NXDOMAIN')
 }
-if command -v unbound >/dev/null; then
+if [ "${SKIP_PEERS:-0}" != 1 ] && command -v unbound >/dev/null; then
     : >"$OUT/unbound-empty.zones"
     awk '{printf "local-zone: \"%s.\" always_nxdomain\n", $1}' "$OUT/list1m.txt" >"$OUT/unbound-1m.zones"
     unbound_start unbound-base "$OUT/unbound-empty.zones"
@@ -253,7 +254,7 @@ EOF
     DD_MS=$(($(now_ms) - t0))
     DD_NX=$(dig -p "$port" @127.0.0.1 +tries=1 +time=2 "www.$BLOCKED" A | grep -c 'status: NXDOMAIN')
 }
-if command -v dnsdist >/dev/null; then
+if [ "${SKIP_PEERS:-0}" != 1 ] && command -v dnsdist >/dev/null; then
     : >"$OUT/empty.txt"
     dnsdist_start dnsdist-base "$OUT/empty.txt"
     R[dd_base_rss]=$(rss_kb "$DD_PID")

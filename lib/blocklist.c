@@ -224,7 +224,7 @@ struct load_state {
     size_t head, n; /* the ring of names hashed but not added yet */
     struct {
         struct dp_nameset *set;
-        uint64_t fp;
+        uint64_t fp, tld; /* of the name and of its top-level domain */
         unsigned labels;
     } ahead[LOAD_AHEAD];
 };
@@ -234,22 +234,26 @@ static int add_oldest(struct load_state *ls)
     size_t k = ls->head;
     ls->head = (ls->head + 1) % LOAD_AHEAD;
     ls->n--;
-    return dp_nameset_add(ls->ahead[k].set, ls->ahead[k].fp, ls->ahead[k].labels) < 0 ? -1 : 0;
+    return dp_nameset_add_tld(ls->ahead[k].set, ls->ahead[k].fp, ls->ahead[k].labels,
+                              ls->ahead[k].tld) < 0
+               ? -1
+               : 0;
 }
 
 static int add_to(void *user, const uint8_t *wire, size_t len, int exception)
 {
     struct load_state *ls = user;
+    if (ls->n == LOAD_AHEAD && add_oldest(ls) != 0)
+        return -1;
     struct dp_name_hashes h;
     if (dp_name_hashes_make(&h, wire, len) != 0 || h.n == 0)
         return 0; /* dp_name_from_text made it: cannot happen */
     struct dp_nameset *set = ls->as_allow || exception ? ls->s->allow : ls->s->block;
-    if (ls->n == LOAD_AHEAD && add_oldest(ls) != 0)
-        return -1;
     dp_nameset_prefetch(set, h.fp[0]);
     size_t k = (ls->head + ls->n++) % LOAD_AHEAD;
     ls->ahead[k].set = set;
     ls->ahead[k].fp = h.fp[0];
+    ls->ahead[k].tld = h.fp[h.n - 1];
     ls->ahead[k].labels = h.n;
     return 0;
 }

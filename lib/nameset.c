@@ -106,6 +106,12 @@ struct dp_nameset {
     /* Label counts of the names held: a suffix of a length no listed name
      * has is not looked up at all (lists rarely hold top-level domains). */
     uint64_t labels[2];
+    /* The top-level domains of the names held, as a 4096-bit bitmap of
+     * their fingerprints (512 octets, in cache): a name under a top-level
+     * domain no listed name has (home.arpa, a typo, a private one) is
+     * settled without one access to the table or the filter. Names added
+     * with no top-level domain given (dp_nameset_add) set every bit. */
+    uint64_t tlds[64];
     /* After dp_nameset_seal: a Bloom filter of the fingerprints, two bits in
      * one 64-bit word, 8 to 16 bits a name: small enough to stay in the
      * CPU's caches, it settles most misses without touching the table. */
@@ -186,7 +192,7 @@ static int rehash(struct dp_nameset *s, size_t nslots)
     return 0;
 }
 
-int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
+static int add(struct dp_nameset *s, uint64_t fp, unsigned nlabels, uint64_t tld, int any)
 {
     if (s->filter != NULL || nlabels == 0 || nlabels > DP_NAME_MAX_LABELS)
         return -1; /* sealed, or no name */
@@ -207,7 +213,21 @@ int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
     s->slot[i] = fp;
     s->count++;
     s->labels[(nlabels - 1) / 64] |= 1ull << ((nlabels - 1) % 64);
+    if (any)
+        memset(s->tlds, 0xff, sizeof s->tlds);
+    else
+        s->tlds[(tld >> 6) & 63] |= 1ull << (tld & 63);
     return 1;
+}
+
+int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
+{
+    return add(s, fp, nlabels, 0, 1);
+}
+
+int dp_nameset_add_tld(struct dp_nameset *s, uint64_t fp, unsigned nlabels, uint64_t tld)
+{
+    return add(s, fp, nlabels, tld, 0);
 }
 
 void dp_nameset_prefetch(const struct dp_nameset *s, uint64_t fp)
@@ -261,7 +281,10 @@ int dp_nameset_has(const struct dp_nameset *s, uint64_t fp)
 
 int dp_nameset_match(const struct dp_nameset *s, const struct dp_name_hashes *h)
 {
-    if (s->count == 0)
+    if (s->count == 0 || h->n == 0)
+        return -1;
+    uint64_t tld = h->fp[h->n - 1];
+    if (!(s->tlds[(tld >> 6) & 63] & (1ull << (tld & 63))))
         return -1;
     unsigned cand[DP_NAME_MAX_LABELS];
     unsigned nc = 0;

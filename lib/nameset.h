@@ -46,6 +46,11 @@ void dp_nameset_free(struct dp_nameset *s);
  * (before dp_nameset_seal), by one thread. 1 added, 0 already there, -1 out
  * of memory or sealed (the set is unchanged). */
 int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels);
+/* The same, with the fingerprint of the name's top-level domain (h->fp[h->n
+ * - 1]): the set then knows it, and settles names under top-level domains
+ * none of its names has without a probe (a set with any name added by
+ * dp_nameset_add probes for every name). */
+int dp_nameset_add_tld(struct dp_nameset *s, uint64_t fp, unsigned nlabels, uint64_t tld);
 
 /* The set is complete: release the slack of a table sized for more names
  * than it got, and build the filter that answers most misses from cache.
