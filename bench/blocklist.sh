@@ -19,8 +19,11 @@
 #           answer from a blocked name (unbound, dnsdist: polled with dig)
 #   RSS/name (VmRSS with the list - VmRSS of the same server without) / N
 #   lookup  bench/blocklist_lookup.c: dp_name_hashes_make + dp_nameset_match
-#           over 50% hits (a name below a listed one) and 50% misses, wall
-#           time and CPU time of the thread (the machine may be shared)
+#           over 25% hits (0 to 3 labels below a listed name) and 75% misses
+#           (near a listed name, under its top-level domain, under none),
+#           back to back and chained, wall time and CPU time of the thread
+#           (the machine may be shared), best of 5, pinned to CPU 1; and a
+#           dependent random read over a buffer of the set's size
 #   reload  dnsperf at QPS for 12 s, twice against the same daemon with the
 #           1M list: once quiet, once with SIGHUP every 2 s (each a full
 #           rebuild of the list on the list thread and a swap); lost queries
@@ -293,7 +296,8 @@ for n in 1m 10m; do
     echo "matcher, $n list: load $(get $n load_ms) ms wall / $(get $n load_cpu_ms) ms CPU;" \
         "set $(get $n set_octets_per_name) octets/name; hit ratio $(get $n hit_ratio);" \
         "lookup, back to back: $(get $n lookup_ns) ns wall / $(get $n lookup_cpu_ns) ns CPU;" \
-        "chained: $(get $n chained_ns) ns wall / $(get $n chained_cpu_ns) ns CPU (best of 5, CPU 1)"
+        "chained: $(get $n chained_ns) ns wall / $(get $n chained_cpu_ns) ns CPU (best of 5, CPU 1);" \
+        "one dependent random read over a buffer of the set's size: $(get $n memory_chase_ns) ns"
 done
 echo
 fi

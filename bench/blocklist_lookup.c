@@ -15,12 +15,16 @@
  * lookup's memory waits with the next one's: throughput), "chain" makes
  * each lookup wait for the one before (the next query depends on the last
  * result: the latency one query sees alone).
+ * Beside them, what one memory access costs here: a chain of dependent
+ * reads at random over a buffer as big as the set (huge pages advised, as
+ * for the set), the floor of a lookup that must read the table.
  * Each timing is the best of ROUNDS runs over the same queries (default 1:
  * on a shared machine the best run is the one least disturbed).
  * Usage: blocklist_lookup LIST [LOOKUPS [ROUNDS]]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "blocklist.h"
@@ -85,6 +89,44 @@ static size_t wire_len(const uint8_t *w)
     while (w[len] != 0)
         len += 1u + w[len];
     return len + 1;
+}
+
+/* ns a read when each read's address comes from the one before, over
+ * random cache lines of a buffer of bytes octets. */
+static double chase_ns(size_t bytes, unsigned long reads)
+{
+    size_t lines = bytes / 64;
+    uint64_t *a = NULL;
+    if (lines < 2 || posix_memalign((void **)&a, 2u << 20, lines * 64) != 0)
+        return -1;
+    (void)madvise(a, lines * 64, MADV_HUGEPAGE);
+    /* One random cycle through every line (Sattolo's shuffle). */
+    size_t *perm = malloc(lines * sizeof *perm);
+    if (perm == NULL) {
+        free(a);
+        return -1;
+    }
+    for (size_t i = 0; i < lines; i++)
+        perm[i] = i;
+    uint64_t x = 2463534242ull;
+    for (size_t i = lines - 1; i > 0; i--) {
+        size_t j = (size_t)(xorshift(&x) % i);
+        size_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (size_t i = 0; i < lines; i++)
+        a[perm[i] * 8] = perm[(i + 1) % lines] * 8;
+    free(perm);
+    size_t p = 0;
+    double t0 = now_s();
+    for (unsigned long i = 0; i < reads; i++)
+        p = a[p];
+    double t1 = now_s();
+    volatile size_t sink = p;
+    (void)sink;
+    free(a);
+    return (t1 - t0) * 1e9 / (double)reads;
 }
 
 int main(int argc, char **argv)
@@ -215,6 +257,12 @@ int main(int argc, char **argv)
     printf("chained_lookups %lu\nchained_hit_ratio %.3f\nchained_ns %.1f\nchained_cpu_ns %.1f\n",
            chained, (double)cfound / (double)chained, best[2] * 1e9 / (double)chained,
            best[3] * 1e9 / (double)chained);
+    double chase = 1e300;
+    for (unsigned long r = 0; r < rounds; r++) {
+        double c = chase_ns(bytes, 2000000);
+        chase = c < chase ? c : chase;
+    }
+    printf("memory_chase_ns %.1f\n", chase);
     dp_list_sets_clear(&sets);
     free(arena);
     free(at);

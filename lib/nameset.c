@@ -52,8 +52,9 @@ static inline uint64_t lower8(uint64_t w)
 /* Absorb one label (length octet and lower-cased octets) into the chain
  * state: eight octets a multiply. The length goes in first, so that label
  * boundaries are part of what is hashed ("ab.c" differs from "a.bc"). */
-static inline uint64_t absorb_label(uint64_t h, const uint8_t *p, unsigned n)
+static inline uint64_t absorb_label(uint64_t h, const uint8_t *p, unsigned n, size_t avail)
 {
+    (void)avail; /* on big-endian hosts */
     h = (h ^ (n + 0x100u)) * 0x9e3779b97f4a7c15ull;
     h ^= h >> 31;
     unsigned i = 0;
@@ -65,6 +66,16 @@ static inline uint64_t absorb_label(uint64_t h, const uint8_t *p, unsigned n)
     }
     if (i < n) {
         uint64_t w = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* Eight octets can be read (they are inside the caller's buffer):
+         * one load, the octets past the label masked off, gives the same
+         * word as the loop below. */
+        if (avail >= i + 8) {
+            memcpy(&w, p + i, 8);
+            w = lower8(w & (~0ull >> (64 - 8 * (n - i))));
+            i = n;
+        }
+#endif
         for (unsigned k = 0; i < n; k++, i++)
             w |= (uint64_t)lower(p[i]) << (8 * k);
         h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
@@ -92,7 +103,7 @@ int dp_name_hashes_make(struct dp_name_hashes *h, const uint8_t *wire, size_t ca
     h->n = n;
     uint64_t s = name_key[0];
     for (unsigned i = n; i-- > 0;) {
-        s = absorb_label(s, wire + h->off[i] + 1, wire[h->off[i]]);
+        s = absorb_label(s, wire + h->off[i] + 1, wire[h->off[i]], cap - h->off[i] - 1);
         uint64_t fp = fmix64(s ^ name_key[1]);
         h->fp[i] = fp != 0 ? fp : 1; /* 0 marks an empty slot */
     }
