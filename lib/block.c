@@ -571,6 +571,7 @@ static void *blocker_thread(void *arg)
      * answering queries come first (Linux takes a thread id here; a failure
      * only leaves the default priority). */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    dp_list_load_yields(1);
     pthread_mutex_lock(&b->mu);
     struct timespec due;
     int have_due = 0;
