@@ -622,6 +622,47 @@ const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *
     return &c->peer;
 }
 
+int dp_listener_accept(int lfd, struct dp_policy *policy, struct dp_counters *ctr,
+                       const struct dp_logger *log, int (*evict)(void *arg), void *arg,
+                       struct sockaddr_storage *peer, socklen_t *peerlen)
+{
+    for (;;) {
+        *peerlen = sizeof *peer;
+        int fd = accept4(lfd, (struct sockaddr *)peer, peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of fds: make room by closing the longest-idle client,
+                 * or the listener would spin on the pending connection. */
+                if (evict(arg) == 0)
+                    continue;
+                dp_log(log, DOTPROXY_LOG_WARN, "accept: %s", strerror(errno));
+            }
+            return -1;
+        }
+        if (dp_policy_allowed(policy, (const struct sockaddr *)peer) == 0) {
+            /* Not on the access list: no connection at all (no state, no
+             * handshake, no amplification). */
+            dp_ctr_inc(ctr, DOTPROXY_CTR_REFUSED_ACL);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return fd;
+    }
+}
+
+static int tcp_evict_idlest(void *arg)
+{
+    struct dp_listeners *ls = arg;
+    if (dp_list_empty(&ls->tcp_clients))
+        return -1;
+    client_close(DP_CONTAINER_OF(ls->tcp_clients.next, struct dp_tcp_client, lru));
+    return 0;
+}
+
 static void tcp_on_accept(struct dp_io *io, unsigned revents)
 {
     struct dp_tcp_listener *l = DP_CONTAINER_OF(io, struct dp_tcp_listener, io);
@@ -629,29 +670,11 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
     (void)revents;
     for (;;) {
         struct sockaddr_storage peer;
-        socklen_t peerlen = sizeof peer;
-        int fd = accept4(io->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE) {
-                /* Out of fds: make room by closing the longest-idle client,
-                 * or the listener would spin on the pending connection. */
-                if (!dp_list_empty(&ls->tcp_clients)) {
-                    client_close(DP_CONTAINER_OF(ls->tcp_clients.next, struct dp_tcp_client, lru));
-                    continue;
-                }
-                dp_log(ls->log, DOTPROXY_LOG_WARN, "accept: %s", strerror(errno));
-            }
+        socklen_t peerlen;
+        int fd = dp_listener_accept(io->fd, *ls->policy, ls->ctr, ls->log, tcp_evict_idlest, ls,
+                                    &peer, &peerlen);
+        if (fd < 0)
             return;
-        }
-        if (dp_policy_allowed(*ls->policy, (const struct sockaddr *)&peer) == 0) {
-            /* Not on the access list: no connection at all (no state, no
-             * amplification). */
-            dp_ctr_inc(ls->ctr, DOTPROXY_CTR_REFUSED_ACL);
-            close(fd);
-            continue;
-        }
         while (ls->n_tcp_clients >= ls->cfg->max_tcp_clients)
             client_close(DP_CONTAINER_OF(ls->tcp_clients.next, struct dp_tcp_client, lru));
         if (budget_take(ls, NULL, TCP_IN_START) != 0) {
@@ -667,8 +690,6 @@ static void tcp_on_accept(struct dp_io *io, unsigned revents)
             close(fd);
             continue;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->ls = ls;
         c->io.fd = fd;
         c->io.on_ready = client_on_ready;

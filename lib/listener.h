@@ -159,6 +159,15 @@ void dp_listener_tcp_claim(struct dp_tcp_client *c, struct dp_tcp_claim *cl);
 void dp_listener_tcp_unclaim(struct dp_tcp_claim *cl);
 /* The client's address (query logs). */
 const struct sockaddr_storage *dp_listener_tcp_peer(const struct dp_tcp_client *c, socklen_t *len);
+/* The next connection on listening socket lfd that the access list lets
+ * in (others are closed and counted), non-blocking, close-on-exec, with
+ * TCP_NODELAY: its fd, or -1 when none is pending. Out of descriptors,
+ * evict(arg) must close one client (the longest idle) and return 0, or
+ * return -1 when it has none: the pending connection then waits. Shared
+ * by the TCP and the TLS listeners. */
+int dp_listener_accept(int lfd, struct dp_policy *policy, struct dp_counters *ctr,
+                       const struct dp_logger *log, int (*evict)(void *arg), void *arg,
+                       struct sockaddr_storage *peer, socklen_t *peerlen);
 /* Resume paused clients and write out queued answers (end of a loop turn).
  * Returns 1 if that produced upstream output (flush the pool again). */
 int dp_listener_flush(struct dp_listeners *ls);

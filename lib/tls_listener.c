@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <libgen.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -779,6 +778,15 @@ static int session_new(struct dp_tls_listeners *tl, struct dp_tls_client *c)
     return 0;
 }
 
+static int evict_idlest(void *arg)
+{
+    struct dp_tls_listeners *tl = arg;
+    if (dp_list_empty(&tl->clients))
+        return -1;
+    client_close(DP_CONTAINER_OF(tl->clients.next, struct dp_tls_client, lru));
+    return 0;
+}
+
 static void on_accept(struct dp_io *io, unsigned revents)
 {
     struct tls_sock *l = DP_CONTAINER_OF(io, struct tls_sock, io);
@@ -786,23 +794,11 @@ static void on_accept(struct dp_io *io, unsigned revents)
     (void)revents;
     for (;;) {
         struct sockaddr_storage peer;
-        socklen_t peerlen = sizeof peer;
-        int fd = accept4(io->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if ((errno == EMFILE || errno == ENFILE) && !dp_list_empty(&tl->clients)) {
-                client_close(DP_CONTAINER_OF(tl->clients.next, struct dp_tls_client, lru));
-                continue;
-            }
+        socklen_t peerlen;
+        int fd = dp_listener_accept(io->fd, *tl->policy, tl->ctr, tl->log, evict_idlest, tl, &peer,
+                                    &peerlen);
+        if (fd < 0)
             return;
-        }
-        if (dp_policy_allowed(*tl->policy, (const struct sockaddr *)&peer) == 0) {
-            /* Not on the access list: no handshake, no state. */
-            dp_ctr_inc(tl->ctr, DOTPROXY_CTR_REFUSED_ACL);
-            close(fd);
-            continue;
-        }
         while (tl->n_clients >= tl->cfg->max_tcp_clients)
             client_close(DP_CONTAINER_OF(tl->clients.next, struct dp_tls_client, lru));
         struct dp_tls_client *c = calloc(1, sizeof *c);
@@ -810,8 +806,6 @@ static void on_accept(struct dp_io *io, unsigned revents)
             close(fd);
             continue;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->tl = tl;
         c->io.fd = fd;
         c->io.on_ready = client_on_ready;

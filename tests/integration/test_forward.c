@@ -9,21 +9,14 @@
  * TCP) answers, and its being plain is logged; failover within a zone's
  * upstreams, and no leak to the default ones when a zone has none left;
  * reloads that add, change and remove zones, also under load with queries
- * in flight. As in test_reliability.c, every context runs on its own thread
+ * in flight. Every context runs on its own thread (the shared rig, rig.h)
  * and every wait is a poll with a deadline. */
 #include <check.h>
-#include <limits.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "dotproxy/config.h"
 #include "dotproxy/dns.h"
@@ -36,24 +29,11 @@
 #include "dotserver.h"
 #include "pki.h"
 #include "plainserver.h"
+#include "rig.h"
 
 #define WAIT_MS 5000
 
-static char pki_dir[PATH_MAX];
-
 /* ---- upstreams --------------------------------------------------------------- */
-
-static ts_dotserver *dot_start(ts_dotserver_opts o)
-{
-    char err[256] = "";
-    o.cert_file = ts_pki_path(pki_dir, "server.pem");
-    o.key_file = ts_pki_path(pki_dir, "server-key.pem");
-    o.errbuf = err;
-    o.errbuf_len = sizeof err;
-    ts_dotserver *s = NULL;
-    ck_assert_msg(ts_dotserver_start(&s, &o) == 0, "DoT server start: %s", err);
-    return s;
-}
 
 static ts_plainserver *plain_start(void)
 {
@@ -81,44 +61,16 @@ static const char *plain_spec_port(uint16_t port)
     return out;
 }
 
-/* A TCP port on 127.0.0.1 that refuses connections (bound, not listening). */
-static uint16_t refusing_port(int *fd)
-{
-    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
-    return ntohs(sa.sin_port);
-}
-
 /* ---- the proxy --------------------------------------------------------------- */
-
-static atomic_uint plain_warnings; /* "NOT private" lines logged */
-
-static void log_sink(int level, const char *msg, void *user)
-{
-    (void)user;
-    if (level == DOTPROXY_LOG_WARN && strstr(msg, "NOT private") != NULL)
-        atomic_fetch_add(&plain_warnings, 1);
-    if (getenv("DP_TEST_LOG") != NULL)
-        fprintf(stderr, "%lld dotproxy[%d]: %s\n", (long long)(ts_now_ms() % 100000), level, msg);
-}
 
 /* Listening on 127.0.0.1 port 0, trusting the test CA, no cache (so that
  * every query reaches an upstream and is counted there), the default
  * upstream given. */
 static dotproxy_config *config_with(const ts_dotserver *def)
 {
-    dotproxy_config *cfg = NULL;
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
-    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, dot_spec(def)), 0);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
+    uint16_t port = ts_dotserver_port(def);
+    dotproxy_config *cfg = ts_rig_config(&port, 1);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 0), 0);
-    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
     return cfg;
 }
 
@@ -126,53 +78,6 @@ static void add_zone(dotproxy_config *cfg, const char *zone, const char *spec)
 {
     int rc = dotproxy_config_add_forward(cfg, zone, spec);
     ck_assert_msg(rc == 0, "add_forward %s=%s: %s", zone, spec, dotproxy_strerror(rc));
-}
-
-typedef struct rig {
-    dotproxy_ctx *ctx;
-    uint16_t port;
-    pthread_t thread;
-    int run_rc;
-} rig;
-
-static void *rig_thread(void *arg)
-{
-    rig *r = arg;
-    r->run_rc = dotproxy_ctx_run(r->ctx);
-    return NULL;
-}
-
-static void rig_up(rig *r, dotproxy_config *cfg)
-{
-    memset(r, 0, sizeof *r);
-    int rc = dotproxy_ctx_new(&r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
-    int port = dotproxy_ctx_listen_port(r->ctx, 0);
-    ck_assert_int_gt(port, 0);
-    r->port = (uint16_t)port;
-    ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
-}
-
-static void rig_down(rig *r)
-{
-    dotproxy_ctx_stop(r->ctx);
-    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
-    ck_assert_int_eq(r->run_rc, 0);
-    dotproxy_ctx_free(r->ctx);
-}
-
-/* Reload with cfg (freed here) and wait until it is applied. */
-static void rig_reload(rig *r, dotproxy_config *cfg)
-{
-    uint64_t before = dotproxy_ctx_counter(r->ctx, DOTPROXY_CTR_RELOADS);
-    int rc = dotproxy_ctx_reload(r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_reload: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
-    int64_t end = ts_now_ms() + WAIT_MS;
-    while (dotproxy_ctx_counter(r->ctx, DOTPROXY_CTR_RELOADS) <= before && ts_now_ms() < end)
-        poll(NULL, 0, 2);
-    ck_assert_uint_gt(dotproxy_ctx_counter(r->ctx, DOTPROXY_CTR_RELOADS), before);
 }
 
 /* ---- queries ---------------------------------------------------------------- */
@@ -244,12 +149,12 @@ static unsigned ask_many_tcp(uint16_t port, const char *zone, unsigned n, unsign
 
 START_TEST(test_forward_sends_names_at_or_under_a_zone_to_its_upstream_and_others_to_the_default)
 {
-    ts_dotserver *def = dot_start((ts_dotserver_opts){0});
-    ts_dotserver *zone = dot_start((ts_dotserver_opts){0});
+    ts_dotserver *def = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_dotserver *zone = ts_rig_server((ts_dotserver_opts){0}, "server");
     dotproxy_config *cfg = config_with(def);
     add_zone(cfg, "corp.test", dot_spec(zone));
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, "corp.test");
     ask_ok(r.port, "www.corp.test");
     ask_ok(r.port, "Deep.Name.CORP.Test");
@@ -259,8 +164,8 @@ START_TEST(test_forward_sends_names_at_or_under_a_zone_to_its_upstream_and_other
     ck_assert_uint_eq(ts_dotserver_queries(zone), 3);
     ck_assert_uint_eq(ts_dotserver_queries(def), 3);
     /* No plain upstream: nothing said about privacy. */
-    ck_assert_uint_eq(atomic_load(&plain_warnings), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_log_count(DOTPROXY_LOG_WARN, "NOT private", NULL), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(zone);
     ts_dotserver_stop(def);
 }
@@ -268,14 +173,14 @@ END_TEST
 
 START_TEST(test_forward_longest_zone_wins)
 {
-    ts_dotserver *def = dot_start((ts_dotserver_opts){0});
-    ts_dotserver *outer = dot_start((ts_dotserver_opts){0});
-    ts_dotserver *inner = dot_start((ts_dotserver_opts){0});
+    ts_dotserver *def = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_dotserver *outer = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_dotserver *inner = ts_rig_server((ts_dotserver_opts){0}, "server");
     dotproxy_config *cfg = config_with(def);
     add_zone(cfg, "b.a.test", dot_spec(inner)); /* the longer one first ... */
     add_zone(cfg, "a.test", dot_spec(outer));   /* ... and the other way below */
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, "x.b.a.test");
     ask_ok(r.port, "b.a.test");
     ask_ok(r.port, "y.a.test");
@@ -285,18 +190,18 @@ START_TEST(test_forward_longest_zone_wins)
     ck_assert_uint_eq(ts_dotserver_queries(inner), 2);
     ck_assert_uint_eq(ts_dotserver_queries(outer), 3);
     ck_assert_uint_eq(ts_dotserver_queries(def), 1);
-    rig_down(&r);
+    ts_rig_down(&r);
 
     cfg = config_with(def);
     add_zone(cfg, "a.test", dot_spec(outer));
     add_zone(cfg, "b.a.test", dot_spec(inner));
-    rig_up(&r, cfg);
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, "q.b.a.test");
     ask_ok(r.port, "q.a.test");
     ck_assert_uint_eq(ts_dotserver_queries(inner), 3);
     ck_assert_uint_eq(ts_dotserver_queries(outer), 4);
     ck_assert_uint_eq(ts_dotserver_queries(def), 1);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(inner);
     ts_dotserver_stop(outer);
     ts_dotserver_stop(def);
@@ -307,13 +212,13 @@ END_TEST
 
 START_TEST(test_forward_plain_upstream_answers_pipelined_over_tcp_and_is_logged_as_not_private)
 {
-    ts_dotserver *def = dot_start((ts_dotserver_opts){0});
+    ts_dotserver *def = ts_rig_server((ts_dotserver_opts){0}, "server");
     ts_plainserver *cluster = plain_start();
     dotproxy_config *cfg = config_with(def);
     add_zone(cfg, "cluster.local", plain_spec_port(ts_plainserver_port(cluster)));
-    rig r;
-    rig_up(&r, cfg);
-    ck_assert_uint_ge(atomic_load(&plain_warnings), 1);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
+    ck_assert_uint_ge(ts_rig_log_count(DOTPROXY_LOG_WARN, "NOT private", NULL), 1);
     ask_ok(r.port, "web.default.svc.cluster.local");
     ask_ok(r.port, "example.org");
     ck_assert_uint_eq(ts_plainserver_tcp_queries(cluster), 1);
@@ -339,7 +244,7 @@ START_TEST(test_forward_plain_upstream_answers_pipelined_over_tcp_and_is_logged_
         }
     }
     ck_assert_msg(found, "no plain upstream in the stats");
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_plainserver_stop(cluster);
     ts_dotserver_stop(def);
 }
@@ -364,12 +269,12 @@ static int has_padding(const uint8_t *msg, size_t len)
 
 START_TEST(test_forward_pads_queries_to_tls_upstreams_only)
 {
-    ts_dotserver *def = dot_start((ts_dotserver_opts){0});
+    ts_dotserver *def = ts_rig_server((ts_dotserver_opts){0}, "server");
     ts_plainserver *cluster = plain_start();
     dotproxy_config *cfg = config_with(def);
     add_zone(cfg, "cluster.local", plain_spec_port(ts_plainserver_port(cluster)));
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, "web.default.svc.cluster.local");
     ask_ok(r.port, "example.org");
     uint8_t q[4096];
@@ -380,7 +285,7 @@ START_TEST(test_forward_pads_queries_to_tls_upstreams_only)
     n = ts_dotserver_recent_query(def, 0, q, sizeof q);
     ck_assert_int_gt(n, DOTPROXY_DNS_HEADER_SIZE);
     ck_assert_msg(has_padding(q, (size_t)n), "a query to a TLS upstream was not padded");
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_plainserver_stop(cluster);
     ts_dotserver_stop(def);
 }
@@ -390,11 +295,11 @@ END_TEST
 
 START_TEST(test_forward_fails_over_within_the_zones_upstreams)
 {
-    ts_dotserver *def = dot_start((ts_dotserver_opts){0});
-    ts_dotserver *alive = dot_start((ts_dotserver_opts){0});
+    ts_dotserver *def = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_dotserver *alive = ts_rig_server((ts_dotserver_opts){0}, "server");
     ts_plainserver *plain = plain_start();
     int dead_fd, dead2_fd;
-    uint16_t dead = refusing_port(&dead_fd), dead2 = refusing_port(&dead2_fd);
+    uint16_t dead = ts_rig_refusing_port(&dead_fd), dead2 = ts_rig_refusing_port(&dead2_fd);
     char dead_dot[128];
     snprintf(dead_dot, sizeof dead_dot, "127.0.0.1@%u#%s", (unsigned)dead, TS_PKI_SERVER_NAME);
     dotproxy_config *cfg = config_with(def);
@@ -404,8 +309,8 @@ START_TEST(test_forward_fails_over_within_the_zones_upstreams)
     add_zone(cfg, "dot.test", dot_spec(alive));
     add_zone(cfg, "plain.test", plain_spec_port(dead2));
     add_zone(cfg, "plain.test", plain_spec_port(ts_plainserver_port(plain)));
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     for (unsigned i = 0; i < 10; i++) {
         char name[64];
         snprintf(name, sizeof name, "n%u.dot.test", i);
@@ -416,7 +321,7 @@ START_TEST(test_forward_fails_over_within_the_zones_upstreams)
     ck_assert_uint_eq(ts_dotserver_queries(alive), 10);
     ck_assert_uint_eq(ts_plainserver_tcp_queries(plain), 10);
     ck_assert_uint_eq(ts_dotserver_queries(def), 0);
-    rig_down(&r);
+    ts_rig_down(&r);
     close(dead_fd);
     close(dead2_fd);
     ts_plainserver_stop(plain);
@@ -427,13 +332,13 @@ END_TEST
 
 START_TEST(test_forward_zone_without_a_working_upstream_fails_and_never_uses_the_default)
 {
-    ts_dotserver *def = dot_start((ts_dotserver_opts){0});
+    ts_dotserver *def = ts_rig_server((ts_dotserver_opts){0}, "server");
     int dead_fd;
-    uint16_t dead = refusing_port(&dead_fd);
+    uint16_t dead = ts_rig_refusing_port(&dead_fd);
     dotproxy_config *cfg = config_with(def);
     add_zone(cfg, "down.test", plain_spec_port(dead));
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     int64_t t0 = ts_now_ms();
     ck_assert_int_eq(ask(r.port, "x.down.test"), TS_DNS_RCODE_SERVFAIL);
     ck_assert_int_eq(ask(r.port, "y.down.test"), TS_DNS_RCODE_SERVFAIL);
@@ -442,7 +347,7 @@ START_TEST(test_forward_zone_without_a_working_upstream_fails_and_never_uses_the
     ck_assert_uint_eq(ts_dotserver_queries(def), 0);
     ask_ok(r.port, "up.test");
     ck_assert_uint_eq(ts_dotserver_queries(def), 1);
-    rig_down(&r);
+    ts_rig_down(&r);
     close(dead_fd);
     ts_dotserver_stop(def);
 }
@@ -452,17 +357,17 @@ END_TEST
 
 START_TEST(test_forward_reload_adds_changes_and_removes_zones)
 {
-    ts_dotserver *def = dot_start((ts_dotserver_opts){0});
-    ts_dotserver *zone = dot_start((ts_dotserver_opts){0});
+    ts_dotserver *def = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_dotserver *zone = ts_rig_server((ts_dotserver_opts){0}, "server");
     ts_plainserver *plain = plain_start();
-    rig r;
-    rig_up(&r, config_with(def));
+    ts_rig r;
+    ts_rig_up(&r, config_with(def));
     ask_ok(r.port, "a.corp.test");
     ck_assert_uint_eq(ts_dotserver_queries(def), 1);
 
     dotproxy_config *cfg = config_with(def);
     add_zone(cfg, "corp.test", dot_spec(zone));
-    rig_reload(&r, cfg);
+    ts_rig_reload(&r, cfg);
     ask_ok(r.port, "b.corp.test");
     ask_ok(r.port, "b.example.org");
     ck_assert_uint_eq(ts_dotserver_queries(zone), 1);
@@ -470,17 +375,17 @@ START_TEST(test_forward_reload_adds_changes_and_removes_zones)
 
     cfg = config_with(def);
     add_zone(cfg, "corp.test", plain_spec_port(ts_plainserver_port(plain)));
-    rig_reload(&r, cfg);
+    ts_rig_reload(&r, cfg);
     ask_ok(r.port, "c.corp.test");
     ck_assert_uint_eq(ts_plainserver_tcp_queries(plain), 1);
     ck_assert_uint_eq(ts_dotserver_queries(zone), 1);
 
-    rig_reload(&r, config_with(def));
+    ts_rig_reload(&r, config_with(def));
     ask_ok(r.port, "d.corp.test");
     ck_assert_uint_eq(ts_dotserver_queries(def), 3);
     ck_assert_uint_eq(ts_plainserver_tcp_queries(plain), 1);
     ck_assert_uint_eq(dotproxy_ctx_upstream_count(r.ctx) >= 1, 1);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_plainserver_stop(plain);
     ts_dotserver_stop(zone);
     ts_dotserver_stop(def);
@@ -542,11 +447,11 @@ static unsigned collect(int *fds, unsigned nfd)
 
 START_TEST(test_forward_reload_raising_and_lowering_zones_under_load_answers_every_query)
 {
-    ts_dotserver *def = dot_start((ts_dotserver_opts){.delay_ms = 150});
-    ts_dotserver *zone = dot_start((ts_dotserver_opts){.delay_ms = 150});
+    ts_dotserver *def = ts_rig_server((ts_dotserver_opts){.delay_ms = 150}, "server");
+    ts_dotserver *zone = ts_rig_server((ts_dotserver_opts){.delay_ms = 150}, "server");
     ts_plainserver *plain = plain_start();
-    rig r;
-    rig_up(&r, config_with(def));
+    ts_rig r;
+    ts_rig_up(&r, config_with(def));
     /* none -> DoT zone -> DoT + plain -> plain only, two zones -> none */
     for (unsigned step = 0; step < 5; step++) {
         int fds[BURST / 50];
@@ -559,7 +464,7 @@ START_TEST(test_forward_reload_raising_and_lowering_zones_under_load_answers_eve
             add_zone(cfg, "zone.test", plain_spec_port(ts_plainserver_port(plain)));
         if (step == 2)
             add_zone(cfg, "other.test", plain_spec_port(ts_plainserver_port(plain)));
-        rig_reload(&r, cfg);
+        ts_rig_reload(&r, cfg);
         unsigned ok = collect(fds, nfd);
         ck_assert_msg(ok == BURST, "reload step %u under load: %u of %d answered", step, ok, BURST);
     }
@@ -571,7 +476,7 @@ START_TEST(test_forward_reload_raising_and_lowering_zones_under_load_answers_eve
     ck_assert_uint_eq(ts_plainserver_tcp_queries(plain), pq);
     ck_assert_uint_gt(zq, 0);
     ck_assert_uint_gt(pq, 0);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_plainserver_stop(plain);
     ts_dotserver_stop(zone);
     ts_dotserver_stop(def);
@@ -607,12 +512,12 @@ static Suite *forward_suite(void)
 
 int main(void)
 {
-    if (ts_pki_tmpdir(pki_dir, sizeof pki_dir, "dotproxy-test-forward") != 0)
+    if (ts_rig_pki_init("dotproxy-test-forward") != 0)
         return EXIT_FAILURE;
     SRunner *sr = srunner_create(forward_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    ts_pki_tmpdir_remove(pki_dir);
+    ts_rig_pki_fini();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -33,7 +33,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -72,48 +71,10 @@ static unsigned wait_server(unsigned (*get)(const ts_dotserver *), const ts_dots
 
 /* ---- SPKI pins --------------------------------------------------------------- */
 
-static void base64(const uint8_t *in, size_t n, char *out, size_t cap)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    ck_assert_uint_ge(cap, (n + 2) / 3 * 4 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = abc[(v >> 18) & 63];
-        out[o++] = abc[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? abc[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
-/* "sha256/" + base64(SHA-256(DER SubjectPublicKeyInfo)) of the first
- * certificate in a PEM file: what `openssl x509 -pubkey | openssl pkey
- * -pubin -outform der | openssl dgst -sha256 -binary | base64` prints. */
+/* The pin of the first certificate of a PEM file (pki.h). */
 static void spki_pin(const char *cert_file, char *out, size_t cap)
 {
-    gnutls_datum_t pem = {NULL, 0}, der = {NULL, 0};
-    gnutls_x509_crt_t crt;
-    gnutls_pubkey_t pk;
-    uint8_t digest[32];
-    ck_assert_int_eq(gnutls_load_file(cert_file, &pem), 0);
-    ck_assert_int_eq(gnutls_x509_crt_init(&crt), 0);
-    ck_assert_int_eq(gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM), 0);
-    ck_assert_int_eq(gnutls_pubkey_init(&pk), 0);
-    ck_assert_int_eq(gnutls_pubkey_import_x509(pk, crt, 0), 0);
-    ck_assert_int_eq(gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &der), 0);
-    ck_assert_int_eq(gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, digest), 0);
-    ck_assert_uint_gt(cap, 7);
-    memcpy(out, "sha256/", 7);
-    base64(digest, sizeof digest, out + 7, cap - 7);
-    gnutls_free(der.data);
-    gnutls_free(pem.data);
-    gnutls_pubkey_deinit(pk);
-    gnutls_x509_crt_deinit(crt);
+    ck_assert_int_eq(ts_pki_spki_pin(cert_file, out, cap), 0);
 }
 
 /* A pin of n random octets (n = 32: well-formed, matching no key). */
@@ -122,9 +83,7 @@ static void random_pin(size_t n, char *out, size_t cap)
     uint8_t raw[64];
     ck_assert_uint_le(n, sizeof raw);
     ck_assert_int_eq(gnutls_rnd(GNUTLS_RND_NONCE, raw, n), 0);
-    ck_assert_uint_gt(cap, 7);
-    memcpy(out, "sha256/", 7);
-    base64(raw, n, out + 7, cap - 7);
+    ck_assert_int_eq(ts_pki_pin_text(raw, n, out, cap), 0);
 }
 
 /* ---- the proxy --------------------------------------------------------------- */

@@ -33,17 +33,9 @@
 #include "dnsclient.h"
 #include "dotserver.h"
 #include "pki.h"
+#include "rig.h"
 
 #define WAIT_MS 5000
-
-static char pki_dir[PATH_MAX];
-
-static void log_sink(int level, const char *msg, void *user)
-{
-    (void)level;
-    (void)msg;
-    (void)user;
-}
 
 /* ---- files ---- */
 
@@ -94,32 +86,11 @@ static void file_serial(const char *path, char *out, size_t cap)
 /* ---- the rig: upstream + proxy with a TLS listener ---- */
 
 typedef struct rig {
+    ts_rig p; /* the context on its thread (rig.h) */
     ts_dotserver *srv;
-    dotproxy_ctx *ctx;
     uint16_t tls_port;
-    pthread_t thread;
-    int run_rc;
     char dir[PATH_MAX / 2]; /* the listener's own copy of its files */
 } rig;
-
-static void *rig_thread(void *arg)
-{
-    rig *r = arg;
-    r->run_rc = dotproxy_ctx_run(r->ctx);
-    return NULL;
-}
-
-static ts_dotserver *server_up(ts_dotserver_opts o)
-{
-    char err[256] = "";
-    o.cert_file = ts_pki_path(pki_dir, "server.pem");
-    o.key_file = ts_pki_path(pki_dir, "server-key.pem");
-    o.errbuf = err;
-    o.errbuf_len = sizeof err;
-    ts_dotserver *s = NULL;
-    ck_assert_msg(ts_dotserver_start(&s, &o) == 0, "DoT server: %s", err);
-    return s;
-}
 
 static const char *rig_path(const rig *r, const char *name)
 {
@@ -135,55 +106,38 @@ static const char *rig_path(const rig *r, const char *name)
 static dotproxy_config *rig_config(rig *r, const ts_dotserver_opts *so)
 {
     memset(r, 0, sizeof *r);
-    r->srv = server_up(so != NULL ? *so : (ts_dotserver_opts){0});
-    ck_assert_int_lt(snprintf(r->dir, sizeof r->dir, "%.*s/rig-XXXXXX", PATH_MAX / 4, pki_dir),
+    r->srv = ts_rig_server(so != NULL ? *so : (ts_dotserver_opts){0}, "server");
+    ck_assert_int_lt(snprintf(r->dir, sizeof r->dir, "%.*s/rig-XXXXXX", PATH_MAX / 4, ts_rig_pki),
                      (int)sizeof r->dir);
     ck_assert_ptr_nonnull(mkdtemp(r->dir));
-    copy_file(ts_pki_path(pki_dir, "server.pem"), rig_path(r, "tls.crt"));
-    copy_file(ts_pki_path(pki_dir, "server-key.pem"), rig_path(r, "tls.key"));
-    dotproxy_config *cfg = NULL;
-    char spec[128];
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
+    copy_file(ts_pki_path(ts_rig_pki, "server.pem"), rig_path(r, "tls.crt"));
+    copy_file(ts_pki_path(ts_rig_pki, "server-key.pem"), rig_path(r, "tls.key"));
+    uint16_t up = ts_dotserver_port(r->srv);
+    dotproxy_config *cfg = ts_rig_config(&up, 1);
     ck_assert_int_eq(dotproxy_config_add_listen_tls(cfg, "127.0.0.1@0"), 0);
     ck_assert_int_eq(dotproxy_config_set_tls_cert(cfg, rig_path(r, "tls.crt")), 0);
     ck_assert_int_eq(dotproxy_config_set_tls_key(cfg, rig_path(r, "tls.key")), 0);
-    snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)ts_dotserver_port(r->srv),
-             TS_PKI_SERVER_NAME);
-    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
-    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
     ck_assert_int_eq(dotproxy_config_set_cache_size(cfg, 0), 0);
     return cfg;
 }
 
 static void rig_start(rig *r, dotproxy_config *cfg)
 {
-    int rc = dotproxy_ctx_new(&r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
-    int port = dotproxy_ctx_listen_tls_port(r->ctx, 0);
+    ts_rig_up(&r->p, cfg);
+    int port = dotproxy_ctx_listen_tls_port(r->p.ctx, 0);
     ck_assert_int_gt(port, 0);
     r->tls_port = (uint16_t)port;
-    ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
 }
 
 static void rig_down(rig *r)
 {
-    dotproxy_ctx_stop(r->ctx);
-    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
-    ck_assert_int_eq(r->run_rc, 0);
-    dotproxy_ctx_free(r->ctx);
+    ts_rig_down(&r->p);
     ts_dotserver_stop(r->srv);
 }
 
 static uint64_t wait_ctr(const rig *r, int which, uint64_t want)
 {
-    int64_t end = ts_now_ms() + WAIT_MS;
-    uint64_t v;
-    while ((v = dotproxy_ctx_counter(r->ctx, which)) < want && ts_now_ms() < end)
-        poll(NULL, 0, 2);
-    return v;
+    return ts_rig_wait_ctr(&r->p, which, want, WAIT_MS);
 }
 
 /* ---- a DoT client ---- */
@@ -195,7 +149,7 @@ typedef struct client {
 } client;
 
 /* Connect and handshake (blocking, bounded by socket timeouts); with
- * cert/key (pki_dir names) a client certificate. Returns the handshake's
+ * cert/key (ts_rig_pki names) a client certificate. Returns the handshake's
  * GnuTLS code; the client is usable when 0. */
 static int client_open(client *c, uint16_t port, const char *cert, const char *key,
                        gnutls_datum_t *resume)
@@ -207,14 +161,14 @@ static int client_open(client *c, uint16_t port, const char *cert, const char *k
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     ck_assert_int_eq(gnutls_certificate_allocate_credentials(&c->cred), 0);
-    ck_assert_int_gt(gnutls_certificate_set_x509_trust_file(c->cred, ts_pki_path(pki_dir, "ca.pem"),
-                                                            GNUTLS_X509_FMT_PEM),
+    ck_assert_int_gt(gnutls_certificate_set_x509_trust_file(
+                         c->cred, ts_pki_path(ts_rig_pki, "ca.pem"), GNUTLS_X509_FMT_PEM),
                      0);
     if (cert != NULL)
-        ck_assert_int_eq(gnutls_certificate_set_x509_key_file(c->cred, ts_pki_path(pki_dir, cert),
-                                                              ts_pki_path(pki_dir, key),
-                                                              GNUTLS_X509_FMT_PEM),
-                         0);
+        ck_assert_int_eq(
+            gnutls_certificate_set_x509_key_file(c->cred, ts_pki_path(ts_rig_pki, cert),
+                                                 ts_pki_path(ts_rig_pki, key), GNUTLS_X509_FMT_PEM),
+            0);
     ck_assert_int_eq(gnutls_init(&c->s, GNUTLS_CLIENT), 0);
     ck_assert_int_eq(gnutls_set_default_priority(c->s), 0);
     ck_assert_int_eq(gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, c->cred), 0);
@@ -399,7 +353,7 @@ START_TEST(test_tls_listener_answers_pipelined_queries_out_of_order)
     /* The upstream answered in reverse: so did we, as they came. */
     ck_assert_int_eq(order[0], 3);
     ck_assert_int_eq(order[3], 0);
-    ck_assert_uint_eq(dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_QUERIES_TLS), 4);
+    ck_assert_uint_eq(dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_QUERIES_TLS), 4);
     client_close(&c);
     rig_down(&r);
 }
@@ -492,8 +446,8 @@ START_TEST(test_tls_listener_resumes_sessions_with_tickets)
     ck_assert(client_ask(&c, 2, "second.example"));
     client_close(&c);
     gnutls_free(data.data);
-    ck_assert_uint_eq(dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_IN_HANDSHAKES), 1);
-    ck_assert_uint_eq(dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_IN_RESUMED), 1);
+    ck_assert_uint_eq(dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_IN_HANDSHAKES), 1);
+    ck_assert_uint_eq(dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_IN_RESUMED), 1);
     rig_down(&r);
 }
 END_TEST
@@ -519,7 +473,7 @@ START_TEST(test_tls_listener_mutual_tls_accepts_only_the_client_ca)
 {
     rig r;
     dotproxy_config *cfg = rig_config(&r, NULL);
-    ck_assert_int_eq(dotproxy_config_set_tls_client_ca(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_client_ca(cfg, ts_pki_path(ts_rig_pki, "ca.pem")), 0);
     rig_start(&r, cfg);
     ck_assert(!mtls_try(&r, NULL));
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_REFUSED_NO_CERT, 1), 1);
@@ -527,24 +481,24 @@ START_TEST(test_tls_listener_mutual_tls_accepts_only_the_client_ca)
      * sends none: refused either way, counted as what arrived. */
     ck_assert(!mtls_try(&r, "client-ca2.pem"));
     int64_t end = ts_now_ms() + WAIT_MS;
-    while (dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_REFUSED_NO_CERT) +
-                   dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED) <
+    while (dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_REFUSED_NO_CERT) +
+                   dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED) <
                2 &&
            ts_now_ms() < end)
         poll(NULL, 0, 2);
-    ck_assert_uint_eq(dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_REFUSED_NO_CERT) +
-                          dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED),
+    ck_assert_uint_eq(dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_REFUSED_NO_CERT) +
+                          dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED),
                       2);
     /* A server certificate of the right CA is sent, and is no client
      * certificate (its extended key usage says server only). */
-    uint64_t untrusted = dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED);
+    uint64_t untrusted = dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED);
     ck_assert(!mtls_try(&r, "server.pem"));
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_REFUSED_UNTRUSTED, untrusted + 1),
                       untrusted + 1);
     ck_assert(mtls_try(&r, "client-dns.pem"));
     ck_assert(mtls_try(&r, "client-uri.pem"));
     ck_assert(mtls_try(&r, "client-ip.pem"));
-    ck_assert_uint_eq(dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_REFUSED_ID), 0);
+    ck_assert_uint_eq(dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_REFUSED_ID), 0);
     rig_down(&r);
 }
 END_TEST
@@ -555,7 +509,7 @@ static void mtls_by_id(const char *id, const char *accepted)
     static const char *const all[] = {"client-dns.pem", "client-uri.pem", "client-ip.pem"};
     rig r;
     dotproxy_config *cfg = rig_config(&r, NULL);
-    ck_assert_int_eq(dotproxy_config_set_tls_client_ca(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_client_ca(cfg, ts_pki_path(ts_rig_pki, "ca.pem")), 0);
     ck_assert_int_eq(dotproxy_config_add_tls_client_id(cfg, "someone.else.test"), 0);
     ck_assert_int_eq(dotproxy_config_add_tls_client_id(cfg, id), 0);
     rig_start(&r, cfg);
@@ -598,8 +552,8 @@ START_TEST(test_tls_listener_rotates_on_file_change_keeping_open_connections)
     rig r;
     rig_start(&r, rig_config(&r, NULL));
     char old_sn[64], new_sn[64], seen[64];
-    file_serial(ts_pki_path(pki_dir, "server.pem"), old_sn, sizeof old_sn);
-    file_serial(ts_pki_path(pki_dir, "rsa2048.pem"), new_sn, sizeof new_sn);
+    file_serial(ts_pki_path(ts_rig_pki, "server.pem"), old_sn, sizeof old_sn);
+    file_serial(ts_pki_path(ts_rig_pki, "rsa2048.pem"), new_sn, sizeof new_sn);
     client a;
     ck_assert_int_eq(client_open(&a, r.tls_port, NULL, NULL, NULL), 0);
     client_peer_serial(&a, seen, sizeof seen);
@@ -608,8 +562,8 @@ START_TEST(test_tls_listener_rotates_on_file_change_keeping_open_connections)
 
     /* Key first, then certificate: in between they do not match, which may
      * be seen (and refused) if the watcher fires between the renames. */
-    copy_file(ts_pki_path(pki_dir, "rsa2048-key.pem"), rig_path(&r, "tls.key"));
-    copy_file(ts_pki_path(pki_dir, "rsa2048.pem"), rig_path(&r, "tls.crt"));
+    copy_file(ts_pki_path(ts_rig_pki, "rsa2048-key.pem"), rig_path(&r, "tls.key"));
+    copy_file(ts_pki_path(ts_rig_pki, "rsa2048.pem"), rig_path(&r, "tls.crt"));
     int64_t end = ts_now_ms() + WAIT_MS;
     do {
         client b;
@@ -625,7 +579,7 @@ START_TEST(test_tls_listener_rotates_on_file_change_keeping_open_connections)
     /* The connection made under the old certificate goes on. */
     ck_assert(client_ask(&a, 3, "after.example"));
     client_close(&a);
-    ck_assert_uint_ge(dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_CERT_LOADS), 2);
+    ck_assert_uint_ge(dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_CERT_LOADS), 2);
     rig_down(&r);
 }
 END_TEST
@@ -635,7 +589,7 @@ START_TEST(test_tls_listener_keeps_the_old_material_when_the_new_files_are_broke
     rig r;
     rig_start(&r, rig_config(&r, NULL));
     char old_sn[64], seen[64];
-    file_serial(ts_pki_path(pki_dir, "server.pem"), old_sn, sizeof old_sn);
+    file_serial(ts_pki_path(ts_rig_pki, "server.pem"), old_sn, sizeof old_sn);
     write_text(rig_path(&r, "tls.crt"), "-----BEGIN CERTIFICATE-----\nnot base64\n");
     ck_assert_uint_ge(wait_ctr(&r, DOTPROXY_CTR_TLS_CERT_LOAD_FAILURES, 1), 1);
     client c;
@@ -645,8 +599,8 @@ START_TEST(test_tls_listener_keeps_the_old_material_when_the_new_files_are_broke
     ck_assert(client_ask(&c, 1, "still.example"));
     client_close(&c);
     /* A certificate whose key is not the one beside it: refused too. */
-    uint64_t failures = dotproxy_ctx_counter(r.ctx, DOTPROXY_CTR_TLS_CERT_LOAD_FAILURES);
-    copy_file(ts_pki_path(pki_dir, "rsa2048.pem"), rig_path(&r, "tls.crt"));
+    uint64_t failures = dotproxy_ctx_counter(r.p.ctx, DOTPROXY_CTR_TLS_CERT_LOAD_FAILURES);
+    copy_file(ts_pki_path(ts_rig_pki, "rsa2048.pem"), rig_path(&r, "tls.crt"));
     ck_assert_uint_ge(wait_ctr(&r, DOTPROXY_CTR_TLS_CERT_LOAD_FAILURES, failures + 1),
                       failures + 1);
     ck_assert_int_eq(client_open(&c, r.tls_port, NULL, NULL, NULL), 0);
@@ -668,10 +622,11 @@ START_TEST(test_tls_listener_reload_loads_a_new_certificate_path)
     ck_assert_int_eq(client_open(&a, r.tls_port, NULL, NULL, NULL), 0);
     ck_assert(client_ask(&a, 1, "a.example"));
     char new_sn[64], seen[64];
-    file_serial(ts_pki_path(pki_dir, "rsa2048.pem"), new_sn, sizeof new_sn);
-    ck_assert_int_eq(dotproxy_config_set_tls_cert(next, ts_pki_path(pki_dir, "rsa2048.pem")), 0);
-    ck_assert_int_eq(dotproxy_config_set_tls_key(next, ts_pki_path(pki_dir, "rsa2048-key.pem")), 0);
-    ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, next), 0);
+    file_serial(ts_pki_path(ts_rig_pki, "rsa2048.pem"), new_sn, sizeof new_sn);
+    ck_assert_int_eq(dotproxy_config_set_tls_cert(next, ts_pki_path(ts_rig_pki, "rsa2048.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_key(next, ts_pki_path(ts_rig_pki, "rsa2048-key.pem")),
+                     0);
+    ck_assert_int_eq(dotproxy_ctx_reload(r.p.ctx, next), 0);
     dotproxy_config_free(next);
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
     client b;
@@ -690,7 +645,7 @@ END_TEST
 
 START_TEST(test_tls_listener_presents_the_upstream_client_certificate)
 {
-    ts_dotserver_opts so = {.client_ca_file = ts_pki_path(pki_dir, "ca.pem")};
+    ts_dotserver_opts so = {.client_ca_file = ts_pki_path(ts_rig_pki, "ca.pem")};
     rig r;
     dotproxy_config *cfg = rig_config(&r, &so);
     dotproxy_config *with = NULL;
@@ -709,10 +664,10 @@ START_TEST(test_tls_listener_presents_the_upstream_client_certificate)
     ck_assert_uint_eq(ts_dotserver_handshakes(r.srv), 0);
     /* With one, answers. */
     ck_assert_int_eq(
-        dotproxy_config_set_upstream_cert(with, ts_pki_path(pki_dir, "client-dns.pem")), 0);
+        dotproxy_config_set_upstream_cert(with, ts_pki_path(ts_rig_pki, "client-dns.pem")), 0);
     ck_assert_int_eq(
-        dotproxy_config_set_upstream_key(with, ts_pki_path(pki_dir, "client-dns-key.pem")), 0);
-    ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, with), 0);
+        dotproxy_config_set_upstream_key(with, ts_pki_path(ts_rig_pki, "client-dns-key.pem")), 0);
+    ck_assert_int_eq(dotproxy_ctx_reload(r.p.ctx, with), 0);
     dotproxy_config_free(with);
     ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
     int64_t end = ts_now_ms() + WAIT_MS;
@@ -733,20 +688,18 @@ END_TEST
 
 START_TEST(test_tls_listener_needs_a_certificate_and_a_key)
 {
-    dotproxy_config *cfg = NULL;
+    uint16_t up = 853; /* never reached: the context is never made */
+    dotproxy_config *cfg = ts_rig_config(&up, 1);
     dotproxy_ctx *ctx = NULL;
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, "127.0.0.1@853#dns.test"), 0);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, "ca.pem")), 0);
-    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
     ck_assert_int_eq(dotproxy_config_add_listen_tls(cfg, "127.0.0.1@0"), 0);
     ck_assert_int_eq(dotproxy_ctx_new(&ctx, cfg), DOTPROXY_EINVAL);
-    ck_assert_int_eq(dotproxy_config_set_tls_cert(cfg, ts_pki_path(pki_dir, "server.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_cert(cfg, ts_pki_path(ts_rig_pki, "server.pem")), 0);
     ck_assert_int_eq(dotproxy_ctx_new(&ctx, cfg), DOTPROXY_EINVAL);
     /* A key that is not the certificate's. */
-    ck_assert_int_eq(dotproxy_config_set_tls_key(cfg, ts_pki_path(pki_dir, "ca-key.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_key(cfg, ts_pki_path(ts_rig_pki, "ca-key.pem")), 0);
     ck_assert_int_eq(dotproxy_ctx_new(&ctx, cfg), DOTPROXY_ETLS);
-    ck_assert_int_eq(dotproxy_config_set_tls_key(cfg, ts_pki_path(pki_dir, "server-key.pem")), 0);
+    ck_assert_int_eq(dotproxy_config_set_tls_key(cfg, ts_pki_path(ts_rig_pki, "server-key.pem")),
+                     0);
     ck_assert_int_eq(dotproxy_ctx_new(&ctx, cfg), 0);
     ck_assert_int_gt(dotproxy_ctx_listen_tls_port(ctx, 0), 0);
     ck_assert_int_eq(dotproxy_ctx_listen_tls_port(ctx, 1), DOTPROXY_EINVAL);
@@ -788,7 +741,7 @@ static Suite *tls_listener_suite(void)
 
 int main(void)
 {
-    if (ts_pki_tmpdir(pki_dir, sizeof pki_dir, "dotproxy-test-tls-listener") != 0)
+    if (ts_rig_pki_init("dotproxy-test-tls-listener") != 0)
         return EXIT_FAILURE;
     SRunner *sr = srunner_create(tls_listener_suite());
     srunner_run_all(sr, CK_NORMAL);
@@ -796,8 +749,8 @@ int main(void)
     srunner_free(sr);
     char cmd[PATH_MAX + 16];
     /* The rigs' subdirectories first, then the PKI. */
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", pki_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", ts_rig_pki);
     if (system(cmd) != 0)
-        ts_pki_tmpdir_remove(pki_dir);
+        ts_rig_pki_fini();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

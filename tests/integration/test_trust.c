@@ -11,19 +11,15 @@
  * not change, and drops connections and session tickets made under the old
  * trust.
  *
- * Each context runs on a thread of its own with dotproxy_ctx_run(). Nothing
+ * Each context runs on a thread of its own (the shared rig, rig.h). Nothing
  * waits by sleeping: every wait is a poll() on a socket or a bounded loop on
  * a counter with a deadline. */
 #include <check.h>
-#include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <gnutls/abstract.h>
-#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -36,23 +32,22 @@
 #include "dnsclient.h"
 #include "dotserver.h"
 #include "pki.h"
+#include "rig.h"
 
 /* Bound on anything that should happen promptly. */
 #define WAIT_MS 5000
 
-static char pki_dir[PATH_MAX];
-
 /* ---- files -------------------------------------------------------------------- */
 
-/* Write pki_dir/name as the concatenation of the pki_dir files in parts
+/* Write ts_rig_pki/name as the concatenation of the ts_rig_pki files in parts
  * (NULL-terminated): a CA bundle, or a server's certificate chain. */
 static void cat_files(const char *name, const char *const *parts)
 {
-    FILE *out = fopen(ts_pki_path(pki_dir, name), "w");
+    FILE *out = fopen(ts_pki_path(ts_rig_pki, name), "w");
     ck_assert_msg(out != NULL, "cannot write %s", name);
     for (; *parts != NULL; parts++) {
         gnutls_datum_t d = {NULL, 0};
-        ck_assert_int_eq(gnutls_load_file(ts_pki_path(pki_dir, *parts), &d), 0);
+        ck_assert_int_eq(gnutls_load_file(ts_pki_path(ts_rig_pki, *parts), &d), 0);
         ck_assert_uint_eq(fwrite(d.data, 1, d.size, out), d.size);
         gnutls_free(d.data);
     }
@@ -60,27 +55,6 @@ static void cat_files(const char *name, const char *const *parts)
 }
 
 /* ---- upstreams ---------------------------------------------------------------- */
-
-static ts_dotserver *server_start_files(ts_dotserver_opts o, const char *crt, const char *key)
-{
-    char err[256] = "";
-    o.cert_file = ts_pki_path(pki_dir, crt);
-    o.key_file = ts_pki_path(pki_dir, key);
-    o.errbuf = err;
-    o.errbuf_len = sizeof err;
-    ts_dotserver *s = NULL;
-    ck_assert_msg(ts_dotserver_start(&s, &o) == 0, "DoT server start: %s", err);
-    return s;
-}
-
-/* A server with pki_dir/<cert>.pem and <cert>-key.pem. */
-static ts_dotserver *server_start(ts_dotserver_opts o, const char *cert)
-{
-    char crt[64], key[64];
-    snprintf(crt, sizeof crt, "%s.pem", cert);
-    snprintf(key, sizeof key, "%s-key.pem", cert);
-    return server_start_files(o, crt, key);
-}
 
 static unsigned wait_server(unsigned (*get)(const ts_dotserver *), const ts_dotserver *s,
                             unsigned want)
@@ -94,164 +68,21 @@ static unsigned wait_server(unsigned (*get)(const ts_dotserver *), const ts_dots
 
 /* ---- SPKI pins ------------------------------------------------------------------ */
 
-static void base64(const uint8_t *in, size_t n, char *out, size_t cap)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    ck_assert_uint_ge(cap, (n + 2) / 3 * 4 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = abc[(v >> 18) & 63];
-        out[o++] = abc[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? abc[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
-/* "sha256/" + base64(SHA-256(DER SubjectPublicKeyInfo)) of the first
- * certificate of pki_dir/file. */
+/* The pin of the first certificate of ts_rig_pki/file (pki.h). */
 static void spki_pin(const char *file, char *out, size_t cap)
 {
-    gnutls_datum_t pem = {NULL, 0}, der = {NULL, 0};
-    gnutls_x509_crt_t crt;
-    gnutls_pubkey_t pk;
-    uint8_t digest[32];
-    ck_assert_int_eq(gnutls_load_file(ts_pki_path(pki_dir, file), &pem), 0);
-    ck_assert_int_eq(gnutls_x509_crt_init(&crt), 0);
-    ck_assert_int_eq(gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM), 0);
-    ck_assert_int_eq(gnutls_pubkey_init(&pk), 0);
-    ck_assert_int_eq(gnutls_pubkey_import_x509(pk, crt, 0), 0);
-    ck_assert_int_eq(gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &der), 0);
-    ck_assert_int_eq(gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, digest), 0);
-    ck_assert_uint_gt(cap, 7);
-    memcpy(out, "sha256/", 7);
-    base64(digest, sizeof digest, out + 7, cap - 7);
-    gnutls_free(der.data);
-    gnutls_free(pem.data);
-    gnutls_pubkey_deinit(pk);
-    gnutls_x509_crt_deinit(crt);
-}
-
-/* ---- the proxy's log ------------------------------------------------------------ */
-
-/* Everything the engine logged in this test (Check forks each test), for
- * checking that a refusal says why. Written from the proxy's thread. */
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[1 << 16];
-static size_t log_len;
-
-static void log_sink(int level, const char *msg, void *user)
-{
-    (void)user;
-    pthread_mutex_lock(&log_lock);
-    int n = snprintf(log_text + log_len, sizeof log_text - log_len, "[%d] %s\n", level, msg);
-    if (n > 0 && (size_t)n < sizeof log_text - log_len)
-        log_len += (size_t)n;
-    pthread_mutex_unlock(&log_lock);
-    /* DP_TEST_LOG=1 shows the engine's view when a test fails. */
-    if (getenv("DP_TEST_LOG") != NULL)
-        fprintf(stderr, "%lld dotproxy[%d]: %s\n", (long long)(ts_now_ms() % 100000), level, msg);
-}
-
-/* Wait (at most WAIT_MS) until an ERR or WARN line containing w1 (and w2,
- * unless NULL) was logged; whether one was. */
-static int logged_err(const char *w1, const char *w2)
-{
-    int64_t end = ts_now_ms() + WAIT_MS;
-    for (;;) {
-        int found = 0;
-        pthread_mutex_lock(&log_lock);
-        for (const char *line = log_text; !found && line < log_text + log_len;) {
-            const char *eol = strchr(line, '\n');
-            size_t n = (size_t)(eol - line);
-            char buf[1024];
-            snprintf(buf, sizeof buf, "%.*s", (int)(n < sizeof buf ? n : sizeof buf - 1), line);
-            found = (strncmp(buf, "[0]", 3) == 0 || strncmp(buf, "[1]", 3) == 0) &&
-                    strstr(buf, w1) != NULL && (w2 == NULL || strstr(buf, w2) != NULL);
-            line = eol + 1;
-        }
-        pthread_mutex_unlock(&log_lock);
-        if (found || ts_now_ms() >= end)
-            return found;
-        poll(NULL, 0, 2);
-    }
-}
-
-static const char *log_dump(void)
-{
-    return log_text;
+    ck_assert_int_eq(ts_pki_spki_pin(ts_pki_path(ts_rig_pki, file), out, cap), 0);
 }
 
 /* ---- the proxy ------------------------------------------------------------------ */
 
 /* A configuration listening on 127.0.0.1, port 0, with one upstream on port
- * (name dns.test) and pki_dir/ca_file as its trust anchors. */
+ * (name dns.test) and ts_rig_pki/ca_file as its trust anchors. */
 static dotproxy_config *config_one(uint16_t port, const char *ca_file)
 {
-    dotproxy_config *cfg = NULL;
-    char spec[128];
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    ck_assert_int_eq(dotproxy_config_add_listen(cfg, "127.0.0.1@0"), 0);
-    snprintf(spec, sizeof spec, "127.0.0.1@%u#%s", (unsigned)port, TS_PKI_SERVER_NAME);
-    ck_assert_int_eq(dotproxy_config_add_upstream(cfg, spec), 0);
-    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(pki_dir, ca_file)), 0);
-    ck_assert_int_eq(dotproxy_config_set_log(cfg, log_sink, NULL, DOTPROXY_LOG_DEBUG), 0);
+    dotproxy_config *cfg = ts_rig_config(&port, 1);
+    ck_assert_int_eq(dotproxy_config_set_ca_file(cfg, ts_pki_path(ts_rig_pki, ca_file)), 0);
     return cfg;
-}
-
-typedef struct rig {
-    dotproxy_ctx *ctx;
-    uint16_t port;
-    pthread_t thread;
-    int run_rc;
-} rig;
-
-static void *rig_thread(void *arg)
-{
-    rig *r = arg;
-    r->run_rc = dotproxy_ctx_run(r->ctx);
-    return NULL;
-}
-
-/* Start a context from cfg (freed here) and run it. */
-static void rig_up(rig *r, dotproxy_config *cfg)
-{
-    memset(r, 0, sizeof *r);
-    int rc = dotproxy_ctx_new(&r->ctx, cfg);
-    ck_assert_msg(rc == 0, "dotproxy_ctx_new: %s", dotproxy_strerror(rc));
-    dotproxy_config_free(cfg);
-    int port = dotproxy_ctx_listen_port(r->ctx, 0);
-    ck_assert_int_gt(port, 0);
-    r->port = (uint16_t)port;
-    ck_assert_int_eq(pthread_create(&r->thread, NULL, rig_thread, r), 0);
-}
-
-static void rig_down(rig *r)
-{
-    dotproxy_ctx_stop(r->ctx);
-    ck_assert_int_eq(pthread_join(r->thread, NULL), 0);
-    ck_assert_int_eq(r->run_rc, 0);
-    dotproxy_ctx_free(r->ctx);
-    memset(r, 0, sizeof *r);
-}
-
-static uint64_t ctr(const rig *r, int which)
-{
-    return dotproxy_ctx_counter(r->ctx, which);
-}
-
-static uint64_t wait_ctr(const rig *r, int which, uint64_t want)
-{
-    int64_t end = ts_now_ms() + WAIT_MS;
-    uint64_t v;
-    while ((v = ctr(r, which)) < want && ts_now_ms() < end)
-        poll(NULL, 0, 2);
-    return v;
 }
 
 /* ---- queries and answers -------------------------------------------------------- */
@@ -271,7 +102,7 @@ static void assert_reply_to(const uint8_t *ans, int len, uint16_t id, const char
     ck_assert_int_ge(len, DOTPROXY_DNS_HEADER_SIZE);
     ck_assert_int_eq(ts_dns_id(ans, (size_t)len), id);
     ck_assert_msg(ts_dns_rcode(ans, (size_t)len) == rcode, "%s: rcode %d, wanted %d; log:\n%s",
-                  name, ts_dns_rcode(ans, (size_t)len), rcode, log_dump());
+                  name, ts_dns_rcode(ans, (size_t)len), rcode, ts_rig_log_text());
     char got[300];
     ck_assert_int_gt(ts_dns_qname(ans, (size_t)len, got, sizeof got), 0);
     ck_assert_str_eq(got, name);
@@ -301,16 +132,17 @@ static void ask_servfail(uint16_t port, uint16_t id, const char *name)
  * w1 (and w2). */
 static void assert_refused(ts_dotserver *srv, dotproxy_config *cfg, const char *w1, const char *w2)
 {
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_servfail(r.port, 0x7001, "ReFuSeD.trust.test");
     ck_assert_uint_ge(wait_server(ts_dotserver_handshakes, srv, 1), 1);
-    ck_assert_uint_ge(wait_ctr(&r, DOTPROXY_CTR_TLS_FAILURES, 1), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 0);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_ANSWERS), 0);
-    ck_assert_msg(logged_err(w1, w2), "no ERR/WARN line with '%s'%s%s; log:\n%s", w1,
-                  w2 ? " and " : "", w2 ? w2 : "", log_dump());
-    rig_down(&r);
+    ck_assert_uint_ge(ts_rig_wait_ctr(&r, DOTPROXY_CTR_TLS_FAILURES, 1, WAIT_MS), 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 0);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_ANSWERS), 0);
+    ck_assert_msg(ts_rig_log_wait(DOTPROXY_LOG_WARN, w1, w2, WAIT_MS),
+                  "no ERR/WARN line with '%s'%s%s; log:\n%s", w1, w2 ? " and " : "", w2 ? w2 : "",
+                  ts_rig_log_text());
+    ts_rig_down(&r);
     ck_assert_uint_eq(ts_dotserver_queries(srv), 0);
 }
 
@@ -324,8 +156,8 @@ START_TEST(test_trust_refuses_a_pinned_certificate_appended_to_an_attackers_vali
 {
     cat_files("both-ca.pem", (const char *const[]){"ca.pem", "ca2.pem", NULL});
     cat_files("attacker-chain.pem", (const char *const[]){"attacker.pem", "server.pem", NULL});
-    ts_dotserver *srv = server_start_files((ts_dotserver_opts){.raw_chain = 1},
-                                           "attacker-chain.pem", "attacker-key.pem");
+    ts_dotserver *srv = ts_rig_server_files((ts_dotserver_opts){.raw_chain = 1},
+                                            "attacker-chain.pem", "attacker-key.pem");
     char pin[64];
     spki_pin("server.pem", pin, sizeof pin);
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv), "both-ca.pem");
@@ -340,16 +172,16 @@ END_TEST
 START_TEST(test_trust_answers_through_the_pinned_server_when_two_cas_are_trusted)
 {
     cat_files("both-ca.pem", (const char *const[]){"ca.pem", "ca2.pem", NULL});
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     char pin[64];
     spki_pin("server.pem", pin, sizeof pin);
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv), "both-ca.pem");
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, pin), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, 0x7101, "PiNnEd.two.ca.test");
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -359,22 +191,22 @@ END_TEST
  * resumed one (where the server sends no certificate at all). */
 START_TEST(test_trust_matches_a_pin_on_the_trust_anchor_on_full_and_resumed_handshakes)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     char pin[64];
     spki_pin("ca.pem", pin, sizeof pin);
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv), "ca.pem");
     ck_assert_int_eq(dotproxy_config_add_pin(cfg, 0, pin), 0);
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 200), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, 0x7201, "FiRsT.anchor.pin.test");
-    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE, 1), 1);
+    ck_assert_uint_eq(ts_rig_wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE, 1, WAIT_MS), 1);
     ask_ok(r.port, 0x7202, "SeCoNd.anchor.pin.test");
     ck_assert_uint_eq(ts_dotserver_connections(srv), 2);
     ck_assert_uint_ge(ts_dotserver_resumed(srv), 1);
-    ck_assert_uint_ge(ctr(&r, DOTPROXY_CTR_TLS_RESUMED), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
-    rig_down(&r);
+    ck_assert_uint_ge(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_RESUMED), 1);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -383,7 +215,7 @@ END_TEST
 START_TEST(test_trust_refuses_a_pin_on_a_trusted_ca_outside_the_servers_chain)
 {
     cat_files("both-ca.pem", (const char *const[]){"ca.pem", "ca2.pem", NULL});
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     char pin[64];
     spki_pin("ca2.pem", pin, sizeof pin);
     dotproxy_config *cfg = config_one(ts_dotserver_port(srv), "both-ca.pem");
@@ -397,7 +229,7 @@ END_TEST
 
 START_TEST(test_trust_refuses_a_certificate_with_a_cn_and_no_subject_alt_name)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "cnonly");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "cnonly");
     assert_refused(srv, config_one(ts_dotserver_port(srv), "ca.pem"), "subjectAltName", NULL);
     ts_dotserver_stop(srv);
 }
@@ -405,7 +237,7 @@ END_TEST
 
 START_TEST(test_trust_refuses_an_rsa_1024_leaf)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "rsa1024");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "rsa1024");
     assert_refused(srv, config_one(ts_dotserver_port(srv), "ca.pem"), "RSA", "1024");
     ts_dotserver_stop(srv);
 }
@@ -413,24 +245,24 @@ END_TEST
 
 START_TEST(test_trust_answers_through_an_rsa_2048_leaf)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "rsa2048");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(srv), "ca.pem"));
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "rsa2048");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(srv), "ca.pem"));
     ask_ok(r.port, 0x7301, "RsA.long.enough.test");
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
 
 /* ---- the upstream certificate's notAfter, for its expiry metric ------------------ */
 
-/* notAfter of the first certificate of pki_dir/file (Unix time). */
+/* notAfter of the first certificate of ts_rig_pki/file (Unix time). */
 static int64_t file_not_after(const char *file)
 {
     gnutls_datum_t pem = {NULL, 0};
     gnutls_x509_crt_t crt;
-    ck_assert_int_eq(gnutls_load_file(ts_pki_path(pki_dir, file), &pem), 0);
+    ck_assert_int_eq(gnutls_load_file(ts_pki_path(ts_rig_pki, file), &pem), 0);
     ck_assert_int_eq(gnutls_x509_crt_init(&crt), 0);
     ck_assert_int_eq(gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM), 0);
     int64_t t = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
@@ -440,7 +272,7 @@ static int64_t file_not_after(const char *file)
     return t;
 }
 
-static dotproxy_upstream_stats upstream0(const rig *r)
+static dotproxy_upstream_stats upstream0(const ts_rig *r)
 {
     dotproxy_upstream_stats st;
     memset(&st, 0xa5, sizeof st);
@@ -454,9 +286,9 @@ static dotproxy_upstream_stats upstream0(const rig *r)
 START_TEST(test_trust_stats_carry_the_verified_upstream_leafs_not_after)
 {
     int64_t want = file_not_after("server.pem");
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(srv), "ca.pem"));
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(srv), "ca.pem"));
     /* Read before the handshake count: with none counted after the read,
      * none had happened before it. */
     dotproxy_upstream_stats st = upstream0(&r);
@@ -483,7 +315,7 @@ START_TEST(test_trust_stats_carry_the_verified_upstream_leafs_not_after)
     uint8_t untouched[sizeof old.cert_not_after];
     memset(untouched, 0x5a, sizeof untouched);
     ck_assert_mem_eq(&old.cert_not_after, untouched, sizeof untouched);
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -492,18 +324,18 @@ END_TEST
  * certificate the proxy refused. */
 START_TEST(test_trust_stats_have_no_not_after_for_a_refused_upstream)
 {
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "rsa1024");
-    rig r;
-    rig_up(&r, config_one(ts_dotserver_port(srv), "ca.pem"));
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "rsa1024");
+    ts_rig r;
+    ts_rig_up(&r, config_one(ts_dotserver_port(srv), "ca.pem"));
     ask_servfail(r.port, 0x7501, "ReFuSeD.not.after.test");
-    ck_assert_uint_ge(wait_ctr(&r, DOTPROXY_CTR_TLS_FAILURES, 1), 1);
+    ck_assert_uint_ge(ts_rig_wait_ctr(&r, DOTPROXY_CTR_TLS_FAILURES, 1, WAIT_MS), 1);
     /* Past a snapshot refresh (100 ms) with the failure in it. */
     poll(NULL, 0, 300);
     ask_servfail(r.port, 0x7502, "ReFuSeD.not.after.test");
     poll(NULL, 0, 300);
     ck_assert_int_eq(upstream0(&r).cert_not_after, 0);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 0);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_HANDSHAKES), 0);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -518,12 +350,12 @@ END_TEST
 START_TEST(test_trust_reload_rereads_a_changed_ca_file_and_drops_the_old_session)
 {
     cat_files("reload-ca.pem", (const char *const[]){"ca.pem", NULL});
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t up = ts_dotserver_port(srv);
     dotproxy_config *cfg = config_one(up, "reload-ca.pem");
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 300), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, 0x7401, "BeFoRe.ca.removed.test");
     /* A session ticket is kept for the next connection once this one closes;
      * another query in the meantime keeps the connection open. */
@@ -534,19 +366,20 @@ START_TEST(test_trust_reload_rereads_a_changed_ca_file_and_drops_the_old_session
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 300), 0);
     ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, cfg), 0);
     dotproxy_config_free(cfg);
-    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
+    ck_assert_uint_eq(ts_rig_wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1, WAIT_MS), 1);
 
     ask_servfail(r.port, 0x7402, "AfTeR.ca.removed.test");
     ck_assert_uint_eq(ts_dotserver_queries(srv), 1);
     ck_assert_uint_eq(ts_dotserver_resumed(srv), 0);
-    ck_assert_uint_ge(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 1);
-    ck_assert_msg(logged_err("certificate", NULL), "no certificate error logged:\n%s", log_dump());
+    ck_assert_uint_ge(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 1);
+    ck_assert_msg(ts_rig_log_wait(DOTPROXY_LOG_WARN, "certificate", NULL, WAIT_MS),
+                  "no certificate error logged:\n%s", ts_rig_log_text());
 
     cat_files("reload-ca.pem", (const char *const[]){"ca2.pem", "ca.pem", NULL});
     cfg = config_one(up, "reload-ca.pem");
     ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, cfg), 0);
     dotproxy_config_free(cfg);
-    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 2), 2);
+    ck_assert_uint_eq(ts_rig_wait_ctr(&r, DOTPROXY_CTR_RELOADS, 2, WAIT_MS), 2);
     /* The upstream failed a moment ago and may be backing off: ask until it
      * answers (bounded). */
     int64_t end = ts_now_ms() + WAIT_MS;
@@ -561,7 +394,7 @@ START_TEST(test_trust_reload_rereads_a_changed_ca_file_and_drops_the_old_session
         id++;
         poll(NULL, 0, 50);
     }
-    rig_down(&r);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -571,28 +404,28 @@ END_TEST
 START_TEST(test_trust_reload_with_a_removed_ca_does_not_resume_the_old_ticket)
 {
     cat_files("reload-ca.pem", (const char *const[]){"ca.pem", NULL});
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t up = ts_dotserver_port(srv);
     dotproxy_config *cfg = config_one(up, "reload-ca.pem");
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 200), 0);
-    rig r;
-    rig_up(&r, cfg);
+    ts_rig r;
+    ts_rig_up(&r, cfg);
     ask_ok(r.port, 0x7501, "BeFoRe.ticket.test");
-    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE, 1), 1);
+    ck_assert_uint_eq(ts_rig_wait_ctr(&r, DOTPROXY_CTR_TLS_CLOSED_IDLE, 1, WAIT_MS), 1);
 
     cat_files("reload-ca.pem", (const char *const[]){"ca2.pem", NULL});
     cfg = config_one(up, "reload-ca.pem");
     ck_assert_int_eq(dotproxy_config_set_idle_timeout_ms(cfg, 200), 0);
     ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, cfg), 0);
     dotproxy_config_free(cfg);
-    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
+    ck_assert_uint_eq(ts_rig_wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1, WAIT_MS), 1);
 
     ask_servfail(r.port, 0x7502, "AfTeR.ticket.test");
     ck_assert_uint_eq(ts_dotserver_resumed(srv), 0);
     ck_assert_uint_eq(ts_dotserver_queries(srv), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_RESUMED), 0);
-    ck_assert_uint_ge(ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 1);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_RESUMED), 0);
+    ck_assert_uint_ge(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_FAILURES), 1);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -602,20 +435,20 @@ END_TEST
 START_TEST(test_trust_reload_with_an_unchanged_ca_file_keeps_the_warm_connection)
 {
     cat_files("same-ca.pem", (const char *const[]){"ca.pem", NULL});
-    ts_dotserver *srv = server_start((ts_dotserver_opts){0}, "server");
+    ts_dotserver *srv = ts_rig_server((ts_dotserver_opts){0}, "server");
     uint16_t up = ts_dotserver_port(srv);
-    rig r;
-    rig_up(&r, config_one(up, "same-ca.pem"));
+    ts_rig r;
+    ts_rig_up(&r, config_one(up, "same-ca.pem"));
     ask_ok(r.port, 0x7601, "BeFoRe.same.ca.test");
     cat_files("same-ca.pem", (const char *const[]){"ca.pem", NULL}); /* rewritten, same bytes */
     dotproxy_config *cfg = config_one(up, "same-ca.pem");
     ck_assert_int_eq(dotproxy_ctx_reload(r.ctx, cfg), 0);
     dotproxy_config_free(cfg);
-    ck_assert_uint_eq(wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1), 1);
+    ck_assert_uint_eq(ts_rig_wait_ctr(&r, DOTPROXY_CTR_RELOADS, 1, WAIT_MS), 1);
     ask_ok(r.port, 0x7602, "AfTeR.same.ca.test");
     ck_assert_uint_eq(ts_dotserver_connections(srv), 1);
-    ck_assert_uint_eq(ctr(&r, DOTPROXY_CTR_TLS_CONNECTS), 1);
-    rig_down(&r);
+    ck_assert_uint_eq(ts_rig_ctr(&r, DOTPROXY_CTR_TLS_CONNECTS), 1);
+    ts_rig_down(&r);
     ts_dotserver_stop(srv);
 }
 END_TEST
@@ -652,12 +485,12 @@ static Suite *trust_suite(void)
 
 int main(void)
 {
-    if (ts_pki_tmpdir(pki_dir, sizeof pki_dir, "dotproxy-test-trust") != 0)
+    if (ts_rig_pki_init("dotproxy-test-trust") != 0)
         return EXIT_FAILURE;
     SRunner *sr = srunner_create(trust_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    ts_pki_tmpdir_remove(pki_dir);
+    ts_rig_pki_fini();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

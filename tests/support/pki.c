@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -325,4 +326,56 @@ const char *ts_pki_path(const char *dir, const char *name)
         abort();
     }
     return p;
+}
+
+int ts_pki_pin_text(const unsigned char *raw, size_t n, char *out, size_t cap)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (cap < 7 + (n + 2) / 3 * 4 + 1)
+        return -1;
+    memcpy(out, "sha256/", 7);
+    size_t o = 7;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned long v = (unsigned long)raw[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned long)raw[i + 1] << 8;
+        if (i + 2 < n)
+            v |= raw[i + 2];
+        out[o++] = abc[(v >> 18) & 63];
+        out[o++] = abc[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? abc[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? abc[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int ts_pki_spki_pin(const char *cert_file, char *out, size_t cap)
+{
+    gnutls_datum_t pem = {NULL, 0}, der = {NULL, 0};
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_pubkey_t pk = NULL;
+    unsigned char digest[32];
+    int rc = gnutls_load_file(cert_file, &pem);
+    if (rc == 0)
+        rc = gnutls_x509_crt_init(&crt);
+    if (rc == 0)
+        rc = gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM);
+    if (rc == 0)
+        rc = gnutls_pubkey_init(&pk);
+    if (rc == 0)
+        rc = gnutls_pubkey_import_x509(pk, crt, 0);
+    if (rc == 0)
+        rc = gnutls_pubkey_export2(pk, GNUTLS_X509_FMT_DER, &der);
+    if (rc == 0)
+        rc = gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, digest);
+    if (rc == 0)
+        rc = ts_pki_pin_text(digest, sizeof digest, out, cap);
+    gnutls_free(der.data);
+    gnutls_free(pem.data);
+    if (pk != NULL)
+        gnutls_pubkey_deinit(pk);
+    if (crt != NULL)
+        gnutls_x509_crt_deinit(crt);
+    return rc;
 }

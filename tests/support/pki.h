@@ -51,4 +51,14 @@ void ts_pki_tmpdir_remove(const char *dir);
  * path does not fit. */
 const char *ts_pki_path(const char *dir, const char *name);
 
+/* A pin as --pin takes it: "sha256/" + base64 of raw[0..n) (32 octets for a
+ * real pin; other lengths make malformed ones). 0, or -1 if cap is short. */
+int ts_pki_pin_text(const unsigned char *raw, size_t n, char *out, size_t cap);
+
+/* The pin of the first certificate of a PEM file: base64(SHA-256(its DER
+ * SubjectPublicKeyInfo)), what `openssl x509 -pubkey | openssl pkey -pubin
+ * -outform der | openssl dgst -sha256 -binary | base64` prints. 0, or a
+ * negative GnuTLS error code (-1: cap is short). */
+int ts_pki_spki_pin(const char *cert_file, char *out, size_t cap);
+
 #endif

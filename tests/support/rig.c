@@ -23,6 +23,11 @@
 char ts_rig_pki[PATH_MAX];
 static atomic_uint log_errors;
 
+/* Written from the contexts' threads, read by the test's. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[256 << 10];
+static size_t log_len;
+
 int ts_rig_pki_init(const char *tag)
 {
     return ts_pki_tmpdir(ts_rig_pki, PATH_MAX, tag);
@@ -38,21 +43,70 @@ unsigned ts_rig_log_errors(void)
     return atomic_load(&log_errors);
 }
 
+const char *ts_rig_log_text(void)
+{
+    return log_text;
+}
+
+unsigned ts_rig_log_count(int max_level, const char *w1, const char *w2)
+{
+    unsigned found = 0;
+    pthread_mutex_lock(&log_lock);
+    for (const char *line = log_text; line < log_text + log_len;) {
+        const char *eol = memchr(line, '\n', (size_t)(log_text + log_len - line));
+        size_t n = eol != NULL ? (size_t)(eol - line) : (size_t)(log_text + log_len - line);
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%.*s", (int)(n < sizeof buf ? n : sizeof buf - 1), line);
+        int level = -1;
+        if (sscanf(buf, "[%d]", &level) == 1 && level <= max_level && strstr(buf, w1) != NULL &&
+            (w2 == NULL || strstr(buf, w2) != NULL))
+            found++;
+        line += n + 1;
+    }
+    pthread_mutex_unlock(&log_lock);
+    return found;
+}
+
+int ts_rig_log_wait(int max_level, const char *w1, const char *w2, int ms)
+{
+    int64_t end = ts_now_ms() + ms;
+    for (;;) {
+        if (ts_rig_log_count(max_level, w1, w2) > 0)
+            return 1;
+        if (ts_now_ms() >= end)
+            return 0;
+        poll(NULL, 0, 2);
+    }
+}
+
 /* Written from the context's thread. */
 static void log_sink(int level, const char *msg, void *user)
 {
     (void)user;
     if (level == DOTPROXY_LOG_ERR)
         atomic_fetch_add(&log_errors, 1);
+    pthread_mutex_lock(&log_lock);
+    int n = snprintf(log_text + log_len, sizeof log_text - log_len, "[%d] %s\n", level, msg);
+    if (n > 0 && (size_t)n < sizeof log_text - log_len)
+        log_len += (size_t)n;
+    else
+        log_text[log_len] = '\0'; /* full: keep what came first, whole lines only */
+    pthread_mutex_unlock(&log_lock);
     if (getenv("DP_TEST_LOG") != NULL)
         fprintf(stderr, "%lld dotproxy[%d]: %s\n", (long long)(ts_now_ms() % 100000), level, msg);
 }
 
 ts_dotserver *ts_rig_server(ts_dotserver_opts o, const char *cert)
 {
-    char err[256] = "", crt[64], key[64];
+    char crt[64], key[64];
     snprintf(crt, sizeof crt, "%s.pem", cert);
     snprintf(key, sizeof key, "%s-key.pem", cert);
+    return ts_rig_server_files(o, crt, key);
+}
+
+ts_dotserver *ts_rig_server_files(ts_dotserver_opts o, const char *crt, const char *key)
+{
+    char err[256] = "";
     o.cert_file = ts_pki_path(ts_rig_pki, crt);
     o.key_file = ts_pki_path(ts_rig_pki, key);
     o.errbuf = err;

@@ -27,8 +27,19 @@ void ts_rig_pki_fini(void);
  * line the engine logs to stderr. */
 unsigned ts_rig_log_errors(void);
 
+/* The lines logged by contexts of this process (Check forks each test, so a
+ * test sees its own), as "[LEVEL] text" lines. The first 256 KiB are kept. */
+const char *ts_rig_log_text(void);
+/* Lines at max_level or more severe (DOTPROXY_LOG_ERR is 0) containing w1
+ * and, unless NULL, w2. */
+unsigned ts_rig_log_count(int max_level, const char *w1, const char *w2);
+/* Wait (at most ms) until there is such a line; whether there is. */
+int ts_rig_log_wait(int max_level, const char *w1, const char *w2, int ms);
+
 /* A DoT server with certificate `cert` ("server": valid for the test name). */
 ts_dotserver *ts_rig_server(ts_dotserver_opts o, const char *cert);
+/* The same with the PKI directory's files crt (certificate chain) and key. */
+ts_dotserver *ts_rig_server_files(ts_dotserver_opts o, const char *crt, const char *key);
 
 /* A configuration listening on 127.0.0.1 port 0, trusting the test CA,
  * logging at debug into the rig's sink, with the given upstreams in order. */
