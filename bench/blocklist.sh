@@ -9,15 +9,21 @@
 #
 # Environment: N1 (default 1000000) and N10 (default 10000000) names;
 # QPS (default 20000) for the reload run; SKIP_10M=1 skips the 10M list;
-# OUT (default a fresh mktemp directory).
+# RELOAD_ONLY=1 runs only the reload part; SKIP_PEERS=1 leaves out unbound
+# and dnsdist; PAIRS (default 1) quiet/reload
+# pairs of runs, one after the other (on a shared machine one pair says
+# little); OUT (default a fresh mktemp directory).
 #
 # What is measured, and how:
 #   start   launch to "listening" (dotproxyd's log line), or to the first
 #           answer from a blocked name (unbound, dnsdist: polled with dig)
 #   RSS/name (VmRSS with the list - VmRSS of the same server without) / N
 #   lookup  bench/blocklist_lookup.c: dp_name_hashes_make + dp_nameset_match
-#           over 50% hits (a name below a listed one) and 50% misses, wall
-#           time and CPU time of the thread (the machine may be shared)
+#           over 25% hits (0 to 3 labels below a listed name) and 75% misses
+#           (near a listed name, under its top-level domain, under none),
+#           back to back and chained, wall time and CPU time of the thread
+#           (the machine may be shared), best of 5, pinned to CPU 1; and a
+#           dependent random read over a buffer of the set's size
 #   reload  dnsperf at QPS for 12 s, twice against the same daemon with the
 #           1M list: once quiet, once with SIGHUP every 2 s (each a full
 #           rebuild of the list on the list thread and a swap); lost queries
@@ -44,15 +50,25 @@ cc -O2 -g -Wall -Wextra -D_GNU_SOURCE -pthread -I"$ROOT/include" -I"$ROOT/lib" -
     -o "$OUT/lookup" "$HERE/blocklist_lookup.c" "$ROOT/lib/blocklist.c" "$ROOT/lib/nameset.c" \
     "$ROOT/lib/siphash.c" "$ROOT/lib/error.c" || die "cannot build blocklist_lookup"
 
-# gen N FILE: N distinct names of 3 labels, shaped like feed entries.
+# gen N FILE: N distinct names shaped like feed entries, of 2 to 5 labels
+# (30% name.tld, 40% three labels, 20% four, 10% five), so that no label
+# count can be skipped wholesale by the matcher.
 gen() {
     awk -v n="$1" 'BEGIN {
         split("ads track cdn img stat pixel metrics api static login mail shop news promo click beacon tag srv edge node", w, " ")
         split("com net org io info biz ru cn xyz top", t, " ")
         srand(1)
-        for (i = 0; i < n; i++)
-            printf "%s%d-%s.%s%d.%s\n", w[int(rand()*20)+1], i, w[int(rand()*20)+1],
-                w[int(rand()*20)+1], int(rand()*100000), t[int(rand()*10)+1]
+        for (i = 0; i < n; i++) {
+            r = rand()
+            s = sprintf("%s%d-%s", w[int(rand()*20)+1], i, w[int(rand()*20)+1])
+            if (r >= 0.3)
+                s = s sprintf(".%s%d", w[int(rand()*20)+1], int(rand()*100000))
+            if (r >= 0.7)
+                s = w[int(rand()*20)+1] "." s
+            if (r >= 0.9)
+                s = w[int(rand()*20)+1] int(rand()*100) "." s
+            printf "%s.%s\n", s, t[int(rand()*10)+1]
+        }
     }' >"$2"
 }
 [ -s "$OUT/list1m.txt" ] || gen "$N1" "$OUT/list1m.txt"
@@ -97,6 +113,7 @@ dotproxyd_start() {
 stop_pid() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 declare -A R
+if [ "${RELOAD_ONLY:-0}" != 1 ]; then
 dotproxyd_start base
 R[dp_base_rss]=$(rss_kb "$DP_PID")
 stop_pid "$DP_PID"
@@ -112,8 +129,10 @@ for n in 1m 10m; do
     R[dp_${n}_blocked]=$(dig -p "$DP_PORT" @127.0.0.1 +tries=1 +time=5 "www.$BLOCKED" A |
         grep -c 'status: NXDOMAIN')
     stop_pid "$DP_PID"
-    "$OUT/lookup" "$OUT/list$n.txt" 10000000 >"$OUT/lookup$n.txt" || die "lookup bench failed"
+    taskset -c 1 "$OUT/lookup" "$OUT/list$n.txt" 10000000 5 >"$OUT/lookup$n.txt" ||
+        die "lookup bench failed"
 done
+fi
 
 # ---- reload under load (1M list) ----
 # 400 unlisted names (answered, then from the cache) and 400 blocked ones.
@@ -130,22 +149,42 @@ perf_run() { # perf_run NAME [reload]
     fi
     wait "$perf"
 }
-perf_run quiet
-perf_run reload reload
+PAIRS=${PAIRS:-1}
+for p in $(seq "$PAIRS"); do
+    perf_run "quiet$p"
+    perf_run "reload$p" reload
+done
 RELOADS=$(grep -c 'blocklist .*list1m.txt: .* loaded in' "$OUT/reload.log")
 stop_pid "$DP_PID"
-pct() { # pct FILE P: the P-th percentile of the latencies, in ms
-    awk '/^> / {print $NF * 1000}' "$1" | sort -n |
-        awk -v p="$2" '{a[NR] = $1} END {i = int(NR * p / 100); if (i < 1) i = 1; printf "%.2f", a[i]}'
+# lat FILE [in|out]: the latencies (ms) of a dnsperf -v log; "in": only
+# those of the queries answered in the second after each SIGHUP (at 2, 4,
+# ... 10 s: a rebuild takes well under 1 s), "out": the others. dnsperf logs
+# no times, but it sends at a steady QPS: the n-th answer is at about n/QPS s.
+lat() {
+    awk -v want="${2:-all}" -v q="$QPS" '/^> / {
+        i++; t = i / q; w = (t >= 2 && int(t) % 2 == 0) ? "in" : "out"
+        if (want == "all" || want == w) print $NF * 1000 }' "$1"
 }
-for r in quiet reload; do
-    R[${r}_lost]=$(sed -nE 's/.*Queries lost:[[:space:]]+([0-9]+).*/\1/p' "$OUT/dnsperf-$r.log")
-    R[${r}_done]=$(sed -nE 's/.*Queries completed:[[:space:]]+([0-9]+).*/\1/p' "$OUT/dnsperf-$r.log")
-    R[${r}_qps]=$(sed -nE 's/.*Queries per second:[[:space:]]+([0-9.]+).*/\1/p' "$OUT/dnsperf-$r.log")
-    R[${r}_p50]=$(pct "$OUT/dnsperf-$r.log" 50)
-    R[${r}_p99]=$(pct "$OUT/dnsperf-$r.log" 99)
+pctl() { # pctl P: the P-th percentile of the numbers on stdin
+    sort -n | awk -v p="$1" '{a[NR] = $1} END {i = int(NR * p / 100); if (i < 1) i = 1; printf "%.2f", a[i]}'
+}
+pct() { lat "$1" | pctl "$2"; }
+RUNS=()
+for p in $(seq "$PAIRS"); do
+    for r in "quiet$p" "reload$p"; do
+        RUNS+=("$r")
+        R[${r}_lost]=$(sed -nE 's/.*Queries lost:[[:space:]]+([0-9]+).*/\1/p' "$OUT/dnsperf-$r.log")
+        R[${r}_done]=$(sed -nE 's/.*Queries completed:[[:space:]]+([0-9]+).*/\1/p' "$OUT/dnsperf-$r.log")
+        R[${r}_qps]=$(sed -nE 's/.*Queries per second:[[:space:]]+([0-9.]+).*/\1/p' "$OUT/dnsperf-$r.log")
+        R[${r}_p50]=$(pct "$OUT/dnsperf-$r.log" 50)
+        R[${r}_p99]=$(pct "$OUT/dnsperf-$r.log" 99)
+        R[${r}_p999]=$(pct "$OUT/dnsperf-$r.log" 99.9)
+        R[${r}_in99]=$(lat "$OUT/dnsperf-$r.log" in | pctl 99)
+        R[${r}_out99]=$(lat "$OUT/dnsperf-$r.log" out | pctl 99)
+    done
 done
 
+if [ "${RELOAD_ONLY:-0}" != 1 ]; then
 # ---- unbound: local-zone always_nxdomain, the same 1M list ----
 unbound_start() { # unbound_start NAME ZONES_FILE: sets UB_PID UB_MS
     local port t0
@@ -178,7 +217,7 @@ EOF
     UB_MS=$(($(now_ms) - t0))
     UB_NX=$(dig -p "$port" @127.0.0.1 +tries=1 +time=2 "www.$BLOCKED" A | grep -c 'status: NXDOMAIN')
 }
-if command -v unbound >/dev/null; then
+if [ "${SKIP_PEERS:-0}" != 1 ] && command -v unbound >/dev/null; then
     : >"$OUT/unbound-empty.zones"
     awk '{printf "local-zone: \"%s.\" always_nxdomain\n", $1}' "$OUT/list1m.txt" >"$OUT/unbound-1m.zones"
     unbound_start unbound-base "$OUT/unbound-empty.zones"
@@ -218,7 +257,7 @@ EOF
     DD_MS=$(($(now_ms) - t0))
     DD_NX=$(dig -p "$port" @127.0.0.1 +tries=1 +time=2 "www.$BLOCKED" A | grep -c 'status: NXDOMAIN')
 }
-if command -v dnsdist >/dev/null; then
+if [ "${SKIP_PEERS:-0}" != 1 ] && command -v dnsdist >/dev/null; then
     : >"$OUT/empty.txt"
     dnsdist_start dnsdist-base "$OUT/empty.txt"
     R[dd_base_rss]=$(rss_kb "$DD_PID")
@@ -233,11 +272,14 @@ if command -v dnsdist >/dev/null; then
         'BEGIN {printf "%.1f", (a - b) * 1024 / n}')
 fi
 
+fi # RELOAD_ONLY
+
 get() { sed -n "s/^$2 //p" "$OUT/lookup$1.txt"; }
 echo
 echo "blocklists, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw logs: $OUT"
 echo
+if [ "${RELOAD_ONLY:-0}" != 1 ]; then
 printf '%-34s %12s %12s %12s\n' "" "dotproxyd" "unbound" "dnsdist"
 printf '%-34s %12s %12s %12s\n' "1M names: start to answering (ms)" "${R[dp_1m_ms]}" "${R[ub_ms]:--}" "${R[dd_ms]:--}"
 printf '%-34s %12s %12s %12s\n' "1M names: CPU ms used by then" "${R[dp_1m_cpu]}" "${R[ub_cpu]:--}" "${R[dd_cpu]:--}"
@@ -252,13 +294,20 @@ echo
 for n in 1m 10m; do
     [ -s "$OUT/lookup$n.txt" ] || continue
     echo "matcher, $n list: load $(get $n load_ms) ms wall / $(get $n load_cpu_ms) ms CPU;" \
-        "set $(get $n set_octets_per_name) octets/name;" \
-        "lookup $(get $n lookup_ns) ns wall / $(get $n lookup_cpu_ns) ns CPU (hit ratio $(get $n hit_ratio))"
+        "set $(get $n set_octets_per_name) octets/name; hit ratio $(get $n hit_ratio);" \
+        "lookup, back to back: $(get $n lookup_ns) ns wall / $(get $n lookup_cpu_ns) ns CPU;" \
+        "chained: $(get $n chained_ns) ns wall / $(get $n chained_cpu_ns) ns CPU (best of 5, CPU 1);" \
+        "one dependent random read over a buffer of the set's size: $(get $n memory_chase_ns) ns"
 done
 echo
-echo "reload under load (1M list, -w 2, dnsperf -Q $QPS -c 8, 12 s; $RELOADS list rebuilds seen in the log):"
-printf '  %-8s %10s %10s %10s %10s %10s\n' run completed lost qps p50_ms p99_ms
-for r in quiet reload; do
-    printf '  %-8s %10s %10s %10s %10s %10s\n' "$r" "${R[${r}_done]}" "${R[${r}_lost]}" \
-        "${R[${r}_qps]}" "${R[${r}_p50]}" "${R[${r}_p99]}"
+fi
+echo "reload under load (1M list, -w 2, dnsperf -Q $QPS -c 8, 12 s a run; $RELOADS list rebuilds seen in the log):"
+echo "  (p99 in/out: of the answers in the second after each SIGHUP / of the others;"
+echo "   in a quiet run the same seconds, with no SIGHUP)"
+printf '  %-8s %10s %6s %10s %7s %7s %8s %7s %7s\n' run completed lost qps p50_ms p99_ms \
+    p99.9_ms p99_in p99_out
+for r in "${RUNS[@]}"; do
+    printf '  %-8s %10s %6s %10.0f %7s %7s %8s %7s %7s\n' "$r" "${R[${r}_done]}" "${R[${r}_lost]}" \
+        "${R[${r}_qps]}" "${R[${r}_p50]}" "${R[${r}_p99]}" "${R[${r}_p999]}" "${R[${r}_in99]}" \
+        "${R[${r}_out99]}"
 done

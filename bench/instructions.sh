@@ -29,7 +29,8 @@
 # or --no-netns to use 127.0.0.1 ports 21100-21201 of the host.
 # Environment: SHARED_BENCH (default: the rig in the repository,
 # SRC/bench/rig), BUILD_DIR (default build-bench in the source tree),
-# DOTPROXYD_CACHE_SIZE (default 10000).
+# DOTPROXYD_CACHE_SIZE (default 10000), DOTPROXYD_EXTRA_ARGS (more daemon
+# options, split on white space: bench/dynblock-cost.sh passes --dynblock rules).
 # Everything started here is stopped by its PID on exit.
 set -uo pipefail
 export LC_ALL=C
@@ -41,6 +42,7 @@ SHARED_BENCH=${SHARED_BENCH:-$SRC/bench/rig}
 BUILD_DIR=${BUILD_DIR:-$SRC/build-bench}
 UPSTREAM_SH=$SHARED_BENCH/upstream.sh
 CACHE_SIZE=${DOTPROXYD_CACHE_SIZE:-10000}
+read -r -a EXTRA_ARGS <<<"${DOTPROXYD_EXTRA_ARGS:-}"
 ORIG_ARGS=("$@")
 
 OUT=""
@@ -103,7 +105,7 @@ start_daemon() {
     local name=$1 cache=$2
     valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.callgrind" \
         "$DOTPROXYD" -l "127.0.0.1@$LISTEN_PORT" -u "127.0.0.1@$UP_DOT_PORT#$TLS_NAME" --ca-file "$CA" \
-        --cache-size "$cache" >"$OUT/$name.out" 2>"$OUT/$name.err" </dev/null &
+        --cache-size "$cache" "${EXTRA_ARGS[@]}" >"$OUT/$name.out" 2>"$OUT/$name.err" </dev/null &
     DAEMON_PID=$!
     for _ in $(seq 300); do
         kill -0 "$DAEMON_PID" 2>/dev/null || { tail -5 "$OUT/$name.err" >&2; die "$name: daemon exited"; }

@@ -215,37 +215,11 @@ int dp_anomaly_rule_parse(struct dp_dynrule *r, const char *text, const char **w
     return 0;
 }
 
-/* e^-x = 2^-(x log2 e) = 2^-n x 2^-f: n into the exponent bits, 2^-f by a
- * polynomial (relative error under 2e-5), so the hot path calls no libm. */
-float dp_anomaly_decay(float x)
-{
-    if (x >= 64.0f)
-        return 0.0f;
-    if (x <= 0.0f)
-        return 1.0f;
-    float y = x * 1.44269504f;
-    int n = (int)y;
-    float f = y - (float)n; /* [0, 1) */
-    /* 2^-f, minimax on [0, 1). */
-    float p =
-        1.0f + f * (-0.69314718f +
-                    f * (0.24022651f + f * (-0.05550411f + f * (0.00961813f - f * 0.00133336f))));
-    union {
-        float v;
-        uint32_t u;
-    } s = {.u = (uint32_t)(127 - n) << 23};
-    return p * s.v;
-}
-
 /* c * log2(c) for the counts a name can hold (at most 255 octets). */
 static float clog2c[256];
 static pthread_once_t clog2c_once = PTHREAD_ONCE_INIT;
 
-static void clog2c_init(void)
-{
-    for (int c = 1; c < 256; c++)
-        clog2c[c] = (float)c * log2f((float)c);
-}
+static void clog2c_init(void);
 
 /* Label octets into 39 classes: letters (case-folded), digits, '-', '_',
  * anything else. Tunnels encode data in these alphabets (base32, base64
@@ -260,6 +234,17 @@ static inline unsigned char_class(uint8_t c)
     if (c >= '0' && c <= '9')
         return 26u + (c - '0');
     return c == '-' ? 36u : c == '_' ? 37u : 38u;
+}
+
+/* char_class of every octet, for the loop over a name. */
+static uint8_t classes[256];
+
+static void clog2c_init(void)
+{
+    for (int c = 1; c < 256; c++)
+        clog2c[c] = (float)c * log2f((float)c);
+    for (int c = 0; c < 256; c++)
+        classes[c] = (uint8_t)char_class((uint8_t)c);
 }
 
 void dp_anomaly_shape(struct dp_name_shape *out, const uint8_t *sub, size_t sub_len)
@@ -282,18 +267,14 @@ void dp_anomaly_shape(struct dp_name_shape *out, const uint8_t *sub, size_t sub_
     unsigned n = 0;
     for (size_t i = 0; i < sub_len && sub[i] != 0; i += 1u + sub[i])
         for (size_t k = 1; k <= sub[i] && i + k < sub_len; k++, n++)
-            hist[char_class(sub[i + k])]++;
+            hist[classes[sub[i + k]]]++;
     if (n == 0)
         return;
     float s = 0;
     for (unsigned i = 0; i < 39; i++)
         s += clog2c[hist[i]];
-    out->entropy = log2f((float)n) - s / (float)n;
-}
-
-int dp_anomaly_tunnel_qtype(uint16_t t)
-{
-    return t == 16 || t == 10 || t == 5 || t == 15 || t == 33 || t == 255 || t >= 65280;
+    /* log2(n) - s / n, with log2(n) = clog2c[n] / n (n <= 255). */
+    out->entropy = (clog2c[n] - s) / (float)n;
 }
 
 static inline float clamp01(float x)

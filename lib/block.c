@@ -233,6 +233,7 @@ struct dp_block_list {
 
 struct dp_block_snap {
     atomic_uint refs;
+    struct dp_block_snap *dead_next; /* in the blocker's list of snapshots to free */
     int action;
     unsigned ttl;
     size_t n;
@@ -248,13 +249,18 @@ static void list_unref(struct dp_block_list *l)
     }
 }
 
+static void snap_free(struct dp_block_snap *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        list_unref(s->list[i]);
+    free(s);
+}
+
 static void snap_unref(struct dp_block_snap *s)
 {
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < s->n; i++)
-        list_unref(s->list[i]);
-    free(s);
+    snap_free(s);
 }
 
 /* ---- the blocker ---- */
@@ -277,7 +283,28 @@ struct dotproxy_blocker {
     struct dp_feed_url *urls; /* lists over HTTPS, or NULL */
     struct dp_feed_delta *delta[DOTPROXY_FEEDS_MAX]; /* per feed, the newest to apply */
     struct dp_list parts;                            /* contexts to wake after a swap */
+    /* Snapshots a worker let go of last, for the list thread to free:
+     * unmapping a table of millions of slots is no work for a thread that
+     * answers queries. */
+    struct dp_block_snap *dead;
 };
+
+/* Let go of s from a worker: when it was the last holder, the list thread
+ * frees it. */
+static void snap_drop(struct dotproxy_blocker *b, struct dp_block_snap *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    if (!b->thread_on) {
+        snap_free(s);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    s->dead_next = b->dead;
+    b->dead = s;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
 
 static void blocker_ref(struct dotproxy_blocker *b)
 {
@@ -694,21 +721,43 @@ static void *blocker_thread(void *arg)
      * answering queries come first (Linux takes a thread id here; a failure
      * only leaves the default priority). */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    dp_list_load_yields(1);
     pthread_mutex_lock(&b->mu);
+    struct timespec due;
+    int have_due = 0;
     for (;;) {
-        while (!b->stopping && !b->reload_asked && !b->poke) {
+        int timed_out = 0;
+        while (!b->stopping && !b->reload_asked && !b->poke && b->dead == NULL) {
             if (b->want.check_s == 0) {
                 pthread_cond_wait(&b->cv, &b->mu);
                 continue;
             }
-            struct timespec due;
-            clock_gettime(CLOCK_REALTIME, &due);
-            due.tv_sec += b->want.check_s;
-            if (pthread_cond_timedwait(&b->cv, &b->mu, &due) == ETIMEDOUT)
+            if (!have_due) {
+                clock_gettime(CLOCK_REALTIME, &due);
+                due.tv_sec += b->want.check_s;
+                have_due = 1;
+            }
+            if (pthread_cond_timedwait(&b->cv, &b->mu, &due) == ETIMEDOUT) {
+                timed_out = 1;
                 break;
+            }
         }
         if (b->stopping)
             break;
+        if (b->dead != NULL) {
+            struct dp_block_snap *d = b->dead;
+            b->dead = NULL;
+            pthread_mutex_unlock(&b->mu);
+            while (d != NULL) {
+                struct dp_block_snap *next = d->dead_next;
+                snap_free(d);
+                d = next;
+            }
+            pthread_mutex_lock(&b->mu);
+            if (!timed_out && !b->reload_asked && !b->poke)
+                continue;
+        }
+        have_due = 0;
         int all = b->reload_asked;
         b->reload_asked = 0;
         b->poke = 0;
@@ -848,6 +897,11 @@ DOTPROXY_EXPORT void dotproxy_blocker_free(dotproxy_blocker *b)
     /* The fetch thread's hook only marks work for the stopped thread. */
     dp_feed_url_free(b->urls);
     b->urls = NULL;
+    while (b->dead != NULL) {
+        struct dp_block_snap *d = b->dead;
+        b->dead = d->dead_next;
+        snap_free(d);
+    }
     snap_unref(b->cur);
     for (size_t i = 0; i < DOTPROXY_FEEDS_MAX; i++)
         dp_feed_delta_free(b->delta[i]);
@@ -1376,7 +1430,7 @@ void dp_block_part_refresh(struct dp_block_part *p)
         atomic_fetch_add(&s->refs, 1);
     g = atomic_load(&p->b->gen);
     pthread_mutex_unlock(&p->b->mu);
-    snap_unref(p->snap);
+    snap_drop(p->b, p->snap);
     p->snap = s;
     p->gen = g;
 }

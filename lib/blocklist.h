@@ -52,4 +52,12 @@ int dp_list_load(struct dp_list_sets *out, const char *path, int as_allow, int s
                  size_t errlen);
 void dp_list_sets_clear(struct dp_list_sets *s);
 
+/* For the calling thread from now on: whether dp_list_load gives the CPU
+ * away (sched_yield) every few hundred microseconds of work. A thread that
+ * rebuilds lists while others answer queries sets it: a scheduler lets a
+ * running thread finish its slice (milliseconds) before a woken one gets
+ * the CPU, and a query waiting that long is a p99 step. Off by default: at
+ * start nothing waits for the CPU but the load itself. */
+void dp_list_load_yields(int on);
+
 #endif

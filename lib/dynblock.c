@@ -51,6 +51,7 @@
 #define SLOTS        6u /* per client entry: 0 is the 10 s query rate */
 #define DSLOTS       2u /* subdomains rules */
 #define SWEEP_MS     100u
+#define DECAY_TAB    64u /* decay tables cover 0..4095 ms, 512 octets a window */
 
 /* Query rate window of slot 0 (top offenders, eviction). */
 #define TOP_TAU_MS 10000.0f
@@ -65,7 +66,7 @@ struct centry {
     uint32_t tslot; /* 1 + the tunnel entry of the last scored query */
     uint16_t qid;   /* its ID: the answer with this ID adds its size */
     uint16_t pad;
-};
+} __attribute__((aligned(64))); /* one cache line each, never two */
 
 struct tentry {
     uint64_t key; /* 0: empty */
@@ -75,7 +76,7 @@ struct tentry {
     float score;
     uint16_t bidx, bgen;
     uint8_t action, pad[3];
-};
+} __attribute__((aligned(64)));
 
 struct dentry {
     uint64_t h; /* domain hash; 0: empty */
@@ -83,7 +84,11 @@ struct dentry {
     float c[DSLOTS];
     uint16_t bidx, bgen;
     uint8_t action, pad[3];
-};
+} __attribute__((aligned(32))); /* two a cache line */
+
+_Static_assert(sizeof(struct centry) == 64, "a client entry is one cache line");
+_Static_assert(sizeof(struct tentry) == 64, "a tunnel entry is one cache line");
+_Static_assert(sizeof(struct dentry) == 32, "two domain entries a cache line");
 
 /* A shard's lock is held for a few dozen instructions: a spin lock (test,
  * then test-and-set; yield the CPU after a while, for when the holder was
@@ -106,6 +111,8 @@ static inline void spin_unlock(struct spin *l)
     atomic_flag_clear_explicit(&l->f, memory_order_release);
 }
 
+/* The lock on a line of its own (the tables start at the next one): the
+ * entries stay aligned to lines, so an entry is one cache miss, not two. */
 struct shard {
     struct spin mu;
     struct centry c[CT_PER_SHARD];
@@ -130,7 +137,8 @@ struct block {
 /* A rule as the hot path wants it. */
 struct crule {
     uint8_t rule, slot, metric, action;
-    uint8_t tau; /* index into its group's inv_tau */
+    uint8_t kind; /* answer rules: 0 nxdomain, 1 servfail, 2 bytes */
+    uint8_t tau;  /* index into its group's inv_tau */
     uint16_t qtype;
     float limit; /* threshold x tau: compared with the decayed count */
     float inv_tau_ms;
@@ -139,13 +147,23 @@ struct crule {
 
 struct group {
     uint8_t mask4, mask6;
+    uint32_t m4; /* mask4 as a mask */
     uint64_t m6hi, m6lo;
     struct crule r[SLOTS];
-    unsigned n;           /* rules in r (slots 1..n) */
+    unsigned n; /* rules in r (slots 1..n) */
+    /* The same rules by the hook that counts them: the query hook's (qps,
+     * qtype) and the answer hook's (nxdomain, servfail, bytes), so that
+     * neither walks the other's. */
+    struct crule qr[SLOTS], ar[SLOTS];
+    unsigned nq, na;
     float inv_tau[SLOTS]; /* the distinct windows; [0] is slot 0's */
     unsigned ntau;
-    bool query_side;  /* qps / qtype rules */
-    bool answer_side; /* nxdomain / servfail / bytes rules */
+    /* e^(-dt/tau) for each window by table, for dt under DECAY_TAB^2 ms:
+     * lo[j][dt % DECAY_TAB] x hi[j][dt / DECAY_TAB]. */
+    float decay_lo[SLOTS][DECAY_TAB], decay_hi[SLOTS][DECAY_TAB];
+    uint8_t slot_tau[SLOTS]; /* each slot's window in inv_tau (unused slots: 0) */
+    bool query_side;         /* qps / qtype rules */
+    bool answer_side;        /* nxdomain / servfail / bytes rules */
 };
 
 struct dotproxy_dynblock {
@@ -163,7 +181,8 @@ struct dotproxy_dynblock {
     struct group groups[GROUPS_MAX];
     unsigned n_groups;
     bool answer_side;
-    struct crule sub[DSLOTS]; /* subdomains rules */
+    struct crule sub[DSLOTS];                                               /* subdomains rules */
+    float sub_decay_lo[DSLOTS][DECAY_TAB], sub_decay_hi[DSLOTS][DECAY_TAB]; /* as groups' */
     unsigned n_sub;
     struct crule tun; /* the tunnel rule */
     bool has_tun;
@@ -233,16 +252,15 @@ static uint64_t be64(const uint8_t *b)
 }
 
 /* The client as one 128-bit number (IPv4 mapped); -1 for other families. */
-static int addr_of(const struct sockaddr *sa, uint64_t *hi, uint64_t *lo, bool *v4)
+static inline int addr_of(const struct sockaddr *sa, uint64_t *hi, uint64_t *lo, bool *v4)
 {
     if (sa == NULL)
         return -1;
     if (sa->sa_family == AF_INET) {
-        uint8_t b[4];
-        memcpy(b, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
+        uint32_t a;
+        memcpy(&a, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
         *hi = 0;
-        *lo = 0xffff00000000ull | (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-              (uint32_t)b[2] << 8 | b[3];
+        *lo = 0xffff00000000ull | ntohl(a);
         *v4 = true;
         return 0;
     }
@@ -257,11 +275,10 @@ static int addr_of(const struct sockaddr *sa, uint64_t *hi, uint64_t *lo, bool *
     return -1;
 }
 
-static void mask_of(const struct group *g, bool v4, uint64_t *hi, uint64_t *lo)
+static inline void mask_of(const struct group *g, bool v4, uint64_t *hi, uint64_t *lo)
 {
     if (v4) {
-        uint32_t m = g->mask4 == 0 ? 0 : ~(uint32_t)0 << (32 - g->mask4);
-        *lo = 0xffff00000000ull | ((uint32_t)*lo & m);
+        *lo = 0xffff00000000ull | ((uint32_t)*lo & g->m4);
     } else {
         *hi &= g->m6hi;
         *lo &= g->m6lo;
@@ -443,9 +460,9 @@ void dp_dynblock_sweep(struct dotproxy_dynblock *db, uint64_t now_us)
     pthread_mutex_unlock(&db->bmu);
 }
 
-static inline void maybe_sweep(struct dotproxy_dynblock *db, uint64_t now_us)
+static inline void maybe_sweep(struct dotproxy_dynblock *db, uint32_t now, uint64_t now_us)
 {
-    if (ms_of(db, now_us) >= atomic_load_explicit(&db->next_sweep_ms, memory_order_relaxed))
+    if (now >= atomic_load_explicit(&db->next_sweep_ms, memory_order_relaxed))
         dp_dynblock_sweep(db, now_us);
 }
 
@@ -464,8 +481,9 @@ static inline uint64_t hash2(const struct dotproxy_dynblock *db, uint64_t a, uin
 }
 
 /* The entry for (hi, lo, group) in shard s, made if absent. */
-static struct centry *client_entry(struct dotproxy_dynblock *db, struct shard *s, uint64_t h,
-                                   uint64_t hi, uint64_t lo, unsigned group, uint32_t now, bool v4)
+static inline __attribute__((always_inline)) struct centry *
+client_entry(struct dotproxy_dynblock *db, struct shard *s, uint64_t h, uint64_t hi, uint64_t lo,
+             unsigned group, uint32_t now, bool v4)
 {
     unsigned home = (unsigned)h & (CT_PER_SHARD - 1);
     for (unsigned i = 0; i < WAYS; i++) {
@@ -531,28 +549,104 @@ static bool name_new(struct dotproxy_dynblock *db, unsigned which, uint64_t h)
     return true;
 }
 
-/* The question name in lower case into buf (info->qname_len octets). */
-static void qname_lower(uint8_t *buf, const uint8_t *msg, const dotproxy_dns_info *info)
+/* The question name in lower case into buf (info->qname_len octets), and
+ * its keyed hash: eight octets at a time, lower-cased as one word (an octet
+ * is upper case when its low seven bits are 'A'..'Z' and its top bit is
+ * clear), one multiply each. A quarter of SipHash's cost with the
+ * lower-casing it needed first; keyed, so names cannot be aimed at one
+ * filter slot or memo entry. */
+static inline uint64_t qname_lower_hash(const struct dotproxy_dynblock *db, uint8_t *buf,
+                                        const uint8_t *msg, const dotproxy_dns_info *info)
 {
     const uint8_t *n = msg + info->qname_off;
-    for (size_t i = 0; i < info->qname_len; i++) {
+    size_t len = info->qname_len, i = 0;
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t h = db->sip[0] ^ len;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, n + i, 8);
+        uint64_t low = w & (0x7f * ones);
+        uint64_t up =
+            (low + (0x80 - 'A') * ones) & ~(low + (0x80 - 'Z' - 1) * ones) & ~w & (0x80 * ones);
+        w |= up >> 2;
+        memcpy(buf + i, &w, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    for (unsigned k = 0; i < len; i++, k++) {
         uint8_t c = n[i];
         buf[i] = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+        w |= (uint64_t)buf[i] << (8 * k);
     }
+    h = (h ^ w ^ db->sip[1]) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
+}
+
+/* The query hook's memo of name -> registrable domain (and where it starts
+ * in the name), per thread like the miss hook's, keyed by the name's hash
+ * (qname_lower_hash) mixed with the state's id: a scored query whose name
+ * was seen lately skips the public suffix walk. */
+#define QMEMO_SLOTS 4096u /* 64 KiB per thread that scores queries */
+struct qmemo {
+    uint64_t tag;
+    uint64_t dh; /* the domain hash, its low octet the domain's offset */
+};
+static _Thread_local struct qmemo qmemo[QMEMO_SLOTS];
+
+/* The registrable domain of the lower-case name (hash nh): its hash (low
+ * octet cleared) and its offset in the name. */
+static inline uint64_t name_domain(const struct dotproxy_dynblock *db, const uint8_t *name,
+                                   size_t len, uint64_t nh, size_t *doff)
+{
+    uint64_t tag = nh ^ db->id * 0x9e3779b97f4a7c15ull;
+    struct qmemo *m = &qmemo[(nh >> 7) & (QMEMO_SLOTS - 1)];
+    if (m->tag == tag) {
+        *doff = (size_t)(m->dh & 0xff);
+        return m->dh & ~(uint64_t)0xff;
+    }
+    uint64_t dh;
+    *doff = dp_psl_domain(db->psl, name, len, &dh);
+    dh &= ~(uint64_t)0xff;
+    *m = (struct qmemo){tag, dh | *doff};
+    return dh;
 }
 
 /* Bring an entry's counts from its last update to now: one e^-x per
  * distinct window of the group (usually one), not one per rule. */
+static __attribute__((noinline)) void age_entry_by(const struct group *gr, struct centry *e,
+                                                   uint32_t dt)
+{
+    float k[SLOTS];
+    /* A client seen again within 4 s (every busy one): two table reads and
+     * a product instead of the polynomial. */
+    if (dt < DECAY_TAB * DECAY_TAB) {
+        unsigned lo = dt % DECAY_TAB, hi = dt / DECAY_TAB;
+        for (unsigned j = 0; j < gr->ntau; j++)
+            k[j] = gr->decay_lo[j][lo] * gr->decay_hi[j][hi];
+    } else {
+        for (unsigned j = 0; j < gr->ntau; j++)
+            k[j] = dp_anomaly_decay((float)dt * gr->inv_tau[j]);
+    }
+    /* Every slot, used or not (unused ones hold 0): a fixed count the
+     * compiler unrolls. */
+    if (gr->ntau == 1) {
+        for (unsigned i = 0; i < SLOTS; i++)
+            e->c[i] *= k[0];
+    } else {
+        for (unsigned i = 0; i < SLOTS; i++)
+            e->c[i] *= k[gr->slot_tau[i]];
+    }
+}
+
+/* Out of line: an answer that follows its query at once (a cache hit) has
+ * nothing to age, and the hooks stay small without it. */
 static inline void age_entry(const struct group *gr, struct centry *e, uint32_t dt)
 {
-    if (dt == 0)
-        return;
-    float k[SLOTS];
-    for (unsigned j = 0; j < gr->ntau; j++)
-        k[j] = dp_anomaly_decay((float)dt * gr->inv_tau[j]);
-    e->c[0] *= k[0];
-    for (unsigned i = 0; i < gr->n; i++)
-        e->c[gr->r[i].slot] *= k[gr->r[i].tau];
+    if (dt != 0)
+        age_entry_by(gr, e, dt);
 }
 
 /* ---- key texts, made only when a block starts ---- */
@@ -597,17 +691,33 @@ static void dkey_text(char *out, size_t cap, const void *arg)
 
 /* ---- the hooks ---- */
 
+/* A client rule's count is over its threshold: block (or extend) unless
+ * the client is exempt. Out of line, so that the hooks' loops over their
+ * rules stay a few instructions each. */
+static __attribute__((noinline)) void client_over(struct dotproxy_dynblock *db,
+                                                  const struct group *gr, const struct crule *r,
+                                                  struct centry *e, bool v4, uint32_t now)
+{
+    if (e->exempt)
+        return;
+    float c = e->c[r->slot];
+    struct ckey k = {e->hi, e->lo, v4, v4 ? gr->mask4 : gr->mask6};
+    block_hit(db, r->rule, r->for_ms, c * 1000.0f * r->inv_tau_ms, c, r, now, &e->until_ms,
+              &e->bidx, &e->bgen, &e->action, ckey_text, &k);
+}
+
 /* The tunnel part of a query, with its client's shard locked: score it (if
  * it looks like tunnel traffic at all) and say whether (client, domain) is
  * blocked. */
-static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct centry *ce,
-                        uint64_t chash, const uint8_t *msg, const dotproxy_dns_info *info,
-                        uint32_t now, bool scored, bool v4)
+static __attribute__((noinline)) int tunnel_query(struct dotproxy_dynblock *db, struct shard *s,
+                                                  struct centry *ce, uint64_t chash,
+                                                  const uint8_t *msg, const dotproxy_dns_info *info,
+                                                  uint32_t now, bool scored, bool v4)
 {
     uint8_t name[DOTPROXY_DNS_MAX_NAME];
-    qname_lower(name, msg, info);
-    uint64_t dh;
-    size_t doff = dp_psl_domain(db->psl, name, info->qname_len, &dh);
+    uint64_t nh = qname_lower_hash(db, name, msg, info);
+    size_t doff;
+    uint64_t dh = name_domain(db, name, info->qname_len, nh, &doff);
     uint64_t key = hash2(db, chash, dh) | 1u;
     struct tentry *t = tunnel_entry(s, key, now);
     if (scored) {
@@ -622,7 +732,7 @@ static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct ce
         t->f.n += 1;
         t->f.longest += (float)sh.longest;
         t->f.entropy += sh.entropy;
-        t->f.uniq += name_new(db, 0, dp_siphash13(db->sip, name, info->qname_len)) ? 1.0f : 0.0f;
+        t->f.uniq += name_new(db, 0, nh) ? 1.0f : 0.0f;
         t->f.types += dp_anomaly_tunnel_qtype(info->qtype) ? 1.0f : 0.0f;
         t->f.size += (float)info->question_end + 11.0f; /* the answer adds its own */
         t->score = dp_anomaly_tunnel_score(&t->f);
@@ -641,58 +751,102 @@ static int tunnel_query(struct dotproxy_dynblock *db, struct shard *s, struct ce
     return block_applies(db, t->until_ms, t->bidx, t->bgen, t->action, now);
 }
 
+/* The client entry a slot (dp_dynblock_query's *slot) names, locked, if it
+ * still holds (hi, lo) in group 0; NULL (nothing locked) if it was taken
+ * over since. */
+static inline struct centry *slot_entry(struct dotproxy_dynblock *db, uint32_t slot, uint64_t hi,
+                                        uint64_t lo, struct shard **sp)
+{
+    if (slot == 0 || slot > SHARDS * CT_PER_SHARD)
+        return NULL;
+    struct shard *s = &db->shards[(slot - 1) / CT_PER_SHARD];
+    spin_lock(&s->mu);
+    struct centry *e = &s->c[(slot - 1) % CT_PER_SHARD];
+    if (e->last_ms != 0 && e->lo == lo && e->hi == hi && e->group == 0) {
+        *sp = s;
+        return e;
+    }
+    spin_unlock(&s->mu);
+    return NULL;
+}
+
+/* A query into one group's entry of its client; for group 0 also its
+ * slot (for the answer hook) and the tunnel part. */
+static inline __attribute__((always_inline)) int
+query_group(struct dotproxy_dynblock *db, unsigned g, uint64_t hi, uint64_t lo, bool v4,
+            const uint8_t *msg, const dotproxy_dns_info *info, uint32_t now, bool scored,
+            uint32_t *slot)
+{
+    const struct group *gr = &db->groups[g];
+    mask_of(gr, v4, &hi, &lo);
+    uint64_t h = hash2(db, hi, lo ^ g);
+    struct shard *s = &db->shards[h >> 58];
+    spin_lock(&s->mu);
+    struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
+    age_entry(gr, e, since(&e->last_ms, now));
+    e->c[0] += 1;
+    for (unsigned i = 0; i < gr->nq; i++) {
+        const struct crule *r = &gr->qr[i];
+        float *c = &e->c[r->slot];
+        bool hit = r->qtype == 0 || r->qtype == info->qtype; /* qps: qtype 0 */
+        *c += hit ? 1.0f : 0.0f;
+        if (hit && *c > r->limit)
+            client_over(db, gr, r, e, v4, now);
+    }
+    int verdict = DP_DYNBLOCK_PASS;
+    if (e->until_ms > now)
+        verdict = block_applies(db, e->until_ms, e->bidx, e->bgen, e->action, now);
+    if (g == 0) {
+        if (slot != NULL)
+            *slot = 1u + (uint32_t)(h >> 58) * CT_PER_SHARD + (uint32_t)(e - s->c);
+        if (db->has_tun && (scored || e->tunnel_blocks)) {
+            int v = tunnel_query(db, s, e, h, msg, info, now, scored, v4);
+            if (v > verdict)
+                verdict = v;
+        }
+    }
+    spin_unlock(&s->mu);
+    return verdict;
+}
+
+/* Groups past the first (rules with their own mask): rare, out of line. */
+static __attribute__((noinline)) int query_other_group(struct dotproxy_dynblock *db, unsigned g,
+                                                       uint64_t hi, uint64_t lo, bool v4,
+                                                       const uint8_t *msg,
+                                                       const dotproxy_dns_info *info, uint32_t now)
+{
+    return query_group(db, g, hi, lo, v4, msg, info, now, false, NULL);
+}
+
 int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *client,
-                      const uint8_t *msg, const dotproxy_dns_info *info, uint64_t now_us)
+                      const uint8_t *msg, const dotproxy_dns_info *info, uint64_t now_us,
+                      uint32_t *slot)
 {
     uint64_t ahi, alo;
     bool v4;
+    if (slot != NULL)
+        *slot = 0;
     if (addr_of(client, &ahi, &alo, &v4) != 0)
         return DP_DYNBLOCK_PASS;
-    maybe_sweep(db, now_us);
     uint32_t now = ms_of(db, now_us);
+    maybe_sweep(db, now, now_us);
     /* Worth a tunnel score: a long label anywhere, or a type tunnels use. */
     bool scored = false;
     if (db->has_tun) {
         scored = dp_anomaly_tunnel_qtype(info->qtype);
+        /* A 16-octet label needs a name of 18 octets at least. */
         const uint8_t *n = msg + info->qname_off;
-        for (size_t i = 0; !scored && i < info->qname_len && n[i] != 0; i += 1u + n[i])
+        for (size_t i = 0; !scored && info->qname_len >= 18 && i < info->qname_len && n[i] != 0;
+             i += 1u + n[i])
             scored = n[i] >= 16;
     }
-    int verdict = DP_DYNBLOCK_PASS;
-    for (unsigned g = 0; g < db->n_groups; g++) {
-        const struct group *gr = &db->groups[g];
-        if (g > 0 && !gr->query_side)
-            continue;
-        uint64_t hi = ahi, lo = alo;
-        mask_of(gr, v4, &hi, &lo);
-        uint64_t h = hash2(db, hi, lo ^ g);
-        struct shard *s = &db->shards[h >> 58];
-        spin_lock(&s->mu);
-        struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
-        age_entry(gr, e, since(&e->last_ms, now));
-        e->c[0] += 1;
-        for (unsigned i = 0; i < gr->n; i++) {
-            const struct crule *r = &gr->r[i];
-            float *c = &e->c[r->slot];
-            if (r->metric == DP_AM_QPS || (r->metric == DP_AM_QTYPE && r->qtype == info->qtype)) {
-                *c += 1;
-                if (*c > r->limit && !e->exempt) {
-                    struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
-                    block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
-                              &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
-                }
-            }
-        }
-        int v = block_applies(db, e->until_ms, e->bidx, e->bgen, e->action, now);
-        if (v > verdict)
-            verdict = v;
-        if (g == 0 && db->has_tun && (scored || e->tunnel_blocks)) {
-            v = tunnel_query(db, s, e, h, msg, info, now, scored, v4);
+    int verdict = query_group(db, 0, ahi, alo, v4, msg, info, now, scored, slot);
+    for (unsigned g = 1; g < db->n_groups; g++)
+        if (db->groups[g].query_side) {
+            int v = query_other_group(db, g, ahi, alo, v4, msg, info, now);
             if (v > verdict)
                 verdict = v;
         }
-        spin_unlock(&s->mu);
-    }
     return verdict;
 }
 
@@ -711,10 +865,10 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
     if (m != NULL && m->tag == tag) {
         dh = m->dh;
     } else {
-        qname_lower(name, msg, info);
+        uint64_t nh = qname_lower_hash(db, name, msg, info);
         doff = dp_psl_domain(db->psl, name, info->qname_len, &dh);
         if (name_hash == 0)
-            name_hash = dp_siphash13(db->sip, name, info->qname_len);
+            name_hash = nh;
         else
             *m = (struct dmemo){tag, dh};
     }
@@ -747,14 +901,16 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
     uint32_t dt = since(&d->last_ms, now);
     for (unsigned i = 0; i < db->n_sub; i++) {
         const struct crule *r = &db->sub[i];
-        if (dt > 0)
+        if (dt > 0 && dt < DECAY_TAB * DECAY_TAB)
+            d->c[i] *= db->sub_decay_lo[i][dt % DECAY_TAB] * db->sub_decay_hi[i][dt / DECAY_TAB];
+        else if (dt > 0)
             d->c[i] = dp_anomaly_age(d->c[i], dt, r->inv_tau_ms);
         if (fresh) {
             d->c[i] += 1;
             if (d->c[i] > r->limit) {
                 if (doff == SIZE_MAX) { /* the block's key text needs the name */
                     uint64_t again;
-                    qname_lower(name, msg, info);
+                    (void)qname_lower_hash(db, name, msg, info);
                     doff = dp_psl_domain(db->psl, name, info->qname_len, &again);
                 }
                 struct dkey k = {name + doff, info->qname_len - doff};
@@ -775,56 +931,71 @@ int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client
     return v;
 }
 
+/* One answer into one group's entry of its client. slot: the query hook's
+ * (group 0 only; 0 for the others). tun: the answer's size goes to the
+ * client's last scored query (group 0). */
+static inline __attribute__((always_inline)) void
+answer_group(struct dotproxy_dynblock *db, unsigned g, uint64_t hi, uint64_t lo, bool v4,
+             uint32_t slot, const float add[3], bool tun, uint16_t id, size_t len, uint32_t now)
+{
+    const struct group *gr = &db->groups[g];
+    mask_of(gr, v4, &hi, &lo);
+    struct shard *s;
+    /* Group 0's entry is where the query hook left it, unless another
+     * client took it over since: then it is looked up again. */
+    struct centry *e = slot != 0 ? slot_entry(db, slot, hi, lo, &s) : NULL;
+    if (e == NULL) {
+        uint64_t h = hash2(db, hi, lo ^ g);
+        s = &db->shards[h >> 58];
+        spin_lock(&s->mu);
+        e = client_entry(db, s, h, hi, lo, g, now, v4);
+    }
+    age_entry(gr, e, since(&e->last_ms, now));
+    for (unsigned i = 0; i < gr->na; i++) {
+        const struct crule *r = &gr->ar[i];
+        float *c = &e->c[r->slot], a = add[r->kind];
+        *c += a; /* + 0 when the answer is not of its kind */
+        if (a != 0 && *c > r->limit)
+            client_over(db, gr, r, e, v4, now);
+    }
+    if (tun && e->tslot != 0 && e->qid == id) {
+        struct tentry *t = &s->t[e->tslot - 1];
+        t->f.size += (float)len;
+        e->tslot = 0;
+    }
+    spin_unlock(&s->mu);
+}
+
+/* Groups past the first (rules with their own mask): rare, out of line. */
+static __attribute__((noinline)) void answer_groups(struct dotproxy_dynblock *db, uint64_t hi,
+                                                    uint64_t lo, bool v4, const float add[3],
+                                                    uint32_t now)
+{
+    for (unsigned g = 1; g < db->n_groups; g++)
+        if (db->groups[g].answer_side)
+            answer_group(db, g, hi, lo, v4, 0, add, false, 0, 0, now);
+}
+
 void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *client,
-                        const uint8_t *msg, size_t len, int udp, uint16_t qtype, uint64_t now_us)
+                        const uint8_t *msg, size_t len, int udp, uint16_t qtype, uint64_t now_us,
+                        uint32_t slot)
 {
     bool tun = db->has_tun && dp_anomaly_tunnel_qtype(qtype);
     if ((!db->answer_side && !tun) || len < DOTPROXY_DNS_HEADER_SIZE)
         return;
-    uint64_t ahi, alo;
+    uint64_t hi, lo;
     bool v4;
-    if (addr_of(client, &ahi, &alo, &v4) != 0)
+    if (addr_of(client, &hi, &lo, &v4) != 0)
         return;
     uint32_t now = ms_of(db, now_us);
     unsigned rcode = DOTPROXY_DNS_RCODE(dp_get16(msg + 2));
-    uint16_t id = dp_get16(msg);
-    for (unsigned g = 0; g < db->n_groups; g++) {
-        const struct group *gr = &db->groups[g];
-        if (!gr->answer_side && !(g == 0 && tun))
-            continue;
-        uint64_t hi = ahi, lo = alo;
-        mask_of(gr, v4, &hi, &lo);
-        uint64_t h = hash2(db, hi, lo ^ g);
-        struct shard *s = &db->shards[h >> 58];
-        spin_lock(&s->mu);
-        struct centry *e = client_entry(db, s, h, hi, lo, g, now, v4);
-        age_entry(gr, e, since(&e->last_ms, now));
-        for (unsigned i = 0; i < gr->n; i++) {
-            const struct crule *r = &gr->r[i];
-            float *c = &e->c[r->slot];
-            float add = 0;
-            if (r->metric == DP_AM_NXDOMAIN && rcode == DOTPROXY_RCODE_NXDOMAIN)
-                add = 1;
-            else if (r->metric == DP_AM_SERVFAIL && rcode == DOTPROXY_RCODE_SERVFAIL)
-                add = 1;
-            else if (r->metric == DP_AM_BYTES && udp)
-                add = (float)len;
-            if (add == 0)
-                continue;
-            *c += add;
-            if (*c > r->limit && !e->exempt) {
-                struct ckey k = {hi, lo, v4, v4 ? gr->mask4 : gr->mask6};
-                block_hit(db, r->rule, r->for_ms, *c * 1000.0f * r->inv_tau_ms, *c, r, now,
-                          &e->until_ms, &e->bidx, &e->bgen, &e->action, ckey_text, &k);
-            }
-        }
-        if (g == 0 && tun && e->tslot != 0 && e->qid == id) {
-            struct tentry *t = &s->t[e->tslot - 1];
-            t->f.size += (float)len;
-            e->tslot = 0;
-        }
-        spin_unlock(&s->mu);
-    }
+    /* What the answer adds to each kind of answer rule (crule.kind). */
+    const float add[3] = {rcode == DOTPROXY_RCODE_NXDOMAIN ? 1.0f : 0.0f,
+                          rcode == DOTPROXY_RCODE_SERVFAIL ? 1.0f : 0.0f, udp ? (float)len : 0.0f};
+    if (db->groups[0].answer_side || tun)
+        answer_group(db, 0, hi, lo, v4, slot, add, tun, dp_get16(msg), len, now);
+    if (db->n_groups > 1)
+        answer_groups(db, hi, lo, v4, add, now);
 }
 
 /* ---- building ---- */
@@ -835,13 +1006,23 @@ static void crule_of(struct crule *c, const struct dp_dynrule *r, unsigned ri, u
     c->slot = (uint8_t)slot;
     c->metric = r->metric;
     c->action = r->action;
-    c->qtype = r->qtype;
+    c->qtype = r->metric == DP_AM_QTYPE ? r->qtype : 0;
+    c->kind = r->metric == DP_AM_NXDOMAIN ? 0 : r->metric == DP_AM_SERVFAIL ? 1 : 2;
     float tau_ms = (float)r->window_s * 1000.0f;
     c->inv_tau_ms = 1.0f / tau_ms;
     /* Rates compare as decayed counts (rate x tau); the score as is. */
     c->limit =
         r->metric == DP_AM_TUNNEL ? (float)r->threshold : (float)r->threshold * (float)r->window_s;
     c->for_ms = r->for_s * 1000u;
+}
+
+/* e^(-dt/tau) for dt = d (lo) and d x DECAY_TAB (hi) milliseconds. */
+static void decay_tables(float *lo, float *hi, float inv_tau_ms)
+{
+    for (unsigned d = 0; d < DECAY_TAB; d++) {
+        lo[d] = (float)exp(-(double)d * inv_tau_ms);
+        hi[d] = (float)exp(-(double)(d * DECAY_TAB) * inv_tau_ms);
+    }
 }
 
 static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_config *cfg)
@@ -868,6 +1049,8 @@ static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_confi
             if (db->n_sub == DSLOTS)
                 return DOTPROXY_ELIMIT;
             crule_of(&db->sub[db->n_sub], r, (unsigned)i, db->n_sub);
+            decay_tables(db->sub_decay_lo[db->n_sub], db->sub_decay_hi[db->n_sub],
+                         db->sub[db->n_sub].inv_tau_ms);
             db->n_sub++;
             continue;
         }
@@ -910,7 +1093,17 @@ static int build_rules(struct dotproxy_dynblock *db, const struct dotproxy_confi
             if (j == gr->ntau)
                 gr->inv_tau[gr->ntau++] = gr->r[i].inv_tau_ms;
             gr->r[i].tau = (uint8_t)j;
+            gr->slot_tau[gr->r[i].slot] = (uint8_t)j;
         }
+        for (unsigned j = 0; j < gr->ntau; j++)
+            decay_tables(gr->decay_lo[j], gr->decay_hi[j], gr->inv_tau[j]);
+        for (unsigned i = 0; i < gr->n; i++) {
+            if (gr->r[i].metric == DP_AM_QPS || gr->r[i].metric == DP_AM_QTYPE)
+                gr->qr[gr->nq++] = gr->r[i];
+            else
+                gr->ar[gr->na++] = gr->r[i];
+        }
+        gr->m4 = gr->mask4 == 0 ? 0 : ~(uint32_t)0 << (32 - gr->mask4);
         unsigned p = gr->mask6;
         gr->m6hi = p >= 64 ? ~0ull : ~0ull << (64 - p);
         gr->m6lo = p <= 64 ? 0 : ~0ull << (128 - p);

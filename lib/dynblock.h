@@ -33,18 +33,24 @@ void dp_dynblock_unref(struct dotproxy_dynblock *db);
 
 /* A client query passed the access list and the header checks: count it,
  * score it, and say whether the client (or its tunnel to this domain) is
- * blocked. msg/info: the query, parsed. */
+ * blocked. msg/info: the query, parsed. *slot (if slot is not NULL): where
+ * the client's entry is, for the answer hook (0: nowhere). */
 int dp_dynblock_query(struct dotproxy_dynblock *db, const struct sockaddr *client,
-                      const uint8_t *msg, const dotproxy_dns_info *info, uint64_t now_us);
+                      const uint8_t *msg, const dotproxy_dns_info *info, uint64_t now_us,
+                      uint32_t *slot);
 /* The cache could not answer it: count the name under its registrable
  * domain (name_hash: the cache key's hash, or 0) and say whether that
  * domain is blocked. */
 int dp_dynblock_miss(struct dotproxy_dynblock *db, const struct sockaddr *client,
                      const uint8_t *msg, const dotproxy_dns_info *info, uint64_t name_hash,
                      uint64_t now_us);
-/* An answer went to a client: its rcode, its size over UDP. */
+/* An answer went to a client: its rcode, its size over UDP. slot: what
+ * the query hook gave for its query (kept with the query), or 0; a slot
+ * taken over by another client since is noticed (the entry is looked up
+ * again), so a wrong one costs time, never a wrong count. */
 void dp_dynblock_answer(struct dotproxy_dynblock *db, const struct sockaddr *client,
-                        const uint8_t *msg, size_t len, int udp, uint16_t qtype, uint64_t now_us);
+                        const uint8_t *msg, size_t len, int udp, uint16_t qtype, uint64_t now_us,
+                        uint32_t slot);
 
 /* Blocks whose time is up end (logged once). Called by the hooks about
  * every 100 ms; callers may call it too. */

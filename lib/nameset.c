@@ -52,8 +52,9 @@ static inline uint64_t lower8(uint64_t w)
 /* Absorb one label (length octet and lower-cased octets) into the chain
  * state: eight octets a multiply. The length goes in first, so that label
  * boundaries are part of what is hashed ("ab.c" differs from "a.bc"). */
-static inline uint64_t absorb_label(uint64_t h, const uint8_t *p, unsigned n)
+static inline uint64_t absorb_label(uint64_t h, const uint8_t *p, unsigned n, size_t avail)
 {
+    (void)avail; /* on big-endian hosts */
     h = (h ^ (n + 0x100u)) * 0x9e3779b97f4a7c15ull;
     h ^= h >> 31;
     unsigned i = 0;
@@ -65,6 +66,16 @@ static inline uint64_t absorb_label(uint64_t h, const uint8_t *p, unsigned n)
     }
     if (i < n) {
         uint64_t w = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* Eight octets can be read (they are inside the caller's buffer):
+         * one load, the octets past the label masked off, gives the same
+         * word as the loop below. */
+        if (avail >= i + 8) {
+            memcpy(&w, p + i, 8);
+            w = lower8(w & (~0ull >> (64 - 8 * (n - i))));
+            i = n;
+        }
+#endif
         for (unsigned k = 0; i < n; k++, i++)
             w |= (uint64_t)lower(p[i]) << (8 * k);
         h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
@@ -92,7 +103,7 @@ int dp_name_hashes_make(struct dp_name_hashes *h, const uint8_t *wire, size_t ca
     h->n = n;
     uint64_t s = name_key[0];
     for (unsigned i = n; i-- > 0;) {
-        s = absorb_label(s, wire + h->off[i] + 1, wire[h->off[i]]);
+        s = absorb_label(s, wire + h->off[i] + 1, wire[h->off[i]], cap - h->off[i] - 1);
         uint64_t fp = fmix64(s ^ name_key[1]);
         h->fp[i] = fp != 0 ? fp : 1; /* 0 marks an empty slot */
     }
@@ -106,6 +117,12 @@ struct dp_nameset {
     /* Label counts of the names held: a suffix of a length no listed name
      * has is not looked up at all (lists rarely hold top-level domains). */
     uint64_t labels[2];
+    /* The top-level domains of the names held, as a 4096-bit bitmap of
+     * their fingerprints (512 octets, in cache): a name under a top-level
+     * domain no listed name has (home.arpa, a typo, a private one) is
+     * settled without one access to the table or the filter. Names added
+     * with no top-level domain given (dp_nameset_add) set every bit. */
+    uint64_t tlds[64];
     /* After dp_nameset_seal: a Bloom filter of the fingerprints, two bits in
      * one 64-bit word, 8 to 16 bits a name: small enough to stay in the
      * CPU's caches, it settles most misses without touching the table. */
@@ -186,7 +203,7 @@ static int rehash(struct dp_nameset *s, size_t nslots)
     return 0;
 }
 
-int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
+static int add(struct dp_nameset *s, uint64_t fp, unsigned nlabels, uint64_t tld, int any)
 {
     if (s->filter != NULL || nlabels == 0 || nlabels > DP_NAME_MAX_LABELS)
         return -1; /* sealed, or no name */
@@ -207,7 +224,26 @@ int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
     s->slot[i] = fp;
     s->count++;
     s->labels[(nlabels - 1) / 64] |= 1ull << ((nlabels - 1) % 64);
+    if (any)
+        memset(s->tlds, 0xff, sizeof s->tlds);
+    else
+        s->tlds[(tld >> 6) & 63] |= 1ull << (tld & 63);
     return 1;
+}
+
+int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels)
+{
+    return add(s, fp, nlabels, 0, 1);
+}
+
+int dp_nameset_add_tld(struct dp_nameset *s, uint64_t fp, unsigned nlabels, uint64_t tld)
+{
+    return add(s, fp, nlabels, tld, 0);
+}
+
+void dp_nameset_prefetch(const struct dp_nameset *s, uint64_t fp)
+{
+    __builtin_prefetch(&s->slot[(size_t)fp & s->mask], 1);
 }
 
 /* The filter's word and bits for fp: bits of fp the table index does not
@@ -256,7 +292,10 @@ int dp_nameset_has(const struct dp_nameset *s, uint64_t fp)
 
 int dp_nameset_match(const struct dp_nameset *s, const struct dp_name_hashes *h)
 {
-    if (s->count == 0)
+    if (s->count == 0 || h->n == 0)
+        return -1;
+    uint64_t tld = h->fp[h->n - 1];
+    if (!(s->tlds[(tld >> 6) & 63] & (1ull << (tld & 63))))
         return -1;
     unsigned cand[DP_NAME_MAX_LABELS];
     unsigned nc = 0;

@@ -46,11 +46,21 @@ void dp_nameset_free(struct dp_nameset *s);
  * (before dp_nameset_seal), by one thread. 1 added, 0 already there, -1 out
  * of memory or sealed (the set is unchanged). */
 int dp_nameset_add(struct dp_nameset *s, uint64_t fp, unsigned nlabels);
+/* The same, with the fingerprint of the name's top-level domain (h->fp[h->n
+ * - 1]): the set then knows it, and settles names under top-level domains
+ * none of its names has without a probe (a set with any name added by
+ * dp_nameset_add probes for every name). */
+int dp_nameset_add_tld(struct dp_nameset *s, uint64_t fp, unsigned nlabels, uint64_t tld);
 
 /* The set is complete: release the slack of a table sized for more names
  * than it got, and build the filter that answers most misses from cache.
  * Nothing can be added after. */
 void dp_nameset_seal(struct dp_nameset *s);
+
+/* A hint that fp will soon be added: its slot is fetched now, so that a
+ * loader hashing names ahead of adding them keeps several waits for memory
+ * in flight instead of one at a time. No effect on the set. */
+void dp_nameset_prefetch(const struct dp_nameset *s, uint64_t fp);
 
 /* The most specific listed suffix of the name h was made from: the label
  * index i (h->off[i] is where the rule starts in the wire name), or -1.

@@ -70,6 +70,7 @@ static struct dp_query *query_alloc(struct dotproxy_ctx *ctx)
     q->cacheable = 0;
     q->leading = 0;
     q->counted = 0;
+    q->dyn_slot = 0;
     q->served_stale = 0;
     q->leader = NULL;
     q->hnext = NULL;
@@ -183,6 +184,7 @@ struct answer_note {
     uint8_t from_cache;
     uint8_t timed;      /* the client waited for it: counts in the histogram */
     const char *policy; /* a block answer: which list and rule (block.c) */
+    uint32_t dyn_slot;  /* dp_dynblock_query's slot for the query, or 0 */
 };
 
 /* The question name of msg in presentation form ("www.example.com."),
@@ -377,7 +379,7 @@ DP_ALWAYS_INLINE void send_answer(struct dotproxy_ctx *ctx, const struct dp_orig
     }
     if (note != NULL && dynblock_client(to))
         dp_dynblock_answer(ctx->dynblock, dynblock_peer(to), msg, len, to->kind == DP_Q_UDP,
-                           note->qtype, dp_now(ctx));
+                           note->qtype, dp_now(ctx), note->dyn_slot);
     if (note != NULL) {
         if (note->timed)
             dp_stats_record_latency(&ctx->stats, dp_now(ctx) - note->arrived_us);
@@ -503,6 +505,7 @@ static void deliver_from(struct dotproxy_ctx *ctx, struct dp_query *q, uint8_t *
         .qtype = q->qtype,
         .from_cache = (uint8_t)from_cache,
         .timed = 1,
+        .dyn_slot = q->dyn_slot,
     };
     send_answer(ctx, &o, q->udp_limit, msg, len, &note);
     query_free(ctx, q);
@@ -805,6 +808,7 @@ static __attribute__((noinline)) int block_query(struct dotproxy_ctx *ctx,
             .arrived_us = q != NULL ? q->arrived_us : dp_now(ctx),
             .qtype = info->qtype,
             .policy = ctx->block.text,
+            .dyn_slot = q != NULL ? q->dyn_slot : ctx->dyn_slot,
         };
         send_answer(ctx, o, udp_limit_for(ctx, info), ctx->block.answer, (size_t)n, &note);
     }
@@ -844,6 +848,7 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
                     .arrived_us = q != NULL ? q->arrived_us : dp_now(ctx),
                     .qtype = info->qtype,
                     .from_cache = 1,
+                    .dyn_slot = q != NULL ? q->dyn_slot : ctx->dyn_slot,
                 };
                 send_answer(ctx, o, udp_limit_for(ctx, info), ctx->scratch, (size_t)m, &note);
                 if (res == DP_CACHE_HIT_REFRESH && inflight_find(ctx, &key) == NULL)
@@ -871,6 +876,7 @@ DP_ALWAYS_INLINE void ask(struct dotproxy_ctx *ctx, const struct dp_origin *o,
             return;
         }
         q->kind = o->kind;
+        q->dyn_slot = ctx->dyn_slot;
         if (o->kind == DP_Q_UDP) {
             q->from.udp.l = o->udp;
             memcpy(&q->from.udp.peer, o->peer, o->peerlen);
@@ -992,10 +998,15 @@ void dp_proxy_client_query(struct dotproxy_ctx *ctx, const struct dp_origin *o, 
         reply_error(ctx, o, msg, len, DOTPROXY_RCODE_REFUSED);
         return;
     }
-    int a = dp_dynblock_query(ctx->dynblock, peer, msg, &info, dp_now(ctx));
+    uint32_t slot;
+    int a = dp_dynblock_query(ctx->dynblock, peer, msg, &info, dp_now(ctx), &slot);
     if (a != DP_DYNBLOCK_PASS && dynblock_act(ctx, o, msg, len, a))
         return;
+    /* The answer hook finds the client's entry there (ask() keeps it with
+     * the query record if the query goes upstream). */
+    ctx->dyn_slot = slot;
     ask(ctx, o, &info, msg, len, NULL);
+    ctx->dyn_slot = 0;
 }
 
 /* API queries admitted since the last turn enter the pipeline, here, inside

@@ -47,6 +47,7 @@ struct dotproxy_ctx {
     unsigned policy_gen;                /* bumped when a reload replaces it */
     struct dp_block_part block;         /* blocklists: a snapshot of the shared policy (block.c) */
     struct dotproxy_dynblock *dynblock; /* anomaly detection (dynblock.c), own or shared */
+    uint32_t dyn_slot; /* the client query being asked: its dp_dynblock_query slot */
 
     /* The pipeline (proxy.c). Query records: bump regions plus a LIFO free
      * list, so only as many records as were ever in flight at once are

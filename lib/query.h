@@ -56,6 +56,7 @@ struct dp_query {
     uint8_t served_stale; /* its clients got the stale answer; refreshing only */
     unsigned policy_gen;
     uint32_t policy_home;       /* counted: the client's place in the policy's table */
+    uint32_t dyn_slot;          /* the client's dynblock entry (dp_dynblock_query), or 0 */
     uint32_t qcap;              /* room at q */
     struct dp_edns_client edns; /* the client's EDNS, for its answer */
     struct dp_cache_key key;

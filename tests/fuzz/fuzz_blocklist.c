@@ -26,7 +26,7 @@ static int take(void *user, const uint8_t *wire, size_t len, int exception)
     FUZZ_CHECK(len >= 2 && len <= 255 && wire[len - 1] == 0);
     struct dp_name_hashes h;
     FUZZ_CHECK(dp_name_hashes_make(&h, wire, len) == 0 && h.n > 0);
-    FUZZ_CHECK(dp_nameset_add(s->set, h.fp[0], h.n) >= 0);
+    FUZZ_CHECK(dp_nameset_add_tld(s->set, h.fp[0], h.n, h.fp[h.n - 1]) >= 0);
     if (s->n < 64) {
         memcpy(s->wire[s->n], wire, len);
         s->len[s->n++] = len;

@@ -214,6 +214,50 @@ START_TEST(test_nameset_matches_a_name_and_every_name_below_it_only)
 }
 END_TEST
 
+static void add_tld(struct dp_nameset *s, const char *name)
+{
+    uint8_t w[256];
+    struct dp_name_hashes h;
+    wire_of(name, w);
+    ck_assert_int_eq(dp_name_hashes_make(&h, w, sizeof w), 0);
+    ck_assert_int_ge(dp_nameset_add_tld(s, h.fp[0], h.n, h.fp[h.n - 1]), 0);
+}
+
+/* Names added with their top-level domain: names under another one are
+ * settled by the bitmap, and still never wrongly; one name added without it
+ * makes every name go to the table again. */
+START_TEST(test_nameset_top_level_domains_settle_foreign_names_and_nothing_else)
+{
+    struct dp_nameset *s = dp_nameset_new(0);
+    ck_assert_ptr_nonnull(s);
+    add_tld(s, "example.com");
+    add_tld(s, "tracker.net");
+    for (int i = 0; i < 5000; i++) { /* enough for the filter */
+        char name[64];
+        snprintf(name, sizeof name, "host%d.zone.org", i);
+        add_tld(s, name);
+    }
+    dp_nameset_seal(s);
+    ck_assert_int_eq(match(s, "a.b.example.com"), 2);
+    ck_assert_int_eq(match(s, "TRACKER.NET"), 0);
+    ck_assert_int_eq(match(s, "www.host4999.zone.org"), 1);
+    ck_assert_int_eq(match(s, "example.com.zz"), -1);
+    ck_assert_int_eq(match(s, "tracker.net.home.arpa"), -1);
+    ck_assert_int_eq(match(s, "zone.org"), -1);
+    ck_assert_int_eq(match(s, "com"), -1);
+    dp_nameset_free(s);
+
+    s = dp_nameset_new(0);
+    ck_assert_ptr_nonnull(s);
+    add_tld(s, "example.com");
+    add(s, "example.test"); /* no top-level domain given */
+    ck_assert_int_eq(match(s, "www.example.test"), 1);
+    ck_assert_int_eq(match(s, "www.example.com"), 1);
+    ck_assert_int_eq(match(s, "www.example.org"), -1);
+    dp_nameset_free(s);
+}
+END_TEST
+
 START_TEST(test_nameset_grows_and_finds_every_name_of_a_large_list)
 {
     struct dp_nameset *s = dp_nameset_new(16); /* far too small: it must grow */
@@ -233,6 +277,39 @@ START_TEST(test_nameset_grows_and_finds_every_name_of_a_large_list)
         ck_assert_int_eq(match(s, name), -1);
     }
     dp_nameset_free(s);
+}
+END_TEST
+
+/* A label's last octets are read eight at a time when the buffer goes on
+ * past them, one at a time when it ends there: the same fingerprints. */
+START_TEST(test_name_hashes_do_not_depend_on_the_room_after_the_name)
+{
+    for (unsigned len = 1; len <= 20; len++) {
+        uint8_t wire[64];
+        size_t o = 0;
+        wire[o++] = (uint8_t)len;
+        for (unsigned i = 0; i < len; i++)
+            wire[o++] = (uint8_t)((i % 2 ? 'A' : 'a') + (len + i) % 26);
+        memcpy(wire + o, "\3Com\0", 5);
+        o += 5;
+        uint8_t *exact = malloc(o); /* nothing readable past the name */
+        ck_assert_ptr_nonnull(exact);
+        memcpy(exact, wire, o);
+        uint8_t roomy[256] = {0};
+        memcpy(roomy, wire, o);
+        for (size_t i = 0; i < o; i++) /* and in lower case */
+            if (roomy[i] >= 'A' && roomy[i] <= 'Z' && i != 0 && i != 1 + len)
+                roomy[i] = (uint8_t)(roomy[i] + 32);
+        memset(roomy + o, 'X', sizeof roomy - o); /* junk after the root label */
+        struct dp_name_hashes a, b;
+        ck_assert_int_eq(dp_name_hashes_make(&a, exact, o), 0);
+        ck_assert_int_eq(dp_name_hashes_make(&b, roomy, sizeof roomy), 0);
+        ck_assert_uint_eq(a.n, 2);
+        ck_assert_uint_eq(b.n, 2);
+        ck_assert_uint_eq(a.fp[0], b.fp[0]);
+        ck_assert_uint_eq(a.fp[1], b.fp[1]);
+        free(exact);
+    }
 }
 END_TEST
 
@@ -729,6 +806,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_list_malformed_lines_are_bad_and_add_nothing);
     tcase_add_test(t, test_nameset_matches_a_name_and_every_name_below_it_only);
     tcase_add_test(t, test_nameset_grows_and_finds_every_name_of_a_large_list);
+    tcase_add_test(t, test_nameset_top_level_domains_settle_foreign_names_and_nothing_else);
+    tcase_add_test(t, test_name_hashes_do_not_depend_on_the_room_after_the_name);
     tcase_add_test(t, test_name_hashes_refuse_malformed_wire_names);
     tcase_add_test(t, test_list_load_strict_names_file_and_line_lenient_counts);
     tcase_add_test(t, test_block_allowlist_beats_every_block_even_a_more_specific_one);

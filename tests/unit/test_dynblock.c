@@ -19,6 +19,8 @@
 #include "dotproxy/error.h"
 #include "dynblock.h"
 
+#include "../support/dynblock_traffic.h"
+
 #define SEC 1000000ull
 
 static struct sockaddr_storage addr(const char *s)
@@ -38,58 +40,19 @@ static struct sockaddr_storage addr(const char *s)
 
 #define SA(x) ((const struct sockaddr *)&(x))
 
-struct q {
-    uint8_t msg[300];
-    size_t len;
-    dotproxy_dns_info info;
-};
-
-static void mkq(struct q *q, unsigned id, const char *name, unsigned qtype)
+/* Queries, answers and states: tests/support/dynblock_traffic.h (shared
+ * with bench/dynblock_cost.c). */
+static void mkq(struct dp_test_q *q, unsigned id, const char *name, unsigned qtype)
 {
-    uint8_t *m = q->msg;
-    memset(m, 0, 12);
-    m[0] = (uint8_t)(id >> 8), m[1] = (uint8_t)id, m[2] = 0x01, m[5] = 1;
-    size_t o = 12;
-    const char *p = name;
-    while (*p) {
-        const char *dot = strchr(p, '.');
-        size_t n = dot ? (size_t)(dot - p) : strlen(p);
-        m[o++] = (uint8_t)n;
-        memcpy(m + o, p, n);
-        o += n;
-        p += n;
-        if (*p == '.')
-            p++;
-    }
-    m[o++] = 0;
-    m[o++] = (uint8_t)(qtype >> 8), m[o++] = (uint8_t)qtype;
-    m[o++] = 0, m[o++] = 1;
-    q->len = o;
-    ck_assert_int_eq(dotproxy_dns_parse(&q->info, q->msg, q->len), 0);
+    ck_assert_msg(dp_test_q_make(q, id, name, qtype) == 0, "%s", name);
 }
 
-/* An answer to q with the given rcode, padded to len octets (the hook reads
- * the header and the length only). */
-static size_t mka(uint8_t *out, const struct q *q, unsigned rcode, size_t len)
-{
-    memset(out, 0, len);
-    memcpy(out, q->msg, q->len);
-    out[2] |= 0x80;
-    out[3] = (uint8_t)(0x80 | rcode);
-    return len;
-}
+#define mka dp_test_q_answer
 
 static struct dotproxy_dynblock *make(const char *const *rules, const char *const *exempt)
 {
-    dotproxy_config *cfg;
-    ck_assert_int_eq(dotproxy_config_new(&cfg), 0);
-    for (size_t i = 0; rules != NULL && rules[i] != NULL; i++)
-        ck_assert_msg(dotproxy_config_add_dynblock(cfg, rules[i]) == 0, "%s", rules[i]);
-    for (size_t i = 0; exempt != NULL && exempt[i] != NULL; i++)
-        ck_assert_int_eq(dotproxy_config_add_dynblock_exempt(cfg, exempt[i]), 0);
-    struct dotproxy_dynblock *db;
-    ck_assert_int_eq(dp_dynblock_new(&db, cfg, 0), 0);
-    dotproxy_config_free(cfg);
+    struct dotproxy_dynblock *db = dp_test_dynblock_make(rules, exempt);
+    ck_assert_ptr_nonnull(db);
     return db;
 }
 
@@ -98,12 +61,12 @@ static struct dotproxy_dynblock *make(const char *const *rules, const char *cons
 static uint64_t send_for(struct dotproxy_dynblock *db, const struct sockaddr *a, const char *name,
                          unsigned qtype, double qps, unsigned n, uint64_t *t, int want)
 {
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, name, qtype);
     uint64_t first = 0;
     for (unsigned i = 0; i < n; i++) {
         *t += (uint64_t)(SEC / qps);
-        int v = dp_dynblock_query(db, a, q.msg, &q.info, *t);
+        int v = dp_dynblock_query(db, a, q.msg, &q.info, *t, NULL);
         if (v == want && first == 0)
             first = *t;
     }
@@ -184,17 +147,18 @@ START_TEST(test_dynblock_mask_groups_a_prefix_and_exempt_is_never_blocked)
     uint64_t t = SEC;
     /* 20 qps each from two addresses of one /24: 40 together. */
     uint64_t hit = 0;
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 7, "www.example.com", 1);
     for (int i = 0; i < 1200 && hit == 0; i++) {
         t += SEC / 40;
         const struct sockaddr *s = i % 2 ? SA(a) : SA(b);
-        if (dp_dynblock_query(db, s, q.msg, &q.info, t) == DOTPROXY_DYNBLOCK_DROP)
+        if (dp_dynblock_query(db, s, q.msg, &q.info, t, NULL) == DOTPROXY_DYNBLOCK_DROP)
             hit = t;
     }
     ck_assert_uint_gt(hit, 0);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1), DOTPROXY_DYNBLOCK_DROP);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t + 2), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1, NULL),
+                     DOTPROXY_DYNBLOCK_DROP);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t + 2, NULL), DP_DYNBLOCK_PASS);
     dotproxy_dynblock_entry e[2];
     ck_assert_uint_eq(dp_dynblock_list(db, e, 2, t), 1);
     ck_assert_str_eq(e[0].key, "127.0.0.0/24");
@@ -213,39 +177,76 @@ START_TEST(test_dynblock_answer_rates_nxdomain_servfail_bytes)
     struct dotproxy_dynblock *db = make(rules, NULL);
     struct sockaddr_storage a = addr("127.0.0.2"), b = addr("127.0.0.3"), c = addr("127.0.0.4");
     uint8_t ans[2000];
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "nx.example.com", 1);
     uint64_t t = SEC;
     /* 50 NXDOMAIN/s to a, NOERROR to b at the same rate. */
     for (int i = 0; i < 200; i++) {
         t += SEC / 50;
-        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 3, 60), 1, 1, t);
-        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 0, 60), 1, 1, t);
+        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 3, 60), 1, 1, t, 0);
+        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 0, 60), 1, 1, t, 0);
     }
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t), DOTPROXY_DYNBLOCK_REFUSE);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t, NULL),
+                     DOTPROXY_DYNBLOCK_REFUSE);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t, NULL), DP_DYNBLOCK_PASS);
     /* SERVFAIL to c. */
     for (int i = 0; i < 200; i++) {
         t += SEC / 50;
-        dp_dynblock_answer(db, SA(c), ans, mka(ans, &q, 2, 60), 0, 1, t);
+        dp_dynblock_answer(db, SA(c), ans, mka(ans, &q, 2, 60), 0, 1, t, 0);
     }
-    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t), DOTPROXY_DYNBLOCK_DROP);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t, NULL), DOTPROXY_DYNBLOCK_DROP);
     /* 1500-octet UDP answers at 50/s to b: 75000 octets/s. Over TCP they
      * would not count. */
     struct sockaddr_storage d = addr("127.0.0.5");
     for (int i = 0; i < 200; i++) {
         t += SEC / 50;
-        dp_dynblock_answer(db, SA(d), ans, mka(ans, &q, 0, 1500), 0, 255, t);
+        dp_dynblock_answer(db, SA(d), ans, mka(ans, &q, 0, 1500), 0, 255, t, 0);
     }
-    ck_assert_int_eq(dp_dynblock_query(db, SA(d), q.msg, &q.info, t), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(d), q.msg, &q.info, t, NULL), DP_DYNBLOCK_PASS);
     for (int i = 0; i < 200; i++) {
         t += SEC / 50;
-        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 0, 1500), 1, 255, t);
+        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 0, 1500), 1, 255, t, 0);
     }
-    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t), DOTPROXY_DYNBLOCK_TRUNCATE);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t, NULL),
+                     DOTPROXY_DYNBLOCK_TRUNCATE);
     ck_assert_uint_eq(dp_dynblock_events(db, 1), 1);
     ck_assert_uint_eq(dp_dynblock_events(db, 2), 1);
     ck_assert_uint_eq(dp_dynblock_events(db, 3), 1);
+    dp_dynblock_unref(db);
+}
+END_TEST
+
+/* The answer hook finds the client's entry through the slot the query hook
+ * gave; a slot that names another client's entry (taken over since, or
+ * plain wrong) is noticed and the answer counted for its own client. */
+START_TEST(test_dynblock_answer_slot_counts_its_own_client_only)
+{
+    static const char *const rules[] = {"nxdomain>10,action=refuse", NULL};
+    struct dotproxy_dynblock *db = make(rules, NULL);
+    struct sockaddr_storage a = addr("127.0.0.2"), b = addr("127.0.0.3"), c = addr("127.0.0.4");
+    uint8_t ans[100];
+    struct dp_test_q q;
+    mkq(&q, 1, "nx.example.com", 1);
+    uint64_t t = SEC;
+    uint32_t sa = 0, sc = 0;
+    for (int i = 0; i < 200; i++) {
+        t += SEC / 50;
+        ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t, &sa), DP_DYNBLOCK_PASS);
+        ck_assert_uint_ne(sa, 0);
+        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 0, 60), 1, 1, t, sa);
+        /* b's NXDOMAIN answers come with a's slot: they count for b. */
+        dp_dynblock_answer(db, SA(b), ans, mka(ans, &q, 3, 60), 1, 1, t, sa);
+        /* c's through its own slot; a slot out of range is looked past. */
+        (void)dp_dynblock_query(db, SA(c), q.msg, &q.info, t, &sc);
+        dp_dynblock_answer(db, SA(c), ans, mka(ans, &q, 3, 60), 1, 1, t, i % 2 ? sc : UINT32_MAX);
+    }
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t, NULL), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t, NULL),
+                     DOTPROXY_DYNBLOCK_REFUSE);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(c), q.msg, &q.info, t, NULL),
+                     DOTPROXY_DYNBLOCK_REFUSE);
+    dotproxy_dynblock_entry e[4];
+    ck_assert_uint_eq(dp_dynblock_list(db, e, 4, t), 2);
     dp_dynblock_unref(db);
 }
 END_TEST
@@ -271,7 +272,7 @@ START_TEST(test_dynblock_subdomains_blocks_missed_names_of_one_domain_only)
     struct dotproxy_dynblock *db = make(rules, exempt);
     uint64_t t = SEC;
     char name[64];
-    struct q q;
+    struct dp_test_q q;
     uint64_t hit = 0;
     /* 8 sources, 100 random names per second together, all missing. */
     for (int i = 0; i < 2000 && hit == 0; i++) {
@@ -313,13 +314,56 @@ END_TEST
 /* The miss hook remembers name -> domain by the cache key's hash: a block
  * that starts on a remembered name still names its domain, and a new state
  * (new suffix keys) never takes an old state's memory for its own. */
+/* A name is one name whatever its case (the hooks hash it lower-cased,
+ * eight octets at a time, then the rest): case variants of one name do not
+ * count as distinct, names that differ in any octet, in the words or in
+ * the tail, do. */
+START_TEST(test_dynblock_names_are_counted_case_blind)
+{
+    static const char *const rules[] = {"subdomains>5,window=10,action=refuse", NULL};
+    struct dotproxy_dynblock *db = make(rules, NULL);
+    struct sockaddr_storage s = addr("127.0.0.10");
+    struct dp_test_q q;
+    uint64_t t = SEC;
+    /* 1,000 case variants of one 30-octet name at 100/s: one name. The
+     * variants are in its first label (three words and a tail of the
+     * hash), its domain kept as is so that all count under one domain. */
+    const char *base = "abcdefghijklmnopq.victim.com";
+    for (unsigned i = 0; i < 1000; i++) {
+        char name[64];
+        for (unsigned k = 0; base[k] != 0; k++)
+            name[k] = (char)(k < 17 && (i >> (k % 10)) & 1 ? base[k] - 32 : base[k]);
+        name[strlen(base)] = 0;
+        mkq(&q, 1, name, 1);
+        t += SEC / 100;
+        ck_assert_int_eq(dp_dynblock_miss(db, SA(s), q.msg, &q.info, 0, t), DP_DYNBLOCK_PASS);
+    }
+    /* Names differing in one octet, in the first word or in the tail,
+     * are distinct: 100 of them at 100/s cross 5/s over 10 s. */
+    int blocked = 0;
+    for (unsigned i = 0; i < 200 && !blocked; i++) {
+        char name[64];
+        snprintf(name, sizeof name,
+                 i % 2 ? "abcdefg%c.victim.com" : "abcdefghijklmnopq%c.victim.com",
+                 'a' + (int)(i / 2 % 26));
+        if (i / 2 >= 26)
+            snprintf(name, sizeof name, "x%u.abcdefghijk.victim.com", i);
+        mkq(&q, 1, name, 1);
+        t += SEC / 100;
+        blocked = dp_dynblock_miss(db, SA(s), q.msg, &q.info, 0, t) == DOTPROXY_DYNBLOCK_REFUSE;
+    }
+    ck_assert(blocked);
+    dp_dynblock_unref(db);
+}
+END_TEST
+
 START_TEST(test_dynblock_subdomains_domain_memo_by_name_hash)
 {
     static const char *const rules[] = {"subdomains>20,action=refuse", NULL};
     struct dotproxy_dynblock *db = make(rules, NULL);
     struct sockaddr_storage s = addr("127.0.0.10");
     char name[64];
-    struct q q;
+    struct dp_test_q q;
     uint64_t t = SEC;
     /* Remembered first, slowly (1 name/s: no event)... */
     for (unsigned i = 0; i < 300; i++) {
@@ -388,16 +432,16 @@ START_TEST(test_dynblock_tunnel_blocks_that_client_and_domain_only)
     struct sockaddr_storage a = addr("127.0.0.2"), b = addr("127.0.0.3");
     uint64_t t = SEC, start = t, hit = 0;
     char lab[64], name[128];
-    struct q q;
+    struct dp_test_q q;
     uint8_t ans[400];
     for (unsigned i = 0; i < 600 && hit == 0; i++) {
         b32(lab, 50 + i % 11, i + 1);
         snprintf(name, sizeof name, "%s.t.example.com", lab);
         mkq(&q, i, name, 16);
         t += SEC / 30;
-        if (dp_dynblock_query(db, SA(a), q.msg, &q.info, t) == DOTPROXY_DYNBLOCK_DROP)
+        if (dp_dynblock_query(db, SA(a), q.msg, &q.info, t, NULL) == DOTPROXY_DYNBLOCK_DROP)
             hit = t;
-        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 0, 250), 1, 16, t + 1000);
+        dp_dynblock_answer(db, SA(a), ans, mka(ans, &q, 0, 250), 1, 16, t + 1000, 0);
     }
     ck_assert_uint_gt(hit, 0);
     ck_assert_msg(hit - start < 10 * SEC, "%llu", (unsigned long long)(hit - start));
@@ -408,10 +452,11 @@ START_TEST(test_dynblock_tunnel_blocks_that_client_and_domain_only)
     /* Even a short A query of that client to that domain is dropped; its
      * other domains and other clients are served. */
     mkq(&q, 1, "www.example.com", 1);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1), DOTPROXY_DYNBLOCK_DROP);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t + 2), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1, NULL),
+                     DOTPROXY_DYNBLOCK_DROP);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(b), q.msg, &q.info, t + 2, NULL), DP_DYNBLOCK_PASS);
     mkq(&q, 1, "www.example.org", 1);
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 3), DP_DYNBLOCK_PASS);
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 3, NULL), DP_DYNBLOCK_PASS);
     dp_dynblock_unref(db);
 }
 END_TEST
@@ -424,12 +469,12 @@ START_TEST(test_dynblock_tunnel_ignores_ordinary_browsing)
     static const unsigned types[] = {1, 28, 65, 16, 15, 1};
     uint64_t t = SEC;
     char name[128];
-    struct q q;
+    struct dp_test_q q;
     for (unsigned i = 0; i < 5000; i++) {
         snprintf(name, sizeof name, "%s.site%u.example.com", hosts[i % 6], i % 37);
         mkq(&q, i, name, types[i % 6]);
         t += SEC / 50;
-        dp_dynblock_query(db, SA(a), q.msg, &q.info, t);
+        dp_dynblock_query(db, SA(a), q.msg, &q.info, t, NULL);
     }
     dotproxy_dynblock_entry e[2];
     ck_assert_uint_eq(dp_dynblock_list(db, e, 2, t), 0);
@@ -448,10 +493,10 @@ START_TEST(test_dynblock_clear_ends_every_block_at_once)
     ck_assert_uint_eq(dp_dynblock_clear(db, t), 1);
     dotproxy_dynblock_entry e[2];
     ck_assert_uint_eq(dp_dynblock_list(db, e, 2, t), 0);
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "a.example.com", 1);
     /* Still over its rate: a new block starts (a fresh event). */
-    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1000),
+    ck_assert_int_eq(dp_dynblock_query(db, SA(a), q.msg, &q.info, t + 1000, NULL),
                      DOTPROXY_DYNBLOCK_REFUSE);
     ck_assert_uint_eq(dp_dynblock_events(db, 0), 2);
     dp_dynblock_unref(db);
@@ -480,7 +525,7 @@ START_TEST(test_dynblock_million_spoofed_sources_stay_bounded_and_the_heavy_hitt
     ck_assert_uint_lt(dp_dynblock_memory(db), 16u << 20);
     struct sockaddr_storage heavy = addr("198.51.100.7");
     struct sockaddr_in s = {.sin_family = AF_INET};
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "www.example.com", 1);
     uint8_t ans[100];
     uint64_t t = SEC, hit = 0;
@@ -491,10 +536,10 @@ START_TEST(test_dynblock_million_spoofed_sources_stay_bounded_and_the_heavy_hitt
         x = x * 1664525u + 1013904223u;
         s.sin_addr.s_addr = htonl((x & 0xff000000u) | i);
         t += 10;
-        dp_dynblock_query(db, (const struct sockaddr *)&s, q.msg, &q.info, t);
-        dp_dynblock_answer(db, (const struct sockaddr *)&s, ans, mka(ans, &q, 3, 100), 1, 1, t);
+        dp_dynblock_query(db, (const struct sockaddr *)&s, q.msg, &q.info, t, NULL);
+        dp_dynblock_answer(db, (const struct sockaddr *)&s, ans, mka(ans, &q, 3, 100), 1, 1, t, 0);
         if (i % 500 == 0 &&
-            dp_dynblock_query(db, SA(heavy), q.msg, &q.info, t) == DOTPROXY_DYNBLOCK_REFUSE &&
+            dp_dynblock_query(db, SA(heavy), q.msg, &q.info, t, NULL) == DOTPROXY_DYNBLOCK_REFUSE &&
             hit == 0)
             hit = t;
     }
@@ -515,7 +560,7 @@ static void *worker(void *arg)
 {
     struct th *w = arg;
     struct sockaddr_storage a = addr("127.0.0.2");
-    struct q q;
+    struct dp_test_q q;
     mkq(&q, 1, "www.example.com", 1);
     /* Each "worker" sees a quarter of the client's 60 qps, in the same
      * (shared) clock: 15 qps each for 20 s. */
@@ -523,7 +568,7 @@ static void *worker(void *arg)
         uint64_t t = SEC + (uint64_t)i * (SEC / 15);
         if (w->step != NULL)
             pthread_barrier_wait(w->step); /* the workers' clocks agree */
-        if (dp_dynblock_query(w->db, SA(a), q.msg, &q.info, t) == DOTPROXY_DYNBLOCK_REFUSE)
+        if (dp_dynblock_query(w->db, SA(a), q.msg, &q.info, t, NULL) == DOTPROXY_DYNBLOCK_REFUSE)
             w->blocked = 1;
     }
     return NULL;
@@ -567,9 +612,11 @@ static Suite *dynblock_suite(void)
     tcase_add_test(tc, test_dynblock_log_action_reports_but_never_blocks);
     tcase_add_test(tc, test_dynblock_mask_groups_a_prefix_and_exempt_is_never_blocked);
     tcase_add_test(tc, test_dynblock_answer_rates_nxdomain_servfail_bytes);
+    tcase_add_test(tc, test_dynblock_answer_slot_counts_its_own_client_only);
     tcase_add_test(tc, test_dynblock_qtype_rule_counts_only_that_type);
     tcase_add_test(tc, test_dynblock_subdomains_blocks_missed_names_of_one_domain_only);
     tcase_add_test(tc, test_dynblock_subdomains_domain_memo_by_name_hash);
+    tcase_add_test(tc, test_dynblock_names_are_counted_case_blind);
     tcase_add_test(tc, test_dynblock_tunnel_blocks_that_client_and_domain_only);
     tcase_add_test(tc, test_dynblock_tunnel_ignores_ordinary_browsing);
     tcase_add_test(tc, test_dynblock_clear_ends_every_block_at_once);
