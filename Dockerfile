@@ -20,7 +20,7 @@ FROM debian:bookworm-slim AS build
 # Each RUN that fills apt's caches (index, downloaded packages) clears them itself.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        meson ninja-build gcc libc6-dev pkg-config libgnutls28-dev \
+        meson ninja-build gcc libc6-dev pkg-config libgnutls28-dev libcurl4-gnutls-dev \
         libinih-dev libmicrohttpd-dev libfstrm-dev libprotobuf-c-dev protobuf-c-compiler \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
@@ -32,7 +32,7 @@ COPY . .
 # back to lib64, which Debian's dynamic loader does not search; /usr/lib it always does.
 RUN meson setup /build /src \
         --buildtype=release --prefix=/usr --libdir=lib -Dtests=false -Dexamples=false \
-        -Ddnstap=enabled \
+        -Ddnstap=enabled -Dcurl=enabled \
  && ninja -C /build \
  && meson install -C /build --destdir /stage --no-rebuild
 
@@ -54,8 +54,9 @@ LABEL org.opencontainers.image.title="dotproxyd" \
 
 COPY --from=build /rootfs/ /
 
-# Run time needs GnuTLS, libinih (-c config file), libmicrohttpd (--metrics), libfstrm
-# and libprotobuf-c (--dnstap) and the trust store; no compiler, no DNS or HTTP tools.
+# Run time needs GnuTLS, libcurl's GnuTLS flavour (--blocklist-url), libinih (-c config
+# file), libmicrohttpd (--metrics), libfstrm and libprotobuf-c (--dnstap) and the trust
+# store; no compiler, no DNS or HTTP tools.
 #
 # Port 53 is privileged and the daemon runs as uid 10053, so the binary carries the
 # file capability cap_net_bind_service (+ep).  It is set here, not in the build stage,
@@ -67,7 +68,7 @@ COPY --from=build /rootfs/ /
 # the kernel refuses to exec a binary whose file capability it cannot grant.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libgnutls30 libinih1 libmicrohttpd12 libfstrm0 libprotobuf-c1 ca-certificates publicsuffix \
+        libgnutls30 libcurl3-gnutls libinih1 libmicrohttpd12 libfstrm0 libprotobuf-c1 ca-certificates publicsuffix \
         libcap2-bin \
  && setcap cap_net_bind_service=+ep /usr/sbin/dotproxyd \
  && setcap -v cap_net_bind_service=+ep /usr/sbin/dotproxyd \

@@ -277,7 +277,7 @@ static int worker_config(dotproxy_config **out, const struct dpd_options *opts, 
         dotproxy_config_list_count(cfg, DOTPROXY_LIST_BLOCK) +
                 dotproxy_config_list_count(cfg, DOTPROXY_LIST_ALLOW) +
                 dotproxy_config_list_count(cfg, DOTPROXY_LIST_RPZ) +
-                dotproxy_config_rpz_primary_count(cfg) >
+                dotproxy_config_rpz_primary_count(cfg) + dotproxy_config_blocklist_url_count(cfg) >
             0)
         r = dotproxy_blocker_new(&blocker, cfg, 0, NULL, 0);
     if (r == 0 && blocker != NULL)

@@ -625,6 +625,33 @@ static void show_rpz_primaries(const struct dpd_options *opts, char *buf, size_t
     }
 }
 
+/* --blocklist-url: the reason in words, the value named. */
+static int apply_blocklist_url(struct dpd_apply *ap, const struct dpd_value *v)
+{
+    int r = dotproxy_config_add_blocklist_url(ap->opts->cfg, v->s);
+    if (r == DOTPROXY_EINVAL)
+        ap->why = "not an https:// URL (lists are fetched over HTTPS only, with no space or "
+                  "control character)";
+    else if (r == DOTPROXY_ESTATE)
+        ap->why = "this build has no libcurl (rebuild with libcurl4-gnutls-dev, meson -Dcurl)";
+    return r;
+}
+
+/* The lists over HTTPS, as typed (a change needs a restart). */
+static void show_blocklist_urls(const struct dpd_options *opts, char *buf, size_t cap)
+{
+    size_t o = 0;
+    if (cap > 0)
+        buf[0] = '\0';
+    for (size_t i = 0; i < dotproxy_config_blocklist_url_count(opts->cfg); i++) {
+        int n = snprintf(buf + o, cap > o ? cap - o : 0, "%s%s", i > 0 ? ", " : "",
+                         dotproxy_config_get_blocklist_url(opts->cfg, i));
+        if (n < 0 || (size_t)n >= (cap > o ? cap - o : 0))
+            break;
+        o += (size_t)n;
+    }
+}
+
 /* ---- the table ---- */
 
 #define LIB_UINT(x) .set_uint = dotproxy_config_set_##x, .get_uint = dotproxy_config_get_##x
@@ -838,6 +865,20 @@ const struct dpd_option dpd_table[] = {
     {.name = "rpz-tsig-file", .flags = DPD_OPT_RESTART, .metavar = "PATH", .kind = &kind_path,
      .help = "read the --rpz-tsig key from PATH (not readable by every user)",
      .apply = apply_rpz_tsig_file, .show = show_nothing},
+    {.name = "blocklist-url", .flags = DPD_OPT_REPEAT | DPD_OPT_RESTART, .metavar = "URL",
+     .kind = &kind_string, .max = DOTPROXY_BLOCKLIST_URLS_MAX, .unit = "lists over HTTPS",
+     .help = "fetch a blocklist from an https:// URL (verified against --ca-file or the system "
+             "store), refreshed every --feed-refresh seconds; repeatable",
+     .apply = apply_blocklist_url, .show = show_blocklist_urls},
+    {.name = "feed-refresh", .flags = DPD_OPT_RESTART, .metavar = "S", .kind = &kind_uint,
+     .min = DOTPROXY_FEED_REFRESH_MIN, .max = DOTPROXY_FEED_REFRESH_MAX, .unit = "seconds",
+     .help = "fetch each --blocklist-url list every S seconds (+-10%), sooner after a failure "
+             "(backoff from 30 s)",
+     LIB_UINT(feed_refresh_s)},
+    {.name = "feed-max-size", .flags = DPD_OPT_RESTART, .metavar = "OCTETS", .kind = &kind_uint,
+     .min = DOTPROXY_FEED_MAX_SIZE_MIN, .max = DOTPROXY_FEED_MAX_SIZE_MAX, .unit = "octets",
+     .help = "refuse a --blocklist-url body longer than OCTETS (the list in force stays)",
+     LIB_UINT(feed_max_size)},
     {.name = "state-dir", .flags = DPD_OPT_RESTART, .metavar = "PATH", .kind = &kind_string,
      .help = "where the last good copy of each feed is kept and read at start",
      LIB_STR(state_dir)},

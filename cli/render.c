@@ -807,34 +807,40 @@ int dpd_render_health(struct dpd_render_buf *b, dotproxy_ctx *const *ctxs, size_
 
 static const char *const list_kind_names[] = {"allowlist", "rpz", "blocklist"};
 
+/* One family per pass over the lists: Prometheus wants the samples of a
+ * family together, so with several lists the families cannot interleave. */
+struct list_family {
+    struct dpd_render_buf *b;
+    size_t k;
+};
+
+static const char *const list_family_names[] = {
+    "dotproxy_blocked_total", "dotproxy_blocklist_entries", "dotproxy_blocklist_last_load_seconds",
+    "dotproxy_blocklist_load_failures_total", "dotproxy_blocklist_skipped_lines"};
+
 static void list_metrics(const dotproxy_list_info *li, void *user)
 {
-    struct dpd_render_buf *b = user;
-    const char *kind = list_kind_names[li->kind];
-    static const char *const names[] = {"dotproxy_blocked_total", "dotproxy_blocklist_entries",
-                                        "dotproxy_blocklist_last_load_seconds",
-                                        "dotproxy_blocklist_load_failures_total",
-                                        "dotproxy_blocklist_skipped_lines"};
+    const struct list_family *lf = user;
     uint64_t vals[] = {li->blocked, li->entries, (uint64_t)li->loaded_s, li->failures, li->skipped};
-    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
-        buf_printf(b, "%s{list=\"", names[i]);
-        buf_prom_label(b, li->path);
-        buf_printf(b, "\",kind=\"%s\"} %llu\n", kind, (unsigned long long)vals[i]);
-    }
+    buf_printf(lf->b, "%s{list=\"", list_family_names[lf->k]);
+    buf_prom_label(lf->b, li->path);
+    buf_printf(lf->b, "\",kind=\"%s\"} %llu\n", list_kind_names[li->kind],
+               (unsigned long long)vals[lf->k]);
 }
 
 void dpd_render_block_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl)
 {
-    prom_head(b, "dotproxy_blocked_total", "counter",
-              "queries a list decided: blocked by a blocklist, passed by an allowlist");
-    prom_head(b, "dotproxy_blocklist_entries", "gauge", "names loaded from the list");
-    prom_head(b, "dotproxy_blocklist_last_load_seconds", "gauge",
-              "Unix time of the list's last successful load");
-    prom_head(b, "dotproxy_blocklist_load_failures_total", "counter",
-              "loads of the list that failed (the names loaded before were kept)");
-    prom_head(b, "dotproxy_blocklist_skipped_lines", "gauge",
-              "lines of the list skipped at its last load (no format matched)");
-    dotproxy_blocker_lists(bl, list_metrics, b);
+    static const char *const types[] = {"counter", "gauge", "gauge", "counter", "gauge"};
+    static const char *const helps[] = {
+        "queries a list decided: blocked by a blocklist, passed by an allowlist",
+        "names loaded from the list", "Unix time of the list's last successful load",
+        "loads of the list that failed (the names loaded before were kept)",
+        "lines of the list skipped at its last load (no format matched)"};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        struct list_family lf = {.b = b, .k = k};
+        prom_head(b, list_family_names[k], types[k], helps[k]);
+        dotproxy_blocker_lists(bl, list_metrics, &lf);
+    }
 }
 
 struct explain_state {
@@ -969,8 +975,55 @@ static void feed_take(const dotproxy_feed_info *fi, void *user)
     fc->n++;
 }
 
+/* Lists over HTTPS, copied out of the callback like the zone feeds. */
+struct url_copy {
+    size_t n;
+    struct {
+        char url[2100], etag[256], last_modified[128], error[256];
+        dotproxy_url_feed_info i;
+    } f[FEEDS_SHOWN];
+};
+
+static void url_take(const dotproxy_url_feed_info *fi, void *user)
+{
+    struct url_copy *uc = user;
+    if (uc->n == FEEDS_SHOWN)
+        return;
+    snprintf(uc->f[uc->n].url, sizeof uc->f[0].url, "%s", fi->url);
+    snprintf(uc->f[uc->n].etag, sizeof uc->f[0].etag, "%s", fi->etag);
+    snprintf(uc->f[uc->n].last_modified, sizeof uc->f[0].last_modified, "%s", fi->last_modified);
+    snprintf(uc->f[uc->n].error, sizeof uc->f[0].error, "%s", fi->last_error);
+    uc->f[uc->n].i = *fi;
+    uc->n++;
+}
+
+/* The samples of family k (render_feed_families' numbering) for the lists
+ * over HTTPS, labelled like a zone feed's: feed and source are the URL. */
+static void render_url_samples(struct dpd_render_buf *b, const char *name, size_t k,
+                               const struct url_copy *ucp)
+{
+    for (size_t i = 0; i < ucp->n; i++) {
+        const dotproxy_url_feed_info *f = &ucp->f[i].i;
+        uint64_t v;
+        switch (k) {
+        case 1: v = f->entries; break;
+        case 2: v = (uint64_t)f->last_ok_s; break;
+        case 3: v = (uint64_t)f->last_fail_s; break;
+        case 4: v = (uint64_t)f->next_s; break;
+        case 6: v = f->failures; break;
+        case 8: v = f->bytes; break;
+        default: return;
+        }
+        buf_printf(b, "%s{feed=\"", name);
+        buf_prom_label(b, ucp->f[i].url);
+        buf_puts(b, "\",source=\"");
+        buf_prom_label(b, ucp->f[i].url);
+        buf_printf(b, "\"} %llu\n", (unsigned long long)v);
+    }
+}
+
 static void render_feed_families(struct dpd_render_buf *b, dotproxy_blocker *bl,
-                                 const struct feed_copy *fcp);
+                                 const struct feed_copy *fcp, const struct url_copy *ucp);
 
 void dpd_render_feed_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl)
 {
@@ -979,15 +1032,23 @@ void dpd_render_feed_metrics(struct dpd_render_buf *b, dotproxy_blocker *bl)
         b->failed = 1;
         return;
     }
+    struct url_copy *ucp = calloc(1, sizeof *ucp);
+    if (ucp == NULL) {
+        free(fcp);
+        b->failed = 1;
+        return;
+    }
     dotproxy_blocker_feeds(bl, feed_take, fcp);
-    render_feed_families(b, bl, fcp);
+    dotproxy_blocker_url_feeds(bl, url_take, ucp);
+    render_feed_families(b, bl, fcp, ucp);
+    free(ucp);
     free(fcp);
 }
 
 static void render_feed_families(struct dpd_render_buf *b, dotproxy_blocker *bl,
-                                 const struct feed_copy *fcp)
+                                 const struct feed_copy *fcp, const struct url_copy *ucp)
 {
-    if (fcp->n == 0)
+    if (fcp->n == 0 && ucp->n == 0)
         return;
     static const struct {
         const char *name, *type, *help;
@@ -1045,6 +1106,24 @@ static void render_feed_families(struct dpd_render_buf *b, dotproxy_blocker *bl,
                 buf_printf(b, "\"} %llu\n", (unsigned long long)v[t]);
             }
         }
+        render_url_samples(b, fam[k].name, k, ucp);
+    }
+    if (ucp->n > 0) {
+        prom_head(b, "dotproxy_feed_fetches_total", "counter",
+                  "fetches of lists over HTTPS, by result (200: a new copy, 304: not modified, "
+                  "error: the list in force stays)");
+        for (size_t i = 0; i < ucp->n; i++) {
+            static const char *const results[3] = {"200", "304", "error"};
+            const dotproxy_url_feed_info *f = &ucp->f[i].i;
+            uint64_t v[3] = {f->fetched, f->not_modified, f->failures};
+            for (int t = 0; t < 3; t++) {
+                buf_puts(b, "dotproxy_feed_fetches_total{feed=\"");
+                buf_prom_label(b, ucp->f[i].url);
+                buf_puts(b, "\",source=\"");
+                buf_prom_label(b, ucp->f[i].url);
+                buf_printf(b, "\",result=\"%s\"} %llu\n", results[t], (unsigned long long)v[t]);
+            }
+        }
     }
     prom_head(b, "dotproxy_notify_refused_total", "counter",
               "NOTIFY messages refused: not from a configured primary of that zone");
@@ -1053,7 +1132,7 @@ static void render_feed_families(struct dpd_render_buf *b, dotproxy_blocker *bl,
 }
 
 static void render_feed_json(struct dpd_render_buf *b, dotproxy_blocker *bl,
-                             const struct feed_copy *fcp);
+                             const struct feed_copy *fcp, const struct url_copy *ucp);
 
 void dpd_render_feeds(struct dpd_render_buf *b, dotproxy_blocker *bl)
 {
@@ -1062,14 +1141,23 @@ void dpd_render_feeds(struct dpd_render_buf *b, dotproxy_blocker *bl)
         b->failed = 1;
         return;
     }
-    if (bl != NULL)
+    struct url_copy *ucp = calloc(1, sizeof *ucp);
+    if (ucp == NULL) {
+        free(fcp);
+        b->failed = 1;
+        return;
+    }
+    if (bl != NULL) {
         dotproxy_blocker_feeds(bl, feed_take, fcp);
-    render_feed_json(b, bl, fcp);
+        dotproxy_blocker_url_feeds(bl, url_take, ucp);
+    }
+    render_feed_json(b, bl, fcp, ucp);
+    free(ucp);
     free(fcp);
 }
 
 static void render_feed_json(struct dpd_render_buf *b, dotproxy_blocker *bl,
-                             const struct feed_copy *fcp)
+                             const struct feed_copy *fcp, const struct url_copy *ucp)
 {
     buf_puts(b, "{\"feeds\":[");
     for (size_t i = 0; i < fcp->n; i++) {
@@ -1099,6 +1187,29 @@ static void render_feed_json(struct dpd_render_buf *b, dotproxy_blocker *bl,
                    (unsigned long long)f->last_axfr_bytes, (unsigned long long)f->last_ixfr_bytes,
                    (unsigned long long)f->tsig_failures);
     }
-    buf_printf(b, "%s],\"notify_refused\":%llu}\n", fcp->n > 0 ? "\n" : "",
+    for (size_t i = 0; i < ucp->n; i++) {
+        const dotproxy_url_feed_info *f = &ucp->f[i].i;
+        buf_puts(b, fcp->n + i > 0 ? ",\n  {" : "\n  {");
+        buf_puts(b, "\"kind\":\"url\",\"source\":");
+        buf_json_str(b, ucp->f[i].url);
+        buf_puts(b, ",\"etag\":");
+        buf_json_str(b, ucp->f[i].etag);
+        buf_puts(b, ",\"last_modified\":");
+        buf_json_str(b, ucp->f[i].last_modified);
+        buf_printf(b,
+                   ",\"entries\":%llu,\"fetched\":%lld,\"last_success\":%lld,"
+                   "\"last_failure\":%lld,\"last_error\":",
+                   (unsigned long long)f->entries, (long long)f->fetched_s, (long long)f->last_ok_s,
+                   (long long)f->last_fail_s);
+        buf_json_str(b, ucp->f[i].error);
+        buf_printf(b,
+                   ",\"next_refresh\":%lld,\"fetches\":{\"200\":%llu,\"304\":%llu,"
+                   "\"error\":%llu},\"failures\":%llu,\"bytes\":%llu,\"last_bytes\":%llu}",
+                   (long long)f->next_s, (unsigned long long)f->fetched,
+                   (unsigned long long)f->not_modified, (unsigned long long)f->failures,
+                   (unsigned long long)f->failures, (unsigned long long)f->bytes,
+                   (unsigned long long)f->last_bytes);
+    }
+    buf_printf(b, "%s],\"notify_refused\":%llu}\n", fcp->n + ucp->n > 0 ? "\n" : "",
                (unsigned long long)dotproxy_blocker_notify_refused(bl));
 }

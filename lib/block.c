@@ -33,6 +33,7 @@
 #include "dotproxy/dns.h"
 #include "dotproxy/error.h"
 #include "feed.h"
+#include "feed_url.h"
 #include "nameset.h"
 #include "rpz.h"
 
@@ -54,11 +55,12 @@ void dp_block_config_defaults(struct dp_block_config *c)
     c->action = DOTPROXY_BLOCK_NXDOMAIN;
     c->ttl = 60;
     c->check_s = 60;
+    dp_feed_url_config_defaults(&c->urls);
 }
 
 int dp_block_config_has_lists(const struct dp_block_config *c)
 {
-    return c->n[0] + c->n[1] + c->n[2] + c->feeds.n > 0;
+    return c->n[0] + c->n[1] + c->n[2] + c->feeds.n + c->urls.n > 0;
 }
 
 static void blocker_ref(struct dotproxy_blocker *b);
@@ -70,9 +72,11 @@ int dp_block_config_copy(struct dp_block_config *dst, const struct dp_block_conf
         for (size_t i = 0; i < src->n[k]; i++)
             dst->path[k][i] = NULL;
     memset(&dst->feeds, 0, sizeof dst->feeds);
+    memset(&dst->urls, 0, sizeof dst->urls);
     if (dst->blocker != NULL)
         blocker_ref(dst->blocker);
-    if (dp_feed_config_copy(&dst->feeds, &src->feeds) != 0) {
+    if (dp_feed_config_copy(&dst->feeds, &src->feeds) != 0 ||
+        dp_feed_url_config_copy(&dst->urls, &src->urls) != 0) {
         dp_block_config_clear(dst);
         return DOTPROXY_ENOMEM;
     }
@@ -97,6 +101,7 @@ void dp_block_config_clear(struct dp_block_config *c)
         c->n[k] = 0;
     }
     dp_feed_config_clear(&c->feeds);
+    dp_feed_url_config_clear(&c->urls);
     dotproxy_blocker_free(c->blocker);
     c->blocker = NULL;
 }
@@ -203,7 +208,8 @@ struct dp_list_stat {
     struct dp_list_stat *next;
     int kind;
     char *path;
-    const char *base; /* the file name inside path: what clients are told */
+    const char *base; /* the file name inside path (or url): what clients are told */
+    char *url;        /* a list over HTTPS: its URL (path is its state file); else NULL */
     atomic_uint_fast64_t decided;
     /* under the blocker's mutex: */
     uint64_t entries, skipped, failures;
@@ -272,8 +278,9 @@ struct dotproxy_blocker {
     struct dp_list_stat *stats;
     struct dp_block_config want; /* what the next rebuild reads */
     int reload_asked, stopping;
-    int poke;               /* a feed wrote a new copy: rebuild the changed files */
-    struct dp_feeds *feeds; /* zone-transfer feeds, or NULL */
+    int poke;                 /* a feed wrote a new copy: rebuild the changed files */
+    struct dp_feeds *feeds;   /* zone-transfer feeds, or NULL */
+    struct dp_feed_url *urls; /* lists over HTTPS, or NULL */
     struct dp_feed_delta *delta[DOTPROXY_FEEDS_MAX]; /* per feed, the newest to apply */
     struct dp_list parts;                            /* contexts to wake after a swap */
     /* Snapshots a worker let go of last, for the list thread to free:
@@ -317,6 +324,23 @@ static struct dp_list_stat *stat_for(struct dotproxy_blocker *b, int kind, const
     s->kind = kind;
     const char *slash = strrchr(s->path, '/');
     s->base = slash != NULL ? slash + 1 : s->path;
+    /* A list over HTTPS is named by its URL, not by its state file. */
+    for (size_t i = 0; kind == DOTPROXY_LIST_BLOCK && i < b->want.urls.n; i++) {
+        char sp[4096];
+        if (dp_feed_url_state_path(b->want.urls.state_dir, b->want.urls.url[i], sp, sizeof sp) ==
+                0 &&
+            strcmp(sp, path) == 0) {
+            char shown[DP_FEED_URL_LEN_MAX + 8];
+            dp_feed_url_shown(b->want.urls.url[i], shown, sizeof shown);
+            if ((s->url = strdup(shown)) == NULL) {
+                free(s->path);
+                free(s);
+                return NULL;
+            }
+            s->base = s->url;
+            break;
+        }
+    }
     atomic_init(&s->decided, 0);
     s->next = b->stats;
     b->stats = s;
@@ -473,7 +497,8 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
                 return lrc;
             }
             if (l == NULL) {
-                dp_log(&b->log, DOTPROXY_LOG_ERR, "%s %s: %s; %s", kind_names[kind], path, why,
+                dp_log(&b->log, DOTPROXY_LOG_ERR, "%s %s: %s; %s", kind_names[kind],
+                       st->url != NULL ? st->url : path, why,
                        prev != NULL ? "keeping the names loaded before" : "it blocks nothing");
                 if (prev != NULL) {
                     atomic_fetch_add(&prev->refs, 1);
@@ -500,7 +525,7 @@ static int snap_build(struct dotproxy_blocker *b, const struct dp_block_config *
                     (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
                 dp_log(&b->log, DOTPROXY_LOG_INFO,
                        "%s %s: %zu %s, %lu %s skipped, %zu octets, loaded in %.0f ms",
-                       kind_names[kind], path,
+                       kind_names[kind], st->url != NULL ? st->url : path,
                        dp_nameset_count(l->sets.block) + dp_nameset_count(l->sets.allow) +
                            (l->rpz != NULL ? dp_rpz_rule_count(l->rpz) : 0),
                        l->rpz != NULL ? "rules" : "names", l->sets.skipped,
@@ -538,6 +563,33 @@ static void blocker_swap(struct dotproxy_blocker *b, struct dp_block_snap *s)
     snap_unref(old);
 }
 
+/* The state files of the lists over HTTPS that hold a copy of their URL
+ * join the blocklists to load (after the --blocklist files), as the
+ * feeds' zones join the zones. Under the mutex. */
+static void add_url_paths(struct dotproxy_blocker *b)
+{
+    struct dp_block_config *w = &b->want;
+    for (size_t i = 0; i < w->urls.n; i++) {
+        char path[4096];
+        struct dp_feed_url_validators v;
+        if (dp_feed_url_state_path(w->urls.state_dir, w->urls.url[i], path, sizeof path) != 0 ||
+            dp_feed_url_state_read(path, w->urls.url[i], &v) != 0)
+            continue;
+        size_t k = 0, *n = &w->n[DOTPROXY_LIST_BLOCK];
+        while (k < *n && strcmp(w->path[DOTPROXY_LIST_BLOCK][k], path) != 0)
+            k++;
+        if (k < *n)
+            continue;
+        char *copy = k < DOTPROXY_BLOCKLISTS_MAX ? strdup(path) : NULL;
+        if (copy == NULL) {
+            dp_log(&b->log, DOTPROXY_LOG_ERR, "blocklist-url %s: no room for its list",
+                   w->urls.url[i]);
+            continue;
+        }
+        w->path[DOTPROXY_LIST_BLOCK][(*n)++] = copy;
+    }
+}
+
 /* The state files of the feeds that have one join the zones to load
  * (after the --rpz files): a feed's rules apply once its first copy is on
  * disk, whether this run or an earlier one wrote it. Under the mutex. */
@@ -562,6 +614,7 @@ static void add_feed_paths(struct dotproxy_blocker *b)
         }
         w->path[DOTPROXY_LIST_RPZ][w->n[DOTPROXY_LIST_RPZ]++] = copy;
     }
+    add_url_paths(b);
 }
 
 /* From the feed thread: an IXFR to apply as a layer (the newest replaces
@@ -755,6 +808,8 @@ static int want_from(struct dp_block_config *dst, const struct dotproxy_config *
 {
     struct dp_block_config src = cfg->block;
     src.blocker = NULL;
+    src.urls.ca_file = cfg->ca_file; /* lists over HTTPS trust what upstreams trust */
+    src.urls.state_dir = cfg->block.feeds.state_dir;
     return dp_block_config_copy(dst, &src);
 }
 
@@ -803,6 +858,11 @@ DOTPROXY_EXPORT int dotproxy_blocker_new(dotproxy_blocker **out, const dotproxy_
             dp_feeds_set_delta_hook(b->feeds, feeds_delta, b);
     }
     if (rc == 0 && !strict) {
+        rc = dp_feed_url_new(&b->urls, &b->want.urls, &b->log, feeds_changed, b);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot start the list fetcher: %s", dotproxy_strerror(rc));
+    }
+    if (rc == 0 && !strict) {
         int e = pthread_create(&b->thread, NULL, blocker_thread, b);
         if (e != 0) {
             snprintf(err, errlen, "cannot start the blocklist thread: %s", strerror(e));
@@ -834,6 +894,9 @@ DOTPROXY_EXPORT void dotproxy_blocker_free(dotproxy_blocker *b)
     }
     dp_feeds_free(b->feeds);
     b->feeds = NULL;
+    /* The fetch thread's hook only marks work for the stopped thread. */
+    dp_feed_url_free(b->urls);
+    b->urls = NULL;
     while (b->dead != NULL) {
         struct dp_block_snap *d = b->dead;
         b->dead = d->dead_next;
@@ -846,6 +909,7 @@ DOTPROXY_EXPORT void dotproxy_blocker_free(dotproxy_blocker *b)
         struct dp_list_stat *s = b->stats;
         b->stats = s->next;
         free(s->path);
+        free(s->url);
         free(s);
     }
     dp_block_config_clear(&b->want);
@@ -863,8 +927,14 @@ DOTPROXY_EXPORT int dotproxy_blocker_reload(dotproxy_blocker *b, const dotproxy_
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&b->mu);
+    /* The lists over HTTPS are the fetcher's, started with the blocker:
+     * restart-only, like the zone-transfer feeds. */
+    struct dp_url_config urls = b->want.urls;
+    memset(&b->want.urls, 0, sizeof b->want.urls);
     dp_block_config_clear(&b->want);
+    dp_feed_url_config_clear(&n.urls);
     b->want = n;
+    b->want.urls = urls;
     add_feed_paths(b);
     b->reload_asked = 1;
     pthread_cond_signal(&b->cv);
@@ -891,6 +961,8 @@ DOTPROXY_EXPORT int dotproxy_blocker_lists(dotproxy_blocker *b, dotproxy_list_in
                 if (s->kind == kind && strcmp(s->path, b->want.path[kind][i]) == 0)
                     break;
             dotproxy_list_info info = {.kind = kind, .path = b->want.path[kind][i]};
+            if (s != NULL && s->url != NULL)
+                info.path = s->url;
             if (s != NULL) {
                 info.entries = s->entries;
                 info.skipped = s->skipped;
@@ -1395,7 +1467,7 @@ DOTPROXY_EXPORT int dotproxy_blocker_explain(dotproxy_blocker *b, const char *na
                                                           "drop",     "tcp-only", "local-data"};
                 dotproxy_block_match m = {
                     .kind = l->kind,
-                    .path = l->stat->path,
+                    .path = l->stat->url != NULL ? l->stat->url : l->stat->path,
                     .rule = hit.rule_text,
                     .action = rpz_actions[hit.action],
                     .decides = v.list == l,
@@ -1416,7 +1488,7 @@ DOTPROXY_EXPORT int dotproxy_blocker_explain(dotproxy_blocker *b, const char *na
                 first = 0;
                 dotproxy_block_match m = {
                     .kind = l->kind,
-                    .path = l->stat->path,
+                    .path = l->stat->url != NULL ? l->stat->url : l->stat->path,
                     .rule = rule,
                     .action = pass == 0 ? "allow" : action_names[s->action],
                     .decides = decides,
@@ -1458,5 +1530,14 @@ DOTPROXY_EXPORT int dotproxy_blocker_refresh_feeds(dotproxy_blocker *b)
     if (b == NULL)
         return DOTPROXY_EINVAL;
     dp_feeds_refresh(b->feeds);
+    dp_feed_url_refresh(b->urls);
     return 0;
+}
+
+DOTPROXY_EXPORT int dotproxy_blocker_url_feeds(dotproxy_blocker *b, dotproxy_url_feed_info_fn fn,
+                                               void *user)
+{
+    if (b == NULL || fn == NULL)
+        return DOTPROXY_EINVAL;
+    return dp_feed_url_info(b->urls, fn, user);
 }

@@ -18,6 +18,16 @@ struct dp_feed_config {
     char *tsig;      /* "NAME:ALGORITHM:BASE64SECRET", or NULL */
 };
 
+/* Lists over HTTPS (feed_url.c). */
+struct dp_url_config {
+    char *url[DOTPROXY_BLOCKLIST_URLS_MAX];
+    size_t n;
+    unsigned refresh_s;
+    unsigned max_size; /* octets */
+    char *ca_file;     /* the blocker's copy of the context's --ca-file; NULL: system store */
+    char *state_dir;   /* the blocker's copy of --state-dir; NULL: the default */
+};
+
 struct dp_block_config {
     char *path[DP_LIST_KINDS][DOTPROXY_BLOCKLISTS_MAX];
     size_t n[DP_LIST_KINDS];
@@ -26,6 +36,7 @@ struct dp_block_config {
     unsigned check_s;                 /* 0: files are not watched */
     struct dotproxy_blocker *blocker; /* a reference, or NULL */
     struct dp_feed_config feeds;
+    struct dp_url_config urls;
 };
 
 #endif

@@ -179,9 +179,71 @@ DOTPROXY_EXPORT int dotproxy_blocker_feeds(dotproxy_blocker *b, dotproxy_feed_in
                                            void *user);
 /* NOTIFY messages refused (unknown zone or sender). */
 DOTPROXY_EXPORT uint64_t dotproxy_blocker_notify_refused(dotproxy_blocker *b);
-/* Pull every feed now (on the feed thread; returns at once). 0 or
+/* Pull every feed (zone transfers and lists over HTTPS) now (on the feed
+ * threads; returns at once). 0 or
  * DOTPROXY_EINVAL. */
 DOTPROXY_EXPORT int dotproxy_blocker_refresh_feeds(dotproxy_blocker *b);
+
+/* ---- lists over HTTPS ---- */
+
+/* Most --blocklist-url lists a configuration holds. */
+#define DOTPROXY_BLOCKLIST_URLS_MAX 16
+/* Fetch a blocklist (any of the file formats) from url, an https:// URL,
+ * with libcurl: the peer's certificate and host name verified against the
+ * CA file of dotproxy_config_set_ca_file() or the system store, never
+ * skipped; redirects (at most 5) to https only; refreshed every
+ * dotproxy_config_set_feed_refresh_s() seconds with If-None-Match and
+ * If-Modified-Since. The last good copy and its validators are kept in the
+ * state directory and read at start; a failed fetch (an error status, a
+ * body over the size cap or with no name in any list format, a timeout, a
+ * certificate that does not verify) keeps the list in force, and the next
+ * try backs off. The list is applied after the --blocklist files. Returns
+ * 0, DOTPROXY_EINVAL (NULL, not an https:// URL, a space or control
+ * character in it), DOTPROXY_ELIMIT (more than DOTPROXY_BLOCKLIST_URLS_MAX),
+ * DOTPROXY_ESTATE (this build has no libcurl) or DOTPROXY_ENOMEM. */
+DOTPROXY_EXPORT int dotproxy_config_add_blocklist_url(dotproxy_config *cfg, const char *url);
+DOTPROXY_EXPORT size_t dotproxy_config_blocklist_url_count(const dotproxy_config *cfg);
+DOTPROXY_EXPORT const char *dotproxy_config_get_blocklist_url(const dotproxy_config *cfg,
+                                                              size_t index);
+/* 1 when the library was built with libcurl (lists over HTTPS), else 0. */
+DOTPROXY_EXPORT int dotproxy_blocklist_url_available(void);
+/* Seconds between two fetches of a list (each wait varied by up to 10%
+ * so that many proxies do not ask in step). Default 3600. */
+#define DOTPROXY_FEED_REFRESH_MIN 1u
+#define DOTPROXY_FEED_REFRESH_MAX 604800u
+DOTPROXY_EXPORT int dotproxy_config_set_feed_refresh_s(dotproxy_config *cfg, unsigned s);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_feed_refresh_s(const dotproxy_config *cfg);
+/* Most octets of one list's body (after content decoding); a longer one is
+ * cut off and refused. Default 256 MiB. */
+#define DOTPROXY_FEED_MAX_SIZE_MIN 1024u
+#define DOTPROXY_FEED_MAX_SIZE_MAX 4294967295u
+DOTPROXY_EXPORT int dotproxy_config_set_feed_max_size(dotproxy_config *cfg, unsigned octets);
+DOTPROXY_EXPORT unsigned dotproxy_config_get_feed_max_size(const dotproxy_config *cfg);
+
+/* One list over HTTPS as it stands. Strings valid during the callback only. */
+typedef struct dotproxy_url_feed_info {
+    const char *url;           /* as configured, without user information, query cut to "?..." */
+    const char *path;          /* its state file */
+    const char *etag;          /* validators of the copy in force, "" none */
+    const char *last_modified; /* an HTTP-date, "" none */
+    uint64_t entries;          /* names in the copy in force */
+    int64_t fetched_s;         /* Unix time the copy in force was fetched, 0 none */
+    int64_t last_ok_s;         /* Unix time of the last 200 or 304, 0 never */
+    int64_t last_fail_s;       /* Unix time of the last failure, 0 never */
+    const char *last_error;    /* why it failed, "" none */
+    int64_t next_s;            /* Unix time of the next fetch */
+    uint64_t fetched;          /* fetches by result: 200 */
+    uint64_t not_modified;     /* 304 */
+    uint64_t failures;         /* errors (the list in force stays) */
+    uint64_t bytes;            /* body octets received */
+    uint64_t last_bytes;       /* of the last 200 */
+} dotproxy_url_feed_info;
+typedef void (*dotproxy_url_feed_info_fn)(const dotproxy_url_feed_info *info, void *user);
+/* Call fn for each list over HTTPS of b (dotproxy_blocker_refresh_feeds
+ * fetches them now too). Safe from any thread. Returns 0 or
+ * DOTPROXY_EINVAL. */
+DOTPROXY_EXPORT int dotproxy_blocker_url_feeds(dotproxy_blocker *b, dotproxy_url_feed_info_fn fn,
+                                               void *user);
 
 #ifdef __cplusplus
 }

@@ -105,11 +105,13 @@ deps=$(LD_LIBRARY_PATH=$rlibdir ldd "$rootfs/usr/sbin/dotproxyd")
 if grep -q 'not found' <<<"$deps"; then fail "unresolved libraries: $deps"; fi
 grep -q "libdotproxy.so.* => $rlibdir/" <<<"$deps" ||
     fail "libdotproxy not taken from the runtime tree: $deps"
-# Everything else must be what libgnutls30, libinih1 (config file), libmicrohttpd12
-# (metrics/API), libfstrm0 and libprotobuf-c1 (dnstap) and libc6 bring (the runtime stage installs nothing else); a new
-# dependency has to be added to the Dockerfile on purpose.
+# Everything else must be what libgnutls30, libcurl3-gnutls (--blocklist-url; with
+# what Debian's libcurl links: nghttp2, rtmp, ssh2, psl, LDAP, Kerberos, SASL),
+# libinih1 (config file), libmicrohttpd12 (metrics/API), libfstrm0 and
+# libprotobuf-c1 (dnstap) and libc6 bring (the runtime stage installs nothing else); a
+# new dependency has to be added to the Dockerfile on purpose.
 other=$(awk '/=>/ {print $1}' <<<"$deps" |
-        grep -Ev '^(libdotproxy|libgnutls|libinih|libmicrohttpd|libfstrm|libprotobuf-c|libc|libm|libpthread|libdl|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi|libzstd|libbrotli(common|enc|dec)?|libz)\.so' || true)
+        grep -Ev '^(libdotproxy|libgnutls|libcurl-gnutls|libnghttp2|librtmp|libssh2|libpsl|libgssapi_krb5|libldap-2\.5|liblber-2\.5|libcrypto|libkrb5|libk5crypto|libcom_err|libkrb5support|libsasl2|libkeyutils|libresolv|libinih|libmicrohttpd|libfstrm|libprotobuf-c|libc|libm|libpthread|libdl|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi|libzstd|libbrotli(common|enc|dec)?|libz)\.so' || true)
 [[ -z $other ]] || fail "dotproxyd needs libraries the runtime image does not install: $other"
 
 out=$(LD_LIBRARY_PATH=$rlibdir "$rootfs/usr/sbin/dotproxyd" --version 2>&1) ||

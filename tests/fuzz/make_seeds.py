@@ -274,7 +274,21 @@ def xfr_seeds():
     save('xfr', b'\x00' + frames([msg([soa(1), rr(name('evil.example'), 5, b'\0'), soa(1)])]))
 
 
+
+def feed_url_seeds():
+    # Response headers of a redirect chain, then of the list; a 304; CR, NUL and
+    # 8-bit octets in validators; URLs with user information, several '@', a query.
+    save('feed_url', b'HTTP/1.1 302 Found\nETag: "r"\nLocation: /l\n\nHTTP/1.1 200 OK\n'
+                     b'ETag: "abc"\nLast-Modified: Sat, 05 Dec 2026 10:00:00 GMT\n')
+    save('feed_url', b'HTTP/1.1 304 Not Modified\netag:   W/"x y"  \n')
+    save('feed_url', b'ETag: "a\rb"\nLast-Modified: \x00x\nETag: "caf\xc3\xa9"\n')
+    save('feed_url', b'https://user:pw@lists.example:8443/feed?token=s3cret#f')
+    save('feed_url', b'https://a@b@host/x')
+    save('feed_url', b'https://lists.example/u@x?')
+
+
 if __name__ == '__main__':
+    feed_url_seeds()
     xfr_seeds()
     rpz_seeds()
     dns_seeds()

@@ -15,7 +15,7 @@ build=$1
 secs=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
-targets=${*:-"dns_parse dns_iter frame endpoint edns rpz xfr blocklist"}
+targets=${*:-"dns_parse dns_iter frame endpoint edns rpz xfr blocklist feed_url"}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/dotproxy-fuzz.XXXXXX")
 status=0

@@ -73,6 +73,10 @@ static const struct number_setting numbers[] = {
     {"block_ttl", dotproxy_config_set_block_ttl, dotproxy_config_get_block_ttl, 60, 0, 86400},
     {"blocklist_check_s", dotproxy_config_set_blocklist_check_s,
      dotproxy_config_get_blocklist_check_s, 60, 0, 86400},
+    {"feed_refresh_s", dotproxy_config_set_feed_refresh_s, dotproxy_config_get_feed_refresh_s, 3600,
+     1, 604800},
+    {"feed_max_size", dotproxy_config_set_feed_max_size, dotproxy_config_get_feed_max_size,
+     268435456, 1024, 4294967295u},
 };
 #define N_NUMBERS (sizeof numbers / sizeof numbers[0])
 
