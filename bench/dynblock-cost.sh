@@ -58,10 +58,12 @@ for c in cc taskset valgrind ninja; do command -v "$c" >/dev/null || die "$c not
 mkdir -p "$OUT" || die "cannot create $OUT"
 
 ninja -C "$BUILD_DIR" lib/libdotproxy_internal.a >/dev/null || die "build failed"
+# The internal library holds the HTTPS fetcher too (lib/fetch.c) when the
+# build found libcurl: link it (unused here, so the linker may drop it).
 BIN=$OUT/dynblock_cost
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -pthread -I"$SRC/lib" -I"$SRC/include" \
     -I"$BUILD_DIR/include" "$SRC/bench/dynblock_cost.c" "$BUILD_DIR/lib/libdotproxy_internal.a" \
-    -lgnutls -lm -o "$BIN" || die "cannot build $BIN"
+    -lgnutls $(pkg-config --libs libcurl 2>/dev/null) -lm -o "$BIN" || die "cannot build $BIN"
 
 MODES=(none defaults all)
 declare -A NS IR
