@@ -16,20 +16,6 @@ command -v curl >/dev/null || { echo "SKIP: needs curl"; exit 77; }
 make_pki
 start_dotserver
 
-# wait_for DESCRIPTION CMD...: poll CMD (every 50 ms, at most 15 s) until it
-# succeeds; a reload is done on the list thread, so the test polls for its
-# effect rather than sleeping a guessed time.
-wait_for() {
-    local what=$1 i
-    shift
-    for ((i = 0; i < 300; i++)); do
-        "$@" >/dev/null 2>&1 && { pass "$what"; return 0; }
-        sleep 0.05
-    done
-    fail "$what: not within 15 s"
-    return 1
-}
-
 BL=$WORK/block.txt
 AL=$WORK/allow.txt
 RPZ=$WORK/policy.rpz

@@ -11,6 +11,7 @@
 # verification; a plain http:// URL is a configuration error; a restart with
 # the server down enforces the copy in --state-dir.
 . "$(dirname "$0")/lib.sh"
+WAIT_FOR_S=20
 
 command -v curl >/dev/null || { echo "SKIP: needs curl"; exit 77; }
 "$DOTPROXYD" --check-config -u 127.0.0.1 --blocklist-url https://127.0.0.1/x 2>&1 |
@@ -19,20 +20,6 @@ command -v curl >/dev/null || { echo "SKIP: needs curl"; exit 77; }
 make_pki
 start_dotserver
 
-wait_for() {
-    local what=$1 i
-    shift
-    for ((i = 0; i < 400; i++)); do
-        "$@" >/dev/null 2>&1 && { pass "$what"; return 0; }
-        sleep 0.05
-    done
-    fail "$what: not within 20 s"
-    return 1
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 PROXY_PORT=$(free_port)
 D=$WORK/www
 mkdir -p "$D" "$WORK/state"

@@ -18,20 +18,6 @@ command -v curl >/dev/null || { echo "SKIP: needs curl"; exit 77; }
 make_pki
 start_dotserver
 
-wait_for() {
-    local what=$1 i
-    shift
-    for ((i = 0; i < 300; i++)); do
-        "$@" >/dev/null 2>&1 && { pass "$what"; return 0; }
-        sleep 0.05
-    done
-    fail "$what: not within 15 s"
-    return 1
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 DNS_PORT=$(free_port)
 TLS_PORT=$(free_port)
 PROXY_PORT=$(free_port)

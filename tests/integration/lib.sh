@@ -108,6 +108,24 @@ check_match() {
     fi
 }
 
+# wait_for DESCRIPTION CMD...: poll CMD every 50 ms until it succeeds (a
+# pass) or WAIT_FOR_S seconds (default 15) have gone by (a failure).
+wait_for() {
+    local what=$1 i n=$((${WAIT_FOR_S:-15} * 20))
+    shift
+    for ((i = 0; i < n; i++)); do
+        "$@" >/dev/null 2>&1 && { pass "$what"; return 0; }
+        sleep 0.05
+    done
+    fail "$what: not within ${WAIT_FOR_S:-15} s"
+    return 1
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on just now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 finish() {
     if [ "$FAILED" != 0 ]; then
         echo "$TEST_NAME: FAILED" >&2
