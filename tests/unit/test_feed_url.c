@@ -166,8 +166,8 @@ START_TEST(test_feed_url_state_read_refuses_files_it_did_not_write)
         /* a fetch time that is no number */
         "# dotproxyd blocklist-url copy v1\n# url: https://x.example/a\n# fetched: 1x\n#\n",
         /* an unknown header line */
-        "# dotproxyd blocklist-url copy v1\n# url: https://x.example/a\n# colour: red\n"
-        "# fetched: 1\n#\n",
+        ("# dotproxyd blocklist-url copy v1\n# url: https://x.example/a\n# colour: red\n"
+         "# fetched: 1\n#\n"),
         /* another format version */
         "# dotproxyd blocklist-url copy v2\n# url: https://x.example/a\n# fetched: 1\n#\n",
         "",
