@@ -927,14 +927,20 @@ DOTPROXY_EXPORT int dotproxy_blocker_reload(dotproxy_blocker *b, const dotproxy_
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&b->mu);
-    /* The lists over HTTPS are the fetcher's, started with the blocker:
-     * restart-only, like the zone-transfer feeds. */
+    /* The lists over HTTPS and the zone-transfer feeds belong to threads
+     * started with the blocker: restart-only. Taking a new --state-dir or
+     * --rpz-primary here would point the engine at copies nobody writes
+     * and drop the zones the running feeds keep current. */
     struct dp_url_config urls = b->want.urls;
+    struct dp_feed_config feeds = b->want.feeds;
     memset(&b->want.urls, 0, sizeof b->want.urls);
+    memset(&b->want.feeds, 0, sizeof b->want.feeds);
     dp_block_config_clear(&b->want);
     dp_feed_url_config_clear(&n.urls);
+    dp_feed_config_clear(&n.feeds);
     b->want = n;
     b->want.urls = urls;
+    b->want.feeds = feeds;
     add_feed_paths(b);
     b->reload_asked = 1;
     pthread_cond_signal(&b->cv);

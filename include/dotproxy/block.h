@@ -85,7 +85,9 @@ DOTPROXY_EXPORT void dotproxy_blocker_free(dotproxy_blocker *b);
 DOTPROXY_EXPORT int dotproxy_config_set_blocker(dotproxy_config *cfg, dotproxy_blocker *b);
 /* Rebuild every list from cfg's files, action and TTL on the blocker's
  * thread; returns at once (0, DOTPROXY_EINVAL, DOTPROXY_ENOMEM). A file
- * that cannot be read keeps its previous names. Safe from any thread. */
+ * that cannot be read keeps its previous names. The feeds (zone transfers,
+ * lists over HTTPS, their state directory and keys) stay those the blocker
+ * started with. Safe from any thread. */
 DOTPROXY_EXPORT int dotproxy_blocker_reload(dotproxy_blocker *b, const dotproxy_config *cfg);
 /* Bumped each time a new set of lists is swapped in (a reload finished). */
 DOTPROXY_EXPORT unsigned dotproxy_blocker_generation(const dotproxy_blocker *b);

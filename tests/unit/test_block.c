@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -685,6 +686,59 @@ static int decide_from(struct dp_block_part *p, const char *name, const char *cl
     return dp_block_decide(p, w, sizeof w, (const struct sockaddr *)&sin, v);
 }
 
+/* The zone-transfer feeds are the blocker's threads, started with it, so
+ * restart-only: a reload whose configuration names another --state-dir
+ * (or no --rpz-primary) keeps the copy the feed keeps current in force,
+ * rather than look for copies nobody writes. */
+START_TEST(test_block_reload_keeps_the_feeds_it_started_with)
+{
+    char dir_a[160], dir_b[160];
+    snprintf(dir_a, sizeof dir_a, "%s/state-a", tmpdir);
+    snprintf(dir_b, sizeof dir_b, "%s/state-b", tmpdir);
+    ck_assert_int_eq(mkdir(dir_a, 0700), 0);
+    ck_assert_int_eq(mkdir(dir_b, 0700), 0);
+    /* The last good copy a feed left in its state directory. */
+    write_file("state-a/rpz-rpz.example.zone",
+               "; zone transfer copy, serial 1, 3 records\n" RPZ_HEAD "fed.example CNAME .\n");
+    const char *bl = write_file("feeds-list.txt", "listed.example\n");
+    dotproxy_config *cfg = cfg_with(bl, NULL);
+    ck_assert_int_eq(dotproxy_config_set_blocklist_check_s(cfg, 0), 0);
+    /* Port 1 refuses: the feed keeps its copy and retries with backoff. */
+    ck_assert_int_eq(dotproxy_config_add_rpz_primary(cfg, "127.0.0.1@1#rpz.example"), 0);
+    ck_assert_int_eq(dotproxy_config_set_state_dir(cfg, dir_a), 0);
+    dotproxy_blocker *b;
+    char err[256] = "";
+    ck_assert_msg(dotproxy_blocker_new(&b, cfg, 0, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(dotproxy_config_set_blocker(cfg, b), 0);
+    struct dp_block_part p;
+    ck_assert_int_eq(dp_block_part_init(&p, cfg, NULL, NULL), 0);
+    struct dp_block_verdict v;
+    ck_assert_int_eq(decide(&p, "fed.example", &v), DP_BLOCK_ANSWER);
+    ck_assert_int_eq(decide(&p, "listed.example", &v), DP_BLOCK_ANSWER);
+
+    for (int round = 0; round < 2; round++) {
+        dotproxy_config *next = cfg_with(bl, NULL);
+        ck_assert_int_eq(dotproxy_config_set_blocklist_check_s(next, 0), 0);
+        if (round == 0) { /* another state directory, the same primary */
+            ck_assert_int_eq(dotproxy_config_add_rpz_primary(next, "127.0.0.1@1#rpz.example"), 0);
+            ck_assert_int_eq(dotproxy_config_set_state_dir(next, dir_b), 0);
+        } /* round 1: no feeds at all */
+        unsigned g = dotproxy_blocker_generation(b);
+        ck_assert_int_eq(dotproxy_blocker_reload(b, next), 0);
+        wait_generation(b, g);
+        dp_block_part_refresh(&p);
+        ck_assert_msg(decide(&p, "fed.example", &v) == DP_BLOCK_ANSWER,
+                      "round %d: the feed's zone left with the reload", round);
+        ck_assert_int_eq(decide(&p, "listed.example", &v), DP_BLOCK_ANSWER);
+        dotproxy_config_free(next);
+    }
+
+    dp_block_part_fini(&p);
+    dotproxy_blocker_free(b);
+    dotproxy_config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_rpz_each_action_and_the_client_ip_trigger)
 {
     const char *z = write_file("zone.rpz", RPZ_HEAD "nx.example CNAME .\n"
@@ -817,6 +871,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_block_explain_lists_every_match_and_flags_the_deciding_one);
     tcase_add_test(t, test_block_reload_swaps_in_new_names_and_keeps_old_ones_when_unreadable);
     tcase_add_test(t, test_block_changed_file_is_reloaded_by_the_mtime_check);
+    tcase_add_test(t, test_block_reload_keeps_the_feeds_it_started_with);
     tcase_add_test(t, test_rpz_each_action_and_the_client_ip_trigger);
     tcase_add_test(t, test_rpz_first_zone_wins_and_allowlist_beats_rpz);
     tcase_add_test(t, test_rpz_ip_in_an_answer_blocks_it);
