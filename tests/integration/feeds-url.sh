@@ -54,23 +54,13 @@ start_feed_proxy() {
         --state-dir "$WORK/state" --metrics 127.0.0.1@0 --api-token-file "$WORK/token" "$@"
     PROXY_PID=$BG_PID
     PROXY_DRAIN=$BG_DRAIN
-    METRICS=$(sed -nE 's/.*metrics and API on port ([0-9]+).*/\1/p' "$WORK/dotproxyd.log" | tail -n 1)
-    [ -n "$METRICS" ] || die "no metrics port in the log"
+    metrics_port_from_log
 }
-stop_feed_proxy() {
-    stop_proxy
-    [ "$STOP_STATUS" = 0 ] || fail "dotproxyd exited with $STOP_STATUS (a sanitizer report?)"
-}
-api() { curl -s --max-time 5 "http://127.0.0.1:$METRICS$1"; }
 refresh() {
     curl -s --max-time 5 -X POST -H 'Authorization: Bearer secret-token' \
         "http://127.0.0.1:$METRICS/api/v1/feeds/refresh" >/dev/null
 }
-# metric REGEX: the value of the first sample whose name and labels match.
-metric() { api /metrics | grep -E "^$1" | head -n 1 | awk '{print $NF}'; }
 list_metric() { metric "$1\\{feed=\"$(printf '%s' "$LIST_URL" | sed 's/[.]/\\./g')\"[^}]*${2:-}"; }
-status_of() { qdig "$1" A | sed -nE 's/.*status: ([A-Z]+),.*/\1/p'; }
-is_status() { [ "$(status_of "$1")" = "$2" ]; }
 fetches() { list_metric dotproxy_feed_fetches_total "result=\"$1\""; }
 count_at_least() { [ "$(fetches "$1")" -ge "$2" ]; }
 

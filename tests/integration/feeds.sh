@@ -78,18 +78,8 @@ start_feed_proxy() {
         --metrics 127.0.0.1@0 "$@"
     PROXY_PID=$BG_PID
     PROXY_DRAIN=$BG_DRAIN
-    METRICS=$(sed -nE 's/.*metrics and API on port ([0-9]+).*/\1/p' "$WORK/dotproxyd.log" | tail -n 1)
-    [ -n "$METRICS" ] || die "no metrics port in the log"
+    metrics_port_from_log
 }
-stop_feed_proxy() {
-    stop_proxy
-    [ "$STOP_STATUS" = 0 ] || fail "dotproxyd exited with $STOP_STATUS (a sanitizer report?)"
-}
-api() { curl -s --max-time 5 "http://127.0.0.1:$METRICS$1"; }
-# metric REGEX: the value of the first sample whose name and labels match.
-metric() { api /metrics | grep -E "^$1" | head -n 1 | awk '{print $NF}'; }
-status_of() { qdig "$1" A | sed -nE 's/.*status: ([A-Z]+),.*/\1/p'; }
-is_status() { [ "$(status_of "$1")" = "$2" ]; }
 
 start_knot
 start_feed_proxy

@@ -121,6 +121,23 @@ wait_for() {
     return 1
 }
 
+# ---- the feeds scripts' view of a running dotproxyd ----------------------------
+# METRICS: the metrics and API port the last start logged.
+metrics_port_from_log() {
+    METRICS=$(sed -nE 's/.*metrics and API on port ([0-9]+).*/\1/p' "$WORK/dotproxyd.log" | tail -n 1)
+    [ -n "$METRICS" ] || die "no metrics port in the log"
+}
+api() { curl -s --max-time 5 "http://127.0.0.1:$METRICS$1"; }
+# metric REGEX: the value of the first sample whose name and labels match.
+metric() { api /metrics | grep -E "^$1" | head -n 1 | awk '{print $NF}'; }
+status_of() { qdig "$1" A | sed -nE 's/.*status: ([A-Z]+),.*/\1/p'; }
+is_status() { [ "$(status_of "$1")" = "$2" ]; }
+# Stop dotproxyd and fail unless it exited cleanly.
+stop_feed_proxy() {
+    stop_proxy
+    [ "$STOP_STATUS" = 0 ] || fail "dotproxyd exited with $STOP_STATUS (a sanitizer report?)"
+}
+
 # A TCP port on 127.0.0.1 that nothing listens on just now.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
